@@ -1,0 +1,241 @@
+//! The `dump` layer: crash dump file formats and the physical memory they hold.
+//!
+//! Knows no kernel struct. Gives `read_phys`, the VMCOREINFO text, per-CPU
+//! registers and the header facts. Formats: ELF vmcore (kdump, QEMU),
+//! kdump-compressed (makedumpfile), flattened kdump-compressed.
+//!
+//! API CONTRACT (other layers code against this; keep it stable):
+//! - `Dump::open(path) -> Result<Dump, DumpError>`
+//! - `dump.read_phys(paddr, &mut buf) -> Result<(), DumpError>` (any range,
+//!   may cross pages; a page the dump lacks is `Excluded`, `Truncated` or `NotRam`)
+//! - `dump.info() -> &DumpInfo` (format, compression, page size, dump level,
+//!   incomplete, crash time, utsname, cpu count, physical ranges)
+//! - `dump.vmcoreinfo() -> &VmcoreInfo` (`get("OSRELEASE")`, `symbol("init_uts_ns")`,
+//!   `number("PAGESIZE")`, …)
+//! - `dump.cpus() -> &[CpuState]` (one per NT_PRSTATUS / QEMU CPU note, in CPU order)
+
+use std::path::{Path, PathBuf};
+
+/// Why a read or an open failed. Every variant names what was expected and where.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not in a format this layer reads, or is malformed.
+    #[error("{path}: at offset {offset:#x}: {what}")]
+    Format {
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
+    /// The page exists in the machine's RAM but the dump left it out (dump level filtering).
+    #[error("physical address {paddr:#x}: page excluded from the dump (dump level filtering)")]
+    Excluded { paddr: u64 },
+    /// The page should be in the dump, but the file ends before it (truncated dump).
+    #[error("physical address {paddr:#x}: beyond the end of the truncated dump file")]
+    Truncated { paddr: u64 },
+    /// No RAM at that physical address in the dump's memory map.
+    #[error("physical address {paddr:#x}: not RAM in this dump")]
+    NotRam { paddr: u64 },
+    /// A page's compressed data could not be decompressed.
+    #[error(
+        "physical address {paddr:#x}: corrupt {codec} page at file offset {offset:#x}: {what}"
+    )]
+    Corrupt {
+        paddr: u64,
+        offset: u64,
+        codec: &'static str,
+        what: String,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, DumpError>;
+
+/// x86_64 registers as `user_regs_struct` (the `pr_reg` of NT_PRSTATUS) orders them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct X86Regs {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rax: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub orig_rax: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub eflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+    pub fs_base: u64,
+    pub gs_base: u64,
+    pub ds: u64,
+    pub es: u64,
+    pub fs: u64,
+    pub gs: u64,
+}
+
+/// One CPU's state as the dump saved it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct CpuState {
+    /// Index in the dump's note order (the kernel writes notes in CPU order).
+    pub cpu: u32,
+    /// `pr_pid` of NT_PRSTATUS (the pid running on that CPU), where known.
+    pub pid: Option<u32>,
+    pub regs: X86Regs,
+    /// Where the registers came from: "NT_PRSTATUS", "QEMU".
+    pub source: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Elf,
+    Kdump,
+    KdumpFlattened,
+}
+
+/// Header facts of a dump.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DumpInfo {
+    pub path: PathBuf,
+    pub format: Format,
+    /// "zlib", "lzo", "snappy", "zstd", "none" (kdump: from the header flags).
+    pub compression: Option<String>,
+    pub page_size: u64,
+    /// makedumpfile's dump level (-d), where the header has one.
+    pub dump_level: Option<u32>,
+    /// The dump says it was not completely written.
+    pub incomplete: bool,
+    /// Seconds since the epoch (kdump header timestamp), where the header has one.
+    pub crash_time: Option<i64>,
+    /// The header's utsname (kdump), where it has one.
+    pub utsname: Option<Utsname>,
+    pub nr_cpus: u32,
+    /// Physical memory ranges [start, end) the dump describes.
+    pub phys_ranges: Vec<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Utsname {
+    pub sysname: String,
+    pub nodename: String,
+    pub release: String,
+    pub version: String,
+    pub machine: String,
+    pub domainname: String,
+}
+
+/// The VMCOREINFO note, parsed into `KEY=value` lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VmcoreInfo {
+    /// The raw text.
+    pub text: String,
+    /// In file order.
+    pub entries: Vec<(String, String)>,
+}
+
+impl VmcoreInfo {
+    pub fn parse(text: &str) -> VmcoreInfo {
+        let entries = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        VmcoreInfo {
+            text: text.to_string(),
+            entries,
+        }
+    }
+
+    /// The value of `KEY=value`, e.g. `get("OSRELEASE")`, `get("SYMBOL(init_uts_ns)")`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `SYMBOL(name)=hex`.
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        let v = self.get(&format!("SYMBOL({name})"))?;
+        u64::from_str_radix(v, 16).ok()
+    }
+
+    /// A decimal entry such as `PAGESIZE`, `OFFSET(x.y)`, `SIZE(x)`, `NUMBER(x)`, `LENGTH(x)`.
+    pub fn number(&self, key: &str) -> Option<i64> {
+        self.get(key)?.parse().ok()
+    }
+
+    /// `KERNELOFFSET=hex`.
+    pub fn kernel_offset(&self) -> Option<u64> {
+        u64::from_str_radix(self.get("KERNELOFFSET")?, 16).ok()
+    }
+}
+
+/// A source of physical memory. Formats implement it.
+pub trait PhysMem: Send + Sync {
+    fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> Result<()>;
+}
+
+/// An opened dump.
+pub struct Dump {
+    mem: Box<dyn PhysMem>,
+    info: DumpInfo,
+    vmcoreinfo: VmcoreInfo,
+    cpus: Vec<CpuState>,
+}
+
+impl Dump {
+    /// Opens a dump, telling its format by its magic.
+    pub fn open(path: &Path) -> Result<Dump> {
+        Err(DumpError::Format {
+            path: path.to_path_buf(),
+            offset: 0,
+            what: "dump formats are not implemented yet".into(),
+        })
+    }
+
+    /// Builds a dump from parts (formats, tests).
+    pub fn from_parts(
+        mem: Box<dyn PhysMem>,
+        info: DumpInfo,
+        vmcoreinfo: VmcoreInfo,
+        cpus: Vec<CpuState>,
+    ) -> Dump {
+        Dump {
+            mem,
+            info,
+            vmcoreinfo,
+            cpus,
+        }
+    }
+
+    pub fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> Result<()> {
+        self.mem.read_phys(paddr, buf)
+    }
+
+    pub fn info(&self) -> &DumpInfo {
+        &self.info
+    }
+
+    pub fn vmcoreinfo(&self) -> &VmcoreInfo {
+        &self.vmcoreinfo
+    }
+
+    pub fn cpus(&self) -> &[CpuState] {
+        &self.cpus
+    }
+}

@@ -1,0 +1,12 @@
+//! crashdeck: read a Linux kernel crash dump and show it.
+//!
+//! Layers (see DESIGN.md): `dump` (file formats, physical memory) →
+//! `kernel` (symbols, types, virtual memory) → `analysis` (one module per
+//! subject) → `model` (plain data) → `ui` / `report`.
+
+pub mod analysis;
+pub mod dump;
+pub mod kernel;
+pub mod model;
+pub mod report;
+pub mod ui;

@@ -1,0 +1,330 @@
+//! `DumpModel`: everything the panels and reports show, as plain data.
+//!
+//! Built once at start-up by `analysis::build_model`, serialisable with serde
+//! so it can be exported (`crashdeck report --json`), reloaded
+//! (`crashdeck model.json`) and diffed. It holds no file handles and no kernel
+//! readers. The JSON names are a public interface (documented in README.md):
+//! keep them stable.
+//!
+//! Kernel addresses are serialised as `"0x…"` strings: they do not fit in the
+//! 53 bits a JSON number keeps exactly in most readers.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The whole model of one crash.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DumpModel {
+    /// Which files were read and how (formats, where symbols/types came from).
+    pub source: Source,
+    pub summary: Summary,
+    /// Every task on the task list (threads too), plus each CPU's idle task.
+    pub tasks: Vec<Task>,
+    pub meminfo: MemInfo,
+    /// Every zone of every online node, populated or not.
+    pub zones: Vec<Zone>,
+    /// Every record of the kernel log, oldest first.
+    pub log: Vec<LogRecord>,
+    /// The panicking task first, then each CPU's active task.
+    #[serde(default)]
+    pub backtraces: Vec<Backtrace>,
+    /// Kernel tunables read from the dump, by sysctl name
+    /// (`vm.panic_on_oom`, `kernel.panic_on_oops`, …).
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub diagnosis: Option<Diagnosis>,
+    /// What could not be read, per part, and why.
+    #[serde(default)]
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Source {
+    pub vmcore: String,
+    #[serde(default)]
+    pub vmlinux: Option<String>,
+    /// "elf", "kdump", "kdump-flattened", "model".
+    pub format: String,
+    /// "zlib", "lzo", "snappy", "zstd", "none", or mixed.
+    #[serde(default)]
+    pub compression: Option<String>,
+    #[serde(default)]
+    pub dump_level: Option<u32>,
+    /// The dump says it is incomplete (kdump's DUMP_DH_COMPRESSED_INCOMPLETE).
+    #[serde(default)]
+    pub incomplete: bool,
+    /// "vmlinux symtab", "dump kallsyms".
+    #[serde(default)]
+    pub symbols_from: String,
+    /// "vmlinux DWARF", "vmlinux BTF", "dump BTF".
+    #[serde(default)]
+    pub types_from: String,
+    #[serde(default)]
+    pub kaslr_offset: u64,
+    #[serde(default)]
+    pub paging_levels: u32,
+}
+
+/// crash's `sys`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub release: String,
+    pub version: String,
+    pub machine: String,
+    pub nodename: String,
+    /// Possible CPUs as crash counts them (`CPUS:`).
+    pub cpus: u32,
+    #[serde(default)]
+    pub online_cpus: u32,
+    /// Crash time, seconds since the epoch (VMCOREINFO CRASHTIME or the header).
+    #[serde(default)]
+    pub crash_time: Option<i64>,
+    /// Seconds since boot at the crash (jiffies).
+    pub uptime_s: f64,
+    pub load_average: [f64; 3],
+    /// Tasks on the task list (crash's `TASKS:` counts threads and idle tasks).
+    pub tasks: u64,
+    /// All physical memory (crash's `MEMORY:`), bytes.
+    pub memory_bytes: u64,
+    /// The panic message as crash finds it.
+    pub panic: String,
+    pub panic_pid: Option<i64>,
+    pub panic_comm: Option<String>,
+    pub panic_cpu: Option<u32>,
+    #[serde(with = "hex_opt", default)]
+    pub panic_task: Option<u64>,
+}
+
+/// One row of crash's `ps`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Task {
+    pub pid: i64,
+    pub ppid: i64,
+    /// Thread group leader's pid (equal to pid for a process).
+    #[serde(default)]
+    pub tgid: i64,
+    pub cpu: u32,
+    #[serde(with = "hex")]
+    pub task: u64,
+    /// crash's abbreviation: RU, IN, UN, ST, TR, ZO, DE, SW, WA, PA, ID, NE.
+    pub state: String,
+    pub comm: String,
+    pub rss_kib: u64,
+    pub vsz_kib: u64,
+    /// RSS as a share of totalram_pages (MemTotal), percent.
+    pub mem_percent: f64,
+    /// Was running on a CPU at the crash (crash marks it `>`).
+    pub active: bool,
+    /// A kernel thread (no mm): crash shows its name in brackets.
+    #[serde(default)]
+    pub kthread: bool,
+}
+
+/// crash's `kmem -i`, in pages.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MemInfo {
+    #[serde(default = "default_page_size")]
+    pub page_size: u64,
+    pub total_pages: u64,
+    pub free_pages: u64,
+    pub used_pages: u64,
+    pub shared_pages: u64,
+    pub buffers_pages: u64,
+    pub cached_pages: u64,
+    pub slab_pages: u64,
+    #[serde(default)]
+    pub huge_total_pages: u64,
+    #[serde(default)]
+    pub huge_free_pages: u64,
+    pub swap_total_pages: u64,
+    #[serde(default)]
+    pub swap_used_pages: u64,
+    pub swap_free_pages: u64,
+    pub commit_limit_pages: u64,
+    pub committed_pages: u64,
+}
+
+fn default_page_size() -> u64 {
+    4096
+}
+
+/// crash's `kmem -z` for one zone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Zone {
+    pub node: u32,
+    pub name: String,
+    pub spanned_pages: u64,
+    pub present_pages: u64,
+    pub managed_pages: u64,
+    /// Watermarks as the kernel applies them: `_watermark[i] + watermark_boost`.
+    pub min: u64,
+    pub low: u64,
+    pub high: u64,
+    /// `watermark_boost`, already included in min/low/high.
+    #[serde(default)]
+    pub boost: u64,
+    pub free_pages: u64,
+    pub populated: bool,
+    /// The zone's VM_STAT counters by enumerator name (`NR_FREE_PAGES`, …).
+    #[serde(default)]
+    pub vm_stat: BTreeMap<String, i64>,
+}
+
+/// One record of the kernel log.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LogRecord {
+    pub ts_ns: u64,
+    /// Console log level 0 (emerg) .. 7 (debug).
+    pub level: u8,
+    #[serde(default)]
+    pub facility: u8,
+    pub text: String,
+    /// The caller id (`T123` or `C1`) where the kernel recorded one.
+    #[serde(default)]
+    pub caller: Option<String>,
+}
+
+/// The stack of one task.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Backtrace {
+    pub pid: i64,
+    pub comm: String,
+    pub cpu: u32,
+    #[serde(with = "hex")]
+    pub task: u64,
+    /// The panicking task.
+    pub panic: bool,
+    /// Was running on its CPU at the crash.
+    #[serde(default)]
+    pub active: bool,
+    pub frames: Vec<Frame>,
+    /// Why the unwind stopped early, if it did.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Frame {
+    pub level: u32,
+    #[serde(with = "hex")]
+    pub sp: u64,
+    #[serde(with = "hex")]
+    pub pc: u64,
+    pub function: Option<String>,
+    pub offset: u64,
+    #[serde(default)]
+    pub size: u64,
+    pub module: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// An inlined function, sharing the PC of the frame after it.
+    pub inline: bool,
+    pub kind: FrameKind,
+    /// Registers of an exception frame (`pt_regs`), in crash's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regs: Vec<(String, u64)>,
+    /// Which stack the frame is on: "task", "irq", "nmi", "#DF", …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameKind {
+    #[default]
+    Orc,
+    FramePointer,
+    Scan,
+    Stale,
+    Exception,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Diagnosis {
+    /// Cause class, e.g. "oom_panic", "oops", "sysrq", "hung_task", "unknown".
+    pub class: String,
+    /// One line.
+    pub verdict: String,
+    pub evidence: Vec<Evidence>,
+    pub remedies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Evidence {
+    /// "log", "task", "zone", "frame", "sysctl", "meminfo".
+    pub kind: String,
+    /// Where it points: "log:123" (index in `log`), "task:64" (pid),
+    /// "zone:0:DMA32", "frame:0:3" (backtrace index, frame level),
+    /// "sysctl:vm.panic_on_oom", "meminfo:committed_pages".
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Problem {
+    /// The part of the model: "summary", "tasks", "meminfo", "zones", "log",
+    /// "backtrace", "diagnosis", "dump".
+    pub part: String,
+    pub message: String,
+}
+
+/// `u64` as a `"0x…"` string.
+pub mod hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:#x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).map_err(serde::de::Error::custom)
+    }
+
+    pub fn parse(s: &str) -> Result<u64, String> {
+        let t = s.trim();
+        let digits = t
+            .strip_prefix("0x")
+            .or_else(|| t.strip_prefix("0X"))
+            .unwrap_or(t);
+        u64::from_str_radix(digits, 16).map_err(|e| format!("bad hex address {s:?}: {e}"))
+    }
+}
+
+/// `Option<u64>` as a `"0x…"` string or null.
+pub mod hex_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&format!("{v:#x}")),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| super::hex::parse(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_round_trip_as_hex_strings() {
+        let t = Task {
+            pid: 64,
+            task: 0xff26_0fe0_c0c2_3cc0,
+            ..Default::default()
+        };
+        let j = serde_json::to_value(&t).unwrap();
+        assert_eq!(j["task"], "0xff260fe0c0c23cc0");
+        let back: Task = serde_json::from_value(j).unwrap();
+        assert_eq!(back, t);
+    }
+}

@@ -1,0 +1,168 @@
+//! Shared fixture loader for the integration tests.
+//!
+//! Fixtures live in `$CRASHDECK_FIXTURES` (default `../shared/fixtures`
+//! relative to the crate). A test that needs them and finds none is skipped
+//! with a message, unless `CRASHDECK_REQUIRE_FIXTURES=1`, where it fails.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub fn fixtures_dir() -> PathBuf {
+    match std::env::var_os("CRASHDECK_FIXTURES") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
+    }
+}
+
+pub fn require_fixtures() -> bool {
+    std::env::var("CRASHDECK_REQUIRE_FIXTURES").is_ok_and(|v| v == "1")
+}
+
+/// One fixture case folder.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub name: String,
+    pub dir: PathBuf,
+    pub vmcore: PathBuf,
+    pub vmlinux: PathBuf,
+    /// `key: value` lines of case.txt.
+    pub meta: Vec<(String, String)>,
+}
+
+impl Case {
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.meta
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `format:` line (e.g. "kdump-lzo", "qemu-elf").
+    pub fn format(&self) -> &str {
+        self.meta("format").unwrap_or("")
+    }
+
+    /// The `run:` name without its comment: cases with the same run hold the same crash.
+    pub fn run(&self) -> Option<&str> {
+        self.meta("run").and_then(|r| r.split_whitespace().next())
+    }
+
+    pub fn read(&self, file: &str) -> Option<String> {
+        std::fs::read(self.dir.join(file))
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    pub fn drgn(&self) -> serde_json::Value {
+        let text = self
+            .read("drgn.json")
+            .unwrap_or_else(|| panic!("{}: no drgn.json", self.name));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: drgn.json: {e}", self.name))
+    }
+
+    /// The output of one crash command (`"sys"`, `"ps"`, `"kmem -i"`, …) in
+    /// crash.txt (8.0.2) or crash-8.0.6.txt (`new = true`).
+    pub fn crash_section(&self, cmd: &str, new: bool) -> Option<String> {
+        let text = self.read(if new { "crash-8.0.6.txt" } else { "crash.txt" })?;
+        crash_section(&text, cmd)
+    }
+}
+
+/// The lines after `### crash> CMD` up to the next `### crash>`.
+pub fn crash_section(text: &str, cmd: &str) -> Option<String> {
+    let marker = format!("### crash> {cmd}");
+    let mut out = None::<String>;
+    for line in text.lines() {
+        if let Some(buf) = out.as_mut() {
+            if line.starts_with("### crash> ") {
+                break;
+            }
+            buf.push_str(line);
+            buf.push('\n');
+        } else if line.trim_end() == marker {
+            out = Some(String::new());
+        }
+    }
+    out
+}
+
+/// `KEY: value` of crash's `sys` (keys trimmed).
+pub fn sys_field(sys: &str, key: &str) -> Option<String> {
+    sys.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim() == key).then(|| v.trim().to_string())
+    })
+}
+
+/// Every case folder with a vmcore and a case.txt, sorted by name. Empty
+/// when the fixtures are missing (and then the caller should `skip`).
+pub fn cases() -> Vec<Case> {
+    let dir = fixtures_dir();
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let d = e.path();
+        let (Ok(case_txt), true) = (
+            std::fs::read_to_string(d.join("case.txt")),
+            d.join("vmcore").exists(),
+        ) else {
+            continue;
+        };
+        let meta: Vec<(String, String)> = case_txt
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let vmlinux_rel = meta
+            .iter()
+            .find(|(k, _)| k == "vmlinux")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        out.push(Case {
+            name: e.file_name().to_string_lossy().into_owned(),
+            vmcore: d.join("vmcore"),
+            vmlinux: d.join(vmlinux_rel),
+            dir: d,
+            meta,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The fixture cases, or `None` after printing why the test is skipped.
+/// Panics (fails the test) when fixtures are required but missing.
+pub fn cases_or_skip(test: &str) -> Option<Vec<Case>> {
+    let c = cases();
+    if c.is_empty() {
+        let msg = format!(
+            "{test}: no fixtures in {} (set CRASHDECK_FIXTURES)",
+            fixtures_dir().display()
+        );
+        if require_fixtures() {
+            panic!("{msg}, and CRASHDECK_REQUIRE_FIXTURES=1");
+        }
+        eprintln!("SKIPPED {msg}");
+        return None;
+    }
+    Some(c)
+}
+
+/// One case by name, or `None` (skipped) / panic (required).
+pub fn case_or_skip(name: &str) -> Option<Case> {
+    let all = cases_or_skip(name)?;
+    let found = all.into_iter().find(|c| c.name == name);
+    if found.is_none() {
+        let msg = format!(
+            "fixture case {name} missing in {}",
+            fixtures_dir().display()
+        );
+        if require_fixtures() {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED {msg}");
+    }
+    found
+}

@@ -1,0 +1,26 @@
+mod common;
+
+#[test]
+fn every_case_names_an_existing_vmlinux() {
+    let Some(cases) = common::cases_or_skip("fixtures_present") else {
+        return;
+    };
+    for c in &cases {
+        assert!(
+            c.vmlinux.is_file(),
+            "{}: vmlinux {:?} missing",
+            c.name,
+            c.vmlinux
+        );
+        assert!(
+            c.read("drgn.json").is_some(),
+            "{}: drgn.json missing",
+            c.name
+        );
+        assert!(
+            c.crash_section("sys", false).is_some(),
+            "{}: crash.txt has no sys",
+            c.name
+        );
+    }
+}
