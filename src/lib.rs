@@ -6,7 +6,9 @@
 
 pub mod analysis;
 pub mod dump;
+pub mod info;
 pub mod kernel;
 pub mod model;
+pub mod open;
 pub mod report;
 pub mod ui;

@@ -1,5 +1,149 @@
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
+use clap::{CommandFactory, Parser, Subcommand};
+use crashdeck::dump::Dump;
+use crashdeck::kernel::{Kernel, KernelOptions};
+use crashdeck::open::{self, Inputs};
+use std::path::PathBuf;
+
+/// A Linux kernel crash dump on one screen.
+#[derive(Parser, Debug)]
+#[command(
+    name = "crashdeck",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// VMLINUX VMCORE (either order), a crash directory, or a saved MODEL.json.
+    files: Vec<PathBuf>,
+    /// Open the bundled demo model of a real OOM crash.
+    #[arg(long)]
+    demo: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+struct Common {
+    /// Open a vmlinux that does not match the dump.
+    #[arg(long, global = true)]
+    force: bool,
+    /// Another place to look for a vmlinux matching the dump.
+    #[arg(long, global = true)]
+    debuginfo_dir: Vec<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the facts of a dump (and of its kernel when a vmlinux is given).
+    Info {
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the model as crash-like text sections, or as JSON.
+    Report {
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+}
 
 fn main() -> Result<()> {
-    crashdeck::ui::run(&Default::default(), "crashdeck")
+    let cli = Cli::parse();
+    let opts = KernelOptions {
+        force: cli.common.force,
+    };
+    match cli.command {
+        Some(Command::Info { files, json }) => info(&files, json, &opts),
+        Some(Command::Report { files, json }) => {
+            let model = load(&files, &cli.common, &opts)?;
+            if json {
+                println!("{}", crashdeck::report::json(&model));
+            } else {
+                print!("{}", crashdeck::report::text(&model));
+            }
+            Ok(())
+        }
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "crashdeck",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        None => {
+            let model = if cli.demo || cli.files.is_empty() {
+                demo_model()?
+            } else {
+                load(&cli.files, &cli.common, &opts)?
+            };
+            let title = cli
+                .files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ");
+            crashdeck::ui::run(&model, if title.is_empty() { "demo" } else { &title })
+        }
+    }
+}
+
+fn demo_model() -> Result<crashdeck::model::DumpModel> {
+    const DEMO: &str = include_str!("../assets/demo.json");
+    serde_json::from_str(DEMO).context("the bundled demo model (assets/demo.json) does not parse")
+}
+
+fn resolve(files: &[PathBuf], common: &Common) -> Result<Inputs> {
+    let mut inputs = open::classify(files)?;
+    if inputs.vmcore.is_some() && inputs.vmlinux.is_none() {
+        inputs.vmlinux = open::find_vmlinux(inputs.vmcore.as_deref(), &common.debuginfo_dir)?;
+    }
+    Ok(inputs)
+}
+
+fn load(
+    files: &[PathBuf],
+    common: &Common,
+    opts: &KernelOptions,
+) -> Result<crashdeck::model::DumpModel> {
+    let inputs = resolve(files, common)?;
+    if let Some(model) = &inputs.model {
+        return open::load_model(model);
+    }
+    match (&inputs.vmlinux, &inputs.vmcore) {
+        (Some(vmlinux), Some(vmcore)) => open::build_model(vmlinux, vmcore, opts),
+        (_, None) => bail!("no vmcore given"),
+        (None, Some(vmcore)) => bail!(
+            "{}: no vmlinux given, and none matching the dump was found (give it on the command line or with --debuginfo-dir)",
+            vmcore.display()
+        ),
+    }
+}
+
+fn info(files: &[PathBuf], json: bool, opts: &KernelOptions) -> Result<()> {
+    let inputs = open::classify(files)?;
+    let vmcore = inputs.vmcore.context("no vmcore given")?;
+    let dump = Dump::open(&vmcore)?;
+    let mut out_json = crashdeck::info::dump_json(&dump);
+    let mut out_text = crashdeck::info::dump_text(&dump);
+    if let Some(vmlinux) = &inputs.vmlinux {
+        let kernel = Kernel::open(vmlinux, dump, opts)?;
+        out_text.push_str(&crashdeck::info::kernel_text(&kernel));
+        if let Some(obj) = out_json.as_object_mut() {
+            obj.insert("kernel".into(), crashdeck::info::kernel_json(&kernel));
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out_json)?);
+    } else {
+        print!("{out_text}");
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@
 
 pub mod backtrace;
 pub mod diagnosis;
+pub mod sysctls;
 
 use crate::kernel::Kernel;
 use crate::model::{DumpModel, Problem, Source};
@@ -23,11 +24,12 @@ pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
         source,
         ..Default::default()
     };
-    let _ = kernel;
     model.problems.push(Problem {
         part: "summary".into(),
         message: "analysis not implemented yet".into(),
     });
+    model.sysctls = sysctls::read(kernel);
+    model.backtraces = backtrace::read_all(kernel, &model);
     model.diagnosis = Some(diagnosis::diagnose(&model));
     model
 }

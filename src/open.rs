@@ -1,0 +1,149 @@
+//! Telling the command line's files apart and opening them: a vmlinux, a
+//! vmcore (any format), a crash directory, or a saved model (JSON).
+
+use crate::analysis;
+use crate::dump::Dump;
+use crate::kernel::{Kernel, KernelOptions};
+use crate::model::{DumpModel, Source};
+use anyhow::{bail, Context, Result};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// What a file on the command line is, by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Vmlinux,
+    Vmcore,
+    Model,
+    Directory,
+    Unknown,
+}
+
+pub fn file_kind(path: &Path) -> Result<FileKind> {
+    if path.is_dir() {
+        return Ok(FileKind::Directory);
+    }
+    let mut f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let mut head = [0u8; 64];
+    let n = f
+        .read(&mut head)
+        .with_context(|| format!("{}", path.display()))?;
+    let head = &head[..n];
+    if head.starts_with(b"KDUMP   ") || head.starts_with(b"makedumpfile") {
+        return Ok(FileKind::Vmcore);
+    }
+    if head.starts_with(b"\x7fELF") && n >= 18 {
+        // e_type: 2 = ET_EXEC (vmlinux), 4 = ET_CORE (vmcore).
+        let e_type = u16::from_le_bytes([head[16], head[17]]);
+        return Ok(match e_type {
+            4 => FileKind::Vmcore,
+            _ => FileKind::Vmlinux,
+        });
+    }
+    if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return Ok(FileKind::Model);
+    }
+    Ok(FileKind::Unknown)
+}
+
+/// The files of one invocation, sorted out.
+#[derive(Debug, Default, Clone)]
+pub struct Inputs {
+    pub vmlinux: Option<PathBuf>,
+    pub vmcore: Option<PathBuf>,
+    pub model: Option<PathBuf>,
+}
+
+/// Sorts the given paths (either order) into vmlinux / vmcore / model.
+pub fn classify(paths: &[PathBuf]) -> Result<Inputs> {
+    let mut inputs = Inputs::default();
+    for p in paths {
+        match file_kind(p)? {
+            FileKind::Vmlinux => inputs.vmlinux = Some(p.clone()),
+            FileKind::Vmcore => inputs.vmcore = Some(p.clone()),
+            FileKind::Model => inputs.model = Some(p.clone()),
+            FileKind::Directory => {
+                let inner = find_vmcore_in_dir(p)
+                    .with_context(|| format!("{}: no vmcore in this directory", p.display()))?;
+                inputs.vmcore = Some(inner);
+            }
+            FileKind::Unknown => bail!(
+                "{}: neither a vmlinux (ELF executable), a vmcore (ELF core, kdump-compressed, flattened) nor a saved model (JSON)",
+                p.display()
+            ),
+        }
+    }
+    Ok(inputs)
+}
+
+/// A crash directory as kdump leaves it: `vmcore`, or Ubuntu's `dump.<date>`.
+pub fn find_vmcore_in_dir(dir: &Path) -> Option<PathBuf> {
+    let direct = dir.join("vmcore");
+    if direct.is_file() {
+        return Some(direct);
+    }
+    let mut dumps: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("dump.") || n.starts_with("vmcore"))
+        })
+        .collect();
+    dumps.sort();
+    dumps.pop()
+}
+
+/// Opens a dump and its kernel and builds the model.
+pub fn build_model(vmlinux: &Path, vmcore: &Path, opts: &KernelOptions) -> Result<DumpModel> {
+    let dump = Dump::open(vmcore)?;
+    let info = dump.info().clone();
+    let kernel = Kernel::open(vmlinux, dump, opts)?;
+    let source = Source {
+        vmcore: vmcore.display().to_string(),
+        vmlinux: Some(vmlinux.display().to_string()),
+        format: format!("{:?}", info.format).to_lowercase(),
+        compression: info.compression.clone(),
+        dump_level: info.dump_level,
+        incomplete: info.incomplete,
+        symbols_from: "vmlinux symtab".into(),
+        types_from: "vmlinux DWARF".into(),
+        kaslr_offset: kernel.kaslr_offset(),
+        paging_levels: kernel.paging_levels(),
+    };
+    Ok(analysis::build_model(&kernel, source))
+}
+
+/// Loads a model saved by `crashdeck report --json`.
+pub fn load_model(path: &Path) -> Result<DumpModel> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a crashdeck model", path.display()))
+}
+
+/// Looks for the vmlinux of a dump by its OSRELEASE in the usual debuginfo places.
+pub fn find_vmlinux(vmcore: Option<&Path>, extra_dirs: &[PathBuf]) -> Result<Option<PathBuf>> {
+    let Some(vmcore) = vmcore else {
+        return Ok(None);
+    };
+    let dump = Dump::open(vmcore)?;
+    let Some(release) = dump.vmcoreinfo().get("OSRELEASE").map(str::to_string) else {
+        return Ok(None);
+    };
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    for d in extra_dirs {
+        candidates.push(d.join(format!("vmlinux-{release}")));
+        candidates.push(d.join(&release).join("vmlinux"));
+        candidates.push(d.join("vmlinux"));
+    }
+    candidates.push(PathBuf::from(format!(
+        "/usr/lib/debug/lib/modules/{release}/vmlinux"
+    )));
+    candidates.push(PathBuf::from(format!(
+        "/usr/lib/debug/boot/vmlinux-{release}"
+    )));
+    candidates.push(PathBuf::from(format!("/boot/vmlinux-{release}")));
+    Ok(candidates.into_iter().find(|p| p.is_file()))
+}
