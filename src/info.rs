@@ -2,14 +2,151 @@
 
 use crate::dump::Dump;
 
-/// Dump facts as text.
-pub fn dump_text(dump: &Dump) -> String {
-    format!("{:#?}\n", dump.info())
+/// The VMCOREINFO keys `info` shows.
+const VMCOREINFO_KEYS: [&str; 5] = [
+    "OSRELEASE",
+    "BUILD-ID",
+    "PAGESIZE",
+    "KERNELOFFSET",
+    "CRASHTIME",
+];
+
+fn format_name(f: crate::dump::Format) -> &'static str {
+    match f {
+        crate::dump::Format::Elf => "ELF vmcore",
+        crate::dump::Format::Kdump => "kdump-compressed",
+        crate::dump::Format::KdumpFlattened => "kdump-compressed (flattened)",
+    }
 }
 
-/// Dump facts as JSON.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Dump facts as text.
+pub fn dump_text(dump: &Dump) -> String {
+    use std::fmt::Write;
+    let i = dump.info();
+    let vi = dump.vmcoreinfo();
+    let mut s = String::new();
+    let _ = writeln!(s, "dump:         {}", i.path.display());
+    let _ = writeln!(s, "format:       {}", format_name(i.format));
+    let _ = writeln!(
+        s,
+        "compression:  {}",
+        i.compression.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(
+        s,
+        "dump level:   {}",
+        i.dump_level.map_or("-".to_string(), |l| l.to_string())
+    );
+    let _ = writeln!(s, "page size:    {}", i.page_size);
+    if let Some(t) = i.crash_time {
+        let _ = writeln!(s, "crash time:   {t} (seconds since the epoch)");
+    }
+    if let Some(u) = &i.utsname {
+        let _ = writeln!(
+            s,
+            "utsname:      {} {} {} {} {}",
+            u.sysname, u.nodename, u.release, u.version, u.machine
+        );
+    }
+    let _ = writeln!(
+        s,
+        "incomplete:   {}",
+        if i.incomplete {
+            "YES: the dump was not completely written; some pages are missing"
+        } else {
+            "no"
+        }
+    );
+    let _ = writeln!(s, "VMCOREINFO:");
+    for k in VMCOREINFO_KEYS {
+        let _ = writeln!(s, "  {k:<13}{}", vi.get(k).unwrap_or("-"));
+    }
+    let total: u64 = i.phys_ranges.iter().map(|(a, b)| b - a).sum();
+    let _ = writeln!(
+        s,
+        "memory:       {} physical ranges, {} ({} bytes)",
+        i.phys_ranges.len(),
+        human_bytes(total),
+        total
+    );
+    for (a, b) in &i.phys_ranges {
+        let _ = writeln!(s, "  {a:#014x}-{b:#014x}  {}", human_bytes(b - a));
+    }
+    let _ = writeln!(s, "CPUs:         {}", i.nr_cpus);
+    for c in dump.cpus() {
+        let pid = c.pid.map_or("-".to_string(), |p| p.to_string());
+        let _ = writeln!(
+            s,
+            "  CPU {:<3} RIP {:#018x}  RSP {:#018x}  pid {pid:<7} ({})",
+            c.cpu, c.regs.rip, c.regs.rsp, c.source
+        );
+    }
+    s
+}
+
+/// Dump facts as JSON (the same facts as `dump_text`).
 pub fn dump_json(dump: &Dump) -> serde_json::Value {
-    serde_json::json!({ "path": dump.info().path })
+    let i = dump.info();
+    let vi = dump.vmcoreinfo();
+    let total: u64 = i.phys_ranges.iter().map(|(a, b)| b - a).sum();
+    let vmcoreinfo: serde_json::Map<String, serde_json::Value> = VMCOREINFO_KEYS
+        .iter()
+        .map(|k| {
+            (
+                k.to_string(),
+                vi.get(k).map_or(serde_json::Value::Null, |v| v.into()),
+            )
+        })
+        .collect();
+    let cpus: Vec<serde_json::Value> = dump
+        .cpus()
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "cpu": c.cpu,
+                "pid": c.pid,
+                "rip": format!("{:#x}", c.regs.rip),
+                "rsp": format!("{:#x}", c.regs.rsp),
+                "source": c.source,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "path": i.path,
+        "format": i.format,
+        "compression": i.compression,
+        "dump_level": i.dump_level,
+        "page_size": i.page_size,
+        "incomplete": i.incomplete,
+        "crash_time": i.crash_time,
+        "utsname": i.utsname,
+        "vmcoreinfo": vmcoreinfo,
+        "memory": {
+            "ranges": i.phys_ranges.iter().map(|(a, b)| serde_json::json!({
+                "start": format!("{a:#x}"),
+                "end": format!("{b:#x}"),
+            })).collect::<Vec<_>>(),
+            "count": i.phys_ranges.len(),
+            "total_bytes": total,
+        },
+        "nr_cpus": i.nr_cpus,
+        "cpus": cpus,
+    })
 }
 
 /// Kernel facts (release from init_uts_ns, KASLR, paging, match) as text lines.

@@ -16,6 +16,12 @@
 
 use std::path::{Path, PathBuf};
 
+mod elf;
+mod notes;
+mod source;
+
+use source::{Mapped, Source};
+
 /// Why a read or an open failed. Every variant names what was expected and where.
 #[derive(Debug, thiserror::Error)]
 pub enum DumpError {
@@ -201,11 +207,50 @@ pub struct Dump {
 impl Dump {
     /// Opens a dump, telling its format by its magic.
     pub fn open(path: &Path) -> Result<Dump> {
+        let file = Mapped::open(path)?;
+        let head = file.bytes().get(..16).unwrap_or(file.bytes());
+        if head.starts_with(b"\x7fELF") {
+            return Dump::open_elf(Box::new(file), Format::Elf);
+        }
+        let what = if file.bytes().is_empty() {
+            "empty file: expected a crash dump (ELF vmcore, kdump-compressed or flattened)"
+                .to_string()
+        } else {
+            format!(
+                "unknown magic {:02x?}: expected \"\\x7fELF\" (ELF vmcore), \"KDUMP   \" (kdump-compressed) or \"makedumpfile\" (flattened)",
+                head
+            )
+        };
         Err(DumpError::Format {
             path: path.to_path_buf(),
             offset: 0,
-            what: "dump formats are not implemented yet".into(),
+            what,
         })
+    }
+
+    fn open_elf(src: Box<dyn Source>, format: Format) -> Result<Dump> {
+        let path = src.path().to_path_buf();
+        let e = elf::open(src)?;
+        let vmcoreinfo = VmcoreInfo::parse(e.notes.vmcoreinfo.as_deref().unwrap_or(""));
+        let cpus = e.notes.cpus();
+        let info = DumpInfo {
+            path,
+            format,
+            compression: None,
+            page_size: vmcoreinfo
+                .number("PAGESIZE")
+                .and_then(|n| u64::try_from(n).ok())
+                .filter(|n| n.is_power_of_two())
+                .unwrap_or(4096),
+            dump_level: None,
+            incomplete: e.truncated,
+            // ELF has no header time; kdump's VMCOREINFO has CRASHTIME.
+            crash_time: vmcoreinfo.number("CRASHTIME"),
+            utsname: None,
+            nr_cpus: cpus.len() as u32,
+            phys_ranges: e.phys_ranges,
+        };
+        Ok(Dump::from_parts(Box::new(e.mem), info, vmcoreinfo, cpus))
     }
 
     /// Builds a dump from parts (formats, tests).
