@@ -9,8 +9,7 @@ fn every_fixture_opens_with_release_and_cpus() {
     let Some(cases) = common::cases_or_skip("dump") else {
         return;
     };
-    // kdump-compressed cases follow with the kdump reader.
-    for c in cases.iter().filter(|c| c.format().contains("elf")) {
+    for c in &cases {
         let d = Dump::open(&c.vmcore).unwrap_or_else(|e| panic!("{}: {e}", c.name));
         let sys = c.crash_section("sys", false).expect("crash.txt sys");
         let release = common::sys_field(&sys, "RELEASE").expect("sys RELEASE");
@@ -41,5 +40,70 @@ fn every_fixture_opens_with_release_and_cpus() {
         let ps = d.vmcoreinfo().number("PAGESIZE").expect("PAGESIZE") as u64;
         assert_eq!(d.info().page_size, ps, "{}", c.name);
         assert!(!d.info().phys_ranges.is_empty(), "{}", c.name);
+    }
+}
+
+/// Reads every page of `d` in its RAM ranges: Ok(page) or the error kind.
+fn page_or_kind(d: &Dump, paddr: u64, buf: &mut [u8]) -> Result<(), &'static str> {
+    use crashdeck::dump::DumpError;
+    match d.read_phys(paddr, buf) {
+        Ok(()) => Ok(()),
+        Err(DumpError::Excluded { .. }) => Err("excluded"),
+        Err(DumpError::NotRam { .. }) => Err("not RAM"),
+        Err(e) => panic!("{}: {e}", d.info().path.display()),
+    }
+}
+
+/// Compares every page two dumps of the same crash both hold; returns how many.
+fn compare_all_pages(a: &Dump, b: &Dump) -> u64 {
+    assert_eq!(a.info().page_size, b.info().page_size);
+    let ps = a.info().page_size;
+    let (mut pa, mut pb) = (vec![0u8; ps as usize], vec![0u8; ps as usize]);
+    let mut same = 0;
+    let mut ranges = a.info().phys_ranges.clone();
+    ranges.extend(b.info().phys_ranges.iter().copied());
+    ranges.sort();
+    let mut last_done = 0u64;
+    for (start, end) in ranges {
+        let mut p = start.max(last_done) / ps * ps;
+        while p < end {
+            if let (Ok(()), Ok(())) = (page_or_kind(a, p, &mut pa), page_or_kind(b, p, &mut pb)) {
+                assert!(
+                    pa == pb,
+                    "page at {p:#x} differs between {} and {}",
+                    a.info().path.display(),
+                    b.info().path.display()
+                );
+                same += 1;
+            }
+            p += ps;
+        }
+        last_done = last_done.max(end);
+    }
+    same
+}
+
+#[test]
+fn same_run_cases_hold_identical_pages() {
+    let Some(cases) = common::cases_or_skip("dump") else {
+        return;
+    };
+    let mut compared = 0;
+    for (i, a) in cases.iter().enumerate() {
+        for b in &cases[i + 1..] {
+            if a.run().is_none() || a.run() != b.run() {
+                continue;
+            }
+            let da = Dump::open(&a.vmcore).unwrap();
+            let db = Dump::open(&b.vmcore).unwrap();
+            let n = compare_all_pages(&da, &db);
+            eprintln!("{} vs {}: {n} pages identical", a.name, b.name);
+            assert!(n > 1000, "{} vs {}: only {n} common pages", a.name, b.name);
+            compared += 1;
+        }
+    }
+    // The fixture set has one run saved three ways (tiny-oom: lzo, zlib, zstd).
+    if cases.iter().filter(|c| c.run() == Some("tiny-oom")).count() >= 2 {
+        assert!(compared > 0);
     }
 }

@@ -16,7 +16,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod cache;
 mod elf;
+mod kdump;
 mod notes;
 mod source;
 
@@ -212,6 +214,9 @@ impl Dump {
         if head.starts_with(b"\x7fELF") {
             return Dump::open_elf(Box::new(file), Format::Elf);
         }
+        if head.starts_with(kdump::SIGNATURE) {
+            return Dump::open_kdump(Box::new(file), Format::Kdump);
+        }
         let what = if file.bytes().is_empty() {
             "empty file: expected a crash dump (ELF vmcore, kdump-compressed or flattened)"
                 .to_string()
@@ -251,6 +256,32 @@ impl Dump {
             phys_ranges: e.phys_ranges,
         };
         Ok(Dump::from_parts(Box::new(e.mem), info, vmcoreinfo, cpus))
+    }
+
+    fn open_kdump(src: Box<dyn Source>, format: Format) -> Result<Dump> {
+        let path = src.path().to_path_buf();
+        let k = kdump::open(src)?;
+        let vmcoreinfo = VmcoreInfo::parse(k.vmcoreinfo.as_deref().unwrap_or(""));
+        let cpus = k.notes.cpus();
+        let h = &k.header;
+        let info = DumpInfo {
+            path,
+            format,
+            compression: Some(h.compression().to_string()),
+            page_size: h.block_size,
+            dump_level: h.dump_level,
+            incomplete: h.incomplete(),
+            crash_time: Some(h.timestamp),
+            utsname: Some(h.utsname.clone()),
+            // The header's count; the notes hold one NT_PRSTATUS per CPU that was online.
+            nr_cpus: if h.nr_cpus > 0 {
+                h.nr_cpus
+            } else {
+                cpus.len() as u32
+            },
+            phys_ranges: k.phys_ranges,
+        };
+        Ok(Dump::from_parts(Box::new(k.mem), info, vmcoreinfo, cpus))
     }
 
     /// Builds a dump from parts (formats, tests).

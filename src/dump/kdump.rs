@@ -1,0 +1,563 @@
+//! makedumpfile's kdump-compressed format ("KDUMP   ", header versions 1..6+).
+//!
+//! Layout (makedumpfile diskdump_mod.h), in blocks of `block_size` (= page size):
+//! block 0: `disk_dump_header`; block 1..: `kdump_sub_header` (with the
+//! VMCOREINFO text and the ELF notes stored after it); then the two bitmaps
+//! (`bitmap_blocks` blocks, half each: the 1st marks RAM, the 2nd the pages
+//! written); then one `page_desc` per written page, in pfn order; then page data.
+
+use super::cache::PageCache;
+use super::notes::{parse_notes, Notes};
+use super::source::{le_u32, le_u64, Source};
+use super::{DumpError, PhysMem, Result, Utsname};
+use std::sync::Mutex;
+
+pub(crate) const SIGNATURE: &[u8; 8] = b"KDUMP   ";
+const HEADER_SIZE: usize = 464;
+const SUB_HEADER_SIZE: usize = 104;
+const PAGE_DESC_SIZE: u64 = 24;
+
+pub(crate) const DUMP_DH_COMPRESSED_ZLIB: u32 = 0x1;
+pub(crate) const DUMP_DH_COMPRESSED_LZO: u32 = 0x2;
+pub(crate) const DUMP_DH_COMPRESSED_SNAPPY: u32 = 0x4;
+pub(crate) const DUMP_DH_COMPRESSED_INCOMPLETE: u32 = 0x8;
+pub(crate) const DUMP_DH_COMPRESSED_ZSTD: u32 = 0x20;
+
+/// Default size of the decompressed page cache.
+pub(crate) const CACHE_BYTES: usize = 4 << 20;
+
+/// Bits per rank block: the rank of a pfn is `rank[block] + popcount` of at most 8 words.
+const RANK_BLOCK_WORDS: usize = 8;
+
+pub(crate) struct KdumpHeader {
+    pub utsname: Utsname,
+    pub timestamp: i64,
+    pub status: u32,
+    pub block_size: u64,
+    pub nr_cpus: u32,
+    pub dump_level: Option<u32>,
+}
+
+pub(crate) struct KdumpDump {
+    pub mem: KdumpMem,
+    pub header: KdumpHeader,
+    pub vmcoreinfo: Option<String>,
+    pub notes: Notes,
+    pub phys_ranges: Vec<(u64, u64)>,
+}
+
+impl KdumpHeader {
+    pub(crate) fn compression(&self) -> &'static str {
+        let s = self.status;
+        if s & DUMP_DH_COMPRESSED_ZLIB != 0 {
+            "zlib"
+        } else if s & DUMP_DH_COMPRESSED_LZO != 0 {
+            "lzo"
+        } else if s & DUMP_DH_COMPRESSED_SNAPPY != 0 {
+            "snappy"
+        } else if s & DUMP_DH_COMPRESSED_ZSTD != 0 {
+            "zstd"
+        } else {
+            "none"
+        }
+    }
+
+    pub(crate) fn incomplete(&self) -> bool {
+        self.status & DUMP_DH_COMPRESSED_INCOMPLETE != 0
+    }
+}
+
+/// A bitmap over pfns with O(1) rank (number of set bits before a pfn).
+struct Bitmap {
+    words: Vec<u64>,
+    /// Set bits before each block of `RANK_BLOCK_WORDS` words.
+    rank: Vec<u64>,
+}
+
+impl Bitmap {
+    fn new(bytes: &[u8], with_rank: bool) -> Bitmap {
+        let words: Vec<u64> = bytes
+            .chunks(8)
+            .map(|c| {
+                let mut w = [0u8; 8];
+                w[..c.len()].copy_from_slice(c);
+                u64::from_le_bytes(w)
+            })
+            .collect();
+        let mut rank = Vec::new();
+        if with_rank {
+            let mut total = 0u64;
+            for block in words.chunks(RANK_BLOCK_WORDS) {
+                rank.push(total);
+                total += block.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
+            }
+            rank.push(total);
+        }
+        Bitmap { words, rank }
+    }
+
+    fn get(&self, bit: u64) -> bool {
+        let w = usize::try_from(bit / 64).unwrap_or(usize::MAX);
+        self.words.get(w).is_some_and(|w| w >> (bit % 64) & 1 == 1)
+    }
+
+    /// Set bits in [0, bit).
+    fn rank(&self, bit: u64) -> u64 {
+        let w = usize::try_from(bit / 64).unwrap_or(usize::MAX);
+        let block = w / RANK_BLOCK_WORDS;
+        let Some(&base) = self.rank.get(block) else {
+            return self.rank.last().copied().unwrap_or(0);
+        };
+        let first = block * RANK_BLOCK_WORDS;
+        let mut r = base;
+        for i in first..w {
+            r += u64::from(self.words.get(i).map_or(0, |x| x.count_ones()));
+        }
+        let mask = (1u64 << (bit % 64)) - 1;
+        r + u64::from(self.words.get(w).map_or(0, |x| (x & mask).count_ones()))
+    }
+
+    /// Runs of set bits [start, end) below `limit`.
+    fn runs(&self, limit: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut start = None;
+        for (wi, &w) in self.words.iter().enumerate() {
+            let base = wi as u64 * 64;
+            if base >= limit {
+                break;
+            }
+            if (w == 0 && start.is_none()) || (w == u64::MAX && start.is_some()) {
+                continue;
+            }
+            for b in 0..64 {
+                let bit = base + b;
+                if bit >= limit {
+                    break;
+                }
+                match (w >> b & 1 == 1, start) {
+                    (true, None) => start = Some(bit),
+                    (false, Some(s)) => {
+                        out.push((s, bit));
+                        start = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(s) = start {
+            out.push((s, limit.min(self.words.len() as u64 * 64)));
+        }
+        out
+    }
+}
+
+struct State {
+    cache: PageCache,
+    scratch: Vec<u8>,
+    zlib: flate2::Decompress,
+    zstd: ruzstd::decoding::FrameDecoder,
+}
+
+pub(crate) struct KdumpMem {
+    src: Box<dyn Source>,
+    page_size: u64,
+    max_mapnr: u64,
+    /// Split dumps (`makedumpfile --split`) hold [start_pfn, end_pfn) only.
+    start_pfn: u64,
+    end_pfn: u64,
+    ram: Bitmap,
+    dumped: Bitmap,
+    /// File offset of the page_desc table.
+    desc_offset: u64,
+    incomplete: bool,
+    state: Mutex<State>,
+}
+
+fn cstr(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+pub(crate) fn open(src: Box<dyn Source>) -> Result<KdumpDump> {
+    open_with_cache(src, CACHE_BYTES)
+}
+
+pub(crate) fn open_with_cache(src: Box<dyn Source>, cache_bytes: usize) -> Result<KdumpDump> {
+    let ferr = |offset: u64, what: String| DumpError::Format {
+        path: src.path().to_path_buf(),
+        offset,
+        what,
+    };
+    let mut h = [0u8; HEADER_SIZE];
+    src.read_exact_at(0, &mut h, "a kdump disk_dump_header")?;
+    if &h[..8] != SIGNATURE {
+        return Err(ferr(0, "expected the kdump signature \"KDUMP   \"".into()));
+    }
+    let rd32 = |off: usize| le_u32(&h, off).unwrap_or(0);
+    let header_version = rd32(8) as i32;
+    if header_version < 1 {
+        return Err(ferr(
+            8,
+            format!("kdump header version {header_version}: expected 1 or later"),
+        ));
+    }
+    let uts = |i: usize| cstr(&h[12 + i * 65..12 + (i + 1) * 65]);
+    let utsname = Utsname {
+        sysname: uts(0),
+        nodename: uts(1),
+        release: uts(2),
+        version: uts(3),
+        machine: uts(4),
+        domainname: uts(5),
+    };
+    let timestamp = le_u64(&h, 408).unwrap_or(0) as i64;
+    let status = rd32(424);
+    let block_size = u64::from(rd32(428));
+    let sub_hdr_size = u64::from(rd32(432));
+    let bitmap_blocks = u64::from(rd32(436));
+    let max_mapnr_32 = u64::from(rd32(440));
+    let nr_cpus = rd32(460);
+    if !(512..=(1 << 20)).contains(&block_size) || !block_size.is_power_of_two() {
+        return Err(ferr(
+            428,
+            format!("block size {block_size}: expected a power of two from 512 to 1 MiB (the page size)"),
+        ));
+    }
+    if nr_cpus > 1 << 16 {
+        return Err(ferr(
+            460,
+            format!("nr_cpus {nr_cpus}: expected at most 65536"),
+        ));
+    }
+    // The sub-header: block 1.
+    let sub_len = (sub_hdr_size * block_size).min(SUB_HEADER_SIZE as u64);
+    let sub = if sub_hdr_size == 0 {
+        Vec::new()
+    } else {
+        src.read_vec(block_size, sub_len, "the kdump sub-header")?
+    };
+    let s64 = |off: usize| le_u64(&sub, off);
+    let dump_level = le_u32(&sub, 8);
+    let split = header_version >= 2 && le_u32(&sub, 12).unwrap_or(0) != 0;
+    let (mut start_pfn, mut end_pfn) = if header_version >= 2 {
+        (s64(16).unwrap_or(0), s64(24).unwrap_or(0))
+    } else {
+        (0, 0)
+    };
+    let mut max_mapnr = max_mapnr_32;
+    if header_version >= 6 {
+        let (Some(s), Some(e), Some(m)) = (s64(80), s64(88), s64(96)) else {
+            return Err(ferr(
+                block_size,
+                format!("kdump header version {header_version}: expected a {SUB_HEADER_SIZE}-byte sub-header with 64-bit pfn fields, the sub-header has {} bytes", sub.len()),
+            ));
+        };
+        start_pfn = s;
+        end_pfn = e;
+        max_mapnr = m;
+    }
+    if !split {
+        start_pfn = 0;
+        end_pfn = max_mapnr;
+    }
+    // VMCOREINFO (v3+) and the ELF notes (v4+).
+    let mut vmcoreinfo = None;
+    if header_version >= 3 {
+        if let (Some(off), Some(len)) = (s64(32), s64(40)) {
+            if len != 0 {
+                let text = src.read_vec(off, len, "the VMCOREINFO text")?;
+                vmcoreinfo = Some(
+                    String::from_utf8_lossy(&text)
+                        .trim_end_matches('\0')
+                        .to_string(),
+                );
+            }
+        }
+    }
+    let mut notes = Notes::default();
+    if header_version >= 4 {
+        if let (Some(off), Some(len)) = (s64(48), s64(56)) {
+            if len != 0 {
+                let data = src.read_vec(off, len, "the ELF notes")?;
+                notes = parse_notes(src.path(), off, &data)?;
+            }
+        }
+    }
+    if vmcoreinfo.is_none() {
+        vmcoreinfo = notes.vmcoreinfo.clone();
+    }
+    // Bitmaps.
+    let bitmap_off = block_size.checked_mul(1 + sub_hdr_size).ok_or_else(|| {
+        ferr(
+            432,
+            format!("sub-header size {sub_hdr_size} blocks overflows"),
+        )
+    })?;
+    let bitmap_len = bitmap_blocks
+        .checked_mul(block_size)
+        .ok_or_else(|| ferr(436, format!("bitmap size {bitmap_blocks} blocks overflows")))?;
+    let bitmaps = src.read_vec(bitmap_off, bitmap_len, "the two page bitmaps")?;
+    let half = bitmaps.len() / 2;
+    if max_mapnr > half as u64 * 8 {
+        return Err(ferr(
+            bitmap_off,
+            format!(
+                "max_mapnr {max_mapnr} pages: expected at most {} (the bitmaps are {bitmap_len} bytes)",
+                half as u64 * 8
+            ),
+        ));
+    }
+    if start_pfn > end_pfn || end_pfn > max_mapnr {
+        return Err(ferr(
+            block_size + 16,
+            format!(
+                "split range pfn {start_pfn:#x}..{end_pfn:#x}: expected within 0..{max_mapnr:#x}"
+            ),
+        ));
+    }
+    let ram = Bitmap::new(&bitmaps[..half], false);
+    let dumped = Bitmap::new(&bitmaps[half..], true);
+    let desc_offset = bitmap_off + bitmap_len;
+    let phys_ranges = ram
+        .runs(max_mapnr)
+        .into_iter()
+        .map(|(s, e)| (s * block_size, e * block_size))
+        .collect();
+    let header = KdumpHeader {
+        utsname,
+        timestamp,
+        status,
+        block_size,
+        nr_cpus,
+        dump_level: dump_level.filter(|_| sub_hdr_size > 0),
+    };
+    let ps = block_size as usize;
+    let mut zstd = ruzstd::decoding::FrameDecoder::new();
+    zstd.set_max_window_size(8 << 20);
+    let mem = KdumpMem {
+        src,
+        page_size: block_size,
+        max_mapnr,
+        start_pfn,
+        end_pfn,
+        ram,
+        dumped,
+        desc_offset,
+        incomplete: header.incomplete(),
+        state: Mutex::new(State {
+            cache: PageCache::new(ps, cache_bytes),
+            scratch: Vec::with_capacity(ps),
+            zlib: flate2::Decompress::new(true),
+            zstd,
+        }),
+    };
+    Ok(KdumpDump {
+        mem,
+        header,
+        vmcoreinfo,
+        notes,
+        phys_ranges,
+    })
+}
+
+impl KdumpMem {
+    /// The index of `pfn`'s page descriptor: written pages before it (O(1) rank).
+    fn desc_index(&self, pfn: u64, paddr: u64) -> Result<u64> {
+        if pfn >= self.max_mapnr || !self.ram.get(pfn) {
+            return Err(DumpError::NotRam { paddr });
+        }
+        if !self.dumped.get(pfn) || pfn < self.start_pfn || pfn >= self.end_pfn {
+            return Err(DumpError::Excluded { paddr });
+        }
+        Ok(self.dumped.rank(pfn) - self.dumped.rank(self.start_pfn))
+    }
+
+    /// Reads page `pfn` bytes [in_page, in_page + out.len()).
+    fn read_page(&self, pfn: u64, in_page: usize, out: &mut [u8]) -> Result<()> {
+        let paddr = pfn * self.page_size;
+        let index = self.desc_index(pfn, paddr)?;
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(page) = st.cache.get(pfn) {
+            out.copy_from_slice(&page[in_page..in_page + out.len()]);
+            return Ok(());
+        }
+        let desc_at = self.desc_offset + index * PAGE_DESC_SIZE;
+        let mut pd = [0u8; PAGE_DESC_SIZE as usize];
+        self.src
+            .read_at(desc_at, &mut pd)
+            .map_err(|_| DumpError::Truncated { paddr })?;
+        let offset = le_u64(&pd, 0).unwrap_or(0);
+        let size = u64::from(le_u32(&pd, 8).unwrap_or(0));
+        let flags = le_u32(&pd, 12).unwrap_or(0);
+        let corrupt = |codec: &'static str, what: String| DumpError::Corrupt {
+            paddr,
+            offset,
+            codec,
+            what,
+        };
+        if offset == 0 && size == 0 {
+            // A descriptor never written: the dump stopped before this page.
+            return Err(if self.incomplete {
+                DumpError::Truncated { paddr }
+            } else {
+                corrupt(
+                    "page_desc",
+                    format!("empty page descriptor at file offset {desc_at:#x}"),
+                )
+            });
+        }
+        let codec = codec_name(flags);
+        if size > self.page_size {
+            return Err(corrupt(
+                codec,
+                format!(
+                    "page data of {size} bytes, expected at most the page size {}",
+                    self.page_size
+                ),
+            ));
+        }
+        if codec == "none" {
+            if size != self.page_size {
+                return Err(corrupt(
+                    codec,
+                    format!(
+                        "uncompressed page of {size} bytes, expected {}",
+                        self.page_size
+                    ),
+                ));
+            }
+            return self
+                .src
+                .read_at(offset + in_page as u64, out)
+                .map_err(|_| DumpError::Truncated { paddr });
+        }
+        let State {
+            cache,
+            scratch,
+            zlib,
+            zstd,
+        } = &mut *st;
+        scratch.resize(size as usize, 0);
+        self.src
+            .read_at(offset, scratch)
+            .map_err(|_| DumpError::Truncated { paddr })?;
+        let page = cache.slot_for(pfn);
+        decompress(flags, scratch, page, zlib, zstd).map_err(|what| corrupt(codec, what))?;
+        out.copy_from_slice(&page[in_page..in_page + out.len()]);
+        cache.commit(pfn);
+        Ok(())
+    }
+}
+
+fn codec_name(flags: u32) -> &'static str {
+    if flags & DUMP_DH_COMPRESSED_ZLIB != 0 {
+        "zlib"
+    } else if flags & DUMP_DH_COMPRESSED_LZO != 0 {
+        "lzo"
+    } else if flags & DUMP_DH_COMPRESSED_SNAPPY != 0 {
+        "snappy"
+    } else if flags & DUMP_DH_COMPRESSED_ZSTD != 0 {
+        "zstd"
+    } else {
+        "none"
+    }
+}
+
+/// Decompresses one page into `page` (exactly the page size, or an error).
+fn decompress(
+    flags: u32,
+    input: &[u8],
+    page: &mut [u8],
+    zlib: &mut flate2::Decompress,
+    zstd: &mut ruzstd::decoding::FrameDecoder,
+) -> std::result::Result<(), String> {
+    let ps = page.len();
+    let short = |n: usize| format!("decompressed to {n} bytes, expected {ps}");
+    match codec_name(flags) {
+        "zlib" => {
+            zlib.reset(true);
+            let st = zlib
+                .decompress(input, page, flate2::FlushDecompress::Finish)
+                .map_err(|e| e.to_string())?;
+            let n = zlib.total_out() as usize;
+            if st != flate2::Status::StreamEnd || n != ps {
+                return Err(if n == ps {
+                    "zlib stream does not end after one page".into()
+                } else {
+                    short(n)
+                });
+            }
+        }
+        "lzo" => {
+            let v = lzokay_native::decompress_all(input, Some(ps)).map_err(|e| format!("{e:?}"))?;
+            if v.len() != ps {
+                return Err(short(v.len()));
+            }
+            page.copy_from_slice(&v);
+        }
+        "snappy" => {
+            let n = snap::raw::decompress_len(input).map_err(|e| e.to_string())?;
+            if n != ps {
+                return Err(short(n));
+            }
+            snap::raw::Decoder::new()
+                .decompress(input, page)
+                .map_err(|e| e.to_string())?;
+        }
+        "zstd" => {
+            let n = zstd.decode_all(input, page).map_err(|e| e.to_string())?;
+            if n != ps {
+                return Err(short(n));
+            }
+        }
+        _ => return Err("no codec".into()),
+    }
+    Ok(())
+}
+
+impl PhysMem for KdumpMem {
+    fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> Result<()> {
+        let ps = self.page_size;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let addr = paddr
+                .checked_add(done as u64)
+                .ok_or(DumpError::NotRam { paddr: u64::MAX })?;
+            let pfn = addr / ps;
+            let in_page = (addr % ps) as usize;
+            let n = (buf.len() - done).min(ps as usize - in_page);
+            self.read_page(pfn, in_page, &mut buf[done..done + n])?;
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_counts_set_bits_before() {
+        let mut bytes = vec![0u8; 200];
+        for i in [0usize, 3, 64, 65, 511, 512, 513, 1000, 1599] {
+            bytes[i / 8] |= 1 << (i % 8);
+        }
+        let b = Bitmap::new(&bytes, true);
+        let naive = |bit: u64| (0..bit).filter(|&i| b.get(i)).count() as u64;
+        for bit in 0..1600 {
+            assert_eq!(b.rank(bit), naive(bit), "bit {bit}");
+        }
+        assert_eq!(
+            b.runs(1600),
+            vec![
+                (0, 1),
+                (3, 4),
+                (64, 66),
+                (511, 514),
+                (1000, 1001),
+                (1599, 1600)
+            ]
+        );
+    }
+}
