@@ -16,6 +16,7 @@ fn format_name(f: crate::dump::Format) -> &'static str {
         crate::dump::Format::Elf => "ELF vmcore",
         crate::dump::Format::Kdump => "kdump-compressed",
         crate::dump::Format::KdumpFlattened => "kdump-compressed (flattened)",
+        crate::dump::Format::ElfFlattened => "ELF vmcore (flattened)",
     }
 }
 

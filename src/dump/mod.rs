@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 mod cache;
 mod elf;
+mod flat;
 mod kdump;
 mod notes;
 mod source;
@@ -113,6 +114,8 @@ pub enum Format {
     Elf,
     Kdump,
     KdumpFlattened,
+    /// `makedumpfile -E -F`: an ELF vmcore in the flattened format.
+    ElfFlattened,
 }
 
 /// Header facts of a dump.
@@ -217,6 +220,32 @@ impl Dump {
         if head.starts_with(kdump::SIGNATURE) {
             return Dump::open_kdump(Box::new(file), Format::Kdump);
         }
+        if head.starts_with(flat::SIGNATURE) {
+            let flat = flat::FlatSource::open(file)?;
+            let mut magic = [0u8; 8];
+            flat.read_exact_at(
+                0,
+                &mut magic,
+                "the signature of the flattened dump's content",
+            )?;
+            if magic.starts_with(b"\x7fELF") {
+                let cut = flat.unterminated;
+                return Dump::open_elf(Box::new(flat), Format::ElfFlattened)
+                    .map(|d| d.mark_incomplete(cut));
+            }
+            if &magic == kdump::SIGNATURE {
+                let cut = flat.unterminated;
+                return Dump::open_kdump(Box::new(flat), Format::KdumpFlattened)
+                    .map(|d| d.mark_incomplete(cut));
+            }
+            return Err(DumpError::Format {
+                path: path.to_path_buf(),
+                offset: 0,
+                what: format!(
+                    "flattened dump holds {magic:02x?}: expected \"KDUMP   \" or an ELF vmcore"
+                ),
+            });
+        }
         let what = if file.bytes().is_empty() {
             "empty file: expected a crash dump (ELF vmcore, kdump-compressed or flattened)"
                 .to_string()
@@ -231,6 +260,12 @@ impl Dump {
             offset: 0,
             what,
         })
+    }
+
+    /// A flattened stream that ended without its end record was cut short.
+    fn mark_incomplete(mut self, cut: bool) -> Dump {
+        self.info.incomplete |= cut;
+        self
     }
 
     fn open_elf(src: Box<dyn Source>, format: Format) -> Result<Dump> {
