@@ -158,23 +158,22 @@ impl Source for FlatSource {
                 return Err(at);
             }
             let want = (buf.len() - done) as u64;
-            let out_len;
-            match self.map.range(..=at).next_back() {
+            let out_len = match self.map.range(..=at).next_back() {
                 Some((&s, &(e, d))) if at < e => {
                     let n = want.min(e - at);
                     let from = (d + (at - s)) as usize;
                     let src = bytes.get(from..from + n as usize).ok_or(at)?;
                     buf[done..done + n as usize].copy_from_slice(src);
-                    out_len = n;
+                    n
                 }
                 _ => {
                     // A hole no record wrote: zeros, as in the file `-R` rebuilds.
                     let next = self.map.range(at..).next().map_or(self.len, |(&s, _)| s);
                     let n = want.min(next - at);
                     buf[done..done + n as usize].fill(0);
-                    out_len = n;
+                    n
                 }
-            }
+            };
             done += out_len as usize;
         }
         Ok(())
