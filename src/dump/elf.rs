@@ -102,7 +102,7 @@ pub(crate) fn open(src: Box<dyn Source>) -> Result<ElfDump> {
                 if paddr.checked_add(memsz).is_none() || offset.checked_add(filesz).is_none() {
                     return Err(ferr(
                         ph_off,
-                        format!("PT_LOAD {i}: paddr {paddr:#x} + size {memsz:#x} overflows"),
+                        format!("PT_LOAD {i}: paddr {paddr:#x} + size {memsz:#x} overflows: expected a range inside the 64-bit address space"),
                     ));
                 }
                 if memsz == 0 {

@@ -106,7 +106,7 @@ impl FlatSource {
             let end = off.checked_add(size).ok_or_else(|| {
                 ferr(
                     pos,
-                    format!("flattened record offset {off:#x} + size {size} overflows"),
+                    format!("flattened record offset {off:#x} + size {size} overflows: expected a range inside the 64-bit file"),
                 )
             })?;
             if size > 0 {

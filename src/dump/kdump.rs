@@ -290,12 +290,19 @@ pub(crate) fn open_with_cache(src: Box<dyn Source>, cache_bytes: usize) -> Resul
     let bitmap_off = block_size.checked_mul(1 + sub_hdr_size).ok_or_else(|| {
         ferr(
             432,
-            format!("sub-header size {sub_hdr_size} blocks overflows"),
+            format!(
+                "sub-header size {sub_hdr_size} blocks overflows: expected a size inside the file"
+            ),
         )
     })?;
-    let bitmap_len = bitmap_blocks
-        .checked_mul(block_size)
-        .ok_or_else(|| ferr(436, format!("bitmap size {bitmap_blocks} blocks overflows")))?;
+    let bitmap_len = bitmap_blocks.checked_mul(block_size).ok_or_else(|| {
+        ferr(
+            436,
+            format!(
+                "bitmap size {bitmap_blocks} blocks overflows: expected a size inside the file"
+            ),
+        )
+    })?;
     let bitmaps = src.read_vec(bitmap_off, bitmap_len, "the two page bitmaps")?;
     let half = bitmaps.len() / 2;
     if max_mapnr > half as u64 * 8 {
@@ -374,7 +381,7 @@ impl KdumpMem {
 
     /// Reads page `pfn` bytes [in_page, in_page + out.len()).
     fn read_page(&self, pfn: u64, in_page: usize, out: &mut [u8]) -> Result<()> {
-        let paddr = pfn * self.page_size;
+        let paddr = pfn * self.page_size + in_page as u64;
         let index = self.desc_index(pfn, paddr)?;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(page) = st.cache.get(pfn) {

@@ -84,12 +84,18 @@ pub(crate) fn parse_notes(path: &Path, base: u64, data: &[u8]) -> Result<Notes> 
             break;
         }
         let name_off = off + 12;
-        let desc_off = align4(
-            name_off
-                .checked_add(namesz as usize)
-                .ok_or_else(|| err(off, format!("note name size {namesz} overflows")))?,
-        )
-        .ok_or_else(|| err(off, "note name size overflows".into()))?;
+        let desc_off = align4(name_off.checked_add(namesz as usize).ok_or_else(|| {
+            err(
+                off,
+                format!("note name size {namesz} overflows: expected a size inside the notes"),
+            )
+        })?)
+        .ok_or_else(|| {
+            err(
+                off,
+                "note name size overflows: expected a size inside the notes".into(),
+            )
+        })?;
         let desc_end = desc_off
             .checked_add(descsz as usize)
             .filter(|&e| e <= data.len())
@@ -97,14 +103,19 @@ pub(crate) fn parse_notes(path: &Path, base: u64, data: &[u8]) -> Result<Notes> 
                 err(
                     off,
                     format!(
-                        "ELF note (name {namesz} bytes, desc {descsz} bytes) runs past the end of the notes ({} bytes)",
+                        "ELF note (name {namesz} bytes, desc {descsz} bytes) runs past the end of the notes: expected at most {} bytes",
                         data.len()
                     ),
                 )
             })?;
         let name_raw = data
             .get(name_off..name_off + namesz as usize)
-            .ok_or_else(|| err(off, "note name past the end of the notes".into()))?;
+            .ok_or_else(|| {
+                err(
+                    off,
+                    "note name past the end of the notes: expected it inside them".into(),
+                )
+            })?;
         let name = name_raw.split(|&b| b == 0).next().unwrap_or_default();
         let desc = &data[desc_off..desc_end];
         match (name, ntype) {

@@ -44,7 +44,7 @@ pub(crate) trait Source: Send + Sync {
         let n = usize::try_from(len).map_err(|_| DumpError::Format {
             path: self.path().to_path_buf(),
             offset: off,
-            what: format!("{what}: length {len} does not fit in memory"),
+            what: format!("{what}: length {len} does not fit in memory: expected a smaller length"),
         })?;
         let mut v = vec![0u8; n];
         self.read_exact_at(off, &mut v, what)?;
