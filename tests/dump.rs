@@ -107,3 +107,100 @@ fn same_run_cases_hold_identical_pages() {
         assert!(compared > 0);
     }
 }
+
+/// `Thu Nov 26 21:22:19 UTC 2026`, as crash's `sys` prints DATE (UTC).
+fn crash_date(t: i64) -> String {
+    let (days, secs) = (t.div_euclid(86400), t.rem_euclid(86400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} UTC {y}",
+        WD[days.rem_euclid(7) as usize],
+        MON[(m - 1) as usize],
+        d,
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[test]
+fn info_facts_match_the_references() {
+    let Some(cases) = common::cases_or_skip("dump") else {
+        return;
+    };
+    for c in &cases {
+        let d = Dump::open(&c.vmcore).unwrap();
+        let sys = c.crash_section("sys", false).expect("crash.txt sys");
+        let text = crashdeck::info::dump_text(&d);
+        let json = crashdeck::info::dump_json(&d);
+        let release = common::sys_field(&sys, "RELEASE").unwrap();
+        assert!(
+            text.contains(&format!("OSRELEASE    {release}")),
+            "{}: {text}",
+            c.name
+        );
+        assert_eq!(
+            json["vmcoreinfo"]["OSRELEASE"],
+            release.as_str(),
+            "{}",
+            c.name
+        );
+        assert_eq!(json["cpus"].as_array().unwrap().len(), d.cpus().len());
+        assert_eq!(json["nr_cpus"], d.info().nr_cpus);
+        for cpu in d.cpus() {
+            assert!(
+                text.contains(&format!("RIP {:#018x}", cpu.regs.rip)),
+                "{}",
+                c.name
+            );
+            assert!(
+                text.contains(&format!("RSP {:#018x}", cpu.regs.rsp)),
+                "{}",
+                c.name
+            );
+        }
+        // The kdump header's timestamp is the DATE crash prints (crash reads it from there).
+        if c.format().starts_with("kdump") {
+            let t = d.info().crash_time.expect("kdump header timestamp");
+            let date = common::sys_field(&sys, "DATE").unwrap();
+            assert_eq!(crash_date(t), date, "{}: header timestamp", c.name);
+            assert_eq!(
+                d.info().utsname.as_ref().map(|u| u.release.as_str()),
+                Some(release.as_str()),
+                "{}: header utsname",
+                c.name
+            );
+            // The panicking task's PID (crash `bt`) is the pr_pid of its CPU's NT_PRSTATUS.
+            let bt = c.crash_section("bt", false).unwrap();
+            let head = bt.lines().find(|l| l.starts_with("PID:")).unwrap();
+            let field = |k: &str| {
+                let rest = &head[head.find(k).unwrap() + k.len()..];
+                rest.split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse::<u32>()
+                    .unwrap()
+            };
+            let (pid, cpu) = (field("PID:"), field("CPU:"));
+            assert_eq!(
+                d.cpus()[cpu as usize].pid,
+                Some(pid),
+                "{}: bt PID on CPU {cpu}",
+                c.name
+            );
+        }
+    }
+}
