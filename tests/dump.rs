@@ -67,7 +67,16 @@ fn compare_all_pages(a: &Dump, b: &Dump) -> u64 {
     for (start, end) in ranges {
         let mut p = start.max(last_done) / ps * ps;
         while p < end {
-            if let (Ok(()), Ok(())) = (page_or_kind(a, p, &mut pa), page_or_kind(b, p, &mut pb)) {
+            let (ha, hb) = (page_or_kind(a, p, &mut pa), page_or_kind(b, p, &mut pb));
+            // Same crash, same dump level (-d 31): the same pages are held.
+            assert_eq!(
+                ha.is_ok(),
+                hb.is_ok(),
+                "page {p:#x}: {ha:?} in {}, {hb:?} in {}",
+                a.info().path.display(),
+                b.info().path.display()
+            );
+            if let (Ok(()), Ok(())) = (ha, hb) {
                 assert!(
                     pa == pb,
                     "page at {p:#x} differs between {} and {}",

@@ -207,6 +207,10 @@ fn snappy_kdump_reads_like_the_original() {
     makedumpfile(&["-d", "31"], &case.vmcore, &raw, false);
     let snappy = tmp.0.join("snappy");
     std::fs::write(&snappy, recompress_snappy(&std::fs::read(&raw).unwrap())).unwrap();
+    // For the benchmark by hand: CRASHDECK_KEEP_DERIVED=DIR keeps the snappy file.
+    if let Some(dir) = std::env::var_os("CRASHDECK_KEEP_DERIVED") {
+        std::fs::copy(&snappy, PathBuf::from(dir).join("snappy.vmcore")).unwrap();
+    }
     let orig = Dump::open(&case.vmcore).unwrap();
     let d = Dump::open(&snappy).unwrap();
     assert_eq!(d.info().compression.as_deref(), Some("snappy"));

@@ -13,6 +13,7 @@
 //! - `dump.vmcoreinfo() -> &VmcoreInfo` (`get("OSRELEASE")`, `symbol("init_uts_ns")`,
 //!   `number("PAGESIZE")`, …)
 //! - `dump.cpus() -> &[CpuState]` (one per NT_PRSTATUS / QEMU CPU note, in CPU order)
+//! - `Dump::open_bytes(name, bytes)`: the same from memory (fuzzing, tests)
 
 use std::path::{Path, PathBuf};
 
@@ -212,7 +213,18 @@ pub struct Dump {
 impl Dump {
     /// Opens a dump, telling its format by its magic.
     pub fn open(path: &Path) -> Result<Dump> {
-        let file = Mapped::open(path)?;
+        Dump::open_mapped(Mapped::open(path)?)
+    }
+
+    /// Opens a dump held in memory (`name` is used in error messages):
+    /// for fuzzing and tests.
+    pub fn open_bytes(name: &Path, bytes: Vec<u8>) -> Result<Dump> {
+        Dump::open_mapped(Mapped::from_vec(name, bytes))
+    }
+
+    fn open_mapped(file: Mapped) -> Result<Dump> {
+        let path = file.path().to_path_buf();
+        let path = path.as_path();
         let head = file.bytes().get(..16).unwrap_or(file.bytes());
         if head.starts_with(b"\x7fELF") {
             return Dump::open_elf(Box::new(file), Format::Elf);

@@ -52,10 +52,11 @@ pub(crate) trait Source: Send + Sync {
     }
 }
 
-/// A whole file, memory-mapped (empty files are not mapped).
+/// A whole file, memory-mapped (empty files are not mapped), or bytes in memory.
 pub(crate) struct Mapped {
     path: PathBuf,
     map: Option<memmap2::Mmap>,
+    owned: Vec<u8>,
 }
 
 impl Mapped {
@@ -76,11 +77,21 @@ impl Mapped {
         Ok(Mapped {
             path: path.to_path_buf(),
             map,
+            owned: Vec::new(),
         })
     }
 
+    /// Bytes already in memory, named `path` in errors.
+    pub(crate) fn from_vec(path: &Path, owned: Vec<u8>) -> Mapped {
+        Mapped {
+            path: path.to_path_buf(),
+            map: None,
+            owned,
+        }
+    }
+
     pub(crate) fn bytes(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
+        self.map.as_deref().unwrap_or(&self.owned)
     }
 }
 
