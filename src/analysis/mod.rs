@@ -4,8 +4,9 @@
 //!
 //! API CONTRACT:
 //! - `build_model(&Kernel, source) -> DumpModel`
-//! - `summary::read(&Kernel) -> Result<Summary>` (panic string from the log: pass the log in)
-//! - `tasks::read(&Kernel) -> Result<Vec<Task>>`
+//! - `summary::read(&Kernel, &log) -> Result<Summary>` (panic string from the log; `tasks` is
+//!   set by build_model from the task table)
+//! - `tasks::read(&Kernel, totalram_pages) -> Result<Vec<Task>>` (%MEM denominator)
 //! - `memory::read_meminfo(&Kernel)`, `memory::read_zones(&Kernel)`
 //! - `log::read(&Kernel) -> Result<Vec<LogRecord>>`
 //! - `backtrace::read_all(&Kernel, &DumpModel) -> Vec<Backtrace>`
@@ -13,9 +14,13 @@
 
 pub mod backtrace;
 pub mod diagnosis;
+pub mod log;
+pub mod memory;
+pub mod summary;
 pub mod sysctls;
+pub mod tasks;
 
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, Result};
 use crate::model::{DumpModel, Problem, Source};
 
 /// Builds the whole model. Never fails: what could not be read is a `Problem`.
@@ -24,12 +29,64 @@ pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
         source,
         ..Default::default()
     };
-    model.problems.push(Problem {
-        part: "summary".into(),
-        message: "analysis not implemented yet".into(),
-    });
+    let problem = |part: &str, e: &dyn std::fmt::Display| Problem {
+        part: part.into(),
+        message: e.to_string(),
+    };
+    let mut problems = Vec::new();
+    match log::read(kernel) {
+        Ok(l) => model.log = l,
+        Err(e) => problems.push(problem("log", &e)),
+    }
+    let totalram = memory::totalram_pages(kernel).unwrap_or(0);
+    match memory::read_meminfo(kernel) {
+        Ok(m) => model.meminfo = m,
+        Err(e) => problems.push(problem("meminfo", &e)),
+    }
+    match memory::read_zones(kernel) {
+        Ok(z) => model.zones = z,
+        Err(e) => problems.push(problem("zones", &e)),
+    }
+    match tasks::read(kernel, totalram) {
+        Ok(t) => model.tasks = t,
+        Err(e) => problems.push(problem("tasks", &e)),
+    }
+    match summary::read(kernel, &model.log) {
+        Ok(mut s) => {
+            s.tasks = model.tasks.len() as u64;
+            if s.panic_pid.is_none() {
+                problems.push(problem("summary", &"the panicking task was not found"));
+            }
+            model.summary = s;
+        }
+        Err(e) => problems.push(problem("summary", &e)),
+    }
+    model.problems.extend(problems);
     model.sysctls = sysctls::read(kernel);
     model.backtraces = backtrace::read_all(kernel, &model);
     model.diagnosis = Some(diagnosis::diagnose(&model));
     model
+}
+
+/// A count or offset read from a dump, as usize (saturating).
+pub(crate) fn usz(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+/// A NUL-terminated string of at most `max` bytes, lossily decoded.
+pub(crate) fn read_str(k: &Kernel, addr: u64, max: usize) -> Result<String> {
+    Ok(String::from_utf8_lossy(&k.read_cstr(addr, max)?).into_owned())
+}
+
+/// `percpu_counter_sum()`: `count` plus every possible CPU's `counters` share.
+pub(crate) fn percpu_counter_sum(k: &Kernel, counter: u64, cpus: &[u32]) -> Result<i64> {
+    let mut sum = k.read_i64(counter + k.offset_of("percpu_counter", "count")?)?;
+    let pcp = k.read_member(counter, "percpu_counter", "counters")?;
+    if pcp != 0 {
+        for &cpu in cpus {
+            let off = k.per_cpu_offset(cpu)?;
+            sum += i64::from(k.read_i32(pcp.wrapping_add(off))?);
+        }
+    }
+    Ok(sum)
 }

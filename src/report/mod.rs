@@ -1,4 +1,12 @@
 //! The model as text (crash-like sections) or JSON. Reads only the model.
+//!
+//! `text()` prints, in order, sections shaped like crash's `sys`, `ps`,
+//! `kmem -i`, `kmem -z` and `log` (see `crash.rs`); other sections (backtrace,
+//! diagnosis) live in files of their own here and are called from `text()`.
+
+mod crash;
+
+pub use crash::{format_date, pages_to_size};
 
 use crate::model::DumpModel;
 
@@ -7,5 +15,12 @@ pub fn json(model: &DumpModel) -> String {
 }
 
 pub fn text(model: &DumpModel) -> String {
-    format!("PANIC: {}\n", model.summary.panic)
+    let mut out = String::new();
+    out.push_str(&crash::sys(model));
+    out.push_str(&crash::problems(model));
+    out.push_str(&crash::ps(model));
+    out.push_str(&crash::kmem_i(model));
+    out.push_str(&crash::kmem_z(model));
+    out.push_str(&crash::log(model));
+    out
 }

@@ -1,0 +1,532 @@
+//! The kernel log (crash `log`), from either of the two formats the kernel
+//! has used:
+//!
+//! - the lockless ring buffer (5.10+): `prb` points at a `printk_ringbuffer`
+//!   whose descriptor ring (`descs`, `infos`) indexes a text data ring; each
+//!   descriptor's `state_var` holds its id and state (committed/finalized
+//!   records are read, reserved/reusable ones skipped); a text block starts
+//!   with the descriptor id (one `unsigned long`) and wraps to the start of
+//!   the data ring when it does not fit at its end (as drgn and crash read it);
+//! - the older `log_buf` of `struct printk_log` records (3.5 .. 5.9):
+//!   `log_first_idx` .. `log_next_idx`, a zero `len` meaning "wrap to 0".
+//!
+//! The decoders take a layout (offsets from the vmlinux's types) and the raw
+//! bytes, so both are tested with buffers built in the tests. One record is
+//! one `LogRecord`; a record's text may hold several lines (crash prints the
+//! following ones indented under the first). Continuation records (`LOG_CONT`)
+//! stay records of their own, with their own timestamp, as crash and drgn list
+//! them.
+
+use super::usz;
+use crate::kernel::{Kernel, KernelError, Result};
+use crate::model::LogRecord;
+
+/// Largest ring or buffer read from a dump (a sanity bound before allocating).
+const MAX_RING_BYTES: u64 = 1 << 30;
+
+/// A bit-field located as a byte offset, a shift within the little-endian
+/// word read there, and a width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BitField {
+    pub byte: usize,
+    pub shift: u32,
+    pub width: u32,
+}
+
+impl BitField {
+    fn get(&self, rec: &[u8]) -> u64 {
+        let mut b = [0u8; 8];
+        let end = rec.len().min(self.byte.saturating_add(8));
+        if let Some(src) = rec.get(self.byte..end) {
+            b[..src.len()].copy_from_slice(src);
+        }
+        let v = u64::from_le_bytes(b) >> self.shift.min(63);
+        if self.width >= 64 {
+            v
+        } else {
+            v & ((1u64 << self.width) - 1)
+        }
+    }
+}
+
+/// Offsets in `struct prb_desc` and `struct printk_info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrbLayout {
+    pub desc_size: usize,
+    pub desc_state_var: usize,
+    pub desc_begin: usize,
+    pub desc_next: usize,
+    pub info_size: usize,
+    pub info_seq: usize,
+    pub info_ts_nsec: usize,
+    pub info_text_len: usize,
+    pub info_facility: usize,
+    pub info_level: BitField,
+    pub info_caller_id: Option<usize>,
+    /// `sizeof(unsigned long)`.
+    pub word: usize,
+    /// `desc_committed` and `desc_finalized` (enum desc_state).
+    pub desc_committed: u64,
+    pub desc_finalized: u64,
+}
+
+/// One lockless ring buffer as read from the dump.
+#[derive(Debug, Clone)]
+pub struct PrbRing<'a> {
+    pub count_bits: u32,
+    pub descs: &'a [u8],
+    pub infos: &'a [u8],
+    pub size_bits: u32,
+    pub data: &'a [u8],
+    pub head_id: u64,
+    pub tail_id: u64,
+}
+
+fn le(bytes: &[u8], off: usize, width: usize) -> u64 {
+    let mut b = [0u8; 8];
+    let w = width.min(8);
+    if let Some(src) = off.checked_add(w).and_then(|end| bytes.get(off..end)) {
+        b[..w].copy_from_slice(src);
+    }
+    u64::from_le_bytes(b)
+}
+
+fn caller_string(id: u32) -> String {
+    if id & 0x8000_0000 != 0 {
+        format!("C{}", id & 0x7fff_ffff)
+    } else {
+        format!("T{id}")
+    }
+}
+
+/// Decodes every committed or finalized record of a lockless ring, oldest first.
+pub fn decode_prb(l: &PrbLayout, ring: &PrbRing) -> Vec<LogRecord> {
+    let sv_bits = (l.word * 8) as u32;
+    let flags_shift = sv_bits.saturating_sub(2);
+    let id_mask: u64 = if sv_bits >= 64 {
+        !(3u64 << flags_shift)
+    } else {
+        ((1u64 << sv_bits) - 1) & !(3u64 << flags_shift)
+    };
+    let count = 1u64 << ring.count_bits.min(40);
+    let data_size = 1u64 << ring.size_bits.min(40);
+    let mut out = Vec::new();
+    let mut add = |id: u64| {
+        let idx = (id % count) as usize;
+        let Some(desc) = idx
+            .checked_mul(l.desc_size)
+            .and_then(|o| ring.descs.get(o..o + l.desc_size))
+        else {
+            return;
+        };
+        let Some(info) = idx
+            .checked_mul(l.info_size)
+            .and_then(|o| ring.infos.get(o..o + l.info_size))
+        else {
+            return;
+        };
+        let sv = le(desc, l.desc_state_var, l.word);
+        let state = (sv >> flags_shift) & 3;
+        if sv & id_mask != id || (state != l.desc_committed && state != l.desc_finalized) {
+            return;
+        }
+        let mut begin = le(desc, l.desc_begin, l.word) % data_size;
+        let next = le(desc, l.desc_next, l.word) % data_size;
+        if begin == next {
+            return; // a data-less record
+        }
+        if begin > next {
+            begin = 0; // the block wrapped to the start of the ring
+        }
+        begin += l.word as u64;
+        let mut text_len = le(info, l.info_text_len, 2);
+        if next.saturating_sub(begin) < text_len {
+            text_len = next.saturating_sub(begin);
+        }
+        let text = ring
+            .data
+            .get(begin as usize..(begin + text_len) as usize)
+            .unwrap_or(&[]);
+        out.push(LogRecord {
+            ts_ns: le(info, l.info_ts_nsec, 8),
+            level: l.info_level.get(info) as u8,
+            facility: le(info, l.info_facility, 1) as u8,
+            text: String::from_utf8_lossy(text).into_owned(),
+            caller: l
+                .info_caller_id
+                .map(|o| caller_string(le(info, o, 4) as u32)),
+        });
+    };
+    let mut id = ring.tail_id & id_mask;
+    let head = ring.head_id & id_mask;
+    // At most one pass over the descriptor ring.
+    for _ in 0..count {
+        if id == head {
+            break;
+        }
+        add(id);
+        id = id.wrapping_add(1) & id_mask;
+    }
+    if id == head {
+        add(head);
+    }
+    out
+}
+
+/// Offsets in the older `struct printk_log` (a.k.a. `struct log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrintkLogLayout {
+    pub size: usize,
+    pub ts_nsec: usize,
+    pub len: usize,
+    pub text_len: usize,
+    pub dict_len: usize,
+    pub facility: usize,
+    pub level: BitField,
+    pub caller_id: Option<usize>,
+}
+
+/// Decodes the records of a `log_buf` from `first_idx` up to `next_idx`.
+pub fn decode_log_buf(
+    l: &PrintkLogLayout,
+    buf: &[u8],
+    first_idx: usize,
+    next_idx: usize,
+) -> Vec<LogRecord> {
+    let mut out = Vec::new();
+    let mut idx = first_idx;
+    let mut wrapped = false;
+    // Every record is at least a header long: bounds the walk.
+    let max = buf.len() / l.size.max(1) + 2;
+    for _ in 0..max {
+        if idx == next_idx {
+            break;
+        }
+        let Some(hdr) = buf.get(idx..idx.saturating_add(l.size)) else {
+            // No room for a header: the kernel wraps to the start.
+            if wrapped {
+                break;
+            }
+            wrapped = true;
+            idx = 0;
+            continue;
+        };
+        let len = le(hdr, l.len, 2) as usize;
+        if len == 0 {
+            if wrapped {
+                break;
+            }
+            wrapped = true;
+            idx = 0;
+            continue;
+        }
+        let text_len = le(hdr, l.text_len, 2) as usize;
+        let text_start = idx + l.size;
+        let text = buf
+            .get(text_start..text_start.saturating_add(text_len))
+            .unwrap_or(&[]);
+        out.push(LogRecord {
+            ts_ns: le(hdr, l.ts_nsec, 8),
+            level: l.level.get(hdr) as u8,
+            facility: le(hdr, l.facility, 1) as u8,
+            text: String::from_utf8_lossy(text).into_owned(),
+            caller: l.caller_id.map(|o| caller_string(le(hdr, o, 4) as u32)),
+        });
+        idx = idx.saturating_add(len);
+    }
+    out
+}
+
+fn bitfield(k: &Kernel, ty: &str, member: &str) -> Result<BitField> {
+    let m = k.member(ty, member)?;
+    let bit = m.bit_offset.unwrap_or(0);
+    Ok(BitField {
+        byte: usz(m.offset) + (bit / 8) as usize,
+        shift: bit % 8,
+        width: m.bit_size.unwrap_or((m.size * 8) as u32),
+    })
+}
+
+fn read_vec(k: &Kernel, addr: u64, len: u64, what: &str) -> Result<Vec<u8>> {
+    if len > MAX_RING_BYTES {
+        return Err(KernelError::Other(format!(
+            "{what}: {len} bytes is not a plausible size"
+        )));
+    }
+    let mut v = vec![0u8; usz(len)];
+    k.read(addr, &mut v)?;
+    Ok(v)
+}
+
+/// Every record of the kernel log, oldest first.
+pub fn read(k: &Kernel) -> Result<Vec<LogRecord>> {
+    if k.symbol("prb").is_ok() {
+        read_lockless(k)
+    } else {
+        read_log_buf(k)
+    }
+}
+
+fn read_lockless(k: &Kernel) -> Result<Vec<LogRecord>> {
+    let prb = k.read_u64(k.symbol("prb")?)?;
+    let rb = "printk_ringbuffer";
+    let word = usz(k.size_of("unsigned long").unwrap_or(8));
+    let count_bits = k.read_member(prb, rb, "desc_ring.count_bits")? as u32;
+    let size_bits = k.read_member(prb, rb, "text_data_ring.size_bits")? as u32;
+    if count_bits > 30 || size_bits > 30 {
+        return Err(KernelError::Other(format!(
+            "printk ring buffer: implausible sizes (count_bits {count_bits}, size_bits {size_bits})"
+        )));
+    }
+    let descs_addr = k.read_member(prb, rb, "desc_ring.descs")?;
+    let infos_addr = k.read_member(prb, rb, "desc_ring.infos")?;
+    let data_addr = k.read_member(prb, rb, "text_data_ring.data")?;
+    let head_id = k.read_member(prb, rb, "desc_ring.head_id.counter")?;
+    let tail_id = k.read_member(prb, rb, "desc_ring.tail_id.counter")?;
+    let desc_size = k.size_of("prb_desc")?;
+    let info_size = k.size_of("printk_info")?;
+    let layout = PrbLayout {
+        desc_size: usz(desc_size),
+        desc_state_var: usz(k.offset_of("prb_desc", "state_var")?),
+        desc_begin: usz(k.offset_of("prb_desc", "text_blk_lpos.begin")?),
+        desc_next: usz(k.offset_of("prb_desc", "text_blk_lpos.next")?),
+        info_size: usz(info_size),
+        info_seq: usz(k.offset_of("printk_info", "seq")?),
+        info_ts_nsec: usz(k.offset_of("printk_info", "ts_nsec")?),
+        info_text_len: usz(k.offset_of("printk_info", "text_len")?),
+        info_facility: usz(k.offset_of("printk_info", "facility")?),
+        info_level: bitfield(k, "printk_info", "level")?,
+        info_caller_id: k.offset_of("printk_info", "caller_id").ok().map(usz),
+        word,
+        desc_committed: k.enum_value("desc_committed").unwrap_or(1) as u64,
+        desc_finalized: k.enum_value("desc_finalized").unwrap_or(2) as u64,
+    };
+    let count = 1u64 << count_bits;
+    let descs = read_vec(k, descs_addr, count * desc_size, "printk descriptors")?;
+    let infos = read_vec(k, infos_addr, count * info_size, "printk infos")?;
+    let data = read_vec(k, data_addr, 1u64 << size_bits, "printk text ring")?;
+    let ring = PrbRing {
+        count_bits,
+        descs: &descs,
+        infos: &infos,
+        size_bits,
+        data: &data,
+        head_id,
+        tail_id,
+    };
+    Ok(decode_prb(&layout, &ring))
+}
+
+fn read_log_buf(k: &Kernel) -> Result<Vec<LogRecord>> {
+    let ty = if k.size_of("printk_log").is_ok() {
+        "printk_log"
+    } else {
+        "log"
+    };
+    let layout = PrintkLogLayout {
+        size: usz(k.size_of(ty)?),
+        ts_nsec: usz(k.offset_of(ty, "ts_nsec")?),
+        len: usz(k.offset_of(ty, "len")?),
+        text_len: usz(k.offset_of(ty, "text_len")?),
+        dict_len: usz(k.offset_of(ty, "dict_len")?),
+        facility: usz(k.offset_of(ty, "facility")?),
+        level: bitfield(k, ty, "level")?,
+        caller_id: k.offset_of(ty, "caller_id").ok().map(usz),
+    };
+    let buf_addr = k.read_u64(k.symbol("log_buf")?)?;
+    let buf_len = u64::from(k.read_u32(k.symbol("log_buf_len")?)?);
+    let first = k.read_u32(k.symbol("log_first_idx")?)? as usize;
+    let next = k.read_u32(k.symbol("log_next_idx")?)? as usize;
+    let buf = read_vec(k, buf_addr, buf_len, "log_buf")?;
+    Ok(decode_log_buf(&layout, &buf, first, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(b: &mut [u8], off: usize, v: u64, w: usize) {
+        b[off..off + w].copy_from_slice(&v.to_le_bytes()[..w]);
+    }
+
+    /// The 5.10+ layouts on x86_64 (prb_desc 24 bytes, printk_info 88).
+    fn prb_layout() -> PrbLayout {
+        PrbLayout {
+            desc_size: 24,
+            desc_state_var: 0,
+            desc_begin: 8,
+            desc_next: 16,
+            info_size: 88,
+            info_seq: 0,
+            info_ts_nsec: 8,
+            info_text_len: 16,
+            info_facility: 18,
+            info_level: BitField {
+                byte: 19,
+                shift: 5,
+                width: 3,
+            },
+            info_caller_id: Some(20),
+            word: 8,
+            desc_committed: 1,
+            desc_finalized: 2,
+        }
+    }
+
+    struct Builder {
+        descs: Vec<u8>,
+        infos: Vec<u8>,
+        data: Vec<u8>,
+        lpos: u64,
+    }
+
+    impl Builder {
+        fn new(count_bits: u32, size_bits: u32) -> Builder {
+            Builder {
+                descs: vec![0; 24 << count_bits],
+                infos: vec![0; 88 << count_bits],
+                data: vec![0; 1 << size_bits],
+                lpos: 0,
+            }
+        }
+        fn add(&mut self, id: u64, state: u64, ts: u64, level: u8, caller: u32, text: &str) {
+            let count = (self.descs.len() / 24) as u64;
+            let size = self.data.len() as u64;
+            let idx = (id % count) as usize;
+            let need = 8 + text.len() as u64;
+            let need = (need + 7) & !7;
+            let mut begin = self.lpos;
+            if begin % size + need > size {
+                // Wrap: the block starts at the next ring start.
+                let next_start = (begin / size + 1) * size;
+                begin = next_start;
+                let d = &mut self.descs[idx * 24..];
+                put(d, 8, self.lpos, 8);
+            } else {
+                put(&mut self.descs[idx * 24..], 8, begin, 8);
+            }
+            let off = (begin % size) as usize;
+            put(&mut self.data, off, id, 8);
+            self.data[off + 8..off + 8 + text.len()].copy_from_slice(text.as_bytes());
+            self.lpos = begin + need;
+            let d = &mut self.descs[idx * 24..];
+            put(d, 0, (state << 62) | id, 8);
+            put(d, 16, self.lpos, 8);
+            let i = &mut self.infos[idx * 88..];
+            put(i, 8, ts, 8);
+            put(i, 16, text.len() as u64, 2);
+            i[19] = (level << 5) | 0x1;
+            put(i, 20, caller as u64, 4);
+        }
+    }
+
+    #[test]
+    fn lockless_ring_reads_records_skips_reserved_and_handles_wrap() {
+        let mut b = Builder::new(2, 7); // 4 descriptors, 128 bytes of text
+        b.lpos = 64;
+        b.add(4, 2, 1_000, 6, 1, "first line");
+        b.add(5, 1, 2_000, 3, 0x8000_0001, "second");
+        b.add(6, 0, 3_000, 4, 3, "reserved"); // state reserved: skipped
+        b.add(7, 2, 4_000, 0, 7, "wrapped text here"); // does not fit at the end: wraps
+        let ring = PrbRing {
+            count_bits: 2,
+            descs: &b.descs,
+            infos: &b.infos,
+            size_bits: 7,
+            data: &b.data,
+            head_id: 7,
+            tail_id: 4,
+        };
+        let recs = decode_prb(&prb_layout(), &ring);
+        let texts: Vec<&str> = recs.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(texts, ["first line", "second", "wrapped text here"]);
+        assert_eq!(recs[0].ts_ns, 1_000);
+        assert_eq!(recs[0].level, 6);
+        assert_eq!(recs[0].caller.as_deref(), Some("T1"));
+        assert_eq!(recs[1].level, 3);
+        assert_eq!(recs[1].caller.as_deref(), Some("C1"));
+        assert_eq!(recs[2].ts_ns, 4_000);
+        assert_eq!(recs[2].level, 0);
+    }
+
+    #[test]
+    fn lockless_ring_skips_a_descriptor_whose_id_was_reused() {
+        let mut b = Builder::new(2, 8);
+        b.add(1, 2, 10, 6, 1, "old");
+        // The descriptor of id 1 now holds id 5 (ring wrapped): id 1 is gone.
+        b.add(5, 2, 50, 6, 1, "new");
+        let ring = PrbRing {
+            count_bits: 2,
+            descs: &b.descs,
+            infos: &b.infos,
+            size_bits: 8,
+            data: &b.data,
+            head_id: 5,
+            tail_id: 1,
+        };
+        let recs = decode_prb(&prb_layout(), &ring);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].text, "new");
+    }
+
+    /// `struct printk_log` as 5.1..5.9 lay it out with CONFIG_PRINTK_CALLER:
+    /// u64 ts_nsec; u16 len, text_len, dict_len; u8 facility; u8 flags:5, level:3; u32 caller_id.
+    fn old_layout() -> PrintkLogLayout {
+        PrintkLogLayout {
+            size: 20,
+            ts_nsec: 0,
+            len: 8,
+            text_len: 10,
+            dict_len: 12,
+            facility: 14,
+            level: BitField {
+                byte: 15,
+                shift: 5,
+                width: 3,
+            },
+            caller_id: Some(16),
+        }
+    }
+
+    fn old_record(buf: &mut [u8], at: usize, ts: u64, level: u8, text: &str, dict: &str) -> usize {
+        let len = (20 + text.len() + dict.len() + 7) & !7;
+        put(buf, at, ts, 8);
+        put(buf, at + 8, len as u64, 2);
+        put(buf, at + 10, text.len() as u64, 2);
+        put(buf, at + 12, dict.len() as u64, 2);
+        buf[at + 14] = 0;
+        buf[at + 15] = (level << 5) | 2;
+        put(buf, at + 16, 42, 4);
+        buf[at + 20..at + 20 + text.len()].copy_from_slice(text.as_bytes());
+        buf[at + 20 + text.len()..at + 20 + text.len() + dict.len()]
+            .copy_from_slice(dict.as_bytes());
+        at + len
+    }
+
+    #[test]
+    fn old_log_buf_reads_records_in_order_across_the_wrap() {
+        let mut buf = vec![0u8; 128];
+        // Oldest records at 64.., then a zero-len marker, then newer ones from 0.
+        let a = old_record(&mut buf, 64, 5_000, 4, "older", "");
+        assert!(a + 20 <= 128);
+        put(&mut buf, a, 0, 8);
+        put(&mut buf, a + 8, 0, 2); // len 0: wrap
+        let b = old_record(&mut buf, 0, 6_000, 6, "newer", "SUBSYSTEM=pci");
+        let c = old_record(&mut buf, b, 7_000, 7, "newest", "");
+        let recs = decode_log_buf(&old_layout(), &buf, 64, c);
+        let texts: Vec<&str> = recs.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(texts, ["older", "newer", "newest"]);
+        assert_eq!(recs[1].ts_ns, 6_000);
+        assert_eq!(recs[1].level, 6);
+        assert_eq!(recs[0].level, 4);
+        assert_eq!(recs[2].caller.as_deref(), Some("T42"));
+    }
+
+    #[test]
+    fn old_log_buf_stops_on_garbage_without_looping() {
+        let buf = vec![0u8; 64];
+        // next_idx never reached and every len is zero: one wrap, then stop.
+        let recs = decode_log_buf(&old_layout(), &buf, 8, 40);
+        assert!(recs.is_empty());
+    }
+}

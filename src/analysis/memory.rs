@@ -1,0 +1,252 @@
+//! Memory: crash's `kmem -i` (the kernel's global counters, as si_meminfo and
+//! /proc/meminfo account them) and `kmem -z` (every zone of every online node).
+//!
+//! Where crash and the kernel differ, the kernel's own accounting is followed:
+//! - SHARED is `NR_SHMEM` (sysinfo's sharedram, /proc/meminfo's Shmem, drgn);
+//!   crash 8.0.6 instead walks mem_map counting pages with more than one user.
+//! - COMMITTED is `vm_committed_as.count` (percpu_counter_read_positive, as
+//!   /proc/meminfo's Committed_AS and crash).
+//! - Zone watermarks are `_watermark[i] + watermark_boost`, as the kernel
+//!   applies them and the OOM report prints them; crash's `kmem -z` leaves the
+//!   boost out. The boost is kept apart too.
+
+use super::usz;
+use crate::kernel::{Kernel, KernelError, Result};
+use crate::model::{MemInfo, Zone};
+use std::collections::BTreeMap;
+
+/// Most nodes and zones looked at.
+const MAX_NODES: u64 = 1024;
+const MAX_BLOCKDEVS: usize = 1 << 16;
+
+/// A global VM counter by enumerator name: `vm_node_stat` for a
+/// `node_stat_item`, `vm_zone_stat` for a `zone_stat_item`; `None` if this
+/// kernel has no such counter.
+fn global_stat(k: &Kernel, name: &str) -> Option<i64> {
+    for (en, arr) in [
+        ("node_stat_item", "vm_node_stat"),
+        ("zone_stat_item", "vm_zone_stat"),
+    ] {
+        let Ok(items) = k.types().enumerators(en) else {
+            continue;
+        };
+        if let Some((_, v)) = items.iter().find(|(n, _)| n == name) {
+            let base = k.symbol(arr).ok()?;
+            let elem = k.size_of("atomic_long_t").unwrap_or(8);
+            return k.read_i64(base + (*v as u64) * elem).ok();
+        }
+    }
+    None
+}
+
+/// An `atomic_long_t` or `unsigned long` symbol.
+fn read_long_symbol(k: &Kernel, name: &str) -> Result<i64> {
+    k.read_i64(k.symbol(name)?)
+}
+
+/// `totalram_pages()`: `_totalram_pages` (5.0+) or `totalram_pages`.
+pub fn totalram_pages(k: &Kernel) -> Result<u64> {
+    read_long_symbol(k, "_totalram_pages")
+        .or_else(|_| read_long_symbol(k, "totalram_pages"))
+        .map(|v| v.max(0) as u64)
+}
+
+/// `nr_blockdev_pages()`: the page cache of every block device inode.
+fn nr_blockdev_pages(k: &Kernel) -> Result<u64> {
+    let sb = k.read_u64(k.symbol("blockdev_superblock")?)?;
+    if sb == 0 {
+        return Ok(0);
+    }
+    let head = sb + k.offset_of("super_block", "s_inodes")?;
+    let node = k.offset_of("inode", "i_sb_list")?;
+    let mapping = k.offset_of("inode", "i_mapping")?;
+    let mut total = 0u64;
+    for n in k.list_for_each(head, MAX_BLOCKDEVS)? {
+        let inode = n.wrapping_sub(node);
+        let m = k.read_u64(inode + mapping)?;
+        if m != 0 {
+            total += k.read_member(m, "address_space", "nrpages")?;
+        }
+    }
+    Ok(total)
+}
+
+/// Total and free huge pages over every hstate (0, 0 without hugetlbfs).
+fn hugetlb_pages(k: &Kernel) -> Result<(u64, u64)> {
+    let Ok(hstates) = k.symbol("hstates") else {
+        return Ok((0, 0));
+    };
+    let n = u64::from(k.read_u32(k.symbol("hugetlb_max_hstate")?)?);
+    let size = k.size_of("hstate")?;
+    let (mut total, mut free) = (0u64, 0u64);
+    for i in 0..n.min(64) {
+        let h = hstates + i * size;
+        let order = k.read_member(h, "hstate", "order")?;
+        let per = 1u64 << order.min(40);
+        total += k.read_member(h, "hstate", "nr_huge_pages")? * per;
+        free += k.read_member(h, "hstate", "free_huge_pages")? * per;
+    }
+    Ok((total, free))
+}
+
+/// crash's `kmem -i`.
+pub fn read_meminfo(k: &Kernel) -> Result<MemInfo> {
+    let page_size = k.dump().info().page_size;
+    let total = totalram_pages(k)?;
+    let free = global_stat(k, "NR_FREE_PAGES")
+        .ok_or_else(|| KernelError::Other("no NR_FREE_PAGES counter".into()))?
+        .max(0) as u64;
+    let shared = global_stat(k, "NR_SHMEM").unwrap_or(0).max(0) as u64;
+    let buffers = nr_blockdev_pages(k).unwrap_or(0);
+    let file = global_stat(k, "NR_FILE_PAGES").unwrap_or(0);
+    let swapcache = global_stat(k, "NR_SWAPCACHE").unwrap_or(0);
+    let cached = (file - swapcache - buffers as i64).max(0) as u64;
+    let slab = match (
+        global_stat(k, "NR_SLAB_RECLAIMABLE_B"),
+        global_stat(k, "NR_SLAB_RECLAIMABLE"),
+        global_stat(k, "NR_SLAB"),
+    ) {
+        (Some(r), _, _) => r + global_stat(k, "NR_SLAB_UNRECLAIMABLE_B").unwrap_or(0),
+        (None, Some(r), _) => r + global_stat(k, "NR_SLAB_UNRECLAIMABLE").unwrap_or(0),
+        (None, None, Some(s)) => s,
+        _ => 0,
+    }
+    .max(0) as u64;
+    let (huge_total, huge_free) = hugetlb_pages(k).unwrap_or((0, 0));
+    let swap_total = read_long_symbol(k, "total_swap_pages").unwrap_or(0).max(0) as u64;
+    let swap_free = read_long_symbol(k, "nr_swap_pages").unwrap_or(0).max(0) as u64;
+    let page_shift = page_size.trailing_zeros() as u64;
+    let kbytes = read_long_symbol(k, "sysctl_overcommit_kbytes").unwrap_or(0) as u64;
+    let allowed = if kbytes != 0 {
+        kbytes >> page_shift.saturating_sub(10)
+    } else {
+        let ratio = k
+            .symbol("sysctl_overcommit_ratio")
+            .and_then(|a| k.read_i32(a))
+            .unwrap_or(50)
+            .max(0) as u64;
+        total.saturating_sub(huge_total) * ratio / 100
+    };
+    let committed = k
+        .symbol("vm_committed_as")
+        .and_then(|a| k.read_member(a, "percpu_counter", "count"))
+        .map(|v| (v as i64).max(0) as u64)
+        .unwrap_or(0);
+    Ok(MemInfo {
+        page_size,
+        total_pages: total,
+        free_pages: free,
+        used_pages: total.saturating_sub(free),
+        shared_pages: shared,
+        buffers_pages: buffers,
+        cached_pages: cached,
+        slab_pages: slab,
+        huge_total_pages: huge_total,
+        huge_free_pages: huge_free,
+        swap_total_pages: swap_total,
+        swap_used_pages: swap_total.saturating_sub(swap_free),
+        swap_free_pages: swap_free,
+        commit_limit_pages: allowed + swap_total,
+        committed_pages: committed,
+    })
+}
+
+/// Every online node: (node id, `pglist_data` address).
+pub fn nodes(k: &Kernel) -> Result<Vec<(u32, u64)>> {
+    if let Ok(contig) = k.symbol("contig_page_data") {
+        return Ok(vec![(0, contig)]);
+    }
+    let node_data = k.symbol("node_data")?;
+    let online = k.enum_value("N_ONLINE").unwrap_or(1).max(0) as u64;
+    let mask_size = k.size_of("nodemask_t").unwrap_or(8);
+    let mask_addr = k.symbol("node_states")? + online * mask_size;
+    let mut out = Vec::new();
+    for nid in 0..(mask_size * 8).min(MAX_NODES) {
+        let word = k.read_u64(mask_addr + (nid / 64) * 8)?;
+        if word & (1 << (nid % 64)) == 0 {
+            continue;
+        }
+        let pgdat = k.read_u64(node_data + nid * 8)?;
+        if pgdat != 0 {
+            out.push((nid as u32, pgdat));
+        }
+    }
+    Ok(out)
+}
+
+/// All physical memory as crash's `MEMORY:` counts it: the present pages of every node.
+pub fn node_present_pages(k: &Kernel) -> Result<u64> {
+    let mut total = 0;
+    for (_, pgdat) in nodes(k)? {
+        total += k.read_member(pgdat, "pglist_data", "node_present_pages")?;
+    }
+    Ok(total)
+}
+
+/// crash's `kmem -z`: every zone of every online node.
+pub fn read_zones(k: &Kernel) -> Result<Vec<Zone>> {
+    let zones_m = k.member("pglist_data", "node_zones")?;
+    let zone_size = k.size_of("zone")?;
+    let nr_zones = zones_m.array_len.unwrap_or(zones_m.size / zone_size.max(1));
+    let wm = if k.has_member("zone", "_watermark") {
+        k.member("zone", "_watermark")?
+    } else {
+        k.member("zone", "watermark")?
+    };
+    let wm_elem = wm.element_size.unwrap_or(8);
+    let boost = k.member("zone", "watermark_boost").ok();
+    let managed = if k.has_member("zone", "managed_pages.counter") {
+        k.member("zone", "managed_pages.counter")?
+    } else {
+        k.member("zone", "managed_pages")?
+    };
+    let vm_stat = k.offset_of("zone", "vm_stat")?;
+    let stat_elem = k.size_of("atomic_long_t").unwrap_or(8);
+    let items: Vec<(String, i64)> = k
+        .types()
+        .enumerators("zone_stat_item")?
+        .into_iter()
+        .filter(|(n, _)| n != "NR_VM_ZONE_STAT_ITEMS")
+        .collect();
+    let mut out = Vec::new();
+    for (nid, pgdat) in nodes(k)? {
+        for i in 0..nr_zones.min(16) {
+            let z = pgdat + zones_m.offset + i * zone_size;
+            let name_ptr = k.read_member(z, "zone", "name")?;
+            let name = if name_ptr == 0 {
+                String::new()
+            } else {
+                super::read_str(k, name_ptr, 32)?
+            };
+            let spanned = k.read_member(z, "zone", "spanned_pages")?;
+            let present = k.read_member(z, "zone", "present_pages")?;
+            let managed_pages = k.read_uint(z + managed.offset, usz(managed.size.min(8)))?;
+            let b = match &boost {
+                Some(m) => k.read_uint(z + m.offset, usz(m.size.min(8)))?,
+                None => 0,
+            };
+            let w = |j: u64| k.read_u64(z + wm.offset + j * wm_elem);
+            let mut stats = BTreeMap::new();
+            for (n, v) in &items {
+                let val = k.read_i64(z + vm_stat + (*v as u64) * stat_elem)?;
+                stats.insert(n.clone(), val);
+            }
+            out.push(Zone {
+                node: nid,
+                name,
+                spanned_pages: spanned,
+                present_pages: present,
+                managed_pages,
+                min: w(0)? + b,
+                low: w(1)? + b,
+                high: w(2)? + b,
+                boost: b,
+                free_pages: stats.get("NR_FREE_PAGES").copied().unwrap_or(0).max(0) as u64,
+                // populated_zone(): the zone has present pages.
+                populated: present != 0,
+                vm_stat: stats,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,400 @@
+//! The task table (crash `ps`): every task on `init_task.tasks` with every
+//! thread of its group, plus each CPU's idle task (`runqueues.idle`, PID 0),
+//! which crash lists and drgn's `for_each_task` does not.
+//!
+//! RSS is drgn's `task_rss` (file + anon + shmem, not swap entries): the
+//! `mm_struct.rss_stat` counters, plus, before 6.2, the per-thread split
+//! counters (`task_struct.rss_stat`) of every thread of the process not yet
+//! folded into the mm; from 6.2, `rss_stat[]` is an array of
+//! `percpu_counter`s summed over the possible CPUs. %MEM divides by
+//! `totalram_pages` (as /proc/meminfo's MemTotal and drgn; crash divides by
+//! all physical memory).
+
+use super::{percpu_counter_sum, read_str};
+use crate::kernel::{Kernel, KernelError, Result};
+use crate::model::Task;
+use std::collections::{BTreeSet, HashMap};
+
+/// Most tasks walked (a corrupt list must not run forever).
+const MAX_TASKS: usize = 1 << 20;
+
+// Task state bits (include/linux/sched.h, stable since 4.14).
+const TASK_INTERRUPTIBLE: u64 = 0x1;
+const TASK_UNINTERRUPTIBLE: u64 = 0x2;
+const TASK_STOPPED: u64 = 0x4;
+const TASK_TRACED: u64 = 0x8;
+const EXIT_DEAD: u64 = 0x10;
+const EXIT_ZOMBIE: u64 = 0x20;
+const TASK_PARKED: u64 = 0x40;
+const TASK_DEAD: u64 = 0x80;
+const TASK_WAKING: u64 = 0x200;
+const TASK_NOLOAD: u64 = 0x400;
+const TASK_NEW: u64 = 0x800;
+
+/// crash's two-letter state of `__state | exit_state` (as drgn's
+/// `task_state_to_char`, mapped R→RU, S→IN, D→UN, T→ST, t→TR, X→DE, Z→ZO,
+/// P→PA, I→ID).
+pub fn state_abbrev(state: u64, exit_state: u64) -> &'static str {
+    if state & (TASK_UNINTERRUPTIBLE | TASK_NOLOAD) == TASK_UNINTERRUPTIBLE | TASK_NOLOAD
+        && exit_state == 0
+    {
+        return "ID";
+    }
+    let report = (state | exit_state) & 0x7f;
+    if report == 0 {
+        return match state {
+            s if s & TASK_DEAD != 0 => "DE",
+            s if s & TASK_WAKING != 0 => "WA",
+            s if s & TASK_NEW != 0 => "NE",
+            _ => "RU",
+        };
+    }
+    // The highest reported bit wins, as fls() in task_index_to_char.
+    let top = 63 - report.leading_zeros() as u64;
+    match 1u64 << top {
+        TASK_INTERRUPTIBLE => "IN",
+        TASK_UNINTERRUPTIBLE => "UN",
+        TASK_STOPPED => "ST",
+        TASK_TRACED => "TR",
+        EXIT_DEAD => "DE",
+        EXIT_ZOMBIE => "ZO",
+        TASK_PARKED => "PA",
+        _ => "??",
+    }
+}
+
+/// Offsets read once.
+struct Layout {
+    tasks: u64,
+    pid: (u64, usize),
+    tgid: (u64, usize),
+    real_parent: u64,
+    cpu: Option<(u64, usize)>,
+    state: (u64, usize),
+    exit_state: (u64, usize),
+    comm: (u64, usize),
+    mm: u64,
+    /// Thread list: (offset of the list head in signal_struct, offset of the node in task_struct).
+    threads: ThreadList,
+    signal: u64,
+}
+
+enum ThreadList {
+    Signal { head: u64, node: u64 },
+    Group { node: u64 },
+}
+
+fn off(k: &Kernel, ty: &str, m: &str) -> Result<(u64, usize)> {
+    let mm = k.member(ty, m)?;
+    Ok((mm.offset, mm.size.min(8) as usize))
+}
+
+impl Layout {
+    fn new(k: &Kernel) -> Result<Layout> {
+        let t = "task_struct";
+        let state = if k.has_member(t, "__state") {
+            off(k, t, "__state")?
+        } else {
+            off(k, t, "state")?
+        };
+        let cpu = if k.has_member(t, "cpu") {
+            Some(off(k, t, "cpu")?)
+        } else if k.has_member(t, "thread_info.cpu") {
+            Some(off(k, t, "thread_info.cpu")?)
+        } else {
+            None
+        };
+        let threads =
+            if k.has_member("signal_struct", "thread_head") && k.has_member(t, "thread_node") {
+                ThreadList::Signal {
+                    head: k.offset_of("signal_struct", "thread_head")?,
+                    node: k.offset_of(t, "thread_node")?,
+                }
+            } else {
+                ThreadList::Group {
+                    node: k.offset_of(t, "thread_group")?,
+                }
+            };
+        Ok(Layout {
+            tasks: k.offset_of(t, "tasks")?,
+            pid: off(k, t, "pid")?,
+            tgid: off(k, t, "tgid")?,
+            real_parent: k.offset_of(t, "real_parent")?,
+            cpu,
+            state,
+            exit_state: off(k, t, "exit_state")?,
+            comm: off(k, t, "comm")?,
+            mm: k.offset_of(t, "mm")?,
+            threads,
+            signal: k.offset_of(t, "signal")?,
+        })
+    }
+}
+
+fn rd(k: &Kernel, base: u64, (o, w): (u64, usize)) -> Result<u64> {
+    k.read_uint(base.wrapping_add(o), w)
+}
+
+fn signed(v: u64, w: usize) -> i64 {
+    match w {
+        1 => v as u8 as i8 as i64,
+        2 => v as u16 as i16 as i64,
+        4 => v as u32 as i32 as i64,
+        _ => v as i64,
+    }
+}
+
+/// The threads of `leader`'s group other than itself.
+fn threads_of(k: &Kernel, l: &Layout, leader: u64) -> Result<Vec<u64>> {
+    match l.threads {
+        ThreadList::Signal { head, node } => {
+            let signal = k.read_u64(leader + l.signal)?;
+            if signal == 0 {
+                return Ok(Vec::new());
+            }
+            let nodes = k.list_for_each(signal + head, MAX_TASKS)?;
+            Ok(nodes
+                .into_iter()
+                .map(|n| n.wrapping_sub(node))
+                .filter(|&t| t != leader)
+                .collect())
+        }
+        ThreadList::Group { node } => Ok(k
+            .list_for_each(leader + node, MAX_TASKS)?
+            .into_iter()
+            .map(|n| n.wrapping_sub(node))
+            .collect()),
+    }
+}
+
+/// Every task address: processes, their threads, then the idle tasks.
+pub fn task_addresses(k: &Kernel) -> Result<Vec<u64>> {
+    let l = Layout::new(k)?;
+    all_tasks(k, &l)
+}
+
+fn all_tasks(k: &Kernel, l: &Layout) -> Result<Vec<u64>> {
+    let init = k.symbol("init_task")?;
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    let mut leaders = vec![init];
+    leaders.extend(
+        k.list_for_each(init + l.tasks, MAX_TASKS)?
+            .into_iter()
+            .map(|n| n.wrapping_sub(l.tasks)),
+    );
+    for leader in leaders {
+        if seen.insert(leader) {
+            out.push(leader);
+        }
+        // A thread list that cannot be read leaves the process listed.
+        if let Ok(ts) = threads_of(k, l, leader) {
+            for t in ts {
+                if seen.insert(t) {
+                    out.push(t);
+                }
+            }
+        }
+    }
+    for (_, idle) in idle_tasks(k) {
+        if seen.insert(idle) {
+            out.push(idle);
+        }
+    }
+    Ok(out)
+}
+
+/// Each possible CPU's idle task (`runqueues.idle`).
+pub fn idle_tasks(k: &Kernel) -> Vec<(u32, u64)> {
+    let cpus = k.possible_cpus().unwrap_or_default();
+    cpus.into_iter()
+        .filter_map(|cpu| {
+            let rq = k.per_cpu_addr("runqueues", cpu).ok()?;
+            let idle = k.read_member(rq, "rq", "idle").ok()?;
+            (idle != 0).then_some((cpu, idle))
+        })
+        .collect()
+}
+
+/// The task running on each online CPU at the crash (`runqueues.curr`).
+pub fn current_tasks(k: &Kernel) -> Vec<(u32, u64)> {
+    let cpus = k.online_cpus().unwrap_or_default();
+    cpus.into_iter()
+        .filter_map(|cpu| {
+            let rq = k.per_cpu_addr("runqueues", cpu).ok()?;
+            let curr = k.read_member(rq, "rq", "curr").ok()?;
+            (curr != 0).then_some((cpu, curr))
+        })
+        .collect()
+}
+
+/// RSS counters of the mm (file + anon + shmem), in pages.
+struct RssLayout {
+    /// Indices of MM_FILEPAGES, MM_ANONPAGES and MM_SHMEMPAGES (if any).
+    idx: Vec<u64>,
+    /// Offset of `mm_struct.rss_stat`, and the element size of its counters.
+    mm_rss: u64,
+    /// 6.2+: `rss_stat` is `struct percpu_counter[]`.
+    percpu: bool,
+    mm_elem: u64,
+    /// Before 6.2: `task_struct.rss_stat.count[]` (int), if the kernel splits counters.
+    task_rss: Option<u64>,
+}
+
+impl RssLayout {
+    fn new(k: &Kernel) -> Result<RssLayout> {
+        let mut idx = vec![
+            k.enum_value("MM_FILEPAGES")? as u64,
+            k.enum_value("MM_ANONPAGES")? as u64,
+        ];
+        if let Ok(v) = k.enum_value("MM_SHMEMPAGES") {
+            idx.push(v as u64);
+        }
+        let m = k.member("mm_struct", "rss_stat")?;
+        let (mm_rss, percpu, mm_elem) = if m.array_len.is_some() {
+            (
+                m.offset,
+                true,
+                m.element_size
+                    .unwrap_or(k.size_of("percpu_counter").unwrap_or(0)),
+            )
+        } else {
+            let c = k.member("mm_struct", "rss_stat.count")?;
+            (c.offset, false, c.element_size.unwrap_or(8))
+        };
+        let task_rss = if k.has_member("task_struct", "rss_stat.count") {
+            Some(k.offset_of("task_struct", "rss_stat.count")?)
+        } else {
+            None
+        };
+        Ok(RssLayout {
+            idx,
+            mm_rss,
+            percpu,
+            mm_elem,
+            task_rss,
+        })
+    }
+}
+
+fn mm_rss_pages(k: &Kernel, r: &RssLayout, mm: u64, group: &[u64], cpus: &[u32]) -> Result<i64> {
+    let mut total = 0i64;
+    for &i in &r.idx {
+        let at = mm + r.mm_rss + i * r.mm_elem;
+        total += if r.percpu {
+            percpu_counter_sum(k, at, cpus)?
+        } else {
+            k.read_i64(at)?
+        };
+    }
+    if let (Some(o), false) = (r.task_rss, r.percpu) {
+        for &t in group {
+            for &i in &r.idx {
+                total += i64::from(k.read_i32(t + o + i * 4)?);
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Every task, sorted as crash's `ps` lists them (by PID, idle tasks by CPU).
+/// `totalram_pages` is the %MEM denominator.
+pub fn read(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
+    let l = Layout::new(k)?;
+    let addrs = all_tasks(k, &l)?;
+    let page_kib = k.dump().info().page_size / 1024;
+    let cpus = k.possible_cpus().unwrap_or_default();
+    let active: BTreeSet<u64> = current_tasks(k).into_iter().map(|(_, t)| t).collect();
+    let rss_layout = RssLayout::new(k);
+    let total_vm = k.member("mm_struct", "total_vm").ok();
+
+    // Threads grouped by mm: each process's RSS adds the split counters of all its threads.
+    let mut mms: HashMap<(u64, i64), Vec<u64>> = HashMap::new();
+    let mut rows = Vec::with_capacity(addrs.len());
+    for &t in &addrs {
+        let mm = k.read_u64(t + l.mm)?;
+        let pid = signed(rd(k, t, l.pid)?, l.pid.1);
+        let tgid = signed(rd(k, t, l.tgid)?, l.tgid.1);
+        let parent = k.read_u64(t + l.real_parent)?;
+        let ppid = if parent == 0 {
+            0
+        } else {
+            signed(rd(k, parent, l.pid)?, l.pid.1)
+        };
+        let cpu = match l.cpu {
+            Some(c) => rd(k, t, c)? as u32,
+            None => 0,
+        };
+        let state = rd(k, t, l.state)?;
+        let exit_state = rd(k, t, l.exit_state)?;
+        let comm = read_str(k, t + l.comm.0, l.comm.1.max(16))?;
+        if mm != 0 {
+            mms.entry((mm, tgid)).or_default().push(t);
+        }
+        rows.push((
+            mm,
+            Task {
+                pid,
+                ppid,
+                tgid,
+                cpu,
+                task: t,
+                state: state_abbrev(state, exit_state).to_string(),
+                comm,
+                rss_kib: 0,
+                vsz_kib: 0,
+                mem_percent: 0.0,
+                active: active.contains(&t),
+                kthread: mm == 0,
+            },
+        ));
+    }
+    // RSS per thread group (drgn's task_rss sums the split counters of the group).
+    let mut rss_of: HashMap<(u64, i64), u64> = HashMap::new();
+    if let Ok(r) = &rss_layout {
+        for (&(mm, tgid), group) in &mms {
+            // An mm that cannot be read is left at 0 (and the rest stand).
+            if let Ok(p) = mm_rss_pages(k, r, mm, group, &cpus) {
+                rss_of.insert((mm, tgid), p.max(0) as u64);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for (mm, mut task) in rows {
+        if mm != 0 {
+            let rss = rss_of.get(&(mm, task.tgid)).copied().unwrap_or(0);
+            task.rss_kib = rss * page_kib;
+            if let Some(m) = &total_vm {
+                task.vsz_kib = k.read_uint(mm + m.offset, m.size.min(8) as usize)? * page_kib;
+            }
+            if totalram_pages > 0 {
+                task.mem_percent = rss as f64 * 100.0 / totalram_pages as f64;
+            }
+        }
+        out.push(task);
+    }
+    out.sort_by_key(|t| (t.pid, t.cpu));
+    if out.is_empty() {
+        return Err(KernelError::Other("no task found on the task list".into()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::state_abbrev;
+
+    #[test]
+    fn states_abbreviate_as_crash() {
+        assert_eq!(state_abbrev(0, 0), "RU");
+        assert_eq!(state_abbrev(1, 0), "IN");
+        assert_eq!(state_abbrev(2, 0), "UN");
+        assert_eq!(state_abbrev(0x402, 0), "ID");
+        assert_eq!(state_abbrev(0x104, 0), "ST");
+        assert_eq!(state_abbrev(0x8, 0), "TR");
+        assert_eq!(state_abbrev(0x80, 0x20), "ZO");
+        assert_eq!(state_abbrev(0x80, 0x10), "DE");
+        assert_eq!(state_abbrev(0x40, 0), "PA");
+        assert_eq!(state_abbrev(0x800, 0), "NE");
+    }
+}

@@ -1,0 +1,316 @@
+//! Text sections shaped like crash's `sys`, `ps`, `kmem -i`, `kmem -z`, `log`.
+
+use crate::model::DumpModel;
+use std::fmt::Write;
+
+/// crash's `pages_to_size`: "0", "12 KB", "2.1 MB", "1.5 GB" (".0" dropped).
+pub fn pages_to_size(pages: u64, page_size: u64) -> String {
+    if pages == 0 {
+        return "0".into();
+    }
+    let total = pages as f64 * page_size as f64;
+    const KB: f64 = 1024.0;
+    const MB: f64 = KB * 1024.0;
+    const GB: f64 = MB * 1024.0;
+    let s = if total >= GB {
+        format!("{:.1} GB", total / GB)
+    } else if total >= MB {
+        format!("{:.1} MB", total / MB)
+    } else {
+        format!("{} KB", (total / KB) as u64)
+    };
+    s.replacen(".0 ", " ", 1)
+}
+
+/// crash's `get_memory_size`: within 64 MiB below a GiB boundary rounds up to it.
+fn memory_size(bytes: u64, page_size: u64) -> String {
+    const GIB: u64 = 1 << 30;
+    let next = bytes.div_ceil(GIB) * GIB;
+    let total = if next - bytes <= 64 << 20 {
+        next
+    } else {
+        bytes
+    };
+    pages_to_size(total / page_size.max(1), page_size)
+}
+
+/// Seconds since the epoch as ctime in UTC: "Thu Nov 26 21:21:45 UTC 2026".
+pub fn format_date(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:>2} {:02}:{:02}:{:02} UTC {}",
+        WD[days.rem_euclid(7) as usize],
+        MON[(m - 1).clamp(0, 11) as usize],
+        d,
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+        y
+    )
+}
+
+/// crash's `convert_time`: "[N days, ]HH:MM:SS".
+fn format_uptime(s: f64) -> String {
+    let total = s.max(0.0) as u64;
+    let days = total / 86_400;
+    let rest = total % 86_400;
+    let hms = format!(
+        "{:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    );
+    if days > 0 {
+        format!("{days} days, {hms}")
+    } else {
+        hms
+    }
+}
+
+pub fn sys(m: &DumpModel) -> String {
+    let s = &m.summary;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "      KERNEL: {}",
+        m.source.vmlinux.as_deref().unwrap_or("")
+    );
+    let _ = writeln!(o, "    DUMPFILE: {}", m.source.vmcore);
+    let offline = s.cpus.saturating_sub(s.online_cpus);
+    if offline > 0 && s.online_cpus > 0 {
+        let _ = writeln!(o, "        CPUS: {} [OFFLINE: {offline}]", s.cpus);
+    } else {
+        let _ = writeln!(o, "        CPUS: {}", s.cpus);
+    }
+    let date = s.crash_time.map(format_date).unwrap_or_default();
+    let _ = writeln!(o, "        DATE: {date}");
+    let _ = writeln!(o, "      UPTIME: {}", format_uptime(s.uptime_s));
+    let la = s.load_average;
+    let _ = writeln!(o, "LOAD AVERAGE: {:.2}, {:.2}, {:.2}", la[0], la[1], la[2]);
+    let _ = writeln!(o, "       TASKS: {}", s.tasks);
+    let _ = writeln!(o, "    NODENAME: {}", s.nodename);
+    let _ = writeln!(o, "     RELEASE: {}", s.release);
+    let _ = writeln!(o, "     VERSION: {}", s.version);
+    let _ = writeln!(o, "     MACHINE: {}", s.machine);
+    let _ = writeln!(
+        o,
+        "      MEMORY: {}",
+        memory_size(s.memory_bytes, m.meminfo.page_size)
+    );
+    let _ = writeln!(
+        o,
+        "       PANIC: \"{}\"{}",
+        s.panic,
+        if s.panic.contains("Oops: ") {
+            " (check log for details)"
+        } else {
+            ""
+        }
+    );
+    if let Some(pid) = s.panic_pid {
+        let _ = writeln!(o, "         PID: {pid}");
+        let _ = writeln!(
+            o,
+            "     COMMAND: \"{}\"",
+            s.panic_comm.as_deref().unwrap_or("")
+        );
+        let _ = writeln!(o, "        TASK: {:x}", s.panic_task.unwrap_or(0));
+    }
+    if let Some(cpu) = s.panic_cpu {
+        let _ = writeln!(o, "         CPU: {cpu}");
+    }
+    o.push('\n');
+    o
+}
+
+pub fn problems(m: &DumpModel) -> String {
+    let mut o = String::new();
+    for p in &m.problems {
+        let _ = writeln!(o, "PROBLEM ({}): {}", p.part, p.message);
+    }
+    if !o.is_empty() {
+        o.push('\n');
+    }
+    o
+}
+
+pub fn ps(m: &DumpModel) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "      PID    PPID  CPU       TASK        ST  %MEM      VSZ      RSS  COMM"
+    );
+    for t in &m.tasks {
+        let comm = if t.kthread {
+            format!("[{}]", t.comm)
+        } else {
+            t.comm.clone()
+        };
+        let _ = writeln!(
+            o,
+            "{} {:>7} {:>7} {:>3}  {:016x}  {:<2} {:>5.1} {:>8} {:>8}  {}",
+            if t.active { ">" } else { " " },
+            t.pid,
+            t.ppid,
+            t.cpu,
+            t.task,
+            t.state,
+            t.mem_percent,
+            t.vsz_kib,
+            t.rss_kib,
+            comm
+        );
+    }
+    o.push('\n');
+    o
+}
+
+pub fn kmem_i(m: &DumpModel) -> String {
+    let mi = &m.meminfo;
+    let ps = mi.page_size;
+    let mut o = String::new();
+    let pct = |n: u64, d: u64| (n * 100).checked_div(d).unwrap_or(0);
+    let _ = writeln!(o, "                 PAGES        TOTAL      PERCENTAGE");
+    let row = |o: &mut String, name: &str, n: u64, of: Option<(u64, &str)>| {
+        let tail = match of {
+            None => "        ----".to_string(),
+            Some((d, what)) => format!(" {:>3}% of {what}", pct(n, d)),
+        };
+        let _ = writeln!(o, "{name:>13}  {n:>7}  {:>11} {tail}", pages_to_size(n, ps));
+    };
+    let t = mi.total_pages;
+    row(&mut o, "TOTAL MEM", t, None);
+    row(&mut o, "FREE", mi.free_pages, Some((t, "TOTAL MEM")));
+    row(&mut o, "USED", mi.used_pages, Some((t, "TOTAL MEM")));
+    row(&mut o, "SHARED", mi.shared_pages, Some((t, "TOTAL MEM")));
+    row(&mut o, "BUFFERS", mi.buffers_pages, Some((t, "TOTAL MEM")));
+    row(&mut o, "CACHED", mi.cached_pages, Some((t, "TOTAL MEM")));
+    row(&mut o, "SLAB", mi.slab_pages, Some((t, "TOTAL MEM")));
+    o.push('\n');
+    let h = mi.huge_total_pages;
+    row(&mut o, "TOTAL HUGE", h, None);
+    row(
+        &mut o,
+        "HUGE FREE",
+        mi.huge_free_pages,
+        Some((h, "TOTAL HUGE")),
+    );
+    o.push('\n');
+    let s = mi.swap_total_pages;
+    row(&mut o, "TOTAL SWAP", s, None);
+    row(
+        &mut o,
+        "SWAP USED",
+        mi.swap_used_pages,
+        Some((s, "TOTAL SWAP")),
+    );
+    row(
+        &mut o,
+        "SWAP FREE",
+        mi.swap_free_pages,
+        Some((s, "TOTAL SWAP")),
+    );
+    o.push('\n');
+    let c = mi.commit_limit_pages;
+    row(&mut o, "COMMIT LIMIT", c, None);
+    row(
+        &mut o,
+        "COMMITTED",
+        mi.committed_pages,
+        Some((c, "TOTAL LIMIT")),
+    );
+    o.push('\n');
+    o
+}
+
+pub fn kmem_z(m: &DumpModel) -> String {
+    let mut o = String::new();
+    let mut per_node: std::collections::BTreeMap<u32, u32> = Default::default();
+    for z in &m.zones {
+        let idx = per_node.entry(z.node).or_insert(0);
+        let _ = writeln!(o, "NODE: {}  ZONE: {}  NAME: \"{}\"", z.node, idx, z.name);
+        *idx += 1;
+        if !z.populated {
+            let _ = writeln!(o, "  [unpopulated]\n");
+            continue;
+        }
+        let _ = writeln!(
+            o,
+            "  SIZE: {}  PRESENT: {}  MANAGED: {}  MIN/LOW/HIGH: {}/{}/{}{}",
+            z.spanned_pages,
+            z.present_pages,
+            z.managed_pages,
+            z.min,
+            z.low,
+            z.high,
+            if z.boost > 0 {
+                format!("  (BOOST: {})", z.boost)
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(o, "  VM_STAT:");
+        let width = z.vm_stat.keys().map(|k| k.len()).max().unwrap_or(0);
+        for (k, v) in &z.vm_stat {
+            let _ = writeln!(o, "{k:>width$}: {v}");
+        }
+        o.push('\n');
+    }
+    o
+}
+
+pub fn log(m: &DumpModel) -> String {
+    let mut o = String::new();
+    for r in &m.log {
+        let prefix = format!(
+            "[{:>5}.{:06}] ",
+            r.ts_ns / 1_000_000_000,
+            r.ts_ns % 1_000_000_000 / 1000
+        );
+        let indent = " ".repeat(prefix.len());
+        o.push_str(&prefix);
+        for (i, line) in r.text.split('\n').enumerate() {
+            if i > 0 {
+                o.push('\n');
+                o.push_str(&indent);
+            }
+            for c in line.chars() {
+                o.push(if c.is_control() && c != '\t' { '.' } else { c });
+            }
+        }
+        o.push('\n');
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_dates_print_as_crash() {
+        assert_eq!(pages_to_size(0, 4096), "0");
+        assert_eq!(pages_to_size(84064, 4096), "328.4 MB");
+        assert_eq!(pages_to_size(2, 4096), "8 KB");
+        assert_eq!(pages_to_size(262144, 4096), "1 GB");
+        assert_eq!(memory_size(536_326_144, 4096), "511.5 MB");
+        assert_eq!(format_date(1_795_728_105), "Thu Nov 26 21:21:45 UTC 2026");
+        assert_eq!(format_uptime(3.6), "00:00:03");
+        assert_eq!(format_uptime(90061.0), "1 days, 01:01:01");
+    }
+}
