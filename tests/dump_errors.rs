@@ -168,6 +168,29 @@ fn kdump_pages_and_the_three_kinds_of_missing_page() {
     }
 }
 
+/// Found by the kdump fuzzer: an LZO page whose match reaches before the
+/// start of the page (the kind of input lzokay-native panicked on; the reader
+/// now has its own bounds-checked LZO1X decoder).
+#[test]
+fn lzo_match_before_the_page_is_corrupt() {
+    let mut lzo = vec![0x21u8];
+    lzo.extend_from_slice(&[b'a'; 16]);
+    lzo.extend_from_slice(&[0x21, 0xff, 0xff]);
+    let mut bad_end = vec![0x11u8, 0x00, 0x00]; // end marker at once: 0 bytes
+    bad_end.extend_from_slice(&[0xff; 4]);
+    let f = kdump(&[(1, lzo, 2), (2, vec![0x12, 0x11], 2), (4, bad_end, 2)], 2);
+    let t = Tmp::write("kdump-lzo", &f);
+    let d = Dump::open(&t.0).unwrap();
+    assert_eq!(d.info().compression.as_deref(), Some("lzo"));
+    let mut buf = vec![0u8; PS];
+    for pfn in [1u64, 2, 4] {
+        match d.read_phys(pfn * PS as u64, &mut buf) {
+            Err(DumpError::Corrupt { codec: "lzo", .. }) => {}
+            other => panic!("pfn {pfn}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn truncated_kdump_pages_are_truncated() {
     let mut f = good_kdump();

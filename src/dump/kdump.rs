@@ -496,11 +496,10 @@ fn decompress(
             }
         }
         "lzo" => {
-            let v = lzokay_native::decompress_all(input, Some(ps)).map_err(|e| format!("{e:?}"))?;
-            if v.len() != ps {
-                return Err(short(v.len()));
+            let n = super::lzo::decompress(input, page).map_err(str::to_string)?;
+            if n != ps {
+                return Err(short(n));
             }
-            page.copy_from_slice(&v);
         }
         "snappy" => {
             let n = snap::raw::decompress_len(input).map_err(|e| e.to_string())?;

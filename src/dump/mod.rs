@@ -21,6 +21,7 @@ mod cache;
 mod elf;
 mod flat;
 mod kdump;
+mod lzo;
 mod notes;
 mod source;
 
@@ -292,7 +293,7 @@ impl Dump {
             page_size: vmcoreinfo
                 .number("PAGESIZE")
                 .and_then(|n| u64::try_from(n).ok())
-                .filter(|n| n.is_power_of_two())
+                .filter(|n| n.is_power_of_two() && (512..=1 << 20).contains(n))
                 .unwrap_or(4096),
             dump_level: None,
             incomplete: e.truncated,
