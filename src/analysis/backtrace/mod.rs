@@ -1,5 +1,8 @@
 //! Backtraces: ORC unwinding over dump memory, symbolization.
 
+pub mod orc;
+pub mod unwind;
+
 use crate::kernel::Kernel;
 use crate::model::{Backtrace, DumpModel};
 

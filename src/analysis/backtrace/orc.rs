@@ -1,0 +1,517 @@
+//! The kernel's ORC unwind tables (`.orc_unwind_ip`, `.orc_unwind`), decoded
+//! with the `struct orc_entry` layout the vmlinux's own type information
+//! describes.
+//!
+//! `.orc_unwind_ip[i]` is an `s32` relative to its own address; entry `i` of
+//! `.orc_unwind` describes the code from that IP up to the next one. The
+//! entry's bit-fields moved across versions: up to 6.3 `type:2` (CALL 0,
+//! REGS 1, REGS_PARTIAL 2) and `end:1`; from 6.4 `type:3` (UNDEFINED 0,
+//! END_OF_STACK 1, CALL 2, REGS 3, REGS_PARTIAL 4) and `signal:1`. Which one
+//! a kernel uses is told by the member names (`end` or `signal`), never by
+//! the release string.
+
+use crate::kernel::Types;
+
+/// ORC register numbers (arch/x86/include/asm/orc_types.h, unchanged since 4.14).
+pub mod reg {
+    pub const UNDEFINED: u8 = 0;
+    pub const PREV_SP: u8 = 1;
+    pub const DX: u8 = 2;
+    pub const DI: u8 = 3;
+    pub const BP: u8 = 4;
+    pub const SP: u8 = 5;
+    pub const R10: u8 = 6;
+    pub const R13: u8 = 7;
+    pub const BP_INDIRECT: u8 = 8;
+    pub const SP_INDIRECT: u8 = 9;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrcError {
+    #[error("struct orc_entry: {0}")]
+    Layout(String),
+    #[error("ORC table: {0}")]
+    Table(String),
+}
+
+/// What an entry says the frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrcType {
+    /// No unwind information (a gap between functions, or garbage).
+    Undefined,
+    /// The bottom of a kernel stack (kernel threads, idle).
+    EndOfStack,
+    /// A normal call frame: the return address is just below the CFA.
+    Call,
+    /// A full `pt_regs` at the CFA (exception or interrupt entry).
+    Regs,
+    /// An iret frame (`ip, cs, flags, sp, ss`) at the CFA.
+    RegsPartial,
+}
+
+/// One decoded ORC entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrcEntry {
+    pub sp_offset: i16,
+    pub bp_offset: i16,
+    pub sp_reg: u8,
+    pub bp_reg: u8,
+    pub kind: OrcType,
+    /// 6.4+: the frame is a signal frame (use the IP itself, not IP-1).
+    pub signal: bool,
+}
+
+impl OrcEntry {
+    /// The entry the kernel assumes for code without ORC data: a frame-pointer frame.
+    pub const FRAME_POINTER: OrcEntry = OrcEntry {
+        sp_offset: 16,
+        bp_offset: -16,
+        sp_reg: reg::BP,
+        bp_reg: reg::PREV_SP,
+        kind: OrcType::Call,
+        signal: false,
+    };
+}
+
+/// How the `type` field's values are numbered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeEncoding {
+    /// Up to 6.3: CALL 0, REGS 1, REGS_PARTIAL 2, plus an `end` bit
+    /// (`sp_reg == UNDEFINED` with `end` set is the end of the stack).
+    WithEndBit,
+    /// 6.4+: UNDEFINED 0, END_OF_STACK 1, CALL 2, REGS 3, REGS_PARTIAL 4, plus `signal`.
+    WithUndefinedType,
+}
+
+/// A bit-field: absolute bit position in the entry and width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bits {
+    pub pos: u32,
+    pub width: u32,
+}
+
+/// The layout of `struct orc_entry`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrcLayout {
+    pub entry_size: usize,
+    pub sp_offset: Bits,
+    pub bp_offset: Bits,
+    pub sp_reg: Bits,
+    pub bp_reg: Bits,
+    pub kind: Bits,
+    /// `end` (pre-6.4) or `signal` (6.4+).
+    pub flag: Option<Bits>,
+    pub encoding: TypeEncoding,
+}
+
+impl OrcLayout {
+    /// Reads the layout from the vmlinux's DWARF `struct orc_entry`.
+    pub fn from_types(types: &Types) -> Result<OrcLayout, OrcError> {
+        let size = types
+            .size_of("orc_entry")
+            .map_err(|e| OrcError::Layout(e.to_string()))?;
+        let bits = |name: &str| -> Result<Bits, OrcError> {
+            let m = types
+                .member("orc_entry", name)
+                .map_err(|e| OrcError::Layout(e.to_string()))?;
+            let pos = m.offset * 8 + u64::from(m.bit_offset.unwrap_or(0));
+            let width = m.bit_size.map(u64::from).unwrap_or(m.size * 8);
+            Ok(Bits {
+                pos: u32::try_from(pos).map_err(|_| OrcError::Layout(format!("{name}: offset")))?,
+                width: u32::try_from(width)
+                    .map_err(|_| OrcError::Layout(format!("{name}: width")))?,
+            })
+        };
+        let (flag, encoding) = if types.has_member("orc_entry", "signal") {
+            (Some(bits("signal")?), TypeEncoding::WithUndefinedType)
+        } else if types.has_member("orc_entry", "end") {
+            (Some(bits("end")?), TypeEncoding::WithEndBit)
+        } else {
+            return Err(OrcError::Layout(
+                "neither an `end` nor a `signal` member: unknown ORC version".into(),
+            ));
+        };
+        let layout = OrcLayout {
+            entry_size: usize::try_from(size).unwrap_or(usize::MAX),
+            sp_offset: bits("sp_offset")?,
+            bp_offset: bits("bp_offset")?,
+            sp_reg: bits("sp_reg")?,
+            bp_reg: bits("bp_reg")?,
+            kind: bits("type")?,
+            flag,
+            encoding,
+        };
+        layout.check()?;
+        Ok(layout)
+    }
+
+    /// Every field must fit inside the entry, and the entry in 16 bytes.
+    pub fn check(&self) -> Result<(), OrcError> {
+        if self.entry_size == 0 || self.entry_size > 16 {
+            return Err(OrcError::Layout(format!(
+                "entry size {} is not between 1 and 16 bytes",
+                self.entry_size
+            )));
+        }
+        let total = self.entry_size as u32 * 8;
+        let fields = [
+            ("sp_offset", Some(self.sp_offset)),
+            ("bp_offset", Some(self.bp_offset)),
+            ("sp_reg", Some(self.sp_reg)),
+            ("bp_reg", Some(self.bp_reg)),
+            ("type", Some(self.kind)),
+            ("end/signal", self.flag),
+        ];
+        for (name, b) in fields {
+            if let Some(b) = b {
+                if b.width == 0 || b.width > 16 || b.pos.saturating_add(b.width) > total {
+                    return Err(OrcError::Layout(format!(
+                        "{name} (bit {} width {}) does not fit a {}-byte entry",
+                        b.pos, b.width, self.entry_size
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes one entry from exactly `entry_size` bytes.
+    pub fn decode(&self, bytes: &[u8]) -> Option<OrcEntry> {
+        if bytes.len() < self.entry_size || self.entry_size > 16 {
+            return None;
+        }
+        let mut buf = [0u8; 16];
+        buf.get_mut(..self.entry_size)?
+            .copy_from_slice(bytes.get(..self.entry_size)?);
+        let v = u128::from_le_bytes(buf);
+        let get = |b: Bits| -> u64 {
+            let mask = if b.width >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << b.width) - 1
+            };
+            ((v >> b.pos) as u64) & mask
+        };
+        let signed = |b: Bits| -> i16 {
+            let raw = get(b);
+            // sign-extend from `width` bits
+            let shift = 64 - b.width.min(64);
+            (((raw << shift) as i64) >> shift) as i16
+        };
+        let t = get(self.kind);
+        let flag = self.flag.map(get).unwrap_or(0) != 0;
+        let sp_reg = get(self.sp_reg) as u8;
+        let (kind, signal) = match self.encoding {
+            TypeEncoding::WithEndBit => {
+                let k = match t {
+                    _ if sp_reg == reg::UNDEFINED && flag => OrcType::EndOfStack,
+                    _ if sp_reg == reg::UNDEFINED => OrcType::Undefined,
+                    0 => OrcType::Call,
+                    1 => OrcType::Regs,
+                    2 => OrcType::RegsPartial,
+                    _ => OrcType::Undefined,
+                };
+                (k, false)
+            }
+            TypeEncoding::WithUndefinedType => {
+                let k = match t {
+                    1 => OrcType::EndOfStack,
+                    2 => OrcType::Call,
+                    3 => OrcType::Regs,
+                    4 => OrcType::RegsPartial,
+                    _ => OrcType::Undefined,
+                };
+                (k, flag)
+            }
+        };
+        Some(OrcEntry {
+            sp_offset: signed(self.sp_offset),
+            bp_offset: signed(self.bp_offset),
+            sp_reg,
+            bp_reg: get(self.bp_reg) as u8,
+            kind,
+            signal,
+        })
+    }
+}
+
+/// One ORC table (the vmlinux's, or a module's read from the dump), covering
+/// the address ranges in `ranges`.
+#[derive(Debug, Clone)]
+pub struct OrcTable {
+    /// IPs as the table states them (link-time for the vmlinux), sorted.
+    ips: Vec<u64>,
+    /// Entry index for each sorted IP.
+    index: Vec<u32>,
+    entries: Vec<u8>,
+    layout: OrcLayout,
+    /// Added to a table IP to get a run-time address (the KASLR offset for the vmlinux).
+    bias: u64,
+    /// Run-time address ranges [start, end) the table answers for.
+    ranges: Vec<(u64, u64)>,
+}
+
+impl OrcTable {
+    /// `ip_bytes` is `.orc_unwind_ip` as it sits at `ip_addr` (the address
+    /// the relative offsets are taken from), `entries` is `.orc_unwind`.
+    pub fn new(
+        ip_bytes: &[u8],
+        ip_addr: u64,
+        entries: &[u8],
+        layout: OrcLayout,
+        bias: u64,
+        ranges: Vec<(u64, u64)>,
+    ) -> Result<OrcTable, OrcError> {
+        layout.check()?;
+        let n = ip_bytes.len() / 4;
+        let n_entries = entries.len() / layout.entry_size;
+        if n == 0 {
+            return Err(OrcError::Table("no .orc_unwind_ip entries".into()));
+        }
+        if n != n_entries {
+            return Err(OrcError::Table(format!(
+                ".orc_unwind_ip has {n} entries, .orc_unwind {n_entries} ({} bytes of {} each)",
+                entries.len(),
+                layout.entry_size
+            )));
+        }
+        if u32::try_from(n).is_err() {
+            return Err(OrcError::Table(format!("{n} entries is too many")));
+        }
+        let mut pairs: Vec<(u64, u32)> = ip_bytes
+            .chunks_exact(4)
+            .enumerate()
+            .map(|(i, c)| {
+                let rel = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                let at = ip_addr.wrapping_add(4 * i as u64);
+                (at.wrapping_add_signed(i64::from(rel)), i as u32)
+            })
+            .collect();
+        if !pairs.windows(2).all(|w| w[0].0 <= w[1].0) {
+            pairs.sort_by_key(|p| p.0);
+        }
+        Ok(OrcTable {
+            ips: pairs.iter().map(|p| p.0).collect(),
+            index: pairs.iter().map(|p| p.1).collect(),
+            entries: entries.to_vec(),
+            layout,
+            bias,
+            ranges,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.ips.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ips.is_empty()
+    }
+
+    /// Does this table answer for run-time address `ip`?
+    pub fn covers(&self, ip: u64) -> bool {
+        self.ranges.iter().any(|&(s, e)| ip >= s && ip < e)
+    }
+
+    /// The entry for run-time address `ip` (the last entry at or below it).
+    pub fn find(&self, ip: u64) -> Option<OrcEntry> {
+        if !self.covers(ip) {
+            return None;
+        }
+        let target = ip.wrapping_sub(self.bias);
+        let pos = self.ips.partition_point(|&x| x <= target);
+        let i = *self.index.get(pos.checked_sub(1)?)? as usize;
+        let size = self.layout.entry_size;
+        let bytes = self.entries.get(i * size..(i + 1) * size)?;
+        self.layout.decode(bytes)
+    }
+}
+
+/// The tables of the vmlinux and of each module.
+#[derive(Debug, Clone, Default)]
+pub struct OrcSet {
+    pub tables: Vec<OrcTable>,
+}
+
+impl OrcSet {
+    /// `None`: no table covers `ip`. `Some(entry)`: the entry for it.
+    pub fn find(&self, ip: u64) -> Option<OrcEntry> {
+        self.tables.iter().find(|t| t.covers(ip))?.find(ip)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// 6.1's `struct orc_entry` as DWARF describes it: s16, s16, then
+    /// sp_reg:4 bp_reg:4 type:2 end:1.
+    pub fn layout_6_1() -> OrcLayout {
+        OrcLayout {
+            entry_size: 6,
+            sp_offset: Bits { pos: 0, width: 16 },
+            bp_offset: Bits { pos: 16, width: 16 },
+            sp_reg: Bits { pos: 32, width: 4 },
+            bp_reg: Bits { pos: 36, width: 4 },
+            kind: Bits { pos: 40, width: 2 },
+            flag: Some(Bits { pos: 42, width: 1 }),
+            encoding: TypeEncoding::WithEndBit,
+        }
+    }
+
+    /// 6.4+: type:3 signal:1.
+    pub fn layout_6_4() -> OrcLayout {
+        OrcLayout {
+            kind: Bits { pos: 40, width: 3 },
+            flag: Some(Bits { pos: 43, width: 1 }),
+            encoding: TypeEncoding::WithUndefinedType,
+            ..layout_6_1()
+        }
+    }
+
+    /// Encodes an entry with a layout (a test byte builder).
+    pub fn encode(
+        l: &OrcLayout,
+        sp_off: i16,
+        bp_off: i16,
+        sp: u8,
+        bp: u8,
+        t: u8,
+        f: bool,
+    ) -> Vec<u8> {
+        let mut v: u128 = 0;
+        let mut put = |b: Bits, x: u64| {
+            let mask = (1u128 << b.width) - 1;
+            v |= (u128::from(x) & mask) << b.pos;
+        };
+        put(l.sp_offset, sp_off as u16 as u64);
+        put(l.bp_offset, bp_off as u16 as u64);
+        put(l.sp_reg, u64::from(sp));
+        put(l.bp_reg, u64::from(bp));
+        put(l.kind, u64::from(t));
+        if let Some(fb) = l.flag {
+            put(fb, u64::from(f));
+        }
+        v.to_le_bytes()[..l.entry_size].to_vec()
+    }
+
+    /// `.orc_unwind_ip` bytes for absolute `ips`, as placed at `at`.
+    pub fn ip_bytes(at: u64, ips: &[u64]) -> Vec<u8> {
+        ips.iter()
+            .enumerate()
+            .flat_map(|(i, &ip)| ((ip.wrapping_sub(at + 4 * i as u64)) as i64 as i32).to_le_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn decodes_6_1_entries() {
+        let l = layout_6_1();
+        let e = l
+            .decode(&encode(&l, 8, 0, reg::SP, reg::UNDEFINED, 0, false))
+            .unwrap();
+        assert_eq!(e.kind, OrcType::Call);
+        assert_eq!(
+            (e.sp_offset, e.sp_reg, e.bp_reg),
+            (8, reg::SP, reg::UNDEFINED)
+        );
+        let e = l
+            .decode(&encode(&l, -16, -48, reg::BP, reg::PREV_SP, 1, false))
+            .unwrap();
+        assert_eq!(e.kind, OrcType::Regs);
+        assert_eq!((e.sp_offset, e.bp_offset), (-16, -48));
+        let e = l
+            .decode(&encode(&l, 0, 0, reg::SP, reg::UNDEFINED, 2, false))
+            .unwrap();
+        assert_eq!(e.kind, OrcType::RegsPartial);
+        // sp_reg UNDEFINED with `end`: the bottom of the stack; without: no data.
+        let e = l
+            .decode(&encode(&l, 0, 0, reg::UNDEFINED, 0, 0, true))
+            .unwrap();
+        assert_eq!(e.kind, OrcType::EndOfStack);
+        let e = l
+            .decode(&encode(&l, 0, 0, reg::UNDEFINED, 0, 0, false))
+            .unwrap();
+        assert_eq!(e.kind, OrcType::Undefined);
+        assert!(!e.signal);
+        // type 3 does not exist before 6.4
+        let e = l.decode(&encode(&l, 8, 0, reg::SP, 0, 3, false)).unwrap();
+        assert_eq!(e.kind, OrcType::Undefined);
+    }
+
+    #[test]
+    fn decodes_6_4_entries() {
+        let l = layout_6_4();
+        let kinds = [
+            (0, OrcType::Undefined),
+            (1, OrcType::EndOfStack),
+            (2, OrcType::Call),
+            (3, OrcType::Regs),
+            (4, OrcType::RegsPartial),
+            (7, OrcType::Undefined),
+        ];
+        for (t, want) in kinds {
+            let e = l
+                .decode(&encode(&l, 16, -16, reg::SP, reg::PREV_SP, t, false))
+                .unwrap();
+            assert_eq!(e.kind, want, "type {t}");
+        }
+        let e = l.decode(&encode(&l, 8, 0, reg::SP, 0, 2, true)).unwrap();
+        assert!(e.signal);
+        assert_eq!(e.kind, OrcType::Call);
+        // The same bytes read with the old layout mean something else: type 2
+        // is REGS_PARTIAL there, and bit 43 is padding.
+        let old = layout_6_1()
+            .decode(&encode(&l, 8, 0, reg::SP, 0, 2, true))
+            .unwrap();
+        assert_eq!(old.kind, OrcType::RegsPartial);
+    }
+
+    #[test]
+    fn rejects_layouts_that_do_not_fit() {
+        let mut l = layout_6_1();
+        l.kind = Bits { pos: 47, width: 2 };
+        assert!(l.check().is_err());
+        l = layout_6_1();
+        l.entry_size = 0;
+        assert!(l.check().is_err());
+        l.entry_size = 40;
+        assert!(l.check().is_err());
+        assert!(l.decode(&[0; 4]).is_none());
+    }
+
+    #[test]
+    fn table_lookup_sorts_and_bounds() {
+        let l = layout_6_1();
+        let at = 0xffff_ffff_8200_0000u64;
+        // deliberately unsorted, like a module table before the kernel sorts it
+        let ips = [
+            0xffff_ffff_8100_0010u64,
+            0xffff_ffff_8100_0000,
+            0xffff_ffff_8100_0020,
+        ];
+        let mut ent = Vec::new();
+        ent.extend(encode(&l, 16, 0, reg::SP, 0, 0, false));
+        ent.extend(encode(&l, 8, 0, reg::SP, 0, 0, false));
+        ent.extend(encode(&l, 0, 0, reg::UNDEFINED, 0, 0, false));
+        let bias = 0x1000_0000;
+        let t = OrcTable::new(
+            &ip_bytes(at, &ips),
+            at,
+            &ent,
+            l.clone(),
+            bias,
+            vec![(0xffff_ffff_9100_0000, 0xffff_ffff_9100_1000)],
+        )
+        .unwrap();
+        assert_eq!(t.len(), 3);
+        let f = |ip: u64| t.find(ip).map(|e| (e.sp_offset, e.kind));
+        assert_eq!(f(0xffff_ffff_9100_0000), Some((8, OrcType::Call)));
+        assert_eq!(f(0xffff_ffff_9100_000f), Some((8, OrcType::Call)));
+        assert_eq!(f(0xffff_ffff_9100_0010), Some((16, OrcType::Call)));
+        assert_eq!(f(0xffff_ffff_9100_0030), Some((0, OrcType::Undefined)));
+        assert_eq!(f(0xffff_ffff_9100_2000), None, "outside the table's range");
+        // counts that disagree are garbage
+        assert!(OrcTable::new(&ip_bytes(at, &ips), at, &ent[..12], l.clone(), 0, vec![]).is_err());
+        assert!(OrcTable::new(&[], at, &[], l, 0, vec![]).is_err());
+    }
+}

@@ -1,0 +1,798 @@
+//! The x86_64 unwinder: ORC first (the algorithm of the kernel's
+//! arch/x86/kernel/unwind_orc.c), frame pointers where an address has no ORC
+//! data, and a crash-style scan for kernel text addresses when both fail.
+//!
+//! It knows nothing of the dump: it is given the starting registers, a
+//! memory reader, the ORC tables, the stacks the task may run on and a test
+//! for kernel text, and returns frames plus, if it stopped early, why.
+
+use super::orc::{reg, OrcEntry, OrcSet, OrcType};
+use crate::model::FrameKind;
+use std::collections::HashSet;
+
+/// Most frames one unwind produces before it gives up.
+pub const MAX_FRAMES: usize = 128;
+
+/// Reads one 64-bit word of kernel memory.
+pub trait Memory {
+    fn read_u64(&self, addr: u64) -> Option<u64>;
+}
+
+impl<F: Fn(u64) -> Option<u64>> Memory for F {
+    fn read_u64(&self, addr: u64) -> Option<u64> {
+        self(addr)
+    }
+}
+
+/// A stack a task may run on: its own, the CPU's IRQ stack, an IST stack, …
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stack {
+    /// "task", "irq", "NMI", "#DF", "#MC", "#DB", "entry".
+    pub name: String,
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+impl Stack {
+    pub fn contains(&self, addr: u64, len: u64) -> bool {
+        addr >= self.start && addr.checked_add(len).is_some_and(|e| e <= self.end)
+    }
+}
+
+/// Register names in crash's display order; `Regs::vals` follows it.
+pub const REG_NAMES: [&str; 21] = [
+    "ip", "sp", "flags", "ax", "bx", "cx", "dx", "si", "di", "bp", "r8", "r9", "r10", "r11", "r12",
+    "r13", "r14", "r15", "orig_ax", "cs", "ss",
+];
+/// crash's labels for `REG_NAMES`.
+pub const CRASH_LABELS: [&str; 21] = [
+    "RIP", "RSP", "RFLAGS", "RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "R8", "R9", "R10",
+    "R11", "R12", "R13", "R14", "R15", "ORIG_RAX", "CS", "SS",
+];
+const IP: usize = 0;
+const SP: usize = 1;
+const DX: usize = 6;
+const DI: usize = 7;
+const BP: usize = 9;
+const R10: usize = 12;
+const R13: usize = 15;
+const CS: usize = 19;
+/// The registers an iret frame holds.
+const IRET_REGS: [usize; 5] = [IP, 19, 2, SP, 20];
+
+/// A register set: a full `pt_regs`, or just an iret frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Regs {
+    pub vals: [u64; 21],
+    /// All registers are valid (else only ip, cs, flags, sp, ss).
+    pub full: bool,
+}
+
+impl Regs {
+    pub fn get(&self, name: &str) -> Option<u64> {
+        let i = REG_NAMES.iter().position(|&n| n == name)?;
+        (self.full || IRET_REGS.contains(&i)).then_some(self.vals[i])
+    }
+
+    pub fn ip(&self) -> u64 {
+        self.vals[IP]
+    }
+
+    pub fn sp(&self) -> u64 {
+        self.vals[SP]
+    }
+
+    /// The CPU was in user mode (CPL 3 in CS).
+    pub fn user_mode(&self) -> bool {
+        self.vals[CS] & 3 != 0
+    }
+
+    /// `(crash label, value)` pairs of the valid registers, in crash's order.
+    pub fn labelled(&self) -> Vec<(String, u64)> {
+        (0..21)
+            .filter(|i| self.full || IRET_REGS.contains(i))
+            .map(|i| (CRASH_LABELS[i].to_string(), self.vals[i]))
+            .collect()
+    }
+}
+
+/// Where `pt_regs`' members are (from the vmlinux types), by `REG_NAMES` index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PtRegsLayout {
+    /// (offset, size) of each register, in `REG_NAMES` order.
+    pub fields: [(u64, u64); 21],
+    pub size: u64,
+}
+
+impl PtRegsLayout {
+    /// The offset of `ip`: where an iret frame starts inside `pt_regs`.
+    pub fn iret_offset(&self) -> u64 {
+        self.fields[IP].0
+    }
+
+    fn read_field(&self, mem: &dyn Memory, base: u64, i: usize) -> Option<u64> {
+        let (off, size) = self.fields[i];
+        let v = mem.read_u64(base.checked_add(off)?)?;
+        Some(if size >= 8 {
+            v
+        } else {
+            v & ((1u64 << (size * 8)) - 1)
+        })
+    }
+
+    /// Reads a full `pt_regs` at `addr`.
+    pub fn read_full(&self, mem: &dyn Memory, addr: u64) -> Option<Regs> {
+        let mut r = Regs {
+            full: true,
+            ..Default::default()
+        };
+        for i in 0..21 {
+            r.vals[i] = self.read_field(mem, addr, i)?;
+        }
+        Some(r)
+    }
+
+    /// Reads an iret frame at `addr` (the `ip` member of a `pt_regs` there).
+    pub fn read_iret(&self, mem: &dyn Memory, addr: u64) -> Option<Regs> {
+        let base = addr.checked_sub(self.iret_offset())?;
+        let mut r = Regs::default();
+        for i in IRET_REGS {
+            r.vals[i] = self.read_field(mem, base, i)?;
+        }
+        Some(r)
+    }
+}
+
+/// Where an unwind starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: Option<u64>,
+    /// The full register set (a CPU's saved registers), if known.
+    pub regs: Option<Regs>,
+    /// `ip` is where the CPU was (not a return address): look it up as is.
+    pub signal: bool,
+}
+
+/// One frame as the unwinder found it (symbols come later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFrame {
+    pub pc: u64,
+    /// Where the frame's return address sits (the first frame: the stack pointer).
+    pub sp: u64,
+    pub kind: FrameKind,
+    /// The `pt_regs` this frame's code saved (an exception or interrupt entry).
+    pub regs: Option<Regs>,
+    /// Name of the stack `sp` is on.
+    pub stack: Option<String>,
+    /// `pc` is where the CPU was, not a return address.
+    pub signal: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unwound {
+    pub frames: Vec<RawFrame>,
+    /// Why the unwind stopped before the bottom of the stack, if it did.
+    pub error: Option<String>,
+}
+
+/// Everything the unwinder reads.
+pub struct Unwinder<'a> {
+    pub orc: &'a OrcSet,
+    pub mem: &'a dyn Memory,
+    pub stacks: &'a [Stack],
+    pub is_text: &'a dyn Fn(u64) -> bool,
+    pub pt_regs: &'a PtRegsLayout,
+}
+
+struct State {
+    ip: u64,
+    sp: u64,
+    bp: Option<u64>,
+    regs: Option<Regs>,
+    /// The address the last pt_regs were read from (for `get_reg`).
+    signal: bool,
+    stack: Option<usize>,
+}
+
+enum Step {
+    /// A caller frame was found.
+    Next(Box<(RawFrame, State)>),
+    /// The bottom of the stack.
+    End,
+}
+
+impl<'a> Unwinder<'a> {
+    fn stack_of(&self, addr: u64) -> Option<usize> {
+        self.stacks.iter().position(|s| s.contains(addr, 8))
+    }
+
+    fn stack_name(&self, i: Option<usize>) -> Option<String> {
+        i.and_then(|i| self.stacks.get(i)).map(|s| s.name.clone())
+    }
+
+    /// A word of some known stack.
+    fn read_stack(&self, addr: u64) -> Result<u64, String> {
+        if self.stack_of(addr).is_none() {
+            return Err(format!("stack address {addr:#x} is on no known stack"));
+        }
+        self.mem
+            .read_u64(addr)
+            .ok_or_else(|| format!("cannot read the stack at {addr:#x}"))
+    }
+
+    /// Unwinds from `start` to the bottom of the stack.
+    pub fn unwind(&self, start: Start) -> Unwound {
+        let mut out = Unwound::default();
+        let first_stack = self.stack_of(start.sp);
+        out.frames.push(RawFrame {
+            pc: start.ip,
+            sp: start.sp,
+            kind: FrameKind::Orc,
+            regs: None,
+            stack: self.stack_name(first_stack),
+            signal: start.signal,
+        });
+        if let Some(r) = start.regs.filter(|r| r.user_mode()) {
+            // The CPU was in user space: the registers are all there is.
+            if let Some(f) = out.frames.last_mut() {
+                f.kind = FrameKind::Exception;
+                f.regs = Some(r);
+            }
+            return out;
+        }
+        if first_stack.is_none() {
+            out.error = Some(format!(
+                "the stack pointer {:#x} is on no known stack of the task",
+                start.sp
+            ));
+            return out;
+        }
+        let mut state = State {
+            ip: start.ip,
+            sp: start.sp,
+            bp: start.bp.or(start.regs.map(|r| r.vals[BP])),
+            regs: start.regs,
+            signal: start.signal,
+            stack: first_stack,
+        };
+        let mut left: HashSet<usize> = HashSet::new();
+        while out.frames.len() < MAX_FRAMES {
+            let step = match self.step(&state) {
+                Ok(s) => s,
+                Err(why) => match self.scan(&state) {
+                    Some(s) => s,
+                    None => {
+                        out.error = Some(why);
+                        return out;
+                    }
+                },
+            };
+            let (frame, next) = match step {
+                Step::End => return out,
+                Step::Next(b) => *b,
+            };
+            // The current frame holds the pt_regs the next one comes from.
+            if frame.kind == FrameKind::Exception {
+                if let (Some(cur), Some(r)) = (out.frames.last_mut(), frame.regs) {
+                    cur.kind = FrameKind::Exception;
+                    cur.regs = Some(r);
+                }
+                if frame.regs.is_some_and(|r| r.user_mode()) {
+                    return out; // the user-mode registers at the bottom of the task stack
+                }
+            }
+            // Prevent loops: the stack pointer only moves up on one stack, and a
+            // stack once left is not entered again.
+            if next.stack == state.stack && next.sp <= state.sp {
+                out.error = Some(format!(
+                    "stack going in the wrong direction at {:#x} (sp {:#x} -> {:#x})",
+                    state.ip, state.sp, next.sp
+                ));
+                return out;
+            }
+            if next.stack != state.stack {
+                if let Some(s) = state.stack {
+                    left.insert(s);
+                }
+                if next.stack.is_some_and(|s| left.contains(&s)) {
+                    out.error = Some(format!(
+                        "the unwind came back to the {} stack at {:#x}",
+                        self.stack_name(next.stack).unwrap_or_default(),
+                        next.sp
+                    ));
+                    return out;
+                }
+            }
+            let mut frame = frame;
+            if frame.kind == FrameKind::Exception {
+                frame.kind = FrameKind::Orc;
+                frame.regs = None;
+            }
+            out.frames.push(frame);
+            state = next;
+        }
+        out.error = Some(format!("more than {MAX_FRAMES} frames: stopped"));
+        out
+    }
+
+    /// A register of the last full pt_regs (the kernel's `get_reg`).
+    fn get_reg(&self, state: &State, i: usize) -> Option<u64> {
+        state.regs.filter(|r| r.full).map(|r| r.vals[i])
+    }
+
+    /// One step of the kernel's `unwind_next_frame`.
+    fn step(&self, state: &State) -> Result<Step, String> {
+        let lookup = if state.signal {
+            state.ip
+        } else {
+            state.ip.wrapping_sub(1)
+        };
+        let (orc, kind) = match self.orc.find(lookup) {
+            Some(e) => (e, FrameKind::Orc),
+            None if (self.is_text)(lookup) => (OrcEntry::FRAME_POINTER, FrameKind::FramePointer),
+            None => return Err(format!("no unwind data for {:#x}", state.ip)),
+        };
+        match orc.kind {
+            OrcType::Undefined => return Err(format!("undefined ORC entry for {:#x}", state.ip)),
+            OrcType::EndOfStack => return Ok(Step::End),
+            _ => {}
+        }
+        let mut indirect = false;
+        let mut sp = match orc.sp_reg {
+            reg::SP => state.sp.wrapping_add_signed(i64::from(orc.sp_offset)),
+            reg::BP => state
+                .bp
+                .ok_or("no frame pointer value")?
+                .wrapping_add_signed(i64::from(orc.sp_offset)),
+            reg::SP_INDIRECT => {
+                indirect = true;
+                state.sp
+            }
+            reg::BP_INDIRECT => {
+                indirect = true;
+                state
+                    .bp
+                    .ok_or("no frame pointer value")?
+                    .wrapping_add_signed(i64::from(orc.sp_offset))
+            }
+            r @ (reg::R10 | reg::R13 | reg::DI | reg::DX) => {
+                let i = match r {
+                    reg::R10 => R10,
+                    reg::R13 => R13,
+                    reg::DI => DI,
+                    _ => DX,
+                };
+                self.get_reg(state, i).ok_or_else(|| {
+                    format!("ORC at {:#x} needs a register no pt_regs holds", state.ip)
+                })?
+            }
+            other => return Err(format!("unknown ORC sp_reg {other} at {:#x}", state.ip)),
+        };
+        if indirect {
+            sp = self.read_stack(sp)?;
+            if orc.sp_reg == reg::SP_INDIRECT {
+                sp = sp.wrapping_add_signed(i64::from(orc.sp_offset));
+            }
+        }
+        let (frame, mut next) = match orc.kind {
+            OrcType::Call => {
+                let slot = sp.wrapping_sub(8);
+                let ip = self.read_stack(slot)?;
+                if kind == FrameKind::FramePointer && !(self.is_text)(ip) {
+                    return Err(format!(
+                        "frame pointer guess at {:#x} gives {ip:#x}, not kernel text",
+                        state.ip
+                    ));
+                }
+                let stack = self.stack_of(slot);
+                (
+                    RawFrame {
+                        pc: ip,
+                        sp: slot,
+                        kind,
+                        regs: None,
+                        stack: self.stack_name(stack),
+                        signal: orc.signal,
+                    },
+                    State {
+                        ip,
+                        sp,
+                        bp: state.bp,
+                        regs: None,
+                        signal: orc.signal,
+                        stack: self.stack_of(sp.wrapping_sub(8)),
+                    },
+                )
+            }
+            // REGS or REGS_PARTIAL (UNDEFINED and END_OF_STACK returned above)
+            _ => {
+                let regs = if orc.kind == OrcType::Regs {
+                    self.stack_of(sp)
+                        .and_then(|_| self.pt_regs.read_full(self.mem, sp))
+                } else {
+                    self.stack_of(sp)
+                        .and_then(|_| self.pt_regs.read_iret(self.mem, sp))
+                }
+                .ok_or_else(|| format!("cannot read the registers at {sp:#x}"))?;
+                let stack = self.stack_of(regs.sp());
+                (
+                    RawFrame {
+                        pc: regs.ip(),
+                        sp: regs.sp(),
+                        kind: FrameKind::Exception,
+                        regs: Some(regs),
+                        stack: self.stack_name(stack),
+                        signal: true,
+                    },
+                    State {
+                        ip: regs.ip(),
+                        sp: regs.sp(),
+                        bp: if regs.full {
+                            Some(regs.vals[BP])
+                        } else {
+                            state.bp
+                        },
+                        regs: Some(if regs.full {
+                            regs
+                        } else {
+                            // an iret frame keeps the registers of an older full pt_regs
+                            state.regs.filter(|r| r.full).unwrap_or(regs)
+                        }),
+                        signal: true,
+                        stack,
+                    },
+                )
+            }
+        };
+        if frame.regs.is_some_and(|r| r.user_mode()) {
+            return Ok(Step::Next(Box::new((frame, next))));
+        }
+        // Find BP.
+        match orc.bp_reg {
+            reg::UNDEFINED => {
+                if let Some(v) = self.get_reg(&next, BP) {
+                    next.bp = Some(v);
+                }
+            }
+            reg::PREV_SP => {
+                next.bp = Some(self.read_stack(sp.wrapping_add_signed(i64::from(orc.bp_offset)))?)
+            }
+            reg::BP => {
+                let bp = state.bp.ok_or("no frame pointer value")?;
+                next.bp = Some(self.read_stack(bp.wrapping_add_signed(i64::from(orc.bp_offset)))?)
+            }
+            other => return Err(format!("unknown ORC bp_reg {other} at {:#x}", state.ip)),
+        }
+        if next.stack.is_none() {
+            return Err(format!(
+                "stack pointer {:#x} after {:#x} is on no known stack",
+                next.sp, state.ip
+            ));
+        }
+        Ok(Step::Next(Box::new((frame, next))))
+    }
+
+    /// crash's fallback: the next kernel text address on the stack above `sp`.
+    fn scan(&self, state: &State) -> Option<Step> {
+        let stack = self.stacks.get(state.stack?)?;
+        let mut addr = state.sp;
+        while stack.contains(addr, 8) {
+            if let Some(v) = self.mem.read_u64(addr) {
+                if (self.is_text)(v) {
+                    let next = State {
+                        ip: v,
+                        sp: addr + 8,
+                        bp: state.bp,
+                        regs: None,
+                        signal: false,
+                        stack: state.stack,
+                    };
+                    let frame = RawFrame {
+                        pc: v,
+                        sp: addr,
+                        kind: FrameKind::Scan,
+                        regs: None,
+                        stack: Some(stack.name.clone()),
+                        signal: false,
+                    };
+                    return Some(Step::Next(Box::new((frame, next))));
+                }
+            }
+            addr += 8;
+        }
+        None
+    }
+
+    /// The kernel text addresses on the stacks the reliable frames use that
+    /// are not their return addresses: what the kernel's Call Trace marks `?`.
+    /// Words inside a `pt_regs` a frame shows are skipped.
+    pub fn stale(&self, frames: &[RawFrame]) -> Vec<RawFrame> {
+        let mut slots: HashSet<u64> = frames.iter().map(|f| f.sp).collect();
+        let mut skip: Vec<(u64, u64)> = Vec::new();
+        for f in frames {
+            if f.regs.is_some() {
+                // the pt_regs sits just above this frame's return address
+                skip.push((f.sp, f.sp + 8 + self.pt_regs.size));
+            }
+        }
+        let mut out = Vec::new();
+        let mut done: HashSet<usize> = HashSet::new();
+        for f in frames {
+            let Some(si) = self.stack_of(f.sp) else {
+                continue;
+            };
+            if !done.insert(si) {
+                continue;
+            }
+            let Some(stack) = self.stacks.get(si) else {
+                continue;
+            };
+            // from the first frame on this stack to the last one's return
+            // address (or the stack's end when the unwind ended on it)
+            let last = frames
+                .iter()
+                .filter(|g| self.stack_of(g.sp) == Some(si))
+                .map(|g| g.sp)
+                .max()
+                .unwrap_or(f.sp);
+            let mut addr = f.sp;
+            while addr <= last && stack.contains(addr, 8) {
+                let in_regs = skip.iter().any(|&(s, e)| addr > s && addr < e);
+                if !slots.contains(&addr) && !in_regs {
+                    if let Some(v) = self.mem.read_u64(addr).filter(|&v| (self.is_text)(v)) {
+                        slots.insert(addr);
+                        out.push(RawFrame {
+                            pc: v,
+                            sp: addr,
+                            kind: FrameKind::Stale,
+                            regs: None,
+                            stack: Some(stack.name.clone()),
+                            signal: false,
+                        });
+                    }
+                }
+                addr += 8;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::super::orc::tests::{encode, ip_bytes, layout_6_1};
+    use super::super::orc::{OrcSet, OrcTable};
+    use super::*;
+    use std::collections::HashMap;
+
+    pub fn std_pt_regs() -> PtRegsLayout {
+        // struct pt_regs on x86_64: r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx
+        // dx si di orig_ax ip cs flags sp ss
+        let order = [
+            "r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx",
+            "si", "di", "orig_ax", "ip", "cs", "flags", "sp", "ss",
+        ];
+        let mut fields = [(0, 8); 21];
+        for (i, name) in REG_NAMES.iter().enumerate() {
+            let pos = order.iter().position(|n| n == name).unwrap();
+            fields[i] = ((pos * 8) as u64, 8);
+        }
+        PtRegsLayout { fields, size: 168 }
+    }
+
+    const TEXT: (u64, u64) = (0xffff_ffff_8100_0000, 0xffff_ffff_8110_0000);
+    const STACK: u64 = 0xffff_c900_0000_0000;
+
+    /// Functions A (leaf, sp+8), B (pushes rbp: sp+16, bp at cfa-16),
+    /// C (sp+32), ENTRY (REGS at sp+0), END (end of stack), GAP (no data).
+    struct Fixture {
+        orc: OrcSet,
+        mem: HashMap<u64, u64>,
+    }
+
+    const A: u64 = 0xffff_ffff_8100_1000;
+    const B: u64 = 0xffff_ffff_8100_2000;
+    const C: u64 = 0xffff_ffff_8100_3000;
+    const ENTRY: u64 = 0xffff_ffff_8100_4000;
+    const END: u64 = 0xffff_ffff_8100_5000;
+    const UNDEF: u64 = 0xffff_ffff_8100_6000;
+    const NOORC: u64 = 0xffff_ffff_8100_8000;
+
+    fn table() -> OrcSet {
+        let l = layout_6_1();
+        let at = 0xffff_ffff_8200_0000;
+        let rows: Vec<(u64, Vec<u8>)> = vec![
+            (A, encode(&l, 8, 0, reg::SP, reg::UNDEFINED, 0, false)),
+            (B, encode(&l, 16, -16, reg::SP, reg::PREV_SP, 0, false)),
+            (C, encode(&l, 32, 0, reg::SP, reg::UNDEFINED, 0, false)),
+            (ENTRY, encode(&l, 0, 0, reg::SP, reg::UNDEFINED, 1, false)),
+            (
+                END,
+                encode(&l, 0, 0, reg::UNDEFINED, reg::UNDEFINED, 0, true),
+            ),
+            (
+                UNDEF,
+                encode(&l, 0, 0, reg::UNDEFINED, reg::UNDEFINED, 0, false),
+            ),
+            // NOORC..: covered by no table (the table's range ends before it)
+        ];
+        let ips: Vec<u64> = rows.iter().map(|r| r.0).collect();
+        let ent: Vec<u8> = rows.iter().flat_map(|r| r.1.clone()).collect();
+        let t = OrcTable::new(&ip_bytes(at, &ips), at, &ent, l, 0, vec![(TEXT.0, NOORC)]).unwrap();
+        OrcSet { tables: vec![t] }
+    }
+
+    fn run(f: &Fixture, start: Start) -> Unwound {
+        let mem = |a: u64| f.mem.get(&a).copied();
+        let stacks = [Stack {
+            name: "task".into(),
+            start: STACK,
+            end: STACK + 0x4000,
+        }];
+        let is_text = |a: u64| a >= TEXT.0 && a < TEXT.1;
+        let regs = std_pt_regs();
+        let u = Unwinder {
+            orc: &f.orc,
+            mem: &mem,
+            stacks: &stacks,
+            is_text: &is_text,
+            pt_regs: &regs,
+        };
+        let mut out = u.unwind(start);
+        let stale = u.stale(&out.frames);
+        out.frames.extend(stale);
+        out
+    }
+
+    fn start(ip: u64, sp: u64) -> Start {
+        Start {
+            ip,
+            sp,
+            bp: Some(0),
+            regs: None,
+            signal: true,
+        }
+    }
+
+    /// A → B → C → ENTRY(pt_regs from user mode).
+    fn good_stack() -> Fixture {
+        let mut mem = HashMap::new();
+        let s0 = STACK + 0x3000;
+        // A at s0: [s0] = return into B
+        mem.insert(s0, B + 0x10);
+        // B frame: cfa = s0+8+16; saved bp at cfa-16, return at cfa-8
+        let b_cfa = s0 + 8 + 16;
+        mem.insert(b_cfa - 16, 0x1234);
+        mem.insert(b_cfa - 8, C + 0x20);
+        // C frame: cfa = b_cfa + 32; a stale text address inside it
+        let c_cfa = b_cfa + 32;
+        mem.insert(b_cfa + 8, A + 0x99);
+        mem.insert(c_cfa - 8, ENTRY + 0x30);
+        // ENTRY: pt_regs at its cfa (sp+0)
+        let regs = std_pt_regs();
+        let base = c_cfa;
+        for (i, name) in REG_NAMES.iter().enumerate() {
+            let v = match *name {
+                "ip" => 0x40_1000,
+                "sp" => 0x7ffe_0000,
+                "cs" => 0x33,
+                "ss" => 0x2b,
+                _ => i as u64,
+            };
+            mem.insert(base + regs.fields[i].0, v);
+        }
+        Fixture { orc: table(), mem }
+    }
+
+    #[test]
+    fn unwinds_calls_and_stops_at_user_regs() {
+        let f = good_stack();
+        let s0 = STACK + 0x3000;
+        let u = run(&f, start(A + 4, s0));
+        assert_eq!(u.error, None);
+        let reliable: Vec<_> = u
+            .frames
+            .iter()
+            .filter(|f| f.kind != FrameKind::Stale)
+            .collect();
+        let pcs: Vec<u64> = reliable.iter().map(|f| f.pc).collect();
+        assert_eq!(pcs, vec![A + 4, B + 0x10, C + 0x20, ENTRY + 0x30]);
+        assert_eq!(reliable[1].sp, s0);
+        assert_eq!(reliable[3].kind, FrameKind::Exception);
+        let r = reliable[3].regs.unwrap();
+        assert!(r.user_mode());
+        assert_eq!((r.ip(), r.sp()), (0x40_1000, 0x7ffe_0000));
+        assert_eq!(r.labelled()[0], ("RIP".to_string(), 0x40_1000));
+        let stale: Vec<_> = u
+            .frames
+            .iter()
+            .filter(|f| f.kind == FrameKind::Stale)
+            .collect();
+        assert_eq!(stale.len(), 1);
+        assert_eq!(stale[0].pc, A + 0x99);
+    }
+
+    #[test]
+    fn kernel_mode_exception_continues_on_the_interrupted_code() {
+        let mut f = good_stack();
+        let s0 = STACK + 0x3000;
+        let c_cfa = s0 + 8 + 16 + 32;
+        let regs = std_pt_regs();
+        // the pt_regs now says: interrupted in A (kernel), with a stack above
+        let isp = c_cfa + 0x200;
+        f.mem.insert(c_cfa + regs.fields[0].0, A + 1);
+        f.mem.insert(c_cfa + regs.fields[1].0, isp);
+        f.mem.insert(c_cfa + regs.fields[19].0, 0x10);
+        f.mem.insert(isp, END + 8); // A returns into END: the bottom
+        let u = run(&f, start(A + 4, s0));
+        assert_eq!(u.error, None, "{:?}", u.frames);
+        let pcs: Vec<u64> = u
+            .frames
+            .iter()
+            .filter(|f| f.kind != FrameKind::Stale)
+            .map(|f| f.pc)
+            .collect();
+        assert_eq!(
+            pcs,
+            vec![A + 4, B + 0x10, C + 0x20, ENTRY + 0x30, A + 1, END + 8]
+        );
+    }
+
+    #[test]
+    fn frame_pointer_loop_stops_with_a_reason() {
+        // NOORC has no ORC data: frame pointers. bp points at itself.
+        let mut mem = HashMap::new();
+        let bp = STACK + 0x3100;
+        mem.insert(bp, bp); // saved bp = bp: a loop
+        mem.insert(bp + 8, NOORC + 0x10); // return address: NOORC again
+        let f = Fixture { orc: table(), mem };
+        let mut st = start(NOORC + 4, STACK + 0x3000);
+        st.bp = Some(bp);
+        let u = run(&f, st);
+        let err = u.error.expect("a loop is an error");
+        assert!(
+            err.contains("wrong direction") || err.contains("frames"),
+            "{err}"
+        );
+        assert!(u.frames.len() <= MAX_FRAMES + 1);
+        assert!(u.frames.iter().any(|f| f.kind == FrameKind::FramePointer));
+    }
+
+    #[test]
+    fn garbage_stops_or_falls_back_to_scan() {
+        // ip in a gap with undefined ORC data: the scan finds B's return
+        // address on the stack and goes on from there
+        let mut f = good_stack();
+        let s0 = STACK + 0x3000;
+        f.mem.insert(s0, 0xdead_beef); // not text
+        let u = run(&f, start(UNDEF + 4, s0));
+        let kinds: Vec<FrameKind> = u.frames.iter().map(|f| f.kind).collect();
+        assert!(kinds.contains(&FrameKind::Scan), "{kinds:?}");
+        // an address outside every stack: stop at once with a reason
+        let u = run(&f, start(A, 0x1000));
+        assert_eq!(u.frames.len(), 1);
+        assert!(u.error.is_some());
+        // an empty stack of garbage: no text anywhere, ip has no data
+        let f = Fixture {
+            orc: table(),
+            mem: (0..0x800)
+                .map(|i| (STACK + i * 8, 0x4141_4141_4141_4141))
+                .collect(),
+        };
+        let u = run(&f, start(0x4141, STACK + 0x100));
+        assert!(u.error.is_some());
+        assert_eq!(u.frames.len(), 1);
+        // a stack full of one text address: every step is a scan that moves
+        // up by a word, bounded by the stack and MAX_FRAMES
+        let f = Fixture {
+            orc: table(),
+            mem: (0..0x800).map(|i| (STACK + i * 8, UNDEF + 1)).collect(),
+        };
+        let u = run(&f, start(UNDEF + 1, STACK));
+        assert!(u.frames.len() <= MAX_FRAMES + 0x800);
+        assert!(u.error.is_some());
+    }
+}
