@@ -183,6 +183,19 @@ pub fn node_present_pages(k: &Kernel) -> Result<u64> {
     Ok(total)
 }
 
+/// The counters of `enum zone_stat_item`, one name per value: an alias
+/// (`NR_ZONE_LRU_BASE = NR_ZONE_INACTIVE_ANON`) gives way to the name declared
+/// after it, as crash prints them; the `NR_VM_ZONE_STAT_ITEMS` count is left out.
+pub fn zone_stat_items(all: Vec<(String, i64)>) -> Vec<(String, i64)> {
+    let mut by_value: BTreeMap<i64, String> = BTreeMap::new();
+    for (name, v) in all {
+        if name != "NR_VM_ZONE_STAT_ITEMS" {
+            by_value.insert(v, name);
+        }
+    }
+    by_value.into_iter().map(|(v, n)| (n, v)).collect()
+}
+
 /// crash's `kmem -z`: every zone of every online node.
 pub fn read_zones(k: &Kernel) -> Result<Vec<Zone>> {
     let zones_m = k.member("pglist_data", "node_zones")?;
@@ -202,12 +215,7 @@ pub fn read_zones(k: &Kernel) -> Result<Vec<Zone>> {
     };
     let vm_stat = k.offset_of("zone", "vm_stat")?;
     let stat_elem = k.size_of("atomic_long_t").unwrap_or(8);
-    let items: Vec<(String, i64)> = k
-        .types()
-        .enumerators("zone_stat_item")?
-        .into_iter()
-        .filter(|(n, _)| n != "NR_VM_ZONE_STAT_ITEMS")
-        .collect();
+    let items = zone_stat_items(k.types().enumerators("zone_stat_item")?);
     let mut out = Vec::new();
     for (nid, pgdat) in nodes(k)? {
         for i in 0..nr_zones.min(16) {
@@ -249,4 +257,29 @@ pub fn read_zones(k: &Kernel) -> Result<Vec<Zone>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::zone_stat_items;
+
+    #[test]
+    fn zone_stat_aliases_keep_the_later_name() {
+        let e = |n: &str, v| (n.to_string(), v);
+        let items = zone_stat_items(vec![
+            e("NR_FREE_PAGES", 0),
+            e("NR_ZONE_LRU_BASE", 1),
+            e("NR_ZONE_INACTIVE_ANON", 1),
+            e("NR_ZONE_ACTIVE_ANON", 2),
+            e("NR_VM_ZONE_STAT_ITEMS", 3),
+        ]);
+        assert_eq!(
+            items,
+            vec![
+                e("NR_FREE_PAGES", 0),
+                e("NR_ZONE_INACTIVE_ANON", 1),
+                e("NR_ZONE_ACTIVE_ANON", 2)
+            ]
+        );
+    }
 }

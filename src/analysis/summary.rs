@@ -2,8 +2,8 @@
 //!
 //! - release/version/machine/nodename from `init_uts_ns.name`;
 //! - CPUs: possible CPUs, and online ones (crash prints `[OFFLINE: n]`);
-//! - crash date: the kernel's clock (`tk_core.timekeeper.xtime_sec`, as
-//!   crash's get_xtime), else VMCOREINFO `CRASHTIME`, else the kdump header;
+//! - crash date: the kernel's clock (`timekeeper.xtime_sec`, as crash's
+//!   get_xtime), else VMCOREINFO `CRASHTIME`, else the kdump header;
 //! - uptime: `(jiffies_64 - INITIAL_JIFFIES) / HZ`, HZ from `tick_nsec`;
 //! - load average: `avenrun[]`, fixed point with FSHIFT 11, rounded as the
 //!   kernel's /proc/loadavg and crash (`+ FIXED_1/200`, two decimals);
@@ -104,10 +104,19 @@ fn uptime_s(k: &Kernel) -> Result<f64> {
 }
 
 fn crash_time(k: &Kernel) -> Option<i64> {
-    let tk = k.symbol("tk_core").ok().and_then(|a| {
-        let o = k.offset_of("tk_data", "timekeeper.xtime_sec").ok()?;
-        k.read_i64(a + o).ok()
-    });
+    // crash's get_xtime: `tk_data.timekeeper` (6.13+, `tk_core` of that
+    // type), else `shadow_timekeeper` (the anonymous `tk_core` of older
+    // kernels has no type name to ask).
+    let tk = k
+        .symbol("tk_core")
+        .and_then(|a| Ok(a + k.offset_of("tk_data", "timekeeper.xtime_sec")?))
+        .or_else(|_| {
+            Ok::<u64, crate::kernel::KernelError>(
+                k.symbol("shadow_timekeeper")? + k.offset_of("timekeeper", "xtime_sec")?,
+            )
+        })
+        .and_then(|a| k.read_i64(a))
+        .ok();
     tk.filter(|&t| t > 0)
         .or_else(|| k.dump().vmcoreinfo().number("CRASHTIME"))
         .or(k.dump().info().crash_time)

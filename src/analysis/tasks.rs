@@ -216,9 +216,11 @@ pub fn idle_tasks(k: &Kernel) -> Vec<(u32, u64)> {
         .collect()
 }
 
-/// The task running on each online CPU at the crash (`runqueues.curr`).
+/// The task running on each CPU at the crash (`runqueues.curr`), offline
+/// ones too: panic() marks the CPUs it stops offline, and crash still shows
+/// what each was running (drgn looks at online CPUs only).
 pub fn current_tasks(k: &Kernel) -> Vec<(u32, u64)> {
-    let cpus = k.online_cpus().unwrap_or_default();
+    let cpus = k.possible_cpus().unwrap_or_default();
     cpus.into_iter()
         .filter_map(|cpu| {
             let rq = k.per_cpu_addr("runqueues", cpu).ok()?;

@@ -313,4 +313,61 @@ mod tests {
         assert_eq!(format_uptime(3.6), "00:00:03");
         assert_eq!(format_uptime(90061.0), "1 days, 01:01:01");
     }
+
+    #[test]
+    fn sections_print_rows_like_crash() {
+        use crate::model::{LogRecord, Task, Zone};
+        let m = DumpModel {
+            tasks: vec![
+                Task {
+                    pid: 0,
+                    task: 0xffff_ffff_b4e1_1600,
+                    state: "RU".into(),
+                    comm: "swapper/0".into(),
+                    active: true,
+                    kthread: true,
+                    ..Default::default()
+                },
+                Task {
+                    pid: 57,
+                    ppid: 56,
+                    task: 0xff26_0fe0_c0f0_a880,
+                    state: "UN".into(),
+                    comm: "stress".into(),
+                    mem_percent: 30.13,
+                    vsz_kib: 134448,
+                    rss_kib: 101292,
+                    ..Default::default()
+                },
+            ],
+            zones: vec![Zone {
+                name: "Normal".into(),
+                ..Default::default()
+            }],
+            log: vec![LogRecord {
+                ts_ns: 3_619_489_123,
+                text: "active_anon:3122\n free:541".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let ps = ps(&m);
+        assert!(
+            ps.contains(
+                ">       0       0   0  ffffffffb4e11600  RU   0.0        0        0  [swapper/0]"
+            ),
+            "{ps}"
+        );
+        assert!(
+            ps.contains(
+                "       57      56   0  ff260fe0c0f0a880  UN  30.1   134448   101292  stress"
+            ),
+            "{ps}"
+        );
+        assert!(kmem_z(&m).contains("NAME: \"Normal\"\n  [unpopulated]"));
+        assert_eq!(
+            log(&m),
+            "[    3.619489] active_anon:3122\n                free:541\n"
+        );
+    }
 }
