@@ -4,8 +4,9 @@
 //! Where crash and the kernel differ, the kernel's own accounting is followed:
 //! - SHARED is `NR_SHMEM` (sysinfo's sharedram, /proc/meminfo's Shmem, drgn);
 //!   crash 8.0.6 instead walks mem_map counting pages with more than one user.
-//! - COMMITTED is `vm_committed_as.count` (percpu_counter_read_positive, as
-//!   /proc/meminfo's Committed_AS and crash).
+//! - COMMITTED is `vm_memory_committed()`: `vm_committed_as` summed with its
+//!   per-CPU deltas (/proc/meminfo's Committed_AS since 5.8, and drgn); crash
+//!   reads the central `count` only, which lags by up to a batch per CPU.
 //! - Zone watermarks are `_watermark[i] + watermark_boost`, as the kernel
 //!   applies them and the OOM report prints them; crash's `kmem -z` leaves the
 //!   boost out. The boost is kept apart too.
@@ -127,10 +128,12 @@ pub fn read_meminfo(k: &Kernel) -> Result<MemInfo> {
             .max(0) as u64;
         total.saturating_sub(huge_total) * ratio / 100
     };
+    // vm_memory_committed(): percpu_counter_sum_positive(&vm_committed_as).
+    let cpus = k.possible_cpus().unwrap_or_default();
     let committed = k
         .symbol("vm_committed_as")
-        .and_then(|a| k.read_member(a, "percpu_counter", "count"))
-        .map(|v| (v as i64).max(0) as u64)
+        .and_then(|a| super::percpu_counter_sum(k, a, &cpus))
+        .map(|v| v.max(0) as u64)
         .unwrap_or(0);
     Ok(MemInfo {
         page_size,
