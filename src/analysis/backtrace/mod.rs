@@ -1,13 +1,468 @@
 //! Backtraces: ORC unwinding over dump memory, symbolization.
+//!
+//! - `orc`: the ORC tables and the `struct orc_entry` layout from the types.
+//! - `unwind`: the unwinder (ORC, frame pointers, stack scan), on a memory
+//!   reader; knows no kernel structure.
+//! - `symbolize`: symbols, modules, source lines and inline frames.
+//!
+//! Starting state: a task running on a CPU at the crash starts from the
+//! registers the dump saved for that CPU (kdump: the panicking CPU's from
+//! `crash_setup_regs`, the others' from the crash NMI; QEMU: each CPU's state
+//! when the VM stopped). Any other task starts from its saved kernel stack
+//! pointer, `task_struct.thread.sp`, which points at a `struct
+//! inactive_task_frame` whose `ret_addr` returns into `__schedule`.
 
 pub mod orc;
+pub mod symbolize;
 pub mod unwind;
 
-use crate::kernel::Kernel;
-use crate::model::{Backtrace, DumpModel};
+use crate::dump::X86Regs;
+use crate::kernel::{Kernel, KernelError};
+use crate::model::{Backtrace, DumpModel, Frame, FrameKind};
+use orc::{OrcLayout, OrcSet, OrcTable};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use symbolize::Symbolizer;
+use unwind::{PtRegsLayout, RawFrame, Regs, Stack, Start, Unwinder, REG_NAMES};
 
-/// The panicking task's stack first, then each CPU's active task.
+/// THREAD_SIZE when the kernel does not tell (x86_64 without KASAN).
+const DEFAULT_THREAD_SIZE: u64 = 16 * 1024;
+/// Most tasks unwound.
+const MAX_TASKS: usize = 100_000;
+
+/// The panicking task first, then each other CPU's active task, then every
+/// other task of the model (sleeping tasks from their saved stack pointer),
+/// so that any task can be shown.
 pub fn read_all(kernel: &Kernel, model: &DumpModel) -> Vec<Backtrace> {
-    let _ = (kernel, model);
-    Vec::new()
+    let ctx = Context::new(kernel);
+    let mut out = Vec::new();
+    let mut done: HashSet<u64> = HashSet::new();
+
+    let panic_cpu = model.summary.panic_cpu.or_else(|| {
+        let v = kernel.read_i32(kernel.symbol("panic_cpu").ok()?).ok()?;
+        u32::try_from(v).ok()
+    });
+    // The CPUs with saved registers, the panicking one first.
+    let mut cpus: Vec<_> = kernel.dump().cpus().to_vec();
+    cpus.sort_by_key(|c| (Some(c.cpu) != panic_cpu, c.cpu));
+    for c in &cpus {
+        let is_panic = Some(c.cpu) == panic_cpu;
+        let task = if is_panic {
+            model.summary.panic_task.or_else(|| ctx.rq_curr(c.cpu))
+        } else {
+            ctx.rq_curr(c.cpu).or_else(|| {
+                model
+                    .tasks
+                    .iter()
+                    .find(|t| t.active && t.cpu == c.cpu)
+                    .map(|t| t.task)
+            })
+        };
+        let Some(task) = task else {
+            continue;
+        };
+        if !done.insert(task) {
+            continue;
+        }
+        let mut bt = ctx.task_info(model, task, Some(c.cpu));
+        bt.panic = is_panic;
+        bt.active = true;
+        let start = start_from_cpu(&c.regs);
+        ctx.fill(&mut bt, task, start, None);
+        out.push(bt);
+    }
+    // Every other task, from its saved stack pointer.
+    for t in model.tasks.iter().take(MAX_TASKS) {
+        if !done.insert(t.task) {
+            continue;
+        }
+        let mut bt = ctx.task_info(model, t.task, Some(t.cpu));
+        bt.active = t.active;
+        match ctx.start_inactive(t.task) {
+            Ok((start, shown)) => ctx.fill(&mut bt, t.task, start, Some(shown)),
+            Err(e) => bt.error = Some(format!("no saved stack pointer: {e}")),
+        }
+        out.push(bt);
+    }
+    out
+}
+
+fn start_from_cpu(r: &X86Regs) -> Start {
+    let vals = [
+        r.rip, r.rsp, r.eflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8, r.r9, r.r10,
+        r.r11, r.r12, r.r13, r.r14, r.r15, r.orig_rax, r.cs, r.ss,
+    ];
+    Start {
+        ip: r.rip,
+        sp: r.rsp,
+        bp: Some(r.rbp),
+        regs: Some(Regs { vals, full: true }),
+        signal: true,
+    }
+}
+
+/// What every unwind of one dump shares.
+struct Context<'k> {
+    kernel: &'k Kernel,
+    orc: OrcSet,
+    sym: Symbolizer<'k>,
+    pt_regs: Option<PtRegsLayout>,
+    thread_size: u64,
+    /// Why the unwinder runs without some of its data.
+    setup_problems: Vec<String>,
+    /// Words of memory already read (stacks are read word by word).
+    cache: RefCell<HashMap<u64, Option<[u8; 4096]>>>,
+}
+
+impl<'k> Context<'k> {
+    fn new(kernel: &'k Kernel) -> Context<'k> {
+        let mut problems = Vec::new();
+        let layout = match OrcLayout::from_types(kernel.types()) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                problems.push(format!("no ORC: {e}"));
+                None
+            }
+        };
+        let mut orc = OrcSet::default();
+        if let Some(l) = &layout {
+            match vmlinux_orc(kernel, l) {
+                Ok(t) => orc.tables.push(t),
+                Err(e) => problems.push(format!("no vmlinux ORC: {e}")),
+            }
+        }
+        let (modules, tables, mut mod_problems) = symbolize::read_modules(kernel, layout.as_ref());
+        orc.tables.extend(tables);
+        problems.append(&mut mod_problems);
+        let pt_regs = match pt_regs_layout(kernel) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                problems.push(format!("struct pt_regs: {e}"));
+                None
+            }
+        };
+        Context {
+            kernel,
+            orc,
+            sym: Symbolizer::new(kernel, modules),
+            pt_regs,
+            thread_size: thread_size(kernel),
+            setup_problems: problems,
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// A word of kernel memory, through a page cache.
+    fn read_u64(&self, addr: u64) -> Option<u64> {
+        let page = addr & !0xfff;
+        let off = (addr & 0xfff) as usize;
+        if off > 4096 - 8 {
+            let lo = self.read_u64(addr & !7)?;
+            let hi = self.read_u64((addr & !7) + 8)?;
+            let sh = (addr & 7) * 8;
+            return Some((lo >> sh) | (hi << (64 - sh)));
+        }
+        let mut cache = self.cache.borrow_mut();
+        let entry = cache.entry(page).or_insert_with(|| {
+            let mut buf = [0u8; 4096];
+            self.kernel.read(page, &mut buf).ok().map(|_| buf)
+        });
+        let bytes = entry.as_ref()?.get(off..off + 8)?;
+        let mut w = [0u8; 8];
+        w.copy_from_slice(bytes);
+        Some(u64::from_le_bytes(w))
+    }
+
+    fn rq_curr(&self, cpu: u32) -> Option<u64> {
+        let rq = self.kernel.per_cpu_addr("runqueues", cpu).ok()?;
+        let t = self.kernel.read_member(rq, "rq", "curr").ok()?;
+        (t != 0).then_some(t)
+    }
+
+    fn task_info(&self, model: &DumpModel, task: u64, cpu: Option<u32>) -> Backtrace {
+        if let Some(t) = model.tasks.iter().find(|t| t.task == task) {
+            return Backtrace {
+                pid: t.pid,
+                comm: t.comm.clone(),
+                cpu: cpu.unwrap_or(t.cpu),
+                task,
+                ..Default::default()
+            };
+        }
+        let k = self.kernel;
+        let pid = k
+            .read_member(task, "task_struct", "pid")
+            .map(|v| v as u32 as i32 as i64)
+            .unwrap_or(-1);
+        let comm = k
+            .offset_of("task_struct", "comm")
+            .and_then(|o| k.read_cstr(task + o, 16))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        Backtrace {
+            pid,
+            comm,
+            cpu: cpu.unwrap_or(0),
+            task,
+            ..Default::default()
+        }
+    }
+
+    /// The start of a task that is not running: its `inactive_task_frame`.
+    /// Also gives where frame 0's return address sits.
+    fn start_inactive(&self, task: u64) -> Result<(Start, u64), KernelError> {
+        let k = self.kernel;
+        let sp = k.read_member(task, "task_struct", "thread.sp")?;
+        let size = k.size_of("inactive_task_frame")?;
+        let ret_off = k.offset_of("inactive_task_frame", "ret_addr")?;
+        let ret = k.read_member(sp, "inactive_task_frame", "ret_addr")?;
+        let bp = k.read_member(sp, "inactive_task_frame", "bp")?;
+        Ok((
+            Start {
+                ip: ret,
+                sp: sp.wrapping_add(size),
+                bp: Some(bp),
+                regs: None,
+                signal: false,
+            },
+            sp.wrapping_add(ret_off),
+        ))
+    }
+
+    /// The stacks a task on `cpu` may use.
+    fn stacks(&self, task: u64, cpu: u32) -> Vec<Stack> {
+        let k = self.kernel;
+        let mut out = Vec::new();
+        if let Ok(s) = k.read_member(task, "task_struct", "stack") {
+            if s != 0 {
+                out.push(Stack {
+                    name: "task".into(),
+                    start: s,
+                    end: s.wrapping_add(self.thread_size),
+                });
+            }
+        }
+        // IRQ stack: hardirq_stack_ptr points at its last word.
+        let irq_ptr = k
+            .per_cpu_addr("hardirq_stack_ptr", cpu)
+            .or_else(|_| {
+                Ok::<u64, KernelError>(
+                    k.per_cpu_addr("pcpu_hot", cpu)?
+                        + k.offset_of("pcpu_hot", "hardirq_stack_ptr")?,
+                )
+            })
+            .and_then(|a| k.read_u64(a));
+        if let Ok(p) = irq_ptr {
+            if p != 0 {
+                let size = k.size_of("irq_stack").unwrap_or(self.thread_size);
+                let end = p.wrapping_add(8);
+                out.push(Stack {
+                    name: "irq".into(),
+                    start: end.wrapping_sub(size),
+                    end,
+                });
+            }
+        }
+        // IST stacks of the CPU entry area.
+        if let Ok(estacks) = k
+            .per_cpu_addr("cea_exception_stacks", cpu)
+            .and_then(|a| k.read_u64(a))
+        {
+            if estacks != 0 {
+                for (member, name) in [
+                    ("NMI_stack", "NMI"),
+                    ("DF_stack", "#DF"),
+                    ("MCE_stack", "#MC"),
+                    ("DB_stack", "#DB"),
+                    ("VC_stack", "#VC"),
+                    ("VC2_stack", "#VC2"),
+                ] {
+                    if let Ok(m) = k.member("cea_exception_stacks", member) {
+                        out.push(Stack {
+                            name: name.into(),
+                            start: estacks + m.offset,
+                            end: estacks + m.offset + m.size,
+                        });
+                    }
+                }
+                if let (Ok(off), Ok(entry)) = (
+                    k.offset_of("cpu_entry_area", "estacks"),
+                    k.member("cpu_entry_area", "entry_stack_page"),
+                ) {
+                    let cea = estacks.wrapping_sub(off);
+                    out.push(Stack {
+                        name: "entry".into(),
+                        start: cea + entry.offset,
+                        end: cea + entry.offset + entry.size,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Unwinds one task and fills `bt.frames` / `bt.error`.
+    fn fill(&self, bt: &mut Backtrace, task: u64, start: Start, shown_sp: Option<u64>) {
+        let Some(pt_regs) = &self.pt_regs else {
+            bt.error = Some(self.setup_problems.join("; "));
+            return;
+        };
+        let stacks = self.stacks(task, bt.cpu);
+        let mem = |a: u64| self.read_u64(a);
+        let is_text = |a: u64| self.sym.is_text(a);
+        let u = Unwinder {
+            orc: &self.orc,
+            mem: &mem,
+            stacks: &stacks,
+            is_text: &is_text,
+            pt_regs,
+        };
+        let mut unwound = u.unwind(start);
+        if let (Some(f), Some(sp)) = (unwound.frames.first_mut(), shown_sp) {
+            f.sp = sp;
+        }
+        let stale = u.stale(&unwound.frames);
+        let raw = merge_stale(unwound.frames, stale);
+        bt.frames = self.frames(&raw);
+        bt.error = unwound.error;
+        if bt.error.is_some() && !self.setup_problems.is_empty() {
+            if let Some(e) = bt.error.as_mut() {
+                e.push_str(&format!(" ({})", self.setup_problems.join("; ")));
+            }
+        }
+    }
+
+    /// Model frames with symbols, modules, source lines and inline frames.
+    fn frames(&self, raw: &[RawFrame]) -> Vec<Frame> {
+        let mut out = Vec::new();
+        for r in raw {
+            let sym = self.sym.symbol(r.pc);
+            let base = Frame {
+                level: 0,
+                sp: r.sp,
+                pc: r.pc,
+                function: sym.as_ref().map(|s| s.name.clone()),
+                offset: sym.as_ref().map(|s| s.offset).unwrap_or(0),
+                size: sym.as_ref().map(|s| s.size).unwrap_or(0),
+                module: sym.as_ref().and_then(|s| s.module.clone()),
+                file: None,
+                line: None,
+                inline: false,
+                kind: r.kind,
+                regs: r.regs.map(|g| g.labelled()).unwrap_or_default(),
+                stack: r.stack.clone(),
+            };
+            if r.kind == FrameKind::Stale {
+                out.push(base);
+                continue;
+            }
+            let probe = if r.signal { r.pc } else { r.pc.wrapping_sub(1) };
+            let chain = self.sym.source(probe);
+            let n = chain.len();
+            for (i, s) in chain.into_iter().enumerate() {
+                if i + 1 < n {
+                    out.push(Frame {
+                        function: s.function,
+                        offset: 0,
+                        size: 0,
+                        module: None,
+                        file: s.file,
+                        line: s.line,
+                        inline: true,
+                        regs: Vec::new(),
+                        ..base.clone()
+                    });
+                } else {
+                    out.push(Frame {
+                        function: base.function.clone().or(s.function),
+                        file: s.file,
+                        line: s.line,
+                        ..base.clone()
+                    });
+                }
+            }
+            if n == 0 {
+                out.push(base);
+            }
+        }
+        for (i, f) in out.iter_mut().enumerate() {
+            f.level = i as u32;
+        }
+        out
+    }
+}
+
+/// Puts each stale frame after the reliable frame below it on the same stack.
+fn merge_stale(reliable: Vec<RawFrame>, mut stale: Vec<RawFrame>) -> Vec<RawFrame> {
+    stale.sort_by_key(|s| s.sp);
+    let mut after: Vec<Vec<RawFrame>> = vec![Vec::new(); reliable.len()];
+    for s in stale {
+        let anchor = reliable
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.stack == s.stack && r.sp < s.sp)
+            .max_by_key(|(_, r)| r.sp)
+            .map(|(i, _)| i);
+        if let Some(slot) = anchor.and_then(|i| after.get_mut(i)) {
+            slot.push(s);
+        }
+    }
+    let mut out = Vec::new();
+    for (r, extra) in reliable.into_iter().zip(after) {
+        out.push(r);
+        out.extend(extra);
+    }
+    out
+}
+
+fn vmlinux_orc(kernel: &Kernel, layout: &OrcLayout) -> Result<OrcTable, String> {
+    let (ips, ip_addr) = kernel
+        .section(".orc_unwind_ip")
+        .ok_or("the vmlinux has no .orc_unwind_ip section")?;
+    let (ent, _) = kernel
+        .section(".orc_unwind")
+        .ok_or("the vmlinux has no .orc_unwind section")?;
+    let mut ranges = Vec::new();
+    for (s, e) in [("_stext", "_etext"), ("_sinittext", "_einittext")] {
+        if let (Ok(s), Ok(e)) = (kernel.symbol(s), kernel.symbol(e)) {
+            ranges.push((s, e));
+        }
+    }
+    if ranges.is_empty() {
+        return Err("no _stext/_etext symbols".into());
+    }
+    OrcTable::new(
+        ips,
+        ip_addr,
+        ent,
+        layout.clone(),
+        kernel.kaslr_offset(),
+        ranges,
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn pt_regs_layout(kernel: &Kernel) -> Result<PtRegsLayout, KernelError> {
+    let mut fields = [(0u64, 8u64); 21];
+    for (i, name) in REG_NAMES.iter().enumerate() {
+        let m = kernel.member("pt_regs", name)?;
+        fields[i] = (m.offset, m.size.min(8));
+    }
+    Ok(PtRegsLayout {
+        fields,
+        size: kernel.size_of("pt_regs")?,
+    })
+}
+
+/// THREAD_SIZE: the init task's stack spans `__start_init_task`..`__end_init_task`.
+fn thread_size(kernel: &Kernel) -> u64 {
+    let from_syms = kernel
+        .symbol("__end_init_task")
+        .ok()
+        .zip(kernel.symbol("__start_init_task").ok())
+        .map(|(e, s)| e.wrapping_sub(s));
+    match from_syms {
+        Some(n) if n.is_power_of_two() && (4096..=1 << 20).contains(&n) => n,
+        _ => DEFAULT_THREAD_SIZE,
+    }
 }
