@@ -191,6 +191,20 @@ fn lzo_match_before_the_page_is_corrupt() {
     }
 }
 
+/// Found by the kdump fuzzer: an uncompressed page whose data offset is near
+/// u64::MAX (the offset plus the position in the page overflowed).
+#[test]
+fn page_offset_near_the_end_of_u64() {
+    let mut f = kdump(&[(2, page(2), 0)], 0);
+    let desc = 4 * PS;
+    put64(&mut f, desc, u64::MAX - 10);
+    let t = Tmp::write("kdump-offset", &f);
+    let d = Dump::open(&t.0).unwrap();
+    let mut buf = vec![0u8; 64];
+    assert!(d.read_phys(2 * PS as u64 + 100, &mut buf).is_err());
+    assert!(d.read_phys(2 * PS as u64, &mut buf).is_err());
+}
+
 #[test]
 fn truncated_kdump_pages_are_truncated() {
     let mut f = good_kdump();

@@ -433,9 +433,12 @@ impl KdumpMem {
                     ),
                 ));
             }
+            let at = offset
+                .checked_add(in_page as u64)
+                .ok_or_else(|| corrupt(codec, "page data offset overflows".into()))?;
             return self
                 .src
-                .read_at(offset + in_page as u64, out)
+                .read_at(at, out)
                 .map_err(|_| DumpError::Truncated { paddr });
         }
         let State {
