@@ -219,6 +219,9 @@ fn snappy_kdump_reads_like_the_original() {
     assert!(n > 1000);
 }
 
+/// (file, makedumpfile args, flattened, expected format, compression)
+type Output<'a> = (&'a str, &'a [&'a str], bool, Format, Option<&'a str>);
+
 /// Every page `copy` holds, `orig` holds with the same bytes; returns
 /// (pages compared, pages `copy` excludes that `orig` holds).
 fn assert_subset_pages(orig: &Dump, copy: &Dump) -> (u64, u64) {
@@ -292,7 +295,7 @@ fn makedumpfile_outputs_from_the_qemu_elf() {
     std::fs::write(&input, &elf).unwrap();
     drop(elf);
     let orig = Dump::open(&case.vmcore).unwrap();
-    let outputs: [(&str, &[&str], bool, Format, Option<&str>); 4] = [
+    let outputs: [Output; 4] = [
         ("elf", &["-E", "-d", "31"], false, Format::Elf, None),
         (
             "flat-elf",
