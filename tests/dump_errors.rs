@@ -168,6 +168,25 @@ fn kdump_pages_and_the_three_kinds_of_missing_page() {
     }
 }
 
+/// Older header versions: v1 has no VMCOREINFO (v3+) and no ELF notes (v4+),
+/// and before v6 the pfn fields are the 32-bit ones of the main header.
+#[test]
+fn older_kdump_header_versions() {
+    for version in 1..=5u32 {
+        let mut f = good_kdump();
+        put32(&mut f, 8, version);
+        put64(&mut f, PS + 96, 1 << 40); // a v6 max_mapnr_64 that must be ignored
+        let t = Tmp::write(&format!("kdump-v{version}"), &f);
+        let d = Dump::open(&t.0).unwrap_or_else(|e| panic!("v{version}: {e}"));
+        let want = (version >= 3).then_some("6.1.0-test");
+        assert_eq!(d.vmcoreinfo().get("OSRELEASE"), want, "v{version}");
+        assert_eq!(d.info().phys_ranges, vec![(0, RAM_PAGES * PS as u64)]);
+        let mut buf = vec![0u8; PS];
+        d.read_phys(2 * PS as u64, &mut buf).unwrap();
+        assert_eq!(buf, page(2), "v{version}");
+    }
+}
+
 /// Found by the kdump fuzzer: an LZO page whose match reaches before the
 /// start of the page (the kind of input lzokay-native panicked on; the reader
 /// now has its own bounds-checked LZO1X decoder).
