@@ -15,6 +15,8 @@
 //! - Lists: `list_for_each(head, max)` gives the address of each `list_head`
 //!   node after `head` (not `head` itself), erroring on a cycle or after `max`.
 
+pub mod btf;
+pub mod kallsyms;
 pub mod types;
 
 use crate::dump::{Dump, DumpError};

@@ -1,0 +1,1181 @@
+//! Type layouts from BTF, the kernel's compact type format (the vmlinux's
+//! `.BTF` section, or the blob between `__start_BTF` and `__stop_BTF` in a
+//! dump's memory).
+//!
+//! `Btf::parse` walks the whole type section once, checking every record
+//! against the blob, and indexes the named types; enumerators are indexed on
+//! first use. The queries answer exactly what `types::Types` answers from
+//! DWARF (same names, same `Member`, same `TypeError`s), so the kernel layer
+//! can use either source behind one surface:
+//! `size_of`, `member`, `has_member`, `enum_value`, `enumerators`.
+//!
+//! Format: `include/uapi/linux/btf.h` (header, `btf_type`, the kinds and
+//! their trailing records). Both byte orders are read (the magic tells).
+
+use super::types::{Member, Result, TypeError};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+pub const BTF_MAGIC: u16 = 0xeb9f;
+
+/// A malformed BTF blob.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum BtfError {
+    #[error("BTF: blob of {0} bytes is shorter than its header")]
+    Short(usize),
+    #[error("BTF: bad magic {0:#06x} (expected 0xeb9f)")]
+    Magic(u16),
+    #[error("BTF: unsupported version {0}")]
+    Version(u8),
+    #[error("BTF: {what} ({start:#x}+{len:#x}) lies outside the {blob} byte blob")]
+    Range {
+        what: &'static str,
+        start: u64,
+        len: u64,
+        blob: usize,
+    },
+    #[error("BTF: type {id} at offset {offset:#x}: {what}")]
+    Type {
+        id: u32,
+        offset: usize,
+        what: String,
+    },
+}
+
+/// BTF kinds (`BTF_KIND_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Int = 1,
+    Ptr = 2,
+    Array = 3,
+    Struct = 4,
+    Union = 5,
+    Enum = 6,
+    Fwd = 7,
+    Typedef = 8,
+    Volatile = 9,
+    Const = 10,
+    Restrict = 11,
+    Func = 12,
+    FuncProto = 13,
+    Var = 14,
+    Datasec = 15,
+    Float = 16,
+    DeclTag = 17,
+    TypeTag = 18,
+    Enum64 = 19,
+}
+
+impl Kind {
+    fn from_u32(k: u32) -> Option<Kind> {
+        Some(match k {
+            1 => Kind::Int,
+            2 => Kind::Ptr,
+            3 => Kind::Array,
+            4 => Kind::Struct,
+            5 => Kind::Union,
+            6 => Kind::Enum,
+            7 => Kind::Fwd,
+            8 => Kind::Typedef,
+            9 => Kind::Volatile,
+            10 => Kind::Const,
+            11 => Kind::Restrict,
+            12 => Kind::Func,
+            13 => Kind::FuncProto,
+            14 => Kind::Var,
+            15 => Kind::Datasec,
+            16 => Kind::Float,
+            17 => Kind::DeclTag,
+            18 => Kind::TypeTag,
+            19 => Kind::Enum64,
+            _ => return None,
+        })
+    }
+
+    /// Bytes of trailing data after the 12-byte `btf_type` for `vlen` entries.
+    fn extra_len(self, vlen: usize) -> usize {
+        match self {
+            Kind::Int | Kind::Var | Kind::DeclTag => 4,
+            Kind::Array => 12,
+            Kind::Struct | Kind::Union | Kind::Datasec | Kind::Enum64 => 12 * vlen,
+            Kind::Enum | Kind::FuncProto => 8 * vlen,
+            _ => 0,
+        }
+    }
+
+    /// Kinds whose `size_or_type` is a type id.
+    fn refers(self) -> bool {
+        matches!(
+            self,
+            Kind::Ptr
+                | Kind::Typedef
+                | Kind::Volatile
+                | Kind::Const
+                | Kind::Restrict
+                | Kind::Func
+                | Kind::FuncProto
+                | Kind::Var
+                | Kind::DeclTag
+                | Kind::TypeTag
+        )
+    }
+}
+
+/// One `btf_type` record, decoded.
+#[derive(Debug, Clone, Copy)]
+struct Ty {
+    kind: Kind,
+    kind_flag: bool,
+    vlen: u16,
+    name_off: u32,
+    /// `size` or `type`, by kind.
+    size_or_type: u32,
+    /// Absolute offset of the trailing data in the blob.
+    extra: u32,
+}
+
+/// A struct/union member record.
+#[derive(Debug, Clone, Copy)]
+struct RawMember {
+    name_off: u32,
+    ty: u32,
+    /// Offset in bits from the start of the containing struct.
+    bit_offset: u32,
+    /// Bit-field width (0: not a bit-field).
+    bitfield_size: u32,
+}
+
+/// Limits recursion through typedef chains and nested anonymous members
+/// (a malformed blob may contain cycles).
+const MAX_DEPTH: u32 = 64;
+
+/// The parsed BTF of one kernel.
+pub struct Btf {
+    data: Vec<u8>,
+    big_endian: bool,
+    str_start: usize,
+    str_end: usize,
+    /// `types[id]`; id 0 (void) is a placeholder.
+    types: Vec<Ty>,
+    /// Named struct/union/enum/typedef/int/float/fwd types by name.
+    by_name: HashMap<String, Vec<u32>>,
+    /// Enumerator name → value, built on first use.
+    enumerators: OnceLock<HashMap<String, i64>>,
+    pointer_size: u64,
+}
+
+impl std::fmt::Debug for Btf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Btf")
+            .field("bytes", &self.data.len())
+            .field("types", &self.types.len().saturating_sub(1))
+            .finish()
+    }
+}
+
+fn range_err(what: &'static str, start: u64, len: u64, blob: usize) -> BtfError {
+    BtfError::Range {
+        what,
+        start,
+        len,
+        blob,
+    }
+}
+
+impl Btf {
+    /// Parses a raw BTF blob (header, types, strings).
+    pub fn parse(data: Vec<u8>) -> std::result::Result<Btf, BtfError> {
+        let blob = data.len();
+        if blob < 24 {
+            return Err(BtfError::Short(blob));
+        }
+        let magic_le = u16::from_le_bytes([data[0], data[1]]);
+        let big_endian = match magic_le {
+            BTF_MAGIC => false,
+            m if m.swap_bytes() == BTF_MAGIC => true,
+            m => return Err(BtfError::Magic(m)),
+        };
+        let version = data[2];
+        if version != 1 {
+            return Err(BtfError::Version(version));
+        }
+        let rd = |off: usize| -> u32 {
+            let b = [data[off], data[off + 1], data[off + 2], data[off + 3]];
+            if big_endian {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        };
+        let hdr_len = rd(4) as u64;
+        let (type_off, type_len, str_off, str_len) =
+            (rd(8) as u64, rd(12) as u64, rd(16) as u64, rd(20) as u64);
+        if hdr_len < 24 || hdr_len > blob as u64 {
+            return Err(range_err("header", 0, hdr_len, blob));
+        }
+        let type_start = hdr_len + type_off;
+        if type_start + type_len > blob as u64 {
+            return Err(range_err("type section", type_start, type_len, blob));
+        }
+        let str_start = hdr_len + str_off;
+        if str_start + str_len > blob as u64 {
+            return Err(range_err("string section", str_start, str_len, blob));
+        }
+        let (type_start, type_end) = (type_start as usize, (type_start + type_len) as usize);
+        let (str_start, str_end) = (str_start as usize, (str_start + str_len) as usize);
+
+        let mut btf = Btf {
+            data,
+            big_endian,
+            str_start,
+            str_end,
+            // A type record is at least 12 bytes: bound the reservation by the section.
+            types: Vec::with_capacity(type_len as usize / 12 + 1),
+            by_name: HashMap::new(),
+            enumerators: OnceLock::new(),
+            pointer_size: 8,
+        };
+        btf.types.push(Ty {
+            kind: Kind::Int,
+            kind_flag: false,
+            vlen: 0,
+            name_off: 0,
+            size_or_type: 0,
+            extra: 0,
+        });
+        let mut off = type_start;
+        while off < type_end {
+            let id = btf.types.len() as u32;
+            if off + 12 > type_end {
+                return Err(BtfError::Type {
+                    id,
+                    offset: off,
+                    what: "record cut short by the end of the type section".into(),
+                });
+            }
+            let name_off = btf.u32_at(off);
+            let info = btf.u32_at(off + 4);
+            let size_or_type = btf.u32_at(off + 8);
+            let kind = Kind::from_u32((info >> 24) & 0x1f).ok_or_else(|| BtfError::Type {
+                id,
+                offset: off,
+                what: format!("unknown kind {}", (info >> 24) & 0x1f),
+            })?;
+            let vlen = (info & 0xffff) as u16;
+            let extra = off + 12;
+            let next = extra + kind.extra_len(vlen as usize);
+            if next > type_end {
+                return Err(BtfError::Type {
+                    id,
+                    offset: off,
+                    what: format!("{kind:?} with {vlen} entries runs past the type section"),
+                });
+            }
+            btf.types.push(Ty {
+                kind,
+                kind_flag: info >> 31 != 0,
+                vlen,
+                name_off,
+                size_or_type,
+                extra: extra as u32,
+            });
+            off = next;
+        }
+        // Every reference must name a type that exists.
+        let count = btf.types.len() as u32;
+        for id in 1..count {
+            let t = btf.ty(id);
+            let bad = |r: u32| r >= count;
+            let bad_ref = match t.kind {
+                k if k.refers() => bad(t.size_or_type),
+                Kind::Array => bad(btf.u32_at(t.extra as usize)),
+                Kind::Struct | Kind::Union => {
+                    (0..t.vlen as usize).any(|i| bad(btf.u32_at(t.extra as usize + 12 * i + 4)))
+                }
+                _ => false,
+            };
+            if bad_ref {
+                return Err(BtfError::Type {
+                    id,
+                    offset: t.extra as usize - 12,
+                    what: format!("{:?} refers to a type id past the last ({count})", t.kind),
+                });
+            }
+        }
+        btf.index_names();
+        if let Some(&id) = btf.by_name.get("long unsigned int").and_then(|v| v.first()) {
+            let t = btf.ty(id);
+            if t.kind == Kind::Int && t.size_or_type > 0 {
+                btf.pointer_size = t.size_or_type as u64;
+            }
+        }
+        Ok(btf)
+    }
+
+    /// Number of types (not counting void).
+    pub fn type_count(&self) -> usize {
+        self.types.len().saturating_sub(1)
+    }
+
+    /// Size of the blob in bytes.
+    pub fn blob_len(&self) -> usize {
+        self.data.len()
+    }
+
+    fn index_names(&mut self) {
+        let mut by_name: HashMap<String, Vec<u32>> = HashMap::with_capacity(self.types.len() / 2);
+        for id in 1..self.types.len() as u32 {
+            let t = self.ty(id);
+            if !matches!(
+                t.kind,
+                Kind::Struct
+                    | Kind::Union
+                    | Kind::Enum
+                    | Kind::Enum64
+                    | Kind::Typedef
+                    | Kind::Int
+                    | Kind::Float
+                    | Kind::Fwd
+            ) {
+                continue;
+            }
+            let name = self.str_at(t.name_off);
+            if name.is_empty() {
+                continue;
+            }
+            match by_name.get_mut(name) {
+                Some(v) => v.push(id),
+                None => {
+                    by_name.insert(name.to_string(), vec![id]);
+                }
+            }
+        }
+        self.by_name = by_name;
+    }
+
+    fn u32_at(&self, off: usize) -> u32 {
+        match self.data.get(off..off.saturating_add(4)) {
+            Some(&[a, b, c, d]) => {
+                if self.big_endian {
+                    u32::from_be_bytes([a, b, c, d])
+                } else {
+                    u32::from_le_bytes([a, b, c, d])
+                }
+            }
+            _ => 0,
+        }
+    }
+
+    /// The type with id `id` (void for 0 or an id out of range).
+    fn ty(&self, id: u32) -> Ty {
+        self.types.get(id as usize).copied().unwrap_or(Ty {
+            kind: Kind::Int,
+            kind_flag: false,
+            vlen: 0,
+            name_off: 0,
+            size_or_type: 0,
+            extra: 0,
+        })
+    }
+
+    /// A string of the string section ("" if out of range or not UTF-8).
+    fn str_at(&self, off: u32) -> &str {
+        let start = self.str_start.saturating_add(off as usize);
+        if start >= self.str_end {
+            return "";
+        }
+        let Some(bytes) = self.data.get(start..self.str_end) else {
+            return "";
+        };
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        std::str::from_utf8(bytes.get(..end).unwrap_or(&[])).unwrap_or("")
+    }
+
+    fn member_at(&self, t: &Ty, i: usize) -> RawMember {
+        let base = t.extra as usize + 12 * i;
+        let off = self.u32_at(base + 8);
+        let (bit_offset, bitfield_size) = if t.kind_flag {
+            (off & 0x00ff_ffff, off >> 24)
+        } else {
+            (off, 0)
+        };
+        RawMember {
+            name_off: self.u32_at(base),
+            ty: self.u32_at(base + 4),
+            bit_offset,
+            bitfield_size,
+        }
+    }
+
+    /// Follows typedefs, qualifiers and type tags to the underlying type.
+    fn strip(&self, mut id: u32) -> u32 {
+        for _ in 0..MAX_DEPTH {
+            let t = self.ty(id);
+            if id == 0
+                || !matches!(
+                    t.kind,
+                    Kind::Typedef | Kind::Volatile | Kind::Const | Kind::Restrict | Kind::TypeTag
+                )
+            {
+                return id;
+            }
+            id = t.size_or_type;
+        }
+        id
+    }
+
+    /// Size in bytes of type `id` (0 for void, functions and declarations).
+    pub fn size_of_id(&self, id: u32) -> u64 {
+        self.size_of_depth(id, 0)
+    }
+
+    fn size_of_depth(&self, id: u32, depth: u32) -> u64 {
+        if id == 0 || depth > MAX_DEPTH {
+            return 0;
+        }
+        let t = self.ty(id);
+        match t.kind {
+            Kind::Int
+            | Kind::Struct
+            | Kind::Union
+            | Kind::Enum
+            | Kind::Enum64
+            | Kind::Float
+            | Kind::Datasec => t.size_or_type as u64,
+            Kind::Ptr => self.pointer_size,
+            Kind::Array => {
+                let elem = self.u32_at(t.extra as usize);
+                let n = self.u32_at(t.extra as usize + 8) as u64;
+                n.saturating_mul(self.size_of_depth(elem, depth + 1))
+            }
+            Kind::Typedef
+            | Kind::Volatile
+            | Kind::Const
+            | Kind::Restrict
+            | Kind::TypeTag
+            | Kind::Var => self.size_of_depth(t.size_or_type, depth + 1),
+            Kind::Fwd | Kind::Func | Kind::FuncProto | Kind::DeclTag => 0,
+        }
+    }
+
+    /// The C spelling of type `id` ("struct list_head", "char [16]",
+    /// "struct mm_struct *", "long unsigned int").
+    pub fn type_name(&self, id: u32) -> String {
+        let (base, suffix) = self.name_parts(id, 0);
+        if suffix.is_empty() {
+            base
+        } else {
+            format!("{base} {suffix}")
+        }
+    }
+
+    /// (base, declarator suffix): "char", "[16]"; "struct page", "*".
+    fn name_parts(&self, id: u32, depth: u32) -> (String, String) {
+        if id == 0 {
+            return ("void".into(), String::new());
+        }
+        if depth > MAX_DEPTH {
+            return ("?".into(), String::new());
+        }
+        let t = self.ty(id);
+        let name = self.str_at(t.name_off);
+        let or_anon = |s: &str| {
+            if name.is_empty() {
+                format!("{s} {{...}}")
+            } else {
+                format!("{s} {name}")
+            }
+        };
+        match t.kind {
+            Kind::Int | Kind::Float | Kind::Typedef => (name.to_string(), String::new()),
+            Kind::Struct => (or_anon("struct"), String::new()),
+            Kind::Union => (or_anon("union"), String::new()),
+            Kind::Enum | Kind::Enum64 => (or_anon("enum"), String::new()),
+            Kind::Fwd => (
+                format!("{} {name}", if t.kind_flag { "union" } else { "struct" }),
+                String::new(),
+            ),
+            Kind::Ptr => {
+                let target = self.ty(t.size_or_type);
+                if target.kind == Kind::FuncProto && t.size_or_type != 0 {
+                    let (ret, _) = self.name_parts(target.size_or_type, depth + 1);
+                    return (format!("{ret} (*)()"), String::new());
+                }
+                let (base, suffix) = self.name_parts(t.size_or_type, depth + 1);
+                if suffix.is_empty() {
+                    (base, "*".into())
+                } else if suffix.starts_with('[') {
+                    (base, format!("(*){suffix}"))
+                } else {
+                    (base, format!("*{suffix}"))
+                }
+            }
+            Kind::Array => {
+                let elem = self.u32_at(t.extra as usize);
+                let n = self.u32_at(t.extra as usize + 8);
+                let (base, suffix) = self.name_parts(elem, depth + 1);
+                (base, format!("[{n}]{suffix}"))
+            }
+            Kind::Const | Kind::Volatile | Kind::Restrict => {
+                let q = match t.kind {
+                    Kind::Const => "const",
+                    Kind::Volatile => "volatile",
+                    _ => "restrict",
+                };
+                let (base, suffix) = self.name_parts(t.size_or_type, depth + 1);
+                if suffix.is_empty() || suffix.starts_with('[') {
+                    (format!("{q} {base}"), suffix)
+                } else {
+                    (base, format!("{suffix} {q}"))
+                }
+            }
+            Kind::TypeTag | Kind::Var | Kind::DeclTag => self.name_parts(t.size_or_type, depth + 1),
+            Kind::Func => (name.to_string(), String::new()),
+            Kind::FuncProto => {
+                let (ret, _) = self.name_parts(t.size_or_type, depth + 1);
+                (format!("{ret} ()"), String::new())
+            }
+            Kind::Datasec => (name.to_string(), String::new()),
+        }
+    }
+
+    /// The id of the type called `name`: "task_struct", "struct page",
+    /// "union thread_union", "enum zone_type", "atomic_t", "unsigned long".
+    /// A complete struct/union is preferred over a forward declaration.
+    pub fn find(&self, name: &str) -> Option<u32> {
+        let name = name.trim();
+        let (kinds, bare): (&[Kind], &str) = if let Some(n) = name.strip_prefix("struct ") {
+            (&[Kind::Struct], n.trim())
+        } else if let Some(n) = name.strip_prefix("union ") {
+            (&[Kind::Union], n.trim())
+        } else if let Some(n) = name.strip_prefix("enum ") {
+            (&[Kind::Enum, Kind::Enum64], n.trim())
+        } else {
+            (
+                &[
+                    Kind::Struct,
+                    Kind::Union,
+                    Kind::Typedef,
+                    Kind::Int,
+                    Kind::Float,
+                    Kind::Enum,
+                    Kind::Enum64,
+                ],
+                name,
+            )
+        };
+        let ids = self
+            .by_name
+            .get(bare)
+            .or_else(|| c_int_alias(bare).and_then(|a| self.by_name.get(a)))?;
+        for k in kinds {
+            if let Some(&id) = ids.iter().find(|&&id| self.ty(id).kind == *k) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Size in bytes of the type called `name`.
+    pub fn size_of(&self, name: &str) -> Result<u64> {
+        self.find(name)
+            .map(|id| self.size_of_id(id))
+            .ok_or_else(|| TypeError::NoType(name.to_string()))
+    }
+
+    /// Resolves `path` ("rss_stat.count", "name.release", "vm_stat[2]") in
+    /// the struct or union `ty`, through anonymous members and typedefs.
+    pub fn member(&self, ty: &str, path: &str) -> Result<Member> {
+        let no_member = || TypeError::NoMember {
+            ty: ty.to_string(),
+            member: path.to_string(),
+        };
+        let mut cur = self
+            .find(ty)
+            .ok_or_else(|| TypeError::NoType(ty.to_string()))?;
+        let mut bits: u64 = 0;
+        let mut last: Option<(u32, u32)> = None; // (type id, bit-field size)
+        for part in path.split('.') {
+            let (name, indices) = split_indices(part).ok_or_else(no_member)?;
+            let (off, mty, bf) = self
+                .find_member(self.strip(cur), name, 0)
+                .ok_or_else(no_member)?;
+            bits += off;
+            let mut mty = mty;
+            for idx in indices {
+                let arr = self.ty(self.strip(mty));
+                if arr.kind != Kind::Array {
+                    return Err(no_member());
+                }
+                let elem = self.u32_at(arr.extra as usize);
+                let n = self.u32_at(arr.extra as usize + 8) as u64;
+                // Flexible arrays (n == 0) may be indexed past their declared length.
+                if n != 0 && idx >= n {
+                    return Err(no_member());
+                }
+                bits += idx.saturating_mul(self.size_of_id(elem)).saturating_mul(8);
+                mty = elem;
+            }
+            cur = mty;
+            last = Some((mty, bf));
+        }
+        let (mty, bf) = last.ok_or_else(no_member)?;
+        let size = self.size_of_id(mty);
+        let stripped = self.ty(self.strip(mty));
+        let (array_len, element_size) = if stripped.kind == Kind::Array {
+            let elem = self.u32_at(stripped.extra as usize);
+            let n = self.u32_at(stripped.extra as usize + 8) as u64;
+            (Some(n), Some(self.size_of_id(elem)))
+        } else {
+            (None, None)
+        };
+        let (offset, bit_offset, bit_size) = if bf != 0 {
+            (bits / 8, Some((bits % 8) as u32), Some(bf))
+        } else {
+            (bits / 8, None, None)
+        };
+        Ok(Member {
+            offset,
+            size,
+            bit_offset,
+            bit_size,
+            type_name: self.type_name(mty),
+            array_len,
+            element_size,
+            is_pointer: stripped.kind == Kind::Ptr,
+        })
+    }
+
+    /// (bit offset, type id, bit-field size) of member `name` of the
+    /// struct/union `id`, looking inside anonymous members.
+    fn find_member(&self, id: u32, name: &str, depth: u32) -> Option<(u64, u32, u32)> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let t = self.ty(id);
+        if !matches!(t.kind, Kind::Struct | Kind::Union) || id == 0 {
+            return None;
+        }
+        for i in 0..t.vlen as usize {
+            let m = self.member_at(&t, i);
+            let mname = self.str_at(m.name_off);
+            if mname == name {
+                return Some((m.bit_offset as u64, m.ty, m.bitfield_size));
+            }
+        }
+        for i in 0..t.vlen as usize {
+            let m = self.member_at(&t, i);
+            if m.name_off == 0 || self.str_at(m.name_off).is_empty() {
+                if let Some((off, ty, bf)) = self.find_member(self.strip(m.ty), name, depth + 1) {
+                    return Some((m.bit_offset as u64 + off, ty, bf));
+                }
+            }
+        }
+        None
+    }
+
+    pub fn has_member(&self, ty: &str, path: &str) -> bool {
+        self.member(ty, path).is_ok()
+    }
+
+    fn enum_values(&self, id: u32) -> Vec<(&str, i64)> {
+        let t = self.ty(id);
+        let base = t.extra as usize;
+        match t.kind {
+            Kind::Enum => (0..t.vlen as usize)
+                .map(|i| {
+                    let raw = self.u32_at(base + 8 * i + 4);
+                    let v = if t.kind_flag {
+                        raw as i32 as i64
+                    } else {
+                        raw as i64
+                    };
+                    (self.str_at(self.u32_at(base + 8 * i)), v)
+                })
+                .collect(),
+            Kind::Enum64 => (0..t.vlen as usize)
+                .map(|i| {
+                    let lo = self.u32_at(base + 12 * i + 4) as u64;
+                    let hi = self.u32_at(base + 12 * i + 8) as u64;
+                    (
+                        self.str_at(self.u32_at(base + 12 * i)),
+                        (hi << 32 | lo) as i64,
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn enumerator_index(&self) -> &HashMap<String, i64> {
+        self.enumerators.get_or_init(|| {
+            let mut map = HashMap::new();
+            for id in 1..self.types.len() as u32 {
+                for (name, v) in self.enum_values(id) {
+                    if !name.is_empty() && !map.contains_key(name) {
+                        map.insert(name.to_string(), v);
+                    }
+                }
+            }
+            map
+        })
+    }
+
+    /// Value of the enumerator `name` (of any enum).
+    pub fn enum_value(&self, name: &str) -> Result<i64> {
+        self.enumerator_index()
+            .get(name)
+            .copied()
+            .ok_or_else(|| TypeError::NoEnumerator(name.to_string()))
+    }
+
+    /// All enumerators of `enum enum_name` (or of the enum a typedef names), in order.
+    pub fn enumerators(&self, enum_name: &str) -> Result<Vec<(String, i64)>> {
+        let bare = enum_name.trim();
+        let bare = bare.strip_prefix("enum ").unwrap_or(bare).trim();
+        let id = self
+            .by_name
+            .get(bare)
+            .and_then(|ids| {
+                ids.iter()
+                    .copied()
+                    .find(|&id| matches!(self.ty(id).kind, Kind::Enum | Kind::Enum64))
+                    .or_else(|| {
+                        ids.iter()
+                            .copied()
+                            .find(|&id| self.ty(id).kind == Kind::Typedef)
+                            .map(|id| self.strip(id))
+                    })
+            })
+            .filter(|&id| matches!(self.ty(id).kind, Kind::Enum | Kind::Enum64))
+            .ok_or_else(|| TypeError::NoType(enum_name.to_string()))?;
+        Ok(self
+            .enum_values(id)
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v))
+            .collect())
+    }
+}
+
+/// GCC's names of the C integer types, as DWARF and BTF spell them.
+fn c_int_alias(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "unsigned long" => "long unsigned int",
+        "long" | "signed long" | "long signed int" => "long int",
+        "unsigned" | "unsigned int" => "unsigned int",
+        "signed" | "signed int" => "int",
+        "unsigned long long" => "long long unsigned int",
+        "long long" | "signed long long" => "long long int",
+        "unsigned short" => "short unsigned int",
+        "short" | "signed short" => "short int",
+        "signed char" => "signed char",
+        _ => return None,
+    })
+}
+
+/// "vm_stat[2][1]" → ("vm_stat", [2, 1]); `None` if malformed.
+fn split_indices(part: &str) -> Option<(&str, Vec<u64>)> {
+    let Some(open) = part.find('[') else {
+        return Some((part, Vec::new()));
+    };
+    let (name, mut rest) = part.split_at(open);
+    let mut idx = Vec::new();
+    while !rest.is_empty() {
+        let inner = rest.strip_prefix('[')?;
+        let close = inner.find(']')?;
+        idx.push(inner.get(..close)?.trim().parse().ok()?);
+        rest = inner.get(close + 1..)?;
+    }
+    Some((name, idx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a BTF blob: types are added in id order (the first is id 1).
+    pub(crate) struct Builder {
+        types: Vec<u8>,
+        strings: Vec<u8>,
+        next_id: u32,
+    }
+
+    impl Builder {
+        pub fn new() -> Builder {
+            Builder {
+                types: Vec::new(),
+                strings: vec![0],
+                next_id: 1,
+            }
+        }
+        pub fn s(&mut self, name: &str) -> u32 {
+            if name.is_empty() {
+                return 0;
+            }
+            let off = self.strings.len() as u32;
+            self.strings.extend_from_slice(name.as_bytes());
+            self.strings.push(0);
+            off
+        }
+        fn head(&mut self, name: &str, kind: Kind, kflag: bool, vlen: u32, st: u32) -> u32 {
+            let n = self.s(name);
+            let info = (kind as u32) << 24 | vlen | if kflag { 1 << 31 } else { 0 };
+            for w in [n, info, st] {
+                self.types.extend_from_slice(&w.to_le_bytes());
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            id
+        }
+        fn words(&mut self, w: &[u32]) {
+            for x in w {
+                self.types.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        pub fn int(&mut self, name: &str, size: u32, signed: bool) -> u32 {
+            let id = self.head(name, Kind::Int, false, 0, size);
+            self.words(&[((signed as u32) << 24) | (size * 8)]);
+            id
+        }
+        pub fn ptr(&mut self, to: u32) -> u32 {
+            self.head("", Kind::Ptr, false, 0, to)
+        }
+        pub fn typedef(&mut self, name: &str, to: u32) -> u32 {
+            self.head(name, Kind::Typedef, false, 0, to)
+        }
+        pub fn qual(&mut self, kind: Kind, to: u32) -> u32 {
+            self.head("", kind, false, 0, to)
+        }
+        pub fn array(&mut self, elem: u32, index: u32, n: u32) -> u32 {
+            let id = self.head("", Kind::Array, false, 0, 0);
+            self.words(&[elem, index, n]);
+            id
+        }
+        /// Members: (name, type, bit offset, bit-field size).
+        pub fn composite(
+            &mut self,
+            kind: Kind,
+            name: &str,
+            size: u32,
+            members: &[(&str, u32, u32, u32)],
+        ) -> u32 {
+            let kflag = members.iter().any(|m| m.3 != 0);
+            let id = self.head(name, kind, kflag, members.len() as u32, size);
+            for &(mname, ty, bits, bf) in members {
+                let n = self.s(mname);
+                let off = if kflag { bf << 24 | bits } else { bits };
+                self.words(&[n, ty, off]);
+            }
+            id
+        }
+        pub fn enum32(&mut self, name: &str, signed: bool, vals: &[(&str, i32)]) -> u32 {
+            let id = self.head(name, Kind::Enum, signed, vals.len() as u32, 4);
+            for &(n, v) in vals {
+                let n = self.s(n);
+                self.words(&[n, v as u32]);
+            }
+            id
+        }
+        pub fn enum64(&mut self, name: &str, vals: &[(&str, u64)]) -> u32 {
+            let id = self.head(name, Kind::Enum64, false, vals.len() as u32, 8);
+            for &(n, v) in vals {
+                let n = self.s(n);
+                self.words(&[n, v as u32, (v >> 32) as u32]);
+            }
+            id
+        }
+        pub fn fwd(&mut self, name: &str, union: bool) -> u32 {
+            self.head(name, Kind::Fwd, union, 0, 0)
+        }
+        pub fn func_proto(&mut self, ret: u32, params: &[u32]) -> u32 {
+            let id = self.head("", Kind::FuncProto, false, params.len() as u32, ret);
+            for &p in params {
+                self.words(&[0, p]);
+            }
+            id
+        }
+        pub fn func(&mut self, name: &str, proto: u32) -> u32 {
+            self.head(name, Kind::Func, false, 1, proto)
+        }
+        pub fn var(&mut self, name: &str, ty: u32) -> u32 {
+            let id = self.head(name, Kind::Var, false, 0, ty);
+            self.words(&[1]);
+            id
+        }
+        pub fn datasec(&mut self, name: &str, vars: &[(u32, u32, u32)]) -> u32 {
+            let id = self.head(name, Kind::Datasec, false, vars.len() as u32, 0);
+            for &(v, o, s) in vars {
+                self.words(&[v, o, s]);
+            }
+            id
+        }
+        pub fn float(&mut self, name: &str, size: u32) -> u32 {
+            self.head(name, Kind::Float, false, 0, size)
+        }
+        pub fn decl_tag(&mut self, name: &str, to: u32, component: i32) -> u32 {
+            let id = self.head(name, Kind::DeclTag, false, 0, to);
+            self.words(&[component as u32]);
+            id
+        }
+        pub fn type_tag(&mut self, name: &str, to: u32) -> u32 {
+            self.head(name, Kind::TypeTag, false, 0, to)
+        }
+        pub fn build(&self) -> Vec<u8> {
+            let mut out = Vec::new();
+            out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
+            out.push(1);
+            out.push(0);
+            let tl = self.types.len() as u32;
+            let sl = self.strings.len() as u32;
+            for w in [24u32, 0, tl, tl, sl] {
+                out.extend_from_slice(&w.to_le_bytes());
+            }
+            out.extend_from_slice(&self.types);
+            out.extend_from_slice(&self.strings);
+            out
+        }
+    }
+
+    /// A small kernel-like set of types.
+    fn sample() -> Btf {
+        let mut b = Builder::new();
+        let int = b.int("int", 4, true);
+        let ulong = b.int("long unsigned int", 8, false);
+        let char_ = b.int("char", 1, true);
+        let u8_ = b.int("unsigned char", 1, false);
+        b.fwd("list_head", false); // a declaration first: the complete struct must win
+        let list_full = b.composite(Kind::Struct, "list_head", 16, &[]);
+        let plist = b.ptr(list_full);
+        let atomic = b.composite(Kind::Struct, "", 4, &[("counter", int, 0, 0)]);
+        let atomic_t = b.typedef("atomic_t", atomic);
+        let comm = b.array(char_, int, 16);
+        let anon_union = b.composite(Kind::Union, "", 8, &[("a", ulong, 0, 0), ("b", int, 0, 0)]);
+        let stat = b.array(atomic_t, int, 4);
+        let cstat = b.qual(Kind::Const, stat);
+        let vol_int = b.qual(Kind::Volatile, int);
+        let task = b.composite(
+            Kind::Struct,
+            "task_struct",
+            128,
+            &[
+                ("__state", vol_int, 0, 0),
+                ("tasks", list_full, 64, 0),
+                ("", anon_union, 192, 0),
+                ("comm", comm, 256, 0),
+                ("flag_a", u8_, 384, 3),
+                ("flag_b", u8_, 387, 5),
+                ("stat", cstat, 512, 0),
+                ("next", plist, 640, 0),
+                ("usage", atomic_t, 704, 0),
+            ],
+        );
+        let _ = task;
+        b.enum32(
+            "zone_type",
+            false,
+            &[("ZONE_DMA32", 0), ("ZONE_NORMAL", 1), ("MAX_NR_ZONES", 2)],
+        );
+        b.enum32("sgn", true, &[("NEG", -129)]);
+        b.enum64("big", &[("BIG", 1 << 40)]);
+        let e = b.enum32("", false, &[("ANON_ENUM_A", 7)]);
+        b.typedef("anon_enum_t", e);
+        let pr = b.func_proto(int, &[int, ulong]);
+        b.func("schedule", pr);
+        let v = b.var("jiffies", ulong);
+        b.datasec(".data", &[(v, 0, 8)]);
+        b.float("double", 8);
+        b.decl_tag("tag", task, 1);
+        let tt = b.type_tag("rcu", list_full);
+        b.ptr(tt);
+        let fp = b.ptr(pr);
+        b.composite(Kind::Struct, "ops", 8, &[("fn", fp, 0, 0)]);
+        Btf::parse(b.build()).unwrap()
+    }
+
+    #[test]
+    fn sizes_by_name_and_alias() {
+        let btf = sample();
+        assert_eq!(btf.size_of("int").unwrap(), 4);
+        assert_eq!(btf.size_of("unsigned long").unwrap(), 8);
+        assert_eq!(btf.size_of("long unsigned int").unwrap(), 8);
+        assert_eq!(btf.size_of("task_struct").unwrap(), 128);
+        assert_eq!(btf.size_of("struct task_struct").unwrap(), 128);
+        assert_eq!(btf.size_of("atomic_t").unwrap(), 4);
+        assert_eq!(
+            btf.size_of("list_head").unwrap(),
+            16,
+            "complete struct beats fwd"
+        );
+        assert_eq!(btf.size_of("enum zone_type").unwrap(), 4);
+        assert_eq!(btf.size_of("double").unwrap(), 8);
+        assert!(matches!(
+            btf.size_of("union task_struct"),
+            Err(TypeError::NoType(_))
+        ));
+        assert!(matches!(btf.size_of("nope"), Err(TypeError::NoType(_))));
+    }
+
+    #[test]
+    fn members_through_anonymous_typedefs_arrays_bitfields() {
+        let btf = sample();
+        let m = btf.member("task_struct", "__state").unwrap();
+        assert_eq!(
+            (m.offset, m.size, m.type_name.as_str()),
+            (0, 4, "volatile int")
+        );
+        let m = btf.member("task_struct", "tasks").unwrap();
+        assert_eq!((m.offset, m.size), (8, 16));
+        assert_eq!(m.type_name, "struct list_head");
+        let m = btf.member("task_struct", "a").unwrap();
+        assert_eq!((m.offset, m.size), (24, 8), "through the anonymous union");
+        let m = btf.member("task_struct", "b").unwrap();
+        assert_eq!((m.offset, m.size), (24, 4));
+        let m = btf.member("task_struct", "comm").unwrap();
+        assert_eq!(
+            (m.offset, m.size, m.array_len, m.element_size),
+            (32, 16, Some(16), Some(1))
+        );
+        assert_eq!(m.type_name, "char [16]");
+        let m = btf.member("task_struct", "flag_a").unwrap();
+        assert_eq!((m.offset, m.bit_offset, m.bit_size), (48, Some(0), Some(3)));
+        let m = btf.member("task_struct", "flag_b").unwrap();
+        assert_eq!((m.offset, m.bit_offset, m.bit_size), (48, Some(3), Some(5)));
+        let m = btf.member("task_struct", "stat").unwrap();
+        assert_eq!(
+            (m.offset, m.size, m.array_len, m.element_size),
+            (64, 16, Some(4), Some(4))
+        );
+        assert_eq!(m.type_name, "const atomic_t [4]");
+        let m = btf.member("task_struct", "stat[2].counter").unwrap();
+        assert_eq!((m.offset, m.size), (72, 4));
+        assert!(btf.member("task_struct", "stat[4]").is_err());
+        let m = btf.member("task_struct", "next").unwrap();
+        assert!(m.is_pointer);
+        assert_eq!(
+            (m.offset, m.size, m.type_name.as_str()),
+            (80, 8, "struct list_head *")
+        );
+        let m = btf.member("task_struct", "usage.counter").unwrap();
+        assert_eq!((m.offset, m.size, m.type_name.as_str()), (88, 4, "int"));
+        assert!(btf.has_member("task_struct", "usage.counter"));
+        assert!(!btf.has_member("task_struct", "state"));
+        assert!(!btf.has_member("task_struct", "usage.nope"));
+        assert!(matches!(
+            btf.member("task_struct", "x"),
+            Err(TypeError::NoMember { .. })
+        ));
+        assert!(matches!(btf.member("nope", "x"), Err(TypeError::NoType(_))));
+        let m = btf.member("ops", "fn").unwrap();
+        assert!(m.is_pointer);
+        assert_eq!(m.type_name, "int (*)()");
+    }
+
+    #[test]
+    fn enumerators_signed_unsigned_64() {
+        let btf = sample();
+        assert_eq!(btf.enum_value("ZONE_NORMAL").unwrap(), 1);
+        assert_eq!(btf.enum_value("NEG").unwrap(), -129);
+        assert_eq!(btf.enum_value("BIG").unwrap(), 1 << 40);
+        assert_eq!(btf.enum_value("ANON_ENUM_A").unwrap(), 7);
+        assert!(matches!(
+            btf.enum_value("NOPE"),
+            Err(TypeError::NoEnumerator(_))
+        ));
+        assert_eq!(
+            btf.enumerators("zone_type").unwrap(),
+            vec![
+                ("ZONE_DMA32".to_string(), 0),
+                ("ZONE_NORMAL".to_string(), 1),
+                ("MAX_NR_ZONES".to_string(), 2)
+            ]
+        );
+        assert_eq!(btf.enumerators("enum zone_type").unwrap().len(), 3);
+        assert_eq!(btf.enumerators("anon_enum_t").unwrap().len(), 1);
+        assert!(btf.enumerators("task_struct").is_err());
+    }
+
+    #[test]
+    fn big_endian_blob() {
+        let mut b = Builder::new();
+        let int = b.int("int", 4, true);
+        b.composite(Kind::Struct, "s", 8, &[("a", int, 0, 0), ("b", int, 32, 0)]);
+        let le = b.build();
+        // Swap every 32-bit word of header (after magic/version/flags) and types.
+        let mut be = le.clone();
+        be[0..2].copy_from_slice(&BTF_MAGIC.to_be_bytes());
+        let types_end = 24 + b.types.len();
+        for off in (4..types_end).step_by(4) {
+            let w = u32::from_le_bytes(le[off..off + 4].try_into().unwrap());
+            be[off..off + 4].copy_from_slice(&w.to_be_bytes());
+        }
+        let btf = Btf::parse(be).unwrap();
+        assert_eq!(btf.member("s", "b").unwrap().offset, 4);
+    }
+
+    #[test]
+    fn malformed_blobs_are_errors_not_panics() {
+        let mut b = Builder::new();
+        let int = b.int("int", 4, true);
+        b.composite(Kind::Struct, "s", 8, &[("a", int, 0, 0), ("b", int, 32, 0)]);
+        let good = b.build();
+        assert!(Btf::parse(good.clone()).is_ok());
+        assert!(matches!(Btf::parse(vec![]), Err(BtfError::Short(0))));
+        let mut bad = good.clone();
+        bad[0] = 0;
+        assert!(matches!(Btf::parse(bad), Err(BtfError::Magic(_))));
+        let mut bad = good.clone();
+        bad[2] = 2;
+        assert!(matches!(Btf::parse(bad), Err(BtfError::Version(2))));
+        // Type section longer than the blob.
+        let mut bad = good.clone();
+        bad[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(Btf::parse(bad), Err(BtfError::Range { .. })));
+        // String section past the end.
+        let mut bad = good.clone();
+        bad[16..20].copy_from_slice(&0x1000u32.to_le_bytes());
+        assert!(matches!(Btf::parse(bad), Err(BtfError::Range { .. })));
+        // Header length past the end.
+        let mut bad = good.clone();
+        bad[4..8].copy_from_slice(&0x10000u32.to_le_bytes());
+        assert!(Btf::parse(bad).is_err());
+        // A struct claiming more members than the section holds.
+        let mut bad = good.clone();
+        let info_off = 24 + 16 + 4; // second record's info
+        bad[info_off..info_off + 4].copy_from_slice(&((4u32 << 24) | 500).to_le_bytes());
+        assert!(matches!(Btf::parse(bad), Err(BtfError::Type { .. })));
+        // An unknown kind.
+        let mut bad = good.clone();
+        bad[info_off..info_off + 4].copy_from_slice(&(31u32 << 24).to_le_bytes());
+        assert!(matches!(Btf::parse(bad), Err(BtfError::Type { .. })));
+        // A member referring to a type that does not exist.
+        let mut bad = good.clone();
+        let m_ty = 24 + 16 + 12 + 4;
+        bad[m_ty..m_ty + 4].copy_from_slice(&99u32.to_le_bytes());
+        assert!(matches!(Btf::parse(bad), Err(BtfError::Type { .. })));
+        // Every truncation of a good blob is an error or parses without panicking.
+        for n in 0..good.len() {
+            let _ = Btf::parse(good[..n].to_vec());
+        }
+    }
+
+    #[test]
+    fn typedef_cycle_terminates() {
+        let mut b = Builder::new();
+        // id 1: typedef a -> 2; id 2: typedef b -> 1.
+        b.typedef("a", 2);
+        b.typedef("b", 1);
+        let btf = Btf::parse(b.build()).unwrap();
+        assert_eq!(btf.size_of("a").unwrap(), 0);
+        assert!(btf.member("a", "x").is_err());
+        assert!(!btf.type_name(1).is_empty());
+    }
+
+    #[test]
+    fn index_syntax() {
+        assert_eq!(split_indices("a"), Some(("a", vec![])));
+        assert_eq!(split_indices("a[2][3]"), Some(("a", vec![2, 3])));
+        assert_eq!(split_indices("a[x]"), None);
+        assert_eq!(split_indices("a[2"), None);
+    }
+}

@@ -1,0 +1,684 @@
+//! The kernel's own symbol table (kallsyms), decoded out of its memory.
+//!
+//! Every kernel since 6.0 names the kallsyms tables in VMCOREINFO
+//! (`SYMBOL(kallsyms_names)`, `kallsyms_token_table`, `kallsyms_token_index`,
+//! `kallsyms_num_syms`, `kallsyms_offsets`, `kallsyms_relative_base`), so a
+//! dump can be symbolised with no vmlinux at all. The decoder reads through a
+//! closure `Fn(vaddr, &mut [u8]) -> Result<(), E>`: the kernel layer's virtual
+//! reads on a dump, or a vmlinux file's sections in tests.
+//!
+//! Layout (scripts/kallsyms.c, kernel/kallsyms.c):
+//! - `kallsyms_num_syms`: u32.
+//! - `kallsyms_names`: per symbol, a length then that many token bytes. Since
+//!   6.1 a length ≥ 0x80 takes two bytes (`(b0 & 0x7f) | b1 << 7`).
+//! - `kallsyms_token_table`: 256 NUL-terminated strings, found through the
+//!   256 u16 offsets of `kallsyms_token_index`. A name is the concatenation of
+//!   its tokens; its first character is the symbol's type letter (`T`, `t`, `D`…).
+//! - Addresses, one of four encodings, told apart by which one puts `_stext`
+//!   where VMCOREINFO says it is:
+//!   - absolute (`kallsyms_addresses`, u64 each; gone in 6.11);
+//!   - base-relative: `relative_base + (u32)offset` (the default from 6.11);
+//!   - absolute per-CPU (x86_64 until 6.15): offset ≥ 0 is an absolute address
+//!     (per-CPU variables, near 0), offset < 0 is `relative_base - 1 - offset`;
+//!   - place-relative (7.0, no `kallsyms_relative_base`): the address of the
+//!     offset's own slot plus the offset.
+
+use std::collections::HashMap;
+
+/// Where the kallsyms tables are (kernel virtual addresses).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KallsymsLocations {
+    pub num_syms: u64,
+    pub names: u64,
+    pub token_table: u64,
+    pub token_index: u64,
+    /// `kallsyms_offsets` (relative encodings).
+    pub offsets: Option<u64>,
+    pub relative_base: Option<u64>,
+    /// `kallsyms_addresses` (absolute encoding).
+    pub addresses: Option<u64>,
+    /// Where `_stext` really is: tells the address encodings apart.
+    pub stext: u64,
+}
+
+impl KallsymsLocations {
+    /// From `SYMBOL(name)` lookups (VMCOREINFO, or a vmlinux symtab in tests).
+    /// `None` if a table or `_stext` is not named.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<u64>) -> Option<KallsymsLocations> {
+        let loc = KallsymsLocations {
+            num_syms: lookup("kallsyms_num_syms")?,
+            names: lookup("kallsyms_names")?,
+            token_table: lookup("kallsyms_token_table")?,
+            token_index: lookup("kallsyms_token_index")?,
+            offsets: lookup("kallsyms_offsets"),
+            relative_base: lookup("kallsyms_relative_base"),
+            addresses: lookup("kallsyms_addresses"),
+            stext: lookup("_stext")?,
+        };
+        if loc.offsets.is_none() && loc.addresses.is_none() {
+            return None;
+        }
+        Some(loc)
+    }
+
+    /// From the dump's VMCOREINFO (`SYMBOL(kallsyms_names)=…`).
+    pub fn from_vmcoreinfo(vi: &crate::dump::VmcoreInfo) -> Option<KallsymsLocations> {
+        Self::from_lookup(|name| vi.symbol(name))
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum KallsymsError {
+    #[error("kallsyms: reading {what} at {addr:#x}: {reason}")]
+    Read {
+        what: &'static str,
+        addr: u64,
+        reason: String,
+    },
+    #[error("kallsyms: {0}")]
+    Bad(String),
+}
+
+pub type Result<T> = std::result::Result<T, KallsymsError>;
+
+/// Reads `buf.len()` bytes at a kernel virtual address.
+pub type ReadFn<'a, E> = &'a dyn Fn(u64, &mut [u8]) -> std::result::Result<(), E>;
+
+/// How the addresses were stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum AddressEncoding {
+    Absolute,
+    BaseRelative,
+    AbsolutePercpu,
+    PlaceRelative,
+}
+
+/// One kallsyms entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KallsymsSymbol {
+    pub name: String,
+    pub addr: u64,
+    /// The type letter, as /proc/kallsyms shows it (`T` global text, `t` local
+    /// text, `D`/`d` data, `R`/`r` read-only, `B`/`b` bss, `A` absolute, `V`/`W` weak).
+    pub kind: char,
+}
+
+/// The decoded symbol table.
+#[derive(Debug, Clone)]
+pub struct Kallsyms {
+    /// In table order (sorted by address, as the kernel keeps them).
+    pub symbols: Vec<KallsymsSymbol>,
+    pub encoding: AddressEncoding,
+    /// The names used the two-byte length form (6.1+).
+    pub long_names: bool,
+    by_name: HashMap<String, usize>,
+    /// Indices of `symbols`, sorted by address then table order.
+    by_addr: Vec<usize>,
+}
+
+/// No kernel has had more than a few million symbols.
+const MAX_SYMS: u64 = 1 << 24;
+const CHUNK: u64 = 4096;
+
+/// Reads a table of unknown length a page at a time.
+struct Stream<'a, E> {
+    read: ReadFn<'a, E>,
+    base: u64,
+    what: &'static str,
+    buf: Vec<u8>,
+}
+
+impl<E: std::fmt::Display> Stream<'_, E> {
+    /// Makes sure `buf` holds at least `len` bytes.
+    fn fill(&mut self, len: usize) -> Result<()> {
+        while self.buf.len() < len {
+            let at = self.base.wrapping_add(self.buf.len() as u64);
+            // Up to the next page boundary, so a read never spans into an unmapped page
+            // the table does not reach.
+            let old = self.buf.len();
+            let page = (CHUNK - at % CHUNK) as usize;
+            self.buf.resize(old + page, 0);
+            let dst = self.buf.get_mut(old..).unwrap_or(&mut []);
+            if (self.read)(at, dst).is_ok() {
+                continue;
+            }
+            // The rest of the page may not be readable (the end of a file
+            // section): read just what is needed.
+            let need = len - old;
+            self.buf.resize(old + need, 0);
+            let dst = self.buf.get_mut(old..).unwrap_or(&mut []);
+            (self.read)(at, dst).map_err(|e| KallsymsError::Read {
+                what: self.what,
+                addr: at,
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn byte(&mut self, pos: usize) -> Result<u8> {
+        self.fill(pos + 1)?;
+        Ok(self.buf.get(pos).copied().unwrap_or(0))
+    }
+}
+
+fn read_exact<E: std::fmt::Display>(
+    read: ReadFn<'_, E>,
+    what: &'static str,
+    addr: u64,
+    len: usize,
+) -> Result<Vec<u8>> {
+    let mut v = vec![0u8; len];
+    read(addr, &mut v).map_err(|e| KallsymsError::Read {
+        what,
+        addr,
+        reason: e.to_string(),
+    })?;
+    Ok(v)
+}
+
+impl Kallsyms {
+    /// Decodes the tables at `loc` through `read` (little-endian, 64-bit kernel).
+    pub fn decode<E: std::fmt::Display>(
+        loc: &KallsymsLocations,
+        read: ReadFn<'_, E>,
+    ) -> Result<Kallsyms> {
+        let n = read_exact(read, "kallsyms_num_syms", loc.num_syms, 4)?;
+        let num = u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as u64;
+        if num == 0 || num > MAX_SYMS {
+            return Err(KallsymsError::Bad(format!(
+                "kallsyms_num_syms is {num}, not a plausible count"
+            )));
+        }
+        let num = num as usize;
+
+        let ti = read_exact(read, "kallsyms_token_index", loc.token_index, 512)?;
+        let token_index: Vec<usize> = ti
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]) as usize)
+            .collect();
+        let max_index = token_index.iter().copied().max().unwrap_or(0);
+        let mut tt = Stream {
+            read,
+            base: loc.token_table,
+            what: "kallsyms_token_table",
+            buf: Vec::new(),
+        };
+        let mut end = max_index;
+        // Tokens are short; one longer than a page means the table is not what we think.
+        while tt.byte(end)? != 0 {
+            end += 1;
+            if end > max_index + CHUNK as usize {
+                return Err(KallsymsError::Bad(
+                    "token table: unterminated last token".into(),
+                ));
+            }
+        }
+        let tokens: Vec<&[u8]> = token_index
+            .iter()
+            .map(|&start| {
+                let rest = tt.buf.get(start..).unwrap_or(&[]);
+                let len = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+                rest.get(..len).unwrap_or(&[])
+            })
+            .collect();
+
+        // The offsets (or absolute addresses) of every symbol.
+        let raw: Vec<u64> = if let Some(addrs) = loc.addresses {
+            read_exact(read, "kallsyms_addresses", addrs, num * 8)?
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect()
+        } else {
+            let offs = loc.offsets.ok_or_else(|| {
+                KallsymsError::Bad("neither kallsyms_offsets nor kallsyms_addresses".into())
+            })?;
+            read_exact(read, "kallsyms_offsets", offs, num * 4)?
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64)
+                .collect()
+        };
+        let relative_base = match loc.relative_base {
+            Some(a) => {
+                let b = read_exact(read, "kallsyms_relative_base", a, 8)?;
+                Some(u64::from_le_bytes([
+                    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+                ]))
+            }
+            None => None,
+        };
+
+        let mut names_stream = Stream {
+            read,
+            base: loc.names,
+            what: "kallsyms_names",
+            buf: Vec::new(),
+        };
+        // 6.1 and later encode long names in two bytes; older kernels never
+        // have a length with the top bit set in practice, so try long first and
+        // fall back if the addresses do not then agree with `_stext`.
+        let mut last_err = None;
+        for long_names in [true, false] {
+            let names = match decode_names(&mut names_stream, &tokens, num, long_names) {
+                Ok(v) => v,
+                Err(e) => {
+                    last_err = Some(e);
+                    continue;
+                }
+            };
+            match resolve_addresses(loc, &names, &raw, relative_base) {
+                Ok((addrs, encoding)) => {
+                    let symbols = names
+                        .into_iter()
+                        .zip(addrs)
+                        .map(|((kind, name), addr)| KallsymsSymbol { name, addr, kind })
+                        .collect();
+                    return Ok(Kallsyms::new(symbols, encoding, long_names));
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| KallsymsError::Bad("no decoding fits".into())))
+    }
+
+    /// Builds the indexes over `symbols`.
+    pub fn new(
+        symbols: Vec<KallsymsSymbol>,
+        encoding: AddressEncoding,
+        long_names: bool,
+    ) -> Kallsyms {
+        let mut by_name = HashMap::with_capacity(symbols.len());
+        for (i, s) in symbols.iter().enumerate() {
+            // Several local symbols may share a name; prefer a global one, then the first.
+            match by_name.get(&s.name) {
+                None => {
+                    by_name.insert(s.name.clone(), i);
+                }
+                Some(&j) => {
+                    let prev: &KallsymsSymbol = &symbols[j];
+                    if !prev.kind.is_ascii_uppercase() && s.kind.is_ascii_uppercase() {
+                        by_name.insert(s.name.clone(), i);
+                    }
+                }
+            }
+        }
+        let mut by_addr: Vec<usize> = (0..symbols.len()).collect();
+        by_addr.sort_by_key(|&i| (symbols[i].addr, i));
+        Kallsyms {
+            symbols,
+            encoding,
+            long_names,
+            by_name,
+            by_addr,
+        }
+    }
+
+    /// Address of the symbol `name` (a global one if several share the name).
+    pub fn lookup(&self, name: &str) -> Option<u64> {
+        self.by_name
+            .get(name)
+            .and_then(|&i| self.symbols.get(i))
+            .map(|s| s.addr)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&KallsymsSymbol> {
+        self.by_name.get(name).and_then(|&i| self.symbols.get(i))
+    }
+
+    /// The text/data symbol `addr` falls in: (symbol, offset, size). kallsyms
+    /// keeps no sizes; as the kernel's own `kallsyms_lookup_size_offset`
+    /// does, a symbol ends where the next one at a higher address starts.
+    /// Absolute and per-CPU symbols (`A`, addresses near 0) are not matched.
+    pub fn symbolize(&self, addr: u64) -> Option<(&KallsymsSymbol, u64, u64)> {
+        let pos = self
+            .by_addr
+            .partition_point(|&i| self.symbols.get(i).is_some_and(|s| s.addr <= addr));
+        let mut k = pos.checked_sub(1)?;
+        // Of several aliases at one address, take the first global one, else the first.
+        let start_addr = self.symbols.get(*self.by_addr.get(k)?)?.addr;
+        while k > 0 {
+            let prev = self.symbols.get(*self.by_addr.get(k - 1)?)?;
+            if prev.addr != start_addr {
+                break;
+            }
+            k -= 1;
+        }
+        let mut best = *self.by_addr.get(k)?;
+        for &i in self.by_addr.get(k..pos)? {
+            if self.symbols.get(i)?.kind.is_ascii_uppercase() {
+                best = i;
+                break;
+            }
+        }
+        let sym = self.symbols.get(best)?;
+        if matches!(sym.kind, 'A' | 'a') {
+            return None;
+        }
+        let next = self
+            .by_addr
+            .get(pos..)?
+            .iter()
+            .filter_map(|&i| self.symbols.get(i))
+            .map(|s| s.addr)
+            .find(|&a| a > start_addr)?;
+        Some((sym, addr - start_addr, next - start_addr))
+    }
+}
+
+/// (type letter, name) of every symbol.
+fn decode_names<E: std::fmt::Display>(
+    s: &mut Stream<'_, E>,
+    tokens: &[&[u8]],
+    num: usize,
+    long_names: bool,
+) -> Result<Vec<(char, String)>> {
+    let mut out = Vec::with_capacity(num);
+    let mut pos = 0usize;
+    let mut name = Vec::with_capacity(64);
+    for i in 0..num {
+        let mut len = s.byte(pos)? as usize;
+        pos += 1;
+        if long_names && len & 0x80 != 0 {
+            let hi = s.byte(pos)?;
+            pos += 1;
+            if hi & 0x80 != 0 {
+                return Err(KallsymsError::Bad(format!(
+                    "symbol {i}: a name length of more than two bytes"
+                )));
+            }
+            len = (len & 0x7f) | (hi as usize) << 7;
+        }
+        if len == 0 {
+            return Err(KallsymsError::Bad(format!("symbol {i}: empty name")));
+        }
+        s.fill(pos + len)?;
+        name.clear();
+        for &t in s.buf.get(pos..pos + len).unwrap_or(&[]) {
+            name.extend_from_slice(tokens.get(t as usize).copied().unwrap_or(&[]));
+        }
+        pos += len;
+        let kind = name.first().copied().unwrap_or(b'?') as char;
+        let rest = name.get(1..).unwrap_or(&[]);
+        out.push((kind, String::from_utf8_lossy(rest).into_owned()));
+    }
+    Ok(out)
+}
+
+fn resolve_addresses(
+    loc: &KallsymsLocations,
+    names: &[(char, String)],
+    raw: &[u64],
+    relative_base: Option<u64>,
+) -> Result<(Vec<u64>, AddressEncoding)> {
+    let stext_idx = names
+        .iter()
+        .position(|(_, n)| n == "_stext")
+        .ok_or_else(|| KallsymsError::Bad("no _stext among the decoded names".into()))?;
+    let stext_raw = raw.get(stext_idx).copied().unwrap_or(0);
+    if loc.addresses.is_some() {
+        if stext_raw == loc.stext {
+            return Ok((raw.to_vec(), AddressEncoding::Absolute));
+        }
+        return Err(KallsymsError::Bad(format!(
+            "kallsyms_addresses puts _stext at {stext_raw:#x}, VMCOREINFO at {:#x}",
+            loc.stext
+        )));
+    }
+    let offsets = loc.offsets.unwrap_or(0);
+    let abs_percpu = |base: u64, v: u64| {
+        let v = v as u32 as i32;
+        if v >= 0 {
+            v as u64
+        } else {
+            base.wrapping_sub(1).wrapping_sub(v as i64 as u64)
+        }
+    };
+    let place = |i: usize, v: u64| {
+        offsets
+            .wrapping_add(4 * i as u64)
+            .wrapping_add(v as u32 as i32 as i64 as u64)
+    };
+    if let Some(base) = relative_base {
+        if base.wrapping_add(stext_raw) == loc.stext {
+            return Ok((
+                raw.iter().map(|&v| base.wrapping_add(v)).collect(),
+                AddressEncoding::BaseRelative,
+            ));
+        }
+        if abs_percpu(base, stext_raw) == loc.stext {
+            return Ok((
+                raw.iter().map(|&v| abs_percpu(base, v)).collect(),
+                AddressEncoding::AbsolutePercpu,
+            ));
+        }
+    } else if place(stext_idx, stext_raw) == loc.stext {
+        return Ok((
+            raw.iter().enumerate().map(|(i, &v)| place(i, v)).collect(),
+            AddressEncoding::PlaceRelative,
+        ));
+    }
+    Err(KallsymsError::Bad(format!(
+        "no address encoding puts _stext (symbol {stext_idx}, raw {stext_raw:#x}) at {:#x}",
+        loc.stext
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds kallsyms tables in a flat memory image at `BASE`.
+    struct Tables {
+        mem: Vec<u8>,
+        loc: KallsymsLocations,
+    }
+
+    const BASE: u64 = 0xffff_ffff_8180_0000;
+
+    /// `syms`: (type letter + name, address). Tokens: the 256 single bytes,
+    /// except 0x80..=0x82 which stand for "_st", "ext", "kallsyms_".
+    fn build(
+        syms: &[(&str, u64)],
+        encoding: AddressEncoding,
+        relative_base: u64,
+        long_names: bool,
+    ) -> Tables {
+        let multi: [(u8, &str); 3] = [(0x80, "_st"), (0x81, "ext"), (0x82, "kallsyms_")];
+        let mut mem = vec![0u8; 0x100];
+        let put = |mem: &mut Vec<u8>, bytes: &[u8]| -> u64 {
+            while !mem.len().is_multiple_of(8) {
+                mem.push(0);
+            }
+            let at = BASE + mem.len() as u64;
+            mem.extend_from_slice(bytes);
+            at
+        };
+        // Token table and index.
+        let mut table = Vec::new();
+        let mut index = Vec::new();
+        for t in 0..=255u8 {
+            index.extend_from_slice(&(table.len() as u16).to_le_bytes());
+            match multi.iter().find(|m| m.0 == t) {
+                Some(m) => table.extend_from_slice(m.1.as_bytes()),
+                None => table.push(if t == 0 { b'?' } else { t }),
+            }
+            table.push(0);
+        }
+        let token_table = put(&mut mem, &table);
+        let token_index = put(&mut mem, &index);
+        // Names, compressed greedily with the multi-byte tokens.
+        let mut names = Vec::new();
+        for (name, _) in syms {
+            let mut enc = Vec::new();
+            let mut rest = name.as_bytes();
+            'outer: while !rest.is_empty() {
+                for m in &multi {
+                    if let Some(r) = rest.strip_prefix(m.1.as_bytes()) {
+                        enc.push(m.0);
+                        rest = r;
+                        continue 'outer;
+                    }
+                }
+                enc.push(rest[0]);
+                rest = &rest[1..];
+            }
+            if enc.len() >= 0x80 {
+                assert!(long_names);
+                names.push(0x80 | (enc.len() & 0x7f) as u8);
+                names.push((enc.len() >> 7) as u8);
+            } else {
+                names.push(enc.len() as u8);
+            }
+            names.extend_from_slice(&enc);
+        }
+        let names_at = put(&mut mem, &names);
+        let num_syms = put(&mut mem, &(syms.len() as u32).to_le_bytes());
+        let rb = put(&mut mem, &relative_base.to_le_bytes());
+        let offsets_at = BASE + (mem.len() as u64).next_multiple_of(8);
+        let mut raw = Vec::new();
+        for (i, &(_, addr)) in syms.iter().enumerate() {
+            match encoding {
+                AddressEncoding::Absolute => raw.extend_from_slice(&addr.to_le_bytes()),
+                AddressEncoding::BaseRelative => {
+                    raw.extend_from_slice(&((addr - relative_base) as u32).to_le_bytes())
+                }
+                AddressEncoding::AbsolutePercpu => {
+                    let v: i32 = if addr < 0x8000_0000 {
+                        addr as i32
+                    } else {
+                        -((addr - relative_base) as i64) as i32 - 1
+                    };
+                    raw.extend_from_slice(&v.to_le_bytes())
+                }
+                AddressEncoding::PlaceRelative => {
+                    let slot = offsets_at + 4 * i as u64;
+                    raw.extend_from_slice(&(addr.wrapping_sub(slot) as u32).to_le_bytes())
+                }
+            }
+        }
+        let raw_at = put(&mut mem, &raw);
+        assert_eq!(raw_at, offsets_at);
+        let stext = syms.iter().find(|s| &s.0[1..] == "_stext").unwrap().1;
+        let loc = KallsymsLocations {
+            num_syms,
+            names: names_at,
+            token_table,
+            token_index,
+            offsets: (encoding != AddressEncoding::Absolute).then_some(raw_at),
+            relative_base: matches!(
+                encoding,
+                AddressEncoding::BaseRelative | AddressEncoding::AbsolutePercpu
+            )
+            .then_some(rb),
+            addresses: (encoding == AddressEncoding::Absolute).then_some(raw_at),
+            stext,
+        };
+        Tables { mem, loc }
+    }
+
+    impl Tables {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> std::result::Result<(), String> {
+            let off = addr.checked_sub(BASE).ok_or("below")? as usize;
+            let src = self.mem.get(off..off + buf.len()).ok_or("past the end")?;
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+        fn decode(&self) -> Result<Kallsyms> {
+            Kallsyms::decode(&self.loc, &|a, b: &mut [u8]| self.read(a, b))
+        }
+    }
+
+    fn syms() -> Vec<(String, u64)> {
+        let long = format!("t{}", "x".repeat(300));
+        vec![
+            ("Afixed_percpu_data".into(), 0),
+            ("Vcpu_number".into(), 0x2_0000),
+            ("T_stext".into(), 0xffff_ffff_8100_0000),
+            ("Tstartup_64".into(), 0xffff_ffff_8100_0000),
+            ("tlocal_fn".into(), 0xffff_ffff_8100_0040),
+            ("Tkallsyms_lookup".into(), 0xffff_ffff_8100_0100),
+            (long, 0xffff_ffff_8100_0200),
+            ("Djiffies".into(), 0xffff_ffff_8200_0000),
+        ]
+    }
+
+    fn check(encoding: AddressEncoding, base: u64, percpu: bool, long: bool) {
+        let all = syms();
+        let list: Vec<(&str, u64)> = all
+            .iter()
+            .filter(|(n, a)| (percpu || *a > 0x1_0000_0000) && (long || n.len() < 100))
+            .map(|(n, a)| (n.as_str(), *a))
+            .collect();
+        let t = build(&list, encoding, base, long);
+        let k = t.decode().unwrap();
+        assert_eq!(k.encoding, encoding);
+        let got: Vec<(String, u64)> = k
+            .symbols
+            .iter()
+            .map(|s| (format!("{}{}", s.kind, s.name), s.addr))
+            .collect();
+        let want: Vec<(String, u64)> = list.iter().map(|(n, a)| (n.to_string(), *a)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn every_address_encoding() {
+        let base = 0xffff_ffff_8100_0000;
+        check(AddressEncoding::Absolute, base, true, true);
+        check(AddressEncoding::BaseRelative, base, false, true);
+        check(AddressEncoding::AbsolutePercpu, base, true, true);
+        check(AddressEncoding::PlaceRelative, base, false, true);
+        // Older kernels: one-byte lengths only.
+        check(AddressEncoding::AbsolutePercpu, base, true, false);
+    }
+
+    #[test]
+    fn lookup_and_symbolize() {
+        let all = syms();
+        let list: Vec<(&str, u64)> = all.iter().map(|(n, a)| (n.as_str(), *a)).collect();
+        let t = build(
+            &list,
+            AddressEncoding::AbsolutePercpu,
+            0xffff_ffff_8100_0000,
+            true,
+        );
+        let k = t.decode().unwrap();
+        assert_eq!(k.lookup("jiffies"), Some(0xffff_ffff_8200_0000));
+        assert_eq!(k.lookup("cpu_number"), Some(0x2_0000));
+        assert_eq!(k.get("local_fn").unwrap().kind, 't');
+        assert_eq!(k.lookup("nope"), None);
+        let (s, off, size) = k.symbolize(0xffff_ffff_8100_0108).unwrap();
+        assert_eq!((s.name.as_str(), off, size), ("kallsyms_lookup", 8, 0x100));
+        // Two names at one address: the first global one.
+        let (s, off, _) = k.symbolize(0xffff_ffff_8100_0010).unwrap();
+        assert_eq!((s.name.as_str(), off), ("_stext", 0x10));
+        // Absolute symbols are not matched; past the last symbol nothing is.
+        assert!(k.symbolize(0x10).is_none());
+        assert!(k.symbolize(0xffff_ffff_8300_0000).is_none());
+    }
+
+    #[test]
+    fn wrong_stext_and_bad_tables_are_errors() {
+        let all = syms();
+        let list: Vec<(&str, u64)> = all.iter().map(|(n, a)| (n.as_str(), *a)).collect();
+        let base = 0xffff_ffff_8100_0000;
+        let mut t = build(&list[2..], AddressEncoding::BaseRelative, base, true);
+        t.loc.stext += 0x1000;
+        assert!(matches!(t.decode(), Err(KallsymsError::Bad(_))));
+        let mut t = build(&list[2..], AddressEncoding::BaseRelative, base, true);
+        t.loc.num_syms = t.loc.token_table; // a count far too large
+        assert!(t.decode().is_err());
+        let mut t = build(&list[2..], AddressEncoding::BaseRelative, base, true);
+        t.mem.truncate(t.mem.len() - 4); // offsets cut short
+        assert!(matches!(t.decode(), Err(KallsymsError::Read { .. })));
+        // Every truncation of the memory image is an error, never a panic.
+        let t = build(&list[2..], AddressEncoding::BaseRelative, base, true);
+        for n in (0..t.mem.len()).step_by(7) {
+            let short = Tables {
+                mem: t.mem[..n].to_vec(),
+                loc: t.loc.clone(),
+            };
+            assert!(short.decode().is_err());
+        }
+    }
+}

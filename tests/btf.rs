@@ -1,0 +1,199 @@
+//! BTF of the fixture kernel (the vmlinux's `.BTF` section), checked against
+//! what the kernel itself wrote into each dump's VMCOREINFO: `SIZE(x)`,
+//! `OFFSET(x.y)`, `LENGTH(x.y)` and `NUMBER(enumerator)` are computed by the
+//! compiler from the same source the BTF was made from (kernel/vmcore_info.c).
+
+mod common;
+
+use crashdeck::dump::Dump;
+use crashdeck::kernel::btf::Btf;
+use object::{Object, ObjectSection};
+
+fn vmlinux_btf(path: &std::path::Path) -> Btf {
+    let data = std::fs::read(path).unwrap();
+    let elf = object::File::parse(&*data).unwrap();
+    let sec = elf
+        .section_by_name(".BTF")
+        .expect("the fixture vmlinux has .BTF");
+    Btf::parse(sec.data().unwrap().to_vec()).unwrap()
+}
+
+/// VMCOREINFO entries that are not a type fact BTF can answer, and why.
+fn not_a_type_fact(key: &str) -> bool {
+    matches!(
+        key,
+        // The length of the mem_section root array (a variable), not a type.
+        "LENGTH(mem_section)"
+        // printk_info's dev_info arrays are given by the names of the macros.
+        | "LENGTH(printk_info_subsystem)"
+        | "LENGTH(printk_info_device)"
+        // Constants of the build, not enumerators.
+        | "NUMBER(SECTION_SIZE_BITS)"
+        | "NUMBER(MAX_PHYSMEM_BITS)"
+        | "NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)"
+        | "NUMBER(PG_head_mask)"
+        | "NUMBER(phys_base)"
+        | "NUMBER(pgtable_l5_enabled)"
+        | "NUMBER(KERNEL_IMAGE_SIZE)"
+        | "NUMBER(sme_mask)"
+    )
+}
+
+#[test]
+fn btf_agrees_with_vmcoreinfo() {
+    let Some(cases) = common::cases_or_skip("btf_agrees_with_vmcoreinfo") else {
+        return;
+    };
+    let mut checked_vmlinux = std::collections::HashSet::new();
+    for case in cases {
+        let vmlinux = std::fs::canonicalize(&case.vmlinux).unwrap();
+        if !checked_vmlinux.insert(vmlinux.clone()) {
+            continue;
+        }
+        let t = std::time::Instant::now();
+        let btf = vmlinux_btf(&vmlinux);
+        eprintln!(
+            "{}: {} BTF types in {} bytes, read+parsed in {:?}",
+            case.name,
+            btf.type_count(),
+            btf.blob_len(),
+            t.elapsed()
+        );
+        let dump = Dump::open(&case.vmcore).unwrap();
+        let mut checked = 0;
+        let mut errors = Vec::new();
+        for (key, value) in &dump.vmcoreinfo().entries {
+            let Some((what, arg)) = key.split_once('(') else {
+                continue;
+            };
+            let Some(arg) = arg.strip_suffix(')') else {
+                continue;
+            };
+            if !matches!(what, "SIZE" | "OFFSET" | "LENGTH" | "NUMBER") || not_a_type_fact(key) {
+                continue;
+            }
+            let want: i64 = value.parse().unwrap();
+            let got: Result<i64, String> = match what {
+                "SIZE" => btf
+                    .size_of(arg)
+                    .map(|v| v as i64)
+                    .map_err(|e| e.to_string()),
+                "OFFSET" | "LENGTH" => {
+                    let (ty, path) = arg.split_once('.').unwrap();
+                    btf.member(ty, path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|m| match what {
+                            "OFFSET" => Ok(m.offset as i64),
+                            _ => m.array_len.map(|n| n as i64).ok_or("not an array".into()),
+                        })
+                }
+                _ => btf.enum_value(arg).map_err(|e| e.to_string()),
+            };
+            checked += 1;
+            if got.as_ref() != Ok(&want) {
+                errors.push(format!("{key}={want}: BTF says {got:?}"));
+            }
+        }
+        assert!(errors.is_empty(), "{}: {errors:#?}", case.name);
+        assert!(
+            checked >= 50,
+            "{}: only {checked} VMCOREINFO type facts",
+            case.name
+        );
+        eprintln!("{}: {checked} VMCOREINFO type facts agree", case.name);
+    }
+}
+
+/// The members, sizes and enumerators the analysis layer asks for resolve, and
+/// agree with each other.
+#[test]
+fn btf_answers_the_analysis_queries() {
+    let Some(cases) = common::cases_or_skip("btf_answers_the_analysis_queries") else {
+        return;
+    };
+    let case = &cases[0];
+    let btf = vmlinux_btf(&case.vmlinux);
+    for (ty, path) in [
+        ("task_struct", "__state"),
+        ("task_struct", "comm"),
+        ("task_struct", "tasks"),
+        ("task_struct", "mm"),
+        ("task_struct", "real_parent"),
+        ("task_struct", "signal"),
+        ("task_struct", "thread_group"),
+        ("task_struct", "pid"),
+        ("mm_struct", "rss_stat"),
+        ("zone", "_watermark"),
+        ("zone", "vm_stat"),
+        ("zone", "managed_pages.counter"),
+        ("zone", "present_pages"),
+        ("zone", "spanned_pages"),
+        ("zone", "name"),
+        ("pglist_data", "node_zones"),
+        ("pglist_data", "node_present_pages"),
+        ("uts_namespace", "name.release"),
+        ("prb_desc", "text_blk_lpos.begin"),
+        ("printk_info", "caller_id"),
+        ("printk_ringbuffer", "desc_ring.head_id.counter"),
+        ("rq", "curr"),
+        ("rq", "idle"),
+        ("percpu_counter", "count"),
+        ("address_space", "nrpages"),
+        ("inode", "i_mapping"),
+        ("super_block", "s_inodes"),
+        ("signal_struct", "thread_head"),
+    ] {
+        let m = btf
+            .member(ty, path)
+            .unwrap_or_else(|e| panic!("{ty}.{path}: {e}"));
+        assert!(m.size > 0, "{ty}.{path}: size 0");
+    }
+    // Layout facts every kernel has, checked against each other (never against copied numbers).
+    let comm = btf.member("task_struct", "comm").unwrap();
+    assert_eq!(
+        comm.type_name,
+        format!("char [{}]", comm.array_len.unwrap())
+    );
+    assert_eq!(comm.element_size, Some(1));
+    let mm = btf.member("task_struct", "mm").unwrap();
+    assert!(mm.is_pointer);
+    assert_eq!(mm.type_name, "struct mm_struct *");
+    assert_eq!(
+        btf.member("task_struct", "tasks").unwrap().size,
+        btf.size_of("struct list_head").unwrap()
+    );
+    let wm = btf.member("zone", "_watermark").unwrap();
+    assert_eq!(
+        wm.array_len.unwrap() as i64,
+        btf.enum_value("NR_WMARK").unwrap()
+    );
+    let zones = btf.member("pglist_data", "node_zones").unwrap();
+    assert_eq!(zones.element_size, Some(btf.size_of("zone").unwrap()));
+    assert_eq!(
+        zones.array_len.unwrap() as i64,
+        btf.enum_value("__MAX_NR_ZONES").unwrap()
+    );
+    // zone_stat_item's enumerators count up from 0 (NR_ZONE_LRU_BASE aliases
+    // the next one) to NR_VM_ZONE_STAT_ITEMS, in declaration order.
+    let items = btf.enumerators("zone_stat_item").unwrap();
+    assert_eq!(items[0], ("NR_FREE_PAGES".to_string(), 0));
+    for w in items.windows(2) {
+        assert!(w[1].1 == w[0].1 || w[1].1 == w[0].1 + 1, "{w:?}");
+    }
+    assert_eq!(items.last().unwrap().0, "NR_VM_ZONE_STAT_ITEMS");
+    assert_eq!(
+        btf.member("zone", "vm_stat").unwrap().array_len.unwrap() as i64,
+        btf.enum_value("NR_VM_ZONE_STAT_ITEMS").unwrap()
+    );
+    // The rss counters: 6.1 keeps them in mm_struct.rss_stat.count[NR_MM_COUNTERS].
+    let rss = btf.member("mm_struct", "rss_stat.count").unwrap();
+    assert_eq!(
+        rss.array_len.unwrap() as i64,
+        btf.enum_value("NR_MM_COUNTERS").unwrap()
+    );
+    // A bit-field: printk_info.flags is 5 bits and level 3 bits, in one byte.
+    let flags = btf.member("printk_info", "flags").unwrap();
+    let level = btf.member("printk_info", "level").unwrap();
+    assert_eq!((flags.bit_size, level.bit_size), (Some(5), Some(3)));
+    assert_eq!(flags.offset, level.offset);
+}
