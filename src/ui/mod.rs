@@ -1,9 +1,159 @@
 //! The `ui` layer: ratatui + crossterm. Renders from `&DumpModel` and `&UiState` only.
+//!
+//! - `app`: `UiState`, `Action`, and `update(state, model, action)` (pure);
+//! - `keys`: key events to actions; `layout`: where the panels go;
+//! - `panels::*`: one module per panel; `help`, `evidence`: overlays;
+//! - `theme`: 16 colours or none (`NO_COLOR`); `text`: escaping, formats, matching.
+//!
+//! `draw(frame, model, state)` paints one frame; `run` is the terminal loop,
+//! which redraws on input and resize only.
+
+pub mod app;
+pub mod evidence;
+pub mod help;
+pub mod keys;
+pub mod layout;
+pub mod panels;
+pub mod text;
+pub mod theme;
+
+pub use app::{update, Action, Mode, Panel, SortKey, UiState};
 
 use crate::model::DumpModel;
+use crossterm::event::{self, Event};
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Tabs};
+use ratatui::Frame;
+
+/// Paints the whole dashboard for `state`.
+pub fn draw(f: &mut Frame, model: &DumpModel, state: &UiState) {
+    let area = f.area();
+    let a = layout::areas(area, state);
+    let t = &state.theme;
+    if let Some(h) = a.header {
+        let line = match &model.diagnosis {
+            Some(d) => Line::styled(format!("▶ {}", text::escape_control(&d.verdict)), t.verdict()),
+            None => Line::from(vec![
+                Span::styled("PANIC: ", t.label()),
+                Span::styled(text::escape_control(&model.summary.panic), t.panic()),
+            ]),
+        };
+        f.render_widget(Paragraph::new(line), h);
+    }
+    if let Some(r) = a.tabs {
+        let titles: Vec<Line> = Panel::ALL
+            .iter()
+            .map(|p| Line::from(format!("{} {}", p.index() + 1, p.name())))
+            .collect();
+        f.render_widget(
+            Tabs::new(titles)
+                .select(state.focus.index())
+                .style(t.dim())
+                .highlight_style(t.selected())
+                .divider("│"),
+            r,
+        );
+    }
+    for (p, r) in &a.panels {
+        if r.width < 2 || r.height < 2 {
+            continue;
+        }
+        match p {
+            Panel::Summary => panels::summary::draw(f, *r, model, state),
+            Panel::Backtrace => panels::backtrace::draw(f, *r, model, state),
+            Panel::Processes => panels::processes::draw(f, *r, model, state),
+            Panel::Memory => panels::memory::draw(f, *r, model, state),
+            Panel::Log => panels::log::draw(f, *r, model, state),
+        }
+    }
+    if let Some(s) = a.status {
+        status(f, s, state);
+    }
+    match state.mode {
+        Mode::Help => help::draw(f, area, state),
+        Mode::Evidence => evidence::draw(f, area, model, state),
+        _ => {}
+    }
+}
+
+fn status(f: &mut Frame, r: Rect, state: &UiState) {
+    let t = &state.theme;
+    let left: Line = match state.mode {
+        Mode::Filter => Line::from(vec![
+            Span::styled("filter /", t.key()),
+            Span::raw(text::escape_control(&state.input)),
+            Span::styled("▏", t.key()),
+            Span::styled(format!("   {}", keys::hints(state)), t.dim()),
+        ]),
+        Mode::Search => Line::from(vec![
+            Span::styled("search /", t.key()),
+            Span::raw(text::escape_control(&state.input)),
+            Span::styled("▏", t.key()),
+            Span::styled(format!("   {}", keys::hints(state)), t.dim()),
+        ]),
+        _ => match &state.message {
+            Some(m) => Line::styled(text::escape_control(m), t.warn()),
+            None => Line::styled(keys::hints(state), t.dim()),
+        },
+    };
+    let title = text::escape_control(&state.title);
+    let tw = (title.chars().count() as u16 + 2).min(r.width / 3);
+    let left_w = r.width.saturating_sub(tw);
+    f.render_widget(Paragraph::new(left), Rect { width: left_w, ..r });
+    if tw > 2 {
+        let shown: String = if title.chars().count() as u16 + 2 > tw {
+            // Keep the end of a long path: the file name matters most.
+            let n = tw.saturating_sub(3) as usize;
+            let skip = title.chars().count().saturating_sub(n);
+            format!("…{}", title.chars().skip(skip).collect::<String>())
+        } else {
+            title
+        };
+        f.render_widget(
+            Paragraph::new(Line::styled(format!(" {shown}"), t.label())),
+            Rect {
+                x: r.x + left_w,
+                width: tw,
+                ..r
+            },
+        );
+    }
+}
+
+/// Restores the terminal when dropped (normal exit, error, or unwinding).
+struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
 
 /// Runs the dashboard until the user quits; restores the terminal on every exit path.
 pub fn run(model: &DumpModel, title: &str) -> anyhow::Result<()> {
-    let _ = (model, title);
-    anyhow::bail!("the dashboard is not implemented yet")
+    // try_init enables raw mode, enters the alternate screen and installs a
+    // panic hook that restores the terminal before the panic is printed.
+    let mut terminal = ratatui::try_init()?;
+    let _restore = Restore;
+    let size = terminal.size()?;
+    let mut state = UiState::new(model, title, size.width, size.height);
+    state.theme = theme::Theme::from_env();
+    terminal.draw(|f| draw(f, model, &state))?;
+    loop {
+        let action = match event::read()? {
+            Event::Key(k) => keys::action_for(k, &state),
+            Event::Resize(w, h) => Some(Action::Resize(w, h)),
+            _ => None,
+        };
+        let Some(action) = action else {
+            continue;
+        };
+        update(&mut state, model, action);
+        if state.quit {
+            break;
+        }
+        terminal.draw(|f| draw(f, model, &state))?;
+    }
+    Ok(())
 }

@@ -1,0 +1,928 @@
+//! Application state, the actions that change it, and `update`: a pure
+//! function of (state, model, action), so tests drive the dashboard without a
+//! terminal.
+
+use super::layout;
+use super::panels;
+use super::text::Pattern;
+use super::theme::Theme;
+use crate::model::{DumpModel, Task};
+use ratatui::layout::Rect;
+use std::collections::HashMap;
+
+/// The panels, in Tab order; the number key is the position plus one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Panel {
+    Summary,
+    Backtrace,
+    Processes,
+    Memory,
+    Log,
+}
+
+impl Panel {
+    pub const ALL: [Panel; 5] = [
+        Panel::Summary,
+        Panel::Backtrace,
+        Panel::Processes,
+        Panel::Memory,
+        Panel::Log,
+    ];
+
+    pub fn index(self) -> usize {
+        Panel::ALL.iter().position(|p| *p == self).unwrap_or(0)
+    }
+
+    pub fn from_number(n: usize) -> Option<Panel> {
+        n.checked_sub(1).and_then(|i| Panel::ALL.get(i).copied())
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Panel::Summary => "Summary",
+            Panel::Backtrace => "Backtrace",
+            Panel::Processes => "Processes",
+            Panel::Memory => "Memory",
+            Panel::Log => "Kernel log",
+        }
+    }
+
+    fn next(self) -> Panel {
+        Panel::ALL[(self.index() + 1) % Panel::ALL.len()]
+    }
+
+    fn prev(self) -> Panel {
+        Panel::ALL[(self.index() + Panel::ALL.len() - 1) % Panel::ALL.len()]
+    }
+}
+
+/// Process table sort columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Rss,
+    Mem,
+    Vsz,
+    Pid,
+    Cpu,
+    State,
+    Name,
+}
+
+impl SortKey {
+    pub const ALL: [SortKey; 7] = [
+        SortKey::Rss,
+        SortKey::Mem,
+        SortKey::Vsz,
+        SortKey::Pid,
+        SortKey::Cpu,
+        SortKey::State,
+        SortKey::Name,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Rss => "RSS",
+            SortKey::Mem => "%MEM",
+            SortKey::Vsz => "VSZ",
+            SortKey::Pid => "PID",
+            SortKey::Cpu => "CPU",
+            SortKey::State => "ST",
+            SortKey::Name => "COMM",
+        }
+    }
+
+    /// Descending for the sizes (largest first), ascending for the rest.
+    fn default_desc(self) -> bool {
+        matches!(self, SortKey::Rss | SortKey::Mem | SortKey::Vsz)
+    }
+}
+
+/// What the keyboard is talking to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    /// Typing the process filter.
+    Filter,
+    /// Typing a log search.
+    Search,
+    Help,
+    Evidence,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    ToggleHelp,
+    FocusNext,
+    FocusPrev,
+    Focus(Panel),
+    ToggleZoom,
+    Up,
+    Down,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    HalfPageUp,
+    HalfPageDown,
+    Top,
+    Bottom,
+    /// Sort the process table by this column (again: reverse).
+    SortBy(SortKey),
+    CycleSort,
+    ReverseSort,
+    ToggleThreads,
+    /// Start typing a process filter (Processes) or a log search (elsewhere).
+    StartFilter,
+    StartSearch,
+    Input(char),
+    Backspace,
+    Submit,
+    Cancel,
+    /// Set the log search at once (as if typed and submitted).
+    Search(String),
+    /// Set the process filter at once.
+    Filter(String),
+    NextMatch,
+    PrevMatch,
+    /// Jump to the first Oops / OOM / panic line of the log.
+    JumpToTrouble,
+    /// Show the next CPU's active task in the backtrace panel.
+    CycleCpu,
+    /// Show the backtrace of the selected process.
+    ShowTaskBacktrace,
+    ToggleEvidence,
+    Resize(u16, u16),
+}
+
+/// The log search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search {
+    pub pattern: Pattern,
+    /// Indices into `model.log`, in log order.
+    pub matches: Vec<usize>,
+    /// Index into `matches`.
+    pub current: Option<usize>,
+}
+
+/// Which stack the backtrace panel shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BtView {
+    /// `model.backtraces[i]`.
+    Index(usize),
+    /// A task without a backtrace in the model (pid, comm).
+    Missing(i64, String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UiState {
+    /// The dump file(s), shown on the status line.
+    pub title: String,
+    pub width: u16,
+    pub height: u16,
+    pub theme: Theme,
+    pub focus: Panel,
+    pub zoom: bool,
+    pub mode: Mode,
+    pub quit: bool,
+    /// A one-off message on the status line (cleared by the next key).
+    pub message: Option<String>,
+    /// The line being typed (filter or search).
+    pub input: String,
+
+    pub summary_scroll: usize,
+    /// A sysctl name highlighted by an evidence jump.
+    pub summary_mark: Option<String>,
+
+    pub bt: BtView,
+    pub bt_scroll: usize,
+    pub bt_hscroll: usize,
+    /// A frame level highlighted by an evidence jump.
+    pub bt_mark: Option<u32>,
+
+    pub sort: SortKey,
+    pub sort_desc: bool,
+    pub fold_threads: bool,
+    pub filter: String,
+    /// Selected row in the (sorted, filtered) process table.
+    pub ps_sel: usize,
+    pub ps_top: usize,
+
+    pub mem_scroll: usize,
+    /// A zone or meminfo reference ("zone:0:DMA32", "meminfo:free_pages")
+    /// highlighted by an evidence jump.
+    pub mem_mark: Option<String>,
+
+    pub log_sel: usize,
+    pub log_top: usize,
+    pub log_hscroll: usize,
+    pub search: Option<Search>,
+    /// Where the cursor was when a search started (Esc goes back there).
+    search_origin: Option<(usize, usize)>,
+
+    pub ev_sel: usize,
+}
+
+impl UiState {
+    /// The state at start-up: panic task's backtrace, processes by RSS, the
+    /// log around the panic.
+    pub fn new(model: &DumpModel, title: &str, width: u16, height: u16) -> UiState {
+        let mut s = UiState {
+            title: title.to_string(),
+            width,
+            height,
+            theme: Theme::default(),
+            focus: Panel::Summary,
+            zoom: false,
+            mode: Mode::Normal,
+            quit: false,
+            message: None,
+            input: String::new(),
+            summary_scroll: 0,
+            summary_mark: None,
+            bt: BtView::Index(initial_backtrace(model)),
+            bt_scroll: 0,
+            bt_hscroll: 0,
+            bt_mark: None,
+            sort: SortKey::Rss,
+            sort_desc: true,
+            fold_threads: false,
+            filter: String::new(),
+            ps_sel: 0,
+            ps_top: 0,
+            mem_scroll: 0,
+            mem_mark: None,
+            log_sel: 0,
+            log_top: 0,
+            log_hscroll: 0,
+            search: None,
+            search_origin: None,
+            ev_sel: 0,
+        };
+        s.log_sel = panic_log_line(model).unwrap_or(model.log.len().saturating_sub(1));
+        s.place_log_at_start(model);
+        s
+    }
+
+    pub fn areas(&self) -> layout::Areas {
+        layout::areas(Rect::new(0, 0, self.width, self.height), self)
+    }
+
+    /// The panic line about three quarters down, the OOM report above it in view.
+    fn place_log_at_start(&mut self, model: &DumpModel) {
+        let h = self.log_height().max(1);
+        let after = model.log.len().saturating_sub(self.log_sel + 1).min(h / 4);
+        self.log_top = (self.log_sel + after + 1).saturating_sub(h);
+    }
+
+    fn log_height(&self) -> usize {
+        log_view_height(&self.areas())
+    }
+
+    fn ps_height(&self) -> usize {
+        // One line of the table is the header.
+        self.areas()
+            .inner_height(Panel::Processes)
+            .saturating_sub(1)
+    }
+
+    fn panel_height(&self, p: Panel) -> usize {
+        self.areas().inner_height(p)
+    }
+}
+
+/// Rows the log panel shows (inside its border).
+pub fn log_view_height(a: &layout::Areas) -> usize {
+    a.inner_height(Panel::Log)
+}
+
+/// The panicking task's backtrace, else the first.
+fn initial_backtrace(model: &DumpModel) -> usize {
+    model.backtraces.iter().position(|b| b.panic).unwrap_or(0)
+}
+
+/// The log record of the panic line (the last "Kernel panic - not syncing").
+pub fn panic_log_line(model: &DumpModel) -> Option<usize> {
+    model
+        .log
+        .iter()
+        .rposition(|r| r.text.contains("Kernel panic - not syncing"))
+}
+
+/// Lines that start the kernel's account of trouble.
+const TROUBLE: &[&str] = &[
+    "invoked oom-killer",
+    "Out of memory",
+    "Oops:",
+    "BUG:",
+    "general protection fault",
+    "Unable to handle kernel",
+    "kernel BUG at",
+    "sysrq: Trigger a crash",
+    "blocked for more than",
+    "soft lockup",
+    "hard LOCKUP",
+    "rcu_sched detected stall",
+    "rcu: INFO:",
+    "Machine check",
+    "Kernel panic",
+];
+
+/// The first Oops / OOM / panic line.
+pub fn trouble_log_line(model: &DumpModel) -> Option<usize> {
+    model
+        .log
+        .iter()
+        .position(|r| TROUBLE.iter().any(|t| r.text.contains(t)))
+}
+
+/// A thread that is not its group's leader.
+pub fn is_thread(t: &Task) -> bool {
+    t.tgid != 0 && t.tgid != t.pid
+}
+
+/// Threads per thread group (leaders included), for the folded view.
+pub fn thread_counts(model: &DumpModel) -> HashMap<i64, usize> {
+    let mut m = HashMap::new();
+    for t in &model.tasks {
+        if t.tgid != 0 {
+            *m.entry(t.tgid).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+fn task_matches(t: &Task, pat: &Pattern) -> bool {
+    if pat.is_empty() {
+        return true;
+    }
+    let digits = pat.text.chars().all(|c| c.is_ascii_digit());
+    if digits && t.pid.to_string().contains(&pat.text) {
+        return true;
+    }
+    pat.score(&t.comm).is_some()
+}
+
+/// The process table's rows (indices into `model.tasks`): filtered, folded, sorted.
+pub fn process_rows(model: &DumpModel, state: &UiState) -> Vec<usize> {
+    let pat = Pattern::parse(&state.filter, false);
+    let mut rows: Vec<usize> = model
+        .tasks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !(state.fold_threads && is_thread(t)))
+        .filter(|(_, t)| task_matches(t, &pat))
+        .map(|(i, _)| i)
+        .collect();
+    let key = state.sort;
+    rows.sort_by(|&a, &b| {
+        let (x, y) = (&model.tasks[a], &model.tasks[b]);
+        let ord = match key {
+            SortKey::Rss => x.rss_kib.cmp(&y.rss_kib),
+            SortKey::Mem => x.mem_percent.total_cmp(&y.mem_percent),
+            SortKey::Vsz => x.vsz_kib.cmp(&y.vsz_kib),
+            SortKey::Pid => x.pid.cmp(&y.pid),
+            SortKey::Cpu => x.cpu.cmp(&y.cpu),
+            SortKey::State => x.state.cmp(&y.state),
+            SortKey::Name => x.comm.cmp(&y.comm),
+        };
+        let ord = if state.sort_desc { ord.reverse() } else { ord };
+        ord.then(x.pid.cmp(&y.pid)).then(x.cpu.cmp(&y.cpu))
+    });
+    rows
+}
+
+/// The backtrace of a task, by task address (pid 0 is on every CPU), else by pid.
+pub fn backtrace_of(model: &DumpModel, t: &Task) -> Option<usize> {
+    model
+        .backtraces
+        .iter()
+        .position(|b| t.task != 0 && b.task == t.task)
+        .or_else(|| {
+            model
+                .backtraces
+                .iter()
+                .position(|b| (t.task == 0 || b.task == 0) && b.pid == t.pid)
+        })
+}
+
+/// Each CPU's active task's backtrace, by CPU.
+pub fn cpu_backtraces(model: &DumpModel) -> Vec<usize> {
+    let mut v: Vec<usize> = model
+        .backtraces
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.active || b.panic)
+        .map(|(i, _)| i)
+        .collect();
+    v.sort_by_key(|&i| (model.backtraces[i].cpu, !model.backtraces[i].panic));
+    v.dedup_by_key(|i| model.backtraces[*i].cpu);
+    v
+}
+
+/// Apply one action. Pure: no I/O, the same inputs give the same state.
+pub fn update(state: &mut UiState, model: &DumpModel, action: Action) {
+    if !matches!(action, Action::Resize(..)) {
+        state.message = None;
+    }
+    match action {
+        Action::Quit => state.quit = true,
+        Action::Resize(w, h) => {
+            state.width = w;
+            state.height = h;
+            clamp_all(state, model);
+        }
+        Action::ToggleHelp => {
+            state.mode = if state.mode == Mode::Help {
+                Mode::Normal
+            } else {
+                Mode::Help
+            }
+        }
+        Action::ToggleEvidence => {
+            if state.mode == Mode::Evidence {
+                state.mode = Mode::Normal;
+            } else if model.diagnosis.is_some() {
+                state.mode = Mode::Evidence;
+                state.ev_sel = 0;
+            } else {
+                state.message = Some("no diagnosis in this model".into());
+            }
+        }
+        Action::FocusNext => focus(state, model, state.focus.next()),
+        Action::FocusPrev => focus(state, model, state.focus.prev()),
+        Action::Focus(p) => focus(state, model, p),
+        Action::ToggleZoom => {
+            state.zoom = !state.zoom;
+            clamp_all(state, model);
+        }
+        Action::Up => move_by(state, model, -1),
+        Action::Down => move_by(state, model, 1),
+        Action::PageUp => move_by(state, model, -(page(state) as isize)),
+        Action::PageDown => move_by(state, model, page(state) as isize),
+        Action::HalfPageUp => move_by(state, model, -((page(state) / 2).max(1) as isize)),
+        Action::HalfPageDown => move_by(state, model, (page(state) / 2).max(1) as isize),
+        Action::Top => move_by(state, model, isize::MIN / 2),
+        Action::Bottom => move_by(state, model, isize::MAX / 2),
+        Action::Left | Action::Right => {
+            let d: isize = if action == Action::Left { -8 } else { 8 };
+            let h = match state.focus {
+                Panel::Log => &mut state.log_hscroll,
+                Panel::Backtrace => &mut state.bt_hscroll,
+                _ => return,
+            };
+            *h = (*h as isize + d).clamp(0, 4096) as usize;
+        }
+        Action::SortBy(k) => {
+            if state.sort == k {
+                state.sort_desc = !state.sort_desc;
+            } else {
+                state.sort = k;
+                state.sort_desc = k.default_desc();
+            }
+            reset_ps(state);
+        }
+        Action::CycleSort => {
+            let i = SortKey::ALL.iter().position(|k| *k == state.sort).unwrap_or(0);
+            state.sort = SortKey::ALL[(i + 1) % SortKey::ALL.len()];
+            state.sort_desc = state.sort.default_desc();
+            reset_ps(state);
+        }
+        Action::ReverseSort => {
+            state.sort_desc = !state.sort_desc;
+            reset_ps(state);
+        }
+        Action::ToggleThreads => {
+            state.fold_threads = !state.fold_threads;
+            state.message = Some(if state.fold_threads {
+                "threads folded into their process".into()
+            } else {
+                "every thread shown".into()
+            });
+            reset_ps(state);
+        }
+        Action::StartFilter => {
+            if state.focus == Panel::Processes {
+                state.mode = Mode::Filter;
+                state.input = state.filter.clone();
+            } else {
+                update(state, model, Action::StartSearch);
+            }
+        }
+        Action::StartSearch => {
+            focus(state, model, Panel::Log);
+            state.mode = Mode::Search;
+            state.input.clear();
+            state.search_origin = Some((state.log_sel, state.log_top));
+        }
+        Action::Input(c) => {
+            state.input.push(c);
+            apply_input(state, model);
+        }
+        Action::Backspace => {
+            state.input.pop();
+            apply_input(state, model);
+        }
+        Action::Submit => match state.mode {
+            Mode::Filter | Mode::Search => {
+                apply_input(state, model);
+                if state.mode == Mode::Search {
+                    state.message = Some(match &state.search {
+                        Some(s) if !s.matches.is_empty() => format!(
+                            "{} matches of {:?} ({})",
+                            s.matches.len(),
+                            s.pattern.text,
+                            if s.pattern.exact { "exact" } else { "fuzzy" }
+                        ),
+                        Some(s) => format!("no match for {:?}", s.pattern.text),
+                        None => "search cleared".into(),
+                    });
+                }
+                state.mode = Mode::Normal;
+                state.search_origin = None;
+            }
+            Mode::Evidence => evidence_jump(state, model),
+            Mode::Help => state.mode = Mode::Normal,
+            Mode::Normal => {}
+        },
+        Action::Cancel => match state.mode {
+            Mode::Filter => {
+                state.filter.clear();
+                state.input.clear();
+                state.mode = Mode::Normal;
+                reset_ps(state);
+            }
+            Mode::Search => {
+                state.search = None;
+                state.input.clear();
+                if let Some((sel, top)) = state.search_origin.take() {
+                    state.log_sel = sel;
+                    state.log_top = top;
+                }
+                state.mode = Mode::Normal;
+            }
+            Mode::Help | Mode::Evidence => state.mode = Mode::Normal,
+            Mode::Normal => {
+                if state.zoom {
+                    state.zoom = false;
+                    clamp_all(state, model);
+                } else {
+                    state.quit = true;
+                }
+            }
+        },
+        Action::Search(s) => {
+            update(state, model, Action::StartSearch);
+            state.input = s;
+            update(state, model, Action::Submit);
+        }
+        Action::Filter(s) => {
+            state.filter = s;
+            state.mode = Mode::Normal;
+            reset_ps(state);
+        }
+        Action::NextMatch | Action::PrevMatch => {
+            let fwd = action == Action::NextMatch;
+            let Some(s) = &mut state.search else {
+                state.message = Some("no search: press / first".into());
+                return;
+            };
+            if s.matches.is_empty() {
+                state.message = Some(format!("no match for {:?}", s.pattern.text));
+                return;
+            }
+            let n = s.matches.len();
+            // From the cursor: the next match after it (or before it).
+            let cur = state.log_sel;
+            let i = if fwd {
+                s.matches.iter().position(|&m| m > cur).unwrap_or(0)
+            } else {
+                s.matches.iter().rposition(|&m| m < cur).unwrap_or(n - 1)
+            };
+            s.current = Some(i);
+            let line = s.matches[i];
+            state.message = Some(format!("match {}/{}", i + 1, n));
+            state.focus = Panel::Log;
+            set_log_sel(state, model, line);
+        }
+        Action::JumpToTrouble => match trouble_log_line(model) {
+            Some(l) => {
+                focus(state, model, Panel::Log);
+                set_log_sel(state, model, l);
+            }
+            None => state.message = Some("no Oops, OOM or panic line in the log".into()),
+        },
+        Action::CycleCpu => {
+            let cpus = cpu_backtraces(model);
+            if cpus.is_empty() {
+                state.message = Some("no active task's backtrace in this model".into());
+                return;
+            }
+            let cur = match state.bt {
+                BtView::Index(i) => cpus.iter().position(|&c| c == i),
+                BtView::Missing(..) => None,
+            };
+            let next = cur.map(|c| (c + 1) % cpus.len()).unwrap_or(0);
+            show_backtrace(state, cpus[next]);
+            if let Some(b) = model.backtraces.get(cpus[next]) {
+                state.message = Some(format!(
+                    "CPU {}: PID {} {} ({} of {})",
+                    b.cpu,
+                    b.pid,
+                    b.comm,
+                    next + 1,
+                    cpus.len()
+                ));
+            }
+        }
+        Action::ShowTaskBacktrace => {
+            let rows = process_rows(model, state);
+            let Some(t) = rows.get(state.ps_sel).and_then(|&i| model.tasks.get(i)) else {
+                return;
+            };
+            match backtrace_of(model, t) {
+                Some(i) => show_backtrace(state, i),
+                None => {
+                    state.bt = BtView::Missing(t.pid, t.comm.clone());
+                    state.bt_scroll = 0;
+                }
+            }
+        }
+    }
+}
+
+fn show_backtrace(state: &mut UiState, i: usize) {
+    state.bt = BtView::Index(i);
+    state.bt_scroll = 0;
+    state.bt_mark = None;
+}
+
+fn focus(state: &mut UiState, model: &DumpModel, p: Panel) {
+    state.focus = p;
+    clamp_all(state, model);
+}
+
+fn page(state: &UiState) -> usize {
+    match state.mode {
+        Mode::Evidence => 5,
+        _ => match state.focus {
+            Panel::Processes => state.ps_height(),
+            Panel::Log => state.log_height(),
+            p => state.panel_height(p),
+        }
+        .max(1),
+    }
+}
+
+fn reset_ps(state: &mut UiState) {
+    state.ps_sel = 0;
+    state.ps_top = 0;
+}
+
+fn apply_input(state: &mut UiState, model: &DumpModel) {
+    match state.mode {
+        Mode::Filter => {
+            state.filter = state.input.clone();
+            reset_ps(state);
+        }
+        Mode::Search => run_search(state, model),
+        _ => {}
+    }
+}
+
+/// Matches of the typed pattern; the cursor goes to the best one (the first
+/// at or after where the search started, among equals).
+fn run_search(state: &mut UiState, model: &DumpModel) {
+    let pattern = Pattern::parse(&state.input, false);
+    if pattern.is_empty() {
+        state.search = None;
+        if let Some((sel, top)) = state.search_origin {
+            state.log_sel = sel;
+            state.log_top = top;
+        }
+        return;
+    }
+    let scored: Vec<(usize, i64)> = model
+        .log
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| pattern.score(&r.text).map(|s| (i, s)))
+        .collect();
+    let best = scored.iter().map(|(_, s)| *s).max().unwrap_or(0);
+    // A fuzzy pattern loosely matches many lines; keep the ones that match
+    // at least half as well as the best.
+    let floor = if pattern.exact { i64::MIN } else { best / 2 };
+    let matches: Vec<usize> = scored
+        .iter()
+        .filter(|(_, s)| *s >= floor)
+        .map(|(i, _)| *i)
+        .collect();
+    let origin = state.search_origin.map(|(s, _)| s).unwrap_or(state.log_sel);
+    let target = scored
+        .iter()
+        .filter(|(_, s)| *s == best)
+        .map(|(i, _)| *i)
+        .min_by_key(|&i| (i < origin, i));
+    let current = target.and_then(|t| matches.iter().position(|&m| m == t));
+    state.search = Some(Search {
+        pattern,
+        matches,
+        current,
+    });
+    if let Some(t) = target {
+        set_log_sel(state, model, t);
+    }
+}
+
+/// Moves the log cursor, keeping it in view with some context around it.
+fn set_log_sel(state: &mut UiState, model: &DumpModel, line: usize) {
+    let n = model.log.len();
+    if n == 0 {
+        return;
+    }
+    state.log_sel = line.min(n - 1);
+    let h = state.log_height().max(1);
+    if state.log_sel < state.log_top || state.log_sel >= state.log_top + h {
+        state.log_top = state.log_sel.saturating_sub(h / 3);
+    }
+    clamp_log(state, model);
+}
+
+fn move_by(state: &mut UiState, model: &DumpModel, d: isize) {
+    if state.mode == Mode::Evidence {
+        let n = model
+            .diagnosis
+            .as_ref()
+            .map(|d| d.evidence.len())
+            .unwrap_or(0);
+        state.ev_sel = add(state.ev_sel, d, n);
+        return;
+    }
+    match state.focus {
+        Panel::Processes => {
+            let n = process_rows(model, state).len();
+            state.ps_sel = add(state.ps_sel, d, n);
+            clamp_ps(state, model);
+        }
+        Panel::Log => {
+            state.log_sel = add(state.log_sel, d, model.log.len());
+            clamp_log(state, model);
+        }
+        p => {
+            let n = panel_len(state, model, p);
+            let h = state.panel_height(p);
+            let max = n.saturating_sub(h) + 1;
+            let s = match p {
+                Panel::Summary => &mut state.summary_scroll,
+                Panel::Backtrace => &mut state.bt_scroll,
+                _ => &mut state.mem_scroll,
+            };
+            *s = add(*s, d, max);
+        }
+    }
+}
+
+/// `i + d` within `0..n`.
+fn add(i: usize, d: isize, n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    (i as isize).saturating_add(d).clamp(0, n as isize - 1) as usize
+}
+
+/// Lines of a text panel at its current width.
+fn panel_len(state: &UiState, model: &DumpModel, p: Panel) -> usize {
+    let a = state.areas();
+    let w = a.inner_width(p);
+    match p {
+        Panel::Summary => panels::summary::lines(model, state, w).lines.len(),
+        Panel::Backtrace => panels::backtrace::lines(model, state).lines.len(),
+        Panel::Memory => panels::memory::lines(model, state, w).lines.len(),
+        _ => 0,
+    }
+}
+
+fn clamp_ps(state: &mut UiState, model: &DumpModel) {
+    let n = process_rows(model, state).len();
+    state.ps_sel = state.ps_sel.min(n.saturating_sub(1));
+    let h = state.ps_height().max(1);
+    if state.ps_sel < state.ps_top {
+        state.ps_top = state.ps_sel;
+    } else if state.ps_sel >= state.ps_top + h {
+        state.ps_top = state.ps_sel + 1 - h;
+    }
+    state.ps_top = state.ps_top.min(n.saturating_sub(h));
+}
+
+fn clamp_log(state: &mut UiState, model: &DumpModel) {
+    let n = model.log.len();
+    state.log_sel = state.log_sel.min(n.saturating_sub(1));
+    let h = state.log_height().max(1);
+    if state.log_sel < state.log_top {
+        state.log_top = state.log_sel;
+    } else if state.log_sel >= state.log_top + h {
+        state.log_top = state.log_sel + 1 - h;
+    }
+    state.log_top = state.log_top.min(n.saturating_sub(h));
+}
+
+fn clamp_all(state: &mut UiState, model: &DumpModel) {
+    clamp_ps(state, model);
+    clamp_log(state, model);
+    for p in [Panel::Summary, Panel::Backtrace, Panel::Memory] {
+        let n = panel_len(state, model, p);
+        let h = state.panel_height(p);
+        let max = n.saturating_sub(h.max(1));
+        let s = match p {
+            Panel::Summary => &mut state.summary_scroll,
+            Panel::Backtrace => &mut state.bt_scroll,
+            _ => &mut state.mem_scroll,
+        };
+        *s = (*s).min(max);
+    }
+}
+
+/// Enter on an evidence item: go to the panel entry its `ref` points at.
+fn evidence_jump(state: &mut UiState, model: &DumpModel) {
+    let Some(ev) = model
+        .diagnosis
+        .as_ref()
+        .and_then(|d| d.evidence.get(state.ev_sel))
+    else {
+        state.mode = Mode::Normal;
+        return;
+    };
+    state.mode = Mode::Normal;
+    let r = ev.reference.clone();
+    let (kind, rest) = r.split_once(':').unwrap_or((r.as_str(), ""));
+    match kind {
+        "log" => match rest.parse::<usize>() {
+            Ok(l) if l < model.log.len() => {
+                focus(state, model, Panel::Log);
+                set_log_sel(state, model, l);
+            }
+            _ => state.message = Some(format!("{r}: no such log record")),
+        },
+        "task" => {
+            let Ok(pid) = rest.parse::<i64>() else {
+                state.message = Some(format!("{r}: not a pid"));
+                return;
+            };
+            state.filter.clear();
+            if model
+                .tasks
+                .iter()
+                .any(|t| t.pid == pid && is_thread(t) && state.fold_threads)
+            {
+                state.fold_threads = false;
+            }
+            let rows = process_rows(model, state);
+            match rows.iter().position(|&i| model.tasks[i].pid == pid) {
+                Some(p) => {
+                    focus(state, model, Panel::Processes);
+                    state.ps_sel = p;
+                    let h = state.ps_height().max(1);
+                    state.ps_top = p.saturating_sub(h / 2);
+                    clamp_ps(state, model);
+                    update(state, model, Action::ShowTaskBacktrace);
+                }
+                None => state.message = Some(format!("{r}: no such task")),
+            }
+        }
+        "zone" | "meminfo" => {
+            state.mem_mark = Some(r.clone());
+            focus(state, model, Panel::Memory);
+            let w = state.areas().inner_width(Panel::Memory);
+            let at = panels::memory::lines(model, state, w).mark;
+            state.mem_scroll = at.unwrap_or(0).saturating_sub(1);
+            clamp_all(state, model);
+        }
+        "frame" => {
+            let mut it = rest.split(':');
+            let b = it.next().and_then(|x| x.parse::<usize>().ok());
+            let l = it.next().and_then(|x| x.parse::<u32>().ok());
+            match b {
+                Some(b) if b < model.backtraces.len() => {
+                    focus(state, model, Panel::Backtrace);
+                    show_backtrace(state, b);
+                    state.bt_mark = l;
+                    if let Some(l) = l {
+                        let at = panels::backtrace::frame_line(model, b, l).unwrap_or(0);
+                        state.bt_scroll = at.saturating_sub(1);
+                    }
+                    clamp_all(state, model);
+                }
+                _ => state.message = Some(format!("{r}: no such backtrace")),
+            }
+        }
+        "sysctl" => {
+            state.summary_mark = Some(rest.to_string());
+            focus(state, model, Panel::Summary);
+            let w = state.areas().inner_width(Panel::Summary);
+            let at = panels::summary::lines(model, state, w).mark;
+            state.summary_scroll = at.unwrap_or(0).saturating_sub(1);
+            clamp_all(state, model);
+        }
+        _ => state.message = Some(format!("{r}: nothing to show")),
+    }
+}

@@ -1,0 +1,71 @@
+//! The `?` overlay: every key.
+
+use super::app::UiState;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
+use ratatui::Frame;
+
+/// (keys, what they do); an empty key starts a section.
+pub const KEYS: &[(&str, &str)] = &[
+    ("", "Anywhere"),
+    ("? ", "this help (any key closes it)"),
+    ("q  Esc  Ctrl-c", "quit (Esc first leaves a zoom, a prompt or an overlay)"),
+    ("Tab  Shift-Tab", "next / previous panel"),
+    ("1 2 3 4 5", "Summary, Backtrace, Processes, Memory, Kernel log"),
+    ("Enter  z", "zoom the panel full-screen and back"),
+    ("↑↓  k j", "move / scroll one line"),
+    ("←→  h l", "scroll sideways (backtrace, log)"),
+    ("g G  Home End", "top / bottom"),
+    ("Ctrl-u Ctrl-d", "half a page up / down"),
+    ("PgUp PgDn  Ctrl-b Ctrl-f", "a page up / down"),
+    ("e", "diagnosis evidence (Enter jumps to the entry)"),
+    ("c", "backtrace of the next CPU's active task"),
+    ("p", "kernel log: first Oops / OOM / panic line"),
+    ("", "Processes"),
+    ("R M V P C T O", "sort by RSS, %MEM, VSZ, PID, CPU, state, name (again: reverse)"),
+    ("s  S", "next sort column / reverse the order"),
+    ("t", "fold threads into their process"),
+    ("/", "filter by name or PID (fuzzy; 'text or =text exact)"),
+    ("Enter", "show the selected task's backtrace"),
+    ("", "Kernel log"),
+    ("/", "search (fuzzy; 'text or =text exact); Enter keeps, Esc drops"),
+    ("n  N", "next / previous match"),
+];
+
+pub fn draw(f: &mut Frame, area: Rect, state: &UiState) {
+    let t = &state.theme;
+    let w = area.width.saturating_sub(4).min(84);
+    let h = area.height.saturating_sub(2).min(KEYS.len() as u16 + 2);
+    if w < 10 || h < 3 {
+        return;
+    }
+    let r = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
+    let lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(k, d)| {
+            if k.is_empty() {
+                Line::styled(d.to_string(), t.header())
+            } else {
+                Line::from(vec![
+                    Span::styled(format!("  {k:<26}"), t.key()),
+                    Span::raw(d.to_string()),
+                ])
+            }
+        })
+        .collect();
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .border_type(BorderType::Double)
+                .title(" Keys (any key closes) "),
+        ),
+        r,
+    );
+}

@@ -1,0 +1,96 @@
+//! Where each panel goes for a given terminal size: all panels at once when
+//! the terminal is large enough (120×40 shows everything), one panel under a
+//! tab bar otherwise (80×24), and never an overlap at any size.
+
+use super::app::{Panel, UiState};
+use ratatui::layout::{Constraint, Layout, Rect};
+
+/// All panels at once needs at least this much room.
+pub const WIDE_MIN_WIDTH: u16 = 100;
+pub const WIDE_MIN_HEIGHT: u16 = 30;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Areas {
+    /// One line with the panic string / verdict (tab mode only).
+    pub header: Option<Rect>,
+    /// The tab bar (tab mode only).
+    pub tabs: Option<Rect>,
+    pub panels: Vec<(Panel, Rect)>,
+    pub status: Option<Rect>,
+}
+
+impl Areas {
+    pub fn panel(&self, p: Panel) -> Option<Rect> {
+        self.panels.iter().find(|(q, _)| *q == p).map(|(_, r)| *r)
+    }
+
+    /// Rows inside a panel's border (0 when the panel is not shown).
+    pub fn inner_height(&self, p: Panel) -> usize {
+        self.panel(p)
+            .map(|r| r.height.saturating_sub(2) as usize)
+            .unwrap_or(0)
+    }
+
+    pub fn inner_width(&self, p: Panel) -> usize {
+        self.panel(p)
+            .map(|r| r.width.saturating_sub(2) as usize)
+            .unwrap_or(0)
+    }
+}
+
+pub fn wide(area: Rect) -> bool {
+    area.width >= WIDE_MIN_WIDTH && area.height >= WIDE_MIN_HEIGHT
+}
+
+pub fn areas(area: Rect, state: &UiState) -> Areas {
+    let mut out = Areas::default();
+    if area.width == 0 || area.height == 0 {
+        return out;
+    }
+    let mut body = area;
+    if body.height >= 2 {
+        let [b, s] = Layout::vertical([Constraint::Fill(1), Constraint::Length(1)]).areas(body);
+        body = b;
+        out.status = Some(s);
+    }
+    if wide(area) && !state.zoom {
+        let [top, mid, bottom] = Layout::vertical([
+            Constraint::Length(12),
+            Constraint::Fill(1),
+            Constraint::Fill(1),
+        ])
+        .areas(body);
+        let [sum, mem] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                .areas(top);
+        let [ps, bt] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                .areas(mid);
+        out.panels = vec![
+            (Panel::Summary, sum),
+            (Panel::Backtrace, bt),
+            (Panel::Processes, ps),
+            (Panel::Memory, mem),
+            (Panel::Log, bottom),
+        ];
+        return out;
+    }
+    if wide(area) {
+        // Zoomed: the focused panel takes the whole body.
+        out.panels = vec![(state.focus, body)];
+        return out;
+    }
+    // Tab mode: a header line with the panic, a tab bar, the focused panel.
+    if body.height >= 8 {
+        let [h, rest] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(body);
+        out.header = Some(h);
+        body = rest;
+    }
+    if body.height >= 4 {
+        let [t, rest] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(body);
+        out.tabs = Some(t);
+        body = rest;
+    }
+    out.panels = vec![(state.focus, body)];
+    out
+}

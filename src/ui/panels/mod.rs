@@ -1,0 +1,110 @@
+//! One module per panel. Text panels build their lines with `lines(..)`
+//! (also used by `update` to bound scrolling) and draw a window of them.
+
+pub mod backtrace;
+pub mod log;
+pub mod memory;
+pub mod processes;
+pub mod summary;
+
+use super::app::{Panel, UiState};
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Paragraph};
+use ratatui::Frame;
+
+/// A panel's content and, where an evidence jump marked an entry, its line.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pub lines: Vec<Line<'static>>,
+    pub mark: Option<usize>,
+}
+
+/// The border and title of a panel: its number, its name, and some state.
+pub fn block(panel: Panel, state: &UiState, extra: &str) -> Block<'static> {
+    let focused = state.focus == panel;
+    let t = &state.theme;
+    let mut title = vec![Span::styled(
+        format!(" {} {} ", panel.index() + 1, panel.name()),
+        t.title(focused),
+    )];
+    if !extra.is_empty() {
+        title.push(Span::styled(format!("{extra} "), t.dim()));
+    }
+    Block::bordered()
+        .border_type(if focused {
+            BorderType::Thick
+        } else {
+            BorderType::Plain
+        })
+        .border_style(t.border(focused))
+        .title(Line::from(title))
+}
+
+/// Draws `lines` from `scroll` (clamped so the last page is full) inside the block.
+pub fn draw_lines(
+    f: &mut Frame,
+    area: Rect,
+    block: Block<'static>,
+    lines: Vec<Line<'static>>,
+    scroll: usize,
+    hscroll: usize,
+) {
+    let h = area.height.saturating_sub(2) as usize;
+    let top = scroll.min(lines.len().saturating_sub(h));
+    let window: Vec<Line> = lines.into_iter().skip(top).take(h.max(1)).collect();
+    let p = Paragraph::new(window)
+        .block(block)
+        .scroll((0, hscroll.min(u16::MAX as usize) as u16));
+    f.render_widget(p, area);
+}
+
+/// Word-wraps `text` to `width` columns; continuation lines get `indent` spaces.
+pub fn wrap(text: &str, width: usize, indent: usize) -> Vec<String> {
+    let width = width.max(indent + 8);
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut len = 0usize;
+    let mut fresh = true;
+    for word in text.split(' ') {
+        let mut chars: Vec<char> = word.chars().collect();
+        if !fresh && len + 1 + chars.len() > width {
+            out.push(std::mem::replace(&mut cur, " ".repeat(indent)));
+            len = indent;
+            fresh = true;
+        }
+        if !fresh {
+            cur.push(' ');
+            len += 1;
+        }
+        // A word longer than a line is cut.
+        while len + chars.len() > width {
+            let room = width.saturating_sub(len).max(1).min(chars.len());
+            cur.extend(chars.drain(..room));
+            out.push(std::mem::replace(&mut cur, " ".repeat(indent)));
+            len = indent;
+        }
+        len += chars.len();
+        cur.extend(chars);
+        fresh = false;
+    }
+    out.push(cur);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrap_keeps_words_and_indents() {
+        let s = "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled";
+        let w = wrap(s, 30, 4);
+        assert!(w.iter().all(|l| l.chars().count() <= 30), "{w:?}");
+        let joined = w.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+        assert_eq!(joined, s);
+        assert!(w[1].starts_with("    "));
+        let long = wrap(&"x".repeat(50), 20, 2);
+        assert!(long.iter().all(|l| l.chars().count() <= 20), "{long:?}");
+    }
+}

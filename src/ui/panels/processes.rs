@@ -1,0 +1,138 @@
+//! Processes: crash's `ps`, sortable, filterable, threads foldable.
+
+use super::block;
+use crate::model::{DumpModel, Task};
+use crate::ui::app::{process_rows, thread_counts, Mode, Panel, SortKey, UiState};
+use crate::ui::text::escape_control;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+/// Show the TASK column from this inner width on.
+const TASK_COLUMN_WIDTH: usize = 90;
+
+fn col(state: &UiState, key: SortKey, name: &str, width: usize, right: bool) -> String {
+    let arrow = if state.sort == key {
+        if state.sort_desc {
+            "▼"
+        } else {
+            "▲"
+        }
+    } else {
+        ""
+    };
+    let s = format!("{name}{arrow}");
+    if right {
+        format!("{s:>width$}")
+    } else {
+        format!("{s:<width$}")
+    }
+}
+
+pub fn header(state: &UiState, with_task: bool) -> String {
+    let mut h = String::from(" ");
+    h.push_str(&col(state, SortKey::Pid, "PID", 7, true));
+    h.push_str(&format!(" {:>7}", "PPID"));
+    h.push(' ');
+    h.push_str(&col(state, SortKey::Cpu, "CPU", 4, true));
+    if with_task {
+        h.push_str(&format!("  {:<16}", "TASK"));
+    }
+    h.push_str("  ");
+    h.push_str(&col(state, SortKey::State, "ST", 3, false));
+    h.push(' ');
+    h.push_str(&col(state, SortKey::Mem, "%MEM", 6, true));
+    h.push(' ');
+    h.push_str(&col(state, SortKey::Vsz, "VSZ", 9, true));
+    h.push(' ');
+    h.push_str(&col(state, SortKey::Rss, "RSS", 9, true));
+    h.push_str("  ");
+    h.push_str(&col(state, SortKey::Name, "COMM", 4, false));
+    h
+}
+
+/// One row as crash prints it (`>` marks a task running on a CPU).
+pub fn row(t: &Task, with_task: bool, threads: Option<usize>) -> String {
+    let comm = escape_control(&t.comm);
+    let comm = if t.kthread { format!("[{comm}]") } else { comm };
+    let thr = match threads {
+        Some(n) if n > 1 => format!(" ({n} threads)"),
+        _ => String::new(),
+    };
+    let task = if with_task {
+        format!("  {:016x}", t.task)
+    } else {
+        String::new()
+    };
+    format!(
+        "{}{:>7} {:>7} {:>4}{task}  {:<3} {:>6.1} {:>9} {:>9}  {comm}{thr}",
+        if t.active { ">" } else { " " },
+        t.pid,
+        t.ppid,
+        t.cpu,
+        escape_control(&t.state),
+        t.mem_percent,
+        t.vsz_kib,
+        t.rss_kib,
+    )
+}
+
+pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
+    let th = &state.theme;
+    let rows = process_rows(model, state);
+    let inner_w = area.width.saturating_sub(2) as usize;
+    let with_task = inner_w >= TASK_COLUMN_WIDTH;
+    let mut extra = format!(
+        "{} of {} · sort {} {}",
+        rows.len(),
+        model.tasks.len(),
+        state.sort.name(),
+        if state.sort_desc { "desc" } else { "asc" }
+    );
+    if state.fold_threads {
+        extra.push_str(" · threads folded");
+    }
+    if !state.filter.is_empty() || state.mode == Mode::Filter {
+        let f = if state.mode == Mode::Filter {
+            &state.input
+        } else {
+            &state.filter
+        };
+        extra.push_str(&format!(" · filter /{}", escape_control(f)));
+    }
+    let b = block(Panel::Processes, state, &extra);
+    let h = area.height.saturating_sub(3) as usize;
+    let mut lines = vec![Line::styled(header(state, with_task), th.header())];
+    if model.tasks.is_empty() {
+        lines.push(Line::styled("No tasks in this model.", th.warn()));
+        if let Some(p) = model.problems.iter().find(|p| p.part == "tasks") {
+            lines.push(Line::styled(escape_control(&p.message), th.dim()));
+        }
+    } else if rows.is_empty() {
+        lines.push(Line::styled("No task matches the filter.", th.dim()));
+    }
+    let counts = state.fold_threads.then(|| thread_counts(model));
+    let top = state.ps_top.min(rows.len().saturating_sub(h));
+    for (n, &i) in rows.iter().enumerate().skip(top).take(h) {
+        let Some(t) = model.tasks.get(i) else {
+            continue;
+        };
+        let threads = counts
+            .as_ref()
+            .and_then(|c| c.get(&if t.tgid != 0 { t.tgid } else { t.pid }).copied());
+        let text = row(t, with_task, threads);
+        let mut style = if t.active {
+            th.warn()
+        } else if t.kthread {
+            th.dim()
+        } else {
+            th.plain()
+        };
+        if n == state.ps_sel {
+            style = th.selected();
+        }
+        lines.push(Line::from(Span::styled(text, style)));
+    }
+    f.render_widget(Paragraph::new(lines).block(b), area);
+}
