@@ -483,7 +483,10 @@ pub fn update(state: &mut UiState, model: &DumpModel, action: Action) {
             reset_ps(state);
         }
         Action::CycleSort => {
-            let i = SortKey::ALL.iter().position(|k| *k == state.sort).unwrap_or(0);
+            let i = SortKey::ALL
+                .iter()
+                .position(|k| *k == state.sort)
+                .unwrap_or(0);
             state.sort = SortKey::ALL[(i + 1) % SortKey::ALL.len()];
             state.sort_desc = state.sort.default_desc();
             reset_ps(state);
@@ -562,10 +565,17 @@ pub fn update(state: &mut UiState, model: &DumpModel, action: Action) {
                 state.mode = Mode::Normal;
             }
             Mode::Help | Mode::Evidence => state.mode = Mode::Normal,
+            // Esc backs out one level: zoom, then the filter or search of
+            // the focused panel, then quits.
             Mode::Normal => {
                 if state.zoom {
                     state.zoom = false;
                     clamp_all(state, model);
+                } else if state.focus == Panel::Processes && !state.filter.is_empty() {
+                    state.filter.clear();
+                    reset_ps(state);
+                } else if state.focus == Panel::Log && state.search.is_some() {
+                    state.search = None;
                 } else {
                     state.quit = true;
                 }

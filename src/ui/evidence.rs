@@ -29,7 +29,11 @@ pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
     lines.push(Line::styled("Evidence", t.header()));
     let mut sel_line = 0;
     for (i, e) in d.evidence.iter().enumerate() {
-        let style = if i == state.ev_sel { t.selected() } else { t.plain() };
+        let style = if i == state.ev_sel {
+            t.selected()
+        } else {
+            t.plain()
+        };
         if i == state.ev_sel {
             sel_line = lines.len();
         }
@@ -39,12 +43,8 @@ pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
             escape_control(&e.reference),
             escape_control(&e.text)
         );
-        for (j, l) in wrap(&text, inner, 4).into_iter().enumerate() {
-            lines.push(if j == 0 {
-                Line::from(Span::styled(l, style))
-            } else {
-                Line::from(Span::styled(l, style))
-            });
+        for l in wrap(&text, inner, 4) {
+            lines.push(Line::from(Span::styled(l, style)));
         }
     }
     if !d.remedies.is_empty() {

@@ -10,9 +10,16 @@ use ratatui::Frame;
 pub const KEYS: &[(&str, &str)] = &[
     ("", "Anywhere"),
     ("? ", "this help (any key closes it)"),
-    ("q  Esc  Ctrl-c", "quit (Esc first leaves a zoom, a prompt or an overlay)"),
+    ("q  Ctrl-c", "quit"),
+    (
+        "Esc",
+        "back out: overlay, prompt, zoom, filter/search, then quit",
+    ),
     ("Tab  Shift-Tab", "next / previous panel"),
-    ("1 2 3 4 5", "Summary, Backtrace, Processes, Memory, Kernel log"),
+    (
+        "1 2 3 4 5",
+        "Summary, Backtrace, Processes, Memory, Kernel log",
+    ),
     ("Enter  z", "zoom the panel full-screen and back"),
     ("↑↓  k j", "move / scroll one line"),
     ("←→  h l", "scroll sideways (backtrace, log)"),
@@ -23,13 +30,19 @@ pub const KEYS: &[(&str, &str)] = &[
     ("c", "backtrace of the next CPU's active task"),
     ("p", "kernel log: first Oops / OOM / panic line"),
     ("", "Processes"),
-    ("R M V P C T O", "sort by RSS, %MEM, VSZ, PID, CPU, state, name (again: reverse)"),
+    (
+        "R M V P C T O",
+        "sort by RSS, %MEM, VSZ, PID, CPU, state, name (again: reverse)",
+    ),
     ("s  S", "next sort column / reverse the order"),
     ("t", "fold threads into their process"),
     ("/", "filter by name or PID (fuzzy; 'text or =text exact)"),
     ("Enter", "show the selected task's backtrace"),
     ("", "Kernel log"),
-    ("/", "search (fuzzy; 'text or =text exact); Enter keeps, Esc drops"),
+    (
+        "/",
+        "search (fuzzy; 'text or =text exact); Enter keeps, Esc drops",
+    ),
     ("n  N", "next / previous match"),
 ];
 

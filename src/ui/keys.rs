@@ -53,7 +53,9 @@ fn normal(key: KeyEvent, state: &UiState, ctrl: bool) -> Option<Action> {
         KeyCode::Char('?') | KeyCode::F(1) => Action::ToggleHelp,
         KeyCode::Tab => Action::FocusNext,
         KeyCode::BackTab => Action::FocusPrev,
-        KeyCode::Char(c @ '1'..='5') => Action::Focus(Panel::from_number(c as usize - '0' as usize)?),
+        KeyCode::Char(c @ '1'..='5') => {
+            Action::Focus(Panel::from_number(c as usize - '0' as usize)?)
+        }
         KeyCode::Enter if ps => Action::ShowTaskBacktrace,
         KeyCode::Enter | KeyCode::Char('z') => Action::ToggleZoom,
         KeyCode::Up | KeyCode::Char('k') => Action::Up,

@@ -61,11 +61,9 @@ pub fn areas(area: Rect, state: &UiState) -> Areas {
         ])
         .areas(body);
         let [sum, mem] =
-            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
-                .areas(top);
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
         let [ps, bt] =
-            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
-                .areas(mid);
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(mid);
         out.panels = vec![
             (Panel::Summary, sum),
             (Panel::Backtrace, bt),

@@ -33,7 +33,10 @@ pub fn draw(f: &mut Frame, model: &DumpModel, state: &UiState) {
     let t = &state.theme;
     if let Some(h) = a.header {
         let line = match &model.diagnosis {
-            Some(d) => Line::styled(format!("▶ {}", text::escape_control(&d.verdict)), t.verdict()),
+            Some(d) => Line::styled(
+                format!("▶ {}", text::escape_control(&d.verdict)),
+                t.verdict(),
+            ),
             None => Line::from(vec![
                 Span::styled("PANIC: ", t.label()),
                 Span::styled(text::escape_control(&model.summary.panic), t.panic()),

@@ -238,7 +238,11 @@ mod tests {
         assert!(!f.exact);
         assert!(f.score("stress invoked oom-killer").is_some());
         assert_eq!(Pattern::parse("=Out", false).indices("xOut"), vec![1, 2, 3]);
-        assert!(Pattern::parse("'out", false).score("Out of memory").is_some());
-        assert!(Pattern::parse("'Out", false).score("out of memory").is_none());
+        assert!(Pattern::parse("'out", false)
+            .score("Out of memory")
+            .is_some());
+        assert!(Pattern::parse("'Out", false)
+            .score("out of memory")
+            .is_none());
     }
 }

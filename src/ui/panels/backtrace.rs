@@ -27,10 +27,7 @@ pub fn lines(model: &DumpModel, state: &UiState) -> Rendered {
                 "The model holds stacks for the panicking task and each CPU's active task;",
                 t.dim(),
             ));
-            out.push(Line::styled(
-                "press c to cycle through them.",
-                t.dim(),
-            ));
+            out.push(Line::styled("press c to cycle through them.", t.dim()));
         }
         BtView::Index(i) => match model.backtraces.get(*i) {
             None => {
@@ -106,21 +103,19 @@ fn frame_line_text(f: &BtFrame, state: &UiState) -> Line<'static> {
         format!("{}#{:<2} ", if stale { "?" } else { " " }, f.level),
         t.dim(),
     ));
-    spans.push(Span::styled(
-        if f.sp == 0 {
-            format!("[{:16}] ", "")
-        } else {
-            format!("[{:016x}] ", f.sp)
-        },
-        t.dim(),
-    ));
+    if f.sp != 0 {
+        spans.push(Span::styled(format!("[{:016x}] ", f.sp), t.dim()));
+    }
     let func = match &f.function {
         Some(n) if f.offset != 0 => format!("{}+{:#x}", escape_control(n), f.offset),
         Some(n) => escape_control(n),
         None => "??".to_string(),
     };
     let style = if stale { t.dim() } else { t.plain() };
-    spans.push(Span::styled(func, style.add_modifier(ratatui::style::Modifier::BOLD)));
+    spans.push(Span::styled(
+        func,
+        style.add_modifier(ratatui::style::Modifier::BOLD),
+    ));
     if let Some(m) = &f.module {
         spans.push(Span::styled(format!(" [{}]", escape_control(m)), t.warn()));
     }

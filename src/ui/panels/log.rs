@@ -66,10 +66,7 @@ pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
     let w = area.width.saturating_sub(2) as usize;
     let mut extra = format!("{} records", model.log.len());
     if let Some(s) = &state.search {
-        let pos = s
-            .current
-            .map(|c| format!("{}/", c + 1))
-            .unwrap_or_default();
+        let pos = s.current.map(|c| format!("{}/", c + 1)).unwrap_or_default();
         extra.push_str(&format!(
             " · /{} {}{} ({})",
             escape_control(&s.pattern.text),
@@ -85,7 +82,10 @@ pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
     let b = block(Panel::Log, state, &extra);
     let mut lines: Vec<Line<'static>> = Vec::new();
     if model.log.is_empty() {
-        lines.push(Line::styled("The kernel log is empty in this model.", t.warn()));
+        lines.push(Line::styled(
+            "The kernel log is empty in this model.",
+            t.warn(),
+        ));
         if let Some(p) = model.problems.iter().find(|p| p.part == "log") {
             lines.push(Line::styled(escape_control(&p.message), t.dim()));
         }

@@ -55,9 +55,7 @@ fn level_style(t: &Theme, l: ZoneLevel) -> Style {
 fn gauge(z: &Zone, width: usize, t: &Theme) -> Line<'static> {
     let bw = width.saturating_sub(2).max(4);
     let scale = z.high.saturating_mul(2).max(z.free_pages).max(1);
-    let pos = |x: u64| -> usize {
-        ((x as u128 * bw as u128 / scale as u128) as usize).min(bw - 1)
-    };
+    let pos = |x: u64| -> usize { ((x as u128 * bw as u128 / scale as u128) as usize).min(bw - 1) };
     let filled = if z.free_pages == 0 {
         0
     } else {
@@ -86,7 +84,10 @@ fn gauge(z: &Zone, width: usize, t: &Theme) -> Line<'static> {
     let mut cur_style: Option<Style> = None;
     for (c, s) in cells {
         if cur_style != Some(s) && !cur.is_empty() {
-            spans.push(Span::styled(std::mem::take(&mut cur), cur_style.unwrap_or_default()));
+            spans.push(Span::styled(
+                std::mem::take(&mut cur),
+                cur_style.unwrap_or_default(),
+            ));
         }
         cur_style = Some(s);
         cur.push(c);
@@ -97,6 +98,9 @@ fn gauge(z: &Zone, width: usize, t: &Theme) -> Line<'static> {
     spans.push(Span::raw("]"));
     Line::from(spans)
 }
+
+/// (crash's name, the MemInfo field, pages, percentage text).
+type KmemRow<'a> = (&'a str, &'a str, u64, Option<String>);
 
 pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
     let t = &state.theme;
@@ -112,16 +116,17 @@ pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
     for z in &populated {
         let key = format!("zone:{}:{}", z.node, z.name);
         let l = zone_level(z);
+        // The symbol first, so that a narrow panel never cuts it off.
         let mut line = Line::from(vec![
             Span::styled(
-                format!("Node {} {:<7}", z.node, escape_control(&z.name)),
+                format!("{} {:<7} ", z.node, escape_control(&z.name)),
                 t.label(),
             ),
+            Span::styled(format!("{:<7}", zone_symbol(l)), level_style(t, l)),
             Span::raw(format!(
-                " free {}  min {}  low {}  high {}  ",
+                " free {} min {} low {} high {}",
                 z.free_pages, z.min, z.low, z.high
             )),
-            Span::styled(zone_symbol(l), level_style(t, l)),
             Span::styled(format!("  managed {}", z.managed_pages), t.dim()),
         ]);
         if state.mem_mark.as_deref() == Some(key.as_str()) {
@@ -150,7 +155,10 @@ pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
     let m = &model.meminfo;
     let ps = m.page_size.max(1);
     out.push(Line::styled(
-        format!("{:>12} {:>8} {:>10}  {}", "", "PAGES", "TOTAL", "PERCENTAGE"),
+        format!(
+            "{:>12} {:>8} {:>10}  {}",
+            "", "PAGES", "TOTAL", "PERCENTAGE"
+        ),
         t.header(),
     ));
     let pct = |v: u64, of: u64, what: &str| -> String {
@@ -160,24 +168,79 @@ pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
             format!("{:>3}% of {what}", (v as u128 * 100 / of as u128))
         }
     };
-    let rows: Vec<Option<(&str, &str, u64, Option<String>)>> = vec![
+    let rows: Vec<Option<KmemRow>> = vec![
         Some(("TOTAL MEM", "total_pages", m.total_pages, None)),
-        Some(("FREE", "free_pages", m.free_pages, Some(pct(m.free_pages, m.total_pages, "TOTAL MEM")))),
-        Some(("USED", "used_pages", m.used_pages, Some(pct(m.used_pages, m.total_pages, "TOTAL MEM")))),
-        Some(("SHARED", "shared_pages", m.shared_pages, Some(pct(m.shared_pages, m.total_pages, "TOTAL MEM")))),
-        Some(("BUFFERS", "buffers_pages", m.buffers_pages, Some(pct(m.buffers_pages, m.total_pages, "TOTAL MEM")))),
-        Some(("CACHED", "cached_pages", m.cached_pages, Some(pct(m.cached_pages, m.total_pages, "TOTAL MEM")))),
-        Some(("SLAB", "slab_pages", m.slab_pages, Some(pct(m.slab_pages, m.total_pages, "TOTAL MEM")))),
+        Some((
+            "FREE",
+            "free_pages",
+            m.free_pages,
+            Some(pct(m.free_pages, m.total_pages, "TOTAL MEM")),
+        )),
+        Some((
+            "USED",
+            "used_pages",
+            m.used_pages,
+            Some(pct(m.used_pages, m.total_pages, "TOTAL MEM")),
+        )),
+        Some((
+            "SHARED",
+            "shared_pages",
+            m.shared_pages,
+            Some(pct(m.shared_pages, m.total_pages, "TOTAL MEM")),
+        )),
+        Some((
+            "BUFFERS",
+            "buffers_pages",
+            m.buffers_pages,
+            Some(pct(m.buffers_pages, m.total_pages, "TOTAL MEM")),
+        )),
+        Some((
+            "CACHED",
+            "cached_pages",
+            m.cached_pages,
+            Some(pct(m.cached_pages, m.total_pages, "TOTAL MEM")),
+        )),
+        Some((
+            "SLAB",
+            "slab_pages",
+            m.slab_pages,
+            Some(pct(m.slab_pages, m.total_pages, "TOTAL MEM")),
+        )),
         None,
         Some(("TOTAL HUGE", "huge_total_pages", m.huge_total_pages, None)),
-        Some(("HUGE FREE", "huge_free_pages", m.huge_free_pages, Some(pct(m.huge_free_pages, m.huge_total_pages, "TOTAL HUGE")))),
+        Some((
+            "HUGE FREE",
+            "huge_free_pages",
+            m.huge_free_pages,
+            Some(pct(m.huge_free_pages, m.huge_total_pages, "TOTAL HUGE")),
+        )),
         None,
         Some(("TOTAL SWAP", "swap_total_pages", m.swap_total_pages, None)),
-        Some(("SWAP USED", "swap_used_pages", m.swap_used_pages, Some(pct(m.swap_used_pages, m.swap_total_pages, "TOTAL SWAP")))),
-        Some(("SWAP FREE", "swap_free_pages", m.swap_free_pages, Some(pct(m.swap_free_pages, m.swap_total_pages, "TOTAL SWAP")))),
+        Some((
+            "SWAP USED",
+            "swap_used_pages",
+            m.swap_used_pages,
+            Some(pct(m.swap_used_pages, m.swap_total_pages, "TOTAL SWAP")),
+        )),
+        Some((
+            "SWAP FREE",
+            "swap_free_pages",
+            m.swap_free_pages,
+            Some(pct(m.swap_free_pages, m.swap_total_pages, "TOTAL SWAP")),
+        )),
         None,
-        Some(("COMMIT LIMIT", "commit_limit_pages", m.commit_limit_pages, None)),
-        Some(("COMMITTED", "committed_pages", m.committed_pages, Some(pct(m.committed_pages, m.commit_limit_pages, "TOTAL LIMIT")))),
+        Some((
+            "COMMIT LIMIT",
+            "commit_limit_pages",
+            m.commit_limit_pages,
+            None,
+        )),
+        Some((
+            "COMMITTED",
+            "committed_pages",
+            m.committed_pages,
+            Some(pct(m.committed_pages, m.commit_limit_pages, "TOTAL LIMIT")),
+        )),
     ];
     for r in rows {
         let Some((name, field, pages, p)) = r else {
@@ -190,7 +253,8 @@ pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
             p.unwrap_or_else(|| "      ----".into())
         );
         let key = format!("meminfo:{field}");
-        let over = field == "committed_pages" && m.commit_limit_pages > 0 && pages > m.commit_limit_pages;
+        let over =
+            field == "committed_pages" && m.commit_limit_pages > 0 && pages > m.commit_limit_pages;
         let mut line = if over {
             Line::styled(text, t.warn())
         } else {
@@ -203,7 +267,10 @@ pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
         out.push(line);
     }
     if let Some(p) = model.problems.iter().find(|p| p.part == "meminfo") {
-        out.push(Line::styled(format!("! {}", escape_control(&p.message)), t.warn()));
+        out.push(Line::styled(
+            format!("! {}", escape_control(&p.message)),
+            t.warn(),
+        ));
     }
     Rendered { lines: out, mark }
 }

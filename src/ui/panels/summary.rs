@@ -16,12 +16,8 @@ pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
     let mut mark = None;
 
     if let Some(d) = &model.diagnosis {
-        for (i, l) in wrap(&escape_control(&d.verdict), width, 2)
-            .into_iter()
-            .enumerate()
-        {
-            let text = if i == 0 { format!("▶ {l}") } else { l };
-            out.push(Line::styled(text, t.verdict()));
+        for l in wrap(&format!("▶ {}", escape_control(&d.verdict)), width, 2) {
+            out.push(Line::styled(l, t.verdict()));
         }
         out.push(Line::from(vec![
             Span::styled("  cause: ", t.dim()),

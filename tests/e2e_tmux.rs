@@ -1,0 +1,281 @@
+//! The real binary in a detached tmux session at 120x40: keys in, screen out
+//! (`capture-pane -p`), and the terminal restored after quitting.
+//!
+//! Runs on the OOM fixture's vmlinux + vmcore when the model can be built
+//! from the dump; until then on a model JSON made from its drgn.json (the
+//! same screen facts). `CRASHDECK_E2E_CASE=<case>` picks another fixture;
+//! the launch-to-drawn time is printed (not asserted: speed is measured, not
+//! tested). Skipped when tmux is missing, unless CRASHDECK_REQUIRE_FIXTURES=1.
+
+mod common;
+mod ui_support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("run tmux");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.cmd(&["send-keys", "-t", "e2e", k]);
+        }
+    }
+
+    /// Literal text (no key-name lookup).
+    fn text(&self, s: &str) {
+        self.cmd(&["send-keys", "-t", "e2e", "-l", s]);
+    }
+
+    fn screen(&self) -> String {
+        self.cmd(&["capture-pane", "-p", "-t", "e2e"])
+    }
+
+    fn alternate_on(&self) -> bool {
+        self.cmd(&["display-message", "-p", "-t", "e2e", "#{alternate_on}"])
+            .trim()
+            == "1"
+    }
+
+    /// Waits until the screen satisfies `f`; the screen (or a panic with the last one).
+    fn wait(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if f(&s) {
+                return s;
+            }
+            if start.elapsed() > Duration::from_secs(90) {
+                panic!("timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // Only this test's own server (its own socket).
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+fn have_tmux() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The first process row's PID (the line under the header).
+fn first_pid(screen: &str) -> i64 {
+    let lines: Vec<&str> = screen.lines().collect();
+    let h = lines
+        .iter()
+        .position(|l| l.contains("PPID") && l.contains("COMM"))
+        .unwrap_or_else(|| panic!("no process table on screen:\n{screen}"));
+    let row: String = lines[h + 1]
+        .chars()
+        .map(|c| if "│┃>".contains(c) { ' ' } else { c })
+        .collect();
+    row.split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {row:?}"))
+}
+
+/// The command line that opens the case: the dump itself, or a model JSON.
+fn launch_args(case: &common::Case, tmp: &std::path::Path) -> (Vec<String>, &'static str) {
+    match ui_support::dump_model(case) {
+        Ok(_) => (
+            vec![
+                case.vmlinux.display().to_string(),
+                case.vmcore.display().to_string(),
+            ],
+            "vmlinux + vmcore",
+        ),
+        Err(e) => {
+            eprintln!(
+                "{}: the model cannot be built from the dump yet ({e}); running on a model JSON from drgn.json",
+                case.name
+            );
+            let m = ui_support::drgn_model(case);
+            let p = tmp.join(format!("{}.model.json", case.name));
+            std::fs::write(&p, serde_json::to_string(&m).unwrap()).unwrap();
+            (vec![p.display().to_string()], "model JSON from drgn.json")
+        }
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[test]
+fn dashboard_in_tmux() {
+    if !have_tmux() {
+        let msg = "e2e_tmux: tmux is not installed";
+        if common::require_fixtures() {
+            panic!("{msg}, and CRASHDECK_REQUIRE_FIXTURES=1 (.ci/run installs it)");
+        }
+        eprintln!("SKIPPED {msg}");
+        return;
+    }
+    let name = std::env::var("CRASHDECK_E2E_CASE").unwrap_or_else(|_| ui_support::OOM.into());
+    let Some(case) = common::case_or_skip(&name) else {
+        return;
+    };
+    let drgn = case.drgn();
+    let tmp: PathBuf = std::env::temp_dir().join(format!("crashdeck-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let (args, what) = launch_args(&case, &tmp);
+
+    let t = Tmux {
+        socket: format!("crashdeck-e2e-{}", std::process::id()),
+    };
+    t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "env",
+        "PS1=E2E$ ",
+        "sh",
+    ]);
+    t.cmd(&["set-option", "-t", "e2e", "status", "off"]);
+    t.wait("the shell prompt", |s| s.contains("E2E$"));
+
+    let bin = env!("CARGO_BIN_EXE_crashdeck");
+    let cmdline = std::iter::once(bin.to_string())
+        .chain(args.iter().cloned())
+        .map(|a| shell_quote(&a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    t.text(&cmdline);
+    let panic = drgn["summary"]["panic"].as_str().unwrap().to_string();
+    // The PANIC line wraps in the summary; its start is on one row.
+    let panic_start: String = panic.chars().take(40).collect();
+    let start = Instant::now();
+    t.keys(&["Enter"]);
+    let s = t.wait("the dashboard", |s| {
+        s.contains(&format!("PANIC: \"{panic_start}")) && s.contains("Kernel log")
+    });
+    let drawn = start.elapsed();
+    eprintln!(
+        "{}: launch to drawn dashboard ({what}): {} ms",
+        case.name,
+        drawn.as_millis()
+    );
+    assert!(
+        t.alternate_on(),
+        "the dashboard is not on the alternate screen"
+    );
+    assert!(s.contains("Processes") && s.contains("Memory") && s.contains("Backtrace"));
+
+    // Sort: by PID ascending, then back to RSS (largest first).
+    let tasks = drgn["tasks"].as_array().unwrap();
+    let min_pid = tasks
+        .iter()
+        .filter_map(|t| t["pid"].as_i64())
+        .min()
+        .unwrap();
+    let top_rss = tasks
+        .iter()
+        .max_by_key(|t| (t["rss_kib"].as_u64().unwrap(), -t["pid"].as_i64().unwrap()))
+        .unwrap()["pid"]
+        .as_i64()
+        .unwrap();
+    t.keys(&["3", "P"]);
+    let s = t.wait("sort by PID", |s| s.contains("sort PID asc"));
+    // The dump's model lists the idle tasks (PID 0) that drgn's does not.
+    let first = first_pid(&s);
+    assert!(first == min_pid || first == 0, "first PID {first}:\n{s}");
+    t.keys(&["R"]);
+    let s = t.wait("sort by RSS", |s| s.contains("sort RSS desc"));
+    assert_eq!(first_pid(&s), top_rss, "{s}");
+
+    // Filter the process table.
+    t.keys(&["/"]);
+    t.text("stress");
+    t.keys(&["Enter"]);
+    let s = t.wait("the filter", |s| s.contains("filter /stress"));
+    let n_stress = tasks
+        .iter()
+        .filter(|t| t["comm"].as_str() == Some("stress"))
+        .count();
+    assert!(s.contains(&format!("{n_stress} of ")), "{s}");
+    // Esc clears the filter (and does not quit).
+    t.keys(&["Escape"]);
+    t.wait("the filter cleared", |s| !s.contains("filter /stress"));
+
+    // Search the log: lands on the OOM line.
+    t.keys(&["5", "/"]);
+    t.text("Out of memory");
+    t.keys(&["Enter"]);
+    let s = t.wait("the search", |s| s.contains("/Out of memory"));
+    assert!(s.contains("matches of \"Out of memory\""), "{s}");
+    assert!(
+        s.lines()
+            .any(|l| l.contains("] ") && l.contains("Out of memory")),
+        "{s}"
+    );
+
+    // Help, then switch panels with Tab.
+    t.keys(&["?"]);
+    let s = t.wait("the help", |s| s.contains("Keys (any key closes)"));
+    assert!(s.contains("Ctrl-u"));
+    t.keys(&["x"]);
+    t.wait("the help closed", |s| !s.contains("Keys (any key closes)"));
+    t.keys(&["Tab"]);
+    t.wait("focus on Summary", |s| {
+        s.contains("?:help q:quit Tab/1-5:panel Enter:zoom")
+    });
+
+    // A resize to 80x24 redraws as tabs.
+    t.cmd(&["resize-window", "-t", "e2e", "-x", "80", "-y", "24"]);
+    t.wait("the tab bar", |s| s.contains("1 Summary │ 2 Backtrace"));
+    t.cmd(&["resize-window", "-t", "e2e", "-x", "120", "-y", "40"]);
+
+    // Quit: the shell is back, the alternate screen left.
+    t.keys(&["q"]);
+    let s = t.wait("the shell after quit", |s| {
+        !s.contains("Kernel log") && s.matches("E2E$").count() >= 2
+    });
+    assert!(!t.alternate_on(), "still on the alternate screen:\n{s}");
+
+    // Ctrl-C quits and restores the terminal too.
+    t.text(&cmdline);
+    t.keys(&["Enter"]);
+    t.wait("the dashboard again", |s| s.contains("Kernel log"));
+    t.keys(&["C-c"]);
+    t.wait("the shell after Ctrl-C", |s| !s.contains("Kernel log"));
+    assert!(!t.alternate_on());
+    // The shell still echoes what is typed (raw mode was left).
+    t.text("echo restored-$((40+2))");
+    t.keys(&["Enter"]);
+    t.wait("the shell to run a command", |s| s.contains("restored-42"));
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -1,0 +1,112 @@
+//! Models for the UI tests: from the dump when the full path works, else
+//! from a fixture's drgn.json (which uses the model's JSON keys).
+#![allow(dead_code)]
+
+use super::common::Case;
+use crashdeck::model::{Backtrace, DumpModel, Frame, LogRecord, MemInfo};
+use serde_json::Value;
+
+pub const OOM: &str = "tiny-oom-kdump-lzo";
+
+/// The model from the dump (vmlinux + vmcore), if that path works yet and
+/// gives tasks and a log.
+pub fn dump_model(case: &Case) -> Result<DumpModel, String> {
+    match crashdeck::open::build_model(
+        &case.vmlinux,
+        &case.vmcore,
+        &crashdeck::kernel::KernelOptions::default(),
+    ) {
+        Ok(m) if !m.tasks.is_empty() && !m.log.is_empty() => Ok(m),
+        Ok(_) => Err("the dump's model has no tasks or no log yet".into()),
+        Err(e) => Err(format!("{e}")),
+    }
+}
+
+/// A `DumpModel` from drgn.json: summary, tasks, zones, meminfo, log, and
+/// drgn's one backtrace ({pid, frames}).
+pub fn drgn_model(case: &Case) -> DumpModel {
+    let d = case.drgn();
+    let s = &d["summary"];
+    let mut m = DumpModel::default();
+    m.source.vmcore = case.vmcore.display().to_string();
+    m.source.format = "drgn.json".into();
+    let str_of = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    m.summary.release = str_of(&s["release"]);
+    m.summary.version = str_of(&s["version"]);
+    m.summary.machine = str_of(&s["machine"]);
+    m.summary.nodename = str_of(&s["nodename"]);
+    m.summary.cpus = s["cpus"].as_u64().unwrap_or(0) as u32;
+    m.summary.online_cpus = s["online_cpus"].as_u64().unwrap_or(0) as u32;
+    m.summary.memory_bytes = s["memory_bytes"].as_u64().unwrap_or(0);
+    m.summary.panic = str_of(&s["panic"]);
+    m.summary.panic_pid = s["panic_pid"].as_i64();
+    m.summary.panic_comm = s["panic_comm"].as_str().map(String::from);
+    m.summary.panic_cpu = s["panic_cpu"].as_u64().map(|c| c as u32);
+    m.summary.panic_task = s["panic_task"]
+        .as_str()
+        .and_then(|h| crashdeck::model::hex::parse(h).ok());
+    m.tasks = serde_json::from_value(d["tasks"].clone()).expect("drgn tasks");
+    m.summary.tasks = m.tasks.len() as u64;
+    m.zones = serde_json::from_value(d["zones"].clone()).expect("drgn zones");
+    m.log = serde_json::from_value::<Vec<LogRecord>>(d["log"].clone()).expect("drgn log");
+    let mi = &d["meminfo"];
+    let n = |k: &str| mi[k].as_u64().unwrap_or(0);
+    m.meminfo = MemInfo {
+        page_size: 4096,
+        total_pages: n("total_pages"),
+        free_pages: n("free_pages"),
+        used_pages: n("used_pages"),
+        shared_pages: n("shared_pages"),
+        cached_pages: n("file_pages"),
+        slab_pages: n("slab_pages"),
+        swap_total_pages: n("swap_total_pages"),
+        swap_free_pages: n("swap_free_pages"),
+        commit_limit_pages: n("commit_limit_pages"),
+        committed_pages: n("committed_pages"),
+        ..Default::default()
+    };
+    let bt = &d["backtrace"];
+    if let Some(pid) = bt["pid"].as_i64() {
+        let task = m.tasks.iter().find(|t| t.pid == pid).cloned();
+        let frames = bt["frames"]
+            .as_array()
+            .map(|fs| {
+                fs.iter()
+                    .map(|f| Frame {
+                        level: f["level"].as_u64().unwrap_or(0) as u32,
+                        pc: f["pc"]
+                            .as_str()
+                            .and_then(|h| crashdeck::model::hex::parse(h).ok())
+                            .unwrap_or(0),
+                        function: f["function"].as_str().map(String::from),
+                        inline: f["inline"].as_bool().unwrap_or(false),
+                        ..Default::default()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        m.backtraces.push(Backtrace {
+            pid,
+            comm: task.as_ref().map(|t| t.comm.clone()).unwrap_or_default(),
+            cpu: task.as_ref().map(|t| t.cpu).unwrap_or(0),
+            task: task.as_ref().map(|t| t.task).unwrap_or(0),
+            panic: Some(pid) == m.summary.panic_pid,
+            active: task.as_ref().is_some_and(|t| t.active),
+            frames,
+            error: None,
+        });
+    }
+    m
+}
+
+/// The OOM fixture's model: from the dump when the full path works, else
+/// from drgn.json (said on stderr).
+pub fn oom_model(case: &Case) -> DumpModel {
+    match dump_model(case) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("{}: model from the dump: {e}; using drgn.json", case.name);
+            drgn_model(case)
+        }
+    }
+}
