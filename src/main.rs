@@ -82,6 +82,13 @@ fn main() -> Result<()> {
             let model = if cli.demo || cli.files.is_empty() {
                 demo_model()?
             } else {
+                let what = cli
+                    .files
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let _notice = crashdeck::ui::LoadingNotice::start(&what);
                 load(&cli.files, &cli.common, &opts)?
             };
             let title = cli

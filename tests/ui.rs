@@ -781,3 +781,23 @@ fn drgn_model_and_dump_model_agree_on_the_screen() {
     assert_eq!(row_pid(&first_ps_row(&a)), row_pid(&first_ps_row(&b)));
     assert!(flat(&a).contains(&drgn.summary.panic));
 }
+
+#[test]
+fn enter_on_a_task_at_80x24_switches_to_its_stack() {
+    let Some((_case, model, _)) = setup() else {
+        return;
+    };
+    let mut st = state(&model, 80, 24);
+    ui::update(&mut st, &model, Action::Focus(Panel::Processes));
+    let pid = model.summary.panic_pid.unwrap();
+    ui::update(&mut st, &model, Action::Filter(pid.to_string()));
+    let rows = app::process_rows(&model, &st);
+    st.ps_sel = rows
+        .iter()
+        .position(|&i| model.tasks[i].pid == pid)
+        .unwrap();
+    ui::update(&mut st, &model, Action::ShowTaskBacktrace);
+    assert_eq!(st.focus, Panel::Backtrace);
+    let text = screen(&model, &st).join("\n");
+    assert!(text.contains(&format!("PID: {pid}")), "{text}");
+}

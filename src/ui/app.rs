@@ -646,19 +646,31 @@ pub fn update(state: &mut UiState, model: &DumpModel, action: Action) {
             }
         }
         Action::ShowTaskBacktrace => {
-            let rows = process_rows(model, state);
-            let Some(t) = rows.get(state.ps_sel).and_then(|&i| model.tasks.get(i)) else {
-                return;
-            };
-            match backtrace_of(model, t) {
-                Some(i) => show_backtrace(state, i),
-                None => {
-                    state.bt = BtView::Missing(t.pid, t.comm.clone());
-                    state.bt_scroll = 0;
-                }
+            if select_task_backtrace(state, model)
+                && state.areas().panel(Panel::Backtrace).is_none()
+            {
+                // With one panel at a time, show the stack at once.
+                focus(state, model, Panel::Backtrace);
             }
         }
     }
+}
+
+/// The backtrace panel shows the selected process's stack (or says there
+/// is none); false when no row is selected.
+fn select_task_backtrace(state: &mut UiState, model: &DumpModel) -> bool {
+    let rows = process_rows(model, state);
+    let Some(t) = rows.get(state.ps_sel).and_then(|&i| model.tasks.get(i)) else {
+        return false;
+    };
+    match backtrace_of(model, t) {
+        Some(i) => show_backtrace(state, i),
+        None => {
+            state.bt = BtView::Missing(t.pid, t.comm.clone());
+            state.bt_scroll = 0;
+        }
+    }
+    true
 }
 
 fn show_backtrace(state: &mut UiState, i: usize) {
@@ -894,7 +906,7 @@ fn evidence_jump(state: &mut UiState, model: &DumpModel) {
                     let h = state.ps_height().max(1);
                     state.ps_top = p.saturating_sub(h / 2);
                     clamp_ps(state, model);
-                    update(state, model, Action::ShowTaskBacktrace);
+                    select_task_backtrace(state, model);
                 }
                 None => state.message = Some(format!("{r}: no such task")),
             }
