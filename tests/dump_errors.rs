@@ -482,6 +482,20 @@ fn flattened_streams() {
     bad[4096 + 8..4096 + 16].copy_from_slice(&i64::MAX.to_be_bytes());
     open_err("flat-huge", &bad);
     open_err("flat-header", &full[..20]);
+    // Found by the flat fuzzer: a record far out leaves a huge hole, so the
+    // logical file is huge; a bitmap size taken from the header must still be
+    // bounded by the bytes the file stores (it asked for gigabytes).
+    let mut k2 = good_kdump();
+    put32(&mut k2, 436, 1 << 20); // bitmap_blocks: 4 GiB of bitmaps
+    let mut huge = flatten(&k2, 1000);
+    let end = huge.len() - 16;
+    let mut far = Vec::new();
+    far.extend_from_slice(&(1i64 << 40).to_be_bytes());
+    far.extend_from_slice(&1i64.to_be_bytes());
+    far.push(0);
+    huge.splice(end..end, far);
+    let msg = open_err("flat-hole", &huge);
+    assert!(msg.contains("bitmaps"), "{msg}");
     // An ELF vmcore inside a flattened stream (makedumpfile -E -F).
     let t = Tmp::write("flat-elf", &flatten(&elf(8, 6), 4096));
     let d = Dump::open(&t.0).unwrap();

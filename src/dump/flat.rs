@@ -182,6 +182,10 @@ impl Source for FlatSource {
     fn path(&self) -> &Path {
         self.file.path()
     }
+
+    fn stored(&self) -> u64 {
+        self.file.len()
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,11 @@ pub(crate) trait Source: Send + Sync {
     fn read_at(&self, off: u64, buf: &mut [u8]) -> std::result::Result<(), u64>;
     /// The path of the file on disk (for error messages).
     fn path(&self) -> &Path;
+    /// Bytes the file really stores. A flattened file's logical length can be
+    /// far larger (its records may leave holes), so allocations are bounded by this.
+    fn stored(&self) -> u64 {
+        self.len()
+    }
 
     /// `read_at`, with a format error naming what was expected.
     fn read_exact_at(&self, off: u64, buf: &mut [u8], what: &str) -> Result<()> {
@@ -31,14 +36,21 @@ pub(crate) trait Source: Send + Sync {
     /// taken from the file never allocates more than the file holds).
     fn read_vec(&self, off: u64, len: u64, what: &str) -> Result<Vec<u8>> {
         let end = off.checked_add(len);
-        if end.is_none_or(|e| e > self.len()) {
+        if end.is_none_or(|e| e > self.len()) || len > self.stored() {
             return Err(DumpError::Format {
                 path: self.path().to_path_buf(),
                 offset: off,
-                what: format!(
-                    "expected {what} of {len} bytes, but the file ends at {:#x}",
-                    self.len()
-                ),
+                what: if len > self.stored() {
+                    format!(
+                        "expected {what} of {len} bytes, but the file stores only {} bytes",
+                        self.stored()
+                    )
+                } else {
+                    format!(
+                        "expected {what} of {len} bytes, but the file ends at {:#x}",
+                        self.len()
+                    )
+                },
             });
         }
         let n = usize::try_from(len).map_err(|_| DumpError::Format {
