@@ -152,9 +152,72 @@ pub fn dump_json(dump: &Dump) -> serde_json::Value {
 
 /// Kernel facts (release from init_uts_ns, KASLR, paging, match) as text lines.
 pub fn kernel_text(kernel: &crate::kernel::Kernel) -> String {
-    format!("KASLR offset: {:#x}\n", kernel.kaslr_offset())
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "vmlinux:      {}", kernel.vmlinux_path().display());
+    match kernel.utsname() {
+        Ok(u) => {
+            let _ = writeln!(s, "release:      {}", u.release);
+            let _ = writeln!(s, "version:      {}", u.version);
+            let _ = writeln!(s, "machine:      {}", u.machine);
+            let _ = writeln!(s, "nodename:     {}", u.nodename);
+        }
+        Err(e) => {
+            let _ = writeln!(s, "release:      (init_uts_ns unreadable: {e})");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "KASLR offset: {:#x} ({})",
+        kernel.kaslr_offset(),
+        kernel.kaslr_source()
+    );
+    let _ = writeln!(s, "phys_base:    {:#x}", kernel.phys_base());
+    let _ = writeln!(s, "paging:       {}-level", kernel.paging_levels());
+    let _ = writeln!(s, "page_offset_base: {:#x}", kernel.page_offset_base());
+    let checks = kernel.match_checks();
+    let bad = checks.iter().any(|c| c.matches == Some(false));
+    let _ = writeln!(
+        s,
+        "vmlinux/dump: {}",
+        if bad {
+            "DO NOT MATCH (opened with --force)"
+        } else {
+            "match"
+        }
+    );
+    for c in checks {
+        let verdict = match c.matches {
+            Some(true) => "same",
+            Some(false) => "DIFFERENT",
+            None => "not compared",
+        };
+        if c.matches == Some(true) {
+            let _ = writeln!(s, "  {:<13}{verdict}: {}", c.what, c.vmlinux);
+        } else {
+            let _ = writeln!(
+                s,
+                "  {:<13}{verdict}: vmlinux {} / dump {}",
+                c.what, c.vmlinux, c.dump
+            );
+        }
+    }
+    s
 }
 
 pub fn kernel_json(kernel: &crate::kernel::Kernel) -> serde_json::Value {
-    serde_json::json!({ "kaslr_offset": format!("{:#x}", kernel.kaslr_offset()) })
+    let uts = kernel.utsname();
+    let checks = kernel.match_checks();
+    serde_json::json!({
+        "vmlinux": kernel.vmlinux_path(),
+        "utsname": uts.as_ref().ok(),
+        "utsname_error": uts.as_ref().err().map(|e| e.to_string()),
+        "kaslr_offset": format!("{:#x}", kernel.kaslr_offset()),
+        "kaslr_source": kernel.kaslr_source().to_string(),
+        "phys_base": format!("{:#x}", kernel.phys_base()),
+        "paging_levels": kernel.paging_levels(),
+        "page_offset_base": format!("{:#x}", kernel.page_offset_base()),
+        "match": !checks.iter().any(|c| c.matches == Some(false)),
+        "match_checks": checks,
+    })
 }

@@ -14,14 +14,32 @@
 //!   `possible_cpus()`, `online_cpus()`.
 //! - Lists: `list_for_each(head, max)` gives the address of each `list_head`
 //!   node after `head` (not `head` itself), erroring on a cycle or after `max`.
+//!
+//! Additions (additive to the contract above):
+//! - `kaslr_source()` (how the offset was found), `phys_base()`,
+//!   `match_checks()` (vmlinux vs dump: release, build-id, banner),
+//!   `vmlinux()` (symbols, sections, build-id), `symbol_size(name)`.
+//! - Reads: `read_bytes(addr, len)`, `read_u64_array(addr, n)`,
+//!   `hlist_for_each(head, max)`, `container_of(addr, ty, member)`.
+//! - Kernel facts: `utsname()` (init_uts_ns), `hz()`, `jiffies()`, `uptime_secs()`.
+//! - `KernelError::Read { vaddr, source }` for a read whose page the dump
+//!   lacks (`KernelError::dump_error()` gives the `DumpError` inside).
+//! - `symbol(name)` of a per-CPU variable (in `.data..percpu`) is its per-CPU
+//!   offset, not relocated; add `per_cpu_offset(cpu)` (or use `per_cpu_addr`).
 
 pub mod btf;
 pub mod kallsyms;
+mod read;
+pub mod symbols;
 pub mod types;
+pub mod vmlinux;
+pub mod x86_64;
 
-use crate::dump::{Dump, DumpError};
+use crate::dump::{Dump, DumpError, PhysMem, Utsname, VmcoreInfo};
 use std::path::{Path, PathBuf};
 pub use types::{Member, TypeError, Types};
+pub use vmlinux::{Vmlinux, START_KERNEL_MAP};
+pub use x86_64::{Mmu, X86_64};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -51,6 +69,23 @@ pub enum KernelError {
     List { head: u64, what: String },
     #[error("{0}")]
     Other(String),
+    /// The address translates, but the dump cannot give the page.
+    #[error("virtual address {vaddr:#x}: {source}")]
+    Read {
+        vaddr: u64,
+        #[source]
+        source: DumpError,
+    },
+}
+
+impl KernelError {
+    /// The dump-layer error behind this one (e.g. `DumpError::Excluded`), if any.
+    pub fn dump_error(&self) -> Option<&DumpError> {
+        match self {
+            KernelError::Dump(e) | KernelError::Read { source: e, .. } => Some(e),
+            _ => None,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, KernelError>;
@@ -71,22 +106,354 @@ pub struct SymbolRef {
     pub size: u64,
 }
 
+/// How the KASLR offset was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KaslrSource {
+    /// VMCOREINFO `KERNELOFFSET`.
+    KernelOffset,
+    /// VMCOREINFO `SYMBOL(_stext)` minus the vmlinux's `_stext`.
+    StextDelta,
+    /// No VMCOREINFO: `linux_banner` found in physical memory at `banner_paddr`,
+    /// the virtual offset from the kernel's own page tables.
+    BannerSearch { banner_paddr: u64 },
+    /// VMCOREINFO has neither; assumed 0 (a kernel without KASLR).
+    Assumed,
+}
+
+impl std::fmt::Display for KaslrSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KaslrSource::KernelOffset => write!(f, "VMCOREINFO KERNELOFFSET"),
+            KaslrSource::StextDelta => write!(f, "VMCOREINFO SYMBOL(_stext) - vmlinux _stext"),
+            KaslrSource::BannerSearch { banner_paddr } => write!(
+                f,
+                "no VMCOREINFO: linux_banner found at physical {banner_paddr:#x}, offset from the kernel page tables"
+            ),
+            KaslrSource::Assumed => write!(f, "not in VMCOREINFO: assumed 0"),
+        }
+    }
+}
+
+/// One vmlinux-vs-dump comparison.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MatchCheck {
+    /// "release", "build-id", "linux_banner".
+    pub what: String,
+    pub vmlinux: String,
+    pub dump: String,
+    /// `None`: one side is unknown, so not compared.
+    pub matches: Option<bool>,
+}
+
+/// Compares the vmlinux's release and build-id with the dump's VMCOREINFO.
+pub fn check_vmcoreinfo(vmlinux: &Vmlinux, vi: &VmcoreInfo) -> Vec<MatchCheck> {
+    let release = vmlinux.release();
+    let mut out = vec![compare("release", release.as_deref(), vi.get("OSRELEASE"))];
+    out.push(compare(
+        "build-id",
+        vmlinux.build_id.as_deref(),
+        vi.get("BUILD-ID"),
+    ));
+    out
+}
+
+fn compare(what: &str, vmlinux: Option<&str>, dump: Option<&str>) -> MatchCheck {
+    let matches = match (vmlinux, dump) {
+        (Some(a), Some(b)) => Some(a.trim().eq_ignore_ascii_case(b.trim())),
+        _ => None,
+    };
+    MatchCheck {
+        what: what.to_string(),
+        vmlinux: vmlinux.unwrap_or("(unknown)").to_string(),
+        dump: dump.unwrap_or("(not in the dump)").to_string(),
+        matches,
+    }
+}
+
+/// The first failed check as a `Mismatch` error.
+pub fn mismatch_error(checks: &[MatchCheck]) -> Option<KernelError> {
+    let c = checks.iter().find(|c| c.matches == Some(false))?;
+    Some(KernelError::Mismatch {
+        what: format!("{} differs", c.what),
+        vmlinux: c.vmlinux.clone(),
+        dump: c.dump.clone(),
+    })
+}
+
+/// `PhysMem` over a `Dump`.
+struct DumpMem<'a>(&'a Dump);
+
+impl PhysMem for DumpMem<'_> {
+    fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> crate::dump::Result<()> {
+        self.0.read_phys(paddr, buf)
+    }
+}
+
 /// The kernel of one dump.
 pub struct Kernel {
     dump: Dump,
     types: Types,
     vmlinux_path: PathBuf,
+    vmlinux: Vmlinux,
+    kaslr: u64,
+    kaslr_source: KaslrSource,
+    phys_base: u64,
+    mmu: Box<dyn Mmu>,
+    page_offset_base: u64,
+    checks: Vec<MatchCheck>,
+}
+
+/// Largest single read (`read_bytes`, arrays): 256 MiB.
+pub const MAX_READ: usize = 256 << 20;
+
+fn read_phys_u64(dump: &Dump, pa: u64) -> Option<u64> {
+    let mut b = [0u8; 8];
+    dump.read_phys(pa, &mut b).ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+fn read_phys_u32(dump: &Dump, pa: u64) -> Option<u32> {
+    let mut b = [0u8; 4];
+    dump.read_phys(pa, &mut b).ok()?;
+    Some(u32::from_le_bytes(b))
+}
+
+/// Paging levels read through the kernel map (`pa_of` gives the physical
+/// address of a link-time symbol address).
+fn l5_from_variable(dump: &Dump, vmlinux: &Vmlinux, pa_of: impl Fn(u64) -> Option<u64>) -> u32 {
+    match vmlinux.symbols.get("__pgtable_l5_enabled") {
+        Some(s) => match pa_of(s.addr).and_then(|pa| read_phys_u32(dump, pa)) {
+            Some(v) if v != 0 => 5,
+            _ => 4,
+        },
+        None => 4,
+    }
+}
+
+/// No VMCOREINFO: find `linux_banner` in physical memory at the offsets the
+/// kernel's load alignment (2 MiB) allows, then find the virtual offset by
+/// walking the kernel's own page tables for the 2 MiB page that maps `_text`.
+/// Returns (kaslr, phys_base, banner paddr, levels).
+fn search_kaslr(dump: &Dump, vmlinux: &Vmlinux) -> Option<(u64, u64, u64, u32)> {
+    const ALIGN: u64 = 2 << 20;
+    let banner = vmlinux.banner()?;
+    let lb = vmlinux.symbols.get("linux_banner")?.addr;
+    let text = vmlinux
+        .symbols
+        .get("_text")
+        .or_else(|| vmlinux.symbols.get("_stext"))?
+        .addr;
+    let pgt = vmlinux
+        .symbols
+        .get("init_top_pgt")
+        .or_else(|| vmlinux.symbols.get("init_level4_pgt"))?
+        .addr;
+    let in_page = (lb - START_KERNEL_MAP) % ALIGN;
+    let mut buf = vec![0u8; banner.len()];
+    let mem = DumpMem(dump);
+    for &(start, end) in &dump.info().phys_ranges {
+        let mut p = (start / ALIGN) * ALIGN + in_page;
+        if p < start {
+            p += ALIGN;
+        }
+        while p.saturating_add(buf.len() as u64) <= end {
+            if dump.read_phys(p, &mut buf).is_ok() && buf == banner {
+                // pa(x) = x - START_KERNEL_MAP + sum, for link addresses x.
+                let sum = p.wrapping_sub(lb - START_KERNEL_MAP);
+                let pa_of = |x: u64| Some(x.wrapping_sub(START_KERNEL_MAP).wrapping_add(sum));
+                let levels = l5_from_variable(dump, vmlinux, pa_of);
+                let top = pa_of(pgt)?;
+                let text_pa = pa_of(text)?;
+                let mut k = 0u64;
+                while text + k < START_KERNEL_MAP + x86_64::DEFAULT_KERNEL_IMAGE_SIZE {
+                    if let Ok((pa, _)) = x86_64::walk(&mem, top, levels, 0, text + k) {
+                        if pa == text_pa {
+                            return Some((k, sum.wrapping_sub(k), p, levels));
+                        }
+                    }
+                    k += ALIGN;
+                }
+            }
+            p += ALIGN;
+        }
+    }
+    None
 }
 
 impl Kernel {
-    pub fn open(vmlinux: &Path, dump: Dump, _opts: &KernelOptions) -> Result<Kernel> {
-        Err(KernelError::Vmlinux {
-            path: vmlinux.to_path_buf(),
-            what: format!(
-                "kernel layer not implemented yet (dump {:?})",
-                dump.info().path
-            ),
-        })
+    pub fn open(vmlinux_path: &Path, dump: Dump, opts: &KernelOptions) -> Result<Kernel> {
+        let vmlinux = Vmlinux::open(vmlinux_path)?;
+        Kernel::from_vmlinux(vmlinux, dump, opts)
+    }
+
+    /// Like `open`, with a vmlinux already parsed.
+    pub fn from_vmlinux(vmlinux: Vmlinux, dump: Dump, opts: &KernelOptions) -> Result<Kernel> {
+        let vi = dump.vmcoreinfo().clone();
+        let mut checks = check_vmcoreinfo(&vmlinux, &vi);
+        if !opts.force {
+            if let Some(e) = mismatch_error(&checks) {
+                return Err(e);
+            }
+        }
+
+        // KASLR offset and phys_base.
+        let mut levels_found = None;
+        let stext_delta = vi
+            .symbol("_stext")
+            .zip(vmlinux.symbols.get("_stext"))
+            .map(|(d, s)| d.wrapping_sub(s.addr));
+        let (kaslr, kaslr_source, mut phys_base) =
+            if let Some(off) = vi.kernel_offset() {
+                (off, KaslrSource::KernelOffset, None)
+            } else if let Some(d) = stext_delta {
+                (d, KaslrSource::StextDelta, None)
+            } else if vi.entries.is_empty() {
+                match search_kaslr(&dump, &vmlinux) {
+                    Some((k, pb, banner_paddr, levels)) => {
+                        levels_found = Some(levels);
+                        (k, KaslrSource::BannerSearch { banner_paddr }, Some(pb))
+                    }
+                    None => return Err(KernelError::Other(
+                        "the dump has no VMCOREINFO and the vmlinux's linux_banner was not found \
+                         in its physical memory: cannot find the KASLR offset (wrong vmlinux?)"
+                            .into(),
+                    )),
+                }
+            } else {
+                (0, KaslrSource::Assumed, None)
+            };
+        if let Some(pb) = vi.number("NUMBER(phys_base)") {
+            phys_base = Some(pb as u64);
+        }
+        let phys_base = match phys_base {
+            Some(pb) => pb,
+            None => Kernel::phys_base_from_banner(&dump, &vmlinux, kaslr).ok_or_else(|| {
+                KernelError::Other(
+                    "VMCOREINFO has no NUMBER(phys_base) and the vmlinux's linux_banner was not \
+                     found in physical memory: cannot place the kernel image"
+                        .into(),
+                )
+            })?,
+        };
+
+        let mut mmu = X86_64::new(0, 4, phys_base);
+        if let Some(size) = vi.number("NUMBER(KERNEL_IMAGE_SIZE)") {
+            if size > 0 {
+                mmu.kernel_image_size = size as u64;
+            }
+        }
+        if let Some(m) = vi.number("NUMBER(sme_mask)") {
+            mmu.sme_mask = m as u64;
+        }
+        let reloc = |name: &str| {
+            vmlinux
+                .symbols
+                .get(name)
+                .map(|s| s.addr.wrapping_add(kaslr))
+        };
+        let pgt_va = vi
+            .symbol("init_top_pgt")
+            .or_else(|| reloc("init_top_pgt"))
+            .or_else(|| reloc("init_level4_pgt"))
+            .ok_or_else(|| KernelError::NoSymbol("init_top_pgt".into()))?;
+        mmu.top_pgt = mmu.kernel_image_pa(pgt_va).ok_or_else(|| {
+            KernelError::Other(format!(
+                "init_top_pgt at {pgt_va:#x} is outside the kernel text mapping"
+            ))
+        })?;
+        mmu.levels = match (vi.number("NUMBER(pgtable_l5_enabled)"), levels_found) {
+            (Some(v), _) => {
+                if v != 0 {
+                    5
+                } else {
+                    4
+                }
+            }
+            (None, Some(l)) => l,
+            (None, None) => l5_from_variable(&dump, &vmlinux, |x| {
+                mmu.kernel_image_pa(x.wrapping_add(kaslr))
+            }),
+        };
+        let page_offset_base = match reloc("page_offset_base")
+            .and_then(|va| mmu.kernel_image_pa(va))
+            .and_then(|pa| read_phys_u64(&dump, pa))
+        {
+            Some(v) => v,
+            None if mmu.levels == 5 => 0xff11_0000_0000_0000,
+            None => 0xffff_8880_0000_0000,
+        };
+        let max_phys = dump
+            .info()
+            .phys_ranges
+            .iter()
+            .map(|r| r.1)
+            .max()
+            .unwrap_or(0);
+        mmu.direct_map = Some((page_offset_base, max_phys));
+
+        let types = Types::from_elf(vmlinux.data())?;
+        let mut k = Kernel {
+            dump,
+            types,
+            vmlinux_path: vmlinux.path.clone(),
+            vmlinux,
+            kaslr,
+            kaslr_source,
+            phys_base,
+            mmu: Box::new(mmu),
+            page_offset_base,
+            checks: Vec::new(),
+        };
+
+        // The banner as the dump holds it.
+        let file_banner = k.vmlinux.banner().unwrap_or_default();
+        let dump_banner = k
+            .symbol("linux_banner")
+            .and_then(|a| k.read_cstr(a, file_banner.len().max(1) + 1));
+        let show = |b: &[u8]| String::from_utf8_lossy(b).trim_end().to_string();
+        checks.push(match &dump_banner {
+            Ok(d) => MatchCheck {
+                what: "linux_banner".into(),
+                vmlinux: show(&file_banner),
+                dump: show(d),
+                matches: Some(*d == file_banner),
+            },
+            Err(e) => MatchCheck {
+                what: "linux_banner".into(),
+                vmlinux: show(&file_banner),
+                dump: format!("(unreadable: {e})"),
+                matches: None,
+            },
+        });
+        if !opts.force {
+            if let Some(e) = mismatch_error(&checks) {
+                return Err(e);
+            }
+        }
+        k.checks = checks;
+        Ok(k)
+    }
+
+    /// phys_base when VMCOREINFO lacks it: where `linux_banner` is in physical memory.
+    fn phys_base_from_banner(dump: &Dump, vmlinux: &Vmlinux, kaslr: u64) -> Option<u64> {
+        const ALIGN: u64 = 2 << 20;
+        let banner = vmlinux.banner()?;
+        let lb = vmlinux.symbols.get("linux_banner")?.addr;
+        let in_page = (lb - START_KERNEL_MAP) % ALIGN;
+        let mut buf = vec![0u8; banner.len()];
+        for &(start, end) in &dump.info().phys_ranges {
+            let mut p = (start / ALIGN) * ALIGN + in_page;
+            if p < start {
+                p += ALIGN;
+            }
+            while p.saturating_add(buf.len() as u64) <= end {
+                if dump.read_phys(p, &mut buf).is_ok() && buf == banner {
+                    return Some(p.wrapping_sub(lb.wrapping_add(kaslr) - START_KERNEL_MAP));
+                }
+                p += ALIGN;
+            }
+        }
+        None
     }
 
     pub fn dump(&self) -> &Dump {
@@ -101,46 +468,109 @@ impl Kernel {
         &self.vmlinux_path
     }
 
+    /// The parsed vmlinux (symbols, sections, build-id).
+    pub fn vmlinux(&self) -> &Vmlinux {
+        &self.vmlinux
+    }
+
     /// The raw bytes of a vmlinux section (e.g. ".orc_unwind") and its link-time address.
-    pub fn section(&self, _name: &str) -> Option<(&[u8], u64)> {
-        None
+    /// A NOBITS section (".orc_lookup", ".bss") gives empty bytes: read it from
+    /// the dump at its relocated address instead.
+    pub fn section(&self, name: &str) -> Option<(&[u8], u64)> {
+        self.vmlinux.section(name)
     }
 
     /// KASLR offset added to every link-time kernel address.
     pub fn kaslr_offset(&self) -> u64 {
-        0
+        self.kaslr
+    }
+
+    /// How the KASLR offset was found.
+    pub fn kaslr_source(&self) -> &KaslrSource {
+        &self.kaslr_source
+    }
+
+    /// x86_64 `phys_base` (`__pa_symbol(x) = x - __START_KERNEL_map + phys_base`).
+    pub fn phys_base(&self) -> u64 {
+        self.phys_base
+    }
+
+    /// vmlinux-vs-dump checks made at open (all pass unless opened with `force`).
+    pub fn match_checks(&self) -> &[MatchCheck] {
+        &self.checks
     }
 
     /// 4 or 5.
     pub fn paging_levels(&self) -> u32 {
-        4
+        self.mmu.levels()
     }
 
     pub fn page_offset_base(&self) -> u64 {
-        0
+        self.page_offset_base
     }
 
-    /// Relocated address of a symbol.
+    /// Relocated address of a symbol (per-CPU variables: their per-CPU offset).
     pub fn symbol(&self, name: &str) -> Result<u64> {
-        Err(KernelError::NoSymbol(name.to_string()))
-    }
-
-    /// The function/object symbol containing `addr` (relocated), if any.
-    pub fn symbolize(&self, _addr: u64) -> Option<SymbolRef> {
-        None
-    }
-
-    pub fn vtop(&self, vaddr: u64) -> Result<u64> {
-        Err(KernelError::Translate {
-            vaddr,
-            level: 0,
-            what: "not implemented".into(),
+        let s = self
+            .vmlinux
+            .symbols
+            .get(name)
+            .ok_or_else(|| KernelError::NoSymbol(name.to_string()))?;
+        Ok(if s.percpu {
+            s.addr
+        } else {
+            s.addr.wrapping_add(self.kaslr)
         })
     }
 
+    /// The symbol table's size of a symbol (bytes; 0 when unknown).
+    pub fn symbol_size(&self, name: &str) -> Result<u64> {
+        self.vmlinux
+            .symbols
+            .get(name)
+            .map(|s| s.size)
+            .ok_or_else(|| KernelError::NoSymbol(name.to_string()))
+    }
+
+    /// The function/object symbol containing `addr` (relocated), if any, as
+    /// kallsyms sees it: `size` runs to the next symbol, so `name+offset/size`
+    /// prints like the kernel's Call Trace. Module addresses give `None`.
+    pub fn symbolize(&self, addr: u64) -> Option<SymbolRef> {
+        let link = addr.wrapping_sub(self.kaslr);
+        // Only the kernel image: modules (0xffffffffc0000000 up) are not in the vmlinux.
+        if link < START_KERNEL_MAP || link >= self.vmlinux.image_end() {
+            return None;
+        }
+        let (s, size) = self.vmlinux.symbols.lookup(link)?;
+        Some(SymbolRef {
+            name: s.name.clone(),
+            addr: s.addr.wrapping_add(self.kaslr),
+            offset: link - s.addr,
+            size,
+        })
+    }
+
+    pub fn vtop(&self, vaddr: u64) -> Result<u64> {
+        self.mmu.vtop(vaddr, &DumpMem(&self.dump))
+    }
+
+    /// Reads `buf.len()` bytes at `vaddr`, page by page.
     pub fn read(&self, vaddr: u64, buf: &mut [u8]) -> Result<()> {
-        let _ = buf;
-        self.vtop(vaddr).map(|_| ())
+        let mut done = 0usize;
+        while done < buf.len() {
+            let va = vaddr.wrapping_add(done as u64);
+            let in_page = 4096 - (va & 0xfff) as usize;
+            let n = in_page.min(buf.len() - done);
+            let pa = self.vtop(va)?;
+            let chunk = buf
+                .get_mut(done..done + n)
+                .ok_or_else(|| KernelError::Other("read: bad range".into()))?;
+            self.dump
+                .read_phys(pa, chunk)
+                .map_err(|source| KernelError::Read { vaddr: va, source })?;
+            done += n;
+        }
+        Ok(())
     }
 
     pub fn read_uint(&self, vaddr: u64, width: usize) -> Result<u64> {
@@ -169,14 +599,24 @@ impl Kernel {
         Ok(self.read_u64(vaddr)? as i64)
     }
 
-    /// A NUL-terminated string of at most `max` bytes.
+    /// A NUL-terminated string of at most `max` bytes (without the NUL).
+    /// Reads page by page, so a short string at the end of a mapping reads.
     pub fn read_cstr(&self, vaddr: u64, max: usize) -> Result<Vec<u8>> {
-        let mut v = vec![0u8; max];
-        self.read(vaddr, &mut v)?;
-        if let Some(n) = v.iter().position(|&b| b == 0) {
-            v.truncate(n);
+        let mut out = Vec::new();
+        let mut va = vaddr;
+        while out.len() < max {
+            let in_page = 4096 - (va & 0xfff) as usize;
+            let n = in_page.min(max - out.len());
+            let mut chunk = vec![0u8; n];
+            self.read(va, &mut chunk)?;
+            if let Some(z) = chunk.iter().position(|&b| b == 0) {
+                out.extend_from_slice(chunk.get(..z).unwrap_or(&[]));
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk);
+            va = va.wrapping_add(n as u64);
         }
-        Ok(v)
+        Ok(out)
     }
 
     pub fn size_of(&self, ty: &str) -> Result<u64> {
@@ -205,29 +645,53 @@ impl Kernel {
         self.read_uint(struct_addr + m.offset, m.size.min(8) as usize)
     }
 
-    pub fn per_cpu_offset(&self, _cpu: u32) -> Result<u64> {
-        Err(KernelError::Other("per-CPU offsets not implemented".into()))
+    /// A member offset from the types, else from VMCOREINFO `OFFSET(ty.member)`.
+    pub(crate) fn layout_offset(&self, ty: &str, member: &str) -> Result<u64> {
+        match self.types.member(ty, member) {
+            Ok(m) => Ok(m.offset),
+            Err(e) => match self
+                .dump
+                .vmcoreinfo()
+                .number(&format!("OFFSET({ty}.{member})"))
+            {
+                Some(v) if v >= 0 => Ok(v as u64),
+                _ => Err(e.into()),
+            },
+        }
     }
 
-    /// Address of per-CPU variable `sym` on `cpu`.
-    pub fn per_cpu_addr(&self, sym: &str, cpu: u32) -> Result<u64> {
-        Ok(self.symbol(sym)?.wrapping_add(self.per_cpu_offset(cpu)?))
-    }
-
-    pub fn possible_cpus(&self) -> Result<Vec<u32>> {
-        Ok(Vec::new())
-    }
-
-    pub fn online_cpus(&self) -> Result<Vec<u32>> {
-        Ok(Vec::new())
-    }
-
-    /// Addresses of the `list_head` nodes after `head`, in order.
-    pub fn list_for_each(&self, head: u64, max: usize) -> Result<Vec<u64>> {
-        let _ = max;
-        Err(KernelError::List {
-            head,
-            what: "not implemented".into(),
+    /// `init_uts_ns.name` as the dump holds it.
+    pub fn utsname(&self) -> Result<Utsname> {
+        let base = self.symbol("init_uts_ns")? + self.layout_offset("uts_namespace", "name")?;
+        // `struct new_utsname` is user-space ABI (uname(2), include/uapi/linux/utsname.h):
+        // six `char[__NEW_UTS_LEN + 1]` = 65-byte fields. The DWARF layout is
+        // used when there is one; the ABI layout only when the types lack it.
+        const FIELDS: [&str; 6] = [
+            "sysname",
+            "nodename",
+            "release",
+            "version",
+            "machine",
+            "domainname",
+        ];
+        let field = |f: &str| -> Result<String> {
+            let (off, size) = match self.member("new_utsname", f) {
+                Ok(m) => (m.offset, m.size),
+                Err(e) => match FIELDS.iter().position(|&x| x == f) {
+                    Some(i) if self.types.size_of("new_utsname").is_err() => (i as u64 * 65, 65),
+                    _ => return Err(e),
+                },
+            };
+            let b = self.read_cstr(base + off, size.clamp(1, 4096) as usize)?;
+            Ok(String::from_utf8_lossy(&b).into_owned())
+        };
+        Ok(Utsname {
+            sysname: field("sysname")?,
+            nodename: field("nodename")?,
+            release: field("release")?,
+            version: field("version")?,
+            machine: field("machine")?,
+            domainname: field("domainname")?,
         })
     }
 }

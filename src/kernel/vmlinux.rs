@@ -1,0 +1,261 @@
+//! The vmlinux file: ELF checks, symbols, sections, build-id, `linux_banner`.
+//!
+//! The file is mapped once (memmap2) and parsed with `object`; what the rest
+//! of the layer needs is copied out (symbols, section table) so nothing
+//! borrows the parser.
+
+use super::symbols::{Sym, SymKind, SymbolTable};
+use super::{KernelError, Result};
+use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind, SymbolSection};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Start of the kernel text mapping on x86_64 (`__START_KERNEL_map`).
+pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+
+/// One section of the vmlinux.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub name: String,
+    /// Link-time address.
+    pub addr: u64,
+    pub size: u64,
+    /// File range of its bytes (`None` for NOBITS such as `.bss`, `.orc_lookup`).
+    pub file_range: Option<(u64, u64)>,
+}
+
+/// A parsed vmlinux.
+pub struct Vmlinux {
+    pub path: PathBuf,
+    data: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    pub symbols: SymbolTable,
+    pub sections: Vec<Section>,
+    /// GNU build-id, lower-case hex.
+    pub build_id: Option<String>,
+}
+
+fn bad(path: &Path, what: impl Into<String>) -> KernelError {
+    KernelError::Vmlinux {
+        path: path.to_path_buf(),
+        what: what.into(),
+    }
+}
+
+impl Vmlinux {
+    /// Maps and parses a vmlinux file.
+    pub fn open(path: &Path) -> Result<Vmlinux> {
+        let file = std::fs::File::open(path).map_err(|e| bad(path, format!("cannot open: {e}")))?;
+        // SAFETY: the file is opened read-only and mapped privately; crashdeck
+        // does not expect anyone to modify a vmlinux while it is being read
+        // (the same assumption every debugger makes).
+        let map = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|e| bad(path, format!("cannot map: {e}")))?;
+        Vmlinux::parse(path, Arc::new(map))
+    }
+
+    /// Parses a vmlinux held in memory (tests, hand-built files).
+    pub fn parse(path: &Path, data: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Result<Vmlinux> {
+        let bytes: &[u8] = (*data).as_ref();
+        let obj = object::File::parse(bytes).map_err(|e| {
+            bad(
+                path,
+                format!("not an ELF file the kernel layer can read: {e}"),
+            )
+        })?;
+        if obj.format() != object::BinaryFormat::Elf {
+            return Err(bad(path, "not an ELF file"));
+        }
+        if obj.architecture() != object::Architecture::X86_64 {
+            return Err(bad(
+                path,
+                format!(
+                    "an ELF file for {:?}; only x86_64 kernels are supported",
+                    obj.architecture()
+                ),
+            ));
+        }
+        if obj.kind() != object::ObjectKind::Executable {
+            return Err(bad(
+                path,
+                format!(
+                    "an ELF {:?} file, not a linked kernel (vmlinux is an ET_EXEC executable; \
+                     a bzImage or a module is not a vmlinux)",
+                    obj.kind()
+                ),
+            ));
+        }
+
+        let mut sections = Vec::new();
+        for s in obj.sections() {
+            let name = s.name().unwrap_or("").to_string();
+            let file_range = if s.kind() == SectionKind::UninitializedData
+                || s.kind() == SectionKind::UninitializedTls
+            {
+                None
+            } else {
+                s.file_range()
+            };
+            sections.push(Section {
+                name,
+                addr: s.address(),
+                size: s.size(),
+                file_range,
+            });
+        }
+        let percpu_index = obj.section_by_name(".data..percpu").map(|s| s.index());
+
+        let mut syms = Vec::new();
+        for s in obj.symbols() {
+            let kind = match s.kind() {
+                SymbolKind::Text => SymKind::Function,
+                SymbolKind::Data => SymKind::Object,
+                SymbolKind::Unknown | SymbolKind::Label => SymKind::Other,
+                _ => continue,
+            };
+            let Ok(name) = s.name() else { continue };
+            if name.is_empty() || s.is_undefined() {
+                continue;
+            }
+            let addr = s.address();
+            let in_percpu =
+                matches!(s.section(), SymbolSection::Section(i) if Some(i) == percpu_index);
+            let percpu = in_percpu || addr < START_KERNEL_MAP;
+            syms.push(Sym {
+                name: name.to_string(),
+                addr,
+                size: s.size(),
+                kind,
+                percpu,
+            });
+        }
+        if syms.is_empty() {
+            return Err(bad(
+                path,
+                "the file has no symbol table (.symtab): it is a stripped kernel; \
+                 use the unstripped vmlinux (e.g. from the -dbg / debuginfo package)",
+            ));
+        }
+        if !syms.iter().any(|s| s.name == "linux_banner") {
+            return Err(bad(
+                path,
+                "the symbol table has no linux_banner: not a Linux kernel image",
+            ));
+        }
+        let build_id = match obj.build_id() {
+            Ok(Some(id)) => Some(hex(id)),
+            _ => None,
+        };
+        Ok(Vmlinux {
+            path: path.to_path_buf(),
+            symbols: SymbolTable::new(syms),
+            sections,
+            build_id,
+            data,
+        })
+    }
+
+    /// The whole file (for the DWARF reader).
+    pub fn data(&self) -> Arc<dyn AsRef<[u8]> + Send + Sync> {
+        self.data.clone()
+    }
+
+    fn bytes(&self) -> &[u8] {
+        (*self.data).as_ref()
+    }
+
+    /// The first link address after the kernel image (`_end`, else the end of
+    /// the highest allocated section).
+    pub fn image_end(&self) -> u64 {
+        if let Some(s) = self.symbols.get("_end") {
+            return s.addr;
+        }
+        self.sections
+            .iter()
+            .filter(|s| s.addr >= START_KERNEL_MAP)
+            .map(|s| s.addr.saturating_add(s.size))
+            .max()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// The bytes of a section (empty for NOBITS) and its link address.
+    pub fn section(&self, name: &str) -> Option<(&[u8], u64)> {
+        let s = self.sections.iter().find(|s| s.name == name)?;
+        let bytes = match s.file_range {
+            Some((off, len)) => {
+                let start = usize::try_from(off).ok()?;
+                let end = start.checked_add(usize::try_from(len).ok()?)?;
+                self.bytes().get(start..end)?
+            }
+            None => &[],
+        };
+        Some((bytes, s.addr))
+    }
+
+    /// The section header of `name`.
+    pub fn section_info(&self, name: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+
+    /// Up to `len` bytes of the file's initial data at link address `addr`
+    /// (only sections with file contents).
+    pub fn read_link(&self, addr: u64, len: u64) -> Option<&[u8]> {
+        let s = self.sections.iter().find(|s| {
+            s.addr != 0 && s.file_range.is_some() && addr >= s.addr && addr - s.addr < s.size
+        })?;
+        let (off, flen) = s.file_range?;
+        let rel = addr - s.addr;
+        let n = len.min(flen.checked_sub(rel)?);
+        let start = usize::try_from(off.checked_add(rel)?).ok()?;
+        let end = start.checked_add(usize::try_from(n).ok()?)?;
+        self.bytes().get(start..end)
+    }
+
+    /// `linux_banner` as the file holds it (without the NUL), e.g.
+    /// "Linux version 6.1.192 (…) #2 SMP … 2026\n".
+    pub fn banner(&self) -> Option<Vec<u8>> {
+        let s = self.symbols.get("linux_banner")?;
+        let len = if s.size > 0 { s.size } else { 512 };
+        let b = self.read_link(s.addr, len)?;
+        let n = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        b.get(..n).map(|b| b.to_vec())
+    }
+
+    /// The release ("6.1.192") from the banner.
+    pub fn release(&self) -> Option<String> {
+        release_from_banner(&self.banner()?)
+    }
+}
+
+/// "Linux version 6.1.192 (…" → "6.1.192".
+pub fn release_from_banner(banner: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(banner);
+    let rest = text.strip_prefix("Linux version ")?;
+    rest.split_whitespace().next().map(str::to_string)
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_parses() {
+        assert_eq!(
+            release_from_banner(b"Linux version 6.1.192 (root@x) (gcc) #2 SMP\n").as_deref(),
+            Some("6.1.192")
+        );
+        assert_eq!(release_from_banner(b"Darwin"), None);
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        let e = Vmlinux::parse(Path::new("x"), Arc::new(vec![0u8; 64]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("not an ELF"), "{e}");
+    }
+}
