@@ -197,3 +197,40 @@ fn btf_answers_the_analysis_queries() {
     assert_eq!((flags.bit_size, level.bit_size), (Some(5), Some(3)));
     assert_eq!(flags.offset, level.offset);
 }
+
+/// The BTF read out of each dump (`__start_BTF`..`__stop_BTF` from kallsyms)
+/// is byte for byte the vmlinux's `.BTF` section.
+#[test]
+fn btf_from_dump_is_the_vmlinux_section() {
+    let Some(cases) = common::cases_or_skip("btf_from_dump_is_the_vmlinux_section") else {
+        return;
+    };
+    for case in cases {
+        let dump = Dump::open(&case.vmcore).unwrap();
+        let t = std::time::Instant::now();
+        let k = crashdeck::kernel::kallsyms::Kallsyms::from_dump(&dump).unwrap();
+        let (start, stop) = (
+            k.lookup("__start_BTF").unwrap(),
+            k.lookup("__stop_BTF").unwrap(),
+        );
+        let btf = Btf::from_memory(start, stop, &|a, b: &mut [u8]| {
+            crashdeck::kernel::kallsyms::read_kernel_image(&dump, a, b)
+        })
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        eprintln!(
+            "{}: kallsyms + BTF ({} types) out of the dump in {:?}",
+            case.name,
+            btf.type_count(),
+            t.elapsed()
+        );
+        let data = std::fs::read(&case.vmlinux).unwrap();
+        let elf = object::File::parse(&*data).unwrap();
+        let sec = elf.section_by_name(".BTF").unwrap().data().unwrap();
+        assert_eq!(btf.blob_len(), sec.len(), "{}", case.name);
+        assert!(btf.raw() == sec, "{}: BTF bytes differ", case.name);
+        assert_eq!(
+            btf.size_of("page").unwrap() as i64,
+            dump.vmcoreinfo().number("SIZE(page)").unwrap()
+        );
+    }
+}

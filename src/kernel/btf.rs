@@ -34,6 +34,8 @@ pub enum BtfError {
         len: u64,
         blob: usize,
     },
+    #[error("BTF: {0}")]
+    Memory(String),
     #[error("BTF: type {id} at offset {offset:#x}: {what}")]
     Type {
         id: u32,
@@ -149,6 +151,9 @@ struct RawMember {
 /// Limits recursion through typedef chains and nested anonymous members
 /// (a malformed blob may contain cycles).
 const MAX_DEPTH: u32 = 64;
+
+/// A kernel's BTF is a few MiB; refuse to allocate for an absurd range.
+const MAX_BLOB: u64 = 256 << 20;
 
 /// The parsed BTF of one kernel.
 pub struct Btf {
@@ -313,9 +318,43 @@ impl Btf {
         Ok(btf)
     }
 
+    /// The kernel's BTF out of a dump's memory: the bytes between the
+    /// `__start_BTF` and `__stop_BTF` symbols (found in kallsyms), read
+    /// through `read` (kernel virtual addresses).
+    pub fn from_memory<E: std::fmt::Display>(
+        start: u64,
+        stop: u64,
+        read: super::kallsyms::ReadFn<'_, E>,
+    ) -> std::result::Result<Btf, BtfError> {
+        let len = stop
+            .checked_sub(start)
+            .filter(|l| (24..=MAX_BLOB).contains(l));
+        let Some(len) = len else {
+            return Err(BtfError::Memory(format!(
+                "__start_BTF {start:#x} .. __stop_BTF {stop:#x} is not a plausible BTF blob"
+            )));
+        };
+        let mut data = vec![0u8; len as usize];
+        // A page at a time, so an error names the page that could not be read.
+        let mut done = 0usize;
+        while done < data.len() {
+            let at = start + done as u64;
+            let n = ((4096 - at % 4096) as usize).min(data.len() - done);
+            let dst = data.get_mut(done..done + n).unwrap_or(&mut []);
+            read(at, dst).map_err(|e| BtfError::Memory(format!("reading BTF at {at:#x}: {e}")))?;
+            done += n;
+        }
+        Btf::parse(data)
+    }
+
     /// Number of types (not counting void).
     pub fn type_count(&self) -> usize {
         self.types.len().saturating_sub(1)
+    }
+
+    /// The blob itself.
+    pub fn raw(&self) -> &[u8] {
+        &self.data
     }
 
     /// Size of the blob in bytes.

@@ -84,6 +84,35 @@ pub type Result<T> = std::result::Result<T, KallsymsError>;
 /// Reads `buf.len()` bytes at a kernel virtual address.
 pub type ReadFn<'a, E> = &'a dyn Fn(u64, &mut [u8]) -> std::result::Result<(), E>;
 
+/// x86_64's `__START_KERNEL_map`: the kernel image is mapped from here.
+pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+
+/// Reads the kernel image (text, rodata, data) of a dump without page
+/// tables: on x86_64 the image is mapped linearly at `__START_KERNEL_map`,
+/// and `vaddr - __START_KERNEL_map + phys_base` is its physical address
+/// (`NUMBER(phys_base)` in VMCOREINFO, which already includes the KASLR
+/// physical slide). Addresses outside the 1 GiB image area are refused.
+pub fn read_kernel_image(
+    dump: &crate::dump::Dump,
+    vaddr: u64,
+    buf: &mut [u8],
+) -> std::result::Result<(), String> {
+    let phys_base = dump
+        .vmcoreinfo()
+        .number("NUMBER(phys_base)")
+        .ok_or("VMCOREINFO has no NUMBER(phys_base)")?;
+    let image_size = dump
+        .vmcoreinfo()
+        .number("NUMBER(KERNEL_IMAGE_SIZE)")
+        .unwrap_or(1 << 30) as u64;
+    let off = vaddr
+        .checked_sub(START_KERNEL_MAP)
+        .filter(|o| o.saturating_add(buf.len() as u64) <= image_size)
+        .ok_or_else(|| format!("{vaddr:#x} is outside the kernel image mapping"))?;
+    let paddr = off.wrapping_add(phys_base as u64);
+    dump.read_phys(paddr, buf).map_err(|e| e.to_string())
+}
+
 /// How the addresses were stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum AddressEncoding {
@@ -279,6 +308,17 @@ impl Kallsyms {
             }
         }
         Err(last_err.unwrap_or_else(|| KallsymsError::Bad("no decoding fits".into())))
+    }
+
+    /// Decodes the kallsyms of a dump: tables from VMCOREINFO, read through
+    /// the kernel image mapping (`read_kernel_image`).
+    pub fn from_dump(dump: &crate::dump::Dump) -> Result<Kallsyms> {
+        let loc = KallsymsLocations::from_vmcoreinfo(dump.vmcoreinfo()).ok_or_else(|| {
+            KallsymsError::Bad(
+                "VMCOREINFO does not name the kallsyms tables (kernels before 6.0)".into(),
+            )
+        })?;
+        Kallsyms::decode(&loc, &|a, b: &mut [u8]| read_kernel_image(dump, a, b))
     }
 
     /// Builds the indexes over `symbols`.
