@@ -128,8 +128,10 @@ pub fn read_meminfo(k: &Kernel) -> Result<MemInfo> {
             .max(0) as u64;
         total.saturating_sub(huge_total) * ratio / 100
     };
-    // vm_memory_committed(): percpu_counter_sum_positive(&vm_committed_as).
-    let cpus = k.possible_cpus().unwrap_or_default();
+    // vm_memory_committed(): percpu_counter_sum_positive(&vm_committed_as),
+    // which sums the online CPUs' deltas (as drgn). A CPU that panic()
+    // stopped is marked offline and its delta left out, as the kernel would.
+    let cpus = k.online_cpus().unwrap_or_default();
     let committed = k
         .symbol("vm_committed_as")
         .and_then(|a| super::percpu_counter_sum(k, a, &cpus))

@@ -78,7 +78,8 @@ pub(crate) fn read_str(k: &Kernel, addr: u64, max: usize) -> Result<String> {
     Ok(String::from_utf8_lossy(&k.read_cstr(addr, max)?).into_owned())
 }
 
-/// `percpu_counter_sum()`: `count` plus every possible CPU's `counters` share.
+/// `percpu_counter_sum()`: `count` plus the `counters` share of every CPU in
+/// `cpus` (the kernel sums the online ones; pass those to match it).
 pub(crate) fn percpu_counter_sum(k: &Kernel, counter: u64, cpus: &[u32]) -> Result<i64> {
     let mut sum = k.read_i64(counter + k.offset_of("percpu_counter", "count")?)?;
     let pcp = k.read_member(counter, "percpu_counter", "counters")?;

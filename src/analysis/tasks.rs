@@ -6,7 +6,7 @@
 //! `mm_struct.rss_stat` counters, plus, before 6.2, the per-thread split
 //! counters (`task_struct.rss_stat`) of every thread of the process not yet
 //! folded into the mm; from 6.2, `rss_stat[]` is an array of
-//! `percpu_counter`s summed over the possible CPUs. %MEM divides by
+//! `percpu_counter`s summed over the online CPUs. %MEM divides by
 //! `totalram_pages` (as /proc/meminfo's MemTotal and drgn; crash divides by
 //! all physical memory).
 
@@ -69,6 +69,7 @@ struct Layout {
     pid: (u64, usize),
     tgid: (u64, usize),
     real_parent: u64,
+    parent: u64,
     cpu: Option<(u64, usize)>,
     state: (u64, usize),
     exit_state: (u64, usize),
@@ -120,6 +121,7 @@ impl Layout {
             pid: off(k, t, "pid")?,
             tgid: off(k, t, "tgid")?,
             real_parent: k.offset_of(t, "real_parent")?,
+            parent: k.offset_of(t, "parent")?,
             cpu,
             state,
             exit_state: off(k, t, "exit_state")?,
@@ -305,7 +307,8 @@ pub fn read(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
     let l = Layout::new(k)?;
     let addrs = all_tasks(k, &l)?;
     let page_kib = k.dump().info().page_size / 1024;
-    let cpus = k.possible_cpus().unwrap_or_default();
+    // percpu_counter_sum() over the online CPUs, as the kernel and drgn.
+    let cpus = k.online_cpus().unwrap_or_default();
     let active: BTreeSet<u64> = current_tasks(k).into_iter().map(|(_, t)| t).collect();
     let rss_layout = RssLayout::new(k);
     let total_vm = k.member("mm_struct", "total_vm").ok();
@@ -317,7 +320,11 @@ pub fn read(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
         let mm = k.read_u64(t + l.mm)?;
         let pid = signed(rd(k, t, l.pid)?, l.pid.1);
         let tgid = signed(rd(k, t, l.tgid)?, l.tgid.1);
-        let parent = k.read_u64(t + l.real_parent)?;
+        // PPID is the real parent's (getppid(), drgn). The idle tasks of the
+        // other CPUs were forked by PID 1 while it brought them up, but their
+        // `parent` is init_task: crash shows that (PPID 0), and so do we.
+        let parent_off = if pid == 0 { l.parent } else { l.real_parent };
+        let parent = k.read_u64(t + parent_off)?;
         let ppid = if parent == 0 {
             0
         } else {
