@@ -235,8 +235,9 @@ fn dashboard_in_tmux() {
     t.keys(&["5", "/"]);
     t.text("Out of memory");
     t.keys(&["Enter"]);
-    let s = t.wait("the search", |s| s.contains("/Out of memory"));
-    assert!(s.contains("matches of \"Out of memory\""), "{s}");
+    // The status line says how many matched once Enter is taken.
+    let s = t.wait("the search", |s| s.contains("matches of \"Out of memory\""));
+    assert!(s.contains("/Out of memory"), "{s}");
     assert!(
         s.lines()
             .any(|l| l.contains("] ") && l.contains("Out of memory")),

@@ -221,6 +221,8 @@ pub struct UiState {
     search_origin: Option<(usize, usize)>,
 
     pub ev_sel: usize,
+    /// First line of the help shown (when it does not fit).
+    pub help_scroll: usize,
 }
 
 impl UiState {
@@ -258,6 +260,7 @@ impl UiState {
             search: None,
             search_origin: None,
             ev_sel: 0,
+            help_scroll: 0,
         };
         s.log_sel = panic_log_line(model).unwrap_or(model.log.len().saturating_sub(1));
         s.place_log_at_start(model);
@@ -433,6 +436,7 @@ pub fn update(state: &mut UiState, model: &DumpModel, action: Action) {
             clamp_all(state, model);
         }
         Action::ToggleHelp => {
+            state.help_scroll = 0;
             state.mode = if state.mode == Mode::Help {
                 Mode::Normal
             } else {
@@ -771,6 +775,10 @@ fn set_log_sel(state: &mut UiState, model: &DumpModel, line: usize) {
 }
 
 fn move_by(state: &mut UiState, model: &DumpModel, d: isize) {
+    if state.mode == Mode::Help {
+        state.help_scroll = add(state.help_scroll, d, super::help::KEYS.len());
+        return;
+    }
     if state.mode == Mode::Evidence {
         let n = model
             .diagnosis

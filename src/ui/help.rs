@@ -9,46 +9,36 @@ use ratatui::Frame;
 /// (keys, what they do); an empty key starts a section.
 pub const KEYS: &[(&str, &str)] = &[
     ("", "Anywhere"),
-    ("? ", "this help (any key closes it)"),
+    ("?", "this help (j/k scroll, any other key closes)"),
     ("q  Ctrl-c", "quit"),
-    (
-        "Esc",
-        "back out: overlay, prompt, zoom, filter/search, then quit",
-    ),
+    ("Esc", "back out (overlay, prompt, zoom, filter), then quit"),
     ("Tab  Shift-Tab", "next / previous panel"),
-    (
-        "1 2 3 4 5",
-        "Summary, Backtrace, Processes, Memory, Kernel log",
-    ),
+    ("1 2 3 4 5", "Summary Backtrace Processes Memory Log"),
     ("Enter  z", "zoom the panel full-screen and back"),
     ("↑↓  k j", "move / scroll one line"),
     ("←→  h l", "scroll sideways (backtrace, log)"),
     ("g G  Home End", "top / bottom"),
-    ("Ctrl-u Ctrl-d", "half a page up / down"),
-    ("PgUp PgDn  Ctrl-b Ctrl-f", "a page up / down"),
+    ("Ctrl-u  Ctrl-d", "half a page up / down"),
+    ("PgUp PgDn ^b ^f", "a page up / down"),
     ("e", "diagnosis evidence (Enter jumps to the entry)"),
     ("c", "backtrace of the next CPU's active task"),
     ("p", "kernel log: first Oops / OOM / panic line"),
     ("", "Processes"),
-    (
-        "R M V P C T O",
-        "sort by RSS, %MEM, VSZ, PID, CPU, state, name (again: reverse)",
-    ),
+    ("R M V P C T O", "sort: RSS %MEM VSZ PID CPU state name"),
+    ("", "  (the same key again reverses)"),
     ("s  S", "next sort column / reverse the order"),
     ("t", "fold threads into their process"),
-    ("/", "filter by name or PID (fuzzy; 'text or =text exact)"),
+    ("/", "filter by name or PID (fuzzy; 'x or =x exact)"),
     ("Enter", "show the selected task's backtrace"),
     ("", "Kernel log"),
-    (
-        "/",
-        "search (fuzzy; 'text or =text exact); Enter keeps, Esc drops",
-    ),
+    ("/", "search (fuzzy; 'x or =x exact)"),
+    ("", "  Enter keeps it, Esc drops it"),
     ("n  N", "next / previous match"),
 ];
 
 pub fn draw(f: &mut Frame, area: Rect, state: &UiState) {
     let t = &state.theme;
-    let w = area.width.saturating_sub(4).min(84);
+    let w = area.width.saturating_sub(4).min(80);
     let h = area.height.saturating_sub(2).min(KEYS.len() as u16 + 2);
     if w < 10 || h < 3 {
         return;
@@ -59,14 +49,19 @@ pub fn draw(f: &mut Frame, area: Rect, state: &UiState) {
         w,
         h,
     );
+    let view = h.saturating_sub(2) as usize;
+    let top = state.help_scroll.min(KEYS.len().saturating_sub(view));
     let lines: Vec<Line> = KEYS
         .iter()
+        .skip(top)
         .map(|(k, d)| {
-            if k.is_empty() {
+            if k.is_empty() && d.starts_with(' ') {
+                Line::raw(format!("  {:16} {d}", ""))
+            } else if k.is_empty() {
                 Line::styled(d.to_string(), t.header())
             } else {
                 Line::from(vec![
-                    Span::styled(format!("  {k:<26}"), t.key()),
+                    Span::styled(format!("  {k:<16} "), t.key()),
                     Span::raw(d.to_string()),
                 ])
             }
@@ -74,11 +69,13 @@ pub fn draw(f: &mut Frame, area: Rect, state: &UiState) {
         .collect();
     f.render_widget(Clear, r);
     f.render_widget(
-        Paragraph::new(lines).block(
-            Block::bordered()
-                .border_type(BorderType::Double)
-                .title(" Keys (any key closes) "),
-        ),
+        Paragraph::new(lines).block(Block::bordered().border_type(BorderType::Double).title(
+            if view < KEYS.len() {
+                " Keys (j/k scroll, any other key closes) "
+            } else {
+                " Keys (any key closes) "
+            },
+        )),
         r,
     );
 }

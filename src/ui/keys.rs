@@ -12,7 +12,13 @@ pub fn action_for(key: KeyEvent, state: &UiState) -> Option<Action> {
         return Some(Action::Quit);
     }
     match state.mode {
-        Mode::Help => Some(Action::ToggleHelp),
+        Mode::Help => Some(match key.code {
+            KeyCode::Down | KeyCode::Char('j') => Action::Down,
+            KeyCode::Up | KeyCode::Char('k') => Action::Up,
+            KeyCode::PageDown | KeyCode::Char(' ') => Action::PageDown,
+            KeyCode::PageUp => Action::PageUp,
+            _ => Action::ToggleHelp,
+        }),
         Mode::Filter | Mode::Search => match key.code {
             KeyCode::Esc => Some(Action::Cancel),
             KeyCode::Enter => Some(Action::Submit),
@@ -91,7 +97,7 @@ pub fn hints(state: &UiState) -> &'static str {
     match state.mode {
         Mode::Filter => "type to filter · Enter keep · Esc clear",
         Mode::Search => "type to search ('x or =x exact) · Enter keep · Esc drop",
-        Mode::Help => "any key closes the help",
+        Mode::Help => "j/k scroll · any other key closes the help",
         Mode::Evidence => "j/k select · Enter jump · Esc close",
         Mode::Normal => match state.focus {
             Panel::Processes => "?:help q:quit Tab/1-5:panel R/M/V/P/C/T/O:sort S:rev t:threads /:filter Enter:stack",
