@@ -217,30 +217,49 @@ fn dashboard_in_tmux() {
     let s = t.wait("sort by RSS", |s| s.contains("sort RSS desc"));
     assert_eq!(first_pid(&s), top_rss, "{s}");
 
-    // Filter the process table.
+    // Filter the process table (exact, by the panicking command's name).
+    let comm = drgn["summary"]["panic_comm"]
+        .as_str()
+        .unwrap_or("init")
+        .to_string();
     t.keys(&["/"]);
-    t.text("stress");
+    t.text(&format!("={comm}"));
     t.keys(&["Enter"]);
-    let s = t.wait("the filter", |s| s.contains("filter /stress"));
-    let n_stress = tasks
+    let s = t.wait("the filter", |s| s.contains(&format!("filter /={comm}")));
+    let n = tasks
         .iter()
-        .filter(|t| t["comm"].as_str() == Some("stress"))
+        .filter(|t| {
+            t["comm"]
+                .as_str()
+                .is_some_and(|c| c.contains(comm.as_str()))
+        })
         .count();
-    assert!(s.contains(&format!("{n_stress} of ")), "{s}");
+    assert!(
+        s.contains(&format!("{n} of ")),
+        "{n} tasks named {comm}:\n{s}"
+    );
     // Esc clears the filter (and does not quit).
     t.keys(&["Escape"]);
-    t.wait("the filter cleared", |s| !s.contains("filter /stress"));
+    t.wait("the filter cleared", |s| !s.contains("filter /"));
 
-    // Search the log: lands on the OOM line.
+    // Search the log: lands on the OOM line (the panic line elsewhere).
+    let oom = drgn["log"].as_array().unwrap().iter().any(|r| {
+        r["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Out of memory"))
+    });
+    let panic_words = panic.split(' ').take(3).collect::<Vec<_>>().join(" ");
+    let term = if oom { "Out of memory" } else { &panic_words };
     t.keys(&["5", "/"]);
-    t.text("Out of memory");
+    t.text(term);
     t.keys(&["Enter"]);
     // The status line says how many matched once Enter is taken.
-    let s = t.wait("the search", |s| s.contains("matches of \"Out of memory\""));
-    assert!(s.contains("/Out of memory"), "{s}");
+    let s = t.wait("the search", |s| {
+        s.contains(&format!("matches of \"{term}\""))
+    });
+    assert!(s.contains(&format!("/{term}")), "{s}");
     assert!(
-        s.lines()
-            .any(|l| l.contains("] ") && l.contains("Out of memory")),
+        s.lines().any(|l| l.contains("] ") && l.contains(term)),
         "{s}"
     );
 

@@ -9,7 +9,7 @@
 mod common;
 mod ui_support;
 
-use ui_support::{drgn_model, oom_model, OOM};
+use ui_support::{case_model, drgn_model, OOM};
 
 use crashdeck::model::{Diagnosis, DumpModel, Evidence, LogRecord};
 use crashdeck::ui::{self, app, Action, Mode, Panel, SortKey, UiState};
@@ -20,7 +20,7 @@ use serde_json::Value;
 
 fn setup() -> Option<(common::Case, DumpModel, Value)> {
     let case = common::case_or_skip(OOM)?;
-    let model = oom_model(&case);
+    let model = case_model(&case);
     let drgn = case.drgn();
     Some((case, model, drgn))
 }
@@ -800,4 +800,35 @@ fn enter_on_a_task_at_80x24_switches_to_its_stack() {
     assert_eq!(st.focus, Panel::Backtrace);
     let text = screen(&model, &st).join("\n");
     assert!(text.contains(&format!("PID: {pid}")), "{text}");
+}
+
+#[test]
+fn every_fixture_shows_its_panic_and_top_rss_task() {
+    let Some(cases) = common::cases_or_skip("every_fixture_shows_its_panic") else {
+        return;
+    };
+    for case in cases {
+        if case.read("drgn.json").is_none() {
+            continue;
+        }
+        let model = case_model(&case);
+        let drgn = case.drgn();
+        let panic = drgn["summary"]["panic"].as_str().unwrap();
+        let (pid, _) = drgn_top_rss(&drgn);
+        for (w, h) in [(120, 40), (80, 24)] {
+            let mut st = state(&model, w, h);
+            let rows = screen(&model, &st);
+            assert!(
+                flat(&crop(&rows, &st, Panel::Summary)).contains(panic),
+                "{}: {}",
+                case.name,
+                rows.join("\n")
+            );
+            ui::update(&mut st, &model, Action::Focus(Panel::Processes));
+            let rows = screen(&model, &st);
+            assert_eq!(row_pid(&first_ps_row(&rows)), pid, "{}", case.name);
+            ui::update(&mut st, &model, Action::JumpToTrouble);
+            assert_eq!(st.focus, Panel::Log, "{}: no trouble line", case.name);
+        }
+    }
 }

@@ -16,8 +16,22 @@ pub fn dump_model(case: &Case) -> Result<DumpModel, String> {
         &case.vmcore,
         &crashdeck::kernel::KernelOptions::default(),
     ) {
-        Ok(m) if !m.tasks.is_empty() && !m.log.is_empty() => Ok(m),
-        Ok(_) => Err("the dump's model has no tasks or no log yet".into()),
+        Ok(m)
+            if !m.tasks.is_empty()
+                && !m.log.is_empty()
+                && !m.summary.panic.is_empty()
+                && m.zones.iter().any(|z| z.populated) =>
+        {
+            Ok(m)
+        }
+        Ok(m) => Err(format!(
+            "the dump's model is not complete yet (tasks {}, log {}, panic {:?}, zones {}; problems: {:?})",
+            m.tasks.len(),
+            m.log.len(),
+            m.summary.panic,
+            m.zones.len(),
+            m.problems.iter().map(|p| format!("{}: {}", p.part, p.message)).collect::<Vec<_>>()
+        )),
         Err(e) => Err(format!("{e}")),
     }
 }
@@ -99,9 +113,20 @@ pub fn drgn_model(case: &Case) -> DumpModel {
     m
 }
 
-/// The OOM fixture's model: from the dump when the full path works, else
+/// A case's model (cached): from the dump when the full path works, else
 /// from drgn.json (said on stderr).
-pub fn oom_model(case: &Case) -> DumpModel {
+pub fn case_model(case: &Case) -> DumpModel {
+    static MODELS: std::sync::Mutex<Vec<(String, DumpModel)>> = std::sync::Mutex::new(Vec::new());
+    let mut cache = MODELS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, m)) = cache.iter().find(|(n, _)| *n == case.name) {
+        return m.clone();
+    }
+    let m = model_of(case);
+    cache.push((case.name.clone(), m.clone()));
+    m
+}
+
+fn model_of(case: &Case) -> DumpModel {
     match dump_model(case) {
         Ok(m) => m,
         Err(e) => {
