@@ -435,3 +435,58 @@ fn stripped_or_foreign_vmlinux_is_named() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Corrupt page tables on real data: a PTE sent outside RAM and a PMD made
+/// not-present give errors naming the address (and the level), never a panic.
+#[test]
+fn corrupt_page_tables_give_errors() {
+    let Some(case) = common::case_or_skip("tiny-sysrq-qemu-elf") else {
+        return;
+    };
+    let k = open(&case);
+    let bt = case.crash_section("bt", false).unwrap();
+    let slot = bt_frames(&bt)[1].1;
+    let steps = k.page_walk(slot);
+    let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
+    assert_eq!(names, ["PGD", "P4D", "PUD", "PMD", "PTE"], "{steps:?}");
+    let pte = steps[4];
+    let pmd = steps[3];
+
+    // PTE → 28 GiB, far outside the 64 MiB of RAM.
+    let bad = (pte.entry.unwrap() & !0x000f_ffff_ffff_f000) | 0x7_0000_0000;
+    let d = rewrap(
+        &case,
+        None,
+        vec![(pte.entry_paddr, bad.to_le_bytes().to_vec())],
+    );
+    let k2 = Kernel::open(&case.vmlinux, d, &KernelOptions::default()).unwrap();
+    let e = k2.read_u64(slot).unwrap_err();
+    assert!(
+        matches!(
+            e.dump_error(),
+            Some(crashdeck::dump::DumpError::NotRam { .. })
+        ),
+        "{e}"
+    );
+    let text = e.to_string();
+    assert!(text.contains(&format!("{slot:#x}")), "{text}");
+
+    // PMD not present.
+    let np = pmd.entry.unwrap() & !1;
+    let d = rewrap(
+        &case,
+        None,
+        vec![(pmd.entry_paddr, np.to_le_bytes().to_vec())],
+    );
+    let k3 = Kernel::open(&case.vmlinux, d, &KernelOptions::default()).unwrap();
+    match k3.read_u64(slot).unwrap_err() {
+        KernelError::Translate { vaddr, level, what } => {
+            assert_eq!((vaddr, level), (slot, 2));
+            assert!(
+                what.contains("PMD") && what.contains("not present"),
+                "{what}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+}

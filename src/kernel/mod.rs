@@ -20,7 +20,8 @@
 //!   `match_checks()` (vmlinux vs dump: release, build-id, banner),
 //!   `vmlinux()` (symbols, sections, build-id), `symbol_size(name)`.
 //! - Reads: `read_bytes(addr, len)`, `read_u64_array(addr, n)`,
-//!   `hlist_for_each(head, max)`, `container_of(addr, ty, member)`.
+//!   `hlist_for_each(head, max)`, `container_of(addr, ty, member)`,
+//!   `page_walk(vaddr)` (the entries a translation reads).
 //! - Kernel facts: `utsname()` (init_uts_ns), `hz()`, `jiffies()`, `uptime_secs()`.
 //! - `KernelError::Read { vaddr, source }` for a read whose page the dump
 //!   lacks (`KernelError::dump_error()` gives the `DumpError` inside).
@@ -39,7 +40,7 @@ use crate::dump::{Dump, DumpError, PhysMem, Utsname, VmcoreInfo};
 use std::path::{Path, PathBuf};
 pub use types::{Member, TypeError, Types};
 pub use vmlinux::{Vmlinux, START_KERNEL_MAP};
-pub use x86_64::{Mmu, X86_64};
+pub use x86_64::{Mmu, WalkStep, X86_64};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -552,6 +553,13 @@ impl Kernel {
 
     pub fn vtop(&self, vaddr: u64) -> Result<u64> {
         self.mmu.vtop(vaddr, &DumpMem(&self.dump))
+    }
+
+    /// The page-table entries translating `vaddr` (crash's `vtop`), top first.
+    /// Kernel-image and direct-map addresses translate without them, but
+    /// the walk is made all the same.
+    pub fn page_walk(&self, vaddr: u64) -> Vec<x86_64::WalkStep> {
+        self.mmu.trace(vaddr, &DumpMem(&self.dump))
     }
 
     /// Reads `buf.len()` bytes at `vaddr`, page by page.

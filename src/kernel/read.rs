@@ -167,6 +167,11 @@ impl Kernel {
 
     /// The kernel's HZ, from `tick_nsec` (nanoseconds per tick, 10^9/HZ up to
     /// NTP's small adjustment), snapped to the configurable values.
+    ///
+    /// crash (task.c) assumes 1000 on x86_64 unless it can read mq-deadline's
+    /// `write_expire` (5 * HZ) or the old CFQ `cfq_slice_async` (HZ / 25)
+    /// from the debug info; on the fixtures that gives 250, as does this, and
+    /// as does the build's CONFIG_HZ (the test checks both).
     pub fn hz(&self) -> Result<u64> {
         let tick_nsec = self.read_u64(self.symbol("tick_nsec")?)?;
         if tick_nsec == 0 {

@@ -15,6 +15,21 @@ pub trait Mmu: Send + Sync {
     fn levels(&self) -> u32;
     /// Architecture name ("x86_64").
     fn arch(&self) -> &'static str;
+    /// The page-table entries a walk for `vaddr` reads, top level first (like
+    /// crash's `vtop`), up to the one that fails or maps the page.
+    fn trace(&self, vaddr: u64, mem: &dyn PhysMem) -> Vec<WalkStep>;
+}
+
+/// One page-table entry read during a walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct WalkStep {
+    /// 5 (PGD with LA57) … 1 (PTE).
+    pub level: u32,
+    pub name: &'static str,
+    /// Physical address of the entry.
+    pub entry_paddr: u64,
+    /// Its value (`None`: unreadable).
+    pub entry: Option<u64>,
 }
 
 /// `__START_KERNEL_map`.
@@ -127,6 +142,19 @@ impl Mmu for X86_64 {
     fn arch(&self) -> &'static str {
         "x86_64"
     }
+
+    fn trace(&self, vaddr: u64, mem: &dyn PhysMem) -> Vec<WalkStep> {
+        let mut steps = Vec::new();
+        let _ = walk_with(
+            mem,
+            self.top_pgt,
+            self.levels,
+            self.sme_mask,
+            vaddr,
+            &mut |s| steps.push(s),
+        );
+        steps
+    }
 }
 
 /// The kernel's name for the table at `level` (1 = PTE … 5 = PGD with LA57).
@@ -148,6 +176,18 @@ pub fn walk(
     levels: u32,
     sme_mask: u64,
     vaddr: u64,
+) -> Result<(u64, u64)> {
+    walk_with(mem, top, levels, sme_mask, vaddr, &mut |_| {})
+}
+
+/// `walk`, telling `step` each entry it reads.
+fn walk_with(
+    mem: &dyn PhysMem,
+    top: u64,
+    levels: u32,
+    sme_mask: u64,
+    vaddr: u64,
+    step: &mut dyn FnMut(WalkStep),
 ) -> Result<(u64, u64)> {
     let err = |level: u32, what: String| KernelError::Translate { vaddr, level, what };
     if levels != 4 && levels != 5 {
@@ -173,13 +213,25 @@ pub fn walk(
         let entry_pa = table + idx * 8;
         let name = level_name(level, levels);
         let mut b = [0u8; 8];
-        mem.read_phys(entry_pa, &mut b).map_err(|e| {
-            err(
+        if let Err(e) = mem.read_phys(entry_pa, &mut b) {
+            step(WalkStep {
+                level,
+                name,
+                entry_paddr: entry_pa,
+                entry: None,
+            });
+            return Err(err(
                 level,
                 format!("cannot read the {name} entry at physical {entry_pa:#x}: {e}"),
-            )
-        })?;
+            ));
+        }
         let entry = u64::from_le_bytes(b) & !sme_mask;
+        step(WalkStep {
+            level,
+            name,
+            entry_paddr: entry_pa,
+            entry: Some(entry),
+        });
         if entry & PRESENT == 0 {
             return Err(err(
                 level,
@@ -311,6 +363,28 @@ mod tests {
         assert!(
             e.contains("canonical") && e.contains("ff6795b4c0133da8"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn trace_lists_each_entry() {
+        let mut m = Mem::default();
+        m.map(
+            0x10000,
+            5,
+            VMALLOC_STACK,
+            &[0x11000, 0x12000, 0x13000, 0x14000],
+            1,
+            0x0133_0063,
+        );
+        let mmu = X86_64::new(0x10000, 5, 0);
+        let t = mmu.trace(VMALLOC_STACK, &m);
+        let names: Vec<&str> = t.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["PGD", "P4D", "PUD", "PMD", "PTE"]);
+        assert_eq!(t[4].entry, Some(0x0133_0063));
+        assert_eq!(
+            t[4].entry_paddr,
+            0x14000 + ((VMALLOC_STACK >> 12) & 0x1ff) * 8
         );
     }
 
