@@ -286,3 +286,90 @@ fn kallsyms_from_dump_is_the_symtab_slid_by_kaslr() {
         assert!(agreed >= 8, "{}: only {agreed} SYMBOL() entries", case.name);
     }
 }
+
+/// With no vmlinux: the symbol table and sections read out of each dump
+/// serve the kernel layer the way the vmlinux's do. Reference: the vmlinux.
+#[test]
+fn image_from_dump_stands_in_for_the_vmlinux() {
+    use crashdeck::kernel::kallsyms::image_from_dump;
+    use crashdeck::kernel::symbols::SymbolTable;
+    use crashdeck::kernel::Vmlinux;
+    let Some(cases) = common::cases_or_skip("image_from_dump_stands_in_for_the_vmlinux") else {
+        return;
+    };
+    for case in cases {
+        let dump = Dump::open(&case.vmcore).unwrap();
+        let t = std::time::Instant::now();
+        let img = image_from_dump(&dump).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        eprintln!(
+            "{}: kallsyms + BTF + sections out of the dump in {:?}",
+            case.name,
+            t.elapsed()
+        );
+        let vmlinux = Vmlinux::open(&case.vmlinux).unwrap();
+        assert_eq!(img.build_id, vmlinux.build_id, "{}", case.name);
+        assert!(img.btf.is_ok(), "{}: {:?}", case.name, img.btf.err());
+        // Sections with bytes are the vmlinux's bytes, at the same link address.
+        for s in &img.sections {
+            let Some((want, addr)) = vmlinux.section(&s.name) else {
+                // The banner's pseudo-section: the vmlinux's banner bytes.
+                assert_eq!(s.name, ".rodata.linux_banner");
+                let (lo, n) = s.file_range.unwrap();
+                let got = &img.data[lo as usize..(lo + n) as usize];
+                let banner = vmlinux.banner().unwrap();
+                assert_eq!(&got[..banner.len()], &banner[..], "{}: banner", case.name);
+                continue;
+            };
+            assert_eq!(s.addr, addr, "{}: {} address", case.name, s.name);
+            if let Some((lo, n)) = s.file_range {
+                let got = &img.data[lo as usize..(lo + n) as usize];
+                assert!(got == want, "{}: {} bytes differ", case.name, s.name);
+            }
+        }
+        for name in [".orc_unwind_ip", ".orc_unwind", ".orc_lookup", ".BTF"] {
+            assert!(
+                img.sections.iter().any(|s| s.name == name),
+                "{}: {name} not found",
+                case.name
+            );
+        }
+        // Every function start and a point inside it symbolize alike.
+        let table = SymbolTable::new(img.symbols.clone());
+        let mut checked = 0;
+        for s in vmlinux.symbols.iter() {
+            if s.kind != crashdeck::kernel::symbols::SymKind::Function || s.size < 2 {
+                continue;
+            }
+            for addr in [s.addr, s.addr + s.size / 2] {
+                let (want, _) = vmlinux.symbols.lookup(addr).unwrap();
+                let (got, _) = table
+                    .lookup(addr)
+                    .unwrap_or_else(|| panic!("{}: {addr:#x} not found", case.name));
+                // Aliases at one address may be told apart differently; the start is the same.
+                assert_eq!(got.addr, want.addr, "{}: {addr:#x}", case.name);
+                checked += 1;
+            }
+            assert_eq!(
+                table.get(&s.name).map(|g| g.percpu),
+                Some(false),
+                "{}: {}",
+                case.name,
+                s.name
+            );
+        }
+        assert!(checked > 10000, "{}: {checked}", case.name);
+        // Per-CPU variables keep their offsets, with BTF sizes.
+        for name in ["runqueues", "current_task", "cpu_number"] {
+            let (Some(got), Some(want)) = (table.get(name), vmlinux.symbols.get(name)) else {
+                continue;
+            };
+            assert!(got.percpu && want.percpu, "{}: {name}", case.name);
+            assert_eq!(
+                (got.addr, got.size),
+                (want.addr, want.size),
+                "{}: {name}",
+                case.name
+            );
+        }
+    }
+}

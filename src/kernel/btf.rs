@@ -347,6 +347,23 @@ impl Btf {
         Btf::parse(data)
     }
 
+    /// Size of every variable the BTF describes (`VAR`; pahole emits the
+    /// per-CPU ones), by name.
+    pub fn variable_sizes(&self) -> HashMap<&str, u64> {
+        let mut out = HashMap::new();
+        for id in 1..self.types.len() as u32 {
+            let t = self.ty(id);
+            if t.kind == Kind::Var {
+                let name = self.str_at(t.name_off);
+                if !name.is_empty() {
+                    out.entry(name)
+                        .or_insert_with(|| self.size_of_id(t.size_or_type));
+                }
+            }
+        }
+        out
+    }
+
     /// Number of types (not counting void).
     pub fn type_count(&self) -> usize {
         self.types.len().saturating_sub(1)

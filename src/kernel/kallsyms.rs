@@ -23,6 +23,10 @@
 //!   - place-relative (7.0, no `kallsyms_relative_base`): the address of the
 //!     offset's own slot plus the offset.
 
+use super::btf::{Btf, BtfError};
+use super::symbols::{Sym, SymKind};
+use super::vmlinux::{Section, START_KERNEL_MAP};
+use crate::dump::Dump;
 use std::collections::HashMap;
 
 /// Where the kallsyms tables are (kernel virtual addresses).
@@ -83,9 +87,6 @@ pub type Result<T> = std::result::Result<T, KallsymsError>;
 
 /// Reads `buf.len()` bytes at a kernel virtual address.
 pub type ReadFn<'a, E> = &'a dyn Fn(u64, &mut [u8]) -> std::result::Result<(), E>;
-
-/// x86_64's `__START_KERNEL_map`: the kernel image is mapped from here.
-pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 
 /// Reads the kernel image (text, rodata, data) of a dump without page
 /// tables: on x86_64 the image is mapped linearly at `__START_KERNEL_map`,
@@ -501,6 +502,171 @@ fn resolve_addresses(
         "no address encoding puts _stext (symbol {stext_idx}, raw {stext_raw:#x}) at {:#x}",
         loc.stext
     )))
+}
+
+/// What a dump alone holds of its kernel image, to open it with no vmlinux:
+/// the symbol table (kallsyms), the BTF, and the sections the other layers
+/// read from a vmlinux (ORC tables, the banner), read out of memory. Shaped
+/// for `Vmlinux` (link-time addresses, `Sym`, `Section` + the bytes).
+pub struct DumpImage {
+    pub kallsyms: Kallsyms,
+    /// KERNELOFFSET (0 if VMCOREINFO lacks it: then link = run-time addresses).
+    pub kaslr: u64,
+    /// Link-time symbols; per-CPU ones (below `__START_KERNEL_map`) as offsets.
+    pub symbols: Vec<Sym>,
+    /// Sections at link-time addresses; `file_range` indexes `data`.
+    pub sections: Vec<Section>,
+    pub data: Vec<u8>,
+    /// The kernel's BTF (`__start_BTF`..`__stop_BTF`), or why there is none.
+    pub btf: std::result::Result<Btf, BtfError>,
+    /// VMCOREINFO's BUILD-ID.
+    pub build_id: Option<String>,
+}
+
+/// Sections found by their start/stop symbols: (name, start, stop, has bytes).
+/// NOBITS ones (`.orc_lookup` is filled at boot; `.data..percpu` is the
+/// per-CPU template) get no bytes, as in a vmlinux: read them from the dump.
+const IMAGE_SECTIONS: &[(&str, &str, &str, bool)] = &[
+    (
+        ".orc_unwind_ip",
+        "__start_orc_unwind_ip",
+        "__stop_orc_unwind_ip",
+        true,
+    ),
+    (
+        ".orc_unwind",
+        "__start_orc_unwind",
+        "__stop_orc_unwind",
+        true,
+    ),
+    (".orc_lookup", "orc_lookup", "orc_lookup_end", false),
+    (".BTF", "__start_BTF", "__stop_BTF", true),
+    (".data..percpu", "__per_cpu_start", "__per_cpu_end", false),
+    (".text", "_stext", "_etext", false),
+];
+
+/// The most bytes of one section read out of memory.
+const MAX_SECTION: u64 = 256 << 20;
+
+/// Reads kallsyms, the BTF and the image sections out of `dump`.
+pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
+    let kallsyms = Kallsyms::from_dump(dump)?;
+    let kaslr = dump.vmcoreinfo().kernel_offset().unwrap_or(0);
+    let read = |a: u64, b: &mut [u8]| read_kernel_image(dump, a, b);
+    let btf = match (
+        kallsyms.lookup("__start_BTF"),
+        kallsyms.lookup("__stop_BTF"),
+    ) {
+        (Some(start), Some(stop)) => Btf::from_memory(start, stop, &read),
+        _ => Err(BtfError::Memory(
+            "kallsyms has no __start_BTF/__stop_BTF: the kernel was built without \
+             CONFIG_DEBUG_INFO_BTF"
+                .into(),
+        )),
+    };
+    let var_sizes = btf.as_ref().map(|b| b.variable_sizes()).unwrap_or_default();
+    let percpu = |addr: u64| addr < START_KERNEL_MAP;
+    let link = |addr: u64| {
+        if percpu(addr) {
+            addr
+        } else {
+            addr.wrapping_sub(kaslr)
+        }
+    };
+
+    // Sizes: kallsyms has none. A function runs to the next symbol (as the
+    // kernel's own lookups assume); a variable has its BTF size where BTF
+    // describes it, else 0 (unknown) so that readers do not take the next
+    // variable's bytes for its own.
+    let mut by_addr: Vec<u64> = kallsyms.symbols.iter().map(|s| s.addr).collect();
+    by_addr.sort_unstable();
+    by_addr.dedup();
+    let next_after = |a: u64| {
+        let i = by_addr.partition_point(|&x| x <= a);
+        by_addr.get(i).map(|&n| n - a).unwrap_or(0)
+    };
+    let symbols: Vec<Sym> = kallsyms
+        .symbols
+        .iter()
+        .map(|s| {
+            let kind = match s.kind.to_ascii_lowercase() {
+                't' | 'w' => SymKind::Function,
+                'd' | 'b' | 'r' | 'v' | 'g' | 's' => SymKind::Object,
+                _ if percpu(s.addr) => SymKind::Object,
+                _ => SymKind::Other,
+            };
+            let size = match kind {
+                SymKind::Function => next_after(s.addr),
+                _ => var_sizes.get(s.name.as_str()).copied().unwrap_or(0),
+            };
+            Sym {
+                name: s.name.clone(),
+                addr: link(s.addr),
+                size,
+                kind,
+                percpu: percpu(s.addr),
+            }
+        })
+        .collect();
+
+    let mut sections = Vec::new();
+    let mut data = Vec::new();
+    for &(name, start, stop, bytes) in IMAGE_SECTIONS {
+        let (Some(a), Some(b)) = (kallsyms.lookup(start), kallsyms.lookup(stop)) else {
+            continue;
+        };
+        let Some(size) = b.checked_sub(a).filter(|&n| n <= MAX_SECTION) else {
+            continue;
+        };
+        let file_range = if bytes {
+            let mut buf = vec![0u8; size as usize];
+            if read(a, &mut buf).is_err() {
+                continue;
+            }
+            let off = data.len() as u64;
+            data.extend_from_slice(&buf);
+            Some((off, size))
+        } else {
+            None
+        };
+        sections.push(Section {
+            name: name.to_string(),
+            addr: link(a),
+            size,
+            file_range,
+        });
+    }
+    // linux_banner, for the release and the banner check.
+    if let Some(a) = kallsyms.lookup("linux_banner") {
+        let mut buf = vec![0u8; 512];
+        if read(a, &mut buf).is_ok() {
+            let n = buf
+                .iter()
+                .position(|&c| c == 0)
+                .map_or(buf.len(), |n| n + 1);
+            buf.truncate(n);
+            let off = data.len() as u64;
+            data.extend_from_slice(&buf);
+            sections.push(Section {
+                name: ".rodata.linux_banner".into(),
+                addr: link(a),
+                size: n as u64,
+                file_range: Some((off, n as u64)),
+            });
+        }
+    }
+    Ok(DumpImage {
+        kallsyms,
+        kaslr,
+        symbols,
+        sections,
+        data,
+        btf,
+        build_id: dump
+            .vmcoreinfo()
+            .get("BUILD-ID")
+            .map(|s| s.to_ascii_lowercase()),
+    })
 }
 
 #[cfg(test)]
