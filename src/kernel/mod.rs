@@ -32,6 +32,7 @@ pub mod btf;
 pub mod kallsyms;
 mod read;
 pub mod symbols;
+pub mod dwarf_index;
 pub mod types;
 pub mod vmlinux;
 pub mod x86_64;

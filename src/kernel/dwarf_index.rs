@@ -1,0 +1,1152 @@
+//! Lazy DWARF reading for `types.rs`: ELF sections, a name index of the
+//! compilation units' top-level type DIEs built on demand, and the readers of
+//! one type DIE (size, C name, members, enumerators).
+//!
+//! Nothing is parsed up front except the list of unit headers. A lookup that
+//! misses the index scans the next batch of units (the batch doubles each
+//! time; the units of a batch are shared among the cores); only top-level
+//! DIEs are read (their children are skipped by `DW_AT_sibling`), except the
+//! enumerators of enumeration types. The index keeps, per name, the first
+//! full definition (declarations are not indexed), so that no unit is
+//! scanned twice and repeated lookups cost one hash probe.
+
+use super::types::{Member, Result, TypeError, TypeStats};
+use gimli::constants as dw;
+use gimli::{
+    Abbreviations, AttributeValue, DebugAbbrev, DebugInfo, DebugInfoOffset, DebugLineStr,
+    DebugStr, DebugStrOffsets, DebugStrOffsetsBase, EndianSlice, Reader, RunTimeEndian,
+    UnitHeader, UnitOffset,
+};
+use object::{Object, ObjectSection};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
+use std::sync::{Arc, Mutex, RwLock};
+
+type R<'a> = EndianSlice<'a, RunTimeEndian>;
+
+/// Limit on type-reference chains and nesting (corrupt data must not recurse forever).
+const MAX_DEPTH: usize = 64;
+/// Units scanned by the first lookup; each later batch is as large as all before it.
+const FIRST_BATCH: usize = 64;
+
+/// A DIE by its offset in .debug_info.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DieRef(pub u64);
+
+/// The name spaces a type name can live in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Struct = 1,
+    Union = 2,
+    Enum = 3,
+    Typedef = 4,
+    Base = 5,
+}
+
+impl Kind {
+    fn of_tag(tag: dw::DwTag) -> Option<Kind> {
+        match tag {
+            dw::DW_TAG_structure_type => Some(Kind::Struct),
+            dw::DW_TAG_union_type => Some(Kind::Union),
+            dw::DW_TAG_enumeration_type => Some(Kind::Enum),
+            dw::DW_TAG_typedef => Some(Kind::Typedef),
+            dw::DW_TAG_base_type => Some(Kind::Base),
+            _ => None,
+        }
+    }
+}
+
+/// GCC's names for C's base-type spellings.
+pub fn base_type_alias(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "unsigned long" | "unsigned long int" | "long unsigned" => "long unsigned int",
+        "long" | "signed long" | "long signed int" => "long int",
+        "unsigned long long" | "unsigned long long int" => "long long unsigned int",
+        "long long" | "signed long long" => "long long int",
+        "unsigned" => "unsigned int",
+        "signed" | "signed int" => "int",
+        "short" | "signed short" | "short signed int" => "short int",
+        "unsigned short" | "unsigned short int" => "short unsigned int",
+        "bool" => "_Bool",
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Name hashing: the index holds 64-bit hashes of names, never the names (no
+// allocation per DIE); a hit is confirmed by reading the DIE's name.
+
+fn name_hash(b: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = (b.len() as u64).wrapping_mul(K);
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    h ^ (h >> 29)
+}
+
+fn type_key(kind: Kind, name: &[u8]) -> u64 {
+    name_hash(name).wrapping_add((kind as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+/// Keys are already hashes.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type HashIndex = HashMap<u64, DieRef, BuildHasherDefault<IdHasher>>;
+
+/// First definition (lowest offset) wins: the same as scanning in unit order.
+fn keep_first(map: &mut HashIndex, key: u64, die: DieRef) {
+    map.entry(key)
+        .and_modify(|d| {
+            if die < *d {
+                *d = die
+            }
+        })
+        .or_insert(die);
+}
+
+#[derive(Default)]
+struct Index {
+    types: HashIndex,
+    enumerators: HashIndex,
+    /// Units `0..scanned` are in the index.
+    scanned: usize,
+}
+
+#[derive(Default)]
+struct Found {
+    types: HashIndex,
+    enumerators: HashIndex,
+}
+
+// ---------------------------------------------------------------------------
+// Sections
+
+enum Bytes {
+    Mapped(Range<usize>),
+    Owned(Vec<u8>),
+}
+
+struct Secs<'a> {
+    info: DebugInfo<R<'a>>,
+    abbrev: DebugAbbrev<R<'a>>,
+    str: DebugStr<R<'a>>,
+    line_str: DebugLineStr<R<'a>>,
+    str_offsets: DebugStrOffsets<R<'a>>,
+}
+
+/// One unit, ready to read DIEs from.
+struct UnitCtx<'a> {
+    header: UnitHeader<R<'a>>,
+    abbrevs: Arc<Abbreviations>,
+    /// .debug_info offset of the unit header.
+    start: u64,
+    str_offsets_base: Option<DebugStrOffsetsBase<usize>>,
+}
+
+/// The fields of one DIE that type reading needs.
+struct Die<'a> {
+    off: u64,
+    tag: dw::DwTag,
+    has_children: bool,
+    /// Offset just after the attributes (first child, or next sibling if none).
+    after: u64,
+    name: Option<&'a [u8]>,
+    byte_size: Option<u64>,
+    ty: Option<u64>,
+    member_location: Option<u64>,
+    bit_size: Option<u64>,
+    data_bit_offset: Option<u64>,
+    bit_offset: Option<i64>,
+    upper_bound: Option<i64>,
+    count: Option<u64>,
+    const_value: Option<i64>,
+    declaration: bool,
+    sibling: Option<u64>,
+}
+
+pub struct Dwarf {
+    data: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    endian: RunTimeEndian,
+    info: Bytes,
+    abbrev: Bytes,
+    str: Bytes,
+    line_str: Bytes,
+    str_offsets: Bytes,
+    /// .debug_info offsets of the unit headers, ascending.
+    units: Vec<u64>,
+    index: RwLock<Index>,
+    scan_lock: Mutex<()>,
+    abbrevs: Mutex<HashMap<u64, Arc<Abbreviations>>>,
+}
+
+fn dwarf_err(e: gimli::Error) -> TypeError {
+    TypeError::Dwarf(e.to_string())
+}
+
+impl Dwarf {
+    pub fn from_elf(data: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Result<Dwarf> {
+        let bytes: &[u8] = (*data).as_ref();
+        let file = object::File::parse(bytes)
+            .map_err(|e| TypeError::Dwarf(format!("not an ELF file: {e}")))?;
+        let endian = if file.is_little_endian() {
+            RunTimeEndian::Little
+        } else {
+            RunTimeEndian::Big
+        };
+        let load = |name: &str| -> Result<Option<Bytes>> {
+            let Some(sec) = file.section_by_name(name) else {
+                return Ok(None);
+            };
+            section_bytes(bytes, &sec, name).map(Some)
+        };
+        let info = match load(".debug_info")? {
+            Some(b) => b,
+            None => {
+                return Err(TypeError::NoDebugInfo(
+                    "no .debug_info section (a stripped vmlinux? use the one with debug \
+                     information, e.g. from the -dbg/-debuginfo package)"
+                        .into(),
+                ))
+            }
+        };
+        let abbrev = load(".debug_abbrev")?.ok_or_else(|| {
+            TypeError::NoDebugInfo(".debug_info present but no .debug_abbrev section".into())
+        })?;
+        let empty = || Bytes::Owned(Vec::new());
+        let mut d = Dwarf {
+            endian,
+            info,
+            abbrev,
+            str: load(".debug_str")?.unwrap_or_else(empty),
+            line_str: load(".debug_line_str")?.unwrap_or_else(empty),
+            str_offsets: load(".debug_str_offsets")?.unwrap_or_else(empty),
+            units: Vec::new(),
+            index: RwLock::new(Index::default()),
+            scan_lock: Mutex::new(()),
+            abbrevs: Mutex::new(HashMap::new()),
+            data: data.clone(),
+        };
+        d.units = d.unit_offsets()?;
+        if d.units.is_empty() {
+            return Err(TypeError::NoDebugInfo(
+                ".debug_info holds no compilation unit".into(),
+            ));
+        }
+        Ok(d)
+    }
+
+    fn bytes<'a>(&'a self, b: &'a Bytes) -> &'a [u8] {
+        match b {
+            Bytes::Owned(v) => v,
+            Bytes::Mapped(r) => (*self.data)
+                .as_ref()
+                .get(r.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn secs(&self) -> Secs<'_> {
+        let s = |b| EndianSlice::new(self.bytes(b), self.endian);
+        Secs {
+            info: DebugInfo::from(s(&self.info)),
+            abbrev: DebugAbbrev::from(s(&self.abbrev)),
+            str: DebugStr::from(s(&self.str)),
+            line_str: DebugLineStr::from(s(&self.line_str)),
+            str_offsets: DebugStrOffsets::from(s(&self.str_offsets)),
+        }
+    }
+
+    fn unit_offsets(&self) -> Result<Vec<u64>> {
+        let s = self.secs();
+        let mut out = Vec::new();
+        let mut it = s.info.units();
+        loop {
+            match it.next() {
+                Ok(Some(h)) => {
+                    if let Some(off) = h.debug_info_offset() {
+                        out.push(off.0 as u64);
+                    }
+                }
+                Ok(None) => break,
+                // A corrupt header ends the list; what came before stays usable.
+                Err(e) if !out.is_empty() => {
+                    let _ = e;
+                    break;
+                }
+                Err(e) => return Err(dwarf_err(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn stats(&self) -> TypeStats {
+        let (scanned, names) = match self.index.read() {
+            Ok(i) => (i.scanned, i.types.len() + i.enumerators.len()),
+            Err(_) => (0, 0),
+        };
+        TypeStats {
+            units: self.units.len(),
+            units_scanned: scanned,
+            names_indexed: names,
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // The index
+
+    /// Probe the index; scan more units until `probe` answers or all are scanned.
+    fn find<T>(&self, probe: impl Fn(&Index) -> Option<T>) -> Option<T> {
+        loop {
+            {
+                let idx = self.index.read().ok()?;
+                if let Some(x) = probe(&idx) {
+                    return Some(x);
+                }
+                if idx.scanned >= self.units.len() {
+                    return None;
+                }
+            }
+            let _guard = self.scan_lock.lock().ok()?;
+            let start = {
+                let idx = self.index.read().ok()?;
+                if probe(&idx).is_some() || idx.scanned >= self.units.len() {
+                    continue;
+                }
+                idx.scanned
+            };
+            let end = (start + start.max(FIRST_BATCH)).min(self.units.len());
+            let found = self.scan_parallel(start..end);
+            let mut idx = self.index.write().ok()?;
+            for f in found {
+                for (k, d) in f.types {
+                    keep_first(&mut idx.types, k, d);
+                }
+                for (k, d) in f.enumerators {
+                    keep_first(&mut idx.enumerators, k, d);
+                }
+            }
+            idx.scanned = end;
+        }
+    }
+
+    pub fn index_all(&self) {
+        let _ = self.find(|_| None::<()>);
+    }
+
+    fn scan_parallel(&self, range: Range<usize>) -> Vec<Found> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8)
+            .min(range.len().max(1));
+        let units = self.units.get(range).unwrap_or_default();
+        if threads <= 1 {
+            let mut f = Found::default();
+            for &u in units {
+                // A corrupt unit is skipped; the others still answer.
+                let _ = self.scan_unit(u, &mut f);
+            }
+            return vec![f];
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    scope.spawn(move || {
+                        let mut f = Found::default();
+                        for &u in units.iter().skip(t).step_by(threads) {
+                            let _ = self.scan_unit(u, &mut f);
+                        }
+                        f
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        })
+    }
+
+    /// Index the named top-level type DIEs of one unit and the enumerators
+    /// of its top-level enumeration types.
+    fn scan_unit(&self, unit: u64, out: &mut Found) -> Result<()> {
+        let s = self.secs();
+        let header = s
+            .info
+            .header_from_offset(DebugInfoOffset(unit as usize))
+            .map_err(dwarf_err)?;
+        let abbrevs = s
+            .abbrev
+            .abbreviations(header.debug_abbrev_offset())
+            .map_err(dwarf_err)?;
+        let mut raw = header.entries_raw(&abbrevs, None).map_err(dwarf_err)?;
+        let Some(root) = raw.read_abbreviation().map_err(dwarf_err)? else {
+            return Ok(());
+        };
+        let mut sob = None;
+        for spec in root.attributes() {
+            let a = raw.read_attribute(*spec).map_err(dwarf_err)?;
+            if a.name() == dw::DW_AT_str_offsets_base {
+                if let AttributeValue::SecOffset(o) = a.raw_value() {
+                    sob = Some(DebugStrOffsetsBase(o));
+                }
+            }
+        }
+        if !root.has_children() {
+            return Ok(());
+        }
+        loop {
+            let off = raw.next_offset();
+            let Some(ab) = raw.read_abbreviation().map_err(dwarf_err)? else {
+                break; // end of the root's children
+            };
+            let kind = Kind::of_tag(ab.tag());
+            let mut name = None;
+            let mut decl = false;
+            let mut sibling = None;
+            for spec in ab.attributes() {
+                match spec.name() {
+                    dw::DW_AT_name if kind.is_some() => {
+                        let a = raw.read_attribute(*spec).map_err(dwarf_err)?;
+                        name = self.str_value(&s, &header, sob, a.raw_value());
+                    }
+                    dw::DW_AT_declaration => {
+                        let a = raw.read_attribute(*spec).map_err(dwarf_err)?;
+                        decl = matches!(a.raw_value(), AttributeValue::Flag(true));
+                    }
+                    dw::DW_AT_sibling => {
+                        let a = raw.read_attribute(*spec).map_err(dwarf_err)?;
+                        if let AttributeValue::UnitRef(o) = a.raw_value() {
+                            sibling = Some(o);
+                        }
+                    }
+                    _ => raw
+                        .skip_attributes(std::slice::from_ref(spec))
+                        .map_err(dwarf_err)?,
+                }
+            }
+            let die = DieRef(unit + off.0 as u64);
+            if let (Some(k), Some(n), false) = (kind, name, decl) {
+                keep_first(&mut out.types, type_key(k, n), die);
+            }
+            if !ab.has_children() {
+                continue;
+            }
+            if kind == Some(Kind::Enum) && !decl {
+                // Enumerators follow directly; read them and the end marker.
+                loop {
+                    let eoff = raw.next_offset();
+                    let Some(c) = raw.read_abbreviation().map_err(dwarf_err)? else {
+                        break;
+                    };
+                    let mut ename = None;
+                    for spec in c.attributes() {
+                        if spec.name() == dw::DW_AT_name && c.tag() == dw::DW_TAG_enumerator {
+                            let a = raw.read_attribute(*spec).map_err(dwarf_err)?;
+                            ename = self.str_value(&s, &header, sob, a.raw_value());
+                        } else {
+                            raw.skip_attributes(std::slice::from_ref(spec))
+                                .map_err(dwarf_err)?;
+                        }
+                    }
+                    if let Some(n) = ename {
+                        keep_first(
+                            &mut out.enumerators,
+                            name_hash(n),
+                            DieRef(unit + eoff.0 as u64),
+                        );
+                    }
+                    if c.has_children() {
+                        skip_children(&mut raw)?;
+                    }
+                }
+            } else if let Some(sib) = sibling.filter(|s| s.0 > raw.next_offset().0) {
+                raw = header.entries_raw(&abbrevs, Some(sib)).map_err(dwarf_err)?;
+            } else {
+                skip_children(&mut raw)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn str_value<'a>(
+        &self,
+        s: &Secs<'a>,
+        header: &UnitHeader<R<'a>>,
+        sob: Option<DebugStrOffsetsBase<usize>>,
+        v: AttributeValue<R<'a>>,
+    ) -> Option<&'a [u8]> {
+        let r = match v {
+            AttributeValue::String(r) => r,
+            AttributeValue::DebugStrRef(o) => s.str.get_str(o).ok()?,
+            AttributeValue::DebugLineStrRef(o) => s.line_str.get_str(o).ok()?,
+            AttributeValue::DebugStrOffsetsIndex(i) => {
+                let base = sob.unwrap_or(DebugStrOffsetsBase(if header.version() >= 5 {
+                    8
+                } else {
+                    0
+                }));
+                let o = s
+                    .str_offsets
+                    .get_str_offset(header.format(), base, i)
+                    .ok()?;
+                s.str.get_str(o).ok()?
+            }
+            _ => return None,
+        };
+        Some(r.slice())
+    }
+
+    /// A type by kind and name: the first full definition.
+    pub fn find_type(&self, kind: Kind, name: &[u8]) -> Option<DieRef> {
+        self.find_any(&[kind], name)
+    }
+
+    /// The first of `kinds` (in that order of preference) that has `name`.
+    pub fn find_any(&self, kinds: &[Kind], name: &[u8]) -> Option<DieRef> {
+        let keys: Vec<u64> = kinds.iter().map(|k| type_key(*k, name)).collect();
+        let die = self.find(|idx| keys.iter().find_map(|k| idx.types.get(k).copied()))?;
+        // Confirm (the index holds hashes).
+        let confirmed = self
+            .with_die(die, |_, _, d| Ok(d.name == Some(name)))
+            .unwrap_or(false);
+        confirmed.then_some(die)
+    }
+
+    pub fn find_enumerator(&self, name: &[u8]) -> Option<DieRef> {
+        let key = name_hash(name);
+        self.find(|idx| idx.enumerators.get(&key).copied())
+    }
+
+    // -----------------------------------------------------------------------
+    // Reading DIEs
+
+    fn unit_ctx<'a>(&'a self, s: &Secs<'a>, die: u64) -> Result<UnitCtx<'a>> {
+        let i = self.units.partition_point(|&u| u <= die);
+        let start = *i
+            .checked_sub(1)
+            .and_then(|i| self.units.get(i))
+            .ok_or_else(|| TypeError::Dwarf(format!("DIE offset {die:#x} outside any unit")))?;
+        let header = s
+            .info
+            .header_from_offset(DebugInfoOffset(start as usize))
+            .map_err(dwarf_err)?;
+        let aoff = header.debug_abbrev_offset().0 as u64;
+        let cached = self.abbrevs.lock().ok().and_then(|m| m.get(&aoff).cloned());
+        let abbrevs = match cached {
+            Some(a) => a,
+            None => {
+                let a = Arc::new(
+                    s.abbrev
+                        .abbreviations(header.debug_abbrev_offset())
+                        .map_err(dwarf_err)?,
+                );
+                if let Ok(mut m) = self.abbrevs.lock() {
+                    m.insert(aoff, a.clone());
+                }
+                a
+            }
+        };
+        let mut ctx = UnitCtx {
+            header,
+            abbrevs,
+            start,
+            str_offsets_base: None,
+        };
+        // DW_AT_str_offsets_base of the unit DIE, for DW_FORM_strx names.
+        let mut raw = ctx
+            .header
+            .entries_raw(&ctx.abbrevs, None)
+            .map_err(dwarf_err)?;
+        if let Some(root) = raw.read_abbreviation().map_err(dwarf_err)? {
+            for spec in root.attributes() {
+                let a = raw.read_attribute(*spec).map_err(dwarf_err)?;
+                if a.name() == dw::DW_AT_str_offsets_base {
+                    if let AttributeValue::SecOffset(o) = a.raw_value() {
+                        ctx.str_offsets_base = Some(DebugStrOffsetsBase(o));
+                    }
+                }
+            }
+        }
+        Ok(ctx)
+    }
+
+    /// Read the DIE at `off` (a .debug_info offset inside `ctx`'s unit);
+    /// `None` for a null entry (end of a list of children).
+    fn read_die<'a>(&'a self, s: &Secs<'a>, ctx: &UnitCtx<'a>, off: u64) -> Result<Option<Die<'a>>> {
+        let uoff = off
+            .checked_sub(ctx.start)
+            .ok_or_else(|| TypeError::Dwarf(format!("DIE offset {off:#x} before its unit")))?;
+        let mut raw = ctx
+            .header
+            .entries_raw(&ctx.abbrevs, Some(UnitOffset(uoff as usize)))
+            .map_err(dwarf_err)?;
+        let Some(ab) = raw.read_abbreviation().map_err(dwarf_err)? else {
+            return Ok(None);
+        };
+        let mut d = Die {
+            off,
+            tag: ab.tag(),
+            has_children: ab.has_children(),
+            after: 0,
+            name: None,
+            byte_size: None,
+            ty: None,
+            member_location: None,
+            bit_size: None,
+            data_bit_offset: None,
+            bit_offset: None,
+            upper_bound: None,
+            count: None,
+            const_value: None,
+            declaration: false,
+            sibling: None,
+        };
+        for spec in ab.attributes() {
+            let a = raw.read_attribute(*spec).map_err(dwarf_err)?;
+            let v = a.raw_value();
+            match a.name() {
+                dw::DW_AT_name => {
+                    d.name = self.str_value(s, &ctx.header, ctx.str_offsets_base, v)
+                }
+                dw::DW_AT_byte_size => d.byte_size = unsigned(&v),
+                dw::DW_AT_type => d.ty = reference(ctx, &v),
+                dw::DW_AT_sibling => d.sibling = reference(ctx, &v),
+                dw::DW_AT_data_member_location => d.member_location = member_location(&v),
+                dw::DW_AT_bit_size => d.bit_size = unsigned(&v),
+                dw::DW_AT_data_bit_offset => d.data_bit_offset = unsigned(&v),
+                dw::DW_AT_bit_offset => d.bit_offset = signed(&v),
+                dw::DW_AT_upper_bound => d.upper_bound = signed(&v),
+                dw::DW_AT_count => d.count = unsigned(&v),
+                dw::DW_AT_const_value => d.const_value = signed(&v),
+                dw::DW_AT_declaration => d.declaration = matches!(v, AttributeValue::Flag(true)),
+                _ => {}
+            }
+        }
+        d.after = ctx.start + raw.next_offset().0 as u64;
+        Ok(Some(d))
+    }
+
+    /// The direct children of `parent`.
+    fn children<'a>(&'a self, s: &Secs<'a>, ctx: &UnitCtx<'a>, parent: &Die<'a>) -> Result<Vec<Die<'a>>> {
+        let mut out = Vec::new();
+        if !parent.has_children {
+            return Ok(out);
+        }
+        let mut off = parent.after;
+        while let Some(d) = self.read_die(s, ctx, off)? {
+            let next = if !d.has_children {
+                d.after
+            } else if let Some(sib) = d.sibling.filter(|&x| x > d.off) {
+                sib
+            } else {
+                let mut raw = ctx
+                    .header
+                    .entries_raw(&ctx.abbrevs, Some(UnitOffset((d.after - ctx.start) as usize)))
+                    .map_err(dwarf_err)?;
+                // Positioned after the attributes of a DIE with children.
+                skip_children(&mut raw)?;
+                ctx.start + raw.next_offset().0 as u64
+            };
+            out.push(d);
+            if next <= off {
+                return Err(TypeError::Dwarf(format!("DIE list at {off:#x} does not advance")));
+            }
+            off = next;
+        }
+        Ok(out)
+    }
+
+    fn with_die<'a, T>(
+        &'a self,
+        die: DieRef,
+        f: impl FnOnce(&Secs<'a>, &UnitCtx<'a>, &Die<'a>) -> Result<T>,
+    ) -> Result<T> {
+        let s = self.secs();
+        let ctx = self.unit_ctx(&s, die.0)?;
+        let d = self
+            .read_die(&s, &ctx, die.0)?
+            .ok_or_else(|| TypeError::Dwarf(format!("no DIE at {:#x}", die.0)))?;
+        f(&s, &ctx, &d)
+    }
+
+    /// A DIE at a .debug_info offset that may lie in another unit (DW_FORM_ref_addr).
+    fn die_at<'a>(&'a self, s: &Secs<'a>, ctx: &mut UnitCtx<'a>, off: u64) -> Result<Die<'a>> {
+        let end = ctx.start + ctx.header.length_including_self() as u64;
+        if off < ctx.start || off >= end {
+            *ctx = self.unit_ctx(s, off)?;
+        }
+        self.read_die(s, ctx, off)?
+            .ok_or_else(|| TypeError::Dwarf(format!("no DIE at {off:#x}")))
+    }
+
+    /// Follow typedefs and qualifiers to the type that has a layout.
+    fn strip<'a>(&'a self, s: &Secs<'a>, ctx: &mut UnitCtx<'a>, mut d: Die<'a>) -> Result<Die<'a>> {
+        for _ in 0..MAX_DEPTH {
+            match d.tag {
+                dw::DW_TAG_typedef
+                | dw::DW_TAG_const_type
+                | dw::DW_TAG_volatile_type
+                | dw::DW_TAG_restrict_type
+                | dw::DW_TAG_atomic_type => match d.ty {
+                    Some(t) => d = self.die_at(s, ctx, t)?,
+                    None => return Ok(d), // void
+                },
+                _ => return Ok(d),
+            }
+        }
+        Err(TypeError::Dwarf(format!("type chain at {:#x} too deep", d.off)))
+    }
+
+    /// Array dimensions (element counts, outer first); 0 for a flexible array.
+    fn dims<'a>(&'a self, s: &Secs<'a>, ctx: &UnitCtx<'a>, arr: &Die<'a>) -> Result<Vec<u64>> {
+        let mut dims = Vec::new();
+        for c in self.children(s, ctx, arr)? {
+            if c.tag == dw::DW_TAG_subrange_type || c.tag == dw::DW_TAG_enumeration_type {
+                let n = match (c.count, c.upper_bound) {
+                    (Some(n), _) => n,
+                    (None, Some(ub)) if ub >= 0 => ub as u64 + 1,
+                    _ => 0,
+                };
+                dims.push(n);
+            }
+        }
+        Ok(dims)
+    }
+
+    fn size_in<'a>(&'a self, s: &Secs<'a>, ctx: &mut UnitCtx<'a>, d: Die<'a>, depth: usize) -> Result<Option<u64>> {
+        if depth > MAX_DEPTH {
+            return Err(TypeError::Dwarf(format!("type at {:#x} nests too deep", d.off)));
+        }
+        if let Some(n) = d.byte_size {
+            return Ok(Some(n));
+        }
+        match d.tag {
+            dw::DW_TAG_pointer_type | dw::DW_TAG_reference_type => {
+                Ok(Some(u64::from(ctx.header.address_size())))
+            }
+            dw::DW_TAG_array_type => {
+                let dims = self.dims(s, ctx, &d)?;
+                let Some(t) = d.ty else { return Ok(None) };
+                let e = self.die_at(s, ctx, t)?;
+                let Some(esize) = self.size_in(s, ctx, e, depth + 1)? else {
+                    return Ok(None);
+                };
+                Ok(Some(dims.iter().fold(esize, |a, n| a.saturating_mul(*n))))
+            }
+            dw::DW_TAG_typedef
+            | dw::DW_TAG_const_type
+            | dw::DW_TAG_volatile_type
+            | dw::DW_TAG_restrict_type
+            | dw::DW_TAG_atomic_type => match d.ty {
+                Some(t) => {
+                    let e = self.die_at(s, ctx, t)?;
+                    self.size_in(s, ctx, e, depth + 1)
+                }
+                None => Ok(None),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    pub fn type_size(&self, die: DieRef) -> Result<Option<u64>> {
+        let s = self.secs();
+        let mut ctx = self.unit_ctx(&s, die.0)?;
+        let d = self.die_at(&s, &mut ctx, die.0)?;
+        self.size_in(&s, &mut ctx, d, 0)
+    }
+
+    fn name_in<'a>(&'a self, s: &Secs<'a>, ctx: &mut UnitCtx<'a>, ty: Option<u64>, depth: usize) -> Result<String> {
+        let Some(t) = ty else {
+            return Ok("void".into());
+        };
+        if depth > MAX_DEPTH {
+            return Ok("?".into());
+        }
+        let d = self.die_at(s, ctx, t)?;
+        let name = d.name.map(|n| String::from_utf8_lossy(n).into_owned());
+        Ok(match d.tag {
+            dw::DW_TAG_base_type | dw::DW_TAG_typedef | dw::DW_TAG_unspecified_type => {
+                name.unwrap_or_else(|| "?".into())
+            }
+            dw::DW_TAG_structure_type => format!("struct {}", name.unwrap_or_else(|| "{...}".into())),
+            dw::DW_TAG_union_type => format!("union {}", name.unwrap_or_else(|| "{...}".into())),
+            dw::DW_TAG_enumeration_type => format!("enum {}", name.unwrap_or_else(|| "{...}".into())),
+            dw::DW_TAG_pointer_type => {
+                let inner_die = match d.ty {
+                    Some(it) => Some(self.die_at(s, ctx, it)?.tag),
+                    None => None,
+                };
+                if inner_die == Some(dw::DW_TAG_subroutine_type) {
+                    let inner = self.name_in(s, ctx, d.ty, depth + 1)?;
+                    inner.replacen("(", "(*)(", 1)
+                } else {
+                    let inner = self.name_in(s, ctx, d.ty, depth + 1)?;
+                    if inner.ends_with('*') {
+                        format!("{inner}*")
+                    } else {
+                        format!("{inner} *")
+                    }
+                }
+            }
+            dw::DW_TAG_const_type => format!("const {}", self.name_in(s, ctx, d.ty, depth + 1)?),
+            dw::DW_TAG_volatile_type => {
+                format!("volatile {}", self.name_in(s, ctx, d.ty, depth + 1)?)
+            }
+            dw::DW_TAG_atomic_type => format!("_Atomic {}", self.name_in(s, ctx, d.ty, depth + 1)?),
+            dw::DW_TAG_restrict_type => self.name_in(s, ctx, d.ty, depth + 1)?,
+            dw::DW_TAG_array_type => {
+                let dims = self.dims(s, ctx, &d)?;
+                let inner = self.name_in(s, ctx, d.ty, depth + 1)?;
+                let mut out = format!("{inner} ");
+                for n in dims {
+                    out.push_str(&format!("[{n}]"));
+                }
+                out
+            }
+            dw::DW_TAG_subroutine_type => {
+                format!("{} (...)", self.name_in(s, ctx, d.ty, depth + 1)?)
+            }
+            _ => name.unwrap_or_else(|| "?".into()),
+        })
+    }
+
+    pub fn type_name(&self, ty: Option<DieRef>) -> Result<String> {
+        let s = self.secs();
+        let Some(t) = ty else {
+            return Ok("void".into());
+        };
+        let mut ctx = self.unit_ctx(&s, t.0)?;
+        self.name_in(&s, &mut ctx, Some(t.0), 0)
+    }
+
+    /// Find `name` among the members of the struct/union `agg` (already
+    /// stripped), looking through anonymous members. Returns the member's
+    /// DIE and its offset in bits from the start of `agg`.
+    fn find_member<'a>(
+        &'a self,
+        s: &Secs<'a>,
+        ctx: &mut UnitCtx<'a>,
+        agg: &Die<'a>,
+        name: &[u8],
+        depth: usize,
+    ) -> Result<Option<(Die<'a>, u64)>> {
+        if depth > MAX_DEPTH {
+            return Ok(None);
+        }
+        let members = self.children(s, ctx, agg)?;
+        // Named members first, then anonymous ones (C forbids clashes anyway).
+        for m in &members {
+            if m.tag == dw::DW_TAG_member && m.name == Some(name) {
+                let bits = member_bits(m);
+                return Ok(Some((clone_die(m), bits)));
+            }
+        }
+        for m in members {
+            if m.tag != dw::DW_TAG_member || m.name.is_some() {
+                continue;
+            }
+            let Some(t) = m.ty else { continue };
+            let saved = ctx.start;
+            let td = self.die_at(s, ctx, t)?;
+            let inner = self.strip(s, ctx, td)?;
+            if inner.tag == dw::DW_TAG_structure_type || inner.tag == dw::DW_TAG_union_type {
+                if let Some((d, b)) = self.find_member(s, ctx, &inner, name, depth + 1)? {
+                    return Ok(Some((d, b + member_bits(&m))));
+                }
+            }
+            if ctx.start != saved {
+                *ctx = self.unit_ctx(s, saved)?;
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn member(&self, agg: DieRef, ty_name: &str, path: &str) -> Result<Member> {
+        let no_member = || TypeError::NoMember {
+            ty: ty_name.to_string(),
+            member: path.to_string(),
+        };
+        let s = self.secs();
+        let mut ctx = self.unit_ctx(&s, agg.0)?;
+        let mut cur = self.die_at(&s, &mut ctx, agg.0)?;
+        let mut bits = 0u64;
+        let mut last: Option<Die<'_>> = None;
+        for comp in path.split('.') {
+            let comp = comp.trim();
+            if comp.is_empty() {
+                return Err(no_member());
+            }
+            let mut t = self.strip(&s, &mut ctx, cur)?;
+            // Through an array: element 0.
+            for _ in 0..MAX_DEPTH {
+                if t.tag != dw::DW_TAG_array_type {
+                    break;
+                }
+                let Some(e) = t.ty else { break };
+                let ed = self.die_at(&s, &mut ctx, e)?;
+                t = self.strip(&s, &mut ctx, ed)?;
+            }
+            if t.tag != dw::DW_TAG_structure_type && t.tag != dw::DW_TAG_union_type {
+                return Err(no_member());
+            }
+            let (m, b) = self
+                .find_member(&s, &mut ctx, &t, comp.as_bytes(), 0)?
+                .ok_or_else(no_member)?;
+            bits += b;
+            let Some(mt) = m.ty else {
+                return Err(no_member());
+            };
+            cur = self.die_at(&s, &mut ctx, mt)?;
+            last = Some(m);
+        }
+        let m = last.ok_or_else(no_member)?;
+        let ty_ref = m.ty;
+        let type_name = self.name_in(&s, &mut ctx, ty_ref, 0)?;
+        let td = match ty_ref {
+            Some(t) => Some(self.die_at(&s, &mut ctx, t)?),
+            None => None,
+        };
+        let (size, stripped) = match td {
+            Some(td) => {
+                let st = self.strip(&s, &mut ctx, clone_die(&td))?;
+                (self.size_in(&s, &mut ctx, td, 0)?.unwrap_or(0), Some(st))
+            }
+            None => (0, None),
+        };
+        let is_pointer = stripped
+            .as_ref()
+            .is_some_and(|d| d.tag == dw::DW_TAG_pointer_type);
+        let (mut array_len, mut element_size) = (None, None);
+        if let Some(st) = stripped.as_ref().filter(|d| d.tag == dw::DW_TAG_array_type) {
+            let dims = self.dims(&s, &ctx, st)?;
+            let outer = dims.first().copied().unwrap_or(0);
+            let inner: u64 = dims.iter().skip(1).fold(1u64, |a, n| a.saturating_mul(*n));
+            let esize = match st.ty {
+                Some(e) => {
+                    let ed = self.die_at(&s, &mut ctx, e)?;
+                    self.size_in(&s, &mut ctx, ed, 0)?.unwrap_or(0)
+                }
+                None => 0,
+            };
+            array_len = Some(outer);
+            element_size = Some(esize.saturating_mul(inner));
+        }
+        let mut offset = bits / 8;
+        let (mut bit_offset, bit_size) = (None, m.bit_size.map(|b| b as u32));
+        if let Some(bsize) = m.bit_size {
+            // Storage unit: `size` bytes, aligned, holding the whole field.
+            let unit = size.max(1);
+            let aligned = (bits / 8) / unit * unit;
+            let end = bits + bsize;
+            offset = if end <= (aligned + unit) * 8 {
+                aligned
+            } else {
+                bits / 8
+            };
+            bit_offset = Some((bits - offset * 8) as u32);
+        }
+        Ok(Member {
+            offset,
+            size,
+            bit_offset,
+            bit_size,
+            type_name,
+            array_len,
+            element_size,
+            is_pointer,
+        })
+    }
+
+    pub fn enumerator_value(&self, die: DieRef, name: &[u8]) -> Result<Option<i64>> {
+        self.with_die(die, |_, _, d| {
+            Ok((d.tag == dw::DW_TAG_enumerator && d.name == Some(name))
+                .then_some(d.const_value)
+                .flatten())
+        })
+    }
+
+    pub fn enumerators(&self, die: DieRef) -> Result<Vec<(String, i64)>> {
+        self.with_die(die, |s, ctx, d| {
+            let mut out = Vec::new();
+            for c in self.children(s, ctx, d)? {
+                if c.tag != dw::DW_TAG_enumerator {
+                    continue;
+                }
+                if let (Some(n), Some(v)) = (c.name, c.const_value) {
+                    out.push((String::from_utf8_lossy(n).into_owned(), v));
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn clone_die<'a>(d: &Die<'a>) -> Die<'a> {
+    Die {
+        off: d.off,
+        tag: d.tag,
+        has_children: d.has_children,
+        after: d.after,
+        name: d.name,
+        byte_size: d.byte_size,
+        ty: d.ty,
+        member_location: d.member_location,
+        bit_size: d.bit_size,
+        data_bit_offset: d.data_bit_offset,
+        bit_offset: d.bit_offset,
+        upper_bound: d.upper_bound,
+        count: d.count,
+        const_value: d.const_value,
+        declaration: d.declaration,
+        sibling: d.sibling,
+    }
+}
+
+/// A member's offset in bits from the start of its struct.
+fn member_bits(m: &Die<'_>) -> u64 {
+    if let Some(dbo) = m.data_bit_offset {
+        return dbo;
+    }
+    let base = m.member_location.unwrap_or(0).saturating_mul(8);
+    match (m.bit_offset, m.bit_size, m.byte_size) {
+        // DWARF 2/3: DW_AT_bit_offset counts from the most significant bit
+        // of a `byte_size` storage unit (little-endian target).
+        (Some(bo), Some(bs), Some(storage)) => {
+            let from_lsb = (storage as i64) * 8 - bo - bs as i64;
+            (base as i64 + from_lsb).max(0) as u64
+        }
+        _ => base,
+    }
+}
+
+/// Skip the children of the DIE whose attributes were just read.
+fn skip_children(raw: &mut gimli::EntriesRaw<'_, R<'_>>) -> Result<()> {
+    let mut depth = 1usize;
+    while depth > 0 {
+        match raw.read_abbreviation().map_err(dwarf_err)? {
+            None => depth -= 1,
+            Some(a) => {
+                raw.skip_attributes(a.attributes()).map_err(dwarf_err)?;
+                if a.has_children() {
+                    depth += 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unsigned<T: Reader>(v: &AttributeValue<T>) -> Option<u64> {
+    match *v {
+        AttributeValue::Data1(x) => Some(x.into()),
+        AttributeValue::Data2(x) => Some(x.into()),
+        AttributeValue::Data4(x) => Some(x.into()),
+        AttributeValue::Data8(x) => Some(x),
+        AttributeValue::Udata(x) => Some(x),
+        AttributeValue::Sdata(x) => u64::try_from(x).ok(),
+        _ => None,
+    }
+}
+
+/// DW_FORM_dataN are taken as unsigned (GCC emits non-negative enumerators
+/// that way, negative ones as DW_FORM_sdata).
+fn signed<T: Reader>(v: &AttributeValue<T>) -> Option<i64> {
+    match *v {
+        AttributeValue::Data1(x) => Some(x.into()),
+        AttributeValue::Data2(x) => Some(x.into()),
+        AttributeValue::Data4(x) => Some(x.into()),
+        AttributeValue::Data8(x) => Some(x as i64),
+        AttributeValue::Udata(x) => Some(x as i64),
+        AttributeValue::Sdata(x) => Some(x),
+        _ => None,
+    }
+}
+
+fn reference(ctx: &UnitCtx<'_>, v: &AttributeValue<R<'_>>) -> Option<u64> {
+    match *v {
+        AttributeValue::UnitRef(o) => Some(ctx.start + o.0 as u64),
+        AttributeValue::DebugInfoRef(o) => Some(o.0 as u64),
+        _ => None,
+    }
+}
+
+/// DW_AT_data_member_location: a constant, or (DWARF 2) `DW_OP_plus_uconst n`.
+fn member_location(v: &AttributeValue<R<'_>>) -> Option<u64> {
+    if let AttributeValue::Exprloc(e) = v {
+        let mut r = e.0;
+        let op = r.read_u8().ok()?;
+        return match op {
+            0x23 => r.read_uleb128().ok(), // DW_OP_plus_uconst
+            0x10 => r.read_uleb128().ok(), // DW_OP_constu
+            _ => None,
+        };
+    }
+    unsigned(v)
+}
+
+fn section_bytes(file: &[u8], sec: &object::Section<'_, '_>, name: &str) -> Result<Bytes> {
+    let c = sec
+        .compressed_file_range()
+        .map_err(|e| TypeError::Dwarf(format!("{name}: {e}")))?;
+    let start = usize::try_from(c.offset).ok();
+    let len = usize::try_from(c.compressed_size).ok();
+    let range = match (start, len) {
+        (Some(s), Some(l)) if s.checked_add(l).is_some_and(|e| e <= file.len()) => s..s + l,
+        _ => {
+            return Err(TypeError::Dwarf(format!(
+                "{name} lies outside the file ({} bytes)",
+                file.len()
+            )))
+        }
+    };
+    match c.format {
+        object::CompressionFormat::None => Ok(Bytes::Mapped(range)),
+        object::CompressionFormat::Zlib => {
+            let comp = file.get(range.clone()).unwrap_or_default();
+            // zlib cannot expand more than ~1032:1.
+            let limit = (comp.len() as u64).saturating_mul(1032).saturating_add(4096);
+            if c.uncompressed_size > limit {
+                return Err(TypeError::Dwarf(format!(
+                    "{name}: claimed uncompressed size {} is impossible for {} compressed bytes",
+                    c.uncompressed_size,
+                    comp.len()
+                )));
+            }
+            let mut out = Vec::with_capacity(c.uncompressed_size as usize);
+            use std::io::Read;
+            flate2::read::ZlibDecoder::new(comp)
+                .take(c.uncompressed_size)
+                .read_to_end(&mut out)
+                .map_err(|e| TypeError::Dwarf(format!("{name}: zlib: {e}")))?;
+            Ok(Bytes::Owned(out))
+        }
+        other => Err(TypeError::Dwarf(format!(
+            "{name} is compressed ({other:?}), which is not supported; decompress it with \
+             `objcopy --decompress-debug-sections`"
+        ))),
+    }
+}
