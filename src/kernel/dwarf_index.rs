@@ -13,9 +13,9 @@
 use super::types::{Member, Result, TypeError, TypeStats};
 use gimli::constants as dw;
 use gimli::{
-    Abbreviations, AttributeValue, DebugAbbrev, DebugInfo, DebugInfoOffset, DebugLineStr,
-    DebugStr, DebugStrOffsets, DebugStrOffsetsBase, EndianSlice, Reader, RunTimeEndian,
-    UnitHeader, UnitOffset,
+    Abbreviations, AttributeValue, DebugAbbrev, DebugInfo, DebugInfoOffset, DebugLineStr, DebugStr,
+    DebugStrOffsets, DebugStrOffsetsBase, EndianSlice, Reader, RunTimeEndian, UnitHeader,
+    UnitOffset,
 };
 use object::{Object, ObjectSection};
 use std::collections::HashMap;
@@ -264,10 +264,7 @@ impl Dwarf {
     fn bytes<'a>(&'a self, b: &'a Bytes) -> &'a [u8] {
         match b {
             Bytes::Owned(v) => v,
-            Bytes::Mapped(r) => (*self.data)
-                .as_ref()
-                .get(r.clone())
-                .unwrap_or_default(),
+            Bytes::Mapped(r) => (*self.data).as_ref().get(r.clone()).unwrap_or_default(),
         }
     }
 
@@ -596,7 +593,12 @@ impl Dwarf {
 
     /// Read the DIE at `off` (a .debug_info offset inside `ctx`'s unit);
     /// `None` for a null entry (end of a list of children).
-    fn read_die<'a>(&'a self, s: &Secs<'a>, ctx: &UnitCtx<'a>, off: u64) -> Result<Option<Die<'a>>> {
+    fn read_die<'a>(
+        &'a self,
+        s: &Secs<'a>,
+        ctx: &UnitCtx<'a>,
+        off: u64,
+    ) -> Result<Option<Die<'a>>> {
         let uoff = off
             .checked_sub(ctx.start)
             .ok_or_else(|| TypeError::Dwarf(format!("DIE offset {off:#x} before its unit")))?;
@@ -629,9 +631,7 @@ impl Dwarf {
             let a = raw.read_attribute(*spec).map_err(dwarf_err)?;
             let v = a.raw_value();
             match a.name() {
-                dw::DW_AT_name => {
-                    d.name = self.str_value(s, &ctx.header, ctx.str_offsets_base, v)
-                }
+                dw::DW_AT_name => d.name = self.str_value(s, &ctx.header, ctx.str_offsets_base, v),
                 dw::DW_AT_byte_size => d.byte_size = unsigned(&v),
                 dw::DW_AT_type => d.ty = reference(ctx, &v),
                 dw::DW_AT_sibling => d.sibling = reference(ctx, &v),
@@ -651,7 +651,12 @@ impl Dwarf {
     }
 
     /// The direct children of `parent`.
-    fn children<'a>(&'a self, s: &Secs<'a>, ctx: &UnitCtx<'a>, parent: &Die<'a>) -> Result<Vec<Die<'a>>> {
+    fn children<'a>(
+        &'a self,
+        s: &Secs<'a>,
+        ctx: &UnitCtx<'a>,
+        parent: &Die<'a>,
+    ) -> Result<Vec<Die<'a>>> {
         let mut out = Vec::new();
         if !parent.has_children {
             return Ok(out);
@@ -665,7 +670,10 @@ impl Dwarf {
             } else {
                 let mut raw = ctx
                     .header
-                    .entries_raw(&ctx.abbrevs, Some(UnitOffset((d.after - ctx.start) as usize)))
+                    .entries_raw(
+                        &ctx.abbrevs,
+                        Some(UnitOffset((d.after - ctx.start) as usize)),
+                    )
                     .map_err(dwarf_err)?;
                 // Positioned after the attributes of a DIE with children.
                 skip_children(&mut raw)?;
@@ -673,7 +681,9 @@ impl Dwarf {
             };
             out.push(d);
             if next <= off {
-                return Err(TypeError::Dwarf(format!("DIE list at {off:#x} does not advance")));
+                return Err(TypeError::Dwarf(format!(
+                    "DIE list at {off:#x} does not advance"
+                )));
             }
             off = next;
         }
@@ -718,7 +728,10 @@ impl Dwarf {
                 _ => return Ok(d),
             }
         }
-        Err(TypeError::Dwarf(format!("type chain at {:#x} too deep", d.off)))
+        Err(TypeError::Dwarf(format!(
+            "type chain at {:#x} too deep",
+            d.off
+        )))
     }
 
     /// Array dimensions (element counts, outer first); 0 for a flexible array.
@@ -737,9 +750,18 @@ impl Dwarf {
         Ok(dims)
     }
 
-    fn size_in<'a>(&'a self, s: &Secs<'a>, ctx: &mut UnitCtx<'a>, d: Die<'a>, depth: usize) -> Result<Option<u64>> {
+    fn size_in<'a>(
+        &'a self,
+        s: &Secs<'a>,
+        ctx: &mut UnitCtx<'a>,
+        d: Die<'a>,
+        depth: usize,
+    ) -> Result<Option<u64>> {
         if depth > MAX_DEPTH {
-            return Err(TypeError::Dwarf(format!("type at {:#x} nests too deep", d.off)));
+            return Err(TypeError::Dwarf(format!(
+                "type at {:#x} nests too deep",
+                d.off
+            )));
         }
         if let Some(n) = d.byte_size {
             return Ok(Some(n));
@@ -779,7 +801,13 @@ impl Dwarf {
         self.size_in(&s, &mut ctx, d, 0)
     }
 
-    fn name_in<'a>(&'a self, s: &Secs<'a>, ctx: &mut UnitCtx<'a>, ty: Option<u64>, depth: usize) -> Result<String> {
+    fn name_in<'a>(
+        &'a self,
+        s: &Secs<'a>,
+        ctx: &mut UnitCtx<'a>,
+        ty: Option<u64>,
+        depth: usize,
+    ) -> Result<String> {
         let Some(t) = ty else {
             return Ok("void".into());
         };
@@ -792,9 +820,13 @@ impl Dwarf {
             dw::DW_TAG_base_type | dw::DW_TAG_typedef | dw::DW_TAG_unspecified_type => {
                 name.unwrap_or_else(|| "?".into())
             }
-            dw::DW_TAG_structure_type => format!("struct {}", name.unwrap_or_else(|| "{...}".into())),
+            dw::DW_TAG_structure_type => {
+                format!("struct {}", name.unwrap_or_else(|| "{...}".into()))
+            }
             dw::DW_TAG_union_type => format!("union {}", name.unwrap_or_else(|| "{...}".into())),
-            dw::DW_TAG_enumeration_type => format!("enum {}", name.unwrap_or_else(|| "{...}".into())),
+            dw::DW_TAG_enumeration_type => {
+                format!("enum {}", name.unwrap_or_else(|| "{...}".into()))
+            }
             dw::DW_TAG_pointer_type => {
                 let inner_die = match d.ty {
                     Some(it) => Some(self.die_at(s, ctx, it)?.tag),
@@ -1128,7 +1160,9 @@ fn section_bytes(file: &[u8], sec: &object::Section<'_, '_>, name: &str) -> Resu
         object::CompressionFormat::Zlib => {
             let comp = file.get(range.clone()).unwrap_or_default();
             // zlib cannot expand more than ~1032:1.
-            let limit = (comp.len() as u64).saturating_mul(1032).saturating_add(4096);
+            let limit = (comp.len() as u64)
+                .saturating_mul(1032)
+                .saturating_add(4096);
             if c.uncompressed_size > limit {
                 return Err(TypeError::Dwarf(format!(
                     "{name}: claimed uncompressed size {} is impossible for {} compressed bytes",

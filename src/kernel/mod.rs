@@ -29,10 +29,10 @@
 //!   offset, not relocated; add `per_cpu_offset(cpu)` (or use `per_cpu_addr`).
 
 pub mod btf;
+pub mod dwarf_index;
 pub mod kallsyms;
 mod read;
 pub mod symbols;
-pub mod dwarf_index;
 pub mod types;
 pub mod vmlinux;
 pub mod x86_64;

@@ -184,7 +184,13 @@ impl Types {
             (&[Kind::Enum], n.trim())
         } else {
             (
-                &[Kind::Struct, Kind::Union, Kind::Typedef, Kind::Enum, Kind::Base],
+                &[
+                    Kind::Struct,
+                    Kind::Union,
+                    Kind::Typedef,
+                    Kind::Enum,
+                    Kind::Base,
+                ],
                 name,
             )
         };
@@ -199,7 +205,10 @@ fn no_type(name: &str) -> TypeError {
     TypeError::NoType(name.to_string())
 }
 
-fn read_cache<T: Clone>(cache: &RwLock<HashMap<String, Result<T>>>, key: &str) -> Option<Result<T>> {
+fn read_cache<T: Clone>(
+    cache: &RwLock<HashMap<String, Result<T>>>,
+    key: &str,
+) -> Option<Result<T>> {
     cache.read().ok().and_then(|m| m.get(key).cloned())
 }
 
