@@ -490,3 +490,39 @@ fn corrupt_page_tables_give_errors() {
         other => panic!("{other}"),
     }
 }
+
+/// vmemmap: the `struct page` of a kernel-image page (reached through
+/// `vmemmap_base`, a KASLR'd variable, and the page walk) is a reserved page
+/// with one reference, as memblock leaves the kernel image (checked by hand:
+/// flags are 0x1000 on every fixture, bit 12 = PG_reserved in 6.1; the bit
+/// is asserted through the types' enum pageflags). Layout of
+/// `struct page` from VMCOREINFO (SIZE(page), OFFSET(page._refcount)).
+#[test]
+fn vmemmap_page_of_the_kernel_image() {
+    let Some(cases) = common::cases_or_skip("vmemmap_page_of_the_kernel_image") else {
+        return;
+    };
+    for case in &cases {
+        let k = open(case);
+        let vi = k.dump().vmcoreinfo();
+        let page_size = vi.number("SIZE(page)").unwrap() as u64;
+        let refcount_off = vi.number("OFFSET(page._refcount)").unwrap() as u64;
+        let vmemmap = k.read_u64(k.symbol("vmemmap_base").unwrap()).unwrap();
+        let pa = k.vtop(k.symbol("init_uts_ns").unwrap()).unwrap();
+        let page = vmemmap + (pa >> 12) * page_size;
+        let steps = k.page_walk(page);
+        assert!(!steps.is_empty(), "{}", case.name);
+        let refcount = k.read_u32(page + refcount_off).unwrap();
+        assert_eq!(
+            refcount,
+            1,
+            "{}: page {page:#x} of pfn {:#x}",
+            case.name,
+            pa >> 12
+        );
+        if let Ok(bit) = k.enum_value("PG_reserved") {
+            let flags = k.read_u64(page).unwrap();
+            assert!(flags & (1 << bit) != 0, "{}: flags {flags:#x}", case.name);
+        }
+    }
+}
