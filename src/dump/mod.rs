@@ -14,6 +14,13 @@
 //!   `number("PAGESIZE")`, …)
 //! - `dump.cpus() -> &[CpuState]` (one per NT_PRSTATUS / QEMU CPU note, in CPU order)
 //! - `Dump::open_bytes(name, bytes)`: the same from memory (fuzzing, tests)
+//!
+//! Formats (`Format`): ELF vmcore; kdump-compressed; either inside
+//! makedumpfile's flattened stream (`KdumpFlattened`, `ElfFlattened`), read
+//! through an index of its records. Missing pages: `NotRam` (no RAM there:
+//! outside every PT_LOAD / kdump's first bitmap), `Excluded` (RAM the writer
+//! filtered out: kdump's second bitmap, or an ELF PT_LOAD's bytes past
+//! p_filesz, as `makedumpfile -E` writes), `Truncated` (the file ends first).
 
 use std::path::{Path, PathBuf};
 
