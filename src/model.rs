@@ -238,6 +238,8 @@ pub enum FrameKind {
     Scan,
     Stale,
     Exception,
+    /// DWARF call-frame information (`.debug_frame`) where ORC has none.
+    DwarfCfi,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -4,6 +4,7 @@
 //! `kmem -i`, `kmem -z` and `log` (see `crash.rs`); other sections (backtrace,
 //! diagnosis) live in files of their own here and are called from `text()`.
 
+mod bt;
 mod crash;
 
 pub use crash::{format_date, pages_to_size};
@@ -21,6 +22,7 @@ pub fn text(model: &DumpModel) -> String {
     out.push_str(&crash::ps(model));
     out.push_str(&crash::kmem_i(model));
     out.push_str(&crash::kmem_z(model));
+    out.push_str(&bt::bt(model));
     out.push_str(&crash::log(model));
     out
 }

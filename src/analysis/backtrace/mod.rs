@@ -12,6 +12,7 @@
 //! pointer, `task_struct.thread.sp`, which points at a `struct
 //! inactive_task_frame` whose `ret_addr` returns into `__schedule`.
 
+pub mod cfi;
 pub mod orc;
 pub mod symbolize;
 pub mod unwind;
@@ -107,6 +108,8 @@ struct Context<'k> {
     orc: OrcSet,
     sym: Symbolizer<'k>,
     pt_regs: Option<PtRegsLayout>,
+    /// `.debug_frame`, indexed on first use.
+    cfi: std::cell::OnceCell<Option<cfi::DebugFrame<'k>>>,
     thread_size: u64,
     /// Why the unwinder runs without some of its data.
     setup_problems: Vec<String>,
@@ -146,6 +149,7 @@ impl<'k> Context<'k> {
             orc,
             sym: Symbolizer::new(kernel, modules),
             pt_regs,
+            cfi: std::cell::OnceCell::new(),
             thread_size: thread_size(kernel),
             setup_problems: problems,
             cache: RefCell::new(HashMap::new()),
@@ -316,6 +320,7 @@ impl<'k> Context<'k> {
             stacks: &stacks,
             is_text: &is_text,
             pt_regs,
+            cfi: Some(self),
         };
         let mut unwound = u.unwind(start);
         if let (Some(f), Some(sp)) = (unwound.frames.first_mut(), shown_sp) {
@@ -336,7 +341,14 @@ impl<'k> Context<'k> {
     fn frames(&self, raw: &[RawFrame]) -> Vec<Frame> {
         let mut out = Vec::new();
         for r in raw {
-            let sym = self.sym.symbol(r.pc);
+            // A return address may be the first byte after its function (a
+            // call to a noreturn function ends it): name it by the call, as
+            // the kernel's %pB does.
+            let probe = if r.signal { r.pc } else { r.pc.wrapping_sub(1) };
+            let sym = self.sym.symbol(probe).map(|mut s| {
+                s.offset += r.pc - probe;
+                s
+            });
             let base = Frame {
                 level: 0,
                 sp: r.sp,
@@ -356,7 +368,6 @@ impl<'k> Context<'k> {
                 out.push(base);
                 continue;
             }
-            let probe = if r.signal { r.pc } else { r.pc.wrapping_sub(1) };
             let chain = self.sym.source(probe);
             let n = chain.len();
             for (i, s) in chain.into_iter().enumerate() {
@@ -389,6 +400,21 @@ impl<'k> Context<'k> {
             f.level = i as u32;
         }
         out
+    }
+}
+
+impl cfi::CfiLookup for Context<'_> {
+    fn row(&self, pc: u64) -> Option<cfi::CfiRow> {
+        if !self.sym.is_kernel_text(pc) {
+            return None;
+        }
+        self.cfi
+            .get_or_init(|| {
+                let (data, _) = self.kernel.section(".debug_frame")?;
+                Some(cfi::DebugFrame::new(data, self.kernel.kaslr_offset()))
+            })
+            .as_ref()?
+            .row(pc)
     }
 }
 

@@ -6,6 +6,7 @@
 //! memory reader, the ORC tables, the stacks the task may run on and a test
 //! for kernel text, and returns frames plus, if it stopped early, why.
 
+use super::cfi::CfiLookup;
 use super::orc::{reg, OrcEntry, OrcSet, OrcType};
 use crate::model::FrameKind;
 use std::collections::HashSet;
@@ -185,6 +186,8 @@ pub struct Unwinder<'a> {
     pub stacks: &'a [Stack],
     pub is_text: &'a dyn Fn(u64) -> bool,
     pub pt_regs: &'a PtRegsLayout,
+    /// DWARF CFI for code whose ORC entry is undefined.
+    pub cfi: Option<&'a dyn CfiLookup>,
 }
 
 struct State {
@@ -336,7 +339,12 @@ impl<'a> Unwinder<'a> {
             None => return Err(format!("no unwind data for {:#x}", state.ip)),
         };
         match orc.kind {
-            OrcType::Undefined => return Err(format!("undefined ORC entry for {:#x}", state.ip)),
+            OrcType::Undefined => {
+                return match self.cfi.and_then(|c| c.row(lookup)) {
+                    Some(row) => self.cfi_step(state, row),
+                    None => Err(format!("undefined ORC entry for {:#x}", state.ip)),
+                };
+            }
             OrcType::EndOfStack => return Ok(Step::End),
             _ => {}
         }
@@ -470,6 +478,52 @@ impl<'a> Unwinder<'a> {
             return Err(format!(
                 "stack pointer {:#x} after {:#x} is on no known stack",
                 next.sp, state.ip
+            ));
+        }
+        Ok(Step::Next(Box::new((frame, next))))
+    }
+
+    /// One step by DWARF CFI.
+    fn cfi_step(&self, state: &State, row: super::cfi::CfiRow) -> Result<Step, String> {
+        let base = if row.cfa_from_bp {
+            state.bp.ok_or("no frame pointer value")?
+        } else {
+            state.sp
+        };
+        let cfa = base.wrapping_add_signed(row.cfa_offset);
+        let slot = cfa.wrapping_add_signed(row.ra_offset);
+        let ip = self.read_stack(slot)?;
+        if !(self.is_text)(ip) {
+            return Err(format!(
+                "DWARF CFI at {:#x} gives {ip:#x}, not kernel text",
+                state.ip
+            ));
+        }
+        let bp = match row.bp_offset {
+            Some(o) => Some(self.read_stack(cfa.wrapping_add_signed(o))?),
+            None => state.bp,
+        };
+        let stack = self.stack_of(slot);
+        let frame = RawFrame {
+            pc: ip,
+            sp: slot,
+            kind: FrameKind::DwarfCfi,
+            regs: None,
+            stack: self.stack_name(stack),
+            signal: false,
+        };
+        let next = State {
+            ip,
+            sp: cfa,
+            bp,
+            regs: None,
+            signal: false,
+            stack: self.stack_of(cfa.wrapping_sub(8)),
+        };
+        if next.stack.is_none() {
+            return Err(format!(
+                "stack pointer {cfa:#x} after {:#x} is on no known stack",
+                state.ip
             ));
         }
         Ok(Step::Next(Box::new((frame, next))))
@@ -640,6 +694,7 @@ pub(crate) mod tests {
             stacks: &stacks,
             is_text: &is_text,
             pt_regs: &regs,
+            cfi: None,
         };
         let mut out = u.unwind(start);
         let stale = u.stale(&out.frames);
