@@ -6,6 +6,7 @@
 
 mod bt;
 mod crash;
+mod diagnosis;
 
 pub use crash::{format_date, pages_to_size};
 
@@ -17,6 +18,7 @@ pub fn json(model: &DumpModel) -> String {
 
 pub fn text(model: &DumpModel) -> String {
     let mut out = String::new();
+    out.push_str(&diagnosis::section(model));
     out.push_str(&crash::sys(model));
     out.push_str(&crash::problems(model));
     out.push_str(&crash::ps(model));

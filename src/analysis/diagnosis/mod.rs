@@ -1,0 +1,290 @@
+//! Diagnosis: why the machine died, from the model, with evidence.
+//!
+//! `diagnose` is pure: it reads the model (panic string, log, tasks, zones,
+//! meminfo, backtraces, sysctls) and writes a verdict, a cause class, the
+//! evidence (each item pointing at an entry of the model, see
+//! `resolve_ref`) and the usual remedies.
+//!
+//! A class that depends on a tunable (`vm.panic_on_oom`,
+//! `kernel.hung_task_panic`, …) is confirmed by the variable read from the
+//! dump where it could be read; when the variable says otherwise the verdict
+//! states the contradiction instead of trusting the log string alone.
+//!
+//! Classes: `oom_panic`, `oom`, `oops`, `sysrq`, `hung_task`, `soft_lockup`,
+//! `hard_lockup`, `rcu_stall`, `kill_init`, `stack_overflow`,
+//! `machine_check`, `nmi`, `warn_panic`, `unknown`.
+
+mod oom;
+mod oops;
+mod other;
+mod watchdog;
+
+use crate::model::{Diagnosis, DumpModel, Evidence, Task};
+
+/// Why the machine died.
+pub fn diagnose(model: &DumpModel) -> Diagnosis {
+    let cx = Ctx::new(model);
+    let detectors: [fn(&Ctx) -> Option<Diagnosis>; 12] = [
+        other::sysrq,
+        oom::diagnose,
+        other::kill_init,
+        watchdog::hung_task,
+        watchdog::soft_lockup,
+        watchdog::hard_lockup,
+        watchdog::rcu_stall,
+        other::stack_overflow,
+        other::machine_check,
+        other::nmi,
+        other::warn_panic,
+        oops::diagnose,
+    ];
+    detectors
+        .iter()
+        .find_map(|d| d(&cx))
+        .unwrap_or_else(|| other::unknown(&cx))
+}
+
+/// Does an evidence `ref` point at an existing entry of the model?
+/// "log:N" (index in `log`), "task:PID", "zone:NODE:NAME",
+/// "frame:B:LEVEL" (backtrace index, frame level), "sysctl:NAME",
+/// "meminfo:FIELD".
+pub fn resolve_ref(model: &DumpModel, reference: &str) -> bool {
+    let Some((kind, rest)) = reference.split_once(':') else {
+        return false;
+    };
+    match kind {
+        "log" => rest.parse::<usize>().is_ok_and(|i| i < model.log.len()),
+        "task" => rest
+            .parse::<i64>()
+            .is_ok_and(|pid| model.tasks.iter().any(|t| t.pid == pid)),
+        "zone" => rest.split_once(':').is_some_and(|(node, name)| {
+            node.parse::<u32>()
+                .is_ok_and(|n| model.zones.iter().any(|z| z.node == n && z.name == name))
+        }),
+        "frame" => rest.split_once(':').is_some_and(|(b, level)| {
+            match (b.parse::<usize>(), level.parse::<u32>()) {
+                (Ok(b), Ok(level)) => model
+                    .backtraces
+                    .get(b)
+                    .is_some_and(|bt| bt.frames.iter().any(|f| f.level == level)),
+                _ => false,
+            }
+        }),
+        "sysctl" => model.sysctls.contains_key(rest),
+        "meminfo" => serde_json::to_value(&model.meminfo)
+            .ok()
+            .is_some_and(|v| v.get(rest).is_some()),
+        _ => false,
+    }
+}
+
+/// What the detectors share: the model and the panic message.
+pub(crate) struct Ctx<'a> {
+    pub m: &'a DumpModel,
+    /// The panic message: the summary's, else the last "Kernel panic" line.
+    pub panic: String,
+    /// The log record holding the panic message.
+    pub panic_log: Option<usize>,
+}
+
+/// A sysctl as the dump has it, or that it could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Var {
+    Read(i64),
+    Unknown,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(m: &'a DumpModel) -> Ctx<'a> {
+        let mut panic = m.summary.panic.trim().to_string();
+        let mut panic_log = None;
+        if !panic.is_empty() {
+            panic_log = m
+                .log
+                .iter()
+                .rposition(|r| r.text.lines().any(|l| l.trim() == panic))
+                .or_else(|| m.log.iter().rposition(|r| r.text.contains(&panic)));
+        }
+        if panic_log.is_none() {
+            if let Some((i, line)) = last_line(m, |l| l.starts_with("Kernel panic - not syncing")) {
+                panic_log = Some(i);
+                if panic.is_empty() {
+                    panic = line.to_string();
+                }
+            }
+        }
+        Ctx {
+            m,
+            panic,
+            panic_log,
+        }
+    }
+
+    pub fn sysctl(&self, name: &str) -> Var {
+        self.m
+            .sysctls
+            .get(name)
+            .map_or(Var::Unknown, |v| Var::Read(*v))
+    }
+
+    /// The panic message contains `s` (case-sensitive).
+    pub fn panic_has(&self, s: &str) -> bool {
+        self.panic.contains(s)
+    }
+
+    /// The first log line (of any record) `f` accepts, with its record index.
+    pub fn first_line(&self, f: impl Fn(&str) -> bool) -> Option<(usize, &'a str)> {
+        first_line(self.m, f)
+    }
+
+    pub fn last_line(&self, f: impl Fn(&str) -> bool) -> Option<(usize, &'a str)> {
+        last_line(self.m, f)
+    }
+
+    /// Every log line `f` accepts, oldest first.
+    pub fn lines(&self, f: impl Fn(&str) -> bool) -> Vec<(usize, &'a str)> {
+        log_lines(self.m).filter(|(_, l)| f(l)).collect()
+    }
+
+    pub fn task(&self, pid: i64) -> Option<&'a Task> {
+        self.m.tasks.iter().find(|t| t.pid == pid)
+    }
+
+    /// Evidence for the panic message's log record, if found.
+    pub fn panic_evidence(&self) -> Option<Evidence> {
+        self.panic_log.map(|i| log_ev(i, &self.panic))
+    }
+
+    /// Evidence for a sysctl, when the dump had it.
+    pub fn sysctl_evidence(&self, name: &str, meaning: &str) -> Option<Evidence> {
+        let v = self.m.sysctls.get(name)?;
+        Some(ev(
+            "sysctl",
+            format!("sysctl:{name}"),
+            format!(
+                "{name} = {v}{}{meaning}",
+                if meaning.is_empty() { "" } else { ": " }
+            ),
+        ))
+    }
+
+    /// Evidence for a task of the process table.
+    pub fn task_evidence(&self, pid: i64, what: &str) -> Option<Evidence> {
+        let t = self.task(pid)?;
+        Some(ev(
+            "task",
+            format!("task:{pid}"),
+            format!(
+                "PID {} {} state {} RSS {} KiB{}{}",
+                t.pid,
+                t.comm,
+                t.state,
+                t.rss_kib,
+                if what.is_empty() { "" } else { ": " },
+                what
+            ),
+        ))
+    }
+
+    /// The first frame of the panicking task's backtrace (or any backtrace)
+    /// whose function is `func`, as ("frame:B:L", module).
+    pub fn frame_of(&self, func: &str) -> Option<(String, Option<String>)> {
+        let mut order: Vec<usize> = (0..self.m.backtraces.len()).collect();
+        order.sort_by_key(|&i| !self.m.backtraces[i].panic);
+        for b in order {
+            for f in &self.m.backtraces[b].frames {
+                if f.function.as_deref() == Some(func) {
+                    return Some((format!("frame:{b}:{}", f.level), f.module.clone()));
+                }
+            }
+        }
+        None
+    }
+
+    /// The backtrace of task `pid`, by index.
+    pub fn backtrace_of(&self, pid: i64) -> Option<usize> {
+        self.m.backtraces.iter().position(|b| b.pid == pid)
+    }
+}
+
+/// (record index, line) over every line of every log record.
+pub(crate) fn log_lines(m: &DumpModel) -> impl Iterator<Item = (usize, &str)> {
+    m.log
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.text.lines().map(move |l| (i, l.trim())))
+}
+
+fn first_line(m: &DumpModel, f: impl Fn(&str) -> bool) -> Option<(usize, &str)> {
+    log_lines(m).find(|(_, l)| f(l))
+}
+
+fn last_line(m: &DumpModel, f: impl Fn(&str) -> bool) -> Option<(usize, &str)> {
+    log_lines(m).filter(|(_, l)| f(l)).last()
+}
+
+pub(crate) fn ev(kind: &str, reference: String, text: String) -> Evidence {
+    Evidence {
+        kind: kind.into(),
+        reference,
+        text,
+    }
+}
+
+pub(crate) fn log_ev(i: usize, line: &str) -> Evidence {
+    ev("log", format!("log:{i}"), line.trim().to_string())
+}
+
+/// `NAME = V` for the verdict, or a note that the log is the only witness.
+pub(crate) fn var_phrase(name: &str, v: Var) -> String {
+    match v {
+        Var::Read(v) => format!("{name}={v}"),
+        Var::Unknown => format!("{name} (not readable in the dump; from the log)"),
+    }
+}
+
+/// The diagnosis for a log string whose tunable reads otherwise.
+pub(crate) fn contradiction(
+    cx: &Ctx,
+    claim: &str,
+    name: &str,
+    value: i64,
+    mut evidence: Vec<Evidence>,
+) -> Diagnosis {
+    if let Some(e) = cx.sysctl_evidence(name, "contradicts the log") {
+        evidence.push(e);
+    }
+    Diagnosis {
+        class: "unknown".into(),
+        verdict: format!(
+            "Unconfirmed: the log says {claim}, but {name} reads {value} in the dump, so that is not \
+             what panicked this kernel (or the vmlinux does not match); PANIC: \"{}\"",
+            cx.panic
+        ),
+        evidence,
+        remedies: vec![
+            "Check that the vmlinux matches the dump (release and build-id) and that the log belongs to this boot".into(),
+            format!("Read {name} on the live system (sysctl {name}) and compare"),
+        ],
+    }
+}
+
+/// The first `0x…`/decimal number after `key` in `line`.
+pub(crate) fn field_after<'l>(line: &'l str, key: &str) -> Option<&'l str> {
+    let at = line.find(key)? + key.len();
+    let rest = &line[at..];
+    let end = rest.find([',', ' ', ')', '(']).unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+/// A percentage with one decimal.
+pub(crate) fn pct(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        (part * 1000.0 / whole).round() / 10.0
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests;

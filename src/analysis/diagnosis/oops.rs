@@ -1,0 +1,247 @@
+//! Oops: NULL pointer dereference, page fault in kernel mode, general
+//! protection fault, BUG(), invalid opcode.
+
+use super::{ev, log_ev, var_phrase, Ctx, Var};
+use crate::model::{Diagnosis, Evidence};
+
+/// The first line of an oops report, what it means, and the address it names.
+struct Header<'a> {
+    index: usize,
+    line: &'a str,
+    kind: String,
+    address: Option<String>,
+}
+
+fn header(line: &str) -> Option<(String, Option<String>)> {
+    let addr_after = |key: &str| {
+        line.find(key)
+            .map(|a| line[a + key.len()..].trim())
+            .and_then(|r| r.split_whitespace().next())
+            .map(|s| s.trim_end_matches(['.', ',']).to_string())
+    };
+    if line.contains("BUG: kernel NULL pointer dereference")
+        || line.contains("BUG: unable to handle kernel NULL pointer dereference")
+    {
+        let a = addr_after("address: ").or_else(|| addr_after(" at "));
+        return Some(("kernel NULL pointer dereference".into(), a));
+    }
+    if line.contains("BUG: unable to handle page fault for address:") {
+        return Some((
+            "page fault in kernel mode".into(),
+            addr_after("for address: "),
+        ));
+    }
+    if line.contains("BUG: unable to handle kernel paging request at") {
+        return Some((
+            "page fault in kernel mode".into(),
+            addr_after("request at "),
+        ));
+    }
+    if line.starts_with("general protection fault") {
+        return Some((
+            "general protection fault".into(),
+            addr_after("non-canonical address "),
+        ));
+    }
+    if let Some(at) = line.strip_prefix("kernel BUG at ") {
+        let at = at.trim_end_matches('!');
+        return Some((format!("BUG() at {at}"), None));
+    }
+    if line.starts_with("invalid opcode:") {
+        return Some(("invalid opcode (BUG/UD2)".into(), None));
+    }
+    if line.starts_with("Oops:") || line.starts_with("BUG: unable to handle") {
+        return Some(("kernel oops".into(), None));
+    }
+    None
+}
+
+fn oopsish(panic: &str) -> bool {
+    panic.is_empty()
+        || [
+            "Oops",
+            "BUG",
+            "general protection fault",
+            "Fatal exception",
+            "unable to handle",
+            "invalid opcode",
+        ]
+        .iter()
+        .any(|s| panic.contains(s))
+}
+
+/// "RIP: 0010:lkdtm_EXCEPTION+0x0/0x10 [lkdtm]" → ("lkdtm_EXCEPTION", "lkdtm_EXCEPTION+0x0/0x10", Some("lkdtm")).
+pub(super) fn parse_rip(line: &str) -> Option<(String, String, Option<String>)> {
+    let rest = line.strip_prefix("RIP: ")?;
+    let rest = rest.strip_prefix("0010:")?;
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let at = words.iter().position(|w| w.contains("+0x"))?;
+    let loc = words[at].to_string();
+    let func = loc.split('+').next().unwrap_or("").to_string();
+    let module = words
+        .get(at + 1)
+        .filter(|w| w.starts_with('[') && !w.starts_with("[<") && w.ends_with(']'))
+        .map(|w| w.trim_matches(['[', ']']).to_string());
+    Some((func, loc, module))
+}
+
+/// "CPU: 1 PID: 53 Comm: sh Kdump: loaded Not tainted 6.1.192 #2" → (cpu, pid, comm, taint).
+pub(super) fn parse_cpu_line(line: &str) -> Option<(u32, i64, String, String)> {
+    let rest = line.strip_prefix("CPU: ")?;
+    let cpu = rest.split_whitespace().next()?.parse().ok()?;
+    let pid = super::field_after(line, "PID: ")?.parse().ok()?;
+    let comm_at = line.find("Comm: ")? + "Comm: ".len();
+    let tail = &line[comm_at..];
+    let comm_end = [" Kdump:", " Not tainted", " Tainted:"]
+        .iter()
+        .filter_map(|k| tail.find(k))
+        .min()
+        .unwrap_or(tail.len());
+    let comm = tail[..comm_end].trim().to_string();
+    let taint = if line.contains("Not tainted") {
+        "not tainted".to_string()
+    } else {
+        super::field_after(line, "Tainted: ")
+            .map(|t| format!("tainted {t}"))
+            .unwrap_or_default()
+    };
+    Some((cpu, pid, comm, taint))
+}
+
+pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
+    if !oopsish(&cx.panic) {
+        return None;
+    }
+    let h = cx
+        .first_line(|l| header(l).is_some())
+        .and_then(|(index, line)| {
+            header(line).map(|(kind, address)| Header {
+                index,
+                line,
+                kind,
+                address,
+            })
+        })?;
+    let mut evidence: Vec<Evidence> = vec![log_ev(h.index, h.line)];
+    let after = |f: &dyn Fn(&str) -> bool| {
+        super::log_lines(cx.m)
+            .skip_while(|(i, _)| *i < h.index)
+            .find(|(_, l)| f(l))
+    };
+    for prefix in ["#PF: ", "Oops: "] {
+        if let Some((i, l)) = after(&|l: &str| l.starts_with(prefix)) {
+            if i != h.index {
+                evidence.push(log_ev(i, l));
+            }
+        }
+    }
+    let mut facts = vec![match &h.address {
+        Some(a) => format!("{} at address {a}", h.kind),
+        None => h.kind.clone(),
+    }];
+    // Where: the RIP line.
+    let rip = after(&|l: &str| l.starts_with("RIP: 0010:"));
+    let mut func = None;
+    let mut module = None;
+    if let Some((i, l)) = rip {
+        if let Some((f, loc, m)) = parse_rip(l) {
+            evidence.push(ev(
+                "log",
+                format!("log:{i}"),
+                format!(
+                    "faulting instruction in {loc}{}",
+                    m.as_ref().map(|m| format!(" [{m}]")).unwrap_or_default()
+                ),
+            ));
+            facts.push(format!(
+                "in {loc}{}",
+                m.as_ref().map(|m| format!(" [{m}]")).unwrap_or_default()
+            ));
+            func = Some(f);
+            module = m;
+        }
+    }
+    if let Some(f) = &func {
+        if let Some((r, fm)) = cx.frame_of(f) {
+            evidence.push(ev(
+                "frame",
+                r,
+                format!(
+                    "backtrace frame {f}{}",
+                    fm.as_ref().map(|m| format!(" [{m}]")).unwrap_or_default()
+                ),
+            ));
+            if module.is_none() {
+                module = fm;
+            }
+        }
+    }
+    if let Some(m) = &module {
+        facts.push(format!("module {m}"));
+    }
+    if let Some((i, l)) = after(&|l: &str| l.starts_with("Modules linked in:")) {
+        evidence.push(log_ev(i, l));
+    }
+    // Who: the CPU/PID line.
+    if let Some((_, l)) = after(&|l: &str| l.starts_with("CPU: ") && l.contains(" PID: ")) {
+        if let Some((cpu, pid, comm, taint)) = parse_cpu_line(l) {
+            facts.push(format!("task {comm} (PID {pid}) on CPU {cpu}"));
+            if let Some(e) =
+                cx.task_evidence(pid, &format!("was running the faulting code ({taint})"))
+            {
+                evidence.push(e);
+            }
+        }
+    }
+    // Why it became a panic.
+    let poo = cx.sysctl("kernel.panic_on_oops");
+    if let Some(e) = cx.sysctl_evidence("kernel.panic_on_oops", "an oops panics the kernel") {
+        evidence.push(e);
+    }
+    if let Some(e) = cx.panic_evidence() {
+        if !evidence.iter().any(|x| x.reference == e.reference) {
+            evidence.push(e);
+        }
+    }
+    let why = match poo {
+        Var::Read(0) if cx.panic_has("in interrupt") => {
+            "kernel.panic_on_oops=0, but the oops hit interrupt context, which always panics".to_string()
+        }
+        Var::Read(0) => "kernel.panic_on_oops=0: the oops was fatal because it hit interrupt context, the idle task or init".to_string(),
+        v => format!("{} made the oops a panic", var_phrase("kernel.panic_on_oops", v)),
+    };
+    facts.push(why);
+
+    let mut remedies = Vec::new();
+    if let Some(m) = &module {
+        if m == "lkdtm" {
+            remedies.push("The fault is in lkdtm, the kernel's crash-test module: this crash was provoked on purpose (see who wrote to /sys/kernel/debug/provoke-crash)".into());
+        } else {
+            remedies.push(format!(
+                "The fault is in module {m}: update it, or unload/blacklist it, and report the oops to its maintainer"
+            ));
+        }
+    }
+    if let Some(f) = &func {
+        let obj = module
+            .as_ref()
+            .map(|m| format!("{m}.ko"))
+            .unwrap_or_else(|| "vmlinux".into());
+        remedies.push(format!(
+            "Find the source line: gdb {obj} -ex 'list *({})' (or scripts/faddr2line {obj} {f}+…)",
+            rip.and_then(|(_, l)| parse_rip(l))
+                .map(|r| r.1.split('/').next().unwrap_or("").to_string())
+                .unwrap_or_else(|| f.clone())
+        ));
+    }
+    remedies.push("Look for a fix in newer stable kernels for this function; report the full oops with the kernel version".into());
+    if poo == Var::Read(1) {
+        remedies.push("kernel.panic_on_oops=1 is what turned the oops into a panic and kept this dump; with 0 the kernel would kill the task and run on, tainted".into());
+    }
+    Some(Diagnosis {
+        class: "oops".into(),
+        verdict: format!("Kernel oops: {}", facts.join("; ")),
+        evidence,
+        remedies,
+    })
+}

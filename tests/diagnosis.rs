@@ -1,0 +1,945 @@
+//! Diagnosis: the verdict on every fixture, and each cause class on a model
+//! whose log and sysctls are set up here.
+//!
+//! The fixture tests build the model from the fixture's drgn.json (drgn's
+//! reading of the dump, in crashdeck's JSON keys) plus the sysctls the
+//! scenario set (case.txt), and compare the verdict with console.log, the
+//! kernel's own account of the crash. `real_model_*` run the same checks on
+//! the model crashdeck builds from the dump itself, once the kernel layer
+//! opens the fixtures.
+
+mod common;
+
+use common::Case;
+use crashdeck::analysis::diagnosis::{diagnose, resolve_ref};
+use crashdeck::kernel::KernelOptions;
+use crashdeck::model::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+// ---------------------------------------------------------------- helpers
+
+fn s(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
+}
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+fn hex(v: &Value) -> u64 {
+    v.as_str().map(|t| hex::parse(t).unwrap()).unwrap_or(0)
+}
+
+/// drgn's one-letter task states as crash abbreviates them.
+fn state(drgn: &str) -> String {
+    match drgn {
+        "R" => "RU",
+        "S" => "IN",
+        "D" => "UN",
+        "T" => "ST",
+        "t" => "TR",
+        "Z" => "ZO",
+        "X" => "DE",
+        "I" => "ID",
+        other => other,
+    }
+    .to_string()
+}
+
+/// A `DumpModel` from a fixture's drgn.json (what fits).
+fn model_from_drgn(case: &Case) -> DumpModel {
+    let d = case.drgn();
+    let sm = &d["summary"];
+    let summary = Summary {
+        release: s(&sm["release"]),
+        version: s(&sm["version"]),
+        machine: s(&sm["machine"]),
+        cpus: u(&sm["cpus"]) as u32,
+        memory_bytes: u(&sm["memory_bytes"]),
+        panic: s(&sm["panic"]),
+        panic_pid: sm["panic_pid"].as_i64(),
+        panic_comm: sm["panic_comm"].as_str().map(str::to_string),
+        panic_cpu: sm["panic_cpu"].as_u64().map(|c| c as u32),
+        panic_task: sm["panic_task"].as_str().map(|t| hex::parse(t).unwrap()),
+        ..Default::default()
+    };
+    let tasks = d["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| Task {
+            pid: t["pid"].as_i64().unwrap(),
+            ppid: t["ppid"].as_i64().unwrap_or(0),
+            tgid: t["pid"].as_i64().unwrap(),
+            cpu: u(&t["cpu"]) as u32,
+            task: hex(&t["task"]),
+            state: state(t["state"].as_str().unwrap_or("")),
+            comm: s(&t["comm"]),
+            rss_kib: u(&t["rss_kib"]),
+            vsz_kib: u(&t["vsz_kib"]),
+            mem_percent: t["mem_percent"].as_f64().unwrap_or(0.0),
+            active: t["active"].as_bool().unwrap_or(false),
+            kthread: u(&t["vsz_kib"]) == 0,
+        })
+        .collect();
+    let zones = d["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| Zone {
+            node: u(&z["node"]) as u32,
+            name: s(&z["name"]),
+            spanned_pages: u(&z["spanned_pages"]),
+            present_pages: u(&z["present_pages"]),
+            managed_pages: u(&z["managed_pages"]),
+            min: u(&z["min"]),
+            low: u(&z["low"]),
+            high: u(&z["high"]),
+            free_pages: u(&z["free_pages"]),
+            populated: z["populated"].as_bool().unwrap_or(false),
+            ..Default::default()
+        })
+        .collect();
+    let mi = &d["meminfo"];
+    let meminfo = MemInfo {
+        page_size: 4096,
+        total_pages: u(&mi["total_pages"]),
+        free_pages: u(&mi["free_pages"]),
+        used_pages: u(&mi["used_pages"]),
+        shared_pages: u(&mi["shared_pages"]),
+        slab_pages: u(&mi["slab_pages"]),
+        swap_total_pages: u(&mi["swap_total_pages"]),
+        swap_free_pages: u(&mi["swap_free_pages"]),
+        commit_limit_pages: u(&mi["commit_limit_pages"]),
+        committed_pages: u(&mi["committed_pages"]),
+        ..Default::default()
+    };
+    let log = d["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| LogRecord {
+            ts_ns: u(&r["ts_ns"]),
+            level: u(&r["level"]) as u8,
+            text: s(&r["text"]),
+            ..Default::default()
+        })
+        .collect();
+    let bt = &d["backtrace"];
+    let backtraces = vec![Backtrace {
+        pid: bt["pid"].as_i64().unwrap_or(0),
+        panic: true,
+        active: true,
+        frames: bt["frames"]
+            .as_array()
+            .map(|fs| {
+                fs.iter()
+                    .map(|f| Frame {
+                        level: u(&f["level"]) as u32,
+                        pc: hex(&f["pc"]),
+                        function: f["function"].as_str().map(str::to_string),
+                        inline: f["inline"].as_bool().unwrap_or(false),
+                        ..Default::default()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ..Default::default()
+    }];
+    DumpModel {
+        summary,
+        tasks,
+        zones,
+        meminfo,
+        log,
+        backtraces,
+        ..Default::default()
+    }
+}
+
+/// The sysctls each scenario set (case.txt `scenario:`), as the dump holds them.
+fn scenario_sysctls(case: &Case) -> BTreeMap<String, i64> {
+    let scenario = case.meta("scenario").unwrap_or("");
+    let mut m = BTreeMap::new();
+    if scenario.contains("panic_on_oom=1") || case.name.contains("oom") {
+        m.insert("vm.panic_on_oom".to_string(), 1);
+    }
+    if case.name.contains("oops") {
+        m.insert("kernel.panic_on_oops".to_string(), 1);
+    }
+    if let Some(v) = echo_into(scenario, "hung_task_panic") {
+        m.insert("kernel.hung_task_panic".to_string(), v);
+    }
+    if let Some(v) = echo_into(scenario, "hung_task_timeout_secs") {
+        m.insert("kernel.hung_task_timeout_secs".to_string(), v);
+    }
+    m
+}
+
+/// "echo 5 > /proc/sys/kernel/hung_task_timeout_secs" → 5.
+fn echo_into(scenario: &str, file: &str) -> Option<i64> {
+    scenario.split(';').find_map(|cmd| {
+        let (lhs, rhs) = cmd.split_once('>')?;
+        rhs.trim()
+            .ends_with(&format!("/{file}"))
+            .then(|| lhs.rsplit("echo ").next()?.trim().parse().ok())?
+    })
+}
+
+/// The console.log lines (timestamps stripped).
+fn console(case: &Case) -> Vec<String> {
+    case.read("console.log")
+        .unwrap_or_default()
+        .lines()
+        .map(
+            |l| match l.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+                Some((_, rest)) => rest.trim().to_string(),
+                None => l.trim().to_string(),
+            },
+        )
+        .collect()
+}
+
+fn assert_refs_resolve(model: &DumpModel, d: &Diagnosis, what: &str) {
+    assert!(!d.evidence.is_empty(), "{what}: no evidence");
+    for e in &d.evidence {
+        assert!(
+            resolve_ref(model, &e.reference),
+            "{what}: evidence ref {:?} ({}) points at nothing",
+            e.reference,
+            e.text
+        );
+        assert!(
+            e.reference.starts_with(&format!("{}:", e.kind)),
+            "{what}: kind {} vs ref {}",
+            e.kind,
+            e.reference
+        );
+    }
+}
+
+fn fixture(name_part: &str) -> Vec<Case> {
+    let Some(cases) = common::cases_or_skip(name_part) else {
+        return Vec::new();
+    };
+    let v: Vec<Case> = cases
+        .into_iter()
+        .filter(|c| c.name.contains(name_part))
+        .collect();
+    if v.is_empty() && common::require_fixtures() {
+        panic!("no fixture case matching {name_part}");
+    }
+    v
+}
+
+// ------------------------------------------------------- fixture checks
+
+fn check_oom(case: &Case, model: &DumpModel) {
+    let d = diagnose(model);
+    let v = &d.verdict;
+    assert_eq!(d.class, "oom_panic", "{}: {v}", case.name);
+    assert!(v.contains("panic_on_oom"), "{}: {v}", case.name);
+    // The top RSS command, from drgn's task table.
+    let drgn = case.drgn();
+    let mut by_comm: BTreeMap<String, u64> = BTreeMap::new();
+    for t in drgn["tasks"].as_array().unwrap() {
+        *by_comm.entry(s(&t["comm"])).or_default() += u(&t["rss_kib"]);
+    }
+    let top = by_comm.iter().max_by_key(|(_, k)| **k).unwrap().0;
+    assert!(
+        v.contains(&format!("largest RSS: {top} ")),
+        "{}: top {top}: {v}",
+        case.name
+    );
+    // The zone under min, from drgn's zones.
+    let low: Vec<&Value> = drgn["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|z| z["populated"].as_bool() == Some(true) && u(&z["free_pages"]) < u(&z["min"]))
+        .collect();
+    assert!(
+        !low.is_empty(),
+        "{}: drgn shows no zone under min",
+        case.name
+    );
+    for z in low {
+        let want = format!(
+            "zone {} free {} pages < min {} pages",
+            s(&z["name"]),
+            u(&z["free_pages"]),
+            u(&z["min"])
+        );
+        assert!(v.contains(&want), "{}: want {want:?}: {v}", case.name);
+    }
+    assert!(v.contains("no swap"), "{}: {v}", case.name);
+    // The failed allocation, as console.log has it.
+    let con = console(case);
+    let invoke = con
+        .iter()
+        .find(|l| l.contains("invoked oom-killer:"))
+        .expect("console.log has the OOM report");
+    let gfp = invoke
+        .split("gfp_mask=")
+        .nth(1)
+        .unwrap()
+        .split(", order=")
+        .next()
+        .unwrap();
+    assert!(
+        v.contains(&format!("gfp_mask={gfp} order=0")),
+        "{}: {v}",
+        case.name
+    );
+    assert!(v.contains("global OOM"), "{}: {v}", case.name);
+    // The per-zone line of the OOM report is evidence too.
+    assert!(
+        d.evidence
+            .iter()
+            .any(|e| e.kind == "log" && e.text.contains("under min")),
+        "{}: {:?}",
+        case.name,
+        d.evidence
+    );
+    assert!(d.remedies.iter().any(|r| r.contains("vm.panic_on_oom=0")));
+    assert!(d.remedies.iter().any(|r| r.contains("swap")));
+    assert_refs_resolve(model, &d, &case.name);
+}
+
+fn check_sysrq(case: &Case, model: &DumpModel) {
+    let d = diagnose(model);
+    assert_eq!(d.class, "sysrq", "{}: {}", case.name, d.verdict);
+    assert!(
+        d.verdict.contains("SysRq 'c' (sysrq trigger"),
+        "{}",
+        d.verdict
+    );
+    let con = console(case);
+    let trigger = con.iter().find(|l| l.contains("Trigger a crash")).unwrap();
+    assert!(
+        d.evidence.iter().any(|e| &e.text == trigger),
+        "{}: no evidence {trigger:?}",
+        case.name
+    );
+    let panic = con
+        .iter()
+        .find(|l| l.starts_with("Kernel panic - not syncing"))
+        .unwrap();
+    assert!(d.evidence.iter().any(|e| &e.text == panic));
+    assert_refs_resolve(model, &d, &case.name);
+}
+
+fn check_oops(case: &Case, model: &DumpModel) {
+    let d = diagnose(model);
+    let v = &d.verdict;
+    assert_eq!(d.class, "oops", "{}: {v}", case.name);
+    let con = console(case);
+    let address = con
+        .iter()
+        .find_map(|l| l.strip_prefix("BUG: kernel NULL pointer dereference, address: "))
+        .expect("console.log names the address");
+    assert!(
+        v.contains(&format!("NULL pointer dereference at address {address}")),
+        "{v}"
+    );
+    let rip = con
+        .iter()
+        .find_map(|l| l.strip_prefix("RIP: 0010:"))
+        .expect("console.log has the kernel RIP");
+    let mut words = rip.split_whitespace();
+    let loc = words.next().unwrap();
+    let module = words.next().unwrap().trim_matches(['[', ']']);
+    assert_eq!(module, "lkdtm");
+    let func = loc.split('+').next().unwrap();
+    assert!(v.contains(&format!("in {func}+")), "{v}");
+    assert!(v.contains(&format!("module {module}")), "{v}");
+    assert!(v.contains("kernel.panic_on_oops"), "{v}");
+    if model.sysctls.contains_key("kernel.panic_on_oops") {
+        assert!(
+            v.contains("kernel.panic_on_oops=1 made the oops a panic"),
+            "{v}"
+        );
+    }
+    assert_refs_resolve(model, &d, &case.name);
+}
+
+fn check_hung(case: &Case, model: &DumpModel) {
+    let d = diagnose(model);
+    let v = &d.verdict;
+    assert_eq!(d.class, "hung_task", "{}: {v}", case.name);
+    let con = console(case);
+    let reports: Vec<(&str, &str, &str)> = con
+        .iter()
+        .filter_map(|l| {
+            let r = l.strip_prefix("INFO: task ")?;
+            let (who, rest) = r.split_once(" blocked for more than ")?;
+            let (comm, pid) = who.rsplit_once(':')?;
+            Some((comm, pid, rest.split_whitespace().next()?))
+        })
+        .collect();
+    assert!(!reports.is_empty());
+    for (comm, pid, secs) in reports {
+        let want = format!("{comm} (PID {pid}) blocked in D state for more than {secs} seconds");
+        assert!(v.contains(&want), "{}: want {want:?}: {v}", case.name);
+        assert!(d
+            .evidence
+            .iter()
+            .any(|e| e.reference == format!("task:{pid}")));
+    }
+    assert!(v.contains("hung_task_panic"), "{v}");
+    if let Some(p) = model.sysctls.get("kernel.hung_task_panic") {
+        assert!(
+            v.contains(&format!("kernel.hung_task_panic={p} made khungtaskd panic")),
+            "{v}"
+        );
+    }
+    // Every task in D state at the crash is evidence.
+    for t in model.tasks.iter().filter(|t| t.state == "UN") {
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.reference == format!("task:{}", t.pid)),
+            "{}: UN task {} missing",
+            case.name,
+            t.pid
+        );
+    }
+    assert_refs_resolve(model, &d, &case.name);
+}
+
+fn check_case(case: &Case, model: &DumpModel) {
+    match case.run().unwrap_or("") {
+        r if r.contains("oom") => check_oom(case, model),
+        r if r.contains("sysrq") => check_sysrq(case, model),
+        r if r.contains("oops") => check_oops(case, model),
+        r if r.contains("hung") => check_hung(case, model),
+        _ => {
+            let d = diagnose(model);
+            assert_refs_resolve(model, &d, &case.name);
+        }
+    }
+}
+
+#[test]
+fn fixtures_diagnosed_from_drgn_model_with_scenario_sysctls() {
+    let Some(cases) = common::cases_or_skip("diagnosis") else {
+        return;
+    };
+    for case in &cases {
+        let mut model = model_from_drgn(case);
+        model.sysctls = scenario_sysctls(case);
+        check_case(case, &model);
+    }
+}
+
+#[test]
+fn fixtures_diagnosed_from_the_log_alone() {
+    // No sysctl readable: the log strings decide, and the verdict says so.
+    let Some(cases) = common::cases_or_skip("diagnosis") else {
+        return;
+    };
+    for case in &cases {
+        let model = model_from_drgn(case);
+        check_case(case, &model);
+        let d = diagnose(&model);
+        if d.class == "oom_panic" {
+            assert!(d
+                .verdict
+                .contains("vm.panic_on_oom (not readable in the dump; from the log)"));
+        }
+    }
+}
+
+#[test]
+fn oom_fixture_with_panic_on_oom_read_as_zero_is_a_contradiction() {
+    for case in fixture("oom") {
+        let mut model = model_from_drgn(&case);
+        model.sysctls.insert("vm.panic_on_oom".into(), 0);
+        let d = diagnose(&model);
+        assert_eq!(d.class, "unknown", "{}", d.verdict);
+        assert!(
+            d.verdict.contains("vm.panic_on_oom reads 0"),
+            "{}",
+            d.verdict
+        );
+        assert!(!d.verdict.contains("turned it into a panic"));
+        assert!(d
+            .evidence
+            .iter()
+            .any(|e| e.reference == "sysctl:vm.panic_on_oom"));
+        assert_refs_resolve(&model, &d, &case.name);
+    }
+}
+
+#[test]
+fn hung_fixture_with_hung_task_panic_read_as_zero_is_a_contradiction() {
+    for case in fixture("hung") {
+        let mut model = model_from_drgn(&case);
+        model.sysctls.insert("kernel.hung_task_panic".into(), 0);
+        let d = diagnose(&model);
+        assert_eq!(d.class, "unknown", "{}", d.verdict);
+        assert!(
+            d.verdict.contains("kernel.hung_task_panic reads 0"),
+            "{}",
+            d.verdict
+        );
+        assert_refs_resolve(&model, &d, &case.name);
+    }
+}
+
+/// The model crashdeck builds from the dump, or `None` (skipped) while the
+/// kernel layer cannot open dumps yet.
+fn real_model(case: &Case) -> Option<DumpModel> {
+    match crashdeck::open::build_model(&case.vmlinux, &case.vmcore, &KernelOptions::default()) {
+        Ok(m) => Some(m),
+        Err(e) if format!("{e:#}").contains("not implemented") => {
+            eprintln!("SKIPPED {}: {e:#}", case.name);
+            None
+        }
+        Err(e) => panic!("{}: build_model: {e:#}", case.name),
+    }
+}
+
+#[test]
+fn real_model_sysctls_match_the_scenario() {
+    let Some(cases) = common::cases_or_skip("diagnosis") else {
+        return;
+    };
+    for case in &cases {
+        let Some(model) = real_model(case) else {
+            continue;
+        };
+        for (name, want) in scenario_sysctls(case) {
+            assert_eq!(
+                model.sysctls.get(&name),
+                Some(&want),
+                "{}: {name}",
+                case.name
+            );
+        }
+        // The kernel's defaults where the scenario left them alone.
+        assert!(model.sysctls.contains_key("kernel.panic"), "{}", case.name);
+        assert!(model.sysctls.contains_key("vm.overcommit_memory"));
+    }
+}
+
+#[test]
+fn real_model_diagnosis_matches_the_console() {
+    let Some(cases) = common::cases_or_skip("diagnosis") else {
+        return;
+    };
+    for case in &cases {
+        let Some(model) = real_model(case) else {
+            continue;
+        };
+        check_case(case, &model);
+        let d = model
+            .diagnosis
+            .as_ref()
+            .expect("build_model sets the diagnosis");
+        assert_eq!(d, &diagnose(&model));
+    }
+}
+
+// ------------------------------------------------- classes set up here
+
+fn model(panic: &str, log: &[&str], sysctls: &[(&str, i64)]) -> DumpModel {
+    DumpModel {
+        summary: Summary {
+            panic: panic.into(),
+            panic_pid: Some(77),
+            panic_comm: Some("worker".into()),
+            ..Default::default()
+        },
+        tasks: vec![
+            Task {
+                pid: 1,
+                tgid: 1,
+                comm: "init".into(),
+                state: "IN".into(),
+                rss_kib: 1000,
+                ..Default::default()
+            },
+            Task {
+                pid: 77,
+                tgid: 77,
+                comm: "worker".into(),
+                state: "RU".into(),
+                rss_kib: 5000,
+                ..Default::default()
+            },
+        ],
+        log: log
+            .iter()
+            .map(|t| LogRecord {
+                text: t.to_string(),
+                ..Default::default()
+            })
+            .collect(),
+        sysctls: sysctls.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        ..Default::default()
+    }
+}
+
+fn diag(m: &DumpModel) -> Diagnosis {
+    let d = diagnose(m);
+    assert_refs_resolve(m, &d, &d.verdict);
+    d
+}
+
+#[test]
+fn soft_lockup_with_softlockup_panic() {
+    let log = [
+        "watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [worker:77]",
+        "CPU: 1 PID: 77 Comm: worker Not tainted 6.1.0 #1",
+        "RIP: 0010:spin_forever+0x10/0x20 [buggy]",
+        "Kernel panic - not syncing: softlockup: hung tasks",
+    ];
+    let m = model(
+        log[3],
+        &log,
+        &[
+            ("kernel.softlockup_panic", 1),
+            ("kernel.watchdog_thresh", 10),
+        ],
+    );
+    let d = diag(&m);
+    assert_eq!(d.class, "soft_lockup");
+    assert!(
+        d.verdict
+            .contains("CPU#1 stuck in kernel mode for 22s running worker (PID 77)"),
+        "{}",
+        d.verdict
+    );
+    assert!(d.verdict.contains("spin_forever+0x10/0x20 [buggy]"));
+    assert!(d
+        .verdict
+        .contains("kernel.softlockup_panic=1 made it a panic"));
+    assert!(d.evidence.iter().any(|e| e.reference == "task:77"));
+    let m0 = model(log[3], &log, &[("kernel.softlockup_panic", 0)]);
+    assert_eq!(diag(&m0).class, "unknown");
+    assert!(diag(&m0)
+        .verdict
+        .contains("kernel.softlockup_panic reads 0"));
+}
+
+#[test]
+fn hard_lockup_with_hardlockup_panic() {
+    let log = [
+        "NMI watchdog: Watchdog detected hard LOCKUP on cpu 3",
+        "RIP: 0010:native_queued_spin_lock_slowpath+0x5a/0x1d0",
+        "Kernel panic - not syncing: Hard LOCKUP",
+    ];
+    let m = model(log[2], &log, &[("kernel.hardlockup_panic", 1)]);
+    let d = diag(&m);
+    assert_eq!(d.class, "hard_lockup");
+    assert!(d.verdict.contains("CPU 3"), "{}", d.verdict);
+    assert!(d
+        .verdict
+        .contains("native_queued_spin_lock_slowpath+0x5a/0x1d0"));
+    assert!(d.verdict.contains("kernel.hardlockup_panic=1"));
+    assert_eq!(
+        diag(&model(log[2], &log, &[("kernel.hardlockup_panic", 0)])).class,
+        "unknown"
+    );
+}
+
+#[test]
+fn rcu_stall_with_panic_on_rcu_stall() {
+    let log = [
+        "rcu: INFO: rcu_preempt self-detected stall on CPU",
+        "Kernel panic - not syncing: RCU Stall",
+    ];
+    let m = model(log[1], &log, &[("kernel.panic_on_rcu_stall", 1)]);
+    let d = diag(&m);
+    assert_eq!(d.class, "rcu_stall");
+    assert!(
+        d.verdict.contains("rcu_preempt self-detected stall on CPU"),
+        "{}",
+        d.verdict
+    );
+    assert!(d.verdict.contains("kernel.panic_on_rcu_stall=1"));
+    assert!(d
+        .evidence
+        .iter()
+        .any(|e| e.reference == "sysctl:kernel.panic_on_rcu_stall"));
+    assert_eq!(
+        diag(&model(log[1], &log, &[("kernel.panic_on_rcu_stall", 0)])).class,
+        "unknown"
+    );
+}
+
+#[test]
+fn hung_task_set_up_here_lists_blocked_tasks() {
+    let log = [
+        "INFO: task worker:77 blocked for more than 120 seconds.",
+        "task:worker state:D stack:0 pid:77 ppid:1 flags:0x00000000",
+        "Call Trace:",
+        "__schedule+0x1b6/0x500",
+        "schedule+0x48/0x90",
+        "io_schedule+0x12/0x40",
+        "? foo+0x1/0x2",
+        "wait_on_page_bit+0x10/0x80",
+        "</TASK>",
+        "Kernel panic - not syncing: hung_task: blocked tasks",
+    ];
+    let mut m = model(
+        log[9],
+        &log,
+        &[
+            ("kernel.hung_task_panic", 1),
+            ("kernel.hung_task_timeout_secs", 120),
+        ],
+    );
+    m.tasks[1].state = "UN".into();
+    let d = diag(&m);
+    assert_eq!(d.class, "hung_task");
+    assert!(
+        d.verdict
+            .contains("worker (PID 77) blocked in D state for more than 120 seconds"),
+        "{}",
+        d.verdict
+    );
+    assert!(
+        d.verdict
+            .contains("worker waits in wait_on_page_bit+0x10/0x80"),
+        "{}",
+        d.verdict
+    );
+    assert!(d.verdict.contains(
+        "kernel.hung_task_panic=1 made khungtaskd panic (kernel.hung_task_timeout_secs=120)"
+    ));
+}
+
+#[test]
+fn attempted_to_kill_init() {
+    let log = [
+        "Out of memory: Killed process 1 (init) total-vm:2256kB, anon-rss:100kB",
+        "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009",
+    ];
+    let d = diag(&model(log[1], &log, &[]));
+    assert_eq!(d.class, "kill_init");
+    assert!(
+        d.verdict
+            .contains("init (PID 1) killed by signal 9 (SIGKILL)"),
+        "{}",
+        d.verdict
+    );
+    assert!(d.verdict.contains("Killed process 1 (init)"));
+    assert!(d.evidence.iter().any(|e| e.reference == "task:1"));
+    let d = diag(&model(
+        "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100",
+        &["Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100"],
+        &[],
+    ));
+    assert!(d.verdict.contains("exited with status 1"), "{}", d.verdict);
+}
+
+#[test]
+fn kernel_stack_overflow() {
+    let log = [
+        "BUG: stack guard page was hit at 00000000a1b2c3d4 (stack is 000000001111aaaa..000000002222bbbb)",
+        "kernel stack overflow (page fault): 0000 [#1] SMP",
+        "CPU: 0 PID: 77 Comm: worker Not tainted 6.1.0 #1",
+        "RIP: 0010:recurse+0x5/0x30",
+        "Kernel panic - not syncing: Fatal exception",
+    ];
+    let d = diag(&model(log[4], &log, &[("kernel.panic_on_oops", 1)]));
+    assert_eq!(d.class, "stack_overflow");
+    assert!(
+        d.verdict
+            .starts_with("Kernel stack overflow: stack guard page was hit"),
+        "{}",
+        d.verdict
+    );
+    assert!(d.verdict.contains("task worker (PID 77) on CPU 0"));
+    assert!(d.verdict.contains("at recurse+0x5/0x30"));
+}
+
+#[test]
+fn machine_check() {
+    let log = [
+        "mce: [Hardware Error]: CPU 2: Machine Check Exception: 5 Bank 4: b200000000070f0f",
+        "mce: [Hardware Error]: TSC 0 ADDR 1234000",
+        "Kernel panic - not syncing: Fatal machine check",
+    ];
+    let d = diag(&model(log[2], &log, &[]));
+    assert_eq!(d.class, "machine_check");
+    assert!(
+        d.verdict.contains("Hardware error: fatal machine check"),
+        "{}",
+        d.verdict
+    );
+    assert!(d.verdict.contains("Bank 4"));
+    assert_eq!(d.evidence.len(), 3);
+}
+
+#[test]
+fn nmi_panics_follow_their_sysctls() {
+    let log = [
+        "Uhhuh. NMI received for unknown reason 3d on CPU 0.",
+        "Kernel panic - not syncing: NMI: Not continuing",
+    ];
+    let d = diag(&model(
+        log[1],
+        &log,
+        &[
+            ("kernel.unknown_nmi_panic", 1),
+            ("kernel.panic_on_unrecovered_nmi", 0),
+        ],
+    ));
+    assert_eq!(d.class, "nmi");
+    assert!(
+        d.verdict.contains("kernel.unknown_nmi_panic=1"),
+        "{}",
+        d.verdict
+    );
+    let d = diag(&model(
+        log[1],
+        &log,
+        &[
+            ("kernel.unknown_nmi_panic", 0),
+            ("kernel.panic_on_unrecovered_nmi", 0),
+        ],
+    ));
+    assert_eq!(d.class, "unknown");
+    let io = [
+        "NMI: IOCK error (debug interrupt?) for reason 71 on CPU 0.",
+        "Kernel panic - not syncing: NMI IOCK error: Not continuing",
+    ];
+    let d = diag(&model(io[1], &io, &[("kernel.panic_on_io_nmi", 1)]));
+    assert_eq!(d.class, "nmi");
+    assert!(d.verdict.contains("kernel.panic_on_io_nmi=1"));
+}
+
+#[test]
+fn warning_with_panic_on_warn() {
+    let log = [
+        "WARNING: CPU: 0 PID: 77 at drivers/foo/bar.c:123 foo_probe+0x42/0x90 [foo]",
+        "Kernel panic - not syncing: panic_on_warn set ...",
+    ];
+    let d = diag(&model(log[1], &log, &[("kernel.panic_on_warn", 1)]));
+    assert_eq!(d.class, "warn_panic");
+    assert!(d.verdict.contains("drivers/foo/bar.c:123"), "{}", d.verdict);
+    assert!(d.evidence.iter().any(|e| e.reference == "task:77"));
+    assert_eq!(
+        diag(&model(log[1], &log, &[("kernel.panic_on_warn", 0)])).class,
+        "unknown"
+    );
+}
+
+#[test]
+fn general_protection_fault_without_panic_on_oops_in_interrupt() {
+    let log = [
+        "general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] SMP",
+        "CPU: 0 PID: 0 Comm: swapper/0 Tainted: G           O      6.1.0 #1",
+        "RIP: 0010:list_del_entry+0x20/0x60",
+        "Modules linked in: foo",
+        "Kernel panic - not syncing: Fatal exception in interrupt",
+    ];
+    let d = diag(&model(log[4], &log, &[("kernel.panic_on_oops", 0)]));
+    assert_eq!(d.class, "oops");
+    assert!(
+        d.verdict
+            .contains("general protection fault at address 0xdead000000000100"),
+        "{}",
+        d.verdict
+    );
+    assert!(d.verdict.contains("list_del_entry+0x20/0x60"));
+    assert!(d.verdict.contains("interrupt context"));
+    assert!(
+        !d.verdict.contains("module"),
+        "no module on the RIP line: {}",
+        d.verdict
+    );
+}
+
+#[test]
+fn oops_module_from_the_backtrace_frame() {
+    let log = [
+        "BUG: unable to handle page fault for address: ffffc90000123000",
+        "Oops: 0000 [#1] SMP",
+        "RIP: 0010:drv_read+0x11/0x40",
+    ];
+    let mut m = model("Oops: 0000 [#1] SMP", &log, &[("kernel.panic_on_oops", 1)]);
+    m.backtraces = vec![Backtrace {
+        pid: 77,
+        panic: true,
+        frames: vec![Frame {
+            level: 2,
+            function: Some("drv_read".into()),
+            module: Some("drv".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }];
+    let d = diag(&m);
+    assert_eq!(d.class, "oops");
+    assert!(
+        d.verdict
+            .contains("page fault in kernel mode at address ffffc90000123000"),
+        "{}",
+        d.verdict
+    );
+    assert!(d.verdict.contains("module drv"));
+    assert!(d.evidence.iter().any(|e| e.reference == "frame:0:2"));
+}
+
+#[test]
+fn memory_cgroup_oom_with_compulsory_panic() {
+    let log = [
+        "worker invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=2, oom_score_adj=0",
+        "memory: usage 524288kB, limit 524288kB, failcnt 12",
+        "Memory cgroup out of memory: Killed process 77 (worker)",
+        "Kernel panic - not syncing: Out of memory: compulsory panic_on_oom is enabled",
+    ];
+    let d = diag(&model(log[3], &log, &[("vm.panic_on_oom", 2)]));
+    assert_eq!(d.class, "oom_panic");
+    assert!(
+        d.verdict.contains("vm.panic_on_oom=2 (compulsory"),
+        "{}",
+        d.verdict
+    );
+    assert!(d.verdict.contains("memory cgroup OOM"));
+    assert!(d
+        .verdict
+        .contains("gfp_mask=0xcc0(GFP_KERNEL) order=2 by worker"));
+    assert!(d.verdict.contains("largest RSS: worker"));
+}
+
+#[test]
+fn oom_with_nothing_left_to_kill() {
+    let log = ["Kernel panic - not syncing: System is deadlocked on memory"];
+    let d = diag(&model(log[0], &log, &[]));
+    assert_eq!(d.class, "oom");
+    assert!(d.verdict.contains("no task left to kill"), "{}", d.verdict);
+}
+
+#[test]
+fn unknown_class_shows_the_panic_string() {
+    let log = [
+        "VFS: Cannot open root device",
+        "Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)",
+    ];
+    let d = diag(&model(log[1], &log, &[]));
+    assert_eq!(d.class, "unknown");
+    assert!(d.verdict.contains(log[1]), "{}", d.verdict);
+    let empty = diagnose(&DumpModel::default());
+    assert_eq!(empty.class, "unknown");
+    assert!(empty.verdict.contains("no panic message"));
+}
+
+#[test]
+fn refs_that_point_nowhere_do_not_resolve() {
+    let m = model("x", &["a"], &[("vm.swappiness", 60)]);
+    assert!(resolve_ref(&m, "log:0"));
+    assert!(!resolve_ref(&m, "log:1"));
+    assert!(resolve_ref(&m, "task:77"));
+    assert!(!resolve_ref(&m, "task:78"));
+    assert!(resolve_ref(&m, "sysctl:vm.swappiness"));
+    assert!(!resolve_ref(&m, "sysctl:vm.panic_on_oom"));
+    assert!(resolve_ref(&m, "meminfo:committed_pages"));
+    assert!(!resolve_ref(&m, "meminfo:nonsense"));
+    assert!(!resolve_ref(&m, "zone:0:DMA32"));
+    assert!(!resolve_ref(&m, "frame:0:0"));
+    assert!(!resolve_ref(&m, "nonsense"));
+}
