@@ -386,6 +386,30 @@ fn check_hung(case: &Case, model: &DumpModel) {
             .any(|e| e.reference == format!("task:{pid}")));
     }
     assert!(v.contains("hung_task_panic"), "{v}");
+    // Where the blocked task waits: the first frame of console.log's call
+    // trace past the scheduler, also in the model's backtrace of that task.
+    let waits = con
+        .iter()
+        .skip_while(|l| !l.starts_with("INFO: task "))
+        .skip_while(|l| !l.starts_with("Call Trace:"))
+        .filter_map(|l| l.split_once("+0x").map(|(f, _)| f))
+        .find(|f| !f.contains("schedule"))
+        .expect("console.log has the blocked task's call trace");
+    assert!(v.contains(&format!("waits in {waits}+")), "{v}");
+    if model
+        .backtraces
+        .iter()
+        .any(|b| b.pid != model.summary.panic_pid.unwrap_or(-1))
+    {
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.kind == "frame" && e.text.contains(&format!("is blocked in {waits}"))),
+            "{}: {:?}",
+            case.name,
+            d.evidence
+        );
+    }
     if let Some(p) = model.sysctls.get("kernel.hung_task_panic") {
         assert!(
             v.contains(&format!("kernel.hung_task_panic={p} made khungtaskd panic")),
@@ -532,6 +556,11 @@ fn real_model_diagnosis_matches_the_console() {
             continue;
         };
         check_case(case, &model);
+        assert!(
+            crashdeck::report::text(&model).starts_with("DIAGNOSIS\n  VERDICT: "),
+            "{}: the report starts with the diagnosis",
+            case.name
+        );
         let d = model
             .diagnosis
             .as_ref()
@@ -691,8 +720,29 @@ fn hung_task_set_up_here_lists_blocked_tasks() {
         ],
     );
     m.tasks[1].state = "UN".into();
+    let frame = |level: u32, f: &str, inline: bool| Frame {
+        level,
+        function: Some(f.into()),
+        inline,
+        ..Default::default()
+    };
+    m.backtraces = vec![Backtrace {
+        pid: 77,
+        frames: vec![
+            frame(0, "context_switch", true),
+            frame(1, "__schedule", false),
+            frame(2, "io_schedule", false),
+            frame(3, "folio_wait_bit_common", false),
+        ],
+        ..Default::default()
+    }];
     let d = diag(&m);
     assert_eq!(d.class, "hung_task");
+    assert!(d
+        .evidence
+        .iter()
+        .any(|e| e.reference == "frame:0:3"
+            && e.text == "worker is blocked in folio_wait_bit_common"));
     assert!(
         d.verdict
             .contains("worker (PID 77) blocked in D state for more than 120 seconds"),

@@ -31,16 +31,15 @@ fn applies(
     None
 }
 
-const SCHEDULER: &[&str] = &[
-    "__schedule",
-    "schedule",
-    "schedule_timeout",
-    "schedule_preempt_disabled",
-    "io_schedule",
-    "io_schedule_timeout",
-    "__switch_to",
-    "__switch_to_asm",
-];
+/// The scheduler's own frames, under what a blocked task waits in.
+fn is_scheduler(f: &str) -> bool {
+    f.contains("schedule")
+        || matches!(
+            f,
+            "context_switch" | "__switch_to" | "__switch_to_asm" | "finish_task_switch"
+        )
+        || f.starts_with("finish_task_switch")
+}
 
 fn frame_func(line: &str) -> Option<&str> {
     let w = line.trim().trim_start_matches("? ");
@@ -84,7 +83,7 @@ pub(super) fn hung_task(cx: &Ctx) -> Option<Diagnosis> {
         let trace = super::log_lines(cx.m)
             .skip_while(|(j, _)| *j <= i)
             .take_while(|(_, l)| !l.starts_with("</TASK>") && parse_hung(l).is_none())
-            .filter(|(_, l)| frame_func(l).is_some_and(|f| !SCHEDULER.contains(&f)))
+            .filter(|(_, l)| frame_func(l).is_some_and(|f| !is_scheduler(f)))
             .find(|(_, l)| !l.starts_with('?'));
         if let Some((j, l)) = trace {
             evidence.push(ev(
@@ -98,14 +97,18 @@ pub(super) fn hung_task(cx: &Ctx) -> Option<Diagnosis> {
             if let Some(f) = cx.m.backtraces[b].frames.iter().find(|f| {
                 f.function
                     .as_deref()
-                    .is_some_and(|n| !SCHEDULER.contains(&n) && !n.starts_with("0x"))
+                    .is_some_and(|n| !is_scheduler(n) && !n.starts_with("0x"))
             }) {
                 evidence.push(ev(
                     "frame",
                     format!("frame:{b}:{}", f.level),
                     format!(
-                        "{comm} is blocked in {}",
-                        f.function.as_deref().unwrap_or("?")
+                        "{comm} is blocked in {}{}",
+                        f.function.as_deref().unwrap_or("?"),
+                        f.module
+                            .as_ref()
+                            .map(|m| format!(" [{m}]"))
+                            .unwrap_or_default()
                     ),
                 ));
             }
