@@ -161,10 +161,10 @@ pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
                 b.pid,
                 escape_control(&b.comm),
                 b.cpu,
-                if model.backtraces.len() > 1 {
-                    format!(" — {}/{} (c: next CPU)", i + 1, model.backtraces.len())
+                if crate::ui::app::cpu_backtraces(model).len() > 1 {
+                    " · c: next CPU"
                 } else {
-                    String::new()
+                    ""
                 }
             ),
             None => String::new(),

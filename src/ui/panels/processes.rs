@@ -35,18 +35,18 @@ pub fn header(state: &UiState, with_task: bool) -> String {
     h.push_str(&col(state, SortKey::Pid, "PID", 7, true));
     h.push_str(&format!(" {:>7}", "PPID"));
     h.push(' ');
-    h.push_str(&col(state, SortKey::Cpu, "CPU", 4, true));
+    h.push_str(&col(state, SortKey::Cpu, "CPU", 3, true));
     if with_task {
         h.push_str(&format!("  {:<16}", "TASK"));
     }
     h.push_str("  ");
     h.push_str(&col(state, SortKey::State, "ST", 3, false));
     h.push(' ');
-    h.push_str(&col(state, SortKey::Mem, "%MEM", 6, true));
+    h.push_str(&col(state, SortKey::Mem, "%MEM", 5, true));
     h.push(' ');
-    h.push_str(&col(state, SortKey::Vsz, "VSZ", 9, true));
+    h.push_str(&col(state, SortKey::Vsz, "VSZ", 8, true));
     h.push(' ');
-    h.push_str(&col(state, SortKey::Rss, "RSS", 9, true));
+    h.push_str(&col(state, SortKey::Rss, "RSS", 8, true));
     h.push_str("  ");
     h.push_str(&col(state, SortKey::Name, "COMM", 4, false));
     h
@@ -66,7 +66,7 @@ pub fn row(t: &Task, with_task: bool, threads: Option<usize>) -> String {
         String::new()
     };
     format!(
-        "{}{:>7} {:>7} {:>4}{task}  {:<3} {:>6.1} {:>9} {:>9}  {comm}{thr}",
+        "{}{:>7} {:>7} {:>3}{task}  {:<3} {:>5.1} {:>8} {:>8}  {comm}{thr}",
         if t.active { ">" } else { " " },
         t.pid,
         t.ppid,
