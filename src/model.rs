@@ -25,7 +25,8 @@ pub struct DumpModel {
     pub zones: Vec<Zone>,
     /// Every record of the kernel log, oldest first.
     pub log: Vec<LogRecord>,
-    /// The panicking task first, then each CPU's active task.
+    /// The panicking task first, then each other CPU's active task, then
+    /// every other task (from its saved stack pointer).
     #[serde(default)]
     pub backtraces: Vec<Backtrace>,
     /// Kernel tunables read from the dump, by sysctl name

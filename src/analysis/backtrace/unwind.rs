@@ -850,4 +850,71 @@ pub(crate) mod tests {
         assert!(u.frames.len() <= MAX_FRAMES + 0x800);
         assert!(u.error.is_some());
     }
+
+    /// A tiny deterministic generator for garbage.
+    fn xorshift(state: &mut u64) -> u64 {
+        let mut x = *state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *state = x;
+        x
+    }
+
+    #[test]
+    fn random_orc_tables_and_stacks_never_panic_or_run_away() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let l = layout_6_1();
+        for round in 0..300 {
+            // a table of garbage entries over the text range
+            let n = 1 + (xorshift(&mut seed) % 64) as usize;
+            let mut ips: Vec<u64> = (0..n)
+                .map(|_| TEXT.0 + xorshift(&mut seed) % (NOORC - TEXT.0))
+                .collect();
+            ips.sort();
+            let ent: Vec<u8> = (0..n * l.entry_size)
+                .map(|_| xorshift(&mut seed) as u8)
+                .collect();
+            let at = 0xffff_ffff_8200_0000;
+            let t = OrcTable::new(
+                &ip_bytes(at, &ips),
+                at,
+                &ent,
+                l.clone(),
+                0,
+                vec![(TEXT.0, NOORC)],
+            )
+            .unwrap();
+            // a stack of text addresses, stack addresses and noise
+            let mem: HashMap<u64, u64> = (0..0x800u64)
+                .map(|i| {
+                    let r = xorshift(&mut seed);
+                    let v = match r % 4 {
+                        0 => TEXT.0 + r % (TEXT.1 - TEXT.0),
+                        1 => STACK + r % 0x4000,
+                        2 => r,
+                        _ => 0,
+                    };
+                    (STACK + i * 8, v)
+                })
+                .collect();
+            let f = Fixture {
+                orc: OrcSet { tables: vec![t] },
+                mem,
+            };
+            let ip = TEXT.0 + xorshift(&mut seed) % (TEXT.1 - TEXT.0);
+            let sp = STACK + ((xorshift(&mut seed) % 0x4000) & !7);
+            let mut st = start(ip, sp);
+            st.bp = Some(STACK + xorshift(&mut seed) % 0x4000);
+            st.signal = round % 2 == 0;
+            let u = run(&f, st);
+            let reliable = u
+                .frames
+                .iter()
+                .filter(|f| f.kind != FrameKind::Stale)
+                .count();
+            assert!(reliable <= MAX_FRAMES, "round {round}: {reliable} frames");
+            assert!(!u.frames.is_empty());
+        }
+    }
 }
