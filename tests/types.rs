@@ -378,3 +378,40 @@ fn truncated_vmlinux_gives_an_error() {
         }
     }
 }
+
+#[test]
+fn lazy_lookups_agree_with_a_full_index() {
+    let Some(lazy) = types_or_skip("lazy_lookups_agree_with_a_full_index") else {
+        return;
+    };
+    let full = types_or_skip("lazy_lookups_agree_with_a_full_index").unwrap();
+    full.index_all();
+    // Early types (first batch), late ones (found by searching for the name's
+    // string), short names (batch scan) and absent ones.
+    for name in [
+        "task_struct",
+        "printk_ringbuffer",
+        "prb_desc_ring",
+        "printk_info",
+        "rq",
+        "pid",
+        "orc_entry",
+        "no_such_type_anywhere",
+    ] {
+        assert_eq!(lazy.size_of(name), full.size_of(name), "{name}");
+    }
+    for name in [
+        "NR_FREE_PAGES",
+        "PIDTYPE_TGID",
+        "MM_SHMEMPAGES",
+        "TASK_RUNNING",
+    ] {
+        assert_eq!(lazy.enum_value(name), full.enum_value(name), "{name}");
+    }
+    assert_eq!(
+        lazy.member("printk_ringbuffer", "desc_ring.count_bits"),
+        full.member("printk_ringbuffer", "desc_ring.count_bits")
+    );
+    let s = lazy.stats();
+    assert!(s.units_scanned < s.units, "lazy lookups scanned every unit");
+}

@@ -141,7 +141,7 @@ fn main() -> anyhow::Result<()> {
     let mut missing = Vec::new();
     for name in SIZES {
         match types.size_of(name) {
-            Ok(n) if print => println!("sizeof({name}) = {n}"),
+            Ok(n) if print => println!("sizeof({name}) = {n} [{}]", types.stats().units_scanned),
             Ok(_) => {}
             Err(e) => missing.push(e.to_string()),
         }
@@ -153,7 +153,7 @@ fn main() -> anyhow::Result<()> {
                 .find_map(|p| types.member(ty, p).ok().map(|m| (p, m)));
             match found {
                 Some((p, m)) if print => println!(
-                    "{ty}.{p}: offset {} size {} type {:?}{}{}{}",
+                    "{ty}.{p}: offset {} size {} type {:?}{}{}{} [{}]",
                     m.offset,
                     m.size,
                     m.type_name,
@@ -164,6 +164,7 @@ fn main() -> anyhow::Result<()> {
                         .map(|b| format!(" bits {}:{b}", m.bit_offset.unwrap_or(0)))
                         .unwrap_or_default(),
                     if m.is_pointer { " pointer" } else { "" },
+                    types.stats().units_scanned,
                 ),
                 Some(_) => {}
                 None => missing.push(format!("{ty}.{alts}")),
@@ -172,7 +173,7 @@ fn main() -> anyhow::Result<()> {
     }
     for name in ENUMERATORS {
         match types.enum_value(name) {
-            Ok(v) if print => println!("{name} = {v}"),
+            Ok(v) if print => println!("{name} = {v} [{}]", types.stats().units_scanned),
             Ok(_) => {}
             Err(e) => missing.push(e.to_string()),
         }

@@ -29,6 +29,15 @@ type R<'a> = EndianSlice<'a, RunTimeEndian>;
 const MAX_DEPTH: usize = 64;
 /// Units scanned by the first lookup; each later batch is as large as all before it.
 const FIRST_BATCH: usize = 64;
+/// Bytes of .debug_info searched for a name at a time (shared among the cores).
+const PATTERN_CHUNK: usize = 16 << 20;
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+}
 
 /// A DIE by its offset in .debug_info.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -134,8 +143,40 @@ fn keep_first(map: &mut HashIndex, key: u64, die: DieRef) {
 struct Index {
     types: HashIndex,
     enumerators: HashIndex,
-    /// Units `0..scanned` are in the index.
+    /// `done[i]`: unit `i` is in the index.
+    done: Vec<bool>,
+    /// Units `0..prefix` are all done.
+    prefix: usize,
+    /// How many are done.
     scanned: usize,
+}
+
+impl Index {
+    fn merge(&mut self, found: Vec<(usize, Found)>) {
+        for (_, f) in &found {
+            for (k, d) in &f.types {
+                keep_first(&mut self.types, *k, *d);
+            }
+            for (k, d) in &f.enumerators {
+                keep_first(&mut self.enumerators, *k, *d);
+            }
+        }
+        for (u, _) in found {
+            if let Some(d) = self.done.get_mut(u) {
+                if !*d {
+                    *d = true;
+                    self.scanned += 1;
+                }
+            }
+        }
+        while self.done.get(self.prefix) == Some(&true) {
+            self.prefix += 1;
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.prefix >= self.done.len()
+    }
 }
 
 #[derive(Default)]
@@ -200,6 +241,8 @@ pub struct Dwarf {
     str_offsets: Bytes,
     /// .debug_info offsets of the unit headers, ascending.
     units: Vec<u64>,
+    /// 4 (DWARF32) or 8 (DWARF64): how DW_FORM_strp is written.
+    offset_size: usize,
     index: RwLock<Index>,
     scan_lock: Mutex<()>,
     abbrevs: Mutex<HashMap<u64, Arc<Abbreviations>>>,
@@ -247,12 +290,18 @@ impl Dwarf {
             line_str: load(".debug_line_str")?.unwrap_or_else(empty),
             str_offsets: load(".debug_str_offsets")?.unwrap_or_else(empty),
             units: Vec::new(),
+            offset_size: 4,
             index: RwLock::new(Index::default()),
             scan_lock: Mutex::new(()),
             abbrevs: Mutex::new(HashMap::new()),
             data: data.clone(),
         };
-        d.units = d.unit_offsets()?;
+        let (units, offset_size) = d.unit_offsets()?;
+        d.units = units;
+        d.offset_size = offset_size;
+        if let Ok(mut idx) = d.index.write() {
+            idx.done = vec![false; d.units.len()];
+        }
         if d.units.is_empty() {
             return Err(TypeError::NoDebugInfo(
                 ".debug_info holds no compilation unit".into(),
@@ -279,13 +328,17 @@ impl Dwarf {
         }
     }
 
-    fn unit_offsets(&self) -> Result<Vec<u64>> {
+    fn unit_offsets(&self) -> Result<(Vec<u64>, usize)> {
         let s = self.secs();
         let mut out = Vec::new();
+        let mut offset_size = 4;
         let mut it = s.info.units();
         loop {
             match it.next() {
                 Ok(Some(h)) => {
+                    if h.format() == gimli::Format::Dwarf64 {
+                        offset_size = 8;
+                    }
                     if let Some(off) = h.debug_info_offset() {
                         out.push(off.0 as u64);
                     }
@@ -299,7 +352,7 @@ impl Dwarf {
                 Err(e) => return Err(dwarf_err(e)),
             }
         }
-        Ok(out)
+        Ok((out, offset_size))
     }
 
     pub fn stats(&self) -> TypeStats {
@@ -317,73 +370,170 @@ impl Dwarf {
     // -----------------------------------------------------------------------
     // The index
 
-    /// Probe the index; scan more units until `probe` answers or all are scanned.
-    fn find<T>(&self, probe: impl Fn(&Index) -> Option<T>) -> Option<T> {
+    /// Probe the index; scan more units until `probe` answers or all are
+    /// scanned. `name`, when given, is the name being looked up: after the
+    /// first batch, units whose bytes cannot name it are not scanned (see
+    /// `pattern_find`).
+    fn find<T>(&self, name: Option<&[u8]>, probe: impl Fn(&Index) -> Option<T>) -> Option<T> {
         loop {
             {
                 let idx = self.index.read().ok()?;
                 if let Some(x) = probe(&idx) {
                     return Some(x);
                 }
-                if idx.scanned >= self.units.len() {
+                if idx.complete() {
                     return None;
                 }
             }
             let _guard = self.scan_lock.lock().ok()?;
-            let start = {
+            let (batch, first) = {
                 let idx = self.index.read().ok()?;
-                if probe(&idx).is_some() || idx.scanned >= self.units.len() {
+                if probe(&idx).is_some() || idx.complete() {
                     continue;
                 }
-                idx.scanned
+                // The next units not yet scanned, as many as are done (doubling).
+                let want = idx.scanned.max(FIRST_BATCH);
+                let batch: Vec<usize> = (idx.prefix..self.units.len())
+                    .filter(|&u| idx.done.get(u) == Some(&false))
+                    .take(want)
+                    .collect();
+                (batch, idx.prefix < FIRST_BATCH)
             };
-            let end = (start + start.max(FIRST_BATCH)).min(self.units.len());
-            let found = self.scan_parallel(start..end);
-            let mut idx = self.index.write().ok()?;
-            for f in found {
-                for (k, d) in f.types {
-                    keep_first(&mut idx.types, k, d);
-                }
-                for (k, d) in f.enumerators {
-                    keep_first(&mut idx.enumerators, k, d);
+            if !first {
+                if let Some(needles) = name.and_then(|n| self.needles(n)) {
+                    return self.pattern_find(&needles, &probe);
                 }
             }
-            idx.scanned = end;
+            let found = self.scan_parallel(&batch);
+            self.index.write().ok()?.merge(found);
         }
     }
 
     pub fn index_all(&self) {
-        let _ = self.find(|_| None::<()>);
+        let _ = self.find(None, |_| None::<()>);
     }
 
-    fn scan_parallel(&self, range: Range<usize>) -> Vec<Found> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8)
-            .min(range.len().max(1));
-        let units = self.units.get(range).unwrap_or_default();
-        if threads <= 1 {
-            let mut f = Found::default();
-            for &u in units {
-                // A corrupt unit is skipped; the others still answer.
-                let _ = self.scan_unit(u, &mut f);
+    /// Byte strings one of which a unit's .debug_info bytes must hold if a
+    /// DIE there is named `name`: the .debug_str offset of the name (as
+    /// DW_FORM_strp writes it) and the name itself (DW_FORM_string). `None`
+    /// when that does not hold (DW_FORM_strx names) or would match nearly
+    /// everywhere (names of 3 bytes or less).
+    fn needles(&self, name: &[u8]) -> Option<Vec<Vec<u8>>> {
+        if name.len() < 4 || !self.bytes(&self.str_offsets).is_empty() || name.contains(&0) {
+            return None;
+        }
+        let mut z = name.to_vec();
+        z.push(0);
+        let strs = self.bytes(&self.str);
+        let mut out = vec![z.clone()];
+        for pos in memchr::memmem::find_iter(strs, &z) {
+            let mut n = match self.offset_size {
+                8 => (pos as u64).to_le_bytes().to_vec(),
+                _ => u32::try_from(pos).ok()?.to_le_bytes().to_vec(),
+            };
+            if self.endian == RunTimeEndian::Big {
+                n.reverse();
             }
-            return vec![f];
+            out.push(n);
+        }
+        Some(out)
+    }
+
+    /// Search .debug_info (from the first unit not yet scanned) for the
+    /// needles, in chunks shared among the cores, and scan each unit a
+    /// needle is found in until `probe` answers. Units without a needle
+    /// cannot name the type and are never parsed.
+    fn pattern_find<T>(
+        &self,
+        needles: &[Vec<u8>],
+        probe: &impl Fn(&Index) -> Option<T>,
+    ) -> Option<T> {
+        let info = self.bytes(&self.info);
+        let start = {
+            let idx = self.index.read().ok()?;
+            self.units.get(idx.prefix).copied()? as usize
+        };
+        let longest = needles.iter().map(|n| n.len()).max().unwrap_or(1);
+        let threads = cores();
+        let mut pos = start;
+        while pos < info.len() {
+            let end = (pos + PATTERN_CHUNK).min(info.len());
+            let step = (end - pos).div_ceil(threads);
+            let mut hits: Vec<usize> = std::thread::scope(|scope| {
+                let hs: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let a = (pos + t * step).min(end);
+                        let b = (a + step + longest - 1).min(info.len());
+                        scope.spawn(move || {
+                            let mut v = Vec::new();
+                            let Some(hay) = info.get(a..b) else {
+                                return v;
+                            };
+                            for n in needles {
+                                v.extend(memchr::memmem::find_iter(hay, n).map(|h| a + h));
+                            }
+                            v
+                        })
+                    })
+                    .collect();
+                hs.into_iter()
+                    .filter_map(|h| h.join().ok())
+                    .flatten()
+                    .collect()
+            });
+            hits.sort_unstable();
+            let mut last_unit = usize::MAX;
+            for h in hits {
+                let u = self
+                    .units
+                    .partition_point(|&o| o <= h as u64)
+                    .saturating_sub(1);
+                if u == last_unit {
+                    continue;
+                }
+                last_unit = u;
+                let done = {
+                    let idx = self.index.read().ok()?;
+                    idx.done.get(u) == Some(&true)
+                };
+                if !done {
+                    let found = self.scan_parallel(&[u]);
+                    let mut idx = self.index.write().ok()?;
+                    idx.merge(found);
+                    if let Some(x) = probe(&idx) {
+                        return Some(x);
+                    }
+                }
+            }
+            pos = end;
+        }
+        None
+    }
+
+    fn scan_parallel(&self, batch: &[usize]) -> Vec<(usize, Found)> {
+        let threads = cores().min(batch.len().max(1));
+        let scan = |t: usize| {
+            let mut out = Vec::new();
+            for &u in batch.iter().skip(t).step_by(threads) {
+                let mut f = Found::default();
+                if let Some(&off) = self.units.get(u) {
+                    // A corrupt unit is skipped (and counted as done); the others still answer.
+                    let _ = self.scan_unit(off, &mut f);
+                }
+                out.push((u, f));
+            }
+            out
+        };
+        if threads <= 1 {
+            return scan(0);
         }
         std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    scope.spawn(move || {
-                        let mut f = Found::default();
-                        for &u in units.iter().skip(t).step_by(threads) {
-                            let _ = self.scan_unit(u, &mut f);
-                        }
-                        f
-                    })
-                })
-                .collect();
-            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+            let handles: Vec<_> = (0..threads).map(|t| scope.spawn(move || scan(t))).collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().ok())
+                .flatten()
+                .collect()
         })
     }
 
@@ -525,7 +675,9 @@ impl Dwarf {
     /// The first of `kinds` (in that order of preference) that has `name`.
     pub fn find_any(&self, kinds: &[Kind], name: &[u8]) -> Option<DieRef> {
         let keys: Vec<u64> = kinds.iter().map(|k| type_key(*k, name)).collect();
-        let die = self.find(|idx| keys.iter().find_map(|k| idx.types.get(k).copied()))?;
+        let die = self.find(Some(name), |idx| {
+            keys.iter().find_map(|k| idx.types.get(k).copied())
+        })?;
         // Confirm (the index holds hashes).
         let confirmed = self
             .with_die(die, |_, _, d| Ok(d.name == Some(name)))
@@ -535,7 +687,7 @@ impl Dwarf {
 
     pub fn find_enumerator(&self, name: &[u8]) -> Option<DieRef> {
         let key = name_hash(name);
-        self.find(|idx| idx.enumerators.get(&key).copied())
+        self.find(Some(name), |idx| idx.enumerators.get(&key).copied())
     }
 
     // -----------------------------------------------------------------------
