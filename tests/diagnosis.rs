@@ -993,3 +993,45 @@ fn refs_that_point_nowhere_do_not_resolve() {
     assert!(!resolve_ref(&m, "frame:0:0"));
     assert!(!resolve_ref(&m, "nonsense"));
 }
+
+#[test]
+fn malformed_log_lines_do_not_break_the_diagnosis() {
+    let odd = [
+        "INFO: task :x blocked for more than",
+        "INFO: task blocked for more than  seconds",
+        "RIP: 0010:",
+        "RIP: 0010:+0x",
+        "CPU: x PID: Comm:",
+        "stress invoked oom-killer: gfp_mask=",
+        "DMA32 free:kB min:",
+        "DMA32 free:1kB min:",
+        "watchdog: BUG: soft lockup - CPU# stuck for s! [",
+        "BUG: kernel NULL pointer dereference, address:",
+        "general protection fault",
+        "kernel BUG at !",
+        "sysrq: Trigger a crash",
+        "",
+        "\u{fffd}\u{fffd}",
+    ];
+    let panics = [
+        "",
+        "Kernel panic - not syncing: Attempted to kill init! exitcode=",
+        "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+        "Kernel panic - not syncing: hung_task: blocked tasks",
+        "Kernel panic - not syncing: softlockup: hung tasks",
+        "Kernel panic - not syncing: Hard LOCKUP",
+        "Kernel panic - not syncing: RCU Stall",
+        "Kernel panic - not syncing: Fatal machine check",
+        "Kernel panic - not syncing: NMI: Not continuing",
+        "Kernel panic - not syncing: panic_on_warn set ...",
+        "Kernel panic - not syncing: Fatal exception",
+        "Kernel panic - not syncing: sysrq triggered crash",
+    ];
+    for p in panics {
+        let mut log: Vec<&str> = odd.to_vec();
+        log.push(p);
+        let m = model(p, &log, &[]);
+        let d = diag(&m);
+        assert!(!d.class.is_empty() && !d.verdict.is_empty(), "{p}");
+    }
+}

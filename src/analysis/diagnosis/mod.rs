@@ -19,7 +19,7 @@ mod oops;
 mod other;
 mod watchdog;
 
-use crate::model::{Diagnosis, DumpModel, Evidence, Task};
+use crate::model::{Backtrace, Diagnosis, DumpModel, Evidence, Task};
 
 /// Why the machine died.
 pub fn diagnose(model: &DumpModel) -> Diagnosis {
@@ -189,10 +189,10 @@ impl<'a> Ctx<'a> {
     /// The first frame of the panicking task's backtrace (or any backtrace)
     /// whose function is `func`, as ("frame:B:L", module).
     pub fn frame_of(&self, func: &str) -> Option<(String, Option<String>)> {
-        let mut order: Vec<usize> = (0..self.m.backtraces.len()).collect();
-        order.sort_by_key(|&i| !self.m.backtraces[i].panic);
-        for b in order {
-            for f in &self.m.backtraces[b].frames {
+        let mut order: Vec<(usize, &Backtrace)> = self.m.backtraces.iter().enumerate().collect();
+        order.sort_by_key(|(_, bt)| !bt.panic);
+        for (b, bt) in order {
+            for f in &bt.frames {
                 if f.function.as_deref() == Some(func) {
                     return Some((format!("frame:{b}:{}", f.level), f.module.clone()));
                 }

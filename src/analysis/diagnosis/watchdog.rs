@@ -94,7 +94,8 @@ pub(super) fn hung_task(cx: &Ctx) -> Option<Diagnosis> {
             waits.push(format!("{comm} waits in {l}"));
         }
         if let Some(b) = cx.backtrace_of(pid) {
-            if let Some(f) = cx.m.backtraces[b].frames.iter().find(|f| {
+            let frames = cx.m.backtraces.get(b).map_or(&[][..], |bt| &bt.frames[..]);
+            if let Some(f) = frames.iter().find(|f| {
                 f.function
                     .as_deref()
                     .is_some_and(|n| !is_scheduler(n) && !n.starts_with("0x"))
