@@ -187,6 +187,30 @@ fn older_kdump_header_versions() {
     }
 }
 
+/// A `makedumpfile --split` part holds pfns [start_pfn, end_pfn) only; its
+/// page descriptors count from start_pfn. Pages outside are in another part.
+#[test]
+fn split_kdump_part() {
+    let mut f = kdump(&[(2, page(2), 0), (5, zlib(&page(5)), 1)], 1);
+    put32(&mut f, PS + 12, 1); // split
+    put64(&mut f, PS + 80, 2); // start_pfn_64
+    put64(&mut f, PS + 88, 6); // end_pfn_64
+    f[3 * PS] |= (1 << 1) | (1 << 6); // pfns 1 and 6 written in the other parts
+    let t = Tmp::write("kdump-split", &f);
+    let d = Dump::open(&t.0).unwrap();
+    let mut buf = vec![0u8; PS];
+    d.read_phys(2 * PS as u64, &mut buf).unwrap();
+    assert_eq!(buf, page(2));
+    d.read_phys(5 * PS as u64, &mut buf).unwrap();
+    assert_eq!(buf, page(5));
+    for pfn in [1u64, 6] {
+        assert!(matches!(
+            d.read_phys(pfn * PS as u64, &mut buf),
+            Err(DumpError::Excluded { .. })
+        ));
+    }
+}
+
 /// Found by the kdump fuzzer: an LZO page whose match reaches before the
 /// start of the page (the kind of input lzokay-native panicked on; the reader
 /// now has its own bounds-checked LZO1X decoder).
