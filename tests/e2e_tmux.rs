@@ -263,6 +263,19 @@ fn dashboard_in_tmux() {
         "{s}"
     );
 
+    // The diagnosis overlay, when the model has a diagnosis.
+    t.keys(&["1"]);
+    let s = t.wait("focus on Summary", |s| s.contains("Enter:zoom /:search"));
+    if s.contains("▶ ") {
+        t.keys(&["e"]);
+        let s = t.wait("the evidence", |s| s.contains("Diagnosis — j/k select"));
+        assert!(s.contains("Evidence"), "{s}");
+        t.keys(&["Escape"]);
+        t.wait("the evidence closed", |s| {
+            !s.contains("Diagnosis — j/k select")
+        });
+    }
+
     // Help, then switch panels with Tab.
     t.keys(&["?"]);
     let s = t.wait("the help", |s| s.contains("Keys (any key closes)"));
@@ -270,9 +283,7 @@ fn dashboard_in_tmux() {
     t.keys(&["x"]);
     t.wait("the help closed", |s| !s.contains("Keys (any key closes)"));
     t.keys(&["Tab"]);
-    t.wait("focus on Summary", |s| {
-        s.contains("?:help q:quit Tab/1-5:panel Enter:zoom")
-    });
+    t.wait("focus on Backtrace", |s| s.contains("c:next CPU"));
 
     // A resize to 80x24 redraws as tabs.
     t.cmd(&["resize-window", "-t", "e2e", "-x", "80", "-y", "24"]);

@@ -156,6 +156,21 @@ fn whole_layout_120x40_shows_every_panel() {
         "zone {zone} under min not marked:\n{}",
         rows.join("\n")
     );
+    // The diagnosis verdict (when the model has one) opens the summary.
+    if let Some(d) = &model.diagnosis {
+        let sum = crop(&rows, &st, Panel::Summary);
+        let start = d
+            .verdict
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            flat(&sum[1..2]).starts_with(&format!("▶ {start}")),
+            "{}",
+            sum.join("\n")
+        );
+    }
     // The log starts with the panic line in view.
     assert!(rows
         .iter()

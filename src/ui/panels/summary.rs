@@ -8,6 +8,9 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
+/// Lines of the verdict shown above the PANIC line.
+pub const VERDICT_LINES: usize = 2;
+
 pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
     let t = &state.theme;
     let s = &model.summary;
@@ -16,17 +19,19 @@ pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
     let mut mark = None;
 
     if let Some(d) = &model.diagnosis {
-        for l in wrap(&format!("▶ {}", escape_control(&d.verdict)), width, 2) {
+        // The verdict's first two lines here; all of it, with the evidence,
+        // in the `e` overlay.
+        let mut v = wrap(&format!("▶ {}", escape_control(&d.verdict)), width, 2);
+        if v.len() > VERDICT_LINES {
+            v.truncate(VERDICT_LINES);
+            if let Some(last) = v.last_mut() {
+                let keep = width.saturating_sub(9);
+                *last = last.chars().take(keep).collect::<String>() + " … (e)";
+            }
+        }
+        for l in v {
             out.push(Line::styled(l, t.verdict()));
         }
-        out.push(Line::from(vec![
-            Span::styled("  cause: ", t.dim()),
-            Span::raw(d.class.clone()),
-            Span::styled(
-                format!("  (e: {} evidence items)", d.evidence.len()),
-                t.dim(),
-            ),
-        ]));
     }
 
     let panic = if s.panic.is_empty() {
@@ -143,6 +148,14 @@ pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
 pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
     let w = area.width.saturating_sub(2) as usize;
     let r = lines(model, state, w);
-    let b = block(Panel::Summary, state, "");
+    let extra = match &model.diagnosis {
+        Some(d) => format!(
+            "cause {} · e: {} evidence items",
+            escape_control(&d.class),
+            d.evidence.len()
+        ),
+        None => String::new(),
+    };
+    let b = block(Panel::Summary, state, &extra);
     draw_lines(f, area, b, r.lines, state.summary_scroll, 0);
 }
