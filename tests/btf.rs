@@ -234,3 +234,80 @@ fn btf_from_dump_is_the_vmlinux_section() {
         );
     }
 }
+
+/// BTF and DWARF (types.rs) give the same answers: every member of the
+/// structs the panels read, their sizes, and the enums they use.
+/// Reference: the vmlinux's DWARF (its tests check it against VMCOREINFO and pahole).
+#[test]
+fn btf_answers_as_dwarf_does() {
+    use crashdeck::kernel::{Types, Vmlinux};
+    let Some(cases) = common::cases_or_skip("btf_answers_as_dwarf_does") else {
+        return;
+    };
+    let case = &cases[0];
+    let btf = vmlinux_btf(&case.vmlinux);
+    let vm = Vmlinux::open(&case.vmlinux).unwrap();
+    let dwarf = Types::from_elf(vm.data()).unwrap();
+    let mut compared = 0;
+    for ty in [
+        "task_struct",
+        "mm_struct",
+        "signal_struct",
+        "zone",
+        "pglist_data",
+        "page",
+        "uts_namespace",
+        "new_utsname",
+        "printk_ringbuffer",
+        "prb_desc_ring",
+        "prb_data_ring",
+        "prb_desc",
+        "printk_info",
+        "rq",
+        "percpu_counter",
+        "address_space",
+        "inode",
+        "super_block",
+        "module",
+        "inactive_task_frame",
+        "thread_struct",
+        "pt_regs",
+        "timekeeper",
+        "tk_read_base",
+        "list_head",
+        "hlist_node",
+        "pid",
+        "upid",
+        "vm_area_struct",
+        "kobject",
+    ] {
+        assert_eq!(btf.size_of(ty), dwarf.size_of(ty), "size of {ty}");
+        for m in btf.member_names(ty).unwrap() {
+            assert_eq!(btf.member(ty, &m), dwarf.member(ty, &m), "{ty}.{m}");
+            compared += 1;
+        }
+    }
+    for e in [
+        "zone_stat_item",
+        "node_stat_item",
+        "pageflags",
+        "zone_type",
+        "zone_watermarks",
+    ] {
+        assert_eq!(btf.enumerators(e), dwarf.enumerators(e), "enum {e}");
+    }
+    for name in [
+        "unsigned long",
+        "long",
+        "int",
+        "char",
+        "_Bool",
+        "bool",
+        "u64",
+        "atomic_t",
+    ] {
+        assert_eq!(btf.size_of(name), dwarf.size_of(name), "size of {name}");
+    }
+    assert!(compared > 300, "only {compared} members compared");
+    eprintln!("{}: {compared} members agree", case.name);
+}

@@ -12,6 +12,7 @@
 //! Format: `include/uapi/linux/btf.h` (header, `btf_type`, the kinds and
 //! their trailing records). Both byte orders are read (the magic tells).
 
+use super::dwarf_index::base_type_alias;
 use super::types::{Member, Result, TypeError};
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -515,85 +516,80 @@ impl Btf {
         }
     }
 
-    /// The C spelling of type `id` ("struct list_head", "char [16]",
-    /// "struct mm_struct *", "long unsigned int").
+    /// The C spelling of type `id`, as the DWARF reader spells it
+    /// ("struct list_head", "char [16]", "struct mm_struct *",
+    /// "long unsigned int", "void (*)(...)").
     pub fn type_name(&self, id: u32) -> String {
-        let (base, suffix) = self.name_parts(id, 0);
-        if suffix.is_empty() {
-            base
-        } else {
-            format!("{base} {suffix}")
-        }
+        self.name_depth(id, 0)
     }
 
-    /// (base, declarator suffix): "char", "[16]"; "struct page", "*".
-    fn name_parts(&self, id: u32, depth: u32) -> (String, String) {
+    fn name_depth(&self, id: u32, depth: u32) -> String {
         if id == 0 {
-            return ("void".into(), String::new());
+            return "void".into();
         }
         if depth > MAX_DEPTH {
-            return ("?".into(), String::new());
+            return "?".into();
         }
         let t = self.ty(id);
         let name = self.str_at(t.name_off);
-        let or_anon = |s: &str| {
+        let tagged = |tag: &str| {
             if name.is_empty() {
-                format!("{s} {{...}}")
+                format!("{tag} {{...}}")
             } else {
-                format!("{s} {name}")
+                format!("{tag} {name}")
             }
         };
         match t.kind {
-            Kind::Int | Kind::Float | Kind::Typedef => (name.to_string(), String::new()),
-            Kind::Struct => (or_anon("struct"), String::new()),
-            Kind::Union => (or_anon("union"), String::new()),
-            Kind::Enum | Kind::Enum64 => (or_anon("enum"), String::new()),
-            Kind::Fwd => (
-                format!("{} {name}", if t.kind_flag { "union" } else { "struct" }),
-                String::new(),
-            ),
-            Kind::Ptr => {
-                let target = self.ty(t.size_or_type);
-                if target.kind == Kind::FuncProto && t.size_or_type != 0 {
-                    let (ret, _) = self.name_parts(target.size_or_type, depth + 1);
-                    return (format!("{ret} (*)()"), String::new());
-                }
-                let (base, suffix) = self.name_parts(t.size_or_type, depth + 1);
-                if suffix.is_empty() {
-                    (base, "*".into())
-                } else if suffix.starts_with('[') {
-                    (base, format!("(*){suffix}"))
+            Kind::Int | Kind::Float | Kind::Typedef | Kind::Func | Kind::Datasec => {
+                if name.is_empty() {
+                    "?".into()
                 } else {
-                    (base, format!("*{suffix}"))
+                    name.to_string()
                 }
+            }
+            Kind::Struct => tagged("struct"),
+            Kind::Union => tagged("union"),
+            Kind::Enum | Kind::Enum64 => tagged("enum"),
+            Kind::Fwd => tagged(if t.kind_flag { "union" } else { "struct" }),
+            Kind::Ptr => {
+                let inner = self.name_depth(t.size_or_type, depth + 1);
+                if self.ty(t.size_or_type).kind == Kind::FuncProto && t.size_or_type != 0 {
+                    inner.replacen('(', "(*)(", 1)
+                } else if inner.ends_with('*') {
+                    format!("{inner}*")
+                } else {
+                    format!("{inner} *")
+                }
+            }
+            Kind::Const => format!("const {}", self.name_depth(t.size_or_type, depth + 1)),
+            Kind::Volatile => format!("volatile {}", self.name_depth(t.size_or_type, depth + 1)),
+            Kind::Restrict | Kind::TypeTag | Kind::Var | Kind::DeclTag => {
+                self.name_depth(t.size_or_type, depth + 1)
             }
             Kind::Array => {
-                let elem = self.u32_at(t.extra as usize);
-                let n = self.u32_at(t.extra as usize + 8);
-                let (base, suffix) = self.name_parts(elem, depth + 1);
-                (base, format!("[{n}]{suffix}"))
-            }
-            Kind::Const | Kind::Volatile | Kind::Restrict => {
-                let q = match t.kind {
-                    Kind::Const => "const",
-                    Kind::Volatile => "volatile",
-                    _ => "restrict",
-                };
-                let (base, suffix) = self.name_parts(t.size_or_type, depth + 1);
-                if suffix.is_empty() || suffix.starts_with('[') {
-                    (format!("{q} {base}"), suffix)
-                } else {
-                    (base, format!("{suffix} {q}"))
+                // C's int [2][3] is an array of arrays in BTF, one DIE with two dimensions in DWARF.
+                let mut dims = String::new();
+                let mut cur = t;
+                for _ in 0..MAX_DEPTH {
+                    dims.push_str(&format!("[{}]", self.u32_at(cur.extra as usize + 8)));
+                    let elem = self.ty(self.u32_at(cur.extra as usize));
+                    if elem.kind != Kind::Array || self.u32_at(cur.extra as usize) == 0 {
+                        break;
+                    }
+                    cur = elem;
                 }
+                let elem = self.u32_at(cur.extra as usize);
+                format!("{} {dims}", self.name_depth(elem, depth + 1))
             }
-            Kind::TypeTag | Kind::Var | Kind::DeclTag => self.name_parts(t.size_or_type, depth + 1),
-            Kind::Func => (name.to_string(), String::new()),
-            Kind::FuncProto => {
-                let (ret, _) = self.name_parts(t.size_or_type, depth + 1);
-                (format!("{ret} ()"), String::new())
-            }
-            Kind::Datasec => (name.to_string(), String::new()),
+            Kind::FuncProto => format!("{} (...)", self.name_depth(t.size_or_type, depth + 1)),
         }
+    }
+
+    /// The C spelling of the type called `name` ("struct task_struct").
+    pub fn type_name_of(&self, name: &str) -> Result<String> {
+        self.find(name)
+            .map(|id| self.type_name(id))
+            .ok_or_else(|| TypeError::NoType(name.to_string()))
     }
 
     /// The id of the type called `name`: "task_struct", "struct page",
@@ -624,7 +620,7 @@ impl Btf {
         let ids = self
             .by_name
             .get(bare)
-            .or_else(|| c_int_alias(bare).and_then(|a| self.by_name.get(a)))?;
+            .or_else(|| base_type_alias(bare).and_then(|a| self.by_name.get(a)))?;
         for k in kinds {
             if let Some(&id) = ids.iter().find(|&&id| self.ty(id).kind == *k) {
                 return Some(id);
@@ -653,10 +649,17 @@ impl Btf {
         let mut bits: u64 = 0;
         let mut last: Option<(u32, u32)> = None; // (type id, bit-field size)
         for part in path.split('.') {
-            let (name, indices) = split_indices(part).ok_or_else(no_member)?;
-            let (off, mty, bf) = self
-                .find_member(self.strip(cur), name, 0)
-                .ok_or_else(no_member)?;
+            let (name, indices) = split_indices(part.trim()).ok_or_else(no_member)?;
+            // Through an array member without an index: element 0 (as the DWARF reader).
+            let mut agg = self.strip(cur);
+            for _ in 0..MAX_DEPTH {
+                let t = self.ty(agg);
+                if t.kind != Kind::Array || agg == 0 {
+                    break;
+                }
+                agg = self.strip(self.u32_at(t.extra as usize));
+            }
+            let (off, mty, bf) = self.find_member(agg, name, 0).ok_or_else(no_member)?;
             bits += off;
             let mut mty = mty;
             for idx in indices {
@@ -686,8 +689,18 @@ impl Btf {
         } else {
             (None, None)
         };
+        // A bit-field: `offset` is that of an aligned storage unit of `size`
+        // bytes holding the whole field (types.rs's convention), or the byte
+        // it starts in when no such unit holds it (packed structs).
         let (offset, bit_offset, bit_size) = if bf != 0 {
-            (bits / 8, Some((bits % 8) as u32), Some(bf))
+            let unit = size.max(1);
+            let aligned = (bits / 8) / unit * unit;
+            let offset = if bits + bf as u64 <= (aligned + unit) * 8 {
+                aligned
+            } else {
+                bits / 8
+            };
+            (offset, Some((bits - offset * 8) as u32), Some(bf))
         } else {
             (bits / 8, None, None)
         };
@@ -701,6 +714,33 @@ impl Btf {
             element_size,
             is_pointer: stripped.kind == Kind::Ptr,
         })
+    }
+
+    /// Names of the members of the struct/union `ty`, in order, the members
+    /// of anonymous structs/unions in their place (what `member` accepts).
+    pub fn member_names(&self, ty: &str) -> Result<Vec<String>> {
+        let id = self
+            .find(ty)
+            .ok_or_else(|| TypeError::NoType(ty.to_string()))?;
+        let mut out = Vec::new();
+        self.collect_names(self.strip(id), &mut out, 0);
+        Ok(out)
+    }
+
+    fn collect_names(&self, id: u32, out: &mut Vec<String>, depth: u32) {
+        let t = self.ty(id);
+        if depth > MAX_DEPTH || id == 0 || !matches!(t.kind, Kind::Struct | Kind::Union) {
+            return;
+        }
+        for i in 0..t.vlen as usize {
+            let m = self.member_at(&t, i);
+            let name = self.str_at(m.name_off);
+            if name.is_empty() {
+                self.collect_names(self.strip(m.ty), out, depth + 1);
+            } else {
+                out.push(name.to_string());
+            }
+        }
     }
 
     /// (bit offset, type id, bit-field size) of member `name` of the
@@ -812,22 +852,6 @@ impl Btf {
             .map(|(n, v)| (n.to_string(), v))
             .collect())
     }
-}
-
-/// GCC's names of the C integer types, as DWARF and BTF spell them.
-fn c_int_alias(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "unsigned long" => "long unsigned int",
-        "long" | "signed long" | "long signed int" => "long int",
-        "unsigned" | "unsigned int" => "unsigned int",
-        "signed" | "signed int" => "int",
-        "unsigned long long" => "long long unsigned int",
-        "long long" | "signed long long" => "long long int",
-        "unsigned short" => "short unsigned int",
-        "short" | "signed short" => "short int",
-        "signed char" => "signed char",
-        _ => return None,
-    })
 }
 
 /// "vm_stat[2][1]" → ("vm_stat", [2, 1]); `None` if malformed.
@@ -1024,6 +1048,7 @@ mod tests {
                 ("stat", cstat, 512, 0),
                 ("next", plist, 640, 0),
                 ("usage", atomic_t, 704, 0),
+                ("bf32", int, 909, 3),
             ],
         );
         let _ = task;
@@ -1103,6 +1128,15 @@ mod tests {
             (64, 16, Some(4), Some(4))
         );
         assert_eq!(m.type_name, "const atomic_t [4]");
+        // A 4-byte bit-field: offset of its aligned storage unit, bits from there.
+        let m = btf.member("task_struct", "bf32").unwrap();
+        assert_eq!(
+            (m.offset, m.size, m.bit_offset, m.bit_size),
+            (112, 4, Some(13), Some(3))
+        );
+        // Through an array without an index: element 0.
+        let m = btf.member("task_struct", "stat.counter").unwrap();
+        assert_eq!((m.offset, m.size), (64, 4));
         let m = btf.member("task_struct", "stat[2].counter").unwrap();
         assert_eq!((m.offset, m.size), (72, 4));
         assert!(btf.member("task_struct", "stat[4]").is_err());
@@ -1124,7 +1158,7 @@ mod tests {
         assert!(matches!(btf.member("nope", "x"), Err(TypeError::NoType(_))));
         let m = btf.member("ops", "fn").unwrap();
         assert!(m.is_pointer);
-        assert_eq!(m.type_name, "int (*)()");
+        assert_eq!(m.type_name, "int (*)(...)");
     }
 
     #[test]
