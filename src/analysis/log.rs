@@ -270,7 +270,8 @@ pub fn read(k: &Kernel) -> Result<Vec<LogRecord>> {
 fn read_lockless(k: &Kernel) -> Result<Vec<LogRecord>> {
     let prb = k.read_u64(k.symbol("prb")?)?;
     let rb = "printk_ringbuffer";
-    let word = usz(k.size_of("unsigned long").unwrap_or(8));
+    // sizeof(unsigned long), from a member of that type (no base-type lookup).
+    let word = usz(k.member("prb_data_blk_lpos", "begin")?.size);
     let count_bits = k.read_member(prb, rb, "desc_ring.count_bits")? as u32;
     let size_bits = k.read_member(prb, rb, "text_data_ring.size_bits")? as u32;
     if count_bits > 30 || size_bits > 30 {

@@ -33,11 +33,20 @@ fn global_stat(k: &Kernel, name: &str) -> Option<i64> {
         };
         if let Some((_, v)) = items.iter().find(|(n, _)| n == name) {
             let base = k.symbol(arr).ok()?;
-            let elem = k.size_of("atomic_long_t").unwrap_or(8);
+            let elem = atomic_long_size(k);
             return k.read_i64(base + (*v as u64) * elem).ok();
         }
     }
     None
+}
+
+/// `sizeof(atomic_long_t)`, from `zone.vm_stat[]` (a typedef lookup may miss
+/// where a member does not).
+fn atomic_long_size(k: &Kernel) -> u64 {
+    k.member("zone", "vm_stat")
+        .ok()
+        .and_then(|m| m.element_size)
+        .unwrap_or(8)
 }
 
 /// An `atomic_long_t` or `unsigned long` symbol.
@@ -219,7 +228,7 @@ pub fn read_zones(k: &Kernel) -> Result<Vec<Zone>> {
         k.member("zone", "managed_pages")?
     };
     let vm_stat = k.offset_of("zone", "vm_stat")?;
-    let stat_elem = k.size_of("atomic_long_t").unwrap_or(8);
+    let stat_elem = atomic_long_size(k);
     let items = zone_stat_items(k.types().enumerators("zone_stat_item")?);
     let mut out = Vec::new();
     for (nid, pgdat) in nodes(k)? {

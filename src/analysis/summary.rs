@@ -104,19 +104,20 @@ fn uptime_s(k: &Kernel) -> Result<f64> {
 }
 
 fn crash_time(k: &Kernel) -> Option<i64> {
-    // crash's get_xtime: `tk_data.timekeeper` (6.13+, `tk_core` of that
-    // type), else `shadow_timekeeper` (the anonymous `tk_core` of older
-    // kernels has no type name to ask).
-    let tk = k
-        .symbol("tk_core")
-        .and_then(|a| Ok(a + k.offset_of("tk_data", "timekeeper.xtime_sec")?))
-        .or_else(|_| {
-            Ok::<u64, crate::kernel::KernelError>(
-                k.symbol("shadow_timekeeper")? + k.offset_of("timekeeper", "xtime_sec")?,
-            )
-        })
-        .and_then(|a| k.read_i64(a))
-        .ok();
+    // crash's get_xtime: `shadow_timekeeper` (up to 6.12: the anonymous
+    // `tk_core` of those kernels has no type name to ask), else
+    // `tk_core.timekeeper` (6.13+, `struct tk_data`). The symbol is asked
+    // first: a type lookup that misses costs a scan of all the DWARF.
+    let tk = match k.symbol("shadow_timekeeper") {
+        Ok(a) => k
+            .offset_of("timekeeper", "xtime_sec")
+            .and_then(|o| k.read_i64(a + o)),
+        Err(_) => k
+            .symbol("tk_core")
+            .and_then(|a| Ok(a + k.offset_of("tk_data", "timekeeper.xtime_sec")?))
+            .and_then(|a| k.read_i64(a)),
+    }
+    .ok();
     tk.filter(|&t| t > 0)
         .or_else(|| k.dump().vmcoreinfo().number("CRASHTIME"))
         .or(k.dump().info().crash_time)

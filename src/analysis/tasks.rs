@@ -260,7 +260,7 @@ impl RssLayout {
                 m.offset,
                 true,
                 m.element_size
-                    .unwrap_or(k.size_of("percpu_counter").unwrap_or(0)),
+                    .unwrap_or_else(|| k.size_of("percpu_counter").unwrap_or(0)),
             )
         } else {
             let c = k.member("mm_struct", "rss_stat.count")?;
