@@ -446,6 +446,35 @@ fn compare_crash(c: &Case, m: &DumpModel, section: &str, new: bool) -> (usize, u
             }
             ok += 1;
         }
+        // The registers kdump saved for an interrupted context (the crash
+        // NMI, an oops) are on our first frame; crash shows them as the
+        // exception frame of the NMI or fault entry above it.
+        let first_regs = ct
+            .frames
+            .iter()
+            .filter(|f| !in_range(f.0))
+            .find(|f| f.4.iter().any(|r| r.0 == "RIP" && r.1 == first.pc));
+        match first_regs {
+            Some(f) => {
+                for (k, v) in &f.4 {
+                    let mine = first.regs.iter().find(|(n, _)| n == k).map(|r| r.1);
+                    assert_eq!(
+                        mine,
+                        Some(*v),
+                        "{} {file}: pid {}: {k} of the first frame",
+                        c.name,
+                        ct.pid
+                    );
+                }
+                ok += 1;
+            }
+            None => assert!(
+                first.regs.is_empty() || first.kind == FrameKind::Exception,
+                "{} {file}: pid {}: registers on our first frame, none in crash",
+                c.name,
+                ct.pid
+            ),
+        }
         // and no frame of ours (below the first) that crash does not show,
         // except where crash has a blind spot: a return address that is the
         // first byte after its function (the call to a noreturn function,
@@ -464,7 +493,7 @@ fn compare_crash(c: &Case, m: &DumpModel, section: &str, new: bool) -> (usize, u
         }
         tasks += 1;
         matched += ok;
-        total += expected.len();
+        total += expected.len() + usize::from(first_regs.is_some());
     }
     (tasks, matched, total)
 }

@@ -78,6 +78,11 @@ pub fn task(b: &Backtrace) -> String {
             );
             continue;
         }
+        if !f.regs.is_empty() && f.kind != FrameKind::Exception {
+            // the registers of the context this frame was interrupted in
+            // (the first frame of a CPU the crash NMI or an oops stopped)
+            regs(&mut o, f, Some(f));
+        }
         let _ = writeln!(
             o,
             "{:>3} [{:x}] {} at {:x}{}",
@@ -99,7 +104,7 @@ pub fn task(b: &Backtrace) -> String {
                 source(inl).map(|s| format!("  {s}")).unwrap_or_default()
             );
         }
-        if !f.regs.is_empty() {
+        if !f.regs.is_empty() && f.kind == FrameKind::Exception {
             regs(&mut o, f, next_physical(frames, i));
         }
         if let (Some(here), Some(next)) = (&f.stack, next_physical(frames, i)) {

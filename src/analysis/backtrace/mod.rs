@@ -70,6 +70,11 @@ pub fn read_all(kernel: &Kernel, model: &DumpModel) -> Vec<Backtrace> {
         bt.active = true;
         let start = start_from_cpu(&c.regs);
         ctx.fill(&mut bt, task, start, None);
+        // the kernel's own notes (kdump: they carry the pid; in QEMU's the
+        // dump layer drops QEMU's vCPU number)
+        if c.source == "NT_PRSTATUS" && c.pid.is_some() {
+            show_interrupted_regs(&mut bt, &start);
+        }
         out.push(bt);
     }
     // Every other task, from its saved stack pointer.
@@ -86,6 +91,30 @@ pub fn read_all(kernel: &Kernel, model: &DumpModel) -> Vec<Backtrace> {
         out.push(bt);
     }
     out
+}
+
+/// kdump saved the registers of an interrupted context (the crash NMI on
+/// the other CPUs; the oops on the panicking CPU when crash_kexec was given
+/// the oops' pt_regs): show them on the first frame, as crash shows the
+/// NMI's or the fault's exception frame. The panicking CPU's own state, which
+/// crash_setup_regs takes inside __crash_kexec (DWARF shows it inlined at the
+/// first frame), is not an exception.
+fn show_interrupted_regs(bt: &mut Backtrace, start: &Start) {
+    let own_state = bt
+        .frames
+        .iter()
+        .any(|f| f.inline && f.pc == start.ip && f.function.as_deref() == Some("crash_setup_regs"));
+    if own_state {
+        return;
+    }
+    if let (Some(f), Some(r)) = (
+        bt.frames.iter_mut().find(|f| !f.inline && f.pc == start.ip),
+        start.regs,
+    ) {
+        if f.regs.is_empty() {
+            f.regs = r.labelled();
+        }
+    }
 }
 
 fn start_from_cpu(r: &X86Regs) -> Start {
