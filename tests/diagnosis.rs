@@ -300,6 +300,26 @@ fn check_oom(case: &Case, model: &DumpModel) {
         case.name,
         d.evidence
     );
+    // The OOM report's task table names the same top process as the model.
+    let top_row = con
+        .iter()
+        .filter_map(|l| {
+            let (pid, rest) = l.strip_prefix('[')?.split_once(']')?;
+            let rss: u64 = rest.split_whitespace().nth(3)?.parse().ok()?;
+            let name = rest.split_whitespace().last()?.to_string();
+            Some((pid.trim().to_string(), rss, name))
+        })
+        .max_by_key(|r| r.1)
+        .expect("console.log has the OOM task table");
+    assert!(
+        d.evidence.iter().any(|e| e.text.contains(&format!(
+            "largest rss PID {} {}, {} pages",
+            top_row.0, top_row.2, top_row.1
+        ))),
+        "{}: {:?}",
+        case.name,
+        d.evidence
+    );
     assert!(d.remedies.iter().any(|r| r.contains("vm.panic_on_oom=0")));
     assert!(d.remedies.iter().any(|r| r.contains("swap")));
     assert_refs_resolve(model, &d, &case.name);
@@ -1034,4 +1054,26 @@ fn malformed_log_lines_do_not_break_the_diagnosis() {
         let d = diag(&m);
         assert!(!d.class.is_empty() && !d.verdict.is_empty(), "{p}");
     }
+}
+
+#[test]
+fn a_task_reported_twice_is_listed_once_with_its_longest_time() {
+    let log = [
+        "INFO: task worker:77 blocked for more than 120 seconds.",
+        "INFO: task worker:77 blocked for more than 241 seconds.",
+        "Kernel panic - not syncing: hung_task: blocked tasks",
+    ];
+    let d = diag(&model(log[2], &log, &[("kernel.hung_task_panic", 1)]));
+    assert_eq!(d.class, "hung_task");
+    assert_eq!(
+        d.verdict.matches("worker (PID 77)").count(),
+        1,
+        "{}",
+        d.verdict
+    );
+    assert!(
+        d.verdict.contains("for more than 241 seconds"),
+        "{}",
+        d.verdict
+    );
 }

@@ -137,6 +137,15 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             ),
         ));
     }
+    // The OOM report's own task table: its largest RSS row.
+    if let Some((i, line, pid, rss)) = largest_oom_table_row(cx) {
+        let name = line.split_whitespace().last().unwrap_or("");
+        evidence.push(ev(
+            "log",
+            format!("log:{i}"),
+            format!("OOM report's task table: largest rss PID {pid} {name}, {rss} pages"),
+        ));
+    }
     if let Some((comm, (kib, n, _))) = groups.first() {
         facts.push(format!(
             "largest RSS: {comm} ({n} process{}, {} MiB, {}% of RAM)",
@@ -325,4 +334,21 @@ fn overcommit_meaning(v: Var) -> &'static str {
         Var::Read(2) => "strict accounting (the commit limit is enforced)",
         _ => "",
     }
+}
+
+/// The row with the largest rss in the last OOM report's task table
+/// ("[  pid  ]   uid  tgid total_vm      rss … name"): (record, line, pid, rss pages).
+fn largest_oom_table_row<'a>(cx: &Ctx<'a>) -> Option<(usize, &'a str, i64, u64)> {
+    let start = cx.last_line(|l| l.starts_with("Tasks state (memory values in pages)"))?;
+    super::log_lines(cx.m)
+        .skip_while(|(i, l)| *i < start.0 || !l.starts_with("Tasks state"))
+        .skip(1)
+        .take_while(|(_, l)| l.starts_with('['))
+        .filter_map(|(i, l)| {
+            let (pid, rest) = l.strip_prefix('[')?.split_once(']')?;
+            let pid = pid.trim().parse().ok()?;
+            let rss = rest.split_whitespace().nth(3)?.parse().ok()?;
+            Some((i, l, pid, rss))
+        })
+        .max_by_key(|r| r.3)
 }

@@ -76,6 +76,11 @@ pub(super) fn hung_task(cx: &Ctx) -> Option<Diagnosis> {
             continue;
         };
         evidence.push(log_ev(i, line));
+        // Reported again: keep the longest time, the rest is said already.
+        if let Some(b) = blocked.iter_mut().find(|b| b.1 == pid) {
+            b.2 = b.2.max(secs);
+            continue;
+        }
         if let Some(e) = cx.task_evidence(pid, &format!("blocked for more than {secs} seconds")) {
             evidence.push(e);
         }
@@ -114,9 +119,7 @@ pub(super) fn hung_task(cx: &Ctx) -> Option<Diagnosis> {
                 ));
             }
         }
-        if !blocked.iter().any(|b| b.1 == pid) {
-            blocked.push((comm, pid, secs));
-        }
+        blocked.push((comm, pid, secs));
     }
     // Every task in D state (crash's UN) at the crash.
     for t in cx.m.tasks.iter().filter(|t| t.state == "UN") {
