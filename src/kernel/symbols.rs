@@ -1,7 +1,5 @@
 //! The vmlinux symbol table: by name, and sorted by address for `symbolize`.
 
-use std::collections::HashMap;
-
 /// What a symbol names (from the ELF symbol type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SymKind {
@@ -27,68 +25,81 @@ pub struct Sym {
 }
 
 /// Symbols sorted by address, with a name index.
+///
+/// Built for start-up speed on distribution kernels (100k+ symbols): the
+/// symbols stay in file order; two compact sorted arrays index them by
+/// address and by a 64-bit name hash (no per-name allocation, no hash map).
 #[derive(Debug, Default)]
 pub struct SymbolTable {
-    /// Image symbols (relocatable), sorted by address.
-    by_addr: Vec<Sym>,
-    /// name → index in `by_addr` or (with the high bit) in `other`.
-    by_name: HashMap<String, usize>,
-    /// Per-CPU / absolute symbols.
-    other: Vec<Sym>,
+    /// All symbols, in file order.
+    syms: Vec<Sym>,
+    /// (link address, index) of the image symbols (not per-CPU), by address
+    /// then file order.
+    by_addr: Vec<(u64, u32)>,
+    /// (name hash, index) of every symbol, by hash then file order.
+    by_name: Vec<(u64, u32)>,
 }
 
-const OTHER_BIT: usize = 1 << (usize::BITS - 1);
+/// FNV-1a: fast on short names, good enough spread for a sorted index.
+fn name_hash(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in name.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
 
 impl SymbolTable {
     /// Builds the table. When several symbols share a name (static functions
-    /// in different files), `symbol(name)` gives the first one in the file,
-    /// preferring a function or object over a label.
+    /// in different files), `get(name)` gives an image symbol before a
+    /// per-CPU one, a function or object before a label, then the first in
+    /// the file.
     pub fn new(syms: Vec<Sym>) -> SymbolTable {
-        let (mut by_addr, other): (Vec<Sym>, Vec<Sym>) = syms.into_iter().partition(|s| !s.percpu);
-        // Stable sort keeps file order among equal addresses.
-        by_addr.sort_by_key(|s| s.addr);
-        let mut by_name: HashMap<String, usize> =
-            HashMap::with_capacity(by_addr.len() + other.len());
-        for (i, s) in by_addr.iter().enumerate() {
-            match by_name.get(&s.name) {
-                Some(&j) if j & OTHER_BIT == 0 => {
-                    let old = &by_addr[j];
-                    if s.kind < old.kind {
-                        by_name.insert(s.name.clone(), i);
-                    }
-                }
-                Some(_) => {}
-                None => {
-                    by_name.insert(s.name.clone(), i);
-                }
-            }
-        }
-        for (i, s) in other.iter().enumerate() {
-            by_name.entry(s.name.clone()).or_insert(i | OTHER_BIT);
-        }
+        let syms: Vec<Sym> = syms.into_iter().take(u32::MAX as usize).collect();
+        let mut by_addr: Vec<(u64, u32)> = syms
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.percpu)
+            .map(|(i, s)| (s.addr, i as u32))
+            .collect();
+        by_addr.sort_unstable();
+        let mut by_name: Vec<(u64, u32)> = syms
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (name_hash(&s.name), i as u32))
+            .collect();
+        by_name.sort_unstable();
         SymbolTable {
+            syms,
             by_addr,
             by_name,
-            other,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.by_addr.len() + self.other.len()
+        self.syms.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.syms.is_empty()
+    }
+
+    fn at(&self, i: u32) -> Option<&Sym> {
+        self.syms.get(i as usize)
     }
 
     /// The symbol called `name` (link-time address).
     pub fn get(&self, name: &str) -> Option<&Sym> {
-        let i = *self.by_name.get(name)?;
-        if i & OTHER_BIT != 0 {
-            self.other.get(i & !OTHER_BIT)
-        } else {
-            self.by_addr.get(i)
-        }
+        let h = name_hash(name);
+        let start = self.by_name.partition_point(|&(x, _)| x < h);
+        self.by_name
+            .get(start..)?
+            .iter()
+            .take_while(|&&(x, _)| x == h)
+            .filter_map(|&(_, i)| self.at(i))
+            .filter(|s| s.name == name)
+            .min_by_key(|s| (s.percpu, s.kind))
     }
 
     /// The symbol an address falls in, the way the kernel's kallsyms sees
@@ -99,30 +110,32 @@ impl SymbolTable {
     /// A return address just past a `noreturn` call at a function's end still
     /// falls in that function (the padding up to the next symbol).
     pub fn lookup(&self, addr: u64) -> Option<(&Sym, u64)> {
-        let end = self.by_addr.partition_point(|s| s.addr <= addr);
+        let end = self.by_addr.partition_point(|&(a, _)| a <= addr);
         if end == 0 {
             return None;
         }
-        let top = self.by_addr.get(end - 1)?.addr;
-        let start = self.by_addr[..end].partition_point(|s| s.addr < top);
+        let top = self.by_addr.get(end - 1)?.0;
+        let start = self.by_addr[..end].partition_point(|&(a, _)| a < top);
         let best = self
             .by_addr
             .get(start..end)?
             .iter()
+            .filter_map(|&(_, i)| self.at(i))
             .min_by_key(|s| (s.kind, s.size == 0))?;
-        let size = match self.by_addr.get(end) {
-            Some(next) => next.addr - top,
+        let next = self.by_addr.get(end).map(|&(a, _)| a);
+        let size = match next {
+            Some(n) => n - top,
             None => best.size,
         };
-        if self.by_addr.get(end).is_none() && size > 0 && addr - top >= size {
+        if next.is_none() && size > 0 && addr - top >= size {
             return None;
         }
         Some((best, size))
     }
 
-    /// All image symbols, sorted by link address.
+    /// All image symbols (not per-CPU), sorted by link address.
     pub fn iter(&self) -> impl Iterator<Item = &Sym> {
-        self.by_addr.iter()
+        self.by_addr.iter().filter_map(|&(_, i)| self.at(i))
     }
 }
 
@@ -168,6 +181,20 @@ mod tests {
         assert_eq!(name(0x4105), Some(("inner", 0x10)));
         assert_eq!(name(0x4110), None);
         assert_eq!(t.get("runqueues").map(|s| s.percpu), Some(true));
+        assert_eq!(t.get("nope"), None);
+        // Same name: an image symbol before a per-CPU one, a function before a label.
+        let mut dup = sym("x", 0x10, 8, SymKind::Object);
+        dup.percpu = true;
+        let t2 = SymbolTable::new(vec![
+            dup,
+            sym("x", 0x9000, 0, SymKind::Other),
+            sym("x", 0x8000, 4, SymKind::Function),
+        ]);
+        assert_eq!(t2.get("x").map(|s| s.addr), Some(0x8000));
+        assert_eq!(
+            t2.iter().map(|s| s.addr).collect::<Vec<_>>(),
+            [0x8000, 0x9000]
+        );
         assert_eq!(t.get("b").map(|s| s.kind), Some(SymKind::Function));
     }
 }
