@@ -104,7 +104,12 @@ fn main() -> Result<()> {
 
 fn demo_model() -> Result<crashdeck::model::DumpModel> {
     const DEMO: &str = include_str!("../assets/demo.json");
-    serde_json::from_str(DEMO).context("the bundled demo model (assets/demo.json) does not parse")
+    let mut model: crashdeck::model::DumpModel = serde_json::from_str(DEMO)
+        .context("the bundled demo model (assets/demo.json) does not parse")?;
+    if model.diagnosis.is_none() {
+        model.diagnosis = Some(crashdeck::analysis::diagnosis::diagnose(&model));
+    }
+    Ok(model)
 }
 
 fn resolve(files: &[PathBuf], common: &Common) -> Result<Inputs> {

@@ -119,8 +119,13 @@ pub fn build_model(vmlinux: &Path, vmcore: &Path, opts: &KernelOptions) -> Resul
 /// Loads a model saved by `crashdeck report --json`.
 pub fn load_model(path: &Path) -> Result<DumpModel> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a crashdeck model", path.display()))
+    let mut model: DumpModel = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a crashdeck model", path.display()))?;
+    // A model saved without a diagnosis (or by an older crashdeck) gets one.
+    if model.diagnosis.is_none() {
+        model.diagnosis = Some(analysis::diagnosis::diagnose(&model));
+    }
+    Ok(model)
 }
 
 /// Looks for the vmlinux of a dump by its OSRELEASE in the usual debuginfo places.
