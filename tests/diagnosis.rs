@@ -560,8 +560,22 @@ fn real_model_sysctls_match_the_scenario() {
                 case.name
             );
         }
-        // The kernel's defaults where the scenario left them alone.
-        assert!(model.sysctls.contains_key("kernel.panic"), "{}", case.name);
+        // kernel.panic (panic_timeout) as the command line set it, in console.log.
+        let con = console(case);
+        let cmdline = con
+            .iter()
+            .find(|l| l.starts_with("Kernel command line:"))
+            .expect("console.log has the command line");
+        let panic_arg: i64 = cmdline
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("panic=")?.parse().ok())
+            .expect("the fixtures boot with panic=N");
+        assert_eq!(
+            model.sysctls.get("kernel.panic"),
+            Some(&panic_arg),
+            "{}",
+            case.name
+        );
         assert!(model.sysctls.contains_key("vm.overcommit_memory"));
     }
 }
