@@ -118,3 +118,72 @@ impl CfiLookup for DebugFrame<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `.debug_frame` with one CIE (CFA = rsp+8, RA at CFA-8) and one FDE
+    /// for [start, start+0x20): after 1 byte `push %rbp` (CFA = rsp+16, rbp
+    /// at CFA-16), after 4 more `mov %rsp,%rbp` (CFA = rbp+16).
+    fn debug_frame(start: u64) -> Vec<u8> {
+        let mut cie = vec![];
+        cie.extend(0xffff_ffffu32.to_le_bytes()); // CIE id
+        cie.push(1); // version
+        cie.push(0); // augmentation ""
+        cie.push(1); // code alignment
+        cie.push(0x78); // data alignment -8
+        cie.push(16); // return address register
+        cie.extend([0x0c, 7, 8]); // def_cfa rsp+8
+        cie.extend([0x90, 1]); // offset r16 at cfa-8
+        while (cie.len() + 4) % 8 != 0 {
+            cie.push(0); // DW_CFA_nop
+        }
+        let mut out = (cie.len() as u32).to_le_bytes().to_vec();
+        out.extend(cie);
+        let mut fde = vec![];
+        fde.extend(0u32.to_le_bytes()); // CIE at offset 0
+        fde.extend(start.to_le_bytes());
+        fde.extend(0x20u64.to_le_bytes());
+        fde.extend([0x41, 0x0e, 16, 0x86, 2]); // advance 1; cfa_offset 16; rbp at cfa-16
+        fde.extend([0x44, 0x0d, 6]); // advance 4; def_cfa_register rbp
+        while (fde.len() + 4) % 8 != 0 {
+            fde.push(0);
+        }
+        out.extend((fde.len() as u32).to_le_bytes());
+        out.extend(fde);
+        out
+    }
+
+    #[test]
+    fn rows_from_a_hand_built_debug_frame() {
+        let start = 0xffff_ffff_8100_0000u64;
+        let bias = 0x2000_0000;
+        let data = debug_frame(start);
+        let df = DebugFrame::new(&data, bias);
+        assert_eq!(df.len(), 1);
+        let row = |off: u64| df.row(start + bias + off);
+        assert_eq!(
+            row(0),
+            Some(CfiRow {
+                cfa_from_bp: false,
+                cfa_offset: 8,
+                ra_offset: -8,
+                bp_offset: None
+            })
+        );
+        let r = row(1).unwrap();
+        assert_eq!(
+            (r.cfa_from_bp, r.cfa_offset, r.bp_offset),
+            (false, 16, Some(-16))
+        );
+        let r = row(0x10).unwrap();
+        assert_eq!((r.cfa_from_bp, r.cfa_offset, r.ra_offset), (true, 16, -8));
+        assert_eq!(row(0x20), None, "past the FDE");
+        assert_eq!(df.row(start), None, "without the bias: before the FDE");
+        // garbage is no table, not a panic
+        let junk: Vec<u8> = (0..200u8).map(|i| i.wrapping_mul(37)).collect();
+        let df = DebugFrame::new(&junk, 0);
+        assert_eq!(df.row(start), None);
+    }
+}

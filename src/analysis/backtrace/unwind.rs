@@ -679,7 +679,26 @@ pub(crate) mod tests {
         OrcSet { tables: vec![t] }
     }
 
+    /// CFI that says: every function in UNDEF's gap is a leaf (CFA = sp+8).
+    struct LeafCfi;
+    impl CfiLookup for LeafCfi {
+        fn row(&self, pc: u64) -> Option<super::super::cfi::CfiRow> {
+            (UNDEF..NOORC)
+                .contains(&pc)
+                .then_some(super::super::cfi::CfiRow {
+                    cfa_from_bp: false,
+                    cfa_offset: 8,
+                    ra_offset: -8,
+                    bp_offset: None,
+                })
+        }
+    }
+
     fn run(f: &Fixture, start: Start) -> Unwound {
+        run_cfi(f, start, None)
+    }
+
+    fn run_cfi(f: &Fixture, start: Start, cfi: Option<&dyn CfiLookup>) -> Unwound {
         let mem = |a: u64| f.mem.get(&a).copied();
         let stacks = [Stack {
             name: "task".into(),
@@ -694,7 +713,7 @@ pub(crate) mod tests {
             stacks: &stacks,
             is_text: &is_text,
             pt_regs: &regs,
-            cfi: None,
+            cfi,
         };
         let mut out = u.unwind(start);
         let stale = u.stale(&out.frames);
@@ -794,6 +813,23 @@ pub(crate) mod tests {
             pcs,
             vec![A + 4, B + 0x10, C + 0x20, ENTRY + 0x30, A + 1, END + 8]
         );
+    }
+
+    #[test]
+    fn dwarf_cfi_where_orc_is_undefined() {
+        let f = good_stack();
+        let s0 = STACK + 0x3000;
+        // UNDEF has an undefined ORC entry; CFI says leaf: return at [s0]
+        let u = run_cfi(&f, start(UNDEF + 4, s0), Some(&LeafCfi));
+        assert_eq!(u.error, None);
+        let r: Vec<(u64, FrameKind)> = u
+            .frames
+            .iter()
+            .filter(|f| f.kind != FrameKind::Stale)
+            .map(|f| (f.pc, f.kind))
+            .collect();
+        assert_eq!(r[1], (B + 0x10, FrameKind::DwarfCfi));
+        assert_eq!(r[2], (C + 0x20, FrameKind::Orc));
     }
 
     #[test]
