@@ -155,6 +155,8 @@ pub fn kernel_text(kernel: &crate::kernel::Kernel) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "vmlinux:      {}", kernel.vmlinux_path().display());
+    let _ = writeln!(s, "symbols:      {}", kernel.symbols_from());
+    let _ = writeln!(s, "types:        {}", kernel.types_from());
     match kernel.utsname() {
         Ok(u) => {
             let _ = writeln!(s, "release:      {}", u.release);
@@ -210,6 +212,8 @@ pub fn kernel_json(kernel: &crate::kernel::Kernel) -> serde_json::Value {
     let checks = kernel.match_checks();
     serde_json::json!({
         "vmlinux": kernel.vmlinux_path(),
+        "symbols_from": kernel.symbols_from(),
+        "types_from": kernel.types_from(),
         "utsname": uts.as_ref().ok(),
         "utsname_error": uts.as_ref().err().map(|e| e.to_string()),
         "kaslr_offset": format!("{:#x}", kernel.kaslr_offset()),

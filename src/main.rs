@@ -132,10 +132,12 @@ fn load(
     match (&inputs.vmlinux, &inputs.vmcore) {
         (Some(vmlinux), Some(vmcore)) => open::build_model(vmlinux, vmcore, opts),
         (_, None) => bail!("no vmcore given"),
-        (None, Some(vmcore)) => bail!(
-            "{}: no vmlinux given, and none matching the dump was found (give it on the command line or with --debuginfo-dir)",
-            vmcore.display()
-        ),
+        (None, Some(vmcore)) => open::build_model_without_vmlinux(vmcore, opts).with_context(|| {
+            format!(
+                "{}: no vmlinux given, none matching the dump was found (give it on the command line or with --debuginfo-dir), and the dump alone could not be read",
+                vmcore.display()
+            )
+        }),
     }
 }
 
@@ -145,8 +147,18 @@ fn info(files: &[PathBuf], json: bool, opts: &KernelOptions) -> Result<()> {
     let dump = Dump::open(&vmcore)?;
     let mut out_json = crashdeck::info::dump_json(&dump);
     let mut out_text = crashdeck::info::dump_text(&dump);
-    if let Some(vmlinux) = &inputs.vmlinux {
-        let kernel = Kernel::open(vmlinux, dump, opts)?;
+    let kernel = match &inputs.vmlinux {
+        Some(vmlinux) => Some(Kernel::open(vmlinux, dump, opts)?),
+        // No vmlinux: the dump's own kallsyms and BTF, if it has them.
+        None => match Kernel::open_without_vmlinux(dump, opts) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                out_text.push_str(&format!("kernel:       not read (no vmlinux given; {e})\n"));
+                None
+            }
+        },
+    };
+    if let Some(kernel) = kernel {
         out_text.push_str(&crashdeck::info::kernel_text(&kernel));
         if let Some(obj) = out_json.as_object_mut() {
             obj.insert("kernel".into(), crashdeck::info::kernel_json(&kernel));

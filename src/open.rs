@@ -98,18 +98,35 @@ pub fn find_vmcore_in_dir(dir: &Path) -> Option<PathBuf> {
 
 /// Opens a dump and its kernel and builds the model.
 pub fn build_model(vmlinux: &Path, vmcore: &Path, opts: &KernelOptions) -> Result<DumpModel> {
+    build_model_from(Some(vmlinux), vmcore, opts)
+}
+
+/// Opens a dump with no vmlinux (symbols from its kallsyms, types from its
+/// BTF: kernels 6.0+) and builds the model.
+pub fn build_model_without_vmlinux(vmcore: &Path, opts: &KernelOptions) -> Result<DumpModel> {
+    build_model_from(None, vmcore, opts)
+}
+
+fn build_model_from(
+    vmlinux: Option<&Path>,
+    vmcore: &Path,
+    opts: &KernelOptions,
+) -> Result<DumpModel> {
     let dump = Dump::open(vmcore)?;
     let info = dump.info().clone();
-    let kernel = Kernel::open(vmlinux, dump, opts)?;
+    let kernel = match vmlinux {
+        Some(v) => Kernel::open(v, dump, opts)?,
+        None => Kernel::open_without_vmlinux(dump, opts)?,
+    };
     let source = Source {
         vmcore: vmcore.display().to_string(),
-        vmlinux: Some(vmlinux.display().to_string()),
+        vmlinux: vmlinux.map(|v| v.display().to_string()),
         format: format!("{:?}", info.format).to_lowercase(),
         compression: info.compression.clone(),
         dump_level: info.dump_level,
         incomplete: info.incomplete,
-        symbols_from: "vmlinux symtab".into(),
-        types_from: "vmlinux DWARF".into(),
+        symbols_from: kernel.symbols_from().into(),
+        types_from: kernel.types_from().into(),
         kaslr_offset: kernel.kaslr_offset(),
         paging_levels: kernel.paging_levels(),
     };

@@ -253,6 +253,25 @@ fn dwarf_err(e: gimli::Error) -> TypeError {
 }
 
 impl Dwarf {
+    /// An index of nothing: what a `Types` answered from BTF keeps (never consulted).
+    pub fn empty() -> Dwarf {
+        let empty = || Bytes::Owned(Vec::new());
+        Dwarf {
+            data: Arc::new(Vec::<u8>::new()),
+            endian: RunTimeEndian::Little,
+            info: empty(),
+            abbrev: empty(),
+            str: empty(),
+            line_str: empty(),
+            str_offsets: empty(),
+            units: Vec::new(),
+            offset_size: 4,
+            index: RwLock::new(Index::default()),
+            scan_lock: Mutex::new(()),
+            abbrevs: Mutex::new(HashMap::new()),
+        }
+    }
+
     pub fn from_elf(data: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Result<Dwarf> {
         let bytes: &[u8] = (*data).as_ref();
         let file = object::File::parse(bytes)

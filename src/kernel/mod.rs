@@ -25,6 +25,9 @@
 //! - Kernel facts: `utsname()` (init_uts_ns), `hz()`, `jiffies()`, `uptime_secs()`.
 //! - `KernelError::Read { vaddr, source }` for a read whose page the dump
 //!   lacks (`KernelError::dump_error()` gives the `DumpError` inside).
+//! - `Kernel::open_without_vmlinux(dump, opts)`: symbols from the dump's kallsyms,
+//!   types from its BTF (kernels 6.0+); `symbols_from()`, `types_from()` say
+//!   which source is in use. A vmlinux without DWARF but with `.BTF` opens with BTF types.
 //! - `symbol(name)` of a per-CPU variable (in `.data..percpu`) is its per-CPU
 //!   offset, not relocated; add `per_cpu_offset(cpu)` (or use `per_cpu_addr`).
 
@@ -203,6 +206,8 @@ pub struct Kernel {
     mmu: Box<dyn Mmu>,
     page_offset_base: u64,
     checks: Vec<MatchCheck>,
+    /// Opened with no vmlinux: symbols from the dump's kallsyms, types from its BTF.
+    from_dump: bool,
 }
 
 /// Largest single read (`read_bytes`, arrays): 256 MiB.
@@ -290,6 +295,61 @@ impl Kernel {
 
     /// Like `open`, with a vmlinux already parsed.
     pub fn from_vmlinux(vmlinux: Vmlinux, dump: Dump, opts: &KernelOptions) -> Result<Kernel> {
+        Kernel::build(vmlinux, None, dump, opts)
+    }
+
+    /// Opens a dump with no vmlinux at all (kernels 6.0+, CONFIG_DEBUG_INFO_BTF):
+    /// symbols from the kallsyms tables VMCOREINFO points at, types from the
+    /// kernel's own BTF (`__start_BTF`), ORC tables and the banner read out of
+    /// memory (`kallsyms::image_from_dump`). No DWARF: no source lines or
+    /// inlined frames.
+    pub fn open_without_vmlinux(dump: Dump, opts: &KernelOptions) -> Result<Kernel> {
+        let img = kallsyms::image_from_dump(&dump)
+            .map_err(|e| KernelError::Other(format!("no vmlinux, and {e}")))?;
+        let btf = img
+            .btf
+            .map_err(|e| KernelError::Other(format!("no vmlinux, and {e}")))?;
+        let vmlinux = Vmlinux::from_parts(
+            PathBuf::from(format!(
+                "(none: kallsyms and BTF of {})",
+                dump.info().path.display()
+            )),
+            std::sync::Arc::new(img.data),
+            symbols::SymbolTable::new(img.symbols),
+            img.sections,
+            img.build_id,
+        );
+        let mut k = Kernel::build(vmlinux, Some(Types::from_btf(btf)), dump, opts)?;
+        k.from_dump = true;
+        Ok(k)
+    }
+
+    /// Where the symbols came from: "vmlinux symtab" or "dump kallsyms".
+    pub fn symbols_from(&self) -> &'static str {
+        if self.from_dump {
+            "dump kallsyms"
+        } else {
+            "vmlinux symtab"
+        }
+    }
+
+    /// Where the types came from: "vmlinux DWARF", "vmlinux BTF" or "dump BTF".
+    pub fn types_from(&self) -> &'static str {
+        match (self.from_dump, self.types.source()) {
+            (true, _) => "dump BTF",
+            (false, "BTF") => "vmlinux BTF",
+            _ => "vmlinux DWARF",
+        }
+    }
+
+    /// `types`: already made (BTF); `None` reads the vmlinux's DWARF, or its
+    /// `.BTF` when it has no DWARF.
+    fn build(
+        vmlinux: Vmlinux,
+        types: Option<Types>,
+        dump: Dump,
+        opts: &KernelOptions,
+    ) -> Result<Kernel> {
         let vi = dump.vmcoreinfo().clone();
         let mut checks = check_vmcoreinfo(&vmlinux, &vi);
         if !opts.force {
@@ -393,7 +453,21 @@ impl Kernel {
             .unwrap_or(0);
         mmu.direct_map = Some((page_offset_base, max_phys));
 
-        let types = Types::from_elf(vmlinux.data())?;
+        let types = match types {
+            Some(t) => t,
+            None => match Types::from_elf(vmlinux.data()) {
+                Ok(t) => t,
+                // A vmlinux stripped of DWARF that kept its .BTF.
+                Err(e @ TypeError::NoDebugInfo(_)) => match vmlinux.section(".BTF") {
+                    Some((b, _)) if !b.is_empty() => Types::from_btf(
+                        btf::Btf::parse(b.to_vec())
+                            .map_err(|e| KernelError::Other(e.to_string()))?,
+                    ),
+                    _ => return Err(e.into()),
+                },
+                Err(e) => return Err(e.into()),
+            },
+        };
         let mut k = Kernel {
             dump,
             types,
@@ -405,6 +479,7 @@ impl Kernel {
             mmu: Box::new(mmu),
             page_offset_base,
             checks: Vec::new(),
+            from_dump: false,
         };
 
         // The banner as the dump holds it.

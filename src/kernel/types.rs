@@ -16,6 +16,9 @@
 //!   on a kernel where `rss_stat` is `struct percpu_counter [N]` resolves
 //!   `count` of element 0 (callers add `index * element_size` themselves).
 //! - `Types::stats()`: how many compilation units were scanned (for benchmarks).
+//! - `Types::from_btf(btf)`: the same queries answered from BTF (`btf.rs`: a
+//!   dump's own `__start_BTF` blob, or a vmlinux's `.BTF`); `source()` says
+//!   which ("DWARF" or "BTF").
 //!
 //! How the lookup stays fast (see `dwarf_index.rs`): nothing is parsed up
 //! front. A name lookup that misses the cache scans further compilation units'
@@ -24,6 +27,7 @@
 //! every type name and enumerator seen is recorded in a compact hash index, so
 //! no unit is ever scanned twice. Structs are then read from their one DIE.
 
+use super::btf::Btf;
 use super::dwarf_index::{self, DieRef, Dwarf, Kind};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -84,6 +88,9 @@ type MemberKey = (String, String);
 
 /// Type information of one kernel image.
 pub struct Types {
+    /// BTF in place of DWARF: when set, every query is answered from it
+    /// (`dwarf` is then an empty index that is never consulted).
+    btf: Option<Box<Btf>>,
     dwarf: Dwarf,
     members: RwLock<HashMap<MemberKey, Result<Member>>>,
     sizes: RwLock<HashMap<String, Result<u64>>>,
@@ -94,6 +101,7 @@ impl Types {
     /// `data` is the whole vmlinux ELF file.
     pub fn from_elf(data: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Result<Types> {
         Ok(Types {
+            btf: None,
             dwarf: Dwarf::from_elf(data)?,
             members: RwLock::new(HashMap::new()),
             sizes: RwLock::new(HashMap::new()),
@@ -101,7 +109,30 @@ impl Types {
         })
     }
 
+    /// Types from BTF (a dump's own, or a vmlinux's `.BTF` without DWARF).
+    pub fn from_btf(btf: Btf) -> Types {
+        Types {
+            btf: Some(Box::new(btf)),
+            dwarf: Dwarf::empty(),
+            members: RwLock::new(HashMap::new()),
+            sizes: RwLock::new(HashMap::new()),
+            enum_values: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// "DWARF" or "BTF".
+    pub fn source(&self) -> &'static str {
+        if self.btf.is_some() {
+            "BTF"
+        } else {
+            "DWARF"
+        }
+    }
+
     pub fn size_of(&self, name: &str) -> Result<u64> {
+        if let Some(b) = &self.btf {
+            return b.size_of(name);
+        }
         if let Some(r) = read_cache(&self.sizes, name) {
             return r;
         }
@@ -114,11 +145,17 @@ impl Types {
 
     /// The C spelling of a named type ("struct task_struct", "long unsigned int").
     pub fn type_name(&self, name: &str) -> Result<String> {
+        if let Some(b) = &self.btf {
+            return b.type_name_of(name);
+        }
         let die = self.lookup_type(name)?;
         self.dwarf.type_name(Some(die))
     }
 
     pub fn member(&self, ty: &str, path: &str) -> Result<Member> {
+        if let Some(b) = &self.btf {
+            return b.member(ty, path);
+        }
         let key = (ty.to_string(), path.to_string());
         if let Ok(map) = self.members.read() {
             if let Some(r) = map.get(&key) {
@@ -139,6 +176,9 @@ impl Types {
     }
 
     pub fn enum_value(&self, name: &str) -> Result<i64> {
+        if let Some(b) = &self.btf {
+            return b.enum_value(name);
+        }
         if let Some(r) = read_cache(&self.enum_values, name) {
             return r;
         }
@@ -155,6 +195,9 @@ impl Types {
 
     /// All enumerators of `enum name`, in declaration order.
     pub fn enumerators(&self, enum_name: &str) -> Result<Vec<(String, i64)>> {
+        if let Some(b) = &self.btf {
+            return b.enumerators(enum_name);
+        }
         let bare = enum_name.strip_prefix("enum ").unwrap_or(enum_name).trim();
         let die = self
             .dwarf

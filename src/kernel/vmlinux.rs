@@ -132,6 +132,25 @@ impl Vmlinux {
         })
     }
 
+    /// A stand-in assembled from what a dump holds when there is no vmlinux
+    /// (`kallsyms::image_from_dump`): kallsyms as the symbol table, sections
+    /// read out of memory (`file_range` indexes `data`), VMCOREINFO's build-id.
+    pub fn from_parts(
+        path: PathBuf,
+        data: Arc<dyn AsRef<[u8]> + Send + Sync>,
+        symbols: SymbolTable,
+        sections: Vec<Section>,
+        build_id: Option<String>,
+    ) -> Vmlinux {
+        Vmlinux {
+            path,
+            data,
+            symbols,
+            sections,
+            build_id,
+        }
+    }
+
     /// The whole file (for the DWARF reader).
     pub fn data(&self) -> Arc<dyn AsRef<[u8]> + Send + Sync> {
         self.data.clone()

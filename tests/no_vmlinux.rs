@@ -1,0 +1,77 @@
+//! The dump opened with the vmlinux withheld (symbols from its kallsyms,
+//! types from its BTF) gives the same model as with the vmlinux: summary,
+//! tasks, meminfo, zones, log, sysctls, and each backtrace's functions. The
+//! model with the vmlinux is the reference (the other tests check it against
+//! console.log, drgn and crash).
+//!
+//! What only DWARF gives, and so differs by design: source lines and
+//! inlined frames. The panicking CPU's first frame: with DWARF the unwinder
+//! sees crash_setup_regs inlined in __crash_kexec and takes the registers as
+//! the CPU's own state; without it, it shows them as an exception frame and
+//! __crash_kexec twice. The test compares each backtrace's non-inlined
+//! function names with consecutive repeats merged, and its stack pointers.
+
+mod common;
+
+use crashdeck::kernel::KernelOptions;
+use crashdeck::model::{Backtrace, FrameKind};
+use crashdeck::open;
+
+fn functions(bt: &Backtrace) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for f in bt
+        .frames
+        .iter()
+        .filter(|f| !f.inline && f.kind != FrameKind::Stale)
+    {
+        let name = f.function.clone().unwrap_or_default();
+        if out.last().map(|l| &l.0) != Some(&name) {
+            out.push((name, f.module.clone()));
+        }
+    }
+    out
+}
+
+#[test]
+fn model_without_vmlinux_is_the_model_with_it() {
+    let Some(cases) = common::cases_or_skip("model_without_vmlinux_is_the_model_with_it") else {
+        return;
+    };
+    let opts = KernelOptions::default();
+    for case in cases {
+        let with = open::build_model(&case.vmlinux, &case.vmcore, &opts)
+            .unwrap_or_else(|e| panic!("{}: with vmlinux: {e:#}", case.name));
+        let without = open::build_model_without_vmlinux(&case.vmcore, &opts)
+            .unwrap_or_else(|e| panic!("{}: without vmlinux: {e:#}", case.name));
+        let n = &case.name;
+        assert_eq!(with.source.symbols_from, "vmlinux symtab", "{n}");
+        assert_eq!(without.source.symbols_from, "dump kallsyms", "{n}");
+        assert_eq!(without.source.types_from, "dump BTF", "{n}");
+        assert_eq!(without.source.vmlinux, None, "{n}");
+        assert_eq!(with.source.kaslr_offset, without.source.kaslr_offset, "{n}");
+        assert_eq!(with.summary, without.summary, "{n}: summary");
+        assert_eq!(with.tasks, without.tasks, "{n}: tasks");
+        assert_eq!(with.meminfo, without.meminfo, "{n}: meminfo");
+        assert_eq!(with.zones, without.zones, "{n}: zones");
+        assert_eq!(with.log, without.log, "{n}: log");
+        assert_eq!(with.sysctls, without.sysctls, "{n}: sysctls");
+        assert!(
+            !with.tasks.is_empty() && !with.log.is_empty(),
+            "{n}: empty model"
+        );
+        assert_eq!(
+            with.backtraces.len(),
+            without.backtraces.len(),
+            "{n}: backtraces"
+        );
+        for (a, b) in with.backtraces.iter().zip(&without.backtraces) {
+            assert_eq!((a.pid, a.task, a.cpu), (b.pid, b.task, b.cpu), "{n}");
+            assert_eq!(functions(a), functions(b), "{n}: PID {} functions", a.pid);
+        }
+        assert_eq!(
+            with.diagnosis.as_ref().map(|d| &d.class),
+            without.diagnosis.as_ref().map(|d| &d.class),
+            "{n}: diagnosis"
+        );
+    }
+}
