@@ -526,3 +526,31 @@ fn vmemmap_page_of_the_kernel_image() {
         }
     }
 }
+
+/// hlist + container_of on real data: the panicking task's `struct pid`
+/// (`task_struct.thread_pid`) lists its task on `pid.tasks[PIDTYPE_PID]`
+/// through `task_struct.pid_links[PIDTYPE_PID]`; that task is crash's TASK.
+#[test]
+fn hlist_of_the_panicking_tasks_pid() {
+    let Some(cases) = common::cases_or_skip("hlist_of_the_panicking_tasks_pid") else {
+        return;
+    };
+    for case in &cases {
+        let k = open(case);
+        let bt = case.crash_section("bt", false).unwrap();
+        let (task, _) = bt_task_cpu(&bt);
+        let pid = k.read_member(task, "task_struct", "thread_pid").unwrap();
+        let pidtype = k.enum_value("PIDTYPE_PID").unwrap() as u64;
+        let tasks = k.member("pid", "tasks").unwrap();
+        let head = pid + tasks.offset + pidtype * tasks.element_size.unwrap();
+        let nodes = k.hlist_for_each(head, 10_000).unwrap();
+        assert_eq!(nodes.len(), 1, "{}: {nodes:x?}", case.name);
+        let links = k.member("task_struct", "pid_links").unwrap();
+        let node_off = pidtype * links.element_size.unwrap();
+        let found = k
+            .container_of(nodes[0] - node_off, "task_struct", "pid_links")
+            .unwrap();
+        assert_eq!(found, task, "{}", case.name);
+        assert!(k.hlist_for_each(head, 0).is_err(), "{}: bound", case.name);
+    }
+}
