@@ -30,6 +30,11 @@ use unwind::{PtRegsLayout, RawFrame, Regs, Stack, Start, Unwinder, REG_NAMES};
 const DEFAULT_THREAD_SIZE: u64 = 16 * 1024;
 /// Most tasks unwound.
 const MAX_TASKS: usize = 100_000;
+/// Pages of memory kept by the unwinder's cache before it starts over.
+const MAX_CACHED_PAGES: usize = 4096;
+/// Most frames given source lines and inline frames (the first tasks first:
+/// the panicking and active ones); the rest keep symbols only.
+const MAX_LINE_LOOKUPS: usize = 50_000;
 
 /// The panicking task first, then each other CPU's active task, then every
 /// other task of the model (sleeping tasks from their saved stack pointer),
@@ -144,6 +149,8 @@ struct Context<'k> {
     setup_problems: Vec<String>,
     /// Words of memory already read (stacks are read word by word).
     cache: RefCell<HashMap<u64, Option<[u8; 4096]>>>,
+    /// Source-line lookups made so far.
+    line_lookups: std::cell::Cell<usize>,
 }
 
 impl<'k> Context<'k> {
@@ -182,6 +189,7 @@ impl<'k> Context<'k> {
             thread_size: thread_size(kernel),
             setup_problems: problems,
             cache: RefCell::new(HashMap::new()),
+            line_lookups: std::cell::Cell::new(0),
         }
     }
 
@@ -196,6 +204,9 @@ impl<'k> Context<'k> {
             return Some((lo >> sh) | (hi << (64 - sh)));
         }
         let mut cache = self.cache.borrow_mut();
+        if cache.len() >= MAX_CACHED_PAGES && !cache.contains_key(&page) {
+            cache.clear();
+        }
         let entry = cache.entry(page).or_insert_with(|| {
             let mut buf = [0u8; 4096];
             self.kernel.read(page, &mut buf).ok().map(|_| buf)
@@ -375,7 +386,7 @@ impl<'k> Context<'k> {
             // the kernel's %pB does.
             let probe = if r.signal { r.pc } else { r.pc.wrapping_sub(1) };
             let sym = self.sym.symbol(probe).map(|mut s| {
-                s.offset += r.pc - probe;
+                s.offset = s.offset.wrapping_add(r.pc.wrapping_sub(probe));
                 s
             });
             let base = Frame {
@@ -393,10 +404,12 @@ impl<'k> Context<'k> {
                 regs: r.regs.map(|g| g.labelled()).unwrap_or_default(),
                 stack: r.stack.clone(),
             };
-            if r.kind == FrameKind::Stale {
+            let lookups = self.line_lookups.get();
+            if r.kind == FrameKind::Stale || lookups >= MAX_LINE_LOOKUPS {
                 out.push(base);
                 continue;
             }
+            self.line_lookups.set(lookups + 1);
             let chain = self.sym.source(probe);
             let n = chain.len();
             for (i, s) in chain.into_iter().enumerate() {
