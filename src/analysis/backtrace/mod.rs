@@ -1,8 +1,11 @@
 //! Backtraces: ORC unwinding over dump memory, symbolization.
 //!
 //! - `orc`: the ORC tables and the `struct orc_entry` layout from the types.
-//! - `unwind`: the unwinder (ORC, frame pointers, stack scan), on a memory
-//!   reader; knows no kernel structure.
+//! - `cfi`: DWARF CFI from `.debug_frame`, for code ORC leaves undefined.
+//! - `unwind`: the unwinder (ORC, then DWARF CFI where ORC is undefined,
+//!   frame pointers where an address has no ORC entry, then a scan for the
+//!   next kernel text address), on a memory reader; knows no kernel
+//!   structure. Every frame says which method found it (`FrameKind`).
 //! - `symbolize`: symbols, modules, source lines and inline frames.
 //!
 //! Starting state: a task running on a CPU at the crash starts from the
