@@ -395,6 +395,33 @@ fn kaslr_without_vmcoreinfo() {
     }
 }
 
+/// VMCOREINFO without NUMBER(phys_base) (kernels before 4.10): phys_base
+/// from where linux_banner sits in physical memory; without KERNELOFFSET,
+/// the offset from SYMBOL(_stext).
+#[test]
+fn phys_base_and_kaslr_from_older_vmcoreinfo() {
+    let Some(cases) = common::cases_or_skip("phys_base_and_kaslr_from_older_vmcoreinfo") else {
+        return;
+    };
+    for case in &cases {
+        let real = open(case);
+        let text: String = real
+            .dump()
+            .vmcoreinfo()
+            .text
+            .lines()
+            .filter(|l| !l.starts_with("NUMBER(phys_base)=") && !l.starts_with("KERNELOFFSET="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let d = rewrap(case, Some(VmcoreInfo::parse(&text)), vec![]);
+        let k = Kernel::open(&case.vmlinux, d, &KernelOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        assert_eq!(k.kaslr_source(), &KaslrSource::StextDelta, "{}", case.name);
+        assert_eq!(k.kaslr_offset(), real.kaslr_offset(), "{}", case.name);
+        assert_eq!(k.phys_base(), real.phys_base(), "{}", case.name);
+    }
+}
+
 #[test]
 fn stripped_or_foreign_vmlinux_is_named() {
     let Some(case) = common::case_or_skip("tiny-sysrq-qemu-elf") else {

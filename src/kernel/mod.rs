@@ -255,25 +255,28 @@ fn search_kaslr(dump: &Dump, vmlinux: &Vmlinux) -> Option<(u64, u64, u64, u32)> 
         .get("init_top_pgt")
         .or_else(|| vmlinux.symbols.get("init_level4_pgt"))?
         .addr;
-    let in_page = (lb - START_KERNEL_MAP) % ALIGN;
+    let in_page = lb.wrapping_sub(START_KERNEL_MAP) % ALIGN;
     let mut buf = vec![0u8; banner.len()];
     let mem = DumpMem(dump);
     for &(start, end) in &dump.info().phys_ranges {
-        let mut p = (start / ALIGN) * ALIGN + in_page;
+        let mut p = ((start / ALIGN) * ALIGN).saturating_add(in_page);
         if p < start {
-            p += ALIGN;
+            p = p.saturating_add(ALIGN);
         }
         while p.saturating_add(buf.len() as u64) <= end {
             if dump.read_phys(p, &mut buf).is_ok() && buf == banner {
                 // pa(x) = x - START_KERNEL_MAP + sum, for link addresses x.
-                let sum = p.wrapping_sub(lb - START_KERNEL_MAP);
+                let sum = p.wrapping_sub(lb.wrapping_sub(START_KERNEL_MAP));
                 let pa_of = |x: u64| Some(x.wrapping_sub(START_KERNEL_MAP).wrapping_add(sum));
                 let levels = l5_from_variable(dump, vmlinux, pa_of);
                 let top = pa_of(pgt)?;
                 let text_pa = pa_of(text)?;
                 let mut k = 0u64;
-                while text + k < START_KERNEL_MAP + x86_64::DEFAULT_KERNEL_IMAGE_SIZE {
-                    if let Ok((pa, _)) = x86_64::walk(&mem, top, levels, 0, text + k) {
+                while text
+                    .checked_add(k)
+                    .is_some_and(|v| v < START_KERNEL_MAP + x86_64::DEFAULT_KERNEL_IMAGE_SIZE)
+                {
+                    if let Ok((pa, _)) = x86_64::walk(&mem, top, levels, 0, text.wrapping_add(k)) {
                         if pa == text_pa {
                             return Some((k, sum.wrapping_sub(k), p, levels));
                         }
@@ -281,7 +284,10 @@ fn search_kaslr(dump: &Dump, vmlinux: &Vmlinux) -> Option<(u64, u64, u64, u32)> 
                     k += ALIGN;
                 }
             }
-            p += ALIGN;
+            let Some(next) = p.checked_add(ALIGN) else {
+                break;
+            };
+            p = next;
         }
     }
     None
@@ -516,18 +522,23 @@ impl Kernel {
         const ALIGN: u64 = 2 << 20;
         let banner = vmlinux.banner()?;
         let lb = vmlinux.symbols.get("linux_banner")?.addr;
-        let in_page = (lb - START_KERNEL_MAP) % ALIGN;
+        let in_page = lb.wrapping_sub(START_KERNEL_MAP) % ALIGN;
         let mut buf = vec![0u8; banner.len()];
         for &(start, end) in &dump.info().phys_ranges {
-            let mut p = (start / ALIGN) * ALIGN + in_page;
+            let mut p = ((start / ALIGN) * ALIGN).saturating_add(in_page);
             if p < start {
-                p += ALIGN;
+                p = p.saturating_add(ALIGN);
             }
             while p.saturating_add(buf.len() as u64) <= end {
                 if dump.read_phys(p, &mut buf).is_ok() && buf == banner {
-                    return Some(p.wrapping_sub(lb.wrapping_add(kaslr) - START_KERNEL_MAP));
+                    return Some(
+                        p.wrapping_sub(lb.wrapping_add(kaslr).wrapping_sub(START_KERNEL_MAP)),
+                    );
                 }
-                p += ALIGN;
+                let Some(next) = p.checked_add(ALIGN) else {
+                    break;
+                };
+                p = next;
             }
         }
         None
@@ -726,7 +737,7 @@ impl Kernel {
     /// Reads an integer or pointer member at its own width (zero-extended).
     pub fn read_member(&self, struct_addr: u64, ty: &str, path: &str) -> Result<u64> {
         let m = self.member(ty, path)?;
-        self.read_uint(struct_addr + m.offset, m.size.min(8) as usize)
+        self.read_uint(struct_addr.wrapping_add(m.offset), m.size.min(8) as usize)
     }
 
     /// A member offset from the types, else from VMCOREINFO `OFFSET(ty.member)`.
@@ -766,7 +777,7 @@ impl Kernel {
                     _ => return Err(e),
                 },
             };
-            let b = self.read_cstr(base + off, size.clamp(1, 4096) as usize)?;
+            let b = self.read_cstr(base.wrapping_add(off), size.clamp(1, 4096) as usize)?;
             Ok(String::from_utf8_lossy(&b).into_owned())
         };
         Ok(Utsname {

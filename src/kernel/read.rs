@@ -42,7 +42,7 @@ impl Kernel {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         let mut node = self
-            .read_u64(head + next_off)
+            .read_u64(head.wrapping_add(next_off))
             .map_err(|e| err(format!("cannot read the head: {e}")))?;
         while node != head {
             if node == 0 {
@@ -64,7 +64,7 @@ impl Kernel {
             }
             out.push(node);
             node = self
-                .read_u64(node + next_off)
+                .read_u64(node.wrapping_add(next_off))
                 .map_err(|e| err(format!("entry {} at {node:#x}: {e}", out.len() - 1)))?;
         }
         Ok(out)
@@ -78,7 +78,7 @@ impl Kernel {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         let mut node = self
-            .read_u64(head + first_off)
+            .read_u64(head.wrapping_add(first_off))
             .map_err(|e| err(format!("cannot read the head: {e}")))?;
         while node != 0 {
             if out.len() >= max {
@@ -94,7 +94,7 @@ impl Kernel {
             }
             out.push(node);
             node = self
-                .read_u64(node + next_off)
+                .read_u64(node.wrapping_add(next_off))
                 .map_err(|e| err(format!("entry {} at {node:#x}: {e}", out.len() - 1)))?;
         }
         Ok(out)
@@ -116,7 +116,7 @@ impl Kernel {
                 "CPU {cpu} is beyond __per_cpu_offset[{n}]"
             )));
         }
-        self.read_u64(arr + u64::from(cpu) * 8)
+        self.read_u64(arr.wrapping_add(u64::from(cpu) * 8))
     }
 
     /// Address of per-CPU variable `sym` on `cpu`.
