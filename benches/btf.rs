@@ -9,7 +9,8 @@
 //! - BTF parse (the blob already in memory) and the type queries the panels
 //!   make (sizes, members, enumerators), on a fresh parse each round;
 //! - with VMLINUX: the vmlinux open (symtab), `Types::from_elf` (DWARF) and
-//!   the same queries through it, and how many answers differ from BTF.
+//!   the same queries through it, and how many answers differ from BTF;
+//! - time to a complete model (`open::build_model*`) without and with VMLINUX.
 
 use crashdeck::dump::Dump;
 use crashdeck::kernel::btf::Btf;
@@ -216,9 +217,18 @@ fn main() {
         "  BTF queries without an answer:  {failed} (other kernels' names, asked as fallbacks)"
     );
 
+    let opts = crashdeck::kernel::KernelOptions::default();
+    let (t, _) = best(rounds, || {
+        crashdeck::open::build_model_without_vmlinux(&vmcore, &opts).expect("model")
+    });
+    println!("complete model, no vmlinux:       {t:?}");
     let Some(vmlinux) = vmlinux else {
         return;
     };
+    let (t, _) = best(rounds, || {
+        crashdeck::open::build_model(&vmlinux, &vmcore, &opts).expect("model")
+    });
+    println!("complete model, vmlinux (DWARF):  {t:?}");
     let (t, vm) = best(rounds, || Vmlinux::open(&vmlinux).expect("vmlinux"));
     println!("vmlinux open (symtab):            {t:?}");
     let (t, dwarf_answers) = best(rounds, || match Types::from_elf(vm.data()) {
