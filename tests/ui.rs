@@ -853,3 +853,16 @@ fn every_fixture_shows_its_panic_and_top_rss_task() {
         }
     }
 }
+
+#[test]
+fn the_log_opens_on_the_panic_line_not_its_trailer() {
+    let Some(case) = common::case_or_skip("tiny-sysrq-qemu-elf") else {
+        return;
+    };
+    let model = case_model(&case);
+    let st = state(&model, 120, 40);
+    let line = &model.log[st.log_sel].text;
+    assert!(line.starts_with("Kernel panic - not syncing"), "{line}");
+    let rows = screen(&model, &st);
+    assert!(rows.iter().any(|r| r.contains(line.as_str())));
+}

@@ -304,12 +304,20 @@ fn initial_backtrace(model: &DumpModel) -> usize {
     model.backtraces.iter().position(|b| b.panic).unwrap_or(0)
 }
 
-/// The log record of the panic line (the last "Kernel panic - not syncing").
+/// The log record of the panic line: the last one starting "Kernel panic -
+/// not syncing" (not the "---[ end Kernel panic" trailer), else any mention.
 pub fn panic_log_line(model: &DumpModel) -> Option<usize> {
-    model
-        .log
-        .iter()
-        .rposition(|r| r.text.contains("Kernel panic - not syncing"))
+    let log = &model.log;
+    log.iter()
+        .rposition(|r| {
+            r.text
+                .trim_start()
+                .starts_with("Kernel panic - not syncing")
+        })
+        .or_else(|| {
+            log.iter()
+                .rposition(|r| r.text.contains("Kernel panic - not syncing"))
+        })
 }
 
 /// Lines that start the kernel's account of trouble.
