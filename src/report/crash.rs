@@ -85,11 +85,16 @@ fn format_uptime(s: f64) -> String {
 pub fn sys(m: &DumpModel) -> String {
     let s = &m.summary;
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "      KERNEL: {}",
-        m.source.vmlinux.as_deref().unwrap_or("")
-    );
+    let kernel = match m.source.vmlinux.as_deref() {
+        Some(v) => v.to_string(),
+        // Opened with no vmlinux: say what stood in for it.
+        None if !m.source.symbols_from.is_empty() => format!(
+            "(none: symbols from {}, types from {})",
+            m.source.symbols_from, m.source.types_from
+        ),
+        None => String::new(),
+    };
+    let _ = writeln!(o, "      KERNEL: {kernel}");
     let _ = writeln!(o, "    DUMPFILE: {}", m.source.vmcore);
     let offline = s.cpus.saturating_sub(s.online_cpus);
     if offline > 0 && s.online_cpus > 0 {
