@@ -2,12 +2,18 @@
 //! table (through the kernel layer) or from a module's own symbol table in
 //! the dump, the module name, and source file and line from the vmlinux
 //! DWARF line tables, inlined functions included (the `addr2line` crate,
-//! gimli's own, loaded on first use).
+//! gimli's own). Line information is loaded per compilation unit: the
+//! `.debug_aranges` index says which unit holds an address, and only that
+//! unit is parsed (a whole-vmlinux `addr2line::Context` parses every unit's
+//! header and abbreviations first: ~200 ms on a small kernel, seconds on a
+//! distribution one).
 
 use super::orc::{OrcLayout, OrcTable};
 use crate::kernel::Kernel;
 use addr2line::gimli;
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
 
 type Slice<'k> = gimli::EndianSlice<'k, gimli::LittleEndian>;
 
@@ -50,7 +56,10 @@ pub struct Symbolizer<'k> {
     pub modules: Vec<Module>,
     /// Kernel text ranges (core and init), run-time addresses.
     pub kernel_text: Vec<(u64, u64)>,
-    lines: OnceCell<Option<addr2line::Context<Slice<'k>>>>,
+    /// `.debug_aranges`: (start, end, unit offset in .debug_info), sorted.
+    aranges: OnceCell<Vec<(u64, u64, usize)>>,
+    /// Line contexts of the units asked for so far, by unit offset.
+    units: RefCell<HashMap<usize, Option<Rc<addr2line::Context<Slice<'k>>>>>>,
 }
 
 impl<'k> Symbolizer<'k> {
@@ -67,7 +76,8 @@ impl<'k> Symbolizer<'k> {
             kernel,
             modules,
             kernel_text,
-            lines: OnceCell::new(),
+            aranges: OnceCell::new(),
+            units: RefCell::new(HashMap::new()),
         }
     }
 
@@ -114,19 +124,78 @@ impl<'k> Symbolizer<'k> {
         })
     }
 
-    fn context(&self) -> Option<&addr2line::Context<Slice<'k>>> {
-        self.lines
-            .get_or_init(|| {
-                let kernel = self.kernel;
-                kernel.section(".debug_info")?;
-                let dwarf = gimli::Dwarf::load(|id| -> Result<Slice<'k>, gimli::Error> {
-                    let data = kernel.section(id.name()).map(|s| s.0).unwrap_or(&[]);
-                    Ok(gimli::EndianSlice::new(data, gimli::LittleEndian))
-                })
-                .ok()?;
-                addr2line::Context::from_dwarf(dwarf).ok()
+    fn section(&self, name: &str) -> Slice<'k> {
+        let data = self.kernel.section(name).map(|s| s.0).unwrap_or(&[]);
+        gimli::EndianSlice::new(data, gimli::LittleEndian)
+    }
+
+    /// The address ranges of every unit, from `.debug_aranges` (small: read once).
+    fn aranges(&self) -> &[(u64, u64, usize)] {
+        self.aranges.get_or_init(|| {
+            let mut out = Vec::new();
+            let aranges = gimli::DebugAranges::new(
+                self.section(".debug_aranges").slice(),
+                gimli::LittleEndian,
+            );
+            let mut headers = aranges.headers();
+            while let Ok(Some(header)) = headers.next() {
+                let unit = header.debug_info_offset().0;
+                let mut entries = header.entries();
+                while let Ok(Some(e)) = entries.next() {
+                    let r = e.range();
+                    if r.end > r.begin {
+                        out.push((r.begin, r.end, unit));
+                    }
+                }
+            }
+            out.sort_unstable();
+            out
+        })
+    }
+
+    /// The line context of the unit whose ranges hold `link` (a link-time address).
+    fn context(&self, link: u64) -> Option<Rc<addr2line::Context<Slice<'k>>>> {
+        let aranges = self.aranges();
+        let i = aranges.partition_point(|r| r.0 <= link).checked_sub(1)?;
+        let &(_, end, unit) = aranges.get(i)?;
+        if link >= end {
+            return None;
+        }
+        if let Some(c) = self.units.borrow().get(&unit) {
+            return c.clone();
+        }
+        let ctx = self.unit_context(unit).map(Rc::new);
+        self.units.borrow_mut().insert(unit, ctx.clone());
+        ctx
+    }
+
+    /// An `addr2line::Context` over one unit: `.debug_info` cut down to that
+    /// unit (its references are unit-relative), no aranges (the unit's own
+    /// ranges are used).
+    fn unit_context(&self, unit: usize) -> Option<addr2line::Context<Slice<'k>>> {
+        let info = self.section(".debug_info");
+        let rest = info.slice().get(unit..)?;
+        // Unit length: 4 bytes, or 0xffffffff then 8 bytes (64-bit DWARF).
+        let len32 = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
+        let total = if len32 == 0xffff_ffff {
+            usize::try_from(u64::from_le_bytes(rest.get(4..12)?.try_into().ok()?))
+                .ok()?
+                .checked_add(12)?
+        } else {
+            usize::try_from(len32).ok()?.checked_add(4)?
+        };
+        let one_unit = rest.get(..total)?;
+        let dwarf = gimli::Dwarf::load(|id| -> Result<Slice<'k>, gimli::Error> {
+            Ok(match id {
+                gimli::SectionId::DebugInfo => {
+                    gimli::EndianSlice::new(one_unit, gimli::LittleEndian)
+                }
+                gimli::SectionId::DebugAranges => gimli::EndianSlice::new(&[], gimli::LittleEndian),
+                _ => self.section(id.name()),
             })
-            .as_ref()
+        })
+        .ok()?;
+        addr2line::Context::from_dwarf(dwarf).ok()
     }
 
     /// The inline chain at `probe` (a run-time vmlinux address), innermost
@@ -136,10 +205,10 @@ impl<'k> Symbolizer<'k> {
         if !self.is_kernel_text(probe) {
             return out;
         }
-        let Some(ctx) = self.context() else {
+        let link = probe.wrapping_sub(self.kernel.kaslr_offset());
+        let Some(ctx) = self.context(link) else {
             return out;
         };
-        let link = probe.wrapping_sub(self.kernel.kaslr_offset());
         let Ok(mut frames) = ctx.find_frames(link).skip_all_loads() else {
             return out;
         };
