@@ -28,7 +28,7 @@ type R<'a> = EndianSlice<'a, RunTimeEndian>;
 /// Limit on type-reference chains and nesting (corrupt data must not recurse forever).
 const MAX_DEPTH: usize = 64;
 /// Units scanned by the first lookup; each later batch is as large as all before it.
-const FIRST_BATCH: usize = 64;
+const FIRST_BATCH: usize = 16;
 /// Bytes of .debug_info searched for a name at a time (shared among the cores).
 const PATTERN_CHUNK: usize = 16 << 20;
 
@@ -393,7 +393,15 @@ impl Dwarf {
     /// scanned. `name`, when given, is the name being looked up: after the
     /// first batch, units whose bytes cannot name it are not scanned (see
     /// `pattern_find`).
-    fn find<T>(&self, name: Option<&[u8]>, probe: impl Fn(&Index) -> Option<T>) -> Option<T> {
+    ///
+    /// `kinds`: the name is a type of one of these kinds (not an
+    /// enumerator); lets short names be looked for by their abbreviations.
+    fn find<T>(
+        &self,
+        name: Option<&[u8]>,
+        kinds: Option<&[Kind]>,
+        probe: impl Fn(&Index) -> Option<T>,
+    ) -> Option<T> {
         loop {
             {
                 let idx = self.index.read().ok()?;
@@ -423,13 +431,166 @@ impl Dwarf {
                     return self.pattern_find(&needles, &probe);
                 }
             }
-            let found = self.scan_parallel(&batch);
-            self.index.write().ok()?.merge(found);
+            let short = name.filter(|n| !first && n.len() < 4);
+            let found = match (short, kinds) {
+                (Some(short), Some(kinds)) => self.scan_parallel_filtered(&batch, short, kinds),
+                _ => self.scan_parallel(&batch),
+            };
+            let mut idx = self.index.write().ok()?;
+            let before = idx.scanned;
+            let filtered_all = found.is_empty();
+            idx.merge(found);
+            if filtered_all || idx.scanned == before {
+                // Every unit of the batch was ruled out without being indexed:
+                // move on past them for this name only.
+                drop(idx);
+                return self.short_find_rest(name?, kinds?, batch.last().copied()?, &probe);
+            }
         }
     }
 
+    /// After a batch of units none of which could define the short `name`:
+    /// go on through the later units with the same filter until found.
+    fn short_find_rest<T>(
+        &self,
+        name: &[u8],
+        kinds: &[Kind],
+        after: usize,
+        probe: &impl Fn(&Index) -> Option<T>,
+    ) -> Option<T> {
+        let mut next = after + 1;
+        let mut want = FIRST_BATCH;
+        while next < self.units.len() {
+            let batch: Vec<usize> = {
+                let idx = self.index.read().ok()?;
+                (next..self.units.len())
+                    .filter(|&u| idx.done.get(u) == Some(&false))
+                    .take(want)
+                    .collect()
+            };
+            let Some(&last) = batch.last() else {
+                break;
+            };
+            let found = self.scan_parallel_filtered(&batch, name, kinds);
+            let mut idx = self.index.write().ok()?;
+            idx.merge(found);
+            if let Some(x) = probe(&idx) {
+                return Some(x);
+            }
+            next = last + 1;
+            want *= 2;
+        }
+        None
+    }
+
+    /// Could unit `unit` hold a type DIE named `name` (a short name, which
+    /// GCC writes inline, DW_FORM_string)? Looks for the abbreviation code of
+    /// each type abbreviation followed by the name, as the DIE's bytes start
+    /// when DW_AT_name is its first attribute (GCC), or the name alone.
+    /// `true` when it cannot tell. Abbreviations that name by string offset
+    /// are ruled out unless `strp_possible` (see `short_name_in_str`).
+    fn unit_may_define(
+        &self,
+        unit: usize,
+        name: &[u8],
+        kinds: &[Kind],
+        strp_possible: bool,
+    ) -> bool {
+        let Some(&start) = self.units.get(unit) else {
+            return false;
+        };
+        let s = self.secs();
+        let Ok(header) = s.info.header_from_offset(DebugInfoOffset(start as usize)) else {
+            return true;
+        };
+        let abbrev = self.bytes(&self.abbrev);
+        let Some(table) = abbrev.get(header.debug_abbrev_offset().0..) else {
+            return true;
+        };
+        let Some(codes) = type_name_codes(table) else {
+            return true;
+        };
+        let mut z = name.to_vec();
+        z.push(0);
+        let mut needles: Vec<Vec<u8>> = Vec::new();
+        for (code, kind, first) in codes {
+            if !kinds.contains(&kind) {
+                continue;
+            }
+            match first {
+                NameForm::InlineFirst => {
+                    let mut n = uleb(code);
+                    n.extend_from_slice(&z);
+                    needles.push(n);
+                }
+                NameForm::Inline => needles.push(z.clone()),
+                NameForm::Other if strp_possible => return true,
+                NameForm::Other => {}
+            }
+        }
+        let info = self.bytes(&self.info);
+        let end = start as usize + header.length_including_self();
+        let Some(bytes) = info.get(start as usize..end.min(info.len())) else {
+            return true;
+        };
+        needles
+            .iter()
+            .any(|n| memchr::memmem::find(bytes, n).is_some())
+    }
+
+    /// Could a DIE name `name` by a string offset? GCC writes names of 3
+    /// bytes or less inline, so their bytes are in .debug_str only as the tail
+    /// of longer strings ("irq"); a producer that put them there would have
+    /// them as a whole string, or use DW_FORM_strx (.debug_str_offsets).
+    fn short_name_in_str(&self, name: &[u8]) -> bool {
+        if !self.bytes(&self.str_offsets).is_empty() {
+            return true;
+        }
+        let mut z = name.to_vec();
+        z.push(0);
+        let strs = self.bytes(&self.str);
+        memchr::memmem::find_iter(strs, &z).any(|p| p == 0 || strs.get(p - 1) == Some(&0))
+    }
+
+    /// Like `scan_parallel`, but units that `unit_may_define(name)` rules out
+    /// are skipped (and left out of the result, so not marked done).
+    fn scan_parallel_filtered(
+        &self,
+        batch: &[usize],
+        name: &[u8],
+        kinds: &[Kind],
+    ) -> Vec<(usize, Found)> {
+        let strp_possible = self.short_name_in_str(name);
+        let threads = cores().min(batch.len().max(1));
+        let scan = |t: usize| {
+            let mut out = Vec::new();
+            for &u in batch.iter().skip(t).step_by(threads) {
+                if !self.unit_may_define(u, name, kinds, strp_possible) {
+                    continue;
+                }
+                let mut f = Found::default();
+                if let Some(&off) = self.units.get(u) {
+                    let _ = self.scan_unit(off, &mut f);
+                }
+                out.push((u, f));
+            }
+            out
+        };
+        if threads <= 1 {
+            return scan(0);
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads).map(|t| scope.spawn(move || scan(t))).collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().ok())
+                .flatten()
+                .collect()
+        })
+    }
+
     pub fn index_all(&self) {
-        let _ = self.find(None, |_| None::<()>);
+        let _ = self.find(None, None, |_| None::<()>);
     }
 
     /// Byte strings one of which a unit's .debug_info bytes must hold if a
@@ -694,7 +855,7 @@ impl Dwarf {
     /// The first of `kinds` (in that order of preference) that has `name`.
     pub fn find_any(&self, kinds: &[Kind], name: &[u8]) -> Option<DieRef> {
         let keys: Vec<u64> = kinds.iter().map(|k| type_key(*k, name)).collect();
-        let die = self.find(Some(name), |idx| {
+        let die = self.find(Some(name), Some(kinds), |idx| {
             keys.iter().find_map(|k| idx.types.get(k).copied())
         })?;
         // Confirm (the index holds hashes).
@@ -706,7 +867,7 @@ impl Dwarf {
 
     pub fn find_enumerator(&self, name: &[u8]) -> Option<DieRef> {
         let key = name_hash(name);
-        self.find(Some(name), |idx| idx.enumerators.get(&key).copied())
+        self.find(Some(name), None, |idx| idx.enumerators.get(&key).copied())
     }
 
     // -----------------------------------------------------------------------
@@ -1246,6 +1407,89 @@ fn member_bits(m: &Die<'_>) -> u64 {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameForm {
+    /// DW_AT_name is the first attribute, DW_FORM_string.
+    InlineFirst,
+    /// DW_FORM_string, after other attributes.
+    Inline,
+    /// Another form (a string offset): the name's bytes are elsewhere.
+    Other,
+}
+
+/// The abbreviation codes of one abbreviation table whose tag is a named
+/// type kind and that have DW_AT_name but not DW_AT_declaration, with where
+/// and how the name is.
+/// `None` if the table is malformed.
+fn type_name_codes(mut t: &[u8]) -> Option<Vec<(u64, Kind, NameForm)>> {
+    fn rd(t: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = t.split_first()?;
+            *t = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut out = Vec::new();
+    loop {
+        let code = rd(&mut t)?;
+        if code == 0 {
+            return Some(out);
+        }
+        let tag = rd(&mut t)?;
+        let (_, rest) = t.split_first()?; // DW_CHILDREN_*
+        t = rest;
+        let kind = Kind::of_tag(dw::DwTag(tag as u16)).filter(|_| tag <= 0xffff);
+        let wanted = kind.is_some();
+        let mut first = true;
+        let mut name = None;
+        let mut declaration = false;
+        loop {
+            let at = rd(&mut t)?;
+            let form = rd(&mut t)?;
+            if at == 0 && form == 0 {
+                break;
+            }
+            if form == u64::from(dw::DW_FORM_implicit_const.0) {
+                rd(&mut t)?; // the constant (SLEB128: same byte structure)
+            }
+            if wanted && at == u64::from(dw::DW_AT_name.0) {
+                let f = if form != u64::from(dw::DW_FORM_string.0) {
+                    NameForm::Other
+                } else if first {
+                    NameForm::InlineFirst
+                } else {
+                    NameForm::Inline
+                };
+                name = Some(f);
+            }
+            declaration |= at == u64::from(dw::DW_AT_declaration.0);
+            first = false;
+        }
+        // A declaration (`struct rq;`) does not define the type.
+        if let (Some(f), Some(k), false) = (name, kind, declaration) {
+            out.push((code, k, f));
+        }
+    }
+}
+
+fn uleb(mut v: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return out;
+        }
+        out.push(b | 0x80);
+    }
+}
+
 /// Skip the children of the DIE whose attributes were just read.
 fn skip_children(raw: &mut gimli::EntriesRaw<'_, R<'_>>) -> Result<()> {
     let mut depth = 1usize;
@@ -1353,5 +1597,73 @@ fn section_bytes(file: &[u8], sec: &object::Section<'_, '_>, name: &str) -> Resu
             "{name} is compressed ({other:?}), which is not supported; decompress it with \
              `objcopy --decompress-debug-sections`"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abbreviation_codes_of_named_type_definitions() {
+        #[rustfmt::skip]
+        let table = [
+            1, 0x13, 1, 0x03, 0x08, 0x0b, 0x0b, 0, 0,       // struct: name (string) first
+            2, 0x13, 0, 0x03, 0x0e, 0x3c, 0x19, 0, 0,       // struct declaration: skipped
+            3, 0x24, 0, 0x0b, 0x0b, 0x3e, 0x0b, 0x03, 0x08, 0, 0, // base type: name last
+            4, 0x0d, 0, 0x03, 0x08, 0, 0,                   // member: not a type
+            0x81, 0x01, 0x16, 0, 0x03, 0x0e, 0x49, 0x13, 0, 0, // code 129 typedef, strp name
+            0,
+        ];
+        let codes = type_name_codes(&table).unwrap();
+        assert_eq!(
+            codes,
+            vec![
+                (1, Kind::Struct, NameForm::InlineFirst),
+                (3, Kind::Base, NameForm::Inline),
+                (129, Kind::Typedef, NameForm::Other),
+            ]
+        );
+        assert!(type_name_codes(&table[..5]).is_none(), "truncated table");
+        assert_eq!(uleb(129), vec![0x81, 0x01]);
+        assert_eq!(uleb(5), vec![5]);
+    }
+
+    #[test]
+    fn dwarf2_bit_offsets_count_from_the_top() {
+        let mut m = Die {
+            off: 0,
+            tag: dw::DW_TAG_member,
+            has_children: false,
+            after: 0,
+            name: None,
+            byte_size: Some(4),
+            ty: None,
+            member_location: Some(8),
+            bit_size: Some(3),
+            data_bit_offset: None,
+            bit_offset: Some(29),
+            upper_bound: None,
+            count: None,
+            const_value: None,
+            declaration: false,
+            sibling: None,
+        };
+        // Bits 0..3 of the u32 at byte 8.
+        assert_eq!(member_bits(&m), 64);
+        m.bit_offset = Some(24);
+        assert_eq!(member_bits(&m), 64 + 5);
+        m.data_bit_offset = Some(70);
+        assert_eq!(member_bits(&m), 70);
+    }
+
+    #[test]
+    fn name_hashes_differ_by_kind_and_length() {
+        assert_ne!(
+            type_key(Kind::Struct, b"zone"),
+            type_key(Kind::Enum, b"zone")
+        );
+        assert_ne!(name_hash(b"abcdefgh"), name_hash(b"abcdefgh\0"));
+        assert_eq!(name_hash(b"task_struct"), name_hash(b"task_struct"));
     }
 }

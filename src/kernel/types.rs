@@ -226,16 +226,32 @@ impl Types {
         } else if let Some(n) = name.strip_prefix("enum ") {
             (&[Kind::Enum], n.trim())
         } else {
-            (
-                &[
-                    Kind::Struct,
-                    Kind::Union,
-                    Kind::Typedef,
-                    Kind::Enum,
-                    Kind::Base,
-                ],
-                name,
-            )
+            const ALL: [Kind; 5] = [
+                Kind::Struct,
+                Kind::Union,
+                Kind::Typedef,
+                Kind::Enum,
+                Kind::Base,
+            ];
+            // Only C's keywords spell a base type ("unsigned long", "_Bool").
+            let base = name.split_whitespace().all(|w| {
+                matches!(
+                    w,
+                    "char"
+                        | "short"
+                        | "int"
+                        | "long"
+                        | "signed"
+                        | "unsigned"
+                        | "_Bool"
+                        | "bool"
+                        | "float"
+                        | "double"
+                        | "__int128"
+                        | "_Complex"
+                )
+            });
+            (if base { &ALL[..] } else { &ALL[..4] }, name)
         };
         let bare = dwarf_index::base_type_alias(bare).unwrap_or(bare);
         self.dwarf
