@@ -281,6 +281,38 @@ fn every_task_matches_crash_806_ps_and_idle_tasks_are_listed() {
     }
 }
 
+#[test]
+fn report_ps_section_reads_like_crash_806_ps() {
+    for (case, m) in models("report_ps_section_reads_like_crash_806_ps") {
+        let n = &case.name;
+        let text = crashdeck::report::text(&m);
+        let start = text.find("      PID    PPID  CPU").unwrap();
+        let end = text[start..].find("\n\n").unwrap() + start;
+        let ours = ps_rows(&text[start..end]);
+        let theirs = ps_rows(&crash(&case, "ps", true));
+        assert_eq!(ours.len(), theirs.len(), "{n}");
+        // Every column but %MEM (crash divides by all physical memory).
+        let key = |r: &PsRow| {
+            (
+                r.active,
+                r.pid,
+                r.ppid,
+                r.cpu,
+                r.task,
+                r.state.clone(),
+                r.vsz,
+                r.rss,
+                r.comm.clone(),
+            )
+        };
+        let mut o: Vec<_> = ours.iter().map(key).collect();
+        let mut t: Vec<_> = theirs.iter().map(key).collect();
+        o.sort();
+        t.sort();
+        assert_eq!(o, t, "{n}: ps rows");
+    }
+}
+
 /// `kmem -i` rows: name → pages.
 fn kmem_i_rows(text: &str) -> BTreeMap<String, u64> {
     text.lines()
