@@ -30,6 +30,9 @@ struct Common {
     /// Open a vmlinux that does not match the dump.
     #[arg(long, global = true)]
     force: bool,
+    /// Read types from the vmlinux's DWARF even where it has BTF (slower; same answers).
+    #[arg(long, global = true)]
+    dwarf_types: bool,
     /// Another place to look for a vmlinux matching the dump.
     #[arg(long, global = true)]
     debuginfo_dir: Vec<PathBuf>,
@@ -57,6 +60,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let opts = KernelOptions {
         force: cli.common.force,
+        dwarf_types: cli.common.dwarf_types,
     };
     match cli.command {
         Some(Command::Info { files, json }) => info(&files, json, &opts),

@@ -334,7 +334,15 @@ fn wrong_vmlinux_is_refused_with_both_values() {
         assert!(text.contains(ours), "{text}");
         // --force opens it and keeps the finding.
         let d = rewrap(&case, Some(with_entry(&vi, key, value)), vec![]);
-        let k = Kernel::open(&case.vmlinux, d, &KernelOptions { force: true }).unwrap();
+        let k = Kernel::open(
+            &case.vmlinux,
+            d,
+            &KernelOptions {
+                force: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(k
             .match_checks()
             .iter()

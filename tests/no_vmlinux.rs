@@ -75,3 +75,33 @@ fn model_without_vmlinux_is_the_model_with_it() {
         );
     }
 }
+
+/// The vmlinux's BTF (the default where it has `.BTF`) and its DWARF
+/// (`--dwarf-types`) give the same model, backtraces included: both describe
+/// the same kernel, and source lines come from DWARF either way.
+#[test]
+fn vmlinux_btf_and_dwarf_types_give_the_same_model() {
+    let Some(cases) = common::cases_or_skip("vmlinux_btf_and_dwarf_types_give_the_same_model")
+    else {
+        return;
+    };
+    for case in cases {
+        let n = &case.name;
+        let btf = open::build_model(&case.vmlinux, &case.vmcore, &KernelOptions::default())
+            .unwrap_or_else(|e| panic!("{n}: BTF types: {e:#}"));
+        let dwarf_opts = KernelOptions {
+            dwarf_types: true,
+            ..Default::default()
+        };
+        let mut dwarf = open::build_model(&case.vmlinux, &case.vmcore, &dwarf_opts)
+            .unwrap_or_else(|e| panic!("{n}: DWARF types: {e:#}"));
+        assert_eq!(btf.source.types_from, "vmlinux BTF", "{n}");
+        assert_eq!(dwarf.source.types_from, "vmlinux DWARF", "{n}");
+        assert!(
+            !btf.tasks.is_empty() && !btf.backtraces.is_empty(),
+            "{n}: empty model"
+        );
+        dwarf.source.types_from = btf.source.types_from.clone();
+        assert_eq!(btf, dwarf, "{n}: the two type sources disagree");
+    }
+}
