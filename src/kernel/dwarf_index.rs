@@ -162,6 +162,9 @@ impl Index {
             }
         }
         for (u, _) in found {
+            if self.done.len() <= u {
+                self.done.resize(u + 1, false);
+            }
             if let Some(d) = self.done.get_mut(u) {
                 if !*d {
                     *d = true;
@@ -173,10 +176,16 @@ impl Index {
             self.prefix += 1;
         }
     }
+}
 
-    fn complete(&self) -> bool {
-        self.prefix >= self.done.len()
-    }
+/// Unit header offsets read so far.
+#[derive(Default)]
+struct UnitList {
+    offs: Vec<u64>,
+    /// Where the next header is.
+    next: u64,
+    /// No more units.
+    finished: bool,
 }
 
 #[derive(Default)]
@@ -239,8 +248,8 @@ pub struct Dwarf {
     str: Bytes,
     line_str: Bytes,
     str_offsets: Bytes,
-    /// .debug_info offsets of the unit headers, ascending.
-    units: Vec<u64>,
+    /// .debug_info offsets of the unit headers, found as far as needed.
+    units: RwLock<UnitList>,
     /// 4 (DWARF32) or 8 (DWARF64): how DW_FORM_strp is written.
     offset_size: usize,
     index: RwLock<Index>,
@@ -264,7 +273,7 @@ impl Dwarf {
             str: empty(),
             line_str: empty(),
             str_offsets: empty(),
-            units: Vec::new(),
+            units: RwLock::new(UnitList::default()),
             offset_size: 4,
             index: RwLock::new(Index::default()),
             scan_lock: Mutex::new(()),
@@ -308,23 +317,24 @@ impl Dwarf {
             str: load(".debug_str")?.unwrap_or_else(empty),
             line_str: load(".debug_line_str")?.unwrap_or_else(empty),
             str_offsets: load(".debug_str_offsets")?.unwrap_or_else(empty),
-            units: Vec::new(),
+            units: RwLock::new(UnitList::default()),
             offset_size: 4,
             index: RwLock::new(Index::default()),
             scan_lock: Mutex::new(()),
             abbrevs: Mutex::new(HashMap::new()),
             data: data.clone(),
         };
-        let (units, offset_size) = d.unit_offsets()?;
-        d.units = units;
-        d.offset_size = offset_size;
-        if let Ok(mut idx) = d.index.write() {
-            idx.done = vec![false; d.units.len()];
-        }
-        if d.units.is_empty() {
-            return Err(TypeError::NoDebugInfo(
-                ".debug_info holds no compilation unit".into(),
-            ));
+        // Only the first unit header now: the others are read as lookups
+        // reach them (a cold page cache makes reading them all slow).
+        let first = d
+            .secs()
+            .info
+            .header_from_offset(DebugInfoOffset(0))
+            .map_err(|e| {
+                TypeError::NoDebugInfo(format!(".debug_info holds no compilation unit ({e})"))
+            })?;
+        if first.format() == gimli::Format::Dwarf64 {
+            d.offset_size = 8;
         }
         Ok(d)
     }
@@ -347,40 +357,56 @@ impl Dwarf {
         }
     }
 
-    fn unit_offsets(&self) -> Result<(Vec<u64>, usize)> {
-        let s = self.secs();
-        let mut out = Vec::new();
-        let mut offset_size = 4;
-        let mut it = s.info.units();
-        loop {
-            match it.next() {
-                Ok(Some(h)) => {
-                    if h.format() == gimli::Format::Dwarf64 {
-                        offset_size = 8;
-                    }
-                    if let Some(off) = h.debug_info_offset() {
-                        out.push(off.0 as u64);
-                    }
-                }
-                Ok(None) => break,
-                // A corrupt header ends the list; what came before stays usable.
-                Err(e) if !out.is_empty() => {
-                    let _ = e;
-                    break;
-                }
-                Err(e) => return Err(dwarf_err(e)),
+    /// Read unit headers until `enough` says so or the section ends.
+    fn extend_units(&self, enough: impl Fn(&UnitList) -> bool) {
+        if let Ok(l) = self.units.read() {
+            if l.finished || enough(&l) {
+                return;
             }
         }
-        Ok((out, offset_size))
+        let Ok(mut l) = self.units.write() else {
+            return;
+        };
+        let s = self.secs();
+        let len = self.bytes(&self.info).len() as u64;
+        while !l.finished && !enough(&l) {
+            match s.info.header_from_offset(DebugInfoOffset(l.next as usize)) {
+                Ok(h) => {
+                    let here = l.next;
+                    l.offs.push(here);
+                    l.next = here.saturating_add(h.length_including_self() as u64);
+                    if l.next <= here || l.next >= len {
+                        l.finished = true;
+                    }
+                }
+                // A corrupt header ends the list; what came before stays usable.
+                Err(_) => l.finished = true,
+            }
+        }
+    }
+
+    /// The .debug_info offset of unit `i`, if there is one.
+    fn unit(&self, i: usize) -> Option<u64> {
+        self.extend_units(|l| l.offs.len() > i);
+        self.units.read().ok()?.offs.get(i).copied()
+    }
+
+    /// The unit holding .debug_info offset `off`: its number and offset.
+    fn unit_containing(&self, off: u64) -> Option<(usize, u64)> {
+        self.extend_units(|l| l.next > off);
+        let l = self.units.read().ok()?;
+        let i = l.offs.partition_point(|&u| u <= off).checked_sub(1)?;
+        Some((i, *l.offs.get(i)?))
     }
 
     pub fn stats(&self) -> TypeStats {
+        let units = self.units.read().map(|l| l.offs.len()).unwrap_or(0);
         let (scanned, names) = match self.index.read() {
             Ok(i) => (i.scanned, i.types.len() + i.enumerators.len()),
             Err(_) => (0, 0),
         };
         TypeStats {
-            units: self.units.len(),
+            units,
             units_scanned: scanned,
             names_indexed: names,
         }
@@ -408,20 +434,20 @@ impl Dwarf {
                 if let Some(x) = probe(&idx) {
                     return Some(x);
                 }
-                if idx.complete() {
-                    return None;
-                }
+                // No unit left to scan: the name is nowhere.
+                self.unit(idx.prefix)?;
             }
             let _guard = self.scan_lock.lock().ok()?;
             let (batch, first) = {
                 let idx = self.index.read().ok()?;
-                if probe(&idx).is_some() || idx.complete() {
+                if probe(&idx).is_some() || self.unit(idx.prefix).is_none() {
                     continue;
                 }
                 // The next units not yet scanned, as many as are done (doubling).
                 let want = idx.scanned.max(FIRST_BATCH);
-                let batch: Vec<usize> = (idx.prefix..self.units.len())
-                    .filter(|&u| idx.done.get(u) == Some(&false))
+                let batch: Vec<usize> = (idx.prefix..)
+                    .map_while(|u| self.unit(u).map(|_| u))
+                    .filter(|&u| idx.done.get(u) != Some(&true))
                     .take(want)
                     .collect();
                 (batch, idx.prefix < FIRST_BATCH)
@@ -460,11 +486,12 @@ impl Dwarf {
     ) -> Option<T> {
         let mut next = after + 1;
         let mut want = FIRST_BATCH;
-        while next < self.units.len() {
+        while self.unit(next).is_some() {
             let batch: Vec<usize> = {
                 let idx = self.index.read().ok()?;
-                (next..self.units.len())
-                    .filter(|&u| idx.done.get(u) == Some(&false))
+                (next..)
+                    .map_while(|u| self.unit(u).map(|_| u))
+                    .filter(|&u| idx.done.get(u) != Some(&true))
                     .take(want)
                     .collect()
             };
@@ -496,7 +523,7 @@ impl Dwarf {
         kinds: &[Kind],
         strp_possible: bool,
     ) -> bool {
-        let Some(&start) = self.units.get(unit) else {
+        let Some(start) = self.unit(unit) else {
             return false;
         };
         let s = self.secs();
@@ -569,7 +596,7 @@ impl Dwarf {
                     continue;
                 }
                 let mut f = Found::default();
-                if let Some(&off) = self.units.get(u) {
+                if let Some(off) = self.unit(u) {
                     let _ = self.scan_unit(off, &mut f);
                 }
                 out.push((u, f));
@@ -631,7 +658,7 @@ impl Dwarf {
         let info = self.bytes(&self.info);
         let start = {
             let idx = self.index.read().ok()?;
-            self.units.get(idx.prefix).copied()? as usize
+            self.unit(idx.prefix)? as usize
         };
         let longest = needles.iter().map(|n| n.len()).max().unwrap_or(1);
         let threads = cores();
@@ -664,10 +691,9 @@ impl Dwarf {
             hits.sort_unstable();
             let mut last_unit = usize::MAX;
             for h in hits {
-                let u = self
-                    .units
-                    .partition_point(|&o| o <= h as u64)
-                    .saturating_sub(1);
+                let Some((u, _)) = self.unit_containing(h as u64) else {
+                    continue;
+                };
                 if u == last_unit {
                     continue;
                 }
@@ -696,7 +722,7 @@ impl Dwarf {
             let mut out = Vec::new();
             for &u in batch.iter().skip(t).step_by(threads) {
                 let mut f = Found::default();
-                if let Some(&off) = self.units.get(u) {
+                if let Some(off) = self.unit(u) {
                     // A corrupt unit is skipped (and counted as done); the others still answer.
                     let _ = self.scan_unit(off, &mut f);
                 }
@@ -874,10 +900,8 @@ impl Dwarf {
     // Reading DIEs
 
     fn unit_ctx<'a>(&'a self, s: &Secs<'a>, die: u64) -> Result<UnitCtx<'a>> {
-        let i = self.units.partition_point(|&u| u <= die);
-        let start = *i
-            .checked_sub(1)
-            .and_then(|i| self.units.get(i))
+        let (_, start) = self
+            .unit_containing(die)
             .ok_or_else(|| TypeError::Dwarf(format!("DIE offset {die:#x} outside any unit")))?;
         let header = s
             .info

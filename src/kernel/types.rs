@@ -76,7 +76,8 @@ pub struct Member {
 /// Counters for benchmarks and diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TypeStats {
-    /// Compilation units in .debug_info.
+    /// Compilation units of .debug_info whose headers were read so far
+    /// (headers are read as lookups reach them; all after `index_all`).
     pub units: usize,
     /// Units whose top-level DIEs have been indexed so far.
     pub units_scanned: usize,
