@@ -56,8 +56,20 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes, without anyhow's backtrace (RUST_BACKTRACE
+            // is often set on lab hosts): the message names the file and offset.
+            eprintln!("crashdeck: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let opts = KernelOptions {
         force: cli.common.force,
         dwarf_types: cli.common.dwarf_types,

@@ -137,9 +137,9 @@ impl LoadingNotice {
         let what = what.to_string();
         let thread = std::thread::spawn(move || {
             let start = std::time::Instant::now();
-            if rx
-                .recv_timeout(std::time::Duration::from_millis(500))
-                .is_err()
+            // Disconnected (loading ended, the sender dropped) is not a timeout.
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(std::time::Duration::from_millis(500))
             {
                 eprintln!("crashdeck: reading {what} …");
                 let _ = rx.recv();
