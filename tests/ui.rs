@@ -866,3 +866,22 @@ fn the_log_opens_on_the_panic_line_not_its_trailer() {
     let rows = screen(&model, &st);
     assert!(rows.iter().any(|r| r.contains(line.as_str())));
 }
+
+/// The summary says where symbols and types came from (issue 8), as the
+/// model's source records it.
+#[test]
+fn summary_names_the_symbol_and_type_sources() {
+    let Some((_case, model, _drgn)) = setup() else {
+        return;
+    };
+    assert!(!model.source.symbols_from.is_empty() && !model.source.types_from.is_empty());
+    let mut st = state(&model, 120, 40);
+    st.focus = Panel::Summary;
+    ui::update(&mut st, &model, Action::ToggleZoom);
+    let all = flat(&screen(&model, &st));
+    assert!(
+        all.contains(&format!("SYMBOLS: {}", model.source.symbols_from))
+            && all.contains(&format!("TYPES: {}", model.source.types_from)),
+        "{all}"
+    );
+}

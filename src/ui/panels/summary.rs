@@ -120,6 +120,12 @@ pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
         dump.push_str(", INCOMPLETE");
     }
     out.push(kv(vec![("DUMP", dump)]));
+    if !src.symbols_from.is_empty() || !src.types_from.is_empty() {
+        out.push(kv(vec![
+            ("SYMBOLS", src.symbols_from.clone()),
+            ("TYPES", src.types_from.clone()),
+        ]));
+    }
 
     if !model.sysctls.is_empty() {
         out.push(Line::styled("SYSCTLS", t.label()));
