@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod dump;
+pub mod fmt;
 pub mod info;
 pub mod kernel;
 pub mod model;

@@ -117,34 +117,6 @@ fn same_run_cases_hold_identical_pages() {
     }
 }
 
-/// `Thu Nov 26 21:22:19 UTC 2026`, as crash's `sys` prints DATE (UTC).
-fn crash_date(t: i64) -> String {
-    let (days, secs) = (t.div_euclid(86400), t.rem_euclid(86400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{} {} {:2} {:02}:{:02}:{:02} UTC {y}",
-        WD[days.rem_euclid(7) as usize],
-        MON[(m - 1) as usize],
-        d,
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 #[test]
 fn info_facts_match_the_references() {
     let Some(cases) = common::cases_or_skip("dump") else {
@@ -185,7 +157,12 @@ fn info_facts_match_the_references() {
         if c.format().starts_with("kdump") {
             let t = d.info().crash_time.expect("kdump header timestamp");
             let date = common::sys_field(&sys, "DATE").unwrap();
-            assert_eq!(crash_date(t), date, "{}: header timestamp", c.name);
+            assert_eq!(
+                crashdeck::fmt::crash_date(t),
+                date,
+                "{}: header timestamp",
+                c.name
+            );
             assert_eq!(
                 d.info().utsname.as_ref().map(|u| u.release.as_str()),
                 Some(release.as_str()),

@@ -34,54 +34,6 @@ fn memory_size(bytes: u64, page_size: u64) -> String {
     pages_to_size(total / page_size.max(1), page_size)
 }
 
-/// Seconds since the epoch as ctime in UTC: "Thu Nov 26 21:21:45 UTC 2026".
-pub fn format_date(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{} {} {:>2} {:02}:{:02}:{:02} UTC {}",
-        WD[days.rem_euclid(7) as usize],
-        MON[(m - 1).clamp(0, 11) as usize],
-        d,
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60,
-        y
-    )
-}
-
-/// crash's `convert_time`: "[N days, ]HH:MM:SS".
-fn format_uptime(s: f64) -> String {
-    let total = s.max(0.0) as u64;
-    let days = total / 86_400;
-    let rest = total % 86_400;
-    let hms = format!(
-        "{:02}:{:02}:{:02}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    );
-    if days > 0 {
-        format!("{days} days, {hms}")
-    } else {
-        hms
-    }
-}
-
 pub fn sys(m: &DumpModel) -> String {
     let s = &m.summary;
     let mut o = String::new();
@@ -102,9 +54,9 @@ pub fn sys(m: &DumpModel) -> String {
     } else {
         let _ = writeln!(o, "        CPUS: {}", s.cpus);
     }
-    let date = s.crash_time.map(format_date).unwrap_or_default();
+    let date = s.crash_time.map(crate::fmt::crash_date).unwrap_or_default();
     let _ = writeln!(o, "        DATE: {date}");
-    let _ = writeln!(o, "      UPTIME: {}", format_uptime(s.uptime_s));
+    let _ = writeln!(o, "      UPTIME: {}", crate::fmt::crash_uptime(s.uptime_s));
     let la = s.load_average;
     let _ = writeln!(o, "LOAD AVERAGE: {:.2}, {:.2}, {:.2}", la[0], la[1], la[2]);
     let _ = writeln!(o, "       TASKS: {}", s.tasks);
@@ -314,9 +266,12 @@ mod tests {
         assert_eq!(pages_to_size(2, 4096), "8 KB");
         assert_eq!(pages_to_size(262144, 4096), "1 GB");
         assert_eq!(memory_size(536_326_144, 4096), "511.5 MB");
-        assert_eq!(format_date(1_795_728_105), "Thu Nov 26 21:21:45 UTC 2026");
-        assert_eq!(format_uptime(3.6), "00:00:03");
-        assert_eq!(format_uptime(90061.0), "1 days, 01:01:01");
+        assert_eq!(
+            crate::fmt::crash_date(1_795_728_105),
+            "Thu Nov 26 21:21:45 UTC 2026"
+        );
+        assert_eq!(crate::fmt::crash_uptime(3.6), "00:00:03");
+        assert_eq!(crate::fmt::crash_uptime(90061.0), "1 days, 01:01:01");
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod bt;
 mod crash;
 mod diagnosis;
 
-pub use crash::{format_date, pages_to_size};
+pub use crash::pages_to_size;
 
 use crate::model::DumpModel;
 
