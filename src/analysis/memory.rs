@@ -56,9 +56,13 @@ fn read_long_symbol(k: &Kernel, name: &str) -> Result<i64> {
 
 /// `totalram_pages()`: `_totalram_pages` (5.0+) or `totalram_pages`.
 pub fn totalram_pages(k: &Kernel) -> Result<u64> {
-    read_long_symbol(k, "_totalram_pages")
-        .or_else(|_| read_long_symbol(k, "totalram_pages"))
-        .map(|v| v.max(0) as u64)
+    // The older name only where the newer symbol does not exist: a read
+    // error of `_totalram_pages` (a page missing from the dump) is the error.
+    match k.symbol("_totalram_pages") {
+        Ok(_) => read_long_symbol(k, "_totalram_pages"),
+        Err(_) => read_long_symbol(k, "totalram_pages"),
+    }
+    .map(|v| v.max(0) as u64)
 }
 
 /// `nr_blockdev_pages()`: the page cache of every block device inode.

@@ -4,7 +4,7 @@
 //!
 //! API CONTRACT:
 //! - `build_model(&Kernel, source) -> DumpModel`
-//! - `summary::read(&Kernel, &log) -> Result<Summary>` (panic string from the log; `tasks` is
+//! - `summary::read(&Kernel, &log, &mut notes) -> Result<Summary>` (panic string from the log; `tasks` is
 //!   set by build_model from the task table)
 //! - `tasks::read(&Kernel, totalram_pages) -> Result<Vec<Task>>` (%MEM denominator)
 //! - `memory::read_meminfo(&Kernel)`, `memory::read_zones(&Kernel)`
@@ -51,7 +51,10 @@ pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
         Ok(t) => model.tasks = t,
         Err(e) => problems.push(problem("tasks", &e)),
     }
-    match summary::read(kernel, &model.log) {
+    let mut notes = Vec::new();
+    let summary = summary::read(kernel, &model.log, &mut notes);
+    problems.extend(notes.iter().map(|n| problem("summary", n)));
+    match summary {
         Ok(mut s) => {
             s.tasks = model.tasks.len() as u64;
             if s.panic_pid.is_none() {

@@ -152,16 +152,46 @@ pub fn current_task(k: &Kernel, cpu: u32) -> Option<u64> {
 }
 
 /// Everything of `sys` but the task count (the caller counts the task table).
-pub fn read(k: &Kernel, log: &[LogRecord]) -> Result<Summary> {
-    let uts = k.symbol("init_uts_ns")?;
+/// What could be read only in part goes to `notes` (one line each).
+pub fn read(k: &Kernel, log: &[LogRecord], notes: &mut Vec<String>) -> Result<Summary> {
     let mut s = Summary {
-        release: uts_field(k, uts, "release")?,
-        version: uts_field(k, uts, "version")?,
-        machine: uts_field(k, uts, "machine")?,
-        nodename: uts_field(k, uts, "nodename")?,
         panic: panic_message(log),
         ..Default::default()
     };
+    // init_uts_ns first (what the running kernel said of itself); where the
+    // dump lacks that page (truncated or filtered), the dump's own header
+    // utsname (kdump) and VMCOREINFO's OSRELEASE stand in, so one unreadable
+    // page does not blank the whole summary. The error still surfaces when
+    // nothing stands in.
+    let uts = k.symbol("init_uts_ns").and_then(|uts| {
+        Ok((
+            uts_field(k, uts, "release")?,
+            uts_field(k, uts, "version")?,
+            uts_field(k, uts, "machine")?,
+            uts_field(k, uts, "nodename")?,
+        ))
+    });
+    match uts {
+        Ok((release, version, machine, nodename)) => {
+            (s.release, s.version, s.machine, s.nodename) = (release, version, machine, nodename)
+        }
+        Err(e) => {
+            notes.push(format!(
+                "init_uts_ns unreadable ({e}): release/version/machine/nodename from the dump header"
+            ));
+            let dump = k.dump();
+            match (&dump.info().utsname, dump.vmcoreinfo().get("OSRELEASE")) {
+                (Some(u), _) => {
+                    s.release = u.release.clone();
+                    s.version = u.version.clone();
+                    s.machine = u.machine.clone();
+                    s.nodename = u.nodename.clone();
+                }
+                (None, Some(rel)) => s.release = rel.to_string(),
+                (None, None) => return Err(e),
+            }
+        }
+    }
     s.cpus = k.possible_cpus().map(|c| c.len() as u32).unwrap_or(0);
     s.online_cpus = k.online_cpus().map(|c| c.len() as u32).unwrap_or(0);
     s.crash_time = crash_time(k);
