@@ -38,49 +38,43 @@ impl Kernel {
     /// Addresses of the `list_head` nodes after `head`, in order.
     pub fn list_for_each(&self, head: u64, max: usize) -> Result<Vec<u64>> {
         let next_off = self.layout_offset("list_head", "next")?;
-        let err = |what: String| KernelError::List { head, what };
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut node = self
-            .read_u64(head.wrapping_add(next_off))
-            .map_err(|e| err(format!("cannot read the head: {e}")))?;
-        while node != head {
-            if node == 0 {
-                return Err(err(format!(
-                    "NULL next pointer after {} entries",
-                    out.len()
-                )));
-            }
-            if out.len() >= max {
-                return Err(err(format!(
-                    "more than {max} entries (corrupt or cyclic list?)"
-                )));
-            }
-            if !seen.insert(node) {
-                return Err(err(format!(
-                    "cycle: node {node:#x} seen again after {} entries",
-                    out.len()
-                )));
-            }
-            out.push(node);
-            node = self
-                .read_u64(node.wrapping_add(next_off))
-                .map_err(|e| err(format!("entry {} at {node:#x}: {e}", out.len() - 1)))?;
-        }
-        Ok(out)
+        // A list_head list ends back at its head; a NULL next is corruption.
+        self.walk_chain(head, next_off, next_off, max, |node| node == head, true)
     }
 
     /// Addresses of the `hlist_node`s of the `hlist_head` at `head`, in order.
     pub fn hlist_for_each(&self, head: u64, max: usize) -> Result<Vec<u64>> {
         let first_off = self.layout_offset("hlist_head", "first")?;
         let next_off = self.layout_offset("hlist_node", "next")?;
+        // An hlist ends at NULL.
+        self.walk_chain(head, first_off, next_off, max, |node| node == 0, false)
+    }
+
+    /// Follows `next` pointers from the one at `head + first_off` until `end`
+    /// says the chain is over; errors on a NULL (where `null_is_error`), a
+    /// node seen twice, more than `max` nodes, or an unreadable pointer.
+    fn walk_chain(
+        &self,
+        head: u64,
+        first_off: u64,
+        next_off: u64,
+        max: usize,
+        end: impl Fn(u64) -> bool,
+        null_is_error: bool,
+    ) -> Result<Vec<u64>> {
         let err = |what: String| KernelError::List { head, what };
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         let mut node = self
             .read_u64(head.wrapping_add(first_off))
             .map_err(|e| err(format!("cannot read the head: {e}")))?;
-        while node != 0 {
+        while !end(node) {
+            if null_is_error && node == 0 {
+                return Err(err(format!(
+                    "NULL next pointer after {} entries",
+                    out.len()
+                )));
+            }
             if out.len() >= max {
                 return Err(err(format!(
                     "more than {max} entries (corrupt or cyclic list?)"
