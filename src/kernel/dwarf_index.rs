@@ -588,31 +588,8 @@ impl Dwarf {
         kinds: &[Kind],
     ) -> Vec<(usize, Found)> {
         let strp_possible = self.short_name_in_str(name);
-        let threads = cores().min(batch.len().max(1));
-        let scan = |t: usize| {
-            let mut out = Vec::new();
-            for &u in batch.iter().skip(t).step_by(threads) {
-                if !self.unit_may_define(u, name, kinds, strp_possible) {
-                    continue;
-                }
-                let mut f = Found::default();
-                if let Some(off) = self.unit(u) {
-                    let _ = self.scan_unit(off, &mut f);
-                }
-                out.push((u, f));
-            }
-            out
-        };
-        if threads <= 1 {
-            return scan(0);
-        }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads).map(|t| scope.spawn(move || scan(t))).collect();
-            handles
-                .into_iter()
-                .filter_map(|h| h.join().ok())
-                .flatten()
-                .collect()
+        self.scan_units(batch, |u| {
+            self.unit_may_define(u, name, kinds, strp_possible)
         })
     }
 
@@ -717,13 +694,25 @@ impl Dwarf {
     }
 
     fn scan_parallel(&self, batch: &[usize]) -> Vec<(usize, Found)> {
+        self.scan_units(batch, |_| true)
+    }
+
+    /// Scans the units of `batch` that `keep` accepts, split over the cores.
+    /// A corrupt unit is skipped (and counted as done); the others still answer.
+    fn scan_units(
+        &self,
+        batch: &[usize],
+        keep: impl Fn(usize) -> bool + Sync,
+    ) -> Vec<(usize, Found)> {
         let threads = cores().min(batch.len().max(1));
         let scan = |t: usize| {
             let mut out = Vec::new();
             for &u in batch.iter().skip(t).step_by(threads) {
+                if !keep(u) {
+                    continue;
+                }
                 let mut f = Found::default();
                 if let Some(off) = self.unit(u) {
-                    // A corrupt unit is skipped (and counted as done); the others still answer.
                     let _ = self.scan_unit(off, &mut f);
                 }
                 out.push((u, f));
@@ -734,6 +723,7 @@ impl Dwarf {
             return scan(0);
         }
         std::thread::scope(|scope| {
+            let scan = &scan;
             let handles: Vec<_> = (0..threads).map(|t| scope.spawn(move || scan(t))).collect();
             handles
                 .into_iter()
