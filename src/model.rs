@@ -25,6 +25,13 @@ pub struct DumpModel {
     pub zones: Vec<Zone>,
     /// Every record of the kernel log, oldest first.
     pub log: Vec<LogRecord>,
+    /// Slab caches (crash's `kmem -s`), largest first.
+    #[serde(default)]
+    pub slabs: Vec<SlabCache>,
+    /// Where memory went: `/proc/meminfo`'s counters as one table adding up
+    /// to MemTotal (`totalram_pages`).
+    #[serde(default)]
+    pub memory_usage: MemoryUsage,
     /// The panicking task first, then each other CPU's active task, then
     /// every other task (from its saved stack pointer).
     #[serde(default)]
@@ -170,6 +177,78 @@ pub struct Zone {
     /// The zone's VM_STAT counters by enumerator name (`NR_FREE_PAGES`, …).
     #[serde(default)]
     pub vm_stat: BTreeMap<String, i64>,
+}
+
+/// One slab cache, as a row of crash's `kmem -s`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SlabCache {
+    /// The `struct kmem_cache`.
+    #[serde(with = "hex", default)]
+    pub cache: u64,
+    pub name: String,
+    /// `object_size`: what a caller asked for, bytes (crash's OBJSIZE).
+    pub objsize: u64,
+    /// `size`: one object with its metadata and alignment, bytes.
+    #[serde(default)]
+    pub size: u64,
+    /// Objects in use (crash's ALLOCATED).
+    pub allocated: u64,
+    /// Objects in all slabs (crash's TOTAL).
+    pub total: u64,
+    pub slabs: u64,
+    /// Bytes of one slab (crash's SSIZE): page size << the cache's order.
+    pub slab_size: u64,
+    /// `slabs * slab_size`, bytes.
+    pub bytes: u64,
+    /// The cache is SLAB_RECLAIM_ACCOUNT (counted as slab_reclaimable).
+    #[serde(default)]
+    pub reclaimable: bool,
+}
+
+/// Where memory went, in pages.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MemoryUsage {
+    /// MemTotal: `totalram_pages`, what the rows add up to.
+    pub total_pages: u64,
+    /// Consumers, in a fixed order, the last one `unaccounted` (the rest).
+    pub rows: Vec<MemoryUse>,
+    /// Huge pages of every size, in base pages.
+    #[serde(default)]
+    pub hugepages: HugePages,
+    /// The same per NUMA node, where the machine has more than one.
+    #[serde(default)]
+    pub nodes: Vec<NodeMemoryUsage>,
+}
+
+/// One consumer of memory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MemoryUse {
+    /// `free`, `anon`, `file`, `shmem`, `slab_reclaimable`,
+    /// `slab_unreclaimable`, `page_tables`, `kernel_stack`, `vmalloc`,
+    /// `hugepages`, `percpu`, `unaccounted`.
+    pub what: String,
+    pub pages: u64,
+    /// The kernel counter(s) it comes from.
+    #[serde(default)]
+    pub source: String,
+}
+
+/// Huge pages (`hstates`), in base pages.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HugePages {
+    pub total_pages: u64,
+    pub free_pages: u64,
+    pub reserved_pages: u64,
+    pub surplus_pages: u64,
+}
+
+/// Where memory went on one node.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NodeMemoryUsage {
+    pub node: u32,
+    /// The node's managed pages (its zones').
+    pub total_pages: u64,
+    pub rows: Vec<MemoryUse>,
 }
 
 /// One record of the kernel log.

@@ -13,7 +13,7 @@
 
 use super::usz;
 use crate::kernel::{Kernel, KernelError, Result};
-use crate::model::{MemInfo, Zone};
+use crate::model::{HugePages, MemInfo, MemoryUsage, MemoryUse, NodeMemoryUsage, Zone};
 use std::collections::BTreeMap;
 
 /// Most nodes and zones looked at.
@@ -85,22 +85,25 @@ fn nr_blockdev_pages(k: &Kernel) -> Result<u64> {
     Ok(total)
 }
 
-/// Total and free huge pages over every hstate (0, 0 without hugetlbfs).
-fn hugetlb_pages(k: &Kernel) -> Result<(u64, u64)> {
+/// Huge pages over every hstate, in base pages (all 0 without hugetlbfs).
+pub fn hugetlb_pages(k: &Kernel) -> Result<HugePages> {
     let Ok(hstates) = k.symbol("hstates") else {
-        return Ok((0, 0));
+        return Ok(HugePages::default());
     };
     let n = u64::from(k.read_u32(k.symbol("hugetlb_max_hstate")?)?);
     let size = k.size_of("hstate")?;
-    let (mut total, mut free) = (0u64, 0u64);
+    let mut out = HugePages::default();
     for i in 0..n.min(64) {
         let h = hstates + i * size;
         let order = k.read_member(h, "hstate", "order")?;
         let per = 1u64 << order.min(40);
-        total += k.read_member(h, "hstate", "nr_huge_pages")? * per;
-        free += k.read_member(h, "hstate", "free_huge_pages")? * per;
+        let f = |name: &str| -> Result<u64> { Ok(k.read_member(h, "hstate", name)? * per) };
+        out.total_pages += f("nr_huge_pages")?;
+        out.free_pages += f("free_huge_pages")?;
+        out.reserved_pages += f("resv_huge_pages")?;
+        out.surplus_pages += f("surplus_huge_pages")?;
     }
-    Ok((total, free))
+    Ok(out)
 }
 
 /// crash's `kmem -i`.
@@ -126,7 +129,8 @@ pub fn read_meminfo(k: &Kernel) -> Result<MemInfo> {
         _ => 0,
     }
     .max(0) as u64;
-    let (huge_total, huge_free) = hugetlb_pages(k).unwrap_or((0, 0));
+    let huge = hugetlb_pages(k).unwrap_or_default();
+    let (huge_total, huge_free) = (huge.total_pages, huge.free_pages);
     let swap_total = read_long_symbol(k, "total_swap_pages").unwrap_or(0).max(0) as u64;
     let swap_free = read_long_symbol(k, "nr_swap_pages").unwrap_or(0).max(0) as u64;
     let page_shift = page_size.trailing_zeros() as u64;
@@ -167,6 +171,167 @@ pub fn read_meminfo(k: &Kernel) -> Result<MemInfo> {
         commit_limit_pages: allowed + swap_total,
         committed_pages: committed,
     })
+}
+
+/// The first of `names` this kernel counts, read by `stat`.
+fn first_stat(stat: &dyn Fn(&str) -> Option<i64>, names: &[&str]) -> Option<(i64, String)> {
+    names
+        .iter()
+        .find_map(|n| stat(n).map(|v| (v, (*n).to_string())))
+}
+
+/// Where memory went, from the counters `/proc/meminfo` uses (`stat` reads a
+/// `node_stat_item` or `zone_stat_item` by name), each page counted once:
+/// file pages less shmem, vmalloc less the kernel stacks it holds when stacks
+/// are vmapped (`task_struct.stack_vm_area`). `global` adds what has no
+/// per-node counter (vmalloc, percpu, all huge pages).
+fn usage_rows(
+    k: &Kernel,
+    total: u64,
+    stat: &dyn Fn(&str) -> Option<i64>,
+    huge: u64,
+    global: bool,
+) -> Vec<MemoryUse> {
+    let page_size = k.dump().info().page_size.max(1);
+    let pages = |v: i64| v.max(0) as u64;
+    let mut rows = Vec::new();
+    let mut push = |what: &str, pages: u64, source: String| {
+        rows.push(MemoryUse {
+            what: what.into(),
+            pages,
+            source,
+        })
+    };
+    let get = |names: &[&str]| first_stat(stat, names).unwrap_or((0, names.join("|")));
+    let (free, src) = get(&["NR_FREE_PAGES"]);
+    push("free", pages(free), src);
+    let (anon, src) = get(&["NR_ANON_MAPPED", "NR_ANON_PAGES"]);
+    push("anon", pages(anon), src);
+    let (file, _) = get(&["NR_FILE_PAGES"]);
+    let (shmem, _) = get(&["NR_SHMEM"]);
+    push(
+        "file",
+        pages(file - shmem),
+        "NR_FILE_PAGES - NR_SHMEM".into(),
+    );
+    push("shmem", pages(shmem), "NR_SHMEM".into());
+    let (r, src) = get(&["NR_SLAB_RECLAIMABLE_B", "NR_SLAB_RECLAIMABLE"]);
+    push("slab_reclaimable", pages(r), src);
+    let (u, src) = get(&["NR_SLAB_UNRECLAIMABLE_B", "NR_SLAB_UNRECLAIMABLE"]);
+    push("slab_unreclaimable", pages(u), src);
+    let (pt, mut src) = get(&["NR_PAGETABLE"]);
+    let sec = stat("NR_SECONDARY_PAGETABLE");
+    if sec.is_some() {
+        src.push_str(" + NR_SECONDARY_PAGETABLE");
+    }
+    push("page_tables", pages(pt + sec.unwrap_or(0)), src);
+    let (stack_kb, src) = get(&["NR_KERNEL_STACK_KB"]);
+    let stack = pages(stack_kb) * 1024 / page_size;
+    push("kernel_stack", stack, src);
+    if global {
+        let vmalloc = read_long_symbol(k, "nr_vmalloc_pages")
+            .map(pages)
+            .unwrap_or(0);
+        let vmapped_stacks = k.has_member("task_struct", "stack_vm_area");
+        let (v, src) = if vmapped_stacks {
+            (
+                vmalloc.saturating_sub(stack),
+                "nr_vmalloc_pages - kernel stacks (vmapped)",
+            )
+        } else {
+            (vmalloc, "nr_vmalloc_pages")
+        };
+        push("vmalloc", v, src.into());
+    }
+    push("hugepages", huge, "hstates[].nr_huge_pages".into());
+    if global {
+        let populated = read_long_symbol(k, "pcpu_nr_populated").map(pages);
+        let units = k
+            .symbol("pcpu_nr_units")
+            .and_then(|a| k.read_i32(a))
+            .map(|v| v.max(0) as u64);
+        let percpu = populated.and_then(|p| units.map(|u| p * u)).unwrap_or(0);
+        push("percpu", percpu, "pcpu_nr_populated * pcpu_nr_units".into());
+    }
+    let used: u64 = rows.iter().map(|r| r.pages).sum();
+    rows.push(MemoryUse {
+        what: "unaccounted".into(),
+        pages: total.saturating_sub(used),
+        source: "the rest of MemTotal".into(),
+    });
+    rows
+}
+
+/// Where memory went: every page of `totalram_pages` once, and per node
+/// where there is more than one (from `pglist_data.vm_stat` and the node's
+/// zones).
+pub fn read_usage(k: &Kernel, zones: &[Zone]) -> Result<MemoryUsage> {
+    let total = totalram_pages(k)?;
+    let huge = hugetlb_pages(k).unwrap_or_default();
+    let global = |name: &str| global_stat(k, name);
+    let rows = usage_rows(k, total, &global, huge.total_pages, true);
+    let mut nodes_out = Vec::new();
+    let nodes = nodes(k)?;
+    if nodes.len() > 1 {
+        let node_items = k.types().enumerators("node_stat_item").unwrap_or_default();
+        let vm_stat = k.offset_of("pglist_data", "vm_stat")?;
+        let elem = atomic_long_size(k);
+        for (nid, pgdat) in nodes {
+            let own: Vec<&Zone> = zones.iter().filter(|z| z.node == nid).collect();
+            let node_stat = |name: &str| -> Option<i64> {
+                if let Some((_, v)) = node_items.iter().find(|(n, _)| n == name) {
+                    return k.read_i64(pgdat + vm_stat + (*v as u64) * elem).ok();
+                }
+                let mut found = false;
+                let mut sum = 0;
+                for z in &own {
+                    if let Some(v) = z.vm_stat.get(name) {
+                        found = true;
+                        sum += v;
+                    }
+                }
+                found.then_some(sum)
+            };
+            let node_total: u64 = own.iter().map(|z| z.managed_pages).sum();
+            let node_huge = hugetlb_node_pages(k, nid).unwrap_or(0);
+            nodes_out.push(NodeMemoryUsage {
+                node: nid,
+                total_pages: node_total,
+                rows: usage_rows(k, node_total, &node_stat, node_huge, false),
+            });
+        }
+    }
+    Ok(MemoryUsage {
+        total_pages: total,
+        rows,
+        hugepages: huge,
+        nodes: nodes_out,
+    })
+}
+
+/// Huge pages on node `nid` (`hstate.nr_huge_pages_node[nid]`), in base pages.
+fn hugetlb_node_pages(k: &Kernel, nid: u32) -> Result<u64> {
+    let Ok(hstates) = k.symbol("hstates") else {
+        return Ok(0);
+    };
+    let n = u64::from(k.read_u32(k.symbol("hugetlb_max_hstate")?)?);
+    let size = k.size_of("hstate")?;
+    let per_node = k.member("hstate", "nr_huge_pages_node")?;
+    let elem = per_node.element_size.unwrap_or(4);
+    if u64::from(nid) >= per_node.array_len.unwrap_or(1) {
+        return Ok(0);
+    }
+    let mut total = 0;
+    for i in 0..n.min(64) {
+        let h = hstates + i * size;
+        let order = k.read_member(h, "hstate", "order")?;
+        let count = k.read_uint(
+            h + per_node.offset + u64::from(nid) * elem,
+            usz(elem.min(8)),
+        )?;
+        total += count << order.min(40);
+    }
+    Ok(total)
 }
 
 /// Every online node: (node id, `pglist_data` address).

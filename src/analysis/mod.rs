@@ -16,6 +16,7 @@ pub mod backtrace;
 pub mod diagnosis;
 pub mod log;
 pub mod memory;
+pub mod slab;
 pub mod summary;
 pub mod sysctls;
 pub mod tasks;
@@ -46,6 +47,14 @@ pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
     match memory::read_zones(kernel) {
         Ok(z) => model.zones = z,
         Err(e) => problems.push(problem("zones", &e)),
+    }
+    match memory::read_usage(kernel, &model.zones) {
+        Ok(u) => model.memory_usage = u,
+        Err(e) => problems.push(problem("memory_usage", &e)),
+    }
+    match slab::read(kernel) {
+        Ok(s) => model.slabs = s,
+        Err(e) => problems.push(problem("slabs", &e)),
     }
     match tasks::read(kernel, totalram) {
         Ok(t) => model.tasks = t,

@@ -1,0 +1,306 @@
+//! Slab caches: crash's `kmem -s` for SLUB.
+//!
+//! Every cache on `slab_caches` (`kmem_cache.list`). Per cache, as crash
+//! 8.0.x counts them (memory.c `get_kmem_cache_slub_data`, `count_partial`):
+//! - TOTAL: the nodes' `kmem_cache_node.total_objects` summed;
+//! - SLABS: the nodes' `kmem_cache_node.nr_slabs` summed (what crash's
+//!   per-CPU + partial + full split adds up to);
+//! - ALLOCATED: TOTAL less the objects known free: on each CPU's slab
+//!   (`objects - inuse`, plus the CPU's lockless freelist), on each CPU's
+//!   partial slabs (`kmem_cache_cpu.partial`, chained by `slab.next`) and on
+//!   each node's partial list (`objects - inuse`).
+//!
+//! The kernel's own `/proc/slabinfo` (and the OOM report's "Unreclaimable
+//! slab info") counts only the node partial lists' free objects, so its
+//! active_objs is higher by the objects free on per-CPU slabs; crashdeck
+//! follows crash here, which is closer to what is really allocated.
+//!
+//! Both totals need CONFIG_SLUB_DEBUG (`kmem_cache_node.nr_slabs`,
+//! `total_objects`); without them the caches cannot be sized (crash refuses
+//! `kmem -s` too) and the part says so. SLAB (not SLUB) kernels are not read.
+//!
+//! Layouts are asked of the types: `struct slab` (5.17+) or the slab fields of
+//! `struct page`, `kmem_cache_cpu.slab` or `.page`, `kmem_cache.oo`.
+
+use super::{read_str, usz};
+use crate::kernel::{Kernel, KernelError, Member, Result};
+use crate::model::SlabCache;
+use std::collections::HashSet;
+
+/// Most caches walked.
+const MAX_CACHES: usize = 1 << 16;
+/// Most slabs walked on one partial list.
+const MAX_PARTIAL: usize = 1 << 22;
+/// Most objects in one slab (`objects` is a 15-bit field).
+const MAX_OBJECTS: usize = 1 << 15;
+
+/// Where the fields of one slab are: `struct slab` or `struct page`.
+struct SlabLayout {
+    ty: &'static str,
+    inuse: Member,
+    objects: Member,
+    /// The per-CPU partial chain (`next`).
+    next: u64,
+    /// The node partial list's link (`slab_list`, or `lru` on old pages).
+    list: u64,
+}
+
+impl SlabLayout {
+    fn new(k: &Kernel) -> Result<SlabLayout> {
+        let ty = if k.types().size_of("slab").is_ok() && k.has_member("slab", "inuse") {
+            "slab"
+        } else {
+            "page"
+        };
+        let list = if k.has_member(ty, "slab_list") {
+            k.offset_of(ty, "slab_list")?
+        } else {
+            k.offset_of(ty, "lru")?
+        };
+        Ok(SlabLayout {
+            ty,
+            inuse: k.member(ty, "inuse")?,
+            objects: k.member(ty, "objects")?,
+            next: k.offset_of(ty, "next")?,
+            list,
+        })
+    }
+
+    /// (objects, inuse) of the slab at `slab`.
+    fn counts(&self, k: &Kernel, slab: u64) -> Result<(u64, u64)> {
+        Ok((
+            read_field(k, slab, &self.objects)?,
+            read_field(k, slab, &self.inuse)?,
+        ))
+    }
+}
+
+/// An integer member at `base`, a bit-field included.
+fn read_field(k: &Kernel, base: u64, m: &Member) -> Result<u64> {
+    let raw = k.read_uint(base.wrapping_add(m.offset), usz(m.size.clamp(1, 8)))?;
+    Ok(match (m.bit_offset, m.bit_size) {
+        (Some(off), Some(bits)) if bits < 64 => (raw >> off.min(63)) & ((1u64 << bits) - 1),
+        (None, Some(bits)) if bits < 64 => raw & ((1u64 << bits) - 1),
+        _ => raw,
+    })
+}
+
+/// What every cache shares: member offsets, CPUs and nodes.
+struct Walk<'k> {
+    k: &'k Kernel,
+    slab: SlabLayout,
+    cpus: Vec<u64>,
+    nodes: Vec<u32>,
+    node_array: Member,
+    cpu_slab: u64,
+    /// `kmem_cache_cpu.slab` (5.17+) or `.page`.
+    cpu_slab_page: u64,
+    cpu_freelist: u64,
+    cpu_partial: Option<u64>,
+    nr_slabs: u64,
+    total_objects: u64,
+    nr_partial: u64,
+    partial: u64,
+    /// `kmem_cache.random`: freelist pointers are obfuscated
+    /// (CONFIG_SLAB_FREELIST_HARDENED).
+    random: Option<u64>,
+    reclaim_flag: u64,
+}
+
+/// `SLAB_RECLAIM_ACCOUNT`: the enumerator `_SLAB_RECLAIM_ACCOUNT` gives its
+/// bit where the kernel declares the flags as an enum (6.8+); before, a
+/// `#define` of 0x00020000 (include/linux/slab.h since 2.6), not in the types.
+fn reclaim_account_flag(k: &Kernel) -> u64 {
+    match k.enum_value("_SLAB_RECLAIM_ACCOUNT") {
+        Ok(bit) if (0..64).contains(&bit) => 1 << bit,
+        _ => 0x0002_0000,
+    }
+}
+
+/// crash's `kmem -s`: every SLUB cache, largest first (bytes, then name).
+pub fn read(k: &Kernel) -> Result<Vec<SlabCache>> {
+    if !k.has_member("kmem_cache", "cpu_slab") {
+        return Err(KernelError::Other(
+            "kmem_cache has no cpu_slab: not a SLUB kernel (SLAB and SLOB caches are not read)"
+                .into(),
+        ));
+    }
+    if !k.has_member("kmem_cache_node", "nr_slabs") {
+        return Err(KernelError::Other(
+            "kmem_cache_node has no nr_slabs (a kernel without CONFIG_SLUB_DEBUG): the caches \
+             cannot be sized"
+                .into(),
+        ));
+    }
+    let nodes: Vec<u32> = super::memory::nodes(k)?.into_iter().map(|n| n.0).collect();
+    let mut cpus = Vec::new();
+    for cpu in k.possible_cpus()? {
+        cpus.push(k.per_cpu_offset(cpu)?);
+    }
+    let cpu_slab_page = if k.has_member("kmem_cache_cpu", "slab") {
+        k.offset_of("kmem_cache_cpu", "slab")?
+    } else {
+        k.offset_of("kmem_cache_cpu", "page")?
+    };
+    let w = Walk {
+        k,
+        slab: SlabLayout::new(k)?,
+        cpus,
+        nodes,
+        node_array: k.member("kmem_cache", "node")?,
+        cpu_slab: k.offset_of("kmem_cache", "cpu_slab")?,
+        cpu_slab_page,
+        cpu_freelist: k.offset_of("kmem_cache_cpu", "freelist")?,
+        cpu_partial: k.offset_of("kmem_cache_cpu", "partial").ok(),
+        nr_slabs: k.offset_of("kmem_cache_node", "nr_slabs")?,
+        total_objects: k.offset_of("kmem_cache_node", "total_objects")?,
+        nr_partial: k.offset_of("kmem_cache_node", "nr_partial")?,
+        partial: k.offset_of("kmem_cache_node", "partial")?,
+        random: k.offset_of("kmem_cache", "random").ok(),
+        reclaim_flag: reclaim_account_flag(k),
+    };
+    let head = k.symbol("slab_caches")?;
+    let list = k.offset_of("kmem_cache", "list")?;
+    let mut out = Vec::new();
+    for n in k.list_for_each(head, MAX_CACHES)? {
+        out.push(w.cache(n.wrapping_sub(list))?);
+    }
+    out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
+    Ok(out)
+}
+
+impl Walk<'_> {
+    fn cache(&self, s: u64) -> Result<SlabCache> {
+        let k = self.k;
+        let ty = "kmem_cache";
+        let name_ptr = k.read_member(s, ty, "name")?;
+        let name = if name_ptr == 0 {
+            "(unknown)".to_string()
+        } else {
+            read_str(k, name_ptr, 64).unwrap_or_else(|_| "(unknown)".into())
+        };
+        let objsize = if k.has_member(ty, "object_size") {
+            k.read_member(s, ty, "object_size")?
+        } else {
+            k.read_member(s, ty, "objsize")?
+        };
+        let size = k.read_member(s, ty, "size")?;
+        // oo: order << OO_SHIFT (16) | objects per slab.
+        let oo = if k.has_member(ty, "oo.x") {
+            k.read_member(s, ty, "oo.x")?
+        } else {
+            k.read_member(s, ty, "oo")?
+        };
+        let order = (oo >> 16).min(20);
+        let page_size = k.dump().info().page_size;
+        let slab_size = page_size << order;
+        let flags = k.read_member(s, ty, "flags").unwrap_or(0);
+        let free_off = k.read_member(s, ty, "offset")?;
+        let random = match self.random {
+            Some(off) => k.read_u64(s.wrapping_add(off))?,
+            None => 0,
+        };
+
+        let mut free = 0u64;
+        let cpu_slab = k.read_u64(s.wrapping_add(self.cpu_slab))?;
+        if cpu_slab != 0 {
+            for &off in &self.cpus {
+                let c = cpu_slab.wrapping_add(off);
+                let slab = k.read_u64(c.wrapping_add(self.cpu_slab_page))?;
+                if slab == 0 {
+                    continue;
+                }
+                let (objects, inuse) = self.slab.counts(k, slab)?;
+                free += objects.saturating_sub(inuse);
+                let freelist = k.read_u64(c.wrapping_add(self.cpu_freelist))?;
+                free += self.count_freelist(freelist, free_off, random, self.random.is_some());
+                if let Some(p) = self.cpu_partial {
+                    free += self.cpu_partial_free(k.read_u64(c.wrapping_add(p))?)?;
+                }
+            }
+        }
+
+        let (mut slabs, mut total) = (0u64, 0u64);
+        let ptr_size = self.node_array.element_size.unwrap_or(8);
+        let n_nodes = self.node_array.array_len.unwrap_or(1);
+        for &nid in &self.nodes {
+            if u64::from(nid) >= n_nodes {
+                continue;
+            }
+            let node = k.read_u64(
+                s.wrapping_add(self.node_array.offset)
+                    .wrapping_add(u64::from(nid) * ptr_size),
+            )?;
+            if node == 0 {
+                continue;
+            }
+            slabs += k.read_u64(node.wrapping_add(self.nr_slabs))?;
+            total += k.read_u64(node.wrapping_add(self.total_objects))?;
+            free += self.node_partial_free(node)?;
+        }
+        Ok(SlabCache {
+            cache: s,
+            name,
+            objsize,
+            size,
+            allocated: total.saturating_sub(free),
+            total,
+            slabs,
+            slab_size,
+            bytes: slabs.saturating_mul(slab_size),
+            reclaimable: flags & self.reclaim_flag != 0,
+        })
+    }
+
+    /// Free objects on a node's partial list.
+    fn node_partial_free(&self, node: u64) -> Result<u64> {
+        let k = self.k;
+        let nr = k.read_u64(node.wrapping_add(self.nr_partial))?;
+        let max = usz(nr).saturating_add(1).min(MAX_PARTIAL);
+        let mut free = 0;
+        for link in k.list_for_each(node.wrapping_add(self.partial), max)? {
+            let (objects, inuse) = self.slab.counts(k, link.wrapping_sub(self.slab.list))?;
+            free += objects.saturating_sub(inuse);
+        }
+        Ok(free)
+    }
+
+    /// Free objects on a CPU's partial slabs (chained by `next`).
+    fn cpu_partial_free(&self, mut slab: u64) -> Result<u64> {
+        let k = self.k;
+        let mut seen = HashSet::new();
+        let mut free = 0;
+        while slab != 0 {
+            if !seen.insert(slab) || seen.len() > MAX_PARTIAL {
+                return Err(KernelError::List {
+                    head: slab,
+                    what: format!("per-CPU partial {}s: cycle or too long", self.slab.ty),
+                });
+            }
+            let (objects, inuse) = self.slab.counts(k, slab)?;
+            free += objects.saturating_sub(inuse);
+            slab = k.read_u64(slab.wrapping_add(self.slab.next))?;
+        }
+        Ok(free)
+    }
+
+    /// Objects on a CPU's lockless freelist. Stops (as crash) at a pointer
+    /// with bit 0 set, a repeated object or an unreadable one.
+    fn count_freelist(&self, first: u64, free_off: u64, random: u64, hardened: bool) -> u64 {
+        let mut seen = HashSet::new();
+        let mut obj = first;
+        while obj != 0 && obj & 1 == 0 && seen.len() < MAX_OBJECTS && seen.insert(obj) {
+            let at = obj.wrapping_add(free_off);
+            let Ok(raw) = self.k.read_u64(at) else {
+                break;
+            };
+            // freelist_ptr(): ptr ^ s->random ^ swab(ptr_addr).
+            obj = if hardened {
+                raw ^ random ^ at.swap_bytes()
+            } else {
+                raw
+            };
+        }
+        seen.len() as u64
+    }
+}
