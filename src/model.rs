@@ -218,6 +218,11 @@ pub struct MemoryUsage {
     /// The same per NUMA node, where the machine has more than one.
     #[serde(default)]
     pub nodes: Vec<NodeMemoryUsage>,
+    /// Every global VM counter (`vm_node_stat`, `vm_zone_stat`) by
+    /// enumerator name, in its own unit (pages; `_KB` names in KiB), as the
+    /// OOM report's `Mem-Info:` and `/proc/meminfo` read them.
+    #[serde(default)]
+    pub counters: BTreeMap<String, i64>,
 }
 
 /// One consumer of memory.

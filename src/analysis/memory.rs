@@ -40,6 +40,30 @@ fn global_stat(k: &Kernel, name: &str) -> Option<i64> {
     None
 }
 
+/// Every counter of `vm_node_stat` and `vm_zone_stat`, by enumerator name
+/// (the item-count enumerators left out).
+fn global_counters(k: &Kernel) -> BTreeMap<String, i64> {
+    let elem = atomic_long_size(k);
+    let mut out = BTreeMap::new();
+    for (en, arr) in [
+        ("node_stat_item", "vm_node_stat"),
+        ("zone_stat_item", "vm_zone_stat"),
+    ] {
+        let (Ok(items), Ok(base)) = (k.types().enumerators(en), k.symbol(arr)) else {
+            continue;
+        };
+        for (name, v) in zone_stat_items(items) {
+            if name.starts_with("NR_VM_") && name.ends_with("_ITEMS") {
+                continue;
+            }
+            if let Ok(val) = k.read_i64(base + (v.max(0) as u64) * elem) {
+                out.insert(name, val);
+            }
+        }
+    }
+    out
+}
+
 /// `sizeof(atomic_long_t)`, from `zone.vm_stat[]` (a typedef lookup may miss
 /// where a member does not).
 fn atomic_long_size(k: &Kernel) -> u64 {
@@ -306,6 +330,7 @@ pub fn read_usage(k: &Kernel, zones: &[Zone]) -> Result<MemoryUsage> {
         rows,
         hugepages: huge,
         nodes: nodes_out,
+        counters: global_counters(k),
     })
 }
 

@@ -1,4 +1,5 @@
-//! Text sections shaped like crash's `sys`, `ps`, `kmem -i`, `kmem -z`, `log`.
+//! Text sections shaped like crash's `sys`, `ps`, `kmem -i`, `kmem -z`,
+//! `kmem -s`, `log`, and where memory went.
 
 use crate::model::DumpModel;
 use std::fmt::Write;
@@ -227,6 +228,93 @@ pub fn kmem_z(m: &DumpModel) -> String {
             let _ = writeln!(o, "{k:>width$}: {v}");
         }
         o.push('\n');
+    }
+    o
+}
+
+/// crash's `kmem -s` header.
+pub const KMEM_S_HEADER: &str =
+    "CACHE             OBJSIZE  ALLOCATED     TOTAL  SLABS  SSIZE  NAME";
+
+/// crash's `kmem -s`, one row per cache in the model's order (largest first;
+/// crash prints `slab_caches` order).
+pub fn kmem_s(m: &DumpModel) -> String {
+    let mut o = String::new();
+    if m.slabs.is_empty() {
+        return o;
+    }
+    let _ = writeln!(o, "{KMEM_S_HEADER}");
+    for c in &m.slabs {
+        let _ = writeln!(
+            o,
+            "{:<16} {:>8}  {:>9}  {:>8}  {:>5}  {:>4}k  {}",
+            format!("{:x}", c.cache),
+            c.objsize,
+            c.allocated,
+            c.total,
+            c.slabs,
+            c.slab_size / 1024,
+            c.name
+        );
+    }
+    o.push('\n');
+    o
+}
+
+/// Where memory went: one row per consumer, pages, size and share of MemTotal.
+pub fn memory_usage(m: &DumpModel) -> String {
+    let u = &m.memory_usage;
+    let mut o = String::new();
+    if u.rows.is_empty() {
+        return o;
+    }
+    let ps = m.meminfo.page_size.max(1);
+    let mut table = |title: String, total: u64, rows: &[crate::model::MemoryUse]| {
+        let _ = writeln!(o, "{title}");
+        let _ = writeln!(
+            o,
+            "{:>20} {:>10} {:>10} {:>6}  SOURCE",
+            "WHERE", "PAGES", "SIZE", "%"
+        );
+        for r in rows {
+            let _ = writeln!(
+                o,
+                "{:>20} {:>10} {:>10} {:>5.1}%  {}",
+                r.what,
+                r.pages,
+                pages_to_size(r.pages, ps),
+                if total > 0 {
+                    r.pages as f64 * 100.0 / total as f64
+                } else {
+                    0.0
+                },
+                r.source
+            );
+        }
+        let _ = writeln!(
+            o,
+            "{:>20} {:>10} {:>10}",
+            "total",
+            total,
+            pages_to_size(total, ps)
+        );
+        o.push('\n');
+    };
+    table(
+        "WHERE MEMORY WENT (MemTotal)".into(),
+        u.total_pages,
+        &u.rows,
+    );
+    for n in &u.nodes {
+        table(format!("NODE {}", n.node), n.total_pages, &n.rows);
+    }
+    let h = &u.hugepages;
+    if h.total_pages > 0 {
+        let _ = writeln!(
+            o,
+            "HUGEPAGES: total {} free {} reserved {} surplus {} pages\n",
+            h.total_pages, h.free_pages, h.reserved_pages, h.surplus_pages
+        );
     }
     o
 }

@@ -1,14 +1,14 @@
 //! The model as text (crash-like sections) or JSON. Reads only the model.
 //!
 //! `text()` prints, in order, sections shaped like crash's `sys`, `ps`,
-//! `kmem -i`, `kmem -z` and `log` (see `crash.rs`); other sections (backtrace,
+//! `kmem -i`, `kmem -z`, where memory went, `kmem -s` and `log` (see `crash.rs`); other sections (backtrace,
 //! diagnosis) live in files of their own here and are called from `text()`.
 
 mod bt;
 mod crash;
 mod diagnosis;
 
-pub use crash::pages_to_size;
+pub use crash::{pages_to_size, KMEM_S_HEADER};
 
 use crate::model::DumpModel;
 
@@ -24,6 +24,8 @@ pub fn text(model: &DumpModel) -> String {
     out.push_str(&crash::ps(model));
     out.push_str(&crash::kmem_i(model));
     out.push_str(&crash::kmem_z(model));
+    out.push_str(&crash::memory_usage(model));
+    out.push_str(&crash::kmem_s(model));
     out.push_str(&bt::bt(model));
     out.push_str(&crash::log(model));
     out
