@@ -339,11 +339,13 @@ pub struct Diagnosis {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Evidence {
-    /// "log", "task", "zone", "frame", "sysctl", "meminfo".
+    /// "log", "task", "zone", "frame", "sysctl", "meminfo", "slab", "usage".
     pub kind: String,
     /// Where it points: "log:123" (index in `log`), "task:64" (pid),
     /// "zone:0:DMA32", "frame:0:3" (backtrace index, frame level),
-    /// "sysctl:vm.panic_on_oom", "meminfo:committed_pages".
+    /// "sysctl:vm.panic_on_oom", "meminfo:committed_pages",
+    /// "slab:kmalloc-4k" (a slab cache), "usage:slab_unreclaimable" (a row
+    /// of where memory went).
     #[serde(rename = "ref")]
     pub reference: String,
     pub text: String,

@@ -1,5 +1,6 @@
 //! Out of memory: panic_on_oom, or no task left to kill.
 
+use super::oops::parse_cpu_line;
 use super::{contradiction, ev, field_after, log_ev, pct, var_phrase, Ctx, Var};
 use crate::model::{Diagnosis, Evidence, Task};
 use std::collections::BTreeMap;
@@ -54,38 +55,112 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
 
     // The failed allocation.
     let invoke = cx.last_line(|l| l.contains("invoked oom-killer:"));
+    let mut alloc: Option<Allocation> = None;
     if let Some((i, line)) = invoke {
-        let comm = line
-            .split(" invoked oom-killer:")
-            .next()
-            .unwrap_or("")
-            .trim();
-        let gfp = line
-            .find("gfp_mask=")
-            .map(|a| &line[a + "gfp_mask=".len()..])
-            .map(|r| r.split(", order=").next().unwrap_or(r).trim())
-            .unwrap_or("?");
-        let order = field_after(line, "order=").unwrap_or("?");
+        let a = parse_invoke(cx, i, line);
         evidence.push(ev(
             "log",
             format!("log:{i}"),
-            format!("failed allocation by {comm}: gfp_mask={gfp}, order={order}"),
+            format!(
+                "failed allocation by {}: gfp_mask={}, order={}",
+                a.comm, a.gfp, a.order
+            ),
         ));
         facts.push(format!(
-            "failed allocation gfp_mask={gfp} order={order} by {comm}"
+            "failed allocation gfp_mask={} order={} by {}",
+            a.gfp, a.order, a.comm
         ));
+        alloc = Some(a);
     }
 
-    // Memory cgroup or global.
+    // Memory cgroup, cpuset, memory policy, or global.
+    let constraint = oom_constraint(cx);
     let memcg = cx.first_line(|l| {
         l.contains("Memory cgroup out of memory") || l.contains("constraint=CONSTRAINT_MEMCG")
     });
-    if let Some((i, line)) = memcg {
-        evidence.push(log_ev(i, line));
-        facts.push("memory cgroup OOM (the cgroup hit its limit)".into());
-        remedies.push(
-            "Raise the cgroup's memory.max or cut the workload's use; with vm.panic_on_oom=2 a cgroup OOM panics the whole machine".into(),
-        );
+    let memcg_usage = cx.last_line(|l| l.starts_with("memory: usage "));
+    let is_memcg = constraint.as_ref().map(|c| c.kind.as_str()) == Some("CONSTRAINT_MEMCG")
+        || memcg.is_some()
+        || memcg_usage.is_some();
+    let mut constrained = false;
+    if is_memcg {
+        constrained = true;
+        if let Some((i, line)) = memcg {
+            evidence.push(log_ev(i, line));
+        }
+        let path = constraint
+            .as_ref()
+            .and_then(|c| c.oom_memcg.clone())
+            .or_else(|| {
+                cx.last_line(|l| l.starts_with("Memory cgroup stats for "))
+                    .and_then(|(_, l)| {
+                        let p = l.strip_prefix("Memory cgroup stats for ")?;
+                        Some(p.trim_end_matches(':').to_string())
+                    })
+            });
+        let usage = memcg_usage.and_then(|(i, l)| {
+            evidence.push(log_ev(i, l));
+            parse_memcg_usage(l)
+        });
+        let mib = |kb: u64| kb / 1024;
+        let what = match (&path, usage) {
+            (Some(p), Some((used, limit))) => format!(
+                "the cgroup {p} hit its memory.max of {} MiB (usage {} MiB)",
+                mib(limit),
+                mib(used)
+            ),
+            (Some(p), None) => format!("the cgroup {p} hit its memory limit"),
+            (None, Some((used, limit))) => format!(
+                "a memory cgroup hit its memory.max of {} MiB (usage {} MiB)",
+                mib(limit),
+                mib(used)
+            ),
+            (None, None) => "memory cgroup OOM (the cgroup hit its limit)".into(),
+        };
+        let task_cg = constraint
+            .as_ref()
+            .and_then(|c| c.task_memcg.clone())
+            .filter(|t| Some(t) != path.as_ref())
+            .map(|t| format!(" (the task is in {t})"))
+            .unwrap_or_default();
+        facts.push(format!("memory cgroup OOM: {what}{task_cg}"));
+        if pom == Var::Read(2) || cx.panic_has("compulsory") {
+            facts
+                .push("vm.panic_on_oom=2 made this cgroup OOM a panic of the whole machine".into());
+        }
+        remedies.push(format!(
+            "Raise {}'s memory.max (systemd MemoryMax=) or cut the workload's use inside it",
+            path.as_deref().unwrap_or("the cgroup")
+        ));
+    } else if let Some(c) = constraint
+        .as_ref()
+        .filter(|c| c.kind == "CONSTRAINT_CPUSET" || c.kind == "CONSTRAINT_MEMORY_POLICY")
+    {
+        constrained = true;
+        evidence.push(log_ev(c.log, &c.line));
+        let nodes = c.mems_allowed.as_deref().unwrap_or("?");
+        if c.kind == "CONSTRAINT_CPUSET" {
+            facts.push(format!(
+                "cpuset-constrained OOM: the cpuset {} may use only memory node(s) {nodes}, and those were full (other nodes may have had free memory)",
+                c.cpuset.as_deref().unwrap_or("?")
+            ));
+            remedies.push(format!(
+                "Widen the cpuset's cpuset.mems (now {nodes}) or move the workload to a cpuset whose nodes have room"
+            ));
+        } else {
+            facts.push(format!(
+                "memory-policy-constrained OOM: the task's NUMA policy (mbind/set_mempolicy MPOL_BIND) allowed only node(s) {}, and those were full",
+                c.nodemask.as_deref().unwrap_or("?")
+            ));
+            remedies.push(
+                "Relax the task's NUMA memory policy (numactl --membind / MPOL_BIND) or give the bound nodes more memory".into(),
+            );
+        }
+        if pom == Var::Read(2) || cx.panic_has("compulsory") {
+            facts.push(
+                "vm.panic_on_oom=2 made this constrained OOM a panic of the whole machine".into(),
+            );
+        }
     } else if let Some((i, line)) = cx.first_line(|l| l.contains("constraint=CONSTRAINT_NONE")) {
         evidence.push(log_ev(i, line));
         facts.push("global OOM (not a cgroup limit)".into());
@@ -146,6 +221,23 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             format!("OOM report's task table: largest rss PID {pid} {name}, {rss} pages"),
         ));
     }
+    // Kernel memory against user memory: the consumer that grew.
+    let user_kib: u64 = procs.iter().map(|t| t.rss_kib).sum();
+    let kernel = (!constrained)
+        .then(|| kernel_consumer(cx, user_kib, ram_kib, &mut evidence))
+        .flatten();
+    if let Some(k) = &kernel {
+        facts.insert(0, k.fact.clone());
+        for (j, r) in k.remedies.iter().enumerate() {
+            remedies.insert(j, r.clone());
+        }
+    }
+    if let Some(a) = &alloc {
+        if let Some((f, e)) = kernel_allocation(cx, a) {
+            evidence.push(e);
+            facts.insert(usize::from(kernel.is_some()), f);
+        }
+    }
     if let Some((comm, (kib, n, _))) = groups.first() {
         facts.push(format!(
             "largest RSS: {comm} ({n} process{}, {} MiB, {}% of RAM)",
@@ -153,9 +245,11 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             kib / 1024,
             pct(*kib as f64, ram_kib as f64)
         ));
-        remedies.push(format!(
-            "Limit the offending workload ({comm}): run it in a cgroup with memory.max (systemd MemoryMax=), or fix its memory use"
-        ));
+        if kernel.is_none() && !constrained {
+            remedies.push(format!(
+                "Limit the offending workload ({comm}): run it in a cgroup with memory.max (systemd MemoryMax=), or fix its memory use"
+            ));
+        }
     }
 
     // Zones under their min watermark.
@@ -206,17 +300,27 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             .iter()
             .all(|z| z.name == "DMA" || z.name == "DMA32")
     {
-        let names: Vec<&str> = populated.iter().map(|z| z.name.as_str()).collect();
+        let mut per_node: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+        for z in &populated {
+            per_node.entry(z.node).or_default().push(z.name.as_str());
+        }
+        let phrase = if per_node.len() == 1 {
+            let names: Vec<&str> = per_node.values().flatten().copied().collect();
+            format!("only {} populated", names.join("/"))
+        } else {
+            let nodes: Vec<String> = per_node
+                .iter()
+                .map(|(n, zs)| format!("node {n}: {}", zs.join(", ")))
+                .collect();
+            format!("populated zones: {}", nodes.join("; "))
+        };
         let z = populated[populated.len() - 1];
         evidence.push(ev(
             "zone",
             format!("zone:{}:{}", z.node, z.name),
-            format!(
-                "only {} populated: all RAM lies below 4 GiB",
-                names.join(" and ")
-            ),
+            format!("{phrase}: all RAM lies below 4 GiB"),
         ));
-        facts.push(format!("only {} populated", names.join("/")));
+        facts.push(phrase);
     }
 
     // Swap.
@@ -288,10 +392,12 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             }
         }
     }
-    remedies.push(format!(
-        "Add RAM: the machine has {} MiB for the kernel and its tasks",
-        ram_kib / 1024
-    ));
+    if kernel.is_none() {
+        remedies.push(format!(
+            "Add RAM: the machine has {} MiB for the kernel and its tasks",
+            ram_kib / 1024
+        ));
+    }
 
     let head = if panic_on_oom {
         "Out of memory, and vm.panic_on_oom turned it into a panic"
@@ -351,4 +457,408 @@ fn largest_oom_table_row<'a>(cx: &Ctx<'a>) -> Option<(usize, &'a str, i64, u64)>
             Some((i, l, pid, rss))
         })
         .max_by_key(|r| r.3)
+}
+
+/// The allocation that failed: "COMM invoked oom-killer: gfp_mask=…, order=N".
+pub(crate) struct Allocation {
+    pub log: usize,
+    pub comm: String,
+    pub gfp: String,
+    pub order: String,
+    /// From the "CPU: N PID: P Comm: …" line of the stack dump after it.
+    pub pid: Option<i64>,
+}
+
+pub(crate) fn parse_invoke(cx: &Ctx, i: usize, line: &str) -> Allocation {
+    let comm = line
+        .split(" invoked oom-killer:")
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let gfp = line
+        .find("gfp_mask=")
+        .map(|a| &line[a + "gfp_mask=".len()..])
+        .map(|r| r.split(", order=").next().unwrap_or(r).trim())
+        .unwrap_or("?")
+        .to_string();
+    let order = field_after(line, "order=").unwrap_or("?").to_string();
+    let pid = super::log_lines(cx.m)
+        .skip_while(|(j, _)| *j < i)
+        .take(40)
+        .find_map(|(_, l)| parse_cpu_line(l))
+        .filter(|c| c.2 == comm)
+        .map(|c| c.1);
+    Allocation {
+        log: i,
+        comm,
+        gfp,
+        order,
+        pid,
+    }
+}
+
+/// The OOM report's `oom-kill:constraint=…` line (printed when a victim is
+/// chosen; a panic_on_oom panic comes before it).
+pub(crate) struct OomConstraint {
+    pub log: usize,
+    pub line: String,
+    /// CONSTRAINT_NONE, CONSTRAINT_CPUSET, CONSTRAINT_MEMORY_POLICY, CONSTRAINT_MEMCG.
+    pub kind: String,
+    pub nodemask: Option<String>,
+    pub cpuset: Option<String>,
+    pub mems_allowed: Option<String>,
+    pub oom_memcg: Option<String>,
+    pub task_memcg: Option<String>,
+}
+
+/// "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a,task_memcg=/a/b,task=x,pid=1,uid=0"
+pub(crate) fn parse_constraint(line: &str) -> Option<OomConstraint> {
+    let at = line.find("oom-kill:constraint=")?;
+    let body = &line[at + "oom-kill:".len()..];
+    // Values may hold commas (nodemask=0-1,3 is printed as a range list):
+    // split only before a known key.
+    const KEYS: [&str; 8] = [
+        "constraint=",
+        "nodemask=",
+        "cpuset=",
+        "mems_allowed=",
+        "oom_memcg=",
+        "task_memcg=",
+        "task=",
+        "pid=",
+    ];
+    let get = |key: &str| -> Option<String> {
+        let start = body
+            .find(key)
+            .filter(|&p| p == 0 || body[..p].ends_with(','))?
+            + key.len();
+        let rest = &body[start..];
+        let end = KEYS
+            .iter()
+            .chain(["uid="].iter())
+            .filter_map(|k| rest.find(&format!(",{k}")))
+            .min()
+            .unwrap_or(rest.len());
+        Some(rest[..end].trim().to_string())
+    };
+    Some(OomConstraint {
+        log: 0,
+        line: line.trim().to_string(),
+        kind: get("constraint=")?,
+        nodemask: get("nodemask="),
+        cpuset: get("cpuset="),
+        mems_allowed: get("mems_allowed="),
+        oom_memcg: get("oom_memcg="),
+        task_memcg: get("task_memcg="),
+    })
+}
+
+fn oom_constraint(cx: &Ctx) -> Option<OomConstraint> {
+    let (i, line) = cx.last_line(|l| l.contains("oom-kill:constraint="))?;
+    let mut c = parse_constraint(line)?;
+    c.log = i;
+    Some(c)
+}
+
+/// "memory: usage 524288kB, limit 524288kB, failcnt 12" → (usage, limit) kB.
+pub(crate) fn parse_memcg_usage(line: &str) -> Option<(u64, u64)> {
+    let kb =
+        |key: &str| -> Option<u64> { field_after(line, key)?.strip_suffix("kB")?.parse().ok() };
+    Some((kb("usage ")?, kb("limit ")?))
+}
+
+/// The last OOM report's `Mem-Info:` counters (pages), with the record index.
+pub(crate) fn oom_mem_info(cx: &Ctx) -> Option<(usize, BTreeMap<String, u64>)> {
+    let (start, _) = cx.last_line(|l| l == "Mem-Info:")?;
+    let mut out = BTreeMap::new();
+    for (_, l) in super::log_lines(cx.m)
+        .skip_while(|(j, l)| *j < start || *l == "Mem-Info:")
+        .take(16)
+    {
+        if l.starts_with("Node ") || l.contains(" free:") && !l.starts_with("free:") {
+            break;
+        }
+        for kv in l.split_whitespace() {
+            if let Some((k, v)) = kv.split_once(':') {
+                if let Ok(v) = v.parse() {
+                    out.insert(k.to_string(), v);
+                }
+            }
+        }
+    }
+    (!out.is_empty()).then_some((start, out))
+}
+
+/// The OOM report's "Unreclaimable slab info:" table: (record, name, used kB,
+/// total kB), largest total first.
+pub(crate) fn oom_unreclaimable_slabs(cx: &Ctx) -> Vec<(usize, String, u64, u64)> {
+    let Some((start, _)) = cx.last_line(|l| l == "Unreclaimable slab info:") else {
+        return Vec::new();
+    };
+    let kb = |v: &str| v.strip_suffix("KB").and_then(|n| n.parse::<u64>().ok());
+    let mut rows: Vec<(usize, String, u64, u64)> = super::log_lines(cx.m)
+        .skip_while(|(j, l)| *j < start || *l == "Unreclaimable slab info:")
+        .skip_while(|(_, l)| l.starts_with("Name "))
+        .map_while(|(i, l)| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let n = f.len();
+            if n < 3 {
+                return None;
+            }
+            let (used, total) = (kb(f[n - 2])?, kb(f[n - 1])?);
+            Some((i, f[..n - 2].join(" "), used, total))
+        })
+        .collect();
+    rows.sort_by(|a, b| b.3.cmp(&a.3).then(a.1.cmp(&b.1)));
+    rows
+}
+
+/// Huge pages from the OOM report's "Node N hugepages_total=… hugepages_free=…
+/// hugepages_surp=… hugepages_size=2048kB" lines: (total kB, free kB).
+fn oom_hugepages_kb(cx: &Ctx) -> Option<(usize, u64, u64)> {
+    let mut found = None::<(usize, u64, u64)>;
+    for (i, l) in cx.lines(|l| l.contains("hugepages_total=")) {
+        let n = |k: &str| field_after(l, k).and_then(|v| v.parse::<u64>().ok());
+        let size = field_after(l, "hugepages_size=")
+            .and_then(|v| v.strip_suffix("kB"))
+            .and_then(|v| v.parse::<u64>().ok());
+        if let (Some(t), Some(f), Some(sz)) = (n("hugepages_total="), n("hugepages_free="), size) {
+            let e = found.get_or_insert((i, 0, 0));
+            e.1 += t * sz;
+            e.2 += f * sz;
+        }
+    }
+    found
+}
+
+/// A kernel consumer that held more than the tasks' RSS.
+struct KernelConsumer {
+    fact: String,
+    remedies: Vec<String>,
+}
+
+/// Compares kernel consumers (unreclaimable slab, huge pages, page tables,
+/// vmalloc) with the user tasks' RSS, from the model's where-memory-went
+/// table, else from the OOM report's own Mem-Info.
+fn kernel_consumer(
+    cx: &Ctx,
+    user_kib: u64,
+    ram_kib: u64,
+    evidence: &mut Vec<Evidence>,
+) -> Option<KernelConsumer> {
+    let m = cx.m;
+    let page_kib = (m.meminfo.page_size.max(1024) / 1024).max(1);
+    let usage = &m.memory_usage;
+    let row = |w: &str| {
+        usage
+            .rows
+            .iter()
+            .find(|r| r.what == w)
+            .map(|r| r.pages * page_kib)
+    };
+    let mem_info = oom_mem_info(cx);
+    let info = |k: &str| {
+        mem_info
+            .as_ref()
+            .and_then(|(_, mi)| mi.get(k).map(|v| v * page_kib))
+    };
+    let (huge_kib, huge_free_kib) = if usage.hugepages.total_pages > 0 {
+        (
+            usage.hugepages.total_pages * page_kib,
+            usage.hugepages.free_pages * page_kib,
+        )
+    } else {
+        oom_hugepages_kb(cx).map_or((0, 0), |h| (h.1, h.2))
+    };
+    // (what, KiB, where it was read)
+    let candidates: [(&str, Option<u64>, &str); 4] = [
+        (
+            "slab_unreclaimable",
+            row("slab_unreclaimable").or_else(|| info("slab_unreclaimable")),
+            "unreclaimable slab",
+        ),
+        ("hugepages", Some(huge_kib), "huge pages"),
+        (
+            "page_tables",
+            row("page_tables").or_else(|| info("pagetables")),
+            "page tables",
+        ),
+        ("vmalloc", row("vmalloc"), "vmalloc"),
+    ];
+    // User memory: the processes' RSS, or the report's LRU anon when the
+    // model has no task table.
+    let user = if user_kib > 0 {
+        user_kib
+    } else {
+        info("active_anon").unwrap_or(0) + info("inactive_anon").unwrap_or(0)
+    };
+    let (what, kib, label) = candidates
+        .iter()
+        .filter_map(|(w, k, l)| k.map(|k| (*w, k, *l)))
+        .max_by_key(|c| c.1)?;
+    if kib <= user || kib == 0 {
+        return None;
+    }
+    let mib = |k: u64| k / 1024;
+    let share = pct(kib as f64, ram_kib as f64);
+    let reference = if usage.rows.iter().any(|r| r.what == what) {
+        format!("usage:{what}")
+    } else if let Some((i, _)) = &mem_info {
+        format!("log:{i}")
+    } else {
+        "meminfo:huge_total_pages".into()
+    };
+    let kind = reference.split(':').next().unwrap_or("usage").to_string();
+    evidence.insert(
+        0,
+        ev(
+            &kind,
+            reference,
+            format!(
+                "{label}: {} MiB = {share}% of RAM, more than the {} MiB of user task RSS",
+                mib(kib),
+                mib(user)
+            ),
+        ),
+    );
+    let mut fact = format!(
+        "kernel memory, not user tasks, held the RAM: {label} {} MiB ({share}% of RAM) against {} MiB of user RSS",
+        mib(kib),
+        mib(user)
+    );
+    let mut remedies = Vec::new();
+    match what {
+        "slab_unreclaimable" => {
+            // The cache that grew: the model's slab caches, else the report's table.
+            let model_cache = m
+                .slabs
+                .iter()
+                .filter(|c| !c.reclaimable)
+                .max_by_key(|c| c.bytes);
+            let report_rows = oom_unreclaimable_slabs(cx);
+            let cache = match (model_cache, report_rows.first()) {
+                (Some(c), _) => {
+                    evidence.insert(
+                        1,
+                        ev(
+                            "slab",
+                            format!("slab:{}", c.name),
+                            format!(
+                                "slab cache {}: {} MiB in {} slabs, {} of {} objects of {} bytes allocated",
+                                c.name,
+                                c.bytes >> 20,
+                                c.slabs,
+                                c.allocated,
+                                c.total,
+                                c.objsize
+                            ),
+                        ),
+                    );
+                    Some((c.name.clone(), c.bytes / 1024))
+                }
+                (None, Some((i, name, _, total))) => Some((name.clone(), *total)).inspect(|_| {
+                    evidence.insert(
+                        1,
+                        ev(
+                            "log",
+                            format!("log:{i}"),
+                            format!("OOM report's unreclaimable slab table: {name} {total} kB"),
+                        ),
+                    );
+                }),
+                (None, None) => None,
+            };
+            if let Some((i, name, _, total)) = report_rows.first() {
+                if model_cache.is_some() {
+                    evidence.push(ev(
+                        "log",
+                        format!("log:{i}"),
+                        format!("OOM report's unreclaimable slab table: largest {name} {total} kB"),
+                    ));
+                }
+            }
+            if let Some((name, kib)) = &cache {
+                fact.push_str(&format!(
+                    "; the cache that grew: {name} ({} MiB, {}% of RAM)",
+                    kib / 1024,
+                    pct(*kib as f64, ram_kib as f64)
+                ));
+            }
+            let name = cache.as_ref().map_or("the largest cache", |c| c.0.as_str());
+            remedies.push(format!(
+                "A kernel memory leak: find who allocates from {name} (kmalloc caches are shared: the module or subsystem that calls kmalloc of that size; named caches belong to their subsystem) — check recently loaded modules and drivers"
+            ));
+            remedies.push(format!(
+                "Reproduce with slub_debug=U,{name} (allocation call sites in /sys/kernel/debug/slab/{name}/alloc_traces) or CONFIG_DEBUG_KMEMLEAK (echo scan > /sys/kernel/debug/kmemleak)"
+            ));
+            remedies.push(
+                "Update the kernel (or the leaking module): leaks like this are usually fixed upstream; watch /proc/slabinfo or slabtop until then".into(),
+            );
+        }
+        "hugepages" => {
+            fact = format!(
+                "huge pages, not user tasks, held the RAM: {} MiB reserved as huge pages ({} MiB of them free and idle, {share}% of RAM in all) against {} MiB of user RSS",
+                mib(kib),
+                mib(huge_free_kib),
+                mib(user)
+            );
+            remedies.push(format!(
+                "Lower vm.nr_hugepages (or the hugepages= boot parameter): {} MiB of huge pages cannot serve ordinary allocations",
+                mib(kib)
+            ));
+            remedies.push(
+                "Check that the workload meant to use them (database, VM) is running and mapping them; otherwise free them".into(),
+            );
+        }
+        "page_tables" => {
+            remedies.push(
+                "Page tables grew: many processes mapping large sparse areas (or a leak of mm's); look for the task with the largest VSZ or process count, and consider transparent huge pages".into(),
+            );
+        }
+        _ => {
+            remedies.push(
+                "vmalloc grew: look at /proc/vmallocinfo on a live system for the caller (a module or driver); update it or the kernel".into(),
+            );
+        }
+    }
+    Some(KernelConsumer { fact, remedies })
+}
+
+/// "the allocation that failed was the kernel's own (GFP_KERNEL by kernel
+/// thread kworker/u4:2)", when it was.
+fn kernel_allocation(cx: &Ctx, a: &Allocation) -> Option<(String, Evidence)> {
+    let task = a
+        .pid
+        .and_then(|p| cx.task(p))
+        .or_else(|| cx.m.tasks.iter().find(|t| t.comm == a.comm));
+    let kthread = task.map(|t| t.kthread);
+    let user_gfp = a.gfp.contains("GFP_USER") || a.gfp.contains("HIGHUSER");
+    let fact = match kthread {
+        Some(true) => format!(
+            "the failed allocation ({}) was by kernel thread {}{}",
+            a.gfp,
+            a.comm,
+            a.pid.map(|p| format!(" (PID {p})")).unwrap_or_default()
+        ),
+        _ if !user_gfp && a.gfp.contains("GFP_KERNEL") => format!(
+            "the failed allocation was a kernel one ({}) by {}",
+            a.gfp, a.comm
+        ),
+        _ => return None,
+    };
+    let e = match task {
+        Some(t) => ev(
+            "task",
+            format!("task:{}", t.pid),
+            format!(
+                "PID {} {}{}: its allocation failed",
+                t.pid,
+                t.comm,
+                if t.kthread { " (kernel thread)" } else { "" }
+            ),
+        ),
+        None => ev("log", format!("log:{}", a.log), fact.clone()),
+    };
+    Some((fact, e))
 }
