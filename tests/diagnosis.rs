@@ -1091,3 +1091,295 @@ fn a_task_reported_twice_is_listed_once_with_its_longest_time() {
         d.verdict
     );
 }
+
+// ------------------------------------- OOM: who held the memory (issue 15)
+
+/// A 2 GiB machine's where-memory-went table with `rows` set (pages); the
+/// rest unaccounted.
+fn usage(rows: &[(&str, u64)]) -> MemoryUsage {
+    let total = 524_288;
+    let mut out: Vec<MemoryUse> = rows
+        .iter()
+        .map(|(w, p)| MemoryUse {
+            what: w.to_string(),
+            pages: *p,
+            source: String::new(),
+        })
+        .collect();
+    let used: u64 = rows.iter().map(|r| r.1).sum();
+    out.push(MemoryUse {
+        what: "unaccounted".into(),
+        pages: total - used,
+        source: String::new(),
+    });
+    MemoryUsage {
+        total_pages: total,
+        rows: out,
+        ..Default::default()
+    }
+}
+
+fn cache(name: &str, objsize: u64, slabs: u64, reclaimable: bool) -> SlabCache {
+    SlabCache {
+        name: name.into(),
+        objsize,
+        size: objsize,
+        allocated: slabs * 8,
+        total: slabs * 8,
+        slabs,
+        slab_size: 32768,
+        bytes: slabs * 32768,
+        reclaimable,
+        ..Default::default()
+    }
+}
+
+fn oom_model(log: &[&str], sysctls: &[(&str, i64)]) -> DumpModel {
+    let mut m = model(log[log.len() - 1], log, sysctls);
+    m.meminfo = MemInfo {
+        page_size: 4096,
+        total_pages: 524_288,
+        ..Default::default()
+    };
+    m
+}
+
+#[test]
+fn slab_leak_names_the_cache_and_the_kernel_thread_not_the_largest_rss() {
+    let log = [
+        "kworker/u4:2 invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+        "CPU: 1 PID: 40 Comm: kworker/u4:2 Tainted: G           O       6.1.0 #1",
+        "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+    ];
+    let mut m = oom_model(&log, &[("vm.panic_on_oom", 1)]);
+    m.tasks.push(Task {
+        pid: 40,
+        tgid: 40,
+        comm: "kworker/u4:2".into(),
+        state: "RU".into(),
+        kthread: true,
+        ..Default::default()
+    });
+    // 1.6 GB of unreclaimable slab, as the issue's leak; 6 MB of user RSS.
+    m.memory_usage = usage(&[
+        ("free", 5000),
+        ("anon", 1500),
+        ("slab_reclaimable", 2000),
+        ("slab_unreclaimable", 408_554),
+    ]);
+    m.slabs = vec![
+        cache("kmalloc-4k", 4096, 51_000, false),
+        cache("dentry", 192, 60_000, true),
+        cache("kmalloc-512", 512, 100, false),
+    ];
+    let d = diag(&m);
+    let v = &d.verdict;
+    assert_eq!(d.class, "oom_panic", "{v}");
+    let facts = v.split_once(": ").unwrap().1;
+    assert!(
+        facts.starts_with("kernel memory, not user tasks, held the RAM: unreclaimable slab 1595 MiB (77.9% of RAM)"),
+        "{v}"
+    );
+    // The unreclaimable cache, not the larger reclaimable dentry cache.
+    assert!(
+        v.contains("the cache that grew: kmalloc-4k (1593 MiB, 77.8% of RAM)"),
+        "{v}"
+    );
+    assert!(v.contains("by kernel thread kworker/u4:2 (PID 40)"), "{v}");
+    assert!(d.evidence.iter().any(|e| e.reference == "slab:kmalloc-4k"));
+    assert!(d
+        .evidence
+        .iter()
+        .any(|e| e.reference == "usage:slab_unreclaimable"));
+    assert!(d.evidence.iter().any(|e| e.reference == "task:40"));
+    assert!(d.remedies[0].contains("kernel memory leak") && d.remedies[0].contains("kmalloc-4k"));
+    assert!(d
+        .remedies
+        .iter()
+        .any(|r| r.contains("slub_debug") && r.contains("kmemleak")));
+    assert!(d.remedies.iter().any(|r| r.contains("Update the kernel")));
+    assert!(
+        !d.remedies
+            .iter()
+            .any(|r| r.contains("Limit the offending workload")),
+        "{:?}",
+        d.remedies
+    );
+}
+
+#[test]
+fn slab_leak_from_the_log_alone_uses_the_reports_unreclaimable_slab_table() {
+    let log = [
+        "insmod invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+        "Mem-Info:",
+        "active_anon:300 inactive_anon:1200 isolated_anon:0\n active_file:10 inactive_file:20 isolated_file:0\n slab_reclaimable:2000 slab_unreclaimable:408554\n mapped:100 shmem:50 pagetables:40\n free:5000 free_pcp:10 free_cma:0",
+        "Node 0 active_anon:1200kB inactive_anon:4800kB",
+        "Unreclaimable slab info:",
+        "Name                      Used          Total",
+        "kmalloc-512                  48KB         64KB",
+        "kmalloc-4k              1634216KB    1634216KB",
+        "task_struct                 512KB        600KB",
+        "Tasks state (memory values in pages):",
+        "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+    ];
+    let mut m = oom_model(&log, &[("vm.panic_on_oom", 1)]);
+    m.tasks.clear();
+    let d = diag(&m);
+    let v = &d.verdict;
+    assert!(v.contains("kernel memory, not user tasks"), "{v}");
+    assert!(v.contains("unreclaimable slab 1595 MiB"), "{v}");
+    assert!(
+        v.contains("the cache that grew: kmalloc-4k (1595 MiB"),
+        "{v}"
+    );
+    // insmod with GFP_KERNEL: a kernel allocation, though not a kthread here.
+    assert!(
+        v.contains("the failed allocation was a kernel one (0xcc0(GFP_KERNEL)) by insmod"),
+        "{v}"
+    );
+    assert!(d
+        .evidence
+        .iter()
+        .any(|e| e.reference == "log:7" && e.text.contains("kmalloc-4k")));
+}
+
+#[test]
+fn idle_hugepages_are_named_with_their_remedy() {
+    let log = [
+        "stress invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=0",
+        "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+    ];
+    let mut m = oom_model(&log, &[("vm.panic_on_oom", 1)]);
+    m.memory_usage = usage(&[("free", 3000), ("anon", 1500), ("hugepages", 409_600)]);
+    m.memory_usage.hugepages = HugePages {
+        total_pages: 409_600,
+        free_pages: 409_600,
+        ..Default::default()
+    };
+    let d = diag(&m);
+    let v = &d.verdict;
+    assert!(
+        v.contains("huge pages, not user tasks, held the RAM: 1600 MiB reserved as huge pages (1600 MiB of them free and idle"),
+        "{v}"
+    );
+    assert!(
+        d.remedies[0].contains("vm.nr_hugepages"),
+        "{:?}",
+        d.remedies
+    );
+    assert!(!v.contains("the cache that grew"), "{v}");
+}
+
+#[test]
+fn memcg_oom_with_panic_on_oom_2_names_the_cgroup_and_its_limit() {
+    let log = [
+        "worker invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+        "memory: usage 524288kB, limit 524288kB, failcnt 12",
+        "swap: usage 0kB, limit 9007199254740988kB, failcnt 0",
+        "Memory cgroup stats for /system.slice/x.service:",
+        "anon 530000000",
+        "Kernel panic - not syncing: Out of memory: compulsory panic_on_oom is enabled",
+    ];
+    let mut m = oom_model(&log, &[("vm.panic_on_oom", 2)]);
+    // Unreclaimable slab is large machine-wide, but the OOM was the cgroup's.
+    m.memory_usage = usage(&[("anon", 1000), ("slab_unreclaimable", 300_000)]);
+    let d = diag(&m);
+    let v = &d.verdict;
+    assert!(
+        v.contains("memory cgroup OOM: the cgroup /system.slice/x.service hit its memory.max of 512 MiB (usage 512 MiB)"),
+        "{v}"
+    );
+    assert!(
+        v.contains("vm.panic_on_oom=2 made this cgroup OOM a panic"),
+        "{v}"
+    );
+    assert!(!v.contains("kernel memory, not user tasks"), "{v}");
+    assert!(d
+        .remedies
+        .iter()
+        .any(|r| r.contains("Raise /system.slice/x.service's memory.max")));
+}
+
+#[test]
+fn memcg_oom_kill_constraint_line_gives_the_cgroup_path() {
+    let log = [
+        "worker invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+        "memory: usage 262144kB, limit 262144kB, failcnt 3",
+        "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/app,task_memcg=/app/worker,task=worker,pid=77,uid=0",
+        "Kernel panic - not syncing: Out of memory and no killable processes...",
+    ];
+    let d = diag(&oom_model(&log, &[]));
+    let v = &d.verdict;
+    assert!(
+        v.contains("the cgroup /app hit its memory.max of 256 MiB (usage 256 MiB) (the task is in /app/worker)"),
+        "{v}"
+    );
+}
+
+#[test]
+fn cpuset_constrained_oom_names_the_cpuset_and_its_nodes() {
+    let log = [
+        "worker invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=0",
+        "oom-kill:constraint=CONSTRAINT_CPUSET,nodemask=(null),cpuset=/batch,mems_allowed=1,global_oom,task_memcg=/,task=worker,pid=77,uid=0",
+        "Kernel panic - not syncing: Out of memory and no killable processes...",
+    ];
+    let d = diag(&oom_model(&log, &[]));
+    let v = &d.verdict;
+    assert!(
+        v.contains("cpuset-constrained OOM: the cpuset /batch may use only memory node(s) 1"),
+        "{v}"
+    );
+    assert!(d.remedies.iter().any(|r| r.contains("cpuset.mems (now 1)")));
+    assert!(!v.contains("global OOM"), "{v}");
+}
+
+#[test]
+fn mempolicy_constrained_oom_names_the_nodemask() {
+    let log = [
+        "worker invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=0",
+        "oom-kill:constraint=CONSTRAINT_MEMORY_POLICY,nodemask=0-1,3,cpuset=/,mems_allowed=0-3,global_oom,task_memcg=/,task=worker,pid=77,uid=0",
+        "Kernel panic - not syncing: Out of memory and no killable processes...",
+    ];
+    let d = diag(&oom_model(&log, &[]));
+    assert!(
+        d.verdict
+            .contains("memory-policy-constrained OOM: the task's NUMA policy (mbind/set_mempolicy MPOL_BIND) allowed only node(s) 0-1,3"),
+        "{}",
+        d.verdict
+    );
+}
+
+#[test]
+fn two_node_machine_lists_populated_zones_per_node() {
+    let log = [
+        "stress invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=0",
+        "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+    ];
+    let mut m = oom_model(&log, &[("vm.panic_on_oom", 1)]);
+    let zone = |node, name: &str, populated| Zone {
+        node,
+        name: name.into(),
+        present_pages: if populated { 1000 } else { 0 },
+        populated,
+        free_pages: 10,
+        min: 20,
+        ..Default::default()
+    };
+    m.zones = vec![
+        zone(0, "DMA", true),
+        zone(0, "DMA32", true),
+        zone(0, "Normal", false),
+        zone(1, "DMA32", true),
+    ];
+    let d = diag(&m);
+    assert!(
+        d.verdict
+            .contains("populated zones: node 0: DMA, DMA32; node 1: DMA32"),
+        "{}",
+        d.verdict
+    );
+    assert!(!d.verdict.contains("DMA/DMA32/DMA32"), "{}", d.verdict);
+    // User memory held it: the workload is still the one to limit.
+    assert!(d.verdict.contains("largest RSS: worker"), "{}", d.verdict);
+    assert!(!d.verdict.contains("kernel memory"), "{}", d.verdict);
+}

@@ -536,7 +536,7 @@ pub(crate) fn parse_constraint(line: &str) -> Option<OomConstraint> {
         let rest = &body[start..];
         let end = KEYS
             .iter()
-            .chain(["uid="].iter())
+            .chain(["uid=", "global_oom"].iter())
             .filter_map(|k| rest.find(&format!(",{k}")))
             .min()
             .unwrap_or(rest.len());
