@@ -885,3 +885,94 @@ fn summary_names_the_symbol_and_type_sources() {
         "{all}"
     );
 }
+
+/// `m` on the Memory panel: zones → where memory went → slab caches → zones;
+/// the figures on screen are the model's (checked against crash and the
+/// OOM report in tests/memory.rs); an evidence ref `slab:`/`usage:` opens
+/// its view with the row marked.
+#[test]
+fn memory_panel_switches_to_where_memory_went_and_slab_caches() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let Some((_case, model, _drgn)) = setup() else {
+        return;
+    };
+    if model.slabs.is_empty() || model.memory_usage.rows.is_empty() {
+        panic!(
+            "the OOM fixture's model has no slabs or usage: {:?}",
+            model.problems
+        );
+    }
+    for (w, h) in [(120, 40), (80, 24)] {
+        let mut st = state(&model, w, h);
+        ui::update(&mut st, &model, Action::Focus(Panel::Memory));
+        ui::update(&mut st, &model, Action::ToggleZoom);
+        let m = KeyEvent::new(KeyCode::Char('m'), KeyModifiers::NONE);
+        assert_eq!(ui::keys::action_for(m, &st), Some(Action::CycleMemView));
+        assert!(screen(&model, &st).join("\n").contains("TOTAL MEM"));
+
+        ui::update(&mut st, &model, Action::CycleMemView);
+        assert_eq!(st.mem_view, ui::MemView::Usage);
+        let text = screen(&model, &st).join("\n");
+        assert!(text.contains("where memory went"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "MemTotal: {} pages",
+                model.memory_usage.total_pages
+            )),
+            "{text}"
+        );
+        let unrec = model
+            .memory_usage
+            .rows
+            .iter()
+            .find(|r| r.what == "slab_unreclaimable")
+            .unwrap();
+        assert!(
+            screen(&model, &st)
+                .iter()
+                .any(|r| r.contains("slab_unreclaimable") && r.contains(&unrec.pages.to_string())),
+            "{text}"
+        );
+
+        ui::update(&mut st, &model, Action::CycleMemView);
+        assert_eq!(st.mem_view, ui::MemView::Slabs);
+        let rows = screen(&model, &st);
+        let top = &model.slabs[0];
+        assert!(
+            rows.iter().any(|r| r.contains(&top.name)
+                && r.contains(&top.allocated.to_string())
+                && r.contains(&top.total.to_string())),
+            "{}",
+            rows.join("\n")
+        );
+
+        ui::update(&mut st, &model, Action::CycleMemView);
+        assert_eq!(st.mem_view, ui::MemView::Zones);
+    }
+    // Evidence pointing at a slab cache opens the slab view on its row.
+    let mut m = model.clone();
+    let name = m.slabs[3].name.clone();
+    m.diagnosis = Some(Diagnosis {
+        class: "oom_panic".into(),
+        verdict: "test".into(),
+        evidence: vec![Evidence {
+            kind: "slab".into(),
+            reference: format!("slab:{name}"),
+            text: name.clone(),
+        }],
+        remedies: vec![],
+    });
+    let mut st = state(&m, 120, 40);
+    ui::update(&mut st, &m, Action::ToggleEvidence);
+    ui::update(&mut st, &m, Action::Submit);
+    assert_eq!(st.focus, Panel::Memory);
+    assert_eq!(st.mem_view, ui::MemView::Slabs);
+    assert_eq!(
+        st.mem_mark.as_deref(),
+        Some(format!("slab:{name}").as_str())
+    );
+    let w = st.areas().inner_width(Panel::Memory);
+    let r = crashdeck::ui::panels::memory::lines(&m, &st, w);
+    let at = r.mark.expect("the slab row is marked");
+    assert!(r.lines[at].to_string().contains(&name));
+}

@@ -132,6 +132,8 @@ pub enum Action {
     CycleSort,
     ReverseSort,
     ToggleThreads,
+    /// Memory panel: zones and kmem -i → where memory went → slab caches.
+    CycleMemView,
     /// Start typing a process filter (Processes) or a log search (elsewhere).
     StartFilter,
     StartSearch,
@@ -153,6 +155,36 @@ pub enum Action {
     ShowTaskBacktrace,
     ToggleEvidence,
     Resize(u16, u16),
+}
+
+/// What the Memory panel shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MemView {
+    /// Zones against their watermarks, then crash's `kmem -i`.
+    #[default]
+    Zones,
+    /// Where memory went: one bar and one row per consumer.
+    Usage,
+    /// Slab caches, largest first (crash's `kmem -s`).
+    Slabs,
+}
+
+impl MemView {
+    pub fn next(self) -> MemView {
+        match self {
+            MemView::Zones => MemView::Usage,
+            MemView::Usage => MemView::Slabs,
+            MemView::Slabs => MemView::Zones,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            MemView::Zones => "zones",
+            MemView::Usage => "where memory went",
+            MemView::Slabs => "slab caches",
+        }
+    }
 }
 
 /// The log search.
@@ -209,7 +241,9 @@ pub struct UiState {
     pub ps_top: usize,
 
     pub mem_scroll: usize,
-    /// A zone or meminfo reference ("zone:0:DMA32", "meminfo:free_pages")
+    pub mem_view: MemView,
+    /// A zone, meminfo, usage or slab reference ("zone:0:DMA32",
+    /// "meminfo:free_pages", "usage:slab_unreclaimable", "slab:kmalloc-4k")
     /// highlighted by an evidence jump.
     pub mem_mark: Option<String>,
 
@@ -253,6 +287,7 @@ impl UiState {
             ps_sel: 0,
             ps_top: 0,
             mem_scroll: 0,
+            mem_view: MemView::Zones,
             mem_mark: None,
             log_sel: 0,
             log_top: 0,
@@ -515,6 +550,11 @@ pub fn update(state: &mut UiState, model: &DumpModel, action: Action) {
                 "every thread shown".into()
             });
             reset_ps(state);
+        }
+        Action::CycleMemView => {
+            state.mem_view = state.mem_view.next();
+            state.mem_scroll = 0;
+            state.message = Some(format!("memory: {}", state.mem_view.title()));
         }
         Action::StartFilter => {
             if state.focus == Panel::Processes {
@@ -927,7 +967,12 @@ fn evidence_jump(state: &mut UiState, model: &DumpModel) {
                 None => state.message = Some(format!("{r}: no such task")),
             }
         }
-        "zone" | "meminfo" => {
+        "zone" | "meminfo" | "usage" | "slab" => {
+            state.mem_view = match kind {
+                "usage" => MemView::Usage,
+                "slab" => MemView::Slabs,
+                _ => MemView::Zones,
+            };
             state.mem_mark = Some(r.clone());
             focus(state, model, Panel::Memory);
             let w = state.areas().inner_width(Panel::Memory);

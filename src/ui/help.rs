@@ -30,6 +30,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("t", "fold threads into their process"),
     ("/", "filter by name or PID (fuzzy; 'x or =x exact)"),
     ("Enter", "show the selected task's backtrace"),
+    ("", "Memory"),
+    (
+        "m",
+        "zones + kmem -i, where memory went, slab caches (kmem -s)",
+    ),
     ("", "Kernel log"),
     ("/", "search (fuzzy; 'x or =x exact)"),
     ("", "  Enter keeps it, Esc drops it"),

@@ -88,6 +88,7 @@ fn normal(key: KeyEvent, state: &UiState, ctrl: bool) -> Option<Action> {
         KeyCode::Char('s') if ps => Action::CycleSort,
         KeyCode::Char('S') if ps => Action::ReverseSort,
         KeyCode::Char('t') if ps => Action::ToggleThreads,
+        KeyCode::Char('m') if state.focus == Panel::Memory => Action::CycleMemView,
         _ => return None,
     })
 }
@@ -103,6 +104,7 @@ pub fn hints(state: &UiState) -> &'static str {
             Panel::Processes => "?:help q:quit Tab/1-5:panel R/M/V/P/C/T/O:sort S:rev t:threads /:filter Enter:stack",
             Panel::Log => "?:help q:quit Tab/1-5:panel /:search n/N:match p:panic h/l:scroll z:zoom",
             Panel::Backtrace => "?:help q:quit Tab/1-5:panel c:next CPU j/k:scroll h/l:scroll z:zoom",
+            Panel::Memory => "?:help q:quit Tab/1-5:panel m:zones/where memory went/slabs j/k:scroll z:zoom e:evidence",
             _ => "?:help q:quit Tab/1-5:panel Enter:zoom /:search p:panic c:CPU e:evidence",
         },
     }

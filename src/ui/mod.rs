@@ -17,7 +17,7 @@ pub mod panels;
 pub mod text;
 pub mod theme;
 
-pub use app::{update, Action, Mode, Panel, SortKey, UiState};
+pub use app::{update, Action, MemView, Mode, Panel, SortKey, UiState};
 
 use crate::model::DumpModel;
 use crossterm::event::{self, Event};

@@ -1,9 +1,11 @@
-//! Memory: one gauge per populated zone (free pages against min/low/high),
-//! then crash's `kmem -i`.
+//! Memory, in three views (`m` switches): one gauge per populated zone (free
+//! pages against min/low/high) then crash's `kmem -i`; where memory went (one
+//! bar, one row per consumer, per node on NUMA); the slab caches, largest
+//! first (crash's `kmem -s`).
 
 use super::{block, draw_lines, Rendered};
-use crate::model::{DumpModel, Zone};
-use crate::ui::app::{Panel, UiState};
+use crate::model::{DumpModel, MemoryUse, Zone};
+use crate::ui::app::{MemView, Panel, UiState};
 use crate::ui::text::{crash_size, escape_control};
 use crate::ui::theme::Theme;
 use ratatui::layout::Rect;
@@ -103,6 +105,194 @@ fn gauge(z: &Zone, width: usize, t: &Theme) -> Line<'static> {
 type KmemRow<'a> = (&'a str, &'a str, u64, Option<String>);
 
 pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
+    match state.mem_view {
+        MemView::Zones => zone_lines(model, state, width),
+        MemView::Usage => usage_lines(model, state, width),
+        MemView::Slabs => slab_lines(model, state),
+    }
+}
+
+/// The letter and style of each consumer in the usage bar.
+fn usage_glyph(what: &str, t: &Theme) -> (char, Style) {
+    match what {
+        "free" => ('·', t.good()),
+        "anon" => ('a', t.plain()),
+        "file" => ('f', t.dim()),
+        "shmem" => ('s', t.plain()),
+        "slab_reclaimable" => ('r', t.dim()),
+        "slab_unreclaimable" => ('S', t.bad()),
+        "page_tables" => ('p', t.warn()),
+        "kernel_stack" => ('k', t.warn()),
+        "vmalloc" => ('v', t.warn()),
+        "hugepages" => ('H', t.bad()),
+        "percpu" => ('c', t.warn()),
+        _ => ('?', t.dim()),
+    }
+}
+
+/// `[aaaaaaaaaaaSSSSs·]`: each consumer's share of `total` as letters.
+fn usage_bar(rows: &[MemoryUse], total: u64, width: usize, t: &Theme) -> Line<'static> {
+    let bw = width.saturating_sub(2).max(4);
+    let mut spans = vec![Span::raw("[")];
+    let mut used_cells = 0usize;
+    let mut acc = 0u128;
+    for r in rows {
+        acc += u128::from(r.pages);
+        // Cells up to the running total, so rounding never adds up past the bar.
+        let end = if total == 0 {
+            0
+        } else {
+            ((acc * bw as u128 / u128::from(total)) as usize).min(bw)
+        };
+        let n = end.saturating_sub(used_cells);
+        if n > 0 {
+            let (c, st) = usage_glyph(&r.what, t);
+            spans.push(Span::styled(c.to_string().repeat(n), st));
+            used_cells = end;
+        }
+    }
+    if used_cells < bw {
+        spans.push(Span::styled(" ".repeat(bw - used_cells), t.dim()));
+    }
+    spans.push(Span::raw("]"));
+    Line::from(spans)
+}
+
+fn usage_lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
+    let t = &state.theme;
+    let u = &model.memory_usage;
+    let ps = model.meminfo.page_size.max(1);
+    let mut out: Vec<Line<'static>> = Vec::new();
+    let mut mark = None;
+    if u.rows.is_empty() {
+        out.push(Line::styled(
+            "No memory accounting in this model.",
+            t.warn(),
+        ));
+        if let Some(p) = model.problems.iter().find(|p| p.part == "memory_usage") {
+            out.push(Line::styled(escape_control(&p.message), t.dim()));
+        }
+        return Rendered { lines: out, mark };
+    }
+    let mut table = |title: String,
+                     total: u64,
+                     rows: &[MemoryUse],
+                     out: &mut Vec<Line<'static>>,
+                     marks: bool| {
+        out.push(Line::styled(
+            format!(
+                "{title}: {} pages, {}",
+                total,
+                crash_size(total.saturating_mul(ps))
+            ),
+            t.header(),
+        ));
+        out.push(usage_bar(rows, total, width, t));
+        for r in rows {
+            let (c, st) = usage_glyph(&r.what, t);
+            let share = if total == 0 {
+                0.0
+            } else {
+                r.pages as f64 * 100.0 / total as f64
+            };
+            let mut line = Line::from(vec![
+                Span::styled(format!("{c} "), st),
+                Span::styled(format!("{:<19}", r.what), t.label()),
+                Span::raw(format!(
+                    "{:>9} {:>10} {:>5.1}%",
+                    r.pages,
+                    crash_size(r.pages.saturating_mul(ps)),
+                    share
+                )),
+                Span::styled(format!("  {}", escape_control(&r.source)), t.dim()),
+            ]);
+            if marks && state.mem_mark.as_deref() == Some(format!("usage:{}", r.what).as_str()) {
+                mark = Some(out.len());
+                line = line.style(t.mark());
+            }
+            out.push(line);
+        }
+        out.push(Line::from(""));
+    };
+    table("MemTotal".into(), u.total_pages, &u.rows, &mut out, true);
+    for n in &u.nodes {
+        table(
+            format!("node {}", n.node),
+            n.total_pages,
+            &n.rows,
+            &mut out,
+            false,
+        );
+    }
+    let h = &u.hugepages;
+    if h.total_pages > 0 {
+        out.push(Line::from(format!(
+            "huge pages: total {} free {} reserved {} surplus {} pages",
+            h.total_pages, h.free_pages, h.reserved_pages, h.surplus_pages
+        )));
+    }
+    Rendered { lines: out, mark }
+}
+
+fn slab_lines(model: &DumpModel, state: &UiState) -> Rendered {
+    let t = &state.theme;
+    let mut out: Vec<Line<'static>> = Vec::new();
+    let mut mark = None;
+    if model.slabs.is_empty() {
+        out.push(Line::styled("No slab caches in this model.", t.warn()));
+        if let Some(p) = model.problems.iter().find(|p| p.part == "slabs") {
+            out.push(Line::styled(escape_control(&p.message), t.dim()));
+        }
+        return Rendered { lines: out, mark };
+    }
+    let ram = model
+        .meminfo
+        .total_pages
+        .saturating_mul(model.meminfo.page_size.max(1));
+    out.push(Line::styled(
+        format!(
+            "{:<22} {:>10} {:>6} {:>8} {:>9} {:>9} {:>6} {:>5}",
+            "NAME", "SIZE", "%RAM", "OBJSIZE", "ALLOCATED", "TOTAL", "SLABS", "SSIZE"
+        ),
+        t.header(),
+    ));
+    for c in &model.slabs {
+        let share = if ram == 0 {
+            0.0
+        } else {
+            c.bytes as f64 * 100.0 / ram as f64
+        };
+        let name = escape_control(&c.name);
+        let mut line = Line::from(vec![
+            Span::styled(
+                format!("{name:<22}"),
+                if c.reclaimable { t.dim() } else { t.label() },
+            ),
+            Span::raw(format!(
+                " {:>10} {:>5.1}% {:>8} {:>9} {:>9} {:>6} {:>4}k",
+                crash_size(c.bytes),
+                share,
+                c.objsize,
+                c.allocated,
+                c.total,
+                c.slabs,
+                c.slab_size / 1024
+            )),
+        ]);
+        if state.mem_mark.as_deref() == Some(format!("slab:{}", c.name).as_str()) {
+            mark = Some(out.len());
+            line = line.style(t.mark());
+        }
+        out.push(line);
+    }
+    out.push(Line::styled(
+        "dim: reclaimable caches (SLAB_RECLAIM_ACCOUNT)",
+        t.dim(),
+    ));
+    Rendered { lines: out, mark }
+}
+
+fn zone_lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
     let t = &state.theme;
     let mut out: Vec<Line<'static>> = Vec::new();
     let mut mark = None;
@@ -289,6 +479,11 @@ pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
         Some(ZoneLevel::BelowLow) => "a zone is under its low watermark",
         _ => "",
     };
-    let b = block(Panel::Memory, state, extra);
+    let view = match state.mem_view {
+        MemView::Zones => extra.to_string(),
+        v if extra.is_empty() => v.title().to_string(),
+        v => format!("{} · {extra}", v.title()),
+    };
+    let b = block(Panel::Memory, state, &view);
     draw_lines(f, area, b, r.lines, state.mem_scroll, 0);
 }
