@@ -32,6 +32,9 @@ pub struct DumpModel {
     /// to MemTotal (`totalram_pages`).
     #[serde(default)]
     pub memory_usage: MemoryUsage,
+    /// Memory cgroups with a limit (memory.max) or that hit one, by path.
+    #[serde(default)]
+    pub memcgs: Vec<MemCgroup>,
     /// The panicking task first, then each other CPU's active task, then
     /// every other task (from its saved stack pointer).
     #[serde(default)]
@@ -205,6 +208,22 @@ pub struct SlabCache {
     pub reclaimable: bool,
 }
 
+/// A memory cgroup and its `memory` page_counter, in pages.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MemCgroup {
+    /// The `struct mem_cgroup`.
+    #[serde(with = "hex", default)]
+    pub memcg: u64,
+    /// As `cgroup_path()` prints it: "/system.slice/x.service".
+    pub path: String,
+    pub usage_pages: u64,
+    /// memory.max (cgroup v2) or memory.limit_in_bytes (v1).
+    pub max_pages: u64,
+    /// Times the limit was hit.
+    #[serde(default)]
+    pub failcnt: u64,
+}
+
 /// Where memory went, in pages.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct MemoryUsage {
@@ -339,13 +358,13 @@ pub struct Diagnosis {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Evidence {
-    /// "log", "task", "zone", "frame", "sysctl", "meminfo", "slab", "usage".
+    /// "log", "task", "zone", "frame", "sysctl", "meminfo", "slab", "usage", "memcg".
     pub kind: String,
     /// Where it points: "log:123" (index in `log`), "task:64" (pid),
     /// "zone:0:DMA32", "frame:0:3" (backtrace index, frame level),
     /// "sysctl:vm.panic_on_oom", "meminfo:committed_pages",
     /// "slab:kmalloc-4k" (a slab cache), "usage:slab_unreclaimable" (a row
-    /// of where memory went).
+    /// of where memory went), "memcg:/system.slice/x.service".
     #[serde(rename = "ref")]
     pub reference: String,
     pub text: String,

@@ -1383,3 +1383,37 @@ fn two_node_machine_lists_populated_zones_per_node() {
     assert!(d.verdict.contains("largest RSS: worker"), "{}", d.verdict);
     assert!(!d.verdict.contains("kernel memory"), "{}", d.verdict);
 }
+
+#[test]
+fn memcg_oom_without_usage_lines_takes_the_cgroup_from_the_dump() {
+    // A report cut short: the panic line and the invocation only.
+    let log = [
+        "worker invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+        "Memory cgroup out of memory: Killed process 77 (worker) total-vm:600000kB",
+        "Kernel panic - not syncing: Out of memory: compulsory panic_on_oom is enabled",
+    ];
+    let mut m = oom_model(&log, &[("vm.panic_on_oom", 2)]);
+    let cg = |path: &str, usage, max| MemCgroup {
+        path: path.into(),
+        usage_pages: usage,
+        max_pages: max,
+        failcnt: 5,
+        ..Default::default()
+    };
+    m.memcgs = vec![
+        cg("/system.slice/db.service", 1000, 262_144),
+        cg("/system.slice/x.service", 131_072, 131_072),
+    ];
+    let d = diag(&m);
+    assert!(
+        d.verdict.contains(
+            "the cgroup /system.slice/x.service hit its memory.max of 512 MiB (usage 512 MiB)"
+        ),
+        "{}",
+        d.verdict
+    );
+    assert!(d
+        .evidence
+        .iter()
+        .any(|e| e.reference == "memcg:/system.slice/x.service"));
+}

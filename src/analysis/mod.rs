@@ -15,6 +15,7 @@
 pub mod backtrace;
 pub mod diagnosis;
 pub mod log;
+pub mod memcg;
 pub mod memory;
 pub mod slab;
 pub mod summary;
@@ -51,6 +52,10 @@ pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
     match memory::read_usage(kernel, &model.zones) {
         Ok(u) => model.memory_usage = u,
         Err(e) => problems.push(problem("memory_usage", &e)),
+    }
+    match memcg::read(kernel) {
+        Ok(c) => model.memcgs = c,
+        Err(e) => problems.push(problem("memcgs", &e)),
     }
     match slab::read(kernel) {
         Ok(s) => model.slabs = s,

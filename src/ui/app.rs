@@ -967,9 +967,9 @@ fn evidence_jump(state: &mut UiState, model: &DumpModel) {
                 None => state.message = Some(format!("{r}: no such task")),
             }
         }
-        "zone" | "meminfo" | "usage" | "slab" => {
+        "zone" | "meminfo" | "usage" | "slab" | "memcg" => {
             state.mem_view = match kind {
-                "usage" => MemView::Usage,
+                "usage" | "memcg" => MemView::Usage,
                 "slab" => MemView::Slabs,
                 _ => MemView::Zones,
             };

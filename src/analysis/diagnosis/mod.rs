@@ -48,7 +48,7 @@ pub fn diagnose(model: &DumpModel) -> Diagnosis {
 /// "log:N" (index in `log`), "task:PID", "zone:NODE:NAME",
 /// "frame:B:LEVEL" (backtrace index, frame level), "sysctl:NAME",
 /// "meminfo:FIELD", "slab:CACHE" (a slab cache by name), "usage:WHAT" (a
-/// row of where memory went).
+/// row of where memory went), "memcg:PATH" (a memory cgroup).
 pub fn resolve_ref(model: &DumpModel, reference: &str) -> bool {
     let Some((kind, rest)) = reference.split_once(':') else {
         return false;
@@ -74,6 +74,7 @@ pub fn resolve_ref(model: &DumpModel, reference: &str) -> bool {
         "sysctl" => model.sysctls.contains_key(rest),
         "slab" => model.slabs.iter().any(|c| c.name == rest),
         "usage" => model.memory_usage.rows.iter().any(|r| r.what == rest),
+        "memcg" => model.memcgs.iter().any(|c| c.path == rest),
         "meminfo" => serde_json::to_value(&model.meminfo)
             .ok()
             .is_some_and(|v| v.get(rest).is_some()),

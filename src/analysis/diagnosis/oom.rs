@@ -88,7 +88,7 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         if let Some((i, line)) = memcg {
             evidence.push(log_ev(i, line));
         }
-        let path = constraint
+        let mut path = constraint
             .as_ref()
             .and_then(|c| c.oom_memcg.clone())
             .or_else(|| {
@@ -98,10 +98,39 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
                         Some(p.trim_end_matches(':').to_string())
                     })
             });
-        let usage = memcg_usage.and_then(|(i, l)| {
+        let mut usage = memcg_usage.and_then(|(i, l)| {
             evidence.push(log_ev(i, l));
             parse_memcg_usage(l)
         });
+        // The cgroup as the dump holds it: the one the report names, else
+        // the only one at its limit.
+        let page_kib = (m.meminfo.page_size.max(1024) / 1024).max(1);
+        let at_limit: Vec<_> = m
+            .memcgs
+            .iter()
+            .filter(|c| c.max_pages > 0 && c.usage_pages >= c.max_pages)
+            .collect();
+        let dump_cg = match &path {
+            Some(p) => m.memcgs.iter().find(|c| &c.path == p),
+            None if at_limit.len() == 1 => at_limit.first().copied(),
+            None => None,
+        };
+        if let Some(c) = dump_cg {
+            evidence.push(ev(
+                "memcg",
+                format!("memcg:{}", c.path),
+                format!(
+                    "memory cgroup {}: usage {} pages, memory.max {} pages, limit hit {} times (read from the dump)",
+                    c.path, c.usage_pages, c.max_pages, c.failcnt
+                ),
+            ));
+            if path.is_none() {
+                path = Some(c.path.clone());
+            }
+            if usage.is_none() {
+                usage = Some((c.usage_pages * page_kib, c.max_pages * page_kib));
+            }
+        }
         let mib = |kb: u64| kb / 1024;
         let what = match (&path, usage) {
             (Some(p), Some((used, limit))) => format!(

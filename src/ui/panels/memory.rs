@@ -230,6 +230,36 @@ fn usage_lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
             "huge pages: total {} free {} reserved {} surplus {} pages",
             h.total_pages, h.free_pages, h.reserved_pages, h.surplus_pages
         )));
+        out.push(Line::from(""));
+    }
+    if !model.memcgs.is_empty() {
+        out.push(Line::styled(
+            format!(
+                "{:<40} {:>10} {:>10} {:>8}",
+                "MEMORY CGROUP (with a limit)", "USAGE", "MAX", "FAILCNT"
+            ),
+            t.header(),
+        ));
+        for c in &model.memcgs {
+            let full = c.max_pages > 0 && c.usage_pages >= c.max_pages;
+            let text = format!(
+                "{:<40} {:>10} {:>10} {:>8}",
+                escape_control(&c.path),
+                crash_size(c.usage_pages.saturating_mul(ps)),
+                crash_size(c.max_pages.saturating_mul(ps)),
+                c.failcnt
+            );
+            let mut line = if full {
+                Line::styled(text, t.bad())
+            } else {
+                Line::from(text)
+            };
+            if state.mem_mark.as_deref() == Some(format!("memcg:{}", c.path).as_str()) {
+                mark = Some(out.len());
+                line = line.style(t.mark());
+            }
+            out.push(line);
+        }
     }
     Rendered { lines: out, mark }
 }
