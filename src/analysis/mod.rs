@@ -58,7 +58,10 @@ pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
         Err(e) => problems.push(problem("memcgs", &e)),
     }
     match slab::read(kernel) {
-        Ok(s) => model.slabs = s,
+        Ok((s, notes)) => {
+            model.slabs = s;
+            problems.extend(notes.iter().map(|n| problem("slabs", n)));
+        }
         Err(e) => problems.push(problem("slabs", &e)),
     }
     match tasks::read(kernel, totalram) {

@@ -117,8 +117,9 @@ fn reclaim_account_flag(k: &Kernel) -> u64 {
     }
 }
 
-/// crash's `kmem -s`: every SLUB cache, largest first (bytes, then name).
-pub fn read(k: &Kernel) -> Result<Vec<SlabCache>> {
+/// crash's `kmem -s`: every SLUB cache, largest first (bytes, then name),
+/// and why any cache could not be read (the others stand).
+pub fn read(k: &Kernel) -> Result<(Vec<SlabCache>, Vec<String>)> {
     if !k.has_member("kmem_cache", "cpu_slab") {
         return Err(KernelError::Other(
             "kmem_cache has no cpu_slab: not a SLUB kernel (SLAB and SLOB caches are not read)"
@@ -162,11 +163,16 @@ pub fn read(k: &Kernel) -> Result<Vec<SlabCache>> {
     let head = k.symbol("slab_caches")?;
     let list = k.offset_of("kmem_cache", "list")?;
     let mut out = Vec::new();
+    let mut problems = Vec::new();
     for n in k.list_for_each(head, MAX_CACHES)? {
-        out.push(w.cache(n.wrapping_sub(list))?);
+        let s = n.wrapping_sub(list);
+        match w.cache(s) {
+            Ok(c) => out.push(c),
+            Err(e) => problems.push(format!("slab cache at {s:#x}: {e}")),
+        }
     }
     out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
-    Ok(out)
+    Ok((out, problems))
 }
 
 impl Walk<'_> {
