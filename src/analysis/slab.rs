@@ -46,8 +46,11 @@ struct SlabLayout {
 }
 
 impl SlabLayout {
+    /// `struct slab` where `kmem_cache_cpu` points at one (5.17+), else the
+    /// slab fields of `struct page`. (Asked through a member of a type both
+    /// have: a lookup of a type the kernel lacks reads all of its DWARF.)
     fn new(k: &Kernel) -> Result<SlabLayout> {
-        let ty = if k.types().size_of("slab").is_ok() && k.has_member("slab", "inuse") {
+        let ty = if k.has_member("kmem_cache_cpu", "slab") {
             "slab"
         } else {
             "page"
@@ -108,13 +111,19 @@ struct Walk<'k> {
 }
 
 /// `SLAB_RECLAIM_ACCOUNT`: the enumerator `_SLAB_RECLAIM_ACCOUNT` gives its
-/// bit where the kernel declares the flags as an enum (6.8+); before, a
-/// `#define` of 0x00020000 (include/linux/slab.h since 2.6), not in the types.
-fn reclaim_account_flag(k: &Kernel) -> u64 {
-    match k.enum_value("_SLAB_RECLAIM_ACCOUNT") {
-        Ok(bit) if (0..64).contains(&bit) => 1 << bit,
-        _ => 0x0002_0000,
+/// bit where the kernel declares the flags as an enum (6.9+); before, a
+/// `#define` of 0x00020000 (include/linux/slab.h since 2.6), not in the
+/// types. Only kernels with `struct slab` (5.17+) are asked for the
+/// enumerator: a name the types lack costs a read of all of the DWARF.
+fn reclaim_account_flag(k: &Kernel, slab_type: &str) -> u64 {
+    if slab_type == "slab" {
+        if let Ok(bit) = k.enum_value("_SLAB_RECLAIM_ACCOUNT") {
+            if (0..64).contains(&bit) {
+                return 1 << bit;
+            }
+        }
     }
+    0x0002_0000
 }
 
 /// crash's `kmem -s`: every SLUB cache, largest first (bytes, then name),
@@ -143,9 +152,11 @@ pub fn read(k: &Kernel) -> Result<(Vec<SlabCache>, Vec<String>)> {
     } else {
         k.offset_of("kmem_cache_cpu", "page")?
     };
+    let slab = SlabLayout::new(k)?;
+    let reclaim_flag = reclaim_account_flag(k, slab.ty);
     let w = Walk {
         k,
-        slab: SlabLayout::new(k)?,
+        slab,
         cpus,
         nodes,
         node_array: k.member("kmem_cache", "node")?,
@@ -158,7 +169,7 @@ pub fn read(k: &Kernel) -> Result<(Vec<SlabCache>, Vec<String>)> {
         nr_partial: k.offset_of("kmem_cache_node", "nr_partial")?,
         partial: k.offset_of("kmem_cache_node", "partial")?,
         random: k.offset_of("kmem_cache", "random").ok(),
-        reclaim_flag: reclaim_account_flag(k),
+        reclaim_flag,
     };
     let head = k.symbol("slab_caches")?;
     let list = k.offset_of("kmem_cache", "list")?;
