@@ -121,11 +121,13 @@ pub fn hugetlb_pages(k: &Kernel) -> Result<HugePages> {
         let h = hstates + i * size;
         let order = k.read_member(h, "hstate", "order")?;
         let per = 1u64 << order.min(40);
-        let f = |name: &str| -> Result<u64> { Ok(k.read_member(h, "hstate", name)? * per) };
-        out.total_pages += f("nr_huge_pages")?;
-        out.free_pages += f("free_huge_pages")?;
-        out.reserved_pages += f("resv_huge_pages")?;
-        out.surplus_pages += f("surplus_huge_pages")?;
+        let f = |name: &str| -> Result<u64> {
+            Ok(k.read_member(h, "hstate", name)?.saturating_mul(per))
+        };
+        out.total_pages = out.total_pages.saturating_add(f("nr_huge_pages")?);
+        out.free_pages = out.free_pages.saturating_add(f("free_huge_pages")?);
+        out.reserved_pages = out.reserved_pages.saturating_add(f("resv_huge_pages")?);
+        out.surplus_pages = out.surplus_pages.saturating_add(f("surplus_huge_pages")?);
     }
     Ok(out)
 }
@@ -250,7 +252,7 @@ fn usage_rows(
     }
     push("page_tables", pages(pt + sec.unwrap_or(0)), src);
     let (stack_kb, src) = get(&["NR_KERNEL_STACK_KB"]);
-    let stack = pages(stack_kb) * 1024 / page_size;
+    let stack = pages(stack_kb).saturating_mul(1024) / page_size;
     push("kernel_stack", stack, src);
     if global {
         let vmalloc = read_long_symbol(k, "nr_vmalloc_pages")
@@ -274,10 +276,12 @@ fn usage_rows(
             .symbol("pcpu_nr_units")
             .and_then(|a| k.read_i32(a))
             .map(|v| v.max(0) as u64);
-        let percpu = populated.and_then(|p| units.map(|u| p * u)).unwrap_or(0);
+        let percpu = populated
+            .and_then(|p| units.map(|u| p.saturating_mul(u)))
+            .unwrap_or(0);
         push("percpu", percpu, "pcpu_nr_populated * pcpu_nr_units".into());
     }
-    let used: u64 = rows.iter().map(|r| r.pages).sum();
+    let used = rows.iter().fold(0u64, |a, r| a.saturating_add(r.pages));
     rows.push(MemoryUse {
         what: "unaccounted".into(),
         pages: total.saturating_sub(used),
@@ -311,12 +315,14 @@ pub fn read_usage(k: &Kernel, zones: &[Zone]) -> Result<MemoryUsage> {
                 for z in &own {
                     if let Some(v) = z.vm_stat.get(name) {
                         found = true;
-                        sum += v;
+                        sum = v.saturating_add(sum);
                     }
                 }
                 found.then_some(sum)
             };
-            let node_total: u64 = own.iter().map(|z| z.managed_pages).sum();
+            let node_total = own
+                .iter()
+                .fold(0u64, |a, z| a.saturating_add(z.managed_pages));
             let node_huge = hugetlb_node_pages(k, nid).unwrap_or(0);
             nodes_out.push(NodeMemoryUsage {
                 node: nid,
@@ -346,7 +352,7 @@ fn hugetlb_node_pages(k: &Kernel, nid: u32) -> Result<u64> {
     if u64::from(nid) >= per_node.array_len.unwrap_or(1) {
         return Ok(0);
     }
-    let mut total = 0;
+    let mut total = 0u64;
     for i in 0..n.min(64) {
         let h = hstates + i * size;
         let order = k.read_member(h, "hstate", "order")?;
@@ -354,7 +360,7 @@ fn hugetlb_node_pages(k: &Kernel, nid: u32) -> Result<u64> {
             h + per_node.offset + u64::from(nid) * elem,
             usz(elem.min(8)),
         )?;
-        total += count << order.min(40);
+        total = total.saturating_add(count.saturating_mul(1 << order.min(40)));
     }
     Ok(total)
 }
@@ -384,7 +390,7 @@ pub fn nodes(k: &Kernel) -> Result<Vec<(u32, u64)>> {
 
 /// All physical memory as crash's `MEMORY:` counts it: the present pages of every node.
 pub fn node_present_pages(k: &Kernel) -> Result<u64> {
-    let mut total = 0;
+    let mut total = 0u64;
     for (_, pgdat) in nodes(k)? {
         total += k.read_member(pgdat, "pglist_data", "node_present_pages")?;
     }

@@ -210,7 +210,7 @@ impl Walk<'_> {
         };
         let order = (oo >> 16).min(20);
         let page_size = k.dump().info().page_size;
-        let slab_size = page_size << order;
+        let slab_size = page_size.checked_shl(order as u32).unwrap_or(u64::MAX);
         let flags = k.read_member(s, ty, "flags").unwrap_or(0);
         let free_off = k.read_member(s, ty, "offset")?;
         let random = match self.random {
@@ -228,11 +228,17 @@ impl Walk<'_> {
                     continue;
                 }
                 let (objects, inuse) = self.slab.counts(k, slab)?;
-                free += objects.saturating_sub(inuse);
+                free = free.saturating_add(objects.saturating_sub(inuse));
                 let freelist = k.read_u64(c.wrapping_add(self.cpu_freelist))?;
-                free += self.count_freelist(freelist, free_off, random, self.random.is_some());
+                free = free.saturating_add(self.count_freelist(
+                    freelist,
+                    free_off,
+                    random,
+                    self.random.is_some(),
+                ));
                 if let Some(p) = self.cpu_partial {
-                    free += self.cpu_partial_free(k.read_u64(c.wrapping_add(p))?)?;
+                    free =
+                        free.saturating_add(self.cpu_partial_free(k.read_u64(c.wrapping_add(p))?)?);
                 }
             }
         }
@@ -251,9 +257,9 @@ impl Walk<'_> {
             if node == 0 {
                 continue;
             }
-            slabs += k.read_u64(node.wrapping_add(self.nr_slabs))?;
-            total += k.read_u64(node.wrapping_add(self.total_objects))?;
-            free += self.node_partial_free(node)?;
+            slabs = slabs.saturating_add(k.read_u64(node.wrapping_add(self.nr_slabs))?);
+            total = total.saturating_add(k.read_u64(node.wrapping_add(self.total_objects))?);
+            free = free.saturating_add(self.node_partial_free(node)?);
         }
         Ok(SlabCache {
             cache: s,
@@ -274,10 +280,10 @@ impl Walk<'_> {
         let k = self.k;
         let nr = k.read_u64(node.wrapping_add(self.nr_partial))?;
         let max = usz(nr).saturating_add(1).min(MAX_PARTIAL);
-        let mut free = 0;
+        let mut free = 0u64;
         for link in k.list_for_each(node.wrapping_add(self.partial), max)? {
             let (objects, inuse) = self.slab.counts(k, link.wrapping_sub(self.slab.list))?;
-            free += objects.saturating_sub(inuse);
+            free = free.saturating_add(objects.saturating_sub(inuse));
         }
         Ok(free)
     }
@@ -286,7 +292,7 @@ impl Walk<'_> {
     fn cpu_partial_free(&self, mut slab: u64) -> Result<u64> {
         let k = self.k;
         let mut seen = HashSet::new();
-        let mut free = 0;
+        let mut free = 0u64;
         while slab != 0 {
             if !seen.insert(slab) || seen.len() > MAX_PARTIAL {
                 return Err(KernelError::List {
@@ -295,7 +301,7 @@ impl Walk<'_> {
                 });
             }
             let (objects, inuse) = self.slab.counts(k, slab)?;
-            free += objects.saturating_sub(inuse);
+            free = free.saturating_add(objects.saturating_sub(inuse));
             slab = k.read_u64(slab.wrapping_add(self.slab.next))?;
         }
         Ok(free)

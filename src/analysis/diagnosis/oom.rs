@@ -128,7 +128,10 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
                 path = Some(c.path.clone());
             }
             if usage.is_none() {
-                usage = Some((c.usage_pages * page_kib, c.max_pages * page_kib));
+                usage = Some((
+                    c.usage_pages.saturating_mul(page_kib),
+                    c.max_pages.saturating_mul(page_kib),
+                ));
             }
         }
         let mib = |kb: u64| kb / 1024;
@@ -251,7 +254,7 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         ));
     }
     // Kernel memory against user memory: the consumer that grew.
-    let user_kib: u64 = procs.iter().map(|t| t.rss_kib).sum();
+    let user_kib = procs.iter().fold(0u64, |a, t| a.saturating_add(t.rss_kib));
     let kernel = (!constrained)
         .then(|| kernel_consumer(cx, user_kib, ram_kib, &mut evidence))
         .flatten();
@@ -672,8 +675,8 @@ fn oom_hugepages_kb(cx: &Ctx) -> Option<(usize, u64, u64)> {
             .and_then(|v| v.parse::<u64>().ok());
         if let (Some(t), Some(f), Some(sz)) = (n("hugepages_total="), n("hugepages_free="), size) {
             let e = found.get_or_insert((i, 0, 0));
-            e.1 += t * sz;
-            e.2 += f * sz;
+            e.1 = e.1.saturating_add(t.saturating_mul(sz));
+            e.2 = e.2.saturating_add(f.saturating_mul(sz));
         }
     }
     found
@@ -702,18 +705,18 @@ fn kernel_consumer(
             .rows
             .iter()
             .find(|r| r.what == w)
-            .map(|r| r.pages * page_kib)
+            .map(|r| r.pages.saturating_mul(page_kib))
     };
     let mem_info = oom_mem_info(cx);
     let info = |k: &str| {
         mem_info
             .as_ref()
-            .and_then(|(_, mi)| mi.get(k).map(|v| v * page_kib))
+            .and_then(|(_, mi)| mi.get(k).map(|v| v.saturating_mul(page_kib)))
     };
     let (huge_kib, huge_free_kib) = if usage.hugepages.total_pages > 0 {
         (
-            usage.hugepages.total_pages * page_kib,
-            usage.hugepages.free_pages * page_kib,
+            usage.hugepages.total_pages.saturating_mul(page_kib),
+            usage.hugepages.free_pages.saturating_mul(page_kib),
         )
     } else {
         oom_hugepages_kb(cx).map_or((0, 0), |h| (h.1, h.2))
@@ -738,7 +741,9 @@ fn kernel_consumer(
     let user = if user_kib > 0 {
         user_kib
     } else {
-        info("active_anon").unwrap_or(0) + info("inactive_anon").unwrap_or(0)
+        info("active_anon")
+            .unwrap_or(0)
+            .saturating_add(info("inactive_anon").unwrap_or(0))
     };
     let (what, kib, label) = candidates
         .iter()
