@@ -290,3 +290,24 @@ fn where_memory_went_equals_the_oom_reports_mem_info() {
         assert!(checked >= 4, "only {checked} OOM cases");
     }
 }
+
+/// The vmalloc fallback for kernels without `nr_vmalloc_pages` (before 5.4),
+/// checked where both exist: walking the vmap areas finds the pages the
+/// counter counts.
+#[test]
+fn vmalloc_pages_from_vmap_areas_equal_nr_vmalloc_pages() {
+    let Some(cases) = common::cases_or_skip("vmalloc_pages_from_vmap_areas_equal_nr_vmalloc_pages")
+    else {
+        return;
+    };
+    for case in cases {
+        let n = &case.name;
+        let dump = crashdeck::dump::Dump::open(&case.vmcore).unwrap();
+        let k = crashdeck::kernel::Kernel::open(&case.vmlinux, dump, &KernelOptions::default())
+            .unwrap();
+        let counter = k.read_i64(k.symbol("nr_vmalloc_pages").unwrap()).unwrap() as u64;
+        let walked = crashdeck::analysis::memory::vmalloc_pages_from_vmap_areas(&k)
+            .unwrap_or_else(|e| panic!("{n}: {e}"));
+        assert_eq!(walked, counter, "{n}: vmap areas vs nr_vmalloc_pages");
+    }
+}

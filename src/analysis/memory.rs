@@ -206,6 +206,44 @@ fn first_stat(stat: &dyn Fn(&str) -> Option<i64>, names: &[&str]) -> Option<(i64
         .find_map(|n| stat(n).map(|v| (v, (*n).to_string())))
 }
 
+/// Most vmap areas walked.
+const MAX_VMAP_AREAS: usize = 1 << 22;
+
+/// vmalloc'ed pages where the kernel keeps no `nr_vmalloc_pages` (before
+/// 5.4): `vm_struct.nr_pages` of every busy vmap area (`vmap_area_list`).
+pub fn vmalloc_pages_from_vmap_areas(k: &Kernel) -> Result<u64> {
+    let head = k.symbol("vmap_area_list")?;
+    let list = k.offset_of("vmap_area", "list")?;
+    let vm = k.offset_of("vmap_area", "vm")?;
+    // Before 5.4 an area carries `flags`, and only VM_VM_AREA (0x04, a
+    // #define in mm/vmalloc.c) ones have a vm_struct: `vm` of a vm_map_ram
+    // area is not set. Since 5.4 `vm` shares a union with
+    // `subtree_max_size` and is NULL where there is no vm_struct; the
+    // `flags` that 6.3 brought back mean something else (VMAP_RAM, …).
+    let vm_in_union = k
+        .offset_of("vmap_area", "subtree_max_size")
+        .is_ok_and(|o| o == vm);
+    let flags = if vm_in_union {
+        None
+    } else {
+        k.offset_of("vmap_area", "flags").ok()
+    };
+    let mut total = 0u64;
+    for n in k.list_for_each(head, MAX_VMAP_AREAS)? {
+        let va = n.wrapping_sub(list);
+        if let Some(f) = flags {
+            if k.read_u64(va.wrapping_add(f))? & 0x04 == 0 {
+                continue;
+            }
+        }
+        let area = k.read_u64(va.wrapping_add(vm))?;
+        if area != 0 {
+            total = total.saturating_add(k.read_member(area, "vm_struct", "nr_pages")?);
+        }
+    }
+    Ok(total)
+}
+
 /// Where memory went, from the counters `/proc/meminfo` uses (`stat` reads a
 /// `node_stat_item` or `zone_stat_item` by name), each page counted once:
 /// file pages less shmem, vmalloc less the kernel stacks it holds when stacks
@@ -250,24 +288,32 @@ fn usage_rows(
     if sec.is_some() {
         src.push_str(" + NR_SECONDARY_PAGETABLE");
     }
-    push("page_tables", pages(pt + sec.unwrap_or(0)), src);
+    push(
+        "page_tables",
+        pages(pt.saturating_add(sec.unwrap_or(0))),
+        src,
+    );
     let (stack_kb, src) = get(&["NR_KERNEL_STACK_KB"]);
     let stack = pages(stack_kb).saturating_mul(1024) / page_size;
     push("kernel_stack", stack, src);
     if global {
-        let vmalloc = read_long_symbol(k, "nr_vmalloc_pages")
-            .map(pages)
-            .unwrap_or(0);
+        let (vmalloc, vsrc) = match read_long_symbol(k, "nr_vmalloc_pages") {
+            Ok(v) => (pages(v), "nr_vmalloc_pages"),
+            Err(_) => (
+                vmalloc_pages_from_vmap_areas(k).unwrap_or(0),
+                "vm_struct.nr_pages of vmap_area_list",
+            ),
+        };
         let vmapped_stacks = k.has_member("task_struct", "stack_vm_area");
         let (v, src) = if vmapped_stacks {
             (
                 vmalloc.saturating_sub(stack),
-                "nr_vmalloc_pages - kernel stacks (vmapped)",
+                format!("{vsrc} - kernel stacks (vmapped)"),
             )
         } else {
-            (vmalloc, "nr_vmalloc_pages")
+            (vmalloc, vsrc.to_string())
         };
-        push("vmalloc", v, src.into());
+        push("vmalloc", v, src);
     }
     push("hugepages", huge, "hstates[].nr_huge_pages".into());
     if global {
