@@ -279,7 +279,9 @@ impl Walk<'_> {
     fn node_partial_free(&self, node: u64) -> Result<u64> {
         let k = self.k;
         let nr = k.read_u64(node.wrapping_add(self.nr_partial))?;
-        let max = usz(nr).saturating_add(1).min(MAX_PARTIAL);
+        // nr_partial and the list may disagree by a slab being moved at the
+        // crash: room for that; a cycle is caught by the walk.
+        let max = usz(nr).saturating_add(1024).min(MAX_PARTIAL);
         let mut free = 0u64;
         for link in k.list_for_each(node.wrapping_add(self.partial), max)? {
             let (objects, inuse) = self.slab.counts(k, link.wrapping_sub(self.slab.list))?;
