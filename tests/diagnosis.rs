@@ -1844,3 +1844,27 @@ fn oom_report_task_table_row_is_evidence_in_both_generations() {
         );
     }
 }
+
+#[test]
+fn a_large_kernel_consumer_second_to_the_tasks_is_said_after_them() {
+    let log = [
+        "stress invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=0",
+        "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+    ];
+    let mut m = oom_model(&log, &[("vm.panic_on_oom", 1)]);
+    // 1.2 GiB of RSS in one worker, 0.5 GiB of unreclaimable slab.
+    m.tasks[1].rss_kib = 1_258_291;
+    m.memory_usage = usage(&[("anon", 314_572), ("slab_unreclaimable", 131_072)]);
+    let d = diag(&m);
+    let v = &d.verdict;
+    assert!(!v.contains("kernel memory, not user tasks"), "{v}");
+    let rss = v.find("largest RSS: worker").expect(v);
+    let slab = v
+        .find("unreclaimable slab also held 512 MiB (25% of RAM), less than the tasks' 1229 MiB")
+        .expect(v);
+    assert!(rss < slab, "{v}");
+    assert!(d
+        .remedies
+        .iter()
+        .any(|r| r.contains("Limit the offending workload (worker)")));
+}

@@ -255,9 +255,14 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
     }
     // Kernel memory against user memory: the consumer that grew.
     let user_kib = procs.iter().fold(0u64, |a, t| a.saturating_add(t.rss_kib));
-    let kernel = (!constrained)
+    let consumer = (!constrained)
         .then(|| kernel_consumer(cx, user_kib, ram_kib, &mut evidence))
         .flatten();
+    // A kernel consumer second to the tasks but large: said after them.
+    let (kernel, also) = match consumer {
+        Some(k) if k.dominant => (Some(k), None),
+        other => (None, other),
+    };
     if let Some(k) = &kernel {
         facts.insert(0, k.fact.clone());
         for (j, r) in k.remedies.iter().enumerate() {
@@ -282,6 +287,9 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
                 "Limit the offending workload ({comm}): run it in a cgroup with memory.max (systemd MemoryMax=), or fix its memory use"
             ));
         }
+    }
+    if let Some(a) = also {
+        facts.push(a.fact);
     }
 
     // Zones under their min watermark.
@@ -686,6 +694,9 @@ fn oom_hugepages_kb(cx: &Ctx) -> Option<(usize, u64, u64)> {
 struct KernelConsumer {
     fact: String,
     remedies: Vec<String>,
+    /// Held more than the user tasks' RSS (else: a fifth of RAM or more,
+    /// second to the tasks).
+    dominant: bool,
 }
 
 /// Compares kernel consumers (unreclaimable slab, huge pages, page tables,
@@ -749,11 +760,22 @@ fn kernel_consumer(
         .iter()
         .filter_map(|(w, k, l)| k.map(|k| (*w, k, *l)))
         .max_by_key(|c| c.1)?;
-    if kib <= user || kib == 0 {
-        return None;
-    }
     let mib = |k: u64| k / 1024;
     let share = pct(kib as f64, ram_kib as f64);
+    if kib == 0 {
+        return None;
+    }
+    if kib <= user {
+        return (share >= 20.0).then(|| KernelConsumer {
+            fact: format!(
+                "{label} also held {} MiB ({share}% of RAM), less than the tasks' {} MiB",
+                mib(kib),
+                mib(user)
+            ),
+            remedies: Vec::new(),
+            dominant: false,
+        });
+    }
     let reference = if usage.rows.iter().any(|r| r.what == what) {
         format!("usage:{what}")
     } else if let Some((i, _)) = &mem_info {
@@ -874,7 +896,11 @@ fn kernel_consumer(
             );
         }
     }
-    Some(KernelConsumer { fact, remedies })
+    Some(KernelConsumer {
+        fact,
+        remedies,
+        dominant: true,
+    })
 }
 
 /// "the allocation that failed was the kernel's own (GFP_KERNEL by kernel
