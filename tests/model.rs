@@ -628,7 +628,17 @@ fn json_round_trips_with_the_documented_keys() {
         let n = &case.name;
         let j = crashdeck::report::json(&m);
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
-        for k in ["summary", "tasks", "meminfo", "zones", "log", "problems"] {
+        for k in [
+            "summary",
+            "tasks",
+            "meminfo",
+            "zones",
+            "log",
+            "problems",
+            "slabs",
+            "memory_usage",
+            "memcgs",
+        ] {
             assert!(v.get(k).is_some(), "{n}: key {k}");
         }
         for k in [
@@ -641,6 +651,28 @@ fn json_round_trips_with_the_documented_keys() {
         ] {
             assert!(v["summary"].get(k).is_some(), "{n}: summary.{k}");
         }
+        for k in [
+            "cache",
+            "name",
+            "objsize",
+            "allocated",
+            "total",
+            "slabs",
+            "slab_size",
+            "bytes",
+        ] {
+            assert!(v["slabs"][0].get(k).is_some(), "{n}: slabs[0].{k}");
+        }
+        for k in ["total_pages", "rows", "hugepages", "nodes", "counters"] {
+            assert!(v["memory_usage"].get(k).is_some(), "{n}: memory_usage.{k}");
+        }
+        // A model saved before slabs, memory_usage and memcgs existed loads.
+        let mut old = v.clone();
+        for k in ["slabs", "memory_usage", "memcgs"] {
+            old.as_object_mut().unwrap().remove(k);
+        }
+        let older: DumpModel = serde_json::from_value(old).unwrap();
+        assert!(older.slabs.is_empty() && older.memory_usage.rows.is_empty());
         let back: DumpModel = serde_json::from_str(&j).unwrap();
         assert_eq!(back, m, "{n}: JSON round trip");
     }
