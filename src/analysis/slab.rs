@@ -17,7 +17,9 @@
 //!
 //! Both totals need CONFIG_SLUB_DEBUG (`kmem_cache_node.nr_slabs`,
 //! `total_objects`); without them the caches cannot be sized (crash refuses
-//! `kmem -s` too) and the part says so. SLAB (not SLUB) kernels are not read.
+//! `kmem -s` too) and the part says so. SLAB (not SLUB) kernels, 4.10 to
+//! 6.7, are read as their /proc/slabinfo counts (`read_slab_allocator`;
+//! untested: no fixture runs SLAB).
 //!
 //! Layouts are asked of the types: `struct slab` (5.17+) or the slab fields of
 //! `struct page`, `kmem_cache_cpu.slab` or `.page`, `kmem_cache.oo`.
@@ -129,9 +131,13 @@ fn reclaim_account_flag(k: &Kernel, slab_type: &str) -> u64 {
 /// crash's `kmem -s`: every SLUB cache, largest first (bytes, then name),
 /// and why any cache could not be read (the others stand).
 pub fn read(k: &Kernel) -> Result<(Vec<SlabCache>, Vec<String>)> {
+    if k.has_member("kmem_cache", "cpu_cache") && k.has_member("kmem_cache_node", "total_slabs") {
+        return read_slab_allocator(k);
+    }
     if !k.has_member("kmem_cache", "cpu_slab") {
         return Err(KernelError::Other(
-            "kmem_cache has no cpu_slab: not a SLUB kernel (SLAB and SLOB caches are not read)"
+            "kmem_cache has neither cpu_slab (SLUB) nor cpu_cache with kmem_cache_node.total_slabs \
+             (SLAB, 4.10+): the slab caches are not read"
                 .into(),
         ));
     }
@@ -171,19 +177,88 @@ pub fn read(k: &Kernel) -> Result<(Vec<SlabCache>, Vec<String>)> {
         random: k.offset_of("kmem_cache", "random").ok(),
         reclaim_flag,
     };
+    each_cache(k, |s| w.cache(s))
+}
+
+/// The caches of a SLAB (not SLUB) kernel, 4.10 to 6.7, as its
+/// `/proc/slabinfo` counts them (`get_slabinfo()` in mm/slab.c): slabs and
+/// objects from each node's `total_slabs` and `free_objects`; objects held
+/// in the per-CPU and shared array caches count as allocated, as there.
+/// No SLAB dump is among the fixtures: this follows the kernel source only.
+fn read_slab_allocator(k: &Kernel) -> Result<(Vec<SlabCache>, Vec<String>)> {
+    let ty = "kmem_cache";
+    let nodes: Vec<u32> = super::memory::nodes(k)?.into_iter().map(|n| n.0).collect();
+    let node_array = k.member(ty, "node")?;
+    let total_slabs = k.offset_of("kmem_cache_node", "total_slabs")?;
+    let free_objects = k.offset_of("kmem_cache_node", "free_objects")?;
+    let page_size = k.dump().info().page_size;
+    // SLAB left the kernel (6.8) before the flags became an enum (6.9).
+    let reclaim = reclaim_account_flag(k, "page");
+    each_cache(k, |s| {
+        let name_ptr = k.read_member(s, ty, "name")?;
+        let name = read_str(k, name_ptr, 64).unwrap_or_else(|_| "(unknown)".into());
+        let num = k.read_member(s, ty, "num")?;
+        let order = k.read_member(s, ty, "gfporder")?.min(20);
+        let slab_size = page_size.checked_shl(order as u32).unwrap_or(u64::MAX);
+        let flags = k.read_member(s, ty, "flags").unwrap_or(0);
+        let (mut slabs, mut free) = (0u64, 0u64);
+        for node in cache_nodes(k, s, &node_array, &nodes)? {
+            slabs = slabs.saturating_add(k.read_u64(node.wrapping_add(total_slabs))?);
+            free = free.saturating_add(k.read_u64(node.wrapping_add(free_objects))?);
+        }
+        let total = slabs.saturating_mul(num);
+        Ok(SlabCache {
+            cache: s,
+            name,
+            objsize: k.read_member(s, ty, "object_size")?,
+            size: k.read_member(s, ty, "size")?,
+            allocated: total.saturating_sub(free),
+            total,
+            slabs,
+            slab_size,
+            bytes: slabs.saturating_mul(slab_size),
+            reclaimable: flags & reclaim != 0,
+        })
+    })
+}
+
+/// Every cache on `slab_caches`, read by `cache`, largest first; a cache
+/// that cannot be read is a problem naming it.
+fn each_cache(
+    k: &Kernel,
+    cache: impl Fn(u64) -> Result<SlabCache>,
+) -> Result<(Vec<SlabCache>, Vec<String>)> {
     let head = k.symbol("slab_caches")?;
     let list = k.offset_of("kmem_cache", "list")?;
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
+    let (mut out, mut problems) = (Vec::new(), Vec::new());
     for n in k.list_for_each(head, MAX_CACHES)? {
         let s = n.wrapping_sub(list);
-        match w.cache(s) {
+        match cache(s) {
             Ok(c) => out.push(c),
             Err(e) => problems.push(format!("slab cache at {s:#x}: {e}")),
         }
     }
     out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
     Ok((out, problems))
+}
+
+/// The cache's `kmem_cache_node`s of the online nodes (`kmem_cache.node[]`).
+fn cache_nodes(k: &Kernel, s: u64, node_array: &Member, nodes: &[u32]) -> Result<Vec<u64>> {
+    let ptr = node_array.element_size.unwrap_or(8);
+    let mut out = Vec::new();
+    for &nid in nodes {
+        if u64::from(nid) >= node_array.array_len.unwrap_or(1) {
+            continue;
+        }
+        let node = k.read_u64(
+            s.wrapping_add(node_array.offset)
+                .wrapping_add(u64::from(nid) * ptr),
+        )?;
+        if node != 0 {
+            out.push(node);
+        }
+    }
+    Ok(out)
 }
 
 impl Walk<'_> {
@@ -244,19 +319,7 @@ impl Walk<'_> {
         }
 
         let (mut slabs, mut total) = (0u64, 0u64);
-        let ptr_size = self.node_array.element_size.unwrap_or(8);
-        let n_nodes = self.node_array.array_len.unwrap_or(1);
-        for &nid in &self.nodes {
-            if u64::from(nid) >= n_nodes {
-                continue;
-            }
-            let node = k.read_u64(
-                s.wrapping_add(self.node_array.offset)
-                    .wrapping_add(u64::from(nid) * ptr_size),
-            )?;
-            if node == 0 {
-                continue;
-            }
+        for node in cache_nodes(k, s, &self.node_array, &self.nodes)? {
             slabs = slabs.saturating_add(k.read_u64(node.wrapping_add(self.nr_slabs))?);
             total = total.saturating_add(k.read_u64(node.wrapping_add(self.total_objects))?);
             free = free.saturating_add(self.node_partial_free(node)?);
