@@ -2,6 +2,7 @@
 
 mod common;
 
+use crashdeck::arch::Arch;
 use crashdeck::dump::Dump;
 
 #[test]
@@ -33,8 +34,10 @@ fn every_fixture_opens_with_release_and_cpus() {
             .expect("sys CPUS");
         assert_eq!(d.cpus().len(), cpus, "{}: CPU notes vs crash CPUS", c.name);
         assert_eq!(d.info().nr_cpus as usize, cpus, "{}: nr_cpus", c.name);
+        let arch = Arch::of_dump(&d).expect("architecture");
         for cpu in d.cpus() {
-            assert_ne!(cpu.regs.rip, 0, "{}: cpu {} has no RIP", c.name, cpu.cpu);
+            let pc = arch.registers(cpu).expect("registers").pc();
+            assert_ne!(pc, 0, "{}: cpu {} has no PC", c.name, cpu.cpu);
         }
         // The page VMCOREINFO's page size says, read from the first RAM range.
         let ps = d.vmcoreinfo().number("PAGESIZE").expect("PAGESIZE") as u64;
@@ -141,14 +144,17 @@ fn info_facts_match_the_references() {
         );
         assert_eq!(json["cpus"].as_array().unwrap().len(), d.cpus().len());
         assert_eq!(json["nr_cpus"], d.info().nr_cpus);
+        let arch = Arch::of_dump(&d).expect("architecture");
+        let (pc_label, sp_label) = arch.pc_sp_labels();
         for cpu in d.cpus() {
+            let r = arch.registers(cpu).expect("registers");
             assert!(
-                text.contains(&format!("RIP {:#018x}", cpu.regs.rip)),
+                text.contains(&format!("{pc_label} {:#018x}", r.pc())),
                 "{}",
                 c.name
             );
             assert!(
-                text.contains(&format!("RSP {:#018x}", cpu.regs.rsp)),
+                text.contains(&format!("{sp_label} {:#018x}", r.sp())),
                 "{}",
                 c.name
             );

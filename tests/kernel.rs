@@ -228,8 +228,8 @@ fn vmalloc_stack_reads_crash_return_addresses() {
         assert!(checked >= 2, "{}", case.name);
         // The NT_PRSTATUS stack pointer of the crashing CPU translates too.
         let (_, cpu) = bt_task_cpu(&bt);
-        let rsp = k.dump().cpus()[cpu as usize].regs.rsp;
-        assert!(k.vtop(rsp).is_ok(), "{}: rsp {rsp:#x}", case.name);
+        let sp = k.registers(&k.dump().cpus()[cpu as usize]).unwrap().sp();
+        assert!(k.vtop(sp).is_ok(), "{}: sp {sp:#x}", case.name);
     }
 }
 

@@ -20,7 +20,7 @@ pub mod orc;
 pub mod symbolize;
 pub mod unwind;
 
-use crate::dump::X86Regs;
+use crate::arch::Registers;
 use crate::kernel::{Kernel, KernelError};
 use crate::model::{Backtrace, DumpModel, Frame, FrameKind};
 use orc::{OrcLayout, OrcSet, OrcTable};
@@ -76,7 +76,14 @@ pub fn read_all(kernel: &Kernel, model: &DumpModel) -> Vec<Backtrace> {
         let mut bt = ctx.task_info(model, task, Some(c.cpu));
         bt.panic = is_panic;
         bt.active = true;
-        let start = start_from_cpu(&c.regs);
+        let start = match kernel.registers(c) {
+            Ok(r) => start_from_cpu(&r),
+            Err(e) => {
+                bt.error = Some(e.to_string());
+                out.push(bt);
+                continue;
+            }
+        };
         ctx.fill(&mut bt, task, start, None);
         // the kernel's own notes (kdump: they carry the pid; in QEMU's the
         // dump layer drops QEMU's vCPU number)
@@ -125,16 +132,22 @@ fn show_interrupted_regs(bt: &mut Backtrace, start: &Start) {
     }
 }
 
-fn start_from_cpu(r: &X86Regs) -> Start {
-    let vals = [
-        r.rip, r.rsp, r.eflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8, r.r9, r.r10,
-        r.r11, r.r12, r.r13, r.r14, r.r15, r.orig_rax, r.cs, r.ss,
-    ];
+/// The unwinder's start from a CPU's saved registers: the `pt_regs` names
+/// of `REG_NAMES` looked up in the architecture's register set.
+fn start_from_cpu(r: &Registers) -> Start {
+    let mut vals = [0u64; 21];
+    let mut full = true;
+    for (v, name) in vals.iter_mut().zip(unwind::USER_REG_NAMES) {
+        match r.get(name) {
+            Some(x) => *v = x,
+            None => full = false,
+        }
+    }
     Start {
-        ip: r.rip,
-        sp: r.rsp,
-        bp: Some(r.rbp),
-        regs: Some(Regs { vals, full: true }),
+        ip: r.pc(),
+        sp: r.sp(),
+        bp: Some(r.fp()),
+        regs: full.then_some(Regs { vals, full: true }),
         signal: true,
     }
 }

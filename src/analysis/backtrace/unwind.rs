@@ -46,6 +46,12 @@ pub const REG_NAMES: [&str; 21] = [
     "ip", "sp", "flags", "ax", "bx", "cx", "dx", "si", "di", "bp", "r8", "r9", "r10", "r11", "r12",
     "r13", "r14", "r15", "orig_ax", "cs", "ss",
 ];
+/// The names `arch::Registers` gives the registers of `REG_NAMES` (the
+/// `user_regs_struct` spelling of an NT_PRSTATUS note).
+pub const USER_REG_NAMES: [&str; 21] = [
+    "rip", "rsp", "eflags", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10",
+    "r11", "r12", "r13", "r14", "r15", "orig_rax", "cs", "ss",
+];
 /// crash's labels for `REG_NAMES`.
 pub const CRASH_LABELS: [&str; 21] = [
     "RIP", "RSP", "RFLAGS", "RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "R8", "R9", "R10",

@@ -1,0 +1,425 @@
+//! aarch64 (arm64): the kernel's TTBR1 translation with 4K, 16K and 64K
+//! granules, 2 to 5 levels, 39- to 52-bit VA, block mappings; the linear map
+//! and the kernel image (`kimage_voffset`) as shortcuts; the registers of
+//! NT_PRSTATUS (`struct user_pt_regs`: x0..x30, sp, pc, pstate); pointer
+//! authentication codes on return addresses (`KERNELPACMASK`).
+//!
+//! Everything comes from VMCOREINFO (arch/arm64/kernel/crash_core.c):
+//! `PAGESIZE`, `NUMBER(VA_BITS)`, `NUMBER(TCR_EL1_T1SZ)`,
+//! `NUMBER(kimage_voffset)`, `NUMBER(PHYS_OFFSET)`, `NUMBER(MAX_PHYSMEM_BITS)`,
+//! `NUMBER(KERNELPACMASK)`, `NUMBER(VMALLOC_START)`, `SYMBOL(swapper_pg_dir)`.
+
+use super::{
+    kaslr_from_vmcoreinfo, level_name, vmcoreinfo_number, AddressSpace, Arch, ArchError,
+    ImageSymbols, KaslrSource, Mmu, Registers, Result, Tlb, WalkStep,
+};
+use crate::dump::{CpuState, Dump, PhysMem, VmcoreInfo};
+
+/// `struct user_pt_regs` (arch/arm64/include/uapi/asm/ptrace.h) member names.
+const USER_PT_REGS: [&str; 34] = [
+    "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14",
+    "x15", "x16", "x17", "x18", "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27",
+    "x28", "x29", "x30", "sp", "pc", "pstate",
+];
+
+/// The shape of a translation table walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// 12 (4K), 14 (16K) or 16 (64K).
+    pub page_shift: u32,
+    /// 2..=5.
+    pub levels: u32,
+    /// Bits of the address the walk translates (64 - TCR_EL1.T1SZ).
+    pub va_bits: u32,
+    /// 48, or 52 (FEAT_LPA with 64K, FEAT_LPA2 with 4K/16K).
+    pub pa_bits: u32,
+}
+
+impl Geometry {
+    /// The levels a kernel built for `va_bits` with a `page_shift` granule uses
+    /// (`CONFIG_PGTABLE_LEVELS`).
+    pub fn levels_for(va_bits: u32, page_shift: u32) -> u32 {
+        let per_level = page_shift - 3;
+        (va_bits.saturating_sub(page_shift)).div_ceil(per_level)
+    }
+
+    fn shift(&self, level: u32) -> u32 {
+        self.page_shift + (level - 1) * (self.page_shift - 3)
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        if !matches!(self.page_shift, 12 | 14 | 16) {
+            return Err(format!(
+                "page size {} is not an aarch64 granule (4K, 16K or 64K)",
+                1u64 << self.page_shift.min(63)
+            ));
+        }
+        if !(2..=5).contains(&self.levels) {
+            return Err(format!("{} levels of page tables", self.levels));
+        }
+        if !(36..=52).contains(&self.va_bits) {
+            return Err(format!("{}-bit virtual addresses", self.va_bits));
+        }
+        let top = self.shift(self.levels);
+        if top >= self.va_bits || top + (self.page_shift - 3) < self.va_bits {
+            return Err(format!(
+                "{} levels of {}-byte pages do not cover {}-bit addresses",
+                self.levels,
+                1u64 << self.page_shift,
+                self.va_bits
+            ));
+        }
+        Ok(())
+    }
+
+    /// The output address of a table, block or page descriptor.
+    fn output_address(&self, desc: u64) -> u64 {
+        let bits = |hi: u32, lo: u32| desc & (((1u64 << (hi + 1)) - 1) & !((1u64 << lo) - 1));
+        if self.pa_bits < 52 {
+            bits(47, self.page_shift)
+        } else if self.page_shift == 16 {
+            // FEAT_LPA: PA[51:48] in descriptor bits [15:12].
+            bits(47, 16) | ((desc >> 12) & 0xf) << 48
+        } else {
+            // FEAT_LPA2: PA[51:50] in descriptor bits [9:8].
+            bits(49, self.page_shift) | ((desc >> 8) & 3) << 50
+        }
+    }
+}
+
+/// Walks the TTBR1 tables at physical `top` for `vaddr`: the physical
+/// address and the size of the page or block that maps it.
+pub fn walk(mem: &dyn PhysMem, top: u64, g: &Geometry, vaddr: u64) -> Result<(u64, u64)> {
+    walk_with(mem, top, g, vaddr, &mut |_| {})
+}
+
+/// `walk`, telling `step` each descriptor it reads.
+fn walk_with(
+    mem: &dyn PhysMem,
+    top: u64,
+    g: &Geometry,
+    vaddr: u64,
+    step: &mut dyn FnMut(WalkStep),
+) -> Result<(u64, u64)> {
+    let err = |level: u32, what: String| ArchError::Translate { vaddr, level, what };
+    g.check().map_err(|e| err(g.levels, e))?;
+    // TTBR1 addresses: every bit above va_bits is one.
+    let high = vaddr >> g.va_bits;
+    if high != (u64::MAX >> g.va_bits) {
+        return Err(err(
+            g.levels,
+            format!(
+                "not a kernel (TTBR1) address for {}-bit virtual addresses",
+                g.va_bits
+            ),
+        ));
+    }
+    let mut table = top;
+    let mut level = g.levels;
+    loop {
+        let shift = g.shift(level);
+        let width = if level == g.levels {
+            g.va_bits - shift
+        } else {
+            g.page_shift - 3
+        };
+        let idx = (vaddr >> shift) & ((1u64 << width) - 1);
+        let entry_pa = table.wrapping_add(idx * 8);
+        let name = level_name(level, g.levels);
+        let mut b = [0u8; 8];
+        if let Err(e) = mem.read_phys(entry_pa, &mut b) {
+            step(WalkStep {
+                level,
+                name,
+                entry_paddr: entry_pa,
+                entry: None,
+            });
+            return Err(err(
+                level,
+                format!("cannot read the {name} descriptor at physical {entry_pa:#x}: {e}"),
+            ));
+        }
+        let desc = u64::from_le_bytes(b);
+        step(WalkStep {
+            level,
+            name,
+            entry_paddr: entry_pa,
+            entry: Some(desc),
+        });
+        if desc & 1 == 0 {
+            return Err(err(
+                level,
+                format!("{name} descriptor {desc:#x} at physical {entry_pa:#x} is not valid"),
+            ));
+        }
+        let size = 1u64 << shift;
+        let is_table_or_page = desc & 2 != 0;
+        if level == 1 {
+            if !is_table_or_page {
+                return Err(err(
+                    level,
+                    format!(
+                        "{name} descriptor {desc:#x} at physical {entry_pa:#x} is reserved \
+                         (a block descriptor at the last level)"
+                    ),
+                ));
+            }
+            let base = g.output_address(desc);
+            return Ok((base | (vaddr & (size - 1)), size));
+        }
+        if !is_table_or_page {
+            // A block mapping.
+            let base = g.output_address(desc) & !(size - 1);
+            return Ok((base | (vaddr & (size - 1)), size));
+        }
+        table = g.output_address(desc);
+        level -= 1;
+    }
+}
+
+/// The aarch64 translation of one kernel.
+pub struct Aarch64 {
+    /// Physical address of the top table (`swapper_pg_dir`).
+    pub top_pgt: u64,
+    pub geometry: Geometry,
+    /// `kimage_voffset`: kernel image `pa = va - kimage_voffset`.
+    pub kimage_voffset: u64,
+    /// Run-time virtual range [start, end) of the kernel image, when known.
+    pub image: Option<(u64, u64)>,
+    /// The linear map: virtual [start, end), `pa = va - start + phys_offset`.
+    pub linear: (u64, u64),
+    pub phys_offset: u64,
+    /// Physical memory the dump describes [start, end): the linear shortcut
+    /// is taken only inside it.
+    pub ram: (u64, u64),
+    tlb: Tlb,
+}
+
+impl Aarch64 {
+    pub fn new(top_pgt: u64, geometry: Geometry) -> Aarch64 {
+        Aarch64 {
+            top_pgt,
+            geometry,
+            kimage_voffset: 0,
+            image: None,
+            linear: (0, 0),
+            phys_offset: 0,
+            ram: (0, 0),
+            tlb: Tlb::new(geometry.page_shift),
+        }
+    }
+
+    fn shortcut(&self, vaddr: u64) -> Option<u64> {
+        if let Some((s, e)) = self.image {
+            if (s..e).contains(&vaddr) {
+                return Some(vaddr.wrapping_sub(self.kimage_voffset));
+            }
+        }
+        let (s, e) = self.linear;
+        if (s..e).contains(&vaddr) {
+            let pa = (vaddr - s).wrapping_add(self.phys_offset);
+            if (self.ram.0..self.ram.1).contains(&pa) {
+                return Some(pa);
+            }
+        }
+        None
+    }
+}
+
+impl Mmu for Aarch64 {
+    fn vtop(&self, vaddr: u64, mem: &dyn PhysMem) -> Result<u64> {
+        if let Some(pa) = self.shortcut(vaddr) {
+            return Ok(pa);
+        }
+        if let Some(pa) = self.tlb.get(vaddr) {
+            return Ok(pa);
+        }
+        let (pa, _) = walk(mem, self.top_pgt, &self.geometry, vaddr)?;
+        self.tlb.put(vaddr, pa);
+        Ok(pa)
+    }
+
+    fn levels(&self) -> u32 {
+        self.geometry.levels
+    }
+
+    fn arch(&self) -> Arch {
+        Arch::Aarch64
+    }
+
+    fn page_size(&self) -> u64 {
+        1 << self.geometry.page_shift
+    }
+
+    fn va_bits(&self) -> u32 {
+        self.geometry.va_bits
+    }
+
+    fn trace(&self, vaddr: u64, mem: &dyn PhysMem) -> Vec<WalkStep> {
+        let mut steps = Vec::new();
+        let _ = walk_with(mem, self.top_pgt, &self.geometry, vaddr, &mut |s| {
+            steps.push(s)
+        });
+        steps
+    }
+}
+
+fn missing(key: &str) -> ArchError {
+    ArchError::Setup(format!(
+        "VMCOREINFO has no {key}: an aarch64 dump names it (arch/arm64/kernel/crash_core.c)"
+    ))
+}
+
+/// `NUMBER(VA_BITS)` (the kernel's configured VA size).
+fn config_va_bits(vi: &VmcoreInfo) -> Result<u32> {
+    vmcoreinfo_number(vi, "NUMBER(VA_BITS)")
+        .and_then(|v| u32::try_from(v).ok())
+        .filter(|v| (36..=52).contains(v))
+        .ok_or_else(|| missing("NUMBER(VA_BITS) (36..52)"))
+}
+
+/// The kernel image from VMCOREINFO alone: `pa = va - kimage_voffset` for a
+/// kernel address in the upper half (where the image lives, above the linear map).
+pub(crate) fn image_pa(vi: &VmcoreInfo, vaddr: u64, len: u64) -> Option<u64> {
+    let voff = vmcoreinfo_number(vi, "NUMBER(kimage_voffset)")?;
+    let va_bits = config_va_bits(vi).ok()?;
+    let upper_half = u64::MAX << (va_bits.min(48) - 1);
+    (vaddr >= upper_half && vaddr.checked_add(len).is_some()).then(|| vaddr.wrapping_sub(voff))
+}
+
+/// A saved return address with its pointer-authentication code replaced by
+/// the ones of a kernel address (`KERNELPACMASK`, else the bits above VA_BITS).
+pub(crate) fn strip_pac(vi: &VmcoreInfo, addr: u64) -> u64 {
+    if addr & (1 << 55) == 0 {
+        return addr;
+    }
+    let mask = vmcoreinfo_number(vi, "NUMBER(KERNELPACMASK)")
+        .filter(|&m| m != 0)
+        .or_else(|| config_va_bits(vi).ok().map(|b| u64::MAX << b))
+        .unwrap_or(0xffff_0000_0000_0000);
+    addr | mask
+}
+
+/// The registers of an NT_PRSTATUS `pr_reg` (`struct user_pt_regs`).
+pub(crate) fn registers(cpu: &CpuState) -> Result<Registers> {
+    let b = &cpu.raw;
+    let mut values = Vec::with_capacity(USER_PT_REGS.len());
+    for (i, n) in USER_PT_REGS.iter().enumerate() {
+        let v = b
+            .get(i * 8..i * 8 + 8)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_le_bytes)
+            .ok_or_else(|| {
+                ArchError::Setup(format!(
+                    "CPU {}: {} note of {} register bytes: expected {} (aarch64 user_pt_regs)",
+                    cpu.cpu,
+                    cpu.source,
+                    b.len(),
+                    USER_PT_REGS.len() * 8
+                ))
+            })?;
+        values.push((*n, v));
+    }
+    Ok(Registers {
+        arch: Arch::Aarch64,
+        values,
+    })
+}
+
+/// KASLR from VMCOREINFO; the geometry from `PAGESIZE`, `VA_BITS` and
+/// `TCR_EL1_T1SZ`; `swapper_pg_dir` through `kimage_voffset`.
+pub(crate) fn address_space(dump: &Dump, syms: &dyn ImageSymbols) -> Result<AddressSpace> {
+    let vi = dump.vmcoreinfo();
+    if vi.entries.is_empty() {
+        return Err(ArchError::Setup(
+            "the aarch64 dump has no VMCOREINFO: its page-table layout (VA_BITS, \
+             kimage_voffset, PHYS_OFFSET) is unknown"
+                .into(),
+        ));
+    }
+    let (kaslr, kaslr_source) =
+        kaslr_from_vmcoreinfo(vi, syms).unwrap_or((0, KaslrSource::Assumed));
+    let page_size = vi
+        .number("PAGESIZE")
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| missing("PAGESIZE"))?;
+    let page_shift = match page_size {
+        4096 => 12,
+        16384 => 14,
+        65536 => 16,
+        n => {
+            return Err(ArchError::Setup(format!(
+                "VMCOREINFO PAGESIZE={n}: expected an aarch64 granule (4096, 16384 or 65536)"
+            )))
+        }
+    };
+    let va_bits = config_va_bits(vi)?;
+    let walk_va_bits = match vmcoreinfo_number(vi, "NUMBER(TCR_EL1_T1SZ)") {
+        Some(t1sz) if (12..=28).contains(&t1sz) => 64 - t1sz as u32,
+        _ => va_bits,
+    };
+    let pa_bits = match vmcoreinfo_number(vi, "NUMBER(MAX_PHYSMEM_BITS)") {
+        Some(52) => 52,
+        _ => 48,
+    };
+    let levels = Geometry::levels_for(va_bits, page_shift);
+    let geometry = Geometry {
+        page_shift,
+        levels,
+        va_bits: walk_va_bits,
+        pa_bits,
+    };
+    geometry
+        .check()
+        .map_err(|e| ArchError::Setup(format!("aarch64 page tables from VMCOREINFO: {e}")))?;
+    let kimage_voffset = vmcoreinfo_number(vi, "NUMBER(kimage_voffset)")
+        .ok_or_else(|| missing("NUMBER(kimage_voffset)"))?;
+    let phys_offset = vmcoreinfo_number(vi, "NUMBER(PHYS_OFFSET)")
+        .ok_or_else(|| missing("NUMBER(PHYS_OFFSET)"))?;
+    let pgd_va = vi
+        .symbol("swapper_pg_dir")
+        .or_else(|| {
+            syms.link_addr("swapper_pg_dir")
+                .map(|a| a.wrapping_add(kaslr))
+        })
+        .ok_or_else(|| ArchError::NoSymbol("swapper_pg_dir".into()))?;
+    let mut top = pgd_va.wrapping_sub(kimage_voffset);
+    // A 52-bit kernel on 48-bit hardware: TTBR1 points into the PGD so that a
+    // 48-bit walk lands on its last entries (TTBR1_BADDR_4852_OFFSET).
+    if va_bits == 52 && walk_va_bits == 48 && Geometry::levels_for(48, page_shift) == levels {
+        let pgdir_shift = geometry.shift(levels);
+        top = top.wrapping_add(((1u64 << (52 - pgdir_shift)) - (1u64 << (48 - pgdir_shift))) * 8);
+    }
+    let mut mmu = Aarch64::new(top, geometry);
+    mmu.kimage_voffset = kimage_voffset;
+    mmu.phys_offset = phys_offset;
+    mmu.image = syms
+        .link_addr("_text")
+        .or_else(|| syms.link_addr("_stext"))
+        .zip(syms.link_addr("_end"))
+        .map(|(s, e)| (s.wrapping_add(kaslr), e.wrapping_add(kaslr)))
+        .filter(|(s, e)| s < e);
+    // The linear map is the lower half of the kernel's space since 5.4 (the
+    // flipped layout: vmalloc and the image above it), the upper half before.
+    let page_offset = u64::MAX << va_bits;
+    let half = u64::MAX << (va_bits.min(48) - 1);
+    let vmalloc = vmcoreinfo_number(vi, "NUMBER(VMALLOC_START)")
+        .or_else(|| vmcoreinfo_number(vi, "NUMBER(MODULES_VADDR)"));
+    mmu.linear = match vmalloc {
+        Some(v) if v < half => (half, u64::MAX),
+        _ => (page_offset, half),
+    };
+    let ranges = &dump.info().phys_ranges;
+    mmu.ram = (
+        ranges.iter().map(|r| r.0).min().unwrap_or(0),
+        ranges.iter().map(|r| r.1).max().unwrap_or(0),
+    );
+    let linear_map_base = mmu.linear.0;
+    Ok(AddressSpace {
+        mmu: Box::new(mmu),
+        kaslr,
+        kaslr_source,
+        phys_base: phys_offset,
+        linear_map_base,
+    })
+}
