@@ -177,6 +177,16 @@ impl Tlb {
     }
 }
 
+/// How an architecture's kernel stacks are unwound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnwindMethod {
+    /// ORC tables, then DWARF CFI and frame pointers (x86_64).
+    Orc,
+    /// Frame records `[fp, lr]` chained through the frame pointer, `pt_regs`
+    /// at exception entries (aarch64).
+    FrameRecords,
+}
+
 /// One CPU's registers, decoded by its architecture.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Registers {
@@ -344,6 +354,23 @@ impl Arch {
         match self {
             Arch::X86_64 => x86_64::image_pa(vi, vaddr, len),
             Arch::Aarch64 => aarch64::image_pa(vi, vaddr, len),
+        }
+    }
+
+    /// How kernel stacks are unwound.
+    pub fn unwind_method(self) -> UnwindMethod {
+        match self {
+            Arch::X86_64 => UnwindMethod::Orc,
+            Arch::Aarch64 => UnwindMethod::FrameRecords,
+        }
+    }
+
+    /// Whether a saved processor state (aarch64 `pstate`, x86_64 `cs`) was in
+    /// the kernel.
+    pub fn state_is_kernel(self, state: u64) -> bool {
+        match self {
+            Arch::X86_64 => state & 3 == 0,
+            Arch::Aarch64 => aarch64::pstate_is_kernel(state),
         }
     }
 

@@ -176,6 +176,9 @@ pub struct RawFrame {
     pub stack: Option<String>,
     /// `pc` is where the CPU was, not a return address.
     pub signal: bool,
+    /// Registers saved at this frame, already labelled (for architectures
+    /// whose `pt_regs` is not `Regs`); shown when `regs` is `None`.
+    pub labelled: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -243,6 +246,7 @@ impl<'a> Unwinder<'a> {
             regs: None,
             stack: self.stack_name(first_stack),
             signal: start.signal,
+            labelled: Vec::new(),
         });
         if let Some(r) = start.regs.filter(|r| r.user_mode()) {
             // The CPU was in user space: the registers are all there is.
@@ -410,6 +414,7 @@ impl<'a> Unwinder<'a> {
                         regs: None,
                         stack: self.stack_name(stack),
                         signal: orc.signal,
+                        labelled: Vec::new(),
                     },
                     State {
                         ip,
@@ -440,6 +445,7 @@ impl<'a> Unwinder<'a> {
                         regs: Some(regs),
                         stack: self.stack_name(stack),
                         signal: true,
+                        labelled: Vec::new(),
                     },
                     State {
                         ip: regs.ip(),
@@ -517,6 +523,7 @@ impl<'a> Unwinder<'a> {
             regs: None,
             stack: self.stack_name(stack),
             signal: false,
+            labelled: Vec::new(),
         };
         let next = State {
             ip,
@@ -557,6 +564,7 @@ impl<'a> Unwinder<'a> {
                         regs: None,
                         stack: Some(stack.name.clone()),
                         signal: false,
+                        labelled: Vec::new(),
                     };
                     return Some(Step::Next(Box::new((frame, next))));
                 }
@@ -611,6 +619,7 @@ impl<'a> Unwinder<'a> {
                             regs: None,
                             stack: Some(stack.name.clone()),
                             signal: false,
+                            labelled: Vec::new(),
                         });
                     }
                 }
