@@ -441,3 +441,250 @@ pub(crate) fn address_space(dump: &Dump, syms: &dyn ImageSymbols) -> Result<Addr
         linear_map_base,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::test_mem::Mem;
+
+    const TABLE: u64 = 0b11;
+    const BLOCK: u64 = 0b01;
+
+    /// Maps `va` through tables at the given physical addresses, ending in
+    /// `desc` at `last_level` (1 = the page level).
+    fn map(m: &mut Mem, top: u64, g: &Geometry, va: u64, tables: &[u64], last: u32, desc: u64) {
+        let mut table = top;
+        let mut next = tables.iter();
+        for level in (last..=g.levels).rev() {
+            let shift = g.shift(level);
+            let width = if level == g.levels {
+                g.va_bits - shift
+            } else {
+                g.page_shift - 3
+            };
+            let idx = (va >> shift) & ((1 << width) - 1);
+            if level == last {
+                m.set_u64(table + idx * 8, desc);
+            } else {
+                let t = *next.next().unwrap();
+                m.set_u64(table + idx * 8, t | TABLE);
+                table = t;
+            }
+        }
+    }
+
+    fn geometry(page_shift: u32, va_bits: u32) -> Geometry {
+        Geometry {
+            page_shift,
+            levels: Geometry::levels_for(va_bits, page_shift),
+            va_bits,
+            pa_bits: 48,
+        }
+    }
+
+    #[test]
+    fn levels_follow_the_kernel_config() {
+        assert_eq!(Geometry::levels_for(39, 12), 3);
+        assert_eq!(Geometry::levels_for(48, 12), 4);
+        assert_eq!(Geometry::levels_for(47, 14), 3);
+        assert_eq!(Geometry::levels_for(48, 14), 4);
+        assert_eq!(Geometry::levels_for(42, 16), 2);
+        assert_eq!(Geometry::levels_for(48, 16), 3);
+        assert_eq!(Geometry::levels_for(52, 16), 3);
+    }
+
+    #[test]
+    fn four_k_three_levels() {
+        let g = geometry(12, 39);
+        let mut m = Mem::default();
+        let va = 0xffff_ffc0_1234_5678;
+        map(
+            &mut m,
+            0x1000,
+            &g,
+            va,
+            &[0x2000, 0x3000],
+            1,
+            0x4567_8000 | 0x703,
+        );
+        assert_eq!(walk(&m, 0x1000, &g, va).unwrap(), (0x4567_8678, 4096));
+        let mmu = Aarch64::new(0x1000, g);
+        let names: Vec<_> = mmu.trace(va, &m).iter().map(|s| s.name).collect();
+        assert_eq!(names, ["PGD", "PMD", "PTE"]);
+    }
+
+    #[test]
+    fn four_k_four_levels() {
+        let g = geometry(12, 48);
+        let mut m = Mem::default();
+        let va = 0xffff_8000_0812_3456;
+        map(
+            &mut m,
+            0x1000,
+            &g,
+            va,
+            &[0x2000, 0x3000, 0x4000],
+            1,
+            0x8_9abc_d000 | 0x703,
+        );
+        assert_eq!(walk(&m, 0x1000, &g, va).unwrap(), (0x8_9abc_d456, 4096));
+        let mmu = Aarch64::new(0x1000, g);
+        let names: Vec<_> = mmu.trace(va, &m).iter().map(|s| s.name).collect();
+        assert_eq!(names, ["PGD", "PUD", "PMD", "PTE"]);
+        // Through the Mmu, then from its TLB once the tables are gone.
+        assert_eq!(mmu.vtop(va, &m).unwrap(), 0x8_9abc_d456);
+        m.pages.clear();
+        assert_eq!(mmu.vtop(va + 8, &m).unwrap(), 0x8_9abc_d45e);
+    }
+
+    #[test]
+    fn sixty_four_k_three_levels() {
+        // The fixtures' layout: 64K pages, 48-bit VA, a 64-entry top table.
+        let g = geometry(16, 48);
+        assert_eq!(g.levels, 3);
+        let mut m = Mem::default();
+        let va = 0xffff_8000_0812_3456;
+        map(
+            &mut m,
+            0x10000,
+            &g,
+            va,
+            &[0x20000, 0x30000],
+            1,
+            0x5432_0000 | 0x703,
+        );
+        assert_eq!(walk(&m, 0x10000, &g, va).unwrap(), (0x5432_3456, 65536));
+        let t = Aarch64::new(0x10000, g).trace(va, &m);
+        // The PGD index is va[47:42].
+        assert_eq!(t[0].entry_paddr, 0x10000 + ((va >> 42) & 63) * 8);
+    }
+
+    #[test]
+    fn fifty_two_bit_va_and_pa() {
+        let g = Geometry {
+            page_shift: 16,
+            levels: 3,
+            va_bits: 52,
+            pa_bits: 52,
+        };
+        let mut m = Mem::default();
+        let va = 0xfff0_0000_1234_5678;
+        // PA[51:48] = 0xa sits in descriptor bits [15:12] (FEAT_LPA).
+        let pa = 0xa_0000_5678_0000u64;
+        let desc = (pa & 0xffff_ffff_0000) | (0xa << 12) | 0x703;
+        map(&mut m, 0x100000, &g, va, &[0x200000, 0x300000], 1, desc);
+        assert_eq!(walk(&m, 0x100000, &g, va).unwrap(), (pa | 0x5678, 65536));
+        // The top table has 1024 entries (va[51:42]).
+        let t = Aarch64::new(0x100000, g).trace(va, &m);
+        assert_eq!(t[0].entry_paddr, 0x100000 + ((va >> 42) & 1023) * 8);
+        // A 48-bit address is not a 52-bit TTBR1 address's prefix: va[51:48] = 0 here.
+        let low = 0xffff_0000_0000_0000u64;
+        assert!(walk(&m, 0x100000, &g, low).is_err());
+    }
+
+    #[test]
+    fn block_mappings() {
+        // 4K: 1 GiB blocks at level 3 (PUD), 2 MiB at level 2 (PMD).
+        let g = geometry(12, 48);
+        let mut m = Mem::default();
+        let va = 0xffff_0000_4abc_def0;
+        map(&mut m, 0x1000, &g, va, &[0x2000], 3, 0x1_4000_0000 | 0x701);
+        assert_eq!(walk(&m, 0x1000, &g, va).unwrap(), (0x1_4abc_def0, 1 << 30));
+        let va2 = 0xffff_0001_0023_4567;
+        map(
+            &mut m,
+            0x1000,
+            &g,
+            va2,
+            &[0x4000, 0x5000],
+            2,
+            0x8060_0000 | BLOCK,
+        );
+        assert_eq!(walk(&m, 0x1000, &g, va2).unwrap(), (0x8063_4567, 2 << 20));
+        // 64K: 512 MiB blocks at level 2.
+        let g64 = geometry(16, 48);
+        let va3 = 0xffff_0000_1234_5678;
+        map(
+            &mut m,
+            0x40000,
+            &g64,
+            va3,
+            &[0x50000],
+            2,
+            0x6000_0000 | 0x701,
+        );
+        assert_eq!(
+            walk(&m, 0x40000, &g64, va3).unwrap(),
+            (0x7234_5678, 512 << 20)
+        );
+    }
+
+    #[test]
+    fn bad_descriptors_name_the_address_and_level() {
+        let g = geometry(12, 48);
+        let mut m = Mem::default();
+        // A block descriptor at the page level is reserved.
+        let va = 0xffff_8000_0000_1000;
+        map(
+            &mut m,
+            0x1000,
+            &g,
+            va,
+            &[0x2000, 0x3000, 0x4000],
+            1,
+            0x5000 | BLOCK,
+        );
+        match walk(&m, 0x1000, &g, va).unwrap_err() {
+            ArchError::Translate { vaddr, level, what } => {
+                assert_eq!((vaddr, level), (va, 1));
+                assert!(what.contains("PTE") && what.contains("reserved"), "{what}");
+            }
+            other => panic!("{other}"),
+        }
+        // An invalid PMD descriptor.
+        let va2 = 0xffff_8000_4000_0000;
+        map(&mut m, 0x1000, &g, va2, &[0x2000, 0x6000], 2, 0x7000 | 0b10);
+        let e = walk(&m, 0x1000, &g, va2).unwrap_err().to_string();
+        assert!(
+            e.contains("ffff800040000000") && e.contains("level 2") && e.contains("not valid"),
+            "{e}"
+        );
+        // A table outside RAM.
+        let va3 = 0xffff_8000_8000_0000;
+        map(&mut m, 0x1000, &g, va3, &[0x2000], 3, 0x7_0000_0000 | TABLE);
+        let e = walk(&m, 0x1000, &g, va3).unwrap_err().to_string();
+        assert!(e.contains("level 2") && e.contains("not RAM"), "{e}");
+        // A user (TTBR0) address.
+        let e = walk(&m, 0x1000, &g, 0x0000_ffff_0000_0000)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("TTBR1") && e.contains("level 4"), "{e}");
+    }
+
+    #[test]
+    fn linear_map_and_image_shortcuts() {
+        let m = Mem::default();
+        let mut mmu = Aarch64::new(0, geometry(16, 48));
+        mmu.phys_offset = 0x4000_0000;
+        mmu.linear = (0xffff_0000_0000_0000, 0xffff_8000_0000_0000);
+        mmu.ram = (0x4000_0000, 0x5600_0000);
+        mmu.kimage_voffset = 0xffff_adc9_f2c0_0000;
+        mmu.image = Some((0xffff_adca_32e0_0000, 0xffff_adca_3380_0000));
+        assert_eq!(mmu.vtop(0xffff_0000_0000_8400, &m).unwrap(), 0x4000_8400);
+        assert_eq!(
+            mmu.vtop(0xffff_adca_3341_0000, &m).unwrap(),
+            0xffff_adca_3341_0000u64 - 0xffff_adc9_f2c0_0000
+        );
+        // Beyond RAM the linear map is walked (and here fails).
+        assert!(mmu.vtop(0xffff_0000_7000_0000, &m).is_err());
+    }
+
+    #[test]
+    fn pac_bits_are_stripped_from_kernel_addresses() {
+        let vi =
+            VmcoreInfo::parse("NUMBER(VA_BITS)=48\nNUMBER(KERNELPACMASK)=0xffff000000000000\n");
+        assert_eq!(strip_pac(&vi, 0x8fd2_adca_3313_d2f0), 0xffff_adca_3313_d2f0);
+        // A user address (bit 55 clear) is left alone.
+        assert_eq!(strip_pac(&vi, 0x0000_aaaa_0000_1000), 0x0000_aaaa_0000_1000);
+    }
+}
