@@ -42,10 +42,7 @@ pub fn fixtures_dir() -> PathBuf {
 
 /// Architectures whose dumps crashdeck does not read yet, with the issue
 /// that adds them: their cases are skipped with a message naming it.
-const UNSUPPORTED_ARCHES: &[(&str, &str)] = &[(
-    "arm64",
-    "arm64 dumps are not read yet (issue 12: arm64, an architecture seam)",
-)];
+const UNSUPPORTED_ARCHES: &[(&str, &str)] = &[];
 
 pub fn require_fixtures() -> bool {
     std::env::var("CRASHDECK_REQUIRE_FIXTURES").is_ok_and(|v| v == "1")
