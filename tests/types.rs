@@ -15,18 +15,32 @@ use crashdeck::kernel::{TypeError, Types};
 use std::sync::Arc;
 
 fn types_or_skip(test: &str) -> Option<Types> {
+    types_and_arch_or_skip(test).map(|(t, _)| t)
+}
+
+/// The first case's types, and where its architecture keeps a sleeping
+/// task's saved stack pointer in `thread_struct` (x86_64 `sp`, arm64
+/// `cpu_context.sp`).
+fn types_and_arch_or_skip(test: &str) -> Option<(Types, &'static str)> {
     let cases = common::cases_or_skip(test)?;
     let case = cases.first()?;
     let file = std::fs::File::open(&case.vmlinux).unwrap();
     let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
-    Some(Types::from_elf(Arc::new(map)).unwrap())
+    let sp = if case.arch() == "arm64" {
+        "cpu_context.sp"
+    } else {
+        "sp"
+    };
+    Some((Types::from_elf(Arc::new(map)).unwrap(), sp))
 }
 
 #[test]
 fn sizes_and_members_lie_inside_their_structs() {
-    let Some(t) = types_or_skip("sizes_and_members_lie_inside_their_structs") else {
+    let Some((t, thread_sp)) = types_and_arch_or_skip("sizes_and_members_lie_inside_their_structs")
+    else {
         return;
     };
+    let thread_sp = format!("thread.{thread_sp}");
     for (ty, paths) in [
         (
             "task_struct",
@@ -38,7 +52,7 @@ fn sizes_and_members_lie_inside_their_structs() {
                 "mm",
                 "__state",
                 "exit_state",
-                "thread.sp",
+                &thread_sp,
                 "stack",
                 "real_parent",
                 "group_leader",
@@ -108,13 +122,15 @@ fn member_types_names_and_pointers() {
 
 #[test]
 fn nested_paths_add_offsets() {
-    let Some(t) = types_or_skip("nested_paths_add_offsets") else {
+    let Some((t, thread_sp)) = types_and_arch_or_skip("nested_paths_add_offsets") else {
         return;
     };
     let thread = t.member("task_struct", "thread").unwrap();
-    let sp = t.member("thread_struct", "sp").unwrap();
+    let sp = t.member("thread_struct", thread_sp).unwrap();
     assert_eq!(
-        t.member("task_struct", "thread.sp").unwrap().offset,
+        t.member("task_struct", &format!("thread.{thread_sp}"))
+            .unwrap()
+            .offset,
         thread.offset + sp.offset
     );
     let desc_ring = t.member("printk_ringbuffer", "desc_ring").unwrap();
