@@ -172,6 +172,27 @@ pub struct Zone {
     pub vm_stat: BTreeMap<String, i64>,
 }
 
+impl Zone {
+    /// Free pages in CMA pageblocks (`NR_FREE_CMA_PAGES`; 0 without CMA).
+    pub fn free_cma_pages(&self) -> u64 {
+        self.vm_stat
+            .get("NR_FREE_CMA_PAGES")
+            .map_or(0, |&v| u64::try_from(v).unwrap_or(0))
+    }
+
+    /// Free pages as the watermark check judges an allocation that may not
+    /// use CMA (every one but movable allocations with ALLOC_CMA):
+    /// `__zone_watermark_ok` subtracts NR_FREE_CMA_PAGES from the free count.
+    pub fn free_non_cma_pages(&self) -> u64 {
+        self.free_pages.saturating_sub(self.free_cma_pages())
+    }
+
+    /// Under the min watermark once free CMA pages are left out.
+    pub fn below_min(&self) -> bool {
+        self.populated && self.free_non_cma_pages() < self.min
+    }
+}
+
 /// One record of the kernel log.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LogRecord {
