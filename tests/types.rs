@@ -226,7 +226,6 @@ fn anonymous_unions_and_structs_are_transparent() {
         assert!(refcount.offset + refcount.size <= page);
         // mm_struct's members live in an anonymous struct (4.13+, randstruct).
         let vmas = if k.at_least(6, 1) { "mm_mt" } else { "mmap" };
-        let thread_sp = format!("thread.{}", k.thread_sp);
         assert!(t.has_member("mm_struct", vmas), "{}", k.release);
         assert!(t.has_member("mm_struct", "total_vm"));
     }

@@ -28,6 +28,14 @@ pub struct ExceptionRegs {
     pub fp_index: u64,
 }
 
+/// An exception frame's saved registers, as found at a frame record.
+struct Saved {
+    /// Labelled for display (X0..X30, SP, PC, PSTATE).
+    regs: Vec<(String, u64)>,
+    pc: u64,
+    pstate: u64,
+}
+
 /// One step: the frame record at `fp` as (caller's fp, plain return address).
 pub type RecordStep<'a> = &'a dyn Fn(u64) -> Option<(u64, u64)>;
 
@@ -47,13 +55,8 @@ impl FrameRecordUnwinder<'_> {
     }
 
     /// The saved registers if the record at `fp` is a `pt_regs`' stackframe
-    /// whose pc is `ret` and whose x29 is `next_fp`: (labelled registers, pc, pstate).
-    fn exception_at(
-        &self,
-        fp: u64,
-        next_fp: u64,
-        ret: u64,
-    ) -> Option<(Vec<(String, u64)>, u64, u64)> {
+    /// whose pc is `ret` and whose x29 is `next_fp`.
+    fn exception_at(&self, fp: u64, next_fp: u64, ret: u64) -> Option<Saved> {
         let l = self.pt_regs?;
         let base = fp.checked_sub(l.stackframe)?;
         let pc = self.mem.read_u64(base.checked_add(l.pc)?)?;
@@ -72,7 +75,7 @@ impl FrameRecordUnwinder<'_> {
         regs.push(("SP".into(), sp));
         regs.push(("PC".into(), pc));
         regs.push(("PSTATE".into(), pstate));
-        Some((regs, pc, pstate))
+        Some(Saved { regs, pc, pstate })
     }
 
     pub fn unwind(&self, start: &Start) -> Unwound {
@@ -131,7 +134,7 @@ impl FrameRecordUnwinder<'_> {
                 break;
             }
             match self.exception_at(fp, next_fp, ret) {
-                Some((regs, pc, pstate)) => {
+                Some(Saved { regs, pc, pstate }) => {
                     if !(self.is_kernel_state)(pstate) {
                         break;
                     }
