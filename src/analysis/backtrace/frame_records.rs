@@ -138,14 +138,21 @@ impl FrameRecordUnwinder<'_> {
                     if !(self.is_kernel_state)(pstate) {
                         break;
                     }
+                    // The frame above is the exception entry that saved the
+                    // registers (as an x86_64 exception frame); the one below
+                    // is the interrupted code, exactly at its pc.
+                    if let Some(entry) = out.frames.last_mut() {
+                        entry.kind = FrameKind::Exception;
+                        entry.labelled = regs;
+                    }
                     out.frames.push(RawFrame {
                         pc,
                         sp: fp.wrapping_add(8),
-                        kind: FrameKind::Exception,
+                        kind: FrameKind::FramePointer,
                         regs: None,
                         stack: name(Some(si)),
                         signal: true,
-                        labelled: regs,
+                        labelled: Vec::new(),
                     });
                 }
                 None => out.frames.push(RawFrame {
@@ -162,5 +169,116 @@ impl FrameRecordUnwinder<'_> {
             fp = next_fp;
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const PAC: u64 = 0xffff_0000_0000_0000;
+
+    fn stack(name: &str, start: u64, len: u64) -> Stack {
+        Stack {
+            name: name.into(),
+            start,
+            end: start + len,
+        }
+    }
+
+    /// Frame records on an IRQ stack that return through an exception
+    /// frame (`pt_regs.stackframe`) to the task stack; PAC bits on every
+    /// saved return address.
+    #[test]
+    fn records_cross_stacks_and_exception_frames() {
+        let layout = ExceptionRegs {
+            stackframe: 0x130,
+            gprs: 0,
+            nr_gprs: 31,
+            sp: 31 * 8,
+            pc: 32 * 8,
+            pstate: 33 * 8,
+            fp_index: 29,
+        };
+        let mut m: HashMap<u64, u64> = HashMap::new();
+        // A PAC keeps bit 55 (the TTBR1 select bit) set.
+        let pac = |a: u64| (a & !PAC) | 0x3adc_0000_0000_0000;
+        // IRQ stack: one record returning into the entry code.
+        m.insert(0x1000, 0x8000 + 0x130); // next fp: the pt_regs' stackframe
+        m.insert(0x1008, pac(0xffff_8000_0000_2000)); // return into the entry
+                                                      // Task stack: pt_regs at 0x8000, interrupted at pc 0x...3000 with x29 = 0x8400.
+        let regs = 0x8000;
+        m.insert(regs + 29 * 8, 0x8400);
+        m.insert(regs + 32 * 8, 0xffff_8000_0000_3000);
+        m.insert(regs + 33 * 8, 0x5); // EL1h
+        m.insert(regs + 0x130, 0x8400);
+        m.insert(regs + 0x138, 0xffff_8000_0000_3000);
+        for i in 0..31 {
+            m.entry(regs + i * 8).or_insert(0x1000 + i);
+        }
+        // sp
+        m.insert(regs + 31 * 8, 0x8300);
+        // The interrupted function's caller, then the final record.
+        m.insert(0x8400, 0x8500);
+        m.insert(0x8408, pac(0xffff_8000_0000_4000));
+        m.insert(0x8500, 0);
+        m.insert(0x8508, 0);
+        let mem = |a: u64| m.get(&a).copied();
+        let step = |fp: u64| {
+            let next = mem(fp)?;
+            let ret = mem(fp + 8)?;
+            Some((next, if ret >> 55 & 1 == 1 { ret | PAC } else { ret }))
+        };
+        let stacks = [stack("irq", 0x0, 0x4000), stack("task", 0x8000, 0x4000)];
+        let is_kernel = |p: u64| (p >> 2) & 3 == 1;
+        let u = FrameRecordUnwinder {
+            mem: &mem,
+            stacks: &stacks,
+            step: &step,
+            pt_regs: Some(&layout),
+            is_kernel_state: &is_kernel,
+        };
+        let start = Start {
+            ip: 0xffff_8000_0000_1000,
+            sp: 0x0ff0,
+            bp: Some(0x1000),
+            regs: None,
+            signal: true,
+        };
+        let out = u.unwind(&start);
+        assert_eq!(out.error, None);
+        let pcs: Vec<u64> = out.frames.iter().map(|f| f.pc).collect();
+        assert_eq!(
+            pcs,
+            [
+                0xffff_8000_0000_1000,
+                0xffff_8000_0000_2000,
+                0xffff_8000_0000_3000,
+                0xffff_8000_0000_4000
+            ]
+        );
+        // The entry frame carries the saved registers; the interrupted one is exact.
+        assert_eq!(out.frames[1].kind, FrameKind::Exception);
+        assert!(out.frames[1]
+            .labelled
+            .contains(&("PC".to_string(), 0xffff_8000_0000_3000)));
+        assert!(out.frames[2].signal && !out.frames[3].signal);
+        assert_eq!(out.frames[3].stack.as_deref(), Some("task"));
+
+        // A record pointing back down the same stack stops with an error.
+        m.insert(0x8500, 0x8400);
+        m.insert(0x8508, 0xffff_8000_0000_5000);
+        let mem = |a: u64| m.get(&a).copied();
+        let step = |fp: u64| Some((mem(fp)?, mem(fp + 8)?));
+        let u = FrameRecordUnwinder {
+            mem: &mem,
+            stacks: &stacks,
+            step: &step,
+            pt_regs: Some(&layout),
+            is_kernel_state: &is_kernel,
+        };
+        let e = u.unwind(&start).error.unwrap_or_default();
+        assert!(e.contains("not above"), "{e}");
     }
 }
