@@ -187,6 +187,14 @@ pub enum UnwindMethod {
     FrameRecords,
 }
 
+/// DWARF register numbers (the psABI's) an unwinder reading CFI needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DwarfRegisters {
+    pub sp: u16,
+    pub fp: u16,
+    pub ra: u16,
+}
+
 /// One CPU's registers, decoded by its architecture.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Registers {
@@ -354,6 +362,23 @@ impl Arch {
         match self {
             Arch::X86_64 => x86_64::image_pa(vi, vaddr, len),
             Arch::Aarch64 => aarch64::image_pa(vi, vaddr, len),
+        }
+    }
+
+    /// The DWARF numbers of the stack pointer, frame pointer and return
+    /// address (x86_64 psABI: rsp 7, rbp 6, RA 16; AAPCS64: sp 31, x29, x30).
+    pub fn dwarf_registers(self) -> DwarfRegisters {
+        match self {
+            Arch::X86_64 => DwarfRegisters {
+                sp: 7,
+                fp: 6,
+                ra: 16,
+            },
+            Arch::Aarch64 => DwarfRegisters {
+                sp: 31,
+                fp: 29,
+                ra: 30,
+            },
         }
     }
 

@@ -567,7 +567,11 @@ impl cfi::CfiLookup for Context<'_> {
         self.cfi
             .get_or_init(|| {
                 let (data, _) = self.kernel.section(".debug_frame")?;
-                Some(cfi::DebugFrame::new(data, self.kernel.kaslr_offset()))
+                Some(cfi::DebugFrame::new(
+                    data,
+                    self.kernel.kaslr_offset(),
+                    self.kernel.arch().dwarf_registers(),
+                ))
             })
             .as_ref()?
             .row(pc)
