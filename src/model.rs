@@ -65,6 +65,12 @@ pub struct Source {
     pub kaslr_offset: u64,
     #[serde(default)]
     pub paging_levels: u32,
+    /// The kernel's architecture as `uname -m` names it ("x86_64", "aarch64").
+    #[serde(default)]
+    pub arch: String,
+    /// Bits of a kernel virtual address the page tables translate.
+    #[serde(default)]
+    pub va_bits: u32,
 }
 
 /// crash's `sys`.

@@ -660,3 +660,54 @@ fn hlist_of_the_panicking_tasks_pid() {
         assert!(k.hlist_for_each(head, 0).is_err(), "{}: bound", case.name);
     }
 }
+
+/// The page-table layout the kernel reports is the one its case.txt states
+/// (`page tables: 64K pages, VA_BITS=48, 3 levels …` for arm64; the x86_64
+/// machines say "5-level paging" for the CPU, which a 4-level kernel may not
+/// use, so only 4 or 5 is asked there), and a walk of the panicking task's
+/// (vmalloc'ed) stack reads one entry per level down to the PTE.
+#[test]
+fn page_table_layout_matches_case_txt() {
+    let Some(cases) = common::cases_or_skip("page_table_layout_matches_case_txt") else {
+        return;
+    };
+    for case in &cases {
+        let k = open(case);
+        let n = &case.name;
+        match case.meta("page tables") {
+            Some(pt) => {
+                let num = |suffix: &str| -> u64 {
+                    pt.split([',', ' '])
+                        .find_map(|w| w.strip_suffix(suffix))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_else(|| panic!("{n}: {suffix} in {pt:?}"))
+                };
+                let va_bits: u32 = pt
+                    .split([',', ' '])
+                    .find_map(|w| w.strip_prefix("VA_BITS="))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap();
+                assert_eq!(k.page_size(), num("K") * 1024, "{n}: page size");
+                assert_eq!(k.va_bits(), va_bits, "{n}: VA bits");
+                let words: Vec<&str> = pt.split_whitespace().collect();
+                let levels: u32 = words
+                    .windows(2)
+                    .find(|w| w[1].trim_end_matches(',') == "levels")
+                    .and_then(|w| w[0].parse().ok())
+                    .unwrap_or_else(|| panic!("{n}: levels in {pt:?}"));
+                assert_eq!(k.paging_levels(), levels, "{n}: levels");
+            }
+            None => assert!(
+                [4, 5].contains(&k.paging_levels()) && k.page_size() == 4096,
+                "{n}"
+            ),
+        }
+        let (task, _) = panic_task_cpu(case);
+        let stack = k.read_member(task, "task_struct", "stack").unwrap();
+        let steps = k.page_walk(stack);
+        assert_eq!(steps.len() as u32, k.paging_levels(), "{n}: {steps:?}");
+        assert_eq!(steps.first().map(|s| s.name), Some("PGD"), "{n}");
+        assert_eq!(steps.last().map(|s| s.name), Some("PTE"), "{n}");
+        assert!(k.vtop(stack).is_ok(), "{n}");
+    }
+}
