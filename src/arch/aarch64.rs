@@ -687,4 +687,35 @@ mod tests {
         // A user address (bit 55 clear) is left alone.
         assert_eq!(strip_pac(&vi, 0x0000_aaaa_0000_1000), 0x0000_aaaa_0000_1000);
     }
+
+    #[test]
+    fn user_pt_regs_of_an_nt_prstatus() {
+        let mut raw = Vec::new();
+        for i in 0..34u64 {
+            raw.extend_from_slice(&(0x1000 + i).to_le_bytes());
+        }
+        let cpu = CpuState {
+            cpu: 1,
+            pid: Some(72),
+            raw: raw.clone(),
+            source: "NT_PRSTATUS",
+        };
+        let r = registers(&cpu).unwrap();
+        assert_eq!(
+            (r.pc(), r.sp(), r.fp()),
+            (0x1000 + 32, 0x1000 + 31, 0x1000 + 29)
+        );
+        assert_eq!(r.get("x30"), Some(0x1000 + 30));
+        assert_eq!(r.get("pstate"), Some(0x1000 + 33));
+        // A short register set names the CPU, what it had and what it needed.
+        let short = CpuState {
+            raw: raw[..100].to_vec(),
+            ..cpu
+        };
+        let e = registers(&short).unwrap_err().to_string();
+        assert!(
+            e.contains("CPU 1") && e.contains("100") && e.contains("272"),
+            "{e}"
+        );
+    }
 }

@@ -221,4 +221,21 @@ mod tests {
         let data = note(b"CORE", 1, &[0u8; 100]);
         assert!(parse_notes(Path::new("x"), 0, &data).is_err());
     }
+
+    /// QEMU's arm64 dumps: NT_PRSTATUS + NT_FPREGSET per vCPU, `pr_pid` the
+    /// vCPU index + 1, not a Linux pid: dropped. The kernel's own notes
+    /// (kdump) have no NT_FPREGSET and keep it.
+    #[test]
+    fn qemu_prstatus_with_fpregset_drops_the_pid() {
+        let mut pr = vec![0u8; 392];
+        pr[PRSTATUS_PID..PRSTATUS_PID + 4].copy_from_slice(&1u32.to_le_bytes());
+        let mut data = note(b"CORE", NT_PRSTATUS, &pr);
+        data.extend(note(b"CORE", NT_FPREGSET, &[0u8; 528]));
+        let n = parse_notes(Path::new("x"), 0, &data).unwrap();
+        let cpus = n.cpus();
+        assert_eq!(cpus[0].pid, None);
+        assert_eq!(cpus[0].raw.len(), 392 - PRSTATUS_REG);
+        let n = parse_notes(Path::new("x"), 0, &note(b"CORE", NT_PRSTATUS, &pr)).unwrap();
+        assert_eq!(n.cpus()[0].pid, Some(1));
+    }
 }
