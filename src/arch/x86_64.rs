@@ -179,7 +179,8 @@ pub(crate) fn registers(cpu: &CpuState) -> Result<Registers> {
             let at = 8 + 18 * 8 + i * 24;
             let sel = b
                 .get(at..at + 2)
-                .map(|s| u64::from(s[0]) | u64::from(s[1]) << 8);
+                .and_then(|s| s.try_into().ok())
+                .map(|s: [u8; 2]| u64::from(u16::from_le_bytes(s)));
             Some((sel?, u64_at(at + 16)?))
         };
         for (i, (n, base)) in [

@@ -60,15 +60,17 @@ impl FrameRecordUnwinder<'_> {
         let l = self.pt_regs?;
         let base = fp.checked_sub(l.stackframe)?;
         let pc = self.mem.read_u64(base.checked_add(l.pc)?)?;
-        let x29 = self
-            .mem
-            .read_u64(base.checked_add(l.gprs + l.fp_index * 8)?)?;
+        let x29 = self.mem.read_u64(
+            base.checked_add(l.gprs)?
+                .checked_add(l.fp_index.checked_mul(8)?)?,
+        )?;
         if pc != ret || x29 != next_fp {
             return None;
         }
         let mut regs = Vec::new();
         for i in 0..l.nr_gprs {
-            regs.push((format!("X{i}"), self.mem.read_u64(base + l.gprs + i * 8)?));
+            let at = base.checked_add(l.gprs)?.checked_add(i * 8)?;
+            regs.push((format!("X{i}"), self.mem.read_u64(at)?));
         }
         let sp = self.mem.read_u64(base.checked_add(l.sp)?)?;
         let pstate = self.mem.read_u64(base.checked_add(l.pstate)?)?;
