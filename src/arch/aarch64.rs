@@ -380,7 +380,9 @@ pub(crate) fn address_space(dump: &Dump, syms: &dyn ImageSymbols) -> Result<Addr
         Some(52) => 52,
         _ => 48,
     };
-    let levels = Geometry::levels_for(va_bits, page_shift);
+    // The levels the hardware walks: a 52-bit (LPA2) kernel on 48-bit
+    // hardware folds its top level at run time.
+    let levels = Geometry::levels_for(walk_va_bits, page_shift);
     let geometry = Geometry {
         page_shift,
         levels,
@@ -404,7 +406,7 @@ pub(crate) fn address_space(dump: &Dump, syms: &dyn ImageSymbols) -> Result<Addr
     let mut top = pgd_va.wrapping_sub(kimage_voffset);
     // A 52-bit kernel on 48-bit hardware: TTBR1 points into the PGD so that a
     // 48-bit walk lands on its last entries (TTBR1_BADDR_4852_OFFSET).
-    if va_bits == 52 && walk_va_bits == 48 && Geometry::levels_for(48, page_shift) == levels {
+    if va_bits == 52 && walk_va_bits == 48 && Geometry::levels_for(52, page_shift) == levels {
         let pgdir_shift = geometry.shift(levels);
         top = top.wrapping_add(((1u64 << (52 - pgdir_shift)) - (1u64 << (48 - pgdir_shift))) * 8);
     }
@@ -717,5 +719,86 @@ mod tests {
             e.contains("CPU 1") && e.contains("100") && e.contains("272"),
             "{e}"
         );
+    }
+
+    /// A dump with only VMCOREINFO (and RAM from 1 GiB), as `address_space` sees it.
+    fn dump_with(vmcoreinfo: &str) -> Dump {
+        let info = crate::dump::DumpInfo {
+            path: "test".into(),
+            format: crate::dump::Format::Elf,
+            compression: None,
+            page_size: 4096,
+            dump_level: None,
+            incomplete: false,
+            crash_time: None,
+            utsname: None,
+            e_machine: Some(183),
+            nr_cpus: 1,
+            phys_ranges: vec![(0x4000_0000, 0x8000_0000)],
+        };
+        Dump::from_parts(
+            Box::new(Mem::default()),
+            info,
+            VmcoreInfo::parse(vmcoreinfo),
+            Vec::new(),
+        )
+    }
+
+    struct NoSymbols;
+    impl ImageSymbols for NoSymbols {
+        fn link_addr(&self, _: &str) -> Option<u64> {
+            None
+        }
+        fn banner(&self) -> Option<Vec<u8>> {
+            None
+        }
+    }
+
+    #[test]
+    fn geometry_from_vmcoreinfo() {
+        let keys = |page: u64, va: u32, t1sz: u32| {
+            format!(
+                "PAGESIZE={page}\nNUMBER(VA_BITS)={va}\nNUMBER(TCR_EL1_T1SZ)={t1sz}\n\
+                 NUMBER(kimage_voffset)=0xffffadc9f2c00000\nNUMBER(PHYS_OFFSET)=0x40000000\n\
+                 NUMBER(VMALLOC_START)=0xffff800008000000\n\
+                 SYMBOL(swapper_pg_dir)=ffffadca33410000\nKERNELOFFSET=2dca2ae00000\n"
+            )
+        };
+        let space = |page, va, t1sz| address_space(&dump_with(&keys(page, va, t1sz)), &NoSymbols);
+        // The fixtures': 64K pages, 48-bit VA, 3 levels.
+        let s = space(65536, 48, 16).unwrap();
+        assert_eq!(
+            (s.mmu.page_size(), s.mmu.va_bits(), s.mmu.levels()),
+            (65536, 48, 3)
+        );
+        assert_eq!(
+            (s.kaslr, s.phys_base, s.linear_map_base),
+            (0x2dca_2ae0_0000, 0x4000_0000, 0xffff_0000_0000_0000)
+        );
+        // Distribution kernels: 4K pages, 48-bit VA, 4 levels; 39-bit, 3.
+        let s = space(4096, 48, 16).unwrap();
+        assert_eq!((s.mmu.page_size(), s.mmu.levels()), (4096, 4));
+        assert_eq!(space(4096, 39, 25).unwrap().mmu.levels(), 3);
+        // 16K pages, 47-bit VA: 3 levels.
+        assert_eq!(space(16384, 47, 17).unwrap().mmu.levels(), 3);
+        // 52-bit kernels: on 52-bit hardware the walk covers 52 bits; a
+        // 4K (LPA2) kernel on 48-bit hardware folds its top level.
+        assert_eq!(space(65536, 52, 12).unwrap().mmu.va_bits(), 52);
+        let s = space(4096, 52, 16).unwrap();
+        assert_eq!((s.mmu.va_bits(), s.mmu.levels()), (48, 4));
+        // What is missing is named.
+        let e = address_space(
+            &dump_with("PAGESIZE=65536\nNUMBER(VA_BITS)=48\n"),
+            &NoSymbols,
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.contains("kimage_voffset"), "{e}");
+        let e = space(8192, 48, 16)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("PAGESIZE=8192"), "{e}");
     }
 }
