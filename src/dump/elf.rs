@@ -146,6 +146,29 @@ pub(crate) fn open(src: Box<dyn Source>) -> Result<ElfDump> {
 }
 
 impl ElfMem {
+    /// File pages the PT_LOADs promise, and how many lie inside the file.
+    pub(crate) fn completeness(&self) -> super::Completeness {
+        let len = self.src.len();
+        let page = 4096u64;
+        let mut c = super::Completeness {
+            file_bytes: len,
+            ..Default::default()
+        };
+        let mut end = 0u64;
+        for s in &self.segs {
+            let seg_end = s.offset.saturating_add(s.filesz);
+            end = end.max(seg_end);
+            c.pages_dumped += s.filesz.div_ceil(page);
+            let inside = len.saturating_sub(s.offset).min(s.filesz);
+            c.pages_in_file += inside / page;
+            if inside == s.filesz && s.filesz % page != 0 {
+                c.pages_in_file += 1;
+            }
+        }
+        c.expected_bytes = Some(end.max(len));
+        c
+    }
+
     /// The segment holding `paddr`.
     fn segment(&self, paddr: u64) -> Option<&Segment> {
         let i = self.segs.partition_point(|s| s.paddr <= paddr);

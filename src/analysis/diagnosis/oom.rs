@@ -345,10 +345,8 @@ fn largest_oom_table_row<'a>(cx: &Ctx<'a>) -> Option<(usize, &'a str, i64, u64)>
         .skip(1)
         .take_while(|(_, l)| l.starts_with('['))
         .filter_map(|(i, l)| {
-            let (pid, rest) = l.strip_prefix('[')?.split_once(']')?;
-            let pid = pid.trim().parse().ok()?;
-            let rss = rest.split_whitespace().nth(3)?.parse().ok()?;
-            Some((i, l, pid, rss))
+            let row = super::report_lines::parse_task_row(l)?;
+            Some((i, l, row.pid, row.rss_pages))
         })
         .max_by_key(|r| r.3)
 }

@@ -71,7 +71,7 @@ fn oopsish(panic: &str) -> bool {
 }
 
 /// "RIP: 0010:lkdtm_EXCEPTION+0x0/0x10 [lkdtm]" → ("lkdtm_EXCEPTION", "lkdtm_EXCEPTION+0x0/0x10", Some("lkdtm")).
-pub(super) fn parse_rip(line: &str) -> Option<(String, String, Option<String>)> {
+pub fn parse_rip(line: &str) -> Option<(String, String, Option<String>)> {
     let rest = line.strip_prefix("RIP: ")?;
     let rest = rest.strip_prefix("0010:")?;
     let words: Vec<&str> = rest.split_whitespace().collect();
@@ -86,7 +86,7 @@ pub(super) fn parse_rip(line: &str) -> Option<(String, String, Option<String>)> 
 }
 
 /// "CPU: 1 PID: 53 Comm: sh Kdump: loaded Not tainted 6.1.192 #2" → (cpu, pid, comm, taint).
-pub(super) fn parse_cpu_line(line: &str) -> Option<(u32, i64, String, String)> {
+pub fn parse_cpu_line(line: &str) -> Option<(u32, i64, String, String)> {
     let rest = line.strip_prefix("CPU: ")?;
     let cpu = rest.split_whitespace().next()?.parse().ok()?;
     let pid = super::field_after(line, "PID: ")?.parse().ok()?;
