@@ -116,7 +116,10 @@ pub fn read_crash_dir(dir: &Path) -> Option<CrashDir> {
         } else if n.starts_with("vmlinux") {
             suse = true;
             // An unpacked kernel over a packed one.
-            if c.vmlinux.as_ref().is_none_or(|v| v.extension().is_some_and(|e| e == "gz")) {
+            if c.vmlinux
+                .as_ref()
+                .is_none_or(|v| v.extension().is_some_and(|e| e == "gz"))
+            {
                 c.vmlinux = Some(p.clone());
             }
         } else if n == "README.txt" || n.starts_with("System.map") {
@@ -168,7 +171,11 @@ fn parse_dir_name(name: &str) -> (Option<String>, Option<String>, Option<Layout>
         if let Some(split) = name.len().checked_sub(20) {
             if name.as_bytes().get(split) == Some(&b'-') {
                 if let Some(d) = name.get(split + 1..).and_then(date_time) {
-                    return (name.get(..split).map(str::to_string), Some(d), Some(Layout::Rhel));
+                    return (
+                        name.get(..split).map(str::to_string),
+                        Some(d),
+                        Some(Layout::Rhel),
+                    );
                 }
             }
         }
@@ -362,7 +369,10 @@ fn fill_from_log(m: &mut DumpModel, log: Vec<crate::model::LogRecord>, log_name:
         took = true;
         copy_source(m, &from_log, "summary");
     }
-    let zones_lost = m.zones.iter().all(|z| z.managed_pages == 0 && z.free_pages == 0);
+    let zones_lost = m
+        .zones
+        .iter()
+        .all(|z| z.managed_pages == 0 && z.free_pages == 0);
     if zones_lost && !from_log.zones.is_empty() {
         m.zones = from_log.zones.clone();
         took = true;
@@ -385,7 +395,8 @@ fn fill_from_log(m: &mut DumpModel, log: Vec<crate::model::LogRecord>, log_name:
         .is_some_and(|b| !b.frames.is_empty());
     if !panic_frames && !from_log.backtraces.is_empty() {
         m.backtraces.retain(|b| !b.panic);
-        m.backtraces.splice(0..0, from_log.backtraces.iter().cloned());
+        m.backtraces
+            .splice(0..0, from_log.backtraces.iter().cloned());
         took = true;
         copy_source(m, &from_log, "backtraces");
     }

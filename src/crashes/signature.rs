@@ -25,10 +25,7 @@ pub struct Signature {
 }
 
 pub fn of(m: &DumpModel) -> Signature {
-    let class = m
-        .diagnosis
-        .as_ref()
-        .map_or("unknown", |d| d.class.as_str());
+    let class = m.diagnosis.as_ref().map_or("unknown", |d| d.class.as_str());
     let frames = top_frames(m);
     let mut key = class.to_string();
     for f in &frames {
@@ -42,7 +39,6 @@ pub fn of(m: &DumpModel) -> Signature {
     }
 }
 
-
 /// "out_of_memory.cold" → "out_of_memory"; ".isra.0", ".constprop.0", ".part.0" too.
 fn base_name(f: &str) -> &str {
     f.split('.').next().unwrap_or(f)
@@ -55,8 +51,16 @@ fn generic(f: &str) -> bool {
         || f.starts_with("show_trace")
         || matches!(
             f,
-            "panic" | "dump_header" | "__warn" | "report_bug" | "handle_bug" | "exc_invalid_op"
-                | "asm_exc_invalid_op" | "context_switch" | "__switch_to" | "__switch_to_asm"
+            "panic"
+                | "dump_header"
+                | "__warn"
+                | "report_bug"
+                | "handle_bug"
+                | "exc_invalid_op"
+                | "asm_exc_invalid_op"
+                | "context_switch"
+                | "__switch_to"
+                | "__switch_to_asm"
         )
         || f.contains("schedule")
 }
@@ -77,9 +81,7 @@ fn top_frames(m: &DumpModel) -> Vec<String> {
         out.extend(
             bt.frames
                 .iter()
-                .filter(|f| {
-                    !f.inline && !matches!(f.kind, FrameKind::Stale | FrameKind::Scan)
-                })
+                .filter(|f| !f.inline && !matches!(f.kind, FrameKind::Stale | FrameKind::Scan))
                 .filter_map(|f| f.function.as_deref())
                 .map(|f| base_name(f).to_string()),
         );
@@ -98,7 +100,10 @@ fn lines(m: &DumpModel) -> impl Iterator<Item = &str> {
 fn title(m: &DumpModel, class: &str, frames: &[String]) -> String {
     let comm = m.summary.panic_comm.clone().unwrap_or_default();
     let first = |p: &dyn Fn(&str) -> bool| lines(m).find(|l| p(l)).map(str::to_string);
-    let in_frame = frames.first().map(|f| format!(" in {f}")).unwrap_or_default();
+    let in_frame = frames
+        .first()
+        .map(|f| format!(" in {f}"))
+        .unwrap_or_default();
     match class {
         "oom_panic" | "oom" => {
             let who = lines(m)
@@ -122,7 +127,12 @@ fn title(m: &DumpModel, class: &str, frames: &[String]) -> String {
             })
             .unwrap_or_else(|| "kernel oops".into());
             // Addresses and offsets vary between runs of one bug.
-            let head = head.split([',', '!']).next().unwrap_or(&head).trim().to_string();
+            let head = head
+                .split([',', '!'])
+                .next()
+                .unwrap_or(&head)
+                .trim()
+                .to_string();
             let rip = lines(m)
                 .find_map(parse_rip)
                 .map(|(f, _, _)| format!(" in {}", base_name(&f)))
@@ -142,7 +152,10 @@ fn title(m: &DumpModel, class: &str, frames: &[String]) -> String {
                 .skip_while(|l| !l.contains("INFO: task "))
                 .filter_map(parse_trace_frame)
                 .find(|f| !f.stale && !generic(&f.function))
-                .map(|f| f.module.unwrap_or_else(|| base_name(&f.function).to_string()));
+                .map(|f| {
+                    f.module
+                        .unwrap_or_else(|| base_name(&f.function).to_string())
+                });
             match wait {
                 Some(w) => format!("hung task: {blocked} blocked in {w}"),
                 None => format!("hung task: {blocked} blocked"),

@@ -103,12 +103,17 @@ fn lines(log: &[LogRecord]) -> impl Iterator<Item = (usize, &str)> {
         .flat_map(|(i, r)| r.text.lines().map(move |l| (i, l.trim())))
 }
 
-/// The record of the panic line: the last "Kernel panic - not syncing".
+/// The panic message as crash's `get_panicmsg` finds it (the same search
+/// the dump's summary makes), with the record that holds it.
 pub fn panic_line(log: &[LogRecord]) -> Option<(usize, String)> {
-    lines(log)
-        .filter(|(_, l)| l.starts_with("Kernel panic - not syncing"))
-        .last()
-        .map(|(i, l)| (i, l.to_string()))
+    let msg = crate::analysis::summary::panic_message(log);
+    if msg.is_empty() {
+        return None;
+    }
+    let at = log
+        .iter()
+        .position(|r| r.text.lines().any(|l| l.trim_end() == msg))?;
+    Some((at, msg))
 }
 
 /// A printed Call Trace: its first line's record and its frames, innermost first.
@@ -177,14 +182,25 @@ fn is_register_line(l: &str) -> bool {
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
-/// The Call Trace that belongs to the panic: the last one printed at or
-/// before the panic line (all of them when there is no panic line).
+/// The Call Trace that belongs to the panic: before a "Kernel panic - not
+/// syncing" line, the last one printed at or before it; after an oops
+/// header that is the panic message (no panic line: the machine died in the
+/// oops), the first one printed after it; without either, the last one.
 pub fn panic_trace(log: &[LogRecord]) -> Option<CallTrace> {
-    let limit = panic_line(log).map_or(usize::MAX, |(i, _)| i);
-    call_traces(log)
-        .into_iter()
-        .filter(|t| t.record <= limit)
-        .last()
+    let traces = call_traces(log);
+    match panic_line(log) {
+        Some((i, l)) if l.contains("Kernel panic") => {
+            traces.into_iter().filter(|t| t.record <= i).last()
+        }
+        Some((i, _)) => {
+            let after = traces.iter().position(|t| t.record >= i);
+            match after {
+                Some(a) => traces.into_iter().nth(a),
+                None => traces.into_iter().last(),
+            }
+        }
+        None => traces.into_iter().last(),
+    }
 }
 
 /// The model the text log alone gives: the panic line and the task that
@@ -201,8 +217,7 @@ pub fn model(log: Vec<LogRecord>, log_name: &str, page_size: u64) -> DumpModel {
     m.source.format = "log".into();
     m.source.text_log = Some(log_name.to_string());
     m.meminfo.page_size = page_size;
-    m.sources
-        .insert("log".into(), format!("log: {log_name}"));
+    m.sources.insert("log".into(), format!("log: {log_name}"));
     let panic = panic_line(&m.log);
     fill_summary(&mut m, panic.as_ref());
     if let Some(t) = panic_trace(&m.log) {
@@ -229,10 +244,18 @@ fn fill_summary(m: &mut DumpModel, panic: Option<&(usize, String)>) {
             .map(|(_, v)| v.trim().to_string())
             .unwrap_or_default();
     }
-    let cpu_line = lines(&m.log)
-        .filter(|(i, _)| *i <= limit)
+    // The task line of the report that panicked: the last before a "Kernel
+    // panic" line; the first after an oops header that is itself the panic
+    // message (its report follows it).
+    let cpus: Vec<(usize, (u32, i64, String, String))> = lines(&m.log)
         .filter_map(|(i, l)| parse_cpu_line(l).map(|c| (i, c)))
-        .last();
+        .collect();
+    let oops_first = panic.is_some_and(|(_, l)| !l.contains("Kernel panic"));
+    let cpu_line = match oops_first {
+        true => cpus.iter().find(|(i, _)| *i >= limit).cloned(),
+        false => None,
+    }
+    .or_else(|| cpus.into_iter().filter(|(i, _)| *i <= limit).last());
     if let Some((_, (cpu, pid, comm, _))) = &cpu_line {
         m.summary.panic_cpu = Some(*cpu);
         m.summary.panic_pid = Some(*pid);
@@ -243,7 +266,11 @@ fn fill_summary(m: &mut DumpModel, panic: Option<&(usize, String)>) {
         // is the word before the build number.
         if let Some(l) = cpu_line.and_then(|(i, _)| m.log.get(i)?.text.lines().next()) {
             let w: Vec<&str> = l.split_whitespace().collect();
-            if let Some(at) = w.iter().rposition(|x| x.starts_with('#')).filter(|&a| a > 0) {
+            if let Some(at) = w
+                .iter()
+                .rposition(|x| x.starts_with('#'))
+                .filter(|&a| a > 0)
+            {
                 m.summary.release = w[at - 1].to_string();
             }
         }
@@ -343,7 +370,8 @@ fn fill_oom_report(m: &mut DumpModel, page_size: u64) {
                 }
             } else if let Some(v) = num("shmem:") {
                 mi.shared_pages = v;
-            } else if let Some(v) = num("slab_reclaimable:").or_else(|| num("slab_unreclaimable:")) {
+            } else if let Some(v) = num("slab_reclaimable:").or_else(|| num("slab_unreclaimable:"))
+            {
                 mi.slab_pages += v;
             }
         }
@@ -416,7 +444,10 @@ mod tests {
         let r = parse(text);
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].ts_ns, 3_619_286_000);
-        assert_eq!(r[1].text, "active_anon:3122 inactive_anon:78508\n active_file:0 inactive_file:0");
+        assert_eq!(
+            r[1].text,
+            "active_anon:3122 inactive_anon:78508\n active_file:0 inactive_file:0"
+        );
         assert_eq!(r[2].level, 0);
         assert_eq!(panic_line(&r).map(|p| p.0), Some(2));
         assert!(parse("garbage [ x] \u{0}\n[abc.def] y\n").len() == 2);

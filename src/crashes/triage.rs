@@ -67,12 +67,17 @@ impl Row {
                 .crash_time
                 .map(crate::fmt::iso_date)
                 .or_else(|| c.dir_date.clone())
+                .or_else(|| files_mtime(c).map(crate::fmt::iso_date))
                 .unwrap_or_default(),
-            host: if m.summary.nodename.is_empty() {
-                c.host.clone().unwrap_or_default()
-            } else {
-                m.summary.nodename.clone()
-            },
+            // RHEL names the directory by the host's address; else the
+            // kernel's nodename ("(none)" when never set).
+            host: c
+                .host
+                .clone()
+                .or_else(|| {
+                    Some(m.summary.nodename.clone()).filter(|n| !n.is_empty() && n != "(none)")
+                })
+                .unwrap_or_default(),
             release: m.summary.release.clone(),
             class: d.map_or("unknown", |d| d.class.as_str()).to_string(),
             verdict: d.map(|d| d.verdict.clone()).unwrap_or_default(),
@@ -108,6 +113,16 @@ impl Row {
             ..Default::default()
         }
     }
+}
+
+/// The oldest modification time of the crash's files (seconds since the epoch).
+fn files_mtime(c: &CrashDir) -> Option<i64> {
+    use std::os::unix::fs::MetadataExt;
+    c.files()
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|md| md.mtime())
+        .min()
 }
 
 /// The model of one crash: the cached one when its files did not change.
@@ -166,11 +181,7 @@ pub fn read_all(
                     break;
                 };
                 let row = row_for(c, opts);
-                if let Some(slot) = rows
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_mut(i)
-                {
+                if let Some(slot) = rows.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i) {
                     *slot = Some(row);
                 }
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);

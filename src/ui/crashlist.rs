@@ -169,7 +169,10 @@ impl ListState {
                 self.filter.clear();
             }
             KeyCode::Char('s') => {
-                let i = ListSort::ALL.iter().position(|s| *s == self.sort).unwrap_or(0);
+                let i = ListSort::ALL
+                    .iter()
+                    .position(|s| *s == self.sort)
+                    .unwrap_or(0);
                 self.sort = ListSort::ALL[(i + 1) % ListSort::ALL.len()];
                 self.message = Some(format!("sorted by {}", self.sort.name()));
             }
@@ -189,7 +192,16 @@ fn row_text(r: &Row) -> String {
 }
 
 const HEADER: [&str; 10] = [
-    "DATE", "HOST", "RELEASE", "CLASS", "VERDICT", "SIGNATURE", "SAME", "FORMAT", "SIZE", "FULL",
+    "DATE",
+    "HOST",
+    "RELEASE",
+    "CLASS",
+    "VERDICT",
+    "SIGNATURE",
+    "SAME",
+    "FORMAT",
+    "SIZE",
+    "FULL",
 ];
 
 /// Paints the list.
@@ -249,7 +261,10 @@ pub fn draw(f: &mut Frame, state: &mut ListState) {
                 Cell::from(r.class.clone()),
                 Cell::from(escape_control(triage::verdict_head(&r.verdict))),
                 Cell::from(r.signature.clone()),
-                Cell::from(format!("×{}", state.same.get(&r.signature).copied().unwrap_or(1))),
+                Cell::from(format!(
+                    "×{}",
+                    state.same.get(&r.signature).copied().unwrap_or(1)
+                )),
                 Cell::from(r.format.clone()),
                 Cell::from(triage::size_text(r.size_bytes)),
                 Cell::from(if r.complete { "yes" } else { "NO" }),
@@ -287,7 +302,11 @@ pub fn draw(f: &mut Frame, state: &mut ListState) {
         let span = g
             .map(|g| format!("  ({}× first {} last {})", g.count, g.first, g.last))
             .unwrap_or_default();
-        format!("{}{span}  {}", escape_control(&r.title), escape_control(&r.dir))
+        format!(
+            "{}{span}  {}",
+            escape_control(&r.title),
+            escape_control(&r.dir)
+        )
     });
     f.render_widget(
         Paragraph::new(Line::styled(detail.unwrap_or_default(), t.verdict())),
