@@ -189,9 +189,7 @@ fn is_register_line(l: &str) -> bool {
 pub fn panic_trace(log: &[LogRecord]) -> Option<CallTrace> {
     let traces = call_traces(log);
     match panic_line(log) {
-        Some((i, l)) if l.contains("Kernel panic") => {
-            traces.into_iter().filter(|t| t.record <= i).last()
-        }
+        Some((i, l)) if l.contains("Kernel panic") => traces.into_iter().rfind(|t| t.record <= i),
         Some((i, _)) => {
             let after = traces.iter().position(|t| t.record >= i);
             match after {
@@ -255,7 +253,7 @@ fn fill_summary(m: &mut DumpModel, panic: Option<&(usize, String)>) {
         true => cpus.iter().find(|(i, _)| *i >= limit).cloned(),
         false => None,
     }
-    .or_else(|| cpus.into_iter().filter(|(i, _)| *i <= limit).last());
+    .or_else(|| cpus.into_iter().rfind(|(i, _)| *i <= limit));
     if let Some((_, (cpu, pid, comm, _))) = &cpu_line {
         m.summary.panic_cpu = Some(*cpu);
         m.summary.panic_pid = Some(*pid);

@@ -207,7 +207,7 @@ const HEADER: [&str; 10] = [
 /// Paints the list.
 pub fn draw(f: &mut Frame, state: &mut ListState) {
     let area = f.area();
-    let t = state.theme.clone();
+    let t = state.theme;
     if area.height < 4 || area.width < 20 {
         return;
     }
