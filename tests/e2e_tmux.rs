@@ -79,6 +79,40 @@ impl Drop for Tmux {
     }
 }
 
+/// Is tmux there? Skipped with a message when not, unless required.
+fn tmux_or_skip() -> bool {
+    if have_tmux() {
+        return true;
+    }
+    let msg = "e2e_tmux: tmux is not installed";
+    if common::require_fixtures() {
+        panic!("{msg}, and CRASHDECK_REQUIRE_FIXTURES=1 (.ci/run installs it)");
+    }
+    eprintln!("SKIPPED {msg}");
+    false
+}
+
+/// A detached session `e2e` of `width`x`height` running sh, at its prompt.
+fn session(socket: String, width: &str, height: &str) -> Tmux {
+    let t = Tmux { socket };
+    t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        width,
+        "-y",
+        height,
+        "env",
+        "PS1=E2E$ ",
+        "sh",
+    ]);
+    t.cmd(&["set-option", "-t", "e2e", "status", "off"]);
+    t.wait("the shell prompt", |s| s.contains("E2E$"));
+    t
+}
+
 fn have_tmux() -> bool {
     Command::new("tmux")
         .arg("-V")
@@ -132,12 +166,7 @@ fn shell_quote(s: &str) -> String {
 
 #[test]
 fn dashboard_in_tmux() {
-    if !have_tmux() {
-        let msg = "e2e_tmux: tmux is not installed";
-        if common::require_fixtures() {
-            panic!("{msg}, and CRASHDECK_REQUIRE_FIXTURES=1 (.ci/run installs it)");
-        }
-        eprintln!("SKIPPED {msg}");
+    if !tmux_or_skip() {
         return;
     }
     let name = std::env::var("CRASHDECK_E2E_CASE").unwrap_or_else(|_| ui_support::OOM.into());
@@ -149,24 +178,7 @@ fn dashboard_in_tmux() {
     std::fs::create_dir_all(&tmp).unwrap();
     let (args, what) = launch_args(&case, &tmp);
 
-    let t = Tmux {
-        socket: format!("crashdeck-e2e-{}", std::process::id()),
-    };
-    t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "env",
-        "PS1=E2E$ ",
-        "sh",
-    ]);
-    t.cmd(&["set-option", "-t", "e2e", "status", "off"]);
-    t.wait("the shell prompt", |s| s.contains("E2E$"));
+    let t = session(format!("crashdeck-e2e-{}", std::process::id()), "120", "40");
 
     let bin = env!("CARGO_BIN_EXE_crashdeck");
     let cmdline = std::iter::once(bin.to_string())
@@ -268,7 +280,10 @@ fn dashboard_in_tmux() {
     let s = t.wait("focus on Summary", |s| s.contains("Enter:zoom /:search"));
     if s.contains("▶ ") {
         t.keys(&["e"]);
-        let s = t.wait("the evidence", |s| s.contains("Diagnosis — j/k select"));
+        // Both in one wait: a capture may catch a frame half drawn.
+        let s = t.wait("the evidence", |s| {
+            s.contains("Diagnosis — j/k select") && s.contains("Evidence")
+        });
         assert!(s.contains("Evidence"), "{s}");
         t.keys(&["Escape"]);
         t.wait("the evidence closed", |s| {
@@ -315,12 +330,7 @@ fn dashboard_in_tmux() {
 /// crash's dashboard, come back with Esc, quit.
 #[test]
 fn crash_list_in_tmux() {
-    if !have_tmux() {
-        let msg = "e2e_tmux: tmux is not installed";
-        if common::require_fixtures() {
-            panic!("{msg}, and CRASHDECK_REQUIRE_FIXTURES=1 (.ci/run installs it)");
-        }
-        eprintln!("SKIPPED {msg}");
+    if !tmux_or_skip() {
         return;
     }
     let (Some(oom), Some(oops)) = (
@@ -352,24 +362,11 @@ fn crash_list_in_tmux() {
     link(&oops.vmcore, deb.join("dump.202611262122"));
     link(&oops.dir.join("dmesg.txt"), deb.join("dmesg.202611262122"));
 
-    let t = Tmux {
-        socket: format!("crashdeck-e2e-list-{}", std::process::id()),
-    };
-    t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
+    let t = session(
+        format!("crashdeck-e2e-list-{}", std::process::id()),
         "160",
-        "-y",
         "40",
-        "env",
-        "PS1=E2E$ ",
-        "sh",
-    ]);
-    t.cmd(&["set-option", "-t", "e2e", "status", "off"]);
-    t.wait("the shell prompt", |s| s.contains("E2E$"));
+    );
     let cmdline = [
         "env".to_string(),
         format!("XDG_CACHE_HOME={}", tmp.join("cache").display()),
@@ -384,11 +381,6 @@ fn crash_list_in_tmux() {
     .join(" ");
     t.text(&cmdline);
     t.keys(&["Enter"]);
-    let s = t.wait("the crash list", |s| s.contains("2 crashes, 2 signatures"));
-    assert!(t.alternate_on());
-    assert!(s.contains("oom_panic") && s.contains("oops"), "{s}");
-    // Newest first: the oops (21:22:19) above the OOM (21:21:45); the
-    // selected crash's title under the table.
     let title_line = |s: &str| {
         s.lines()
             .rev()
@@ -396,10 +388,21 @@ fn crash_list_in_tmux() {
             .unwrap_or("")
             .to_string()
     };
+    // One wait for the whole frame: a capture may catch one half drawn.
+    let s = t.wait("the crash list", |s| {
+        s.contains("2 crashes, 2 signatures")
+            && s.contains("oom_panic")
+            && s.contains("oops")
+            && title_line(s).contains("NULL pointer dereference")
+    });
+    assert!(t.alternate_on());
+    // Newest first: the oops (21:22:19) above the OOM (21:21:45); the
+    // selected crash's title under the table.
     assert!(title_line(&s).contains("NULL pointer dereference"), "{s}");
     t.keys(&["j"]);
     let s = t.wait("the second row selected", |s| {
         title_line(s).contains("out of memory (panic_on_oom)")
+            && title_line(s).contains("10.0.0.7-2026-11-26-21:21:50")
     });
     assert!(
         title_line(&s).contains("10.0.0.7-2026-11-26-21:21:50"),
@@ -408,12 +411,16 @@ fn crash_list_in_tmux() {
     // Open it: the OOM's dashboard.
     t.keys(&["Enter"]);
     let s = t.wait("the OOM dashboard", |s| {
-        s.contains("Kernel log") && s.contains("PANIC: \"Kernel panic - not syncing: Out of memory")
+        s.contains("Kernel log")
+            && s.contains("Processes")
+            && s.contains("PANIC: \"Kernel panic - not syncing: Out of memory")
     });
     assert!(s.contains("Processes"), "{s}");
     // Esc: back to the list, the same row selected.
     t.keys(&["Escape"]);
-    let s = t.wait("the list again", |s| s.contains("2 crashes, 2 signatures"));
+    let s = t.wait("the list again", |s| {
+        s.contains("2 crashes, 2 signatures") && title_line(s).contains("out of memory")
+    });
     assert!(title_line(&s).contains("out of memory"), "{s}");
     // Filter, then quit.
     t.keys(&["/"]);
