@@ -1,5 +1,6 @@
 //! Out of memory: panic_on_oom, or no task left to kill.
 
+use super::report_lines::parse_zone_line;
 use super::{contradiction, ev, field_after, log_ev, pct, var_phrase, Ctx, Var};
 use crate::model::{Diagnosis, Evidence, Task};
 use std::collections::BTreeMap;
@@ -63,7 +64,9 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         let gfp = line
             .find("gfp_mask=")
             .map(|a| &line[a + "gfp_mask=".len()..])
-            .map(|r| r.split(", order=").next().unwrap_or(r).trim())
+            // "0x100dca(GFP_HIGHUSER_MOVABLE|__GFP_ZERO), order=0" (5.x+) or
+            // "0x6280ca(…), nodemask=(null), order=0" (4.x, some 5.x).
+            .map(|r| r.split(", ").next().unwrap_or(r).trim())
             .unwrap_or("?");
         let order = field_after(line, "order=").unwrap_or("?");
         evidence.push(ev(
@@ -178,24 +181,26 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             z.name, z.free_pages, z.min
         ));
     }
-    // The OOM report's per-zone lines: "DMA32 free:2164kB boost:0kB min:2260kB …".
-    for (i, line) in cx.lines(is_zone_report_line) {
-        let kb = |key: &str| {
-            field_after(line, key)
-                .and_then(|v| v.strip_suffix("kB"))
-                .and_then(|v| v.parse::<u64>().ok())
+    // The OOM report's per-zone lines: "DMA32 free:2164kB boost:0kB min:2260kB …"
+    // ("Node 0 DMA32 free:…" on a NUMA kernel, RHEL's among them).
+    for (i, line) in cx.lines(|l| parse_zone_line(l).is_some()) {
+        let Some(z) = parse_zone_line(line) else {
+            continue;
         };
-        if let (Some(free), Some(min)) = (kb(" free:"), kb(" min:")) {
-            let name = line.split_whitespace().next().unwrap_or("");
-            if free < min {
-                evidence.push(ev(
-                    "log",
-                    format!("log:{i}"),
-                    format!("OOM report: zone {name} free {free} kB under min {min} kB"),
-                ));
-                if low_zones.is_empty() {
-                    low_zones.push(format!("zone {name} free {free} kB < min {min} kB"));
-                }
+        let name = if line.starts_with("Node ") {
+            format!("Node {} {}", z.node, z.name)
+        } else {
+            z.name
+        };
+        let (free, min) = (z.free_kib, z.min_kib);
+        if free < min {
+            evidence.push(ev(
+                "log",
+                format!("log:{i}"),
+                format!("OOM report: zone {name} free {free} kB under min {min} kB"),
+            ));
+            if low_zones.is_empty() {
+                low_zones.push(format!("zone {name} free {free} kB < min {min} kB"));
             }
         }
     }
@@ -316,17 +321,6 @@ fn ram_kib(cx: &Ctx) -> u64 {
     }
 }
 
-fn is_zone_report_line(l: &str) -> bool {
-    let mut words = l.split_whitespace();
-    let (Some(name), Some(second)) = (words.next(), words.next()) else {
-        return false;
-    };
-    name != "Node"
-        && name.chars().all(|c| c.is_ascii_alphanumeric())
-        && second.starts_with("free:")
-        && l.contains(" min:")
-}
-
 fn overcommit_meaning(v: Var) -> &'static str {
     match v {
         Var::Read(0) => "heuristic overcommit (the commit limit is not enforced)",
@@ -339,9 +333,12 @@ fn overcommit_meaning(v: Var) -> &'static str {
 /// The row with the largest rss in the last OOM report's task table
 /// ("[  pid  ]   uid  tgid total_vm      rss … name"): (record, line, pid, rss pages).
 fn largest_oom_table_row<'a>(cx: &Ctx<'a>) -> Option<(usize, &'a str, i64, u64)> {
-    let start = cx.last_line(|l| l.starts_with("Tasks state (memory values in pages)"))?;
+    // 4.17+: "Tasks state (memory values in pages):" then the column
+    // header; before, the header alone ("[ pid ]   uid  tgid total_vm …").
+    let is_header = super::report_lines::is_task_table_start;
+    let start = cx.last_line(is_header)?;
     super::log_lines(cx.m)
-        .skip_while(|(i, l)| *i < start.0 || !l.starts_with("Tasks state"))
+        .skip_while(|(i, l)| *i < start.0 || !is_header(l))
         .skip(1)
         .take_while(|(_, l)| l.starts_with('['))
         .filter_map(|(i, l)| {

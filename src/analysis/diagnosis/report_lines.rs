@@ -84,10 +84,12 @@ pub fn parse_task_row(line: &str) -> Option<TaskRow> {
     })
 }
 
-/// The header line that opens an OOM report's task table.
+/// The line that opens an OOM report's task table: 4.17+ "Tasks state
+/// (memory values in pages):" (the column header follows); before, the
+/// column header alone ("[ pid ]   uid  tgid total_vm …").
 pub fn is_task_table_start(line: &str) -> bool {
-    line.trim_start()
-        .starts_with("Tasks state (memory values in pages)")
+    let l = line.trim_start();
+    l.starts_with("Tasks state (memory values in pages)") || l.starts_with("[ pid ]")
 }
 
 /// One frame line of a printed Call Trace: " ? __schedule+0x2d1/0x8a0 [mod]".
