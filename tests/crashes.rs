@@ -505,3 +505,81 @@ fn the_list_screen_shows_the_rows() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn parts_from_the_log_are_marked_in_the_report_and_on_the_dashboard() {
+    cache_env();
+    let Some(cases) = cases() else {
+        return;
+    };
+    let root = tmp("marks");
+    for case in cases.iter().filter(|c| class_of(c) == "oom_panic") {
+        let Some(m) = log_only_model(case, &root) else {
+            continue;
+        };
+        let text = crashdeck::report::text(&m);
+        assert!(text.contains("SOURCES\n"), "{}", case.name);
+        assert!(text.contains("zones       log: OOM report at "), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&crashdeck::report::json(&m)).unwrap();
+        assert!(json["sources"]["tasks"]
+            .as_str()
+            .unwrap()
+            .starts_with("log: OOM report at "));
+        let state = crashdeck::ui::UiState::new(&m, "log", 160, 50);
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 50)).unwrap();
+        term.draw(|f| crashdeck::ui::draw(f, &m, &state)).unwrap();
+        let buf = term.backend().buffer();
+        let screen: String = (0..buf.area.height)
+            .flat_map(|y| (0..buf.area.width).map(move |x| (x, y)))
+            .map(|(x, y)| buf[(x, y)].symbol().to_string())
+            .collect();
+        assert!(screen.contains("from log: OOM report at"), "{screen}");
+        assert!(screen.contains("from log: Call Trace at"), "{screen}");
+    }
+    // A dump's model is marked nowhere.
+    for case in cases
+        .iter()
+        .filter(|c| c.format().starts_with("kdump"))
+        .take(1)
+    {
+        let m = dump_model(case);
+        assert!(m.sources.values().all(|s| s == "dump"));
+        assert!(!crashdeck::report::text(&m).contains("SOURCES\n"));
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_suse_directory_uses_the_packed_kernel_beside_the_dump() {
+    let cache = cache_env();
+    let Some(case) = common::case_or_skip("tiny-oops-kdump-zlib") else {
+        return;
+    };
+    let root = tmp("suse");
+    let d = root.join("2026-11-26-21:22");
+    std::fs::create_dir_all(&d).unwrap();
+    symlink(&case.vmcore, d.join("vmcore")).unwrap();
+    std::fs::write(d.join("README.txt"), "Kernel crashed\n").unwrap();
+    let rel = std::fs::read_to_string(case.vmlinux.parent().unwrap().join("release")).unwrap();
+    let gz = std::fs::File::create(d.join(format!("vmlinux-{}.gz", rel.trim()))).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(gz, flate2::Compression::fast());
+    std::io::copy(&mut std::fs::File::open(&case.vmlinux).unwrap(), &mut enc).unwrap();
+    enc.finish().unwrap();
+    let c = crashes::read_crash_dir(&d).unwrap();
+    assert_eq!(c.layout, crashes::Layout::Suse);
+    assert_eq!(c.dir_date.as_deref(), Some("2026-11-26 21:22"));
+    // No debuginfo directory: the kernel comes from the crash directory.
+    let m = crashes::build_model(&c, &LoadOptions::default()).unwrap();
+    let unpacked = PathBuf::from(m.source.vmlinux.clone().unwrap());
+    assert!(
+        unpacked.starts_with(cache.join("crashdeck/vmlinux")),
+        "{unpacked:?}"
+    );
+    assert_eq!(
+        std::fs::metadata(&unpacked).unwrap().len(),
+        std::fs::metadata(&case.vmlinux).unwrap().len()
+    );
+    assert_eq!(m.diagnosis.unwrap().class, "oops");
+    assert_eq!(m.source.symbols_from, "vmlinux symtab");
+    let _ = std::fs::remove_dir_all(&root);
+}
