@@ -331,7 +331,11 @@ fn dump_model(c: &CrashDir, vmcore: &Path, opts: &LoadOptions) -> anyhow::Result
         None => open::find_vmlinux(Some(vmcore), &opts.debuginfo_dirs)?,
     };
     match vmlinux {
-        Some(v) => open::build_model(&v, vmcore, &opts.kernel),
+        Some(v) => open::build_model(&v, vmcore, &opts.kernel).or_else(|e| {
+            // A kernel found by its release that does not fit the dump (another
+            // architecture or build): the dump's own kallsyms and BTF, if any.
+            open::build_model_without_vmlinux(vmcore, &opts.kernel).map_err(|_| e)
+        }),
         None => open::build_model_without_vmlinux(vmcore, &opts.kernel),
     }
 }

@@ -103,8 +103,17 @@ impl Row {
         Row {
             dir: c.dir.display().to_string(),
             vmcore: c.vmcore.as_ref().map(|p| p.display().to_string()),
-            date: c.dir_date.clone().unwrap_or_default(),
+            date: c
+                .dir_date
+                .clone()
+                .or_else(|| files_mtime(c).map(crate::fmt::iso_date))
+                .unwrap_or_default(),
             host: c.host.clone().unwrap_or_default(),
+            size_bytes: c
+                .vmcore
+                .as_ref()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map_or(0, |md| md.len()),
             class: "unreadable".into(),
             verdict: format!("{e:#}"),
             title: "unreadable crash directory".into(),
@@ -267,7 +276,8 @@ pub fn table(rows: &[Row]) -> String {
             r.title,
             r.dir
         ));
-        out.push_str(&format!("    {}\n", verdict_head(&r.verdict)));
+        let head: Vec<&str> = verdict_head(&r.verdict).split_whitespace().collect();
+        out.push_str(&format!("    {}\n", head.join(" ")));
     }
     out.push_str("\nSIGNATURE     COUNT  FIRST                LAST                 TITLE\n");
     for g in groups(rows) {
