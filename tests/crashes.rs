@@ -272,6 +272,27 @@ fn the_tree_gives_one_row_per_crash_with_its_layout_class_and_signature() {
         };
         assert!(r.title.starts_with(want), "{}: {}", r.dir, r.title);
     }
+    // The command line: `crashdeck triage DIR --json`, one object per crash.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crashdeck"))
+        .args(["triage", "--json", "--debuginfo-dir"])
+        .arg(&dbg)
+        .arg(&tree)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(cli.len(), rows.len());
+    for (v, r) in cli.iter().zip(&rows) {
+        assert_eq!(v["dir"], r.dir.as_str());
+        assert_eq!(v["signature"], r.signature.as_str());
+    }
     // The table and the JSON lines say the same.
     let table = triage::table(&rows);
     let json = triage::json_lines(&rows);

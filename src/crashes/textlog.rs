@@ -450,4 +450,23 @@ mod tests {
         assert_eq!(panic_line(&r).map(|p| p.0), Some(2));
         assert!(parse("garbage [ x] \u{0}\n[abc.def] y\n").len() == 2);
     }
+
+    #[test]
+    fn any_text_gives_a_model_without_panicking() {
+        let inputs = [
+            "",
+            "\n\n   \n",
+            "[99999999999999999999.1] x",
+            "[1.1234567890] x\n<99999999999>[1.0] y\n<7>[ 1.000001]",
+            "[0.000001] Call Trace:\n  <TASK>\n ? +0x/0x\n f+0xzz/0x1\n RIP: 0010:\n</TASK>",
+            "[0.1] Mem-Info:\n[0.2] Node x DMA free:1kB\n[0.3] DMA32 free:kB min:1kB low:2kB high:3kB\n[0.4] Tasks state (memory values in pages):\n[0.5] [ 1] a b c d e\n[0.6] [ pid ]",
+            "[1.0] Kernel panic - not syncing: Oops\n[1.1] CPU: x PID: y Comm: \n[1.2] Linux version",
+            "[1.0] é\n        ééé\n\u{1b}[31m",
+        ];
+        for text in inputs {
+            let m = model(parse(text), "t", 4096);
+            assert!(m.diagnosis.is_some(), "{text:?}");
+            let _ = crate::crashes::signature::of(&m);
+        }
+    }
 }

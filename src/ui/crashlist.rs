@@ -153,11 +153,11 @@ impl ListState {
         let last = n.saturating_sub(1);
         match k.code {
             KeyCode::Char('q') => self.quit = true,
-            KeyCode::Esc if !self.filter.is_empty() => {
+            // Esc backs out of a filter; only q (or Ctrl-c) leaves the list.
+            KeyCode::Esc => {
                 self.filter.clear();
                 self.sel = 0;
             }
-            KeyCode::Esc => self.quit = true,
             KeyCode::Down | KeyCode::Char('j') => self.sel = (self.sel + 1).min(last),
             KeyCode::Up | KeyCode::Char('k') => self.sel = self.sel.saturating_sub(1),
             KeyCode::PageDown => self.sel = (self.sel + page.max(1)).min(last),
@@ -445,6 +445,8 @@ mod tests {
         assert_eq!(s.open, Some(1));
         s.key(KeyEvent::from(KeyCode::Esc), 10);
         assert!(s.filter.is_empty() && !s.quit);
+        s.key(KeyEvent::from(KeyCode::Esc), 10);
+        assert!(!s.quit, "Esc does not leave the list");
         s.key(KeyEvent::from(KeyCode::Char('q')), 10);
         assert!(s.quit);
     }
