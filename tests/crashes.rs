@@ -116,10 +116,11 @@ fn build_tree(cases: &[Case], root: &Path) -> (PathBuf, PathBuf, BTreeMap<PathBu
             std::fs::create_dir_all(&d).unwrap();
             std::fs::copy(c.dir.join("dmesg.txt"), d.join("vmcore-dmesg.txt")).unwrap();
             names.insert(d, c.name.clone());
+            // RHEL leaves a dump it did not finish as vmcore-incomplete.
             let d = tree.join(format!("cut-{}", c.name));
             std::fs::create_dir_all(&d).unwrap();
             let whole = std::fs::read(&c.vmcore).unwrap();
-            std::fs::write(d.join("vmcore"), &whole[..whole.len() / 10]).unwrap();
+            std::fs::write(d.join("vmcore-incomplete"), &whole[..whole.len() / 10]).unwrap();
             std::fs::copy(c.dir.join("dmesg.txt"), d.join("vmcore-dmesg.txt")).unwrap();
             names.insert(d, c.name.clone());
         }
@@ -215,6 +216,17 @@ fn the_tree_gives_one_row_per_crash_with_its_layout_class_and_signature() {
             );
         } else if name.starts_with("cut-") {
             assert!(!r.complete, "{what}");
+            assert!(r.vmcore.as_deref().unwrap().ends_with("/vmcore-incomplete"));
+            assert!(
+                r.verdict.starts_with("Dump cut short: "),
+                "{what}: {}",
+                r.verdict
+            );
+            assert!(
+                r.verdict.contains("marked incomplete"),
+                "{what}: {}",
+                r.verdict
+            );
             assert!(
                 r.sources.iter().any(|s| s.starts_with("log")),
                 "{what}: {:?}",

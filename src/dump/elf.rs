@@ -146,10 +146,11 @@ pub(crate) fn open(src: Box<dyn Source>) -> Result<ElfDump> {
 }
 
 impl ElfMem {
-    /// File pages the PT_LOADs promise, and how many lie inside the file.
-    pub(crate) fn completeness(&self) -> super::Completeness {
+    /// File pages (of `page`, the kernel's page size) the PT_LOADs promise,
+    /// and how many lie inside the file.
+    pub(crate) fn completeness(&self, page: u64) -> super::Completeness {
         let len = self.src.len();
-        let page = 4096u64;
+        let page = page.max(1);
         let mut c = super::Completeness {
             file_bytes: len,
             ..Default::default()

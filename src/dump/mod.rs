@@ -159,7 +159,7 @@ pub struct Completeness {
     /// Where the file should end by its headers (the last page's data), where known.
     pub expected_bytes: Option<u64>,
     /// Pages the headers say were written (kdump: the dumped bitmap; ELF: the
-    /// PT_LOADs' file bytes in 4 KiB pages).
+    /// PT_LOADs' file bytes in pages of VMCOREINFO's PAGESIZE, else 4 KiB).
     pub pages_dumped: u64,
     /// Of those, pages whose data lies wholly inside the file.
     pub pages_in_file: u64,
@@ -315,18 +315,19 @@ impl Dump {
     fn open_elf(src: Box<dyn Source>, format: Format) -> Result<Dump> {
         let path = src.path().to_path_buf();
         let e = elf::open(src)?;
-        let completeness = e.mem.completeness();
         let vmcoreinfo = VmcoreInfo::parse(e.notes.vmcoreinfo.as_deref().unwrap_or(""));
         let cpus = e.notes.cpus();
+        let page_size = vmcoreinfo
+            .number("PAGESIZE")
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| n.is_power_of_two() && (512..=1 << 20).contains(n))
+            .unwrap_or(4096);
+        let completeness = e.mem.completeness(page_size);
         let info = DumpInfo {
             path,
             format,
             compression: None,
-            page_size: vmcoreinfo
-                .number("PAGESIZE")
-                .and_then(|n| u64::try_from(n).ok())
-                .filter(|n| n.is_power_of_two() && (512..=1 << 20).contains(n))
-                .unwrap_or(4096),
+            page_size,
             dump_level: None,
             incomplete: e.truncated,
             // ELF has no header time; kdump's VMCOREINFO has CRASHTIME.

@@ -348,6 +348,12 @@ pub fn draw(f: &mut Frame, state: &mut ListState) {
     );
 }
 
+/// Opens the list on `dir` when it holds crash directories (for `crashdeck`
+/// with no arguments on `/var/crash`); `None` when it holds none.
+pub fn open_if_crashes(dir: &std::path::Path, opts: &LoadOptions) -> Option<anyhow::Result<()>> {
+    crate::crashes::holds_crashes(dir).then(|| run(&[dir.to_path_buf()], opts))
+}
+
 /// Reads the crashes under `roots` (progress on stderr), then runs the list
 /// until the user quits; Enter opens a crash's dashboard, Esc returns.
 pub fn run(roots: &[PathBuf], opts: &LoadOptions) -> anyhow::Result<()> {
