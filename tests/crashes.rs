@@ -35,9 +35,12 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-/// The kdump cases (they have dmesg.txt) and the ELF ones.
-fn cases() -> Option<Vec<Case>> {
-    common::cases_or_skip("crashes")
+/// The cases (kdump ones have dmesg.txt) and a fresh temporary folder;
+/// the cache variable set.
+fn setup(name: &str) -> Option<(Vec<Case>, PathBuf)> {
+    cache_env();
+    let cases = common::cases_or_skip("crashes")?;
+    Some((cases, tmp(name)))
 }
 
 /// A folder of `vmlinux-<release>` links to the fixtures' kernels.
@@ -159,11 +162,9 @@ fn log_only_model(case: &Case, root: &Path) -> Option<DumpModel> {
 
 #[test]
 fn the_tree_gives_one_row_per_crash_with_its_layout_class_and_signature() {
-    cache_env();
-    let Some(cases) = cases() else {
+    let Some((cases, root)) = setup("tree") else {
         return;
     };
-    let root = tmp("tree");
     let (tree, dbg, names) = build_tree(&cases, &root);
     assert!(crashes::holds_crashes(&tree));
     assert!(crashes::is_crash_tree(&tree));
@@ -335,11 +336,9 @@ fn the_tree_gives_one_row_per_crash_with_its_layout_class_and_signature() {
 
 #[test]
 fn the_log_alone_gives_the_dumps_zones_tasks_panic_and_signature() {
-    cache_env();
-    let Some(cases) = cases() else {
+    let Some((cases, root)) = setup("logonly") else {
         return;
     };
-    let root = tmp("logonly");
     for case in &cases {
         let Some(log) = log_only_model(case, &root) else {
             continue;
@@ -426,11 +425,9 @@ fn the_log_alone_gives_the_dumps_zones_tasks_panic_and_signature() {
 
 #[test]
 fn a_cut_dump_says_so_first_and_still_names_the_cause_from_its_log() {
-    cache_env();
-    let Some(cases) = cases() else {
+    let Some((cases, root)) = setup("cut") else {
         return;
     };
-    let root = tmp("cut");
     let dbg = debuginfo(&cases, &root);
     for case in cases.iter().filter(|c| c.dir.join("dmesg.txt").is_file()) {
         let d = root.join(format!("cut-{}", case.name));
@@ -475,10 +472,9 @@ fn a_cut_dump_says_so_first_and_still_names_the_cause_from_its_log() {
 #[test]
 fn a_second_triage_is_served_from_the_cache_and_a_changed_file_is_read_again() {
     let cache = cache_env();
-    let Some(cases) = cases() else {
+    let Some((cases, root)) = setup("cache") else {
         return;
     };
-    let root = tmp("cache");
     let (tree, dbg, _) = build_tree(&cases, &root);
     let found = crashes::scan(&[tree]);
     let o = opts(&dbg);
@@ -509,11 +505,9 @@ fn a_second_triage_is_served_from_the_cache_and_a_changed_file_is_read_again() {
 
 #[test]
 fn the_list_screen_shows_the_rows() {
-    cache_env();
-    let Some(cases) = cases() else {
+    let Some((cases, root)) = setup("list") else {
         return;
     };
-    let root = tmp("list");
     let (tree, dbg, names) = build_tree(&cases, &root);
     let rows = triage::read_all(&crashes::scan(&[tree]), &opts(&dbg), &|_, _| {});
     let mut state = crashdeck::ui::crashlist::ListState::new(rows.clone(), "tree");
@@ -541,11 +535,9 @@ fn the_list_screen_shows_the_rows() {
 
 #[test]
 fn parts_from_the_log_are_marked_in_the_report_and_on_the_dashboard() {
-    cache_env();
-    let Some(cases) = cases() else {
+    let Some((cases, root)) = setup("marks") else {
         return;
     };
-    let root = tmp("marks");
     for case in cases.iter().filter(|c| class_of(c) == "oom_panic") {
         let Some(m) = log_only_model(case, &root) else {
             continue;

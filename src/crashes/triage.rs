@@ -84,11 +84,7 @@ impl Row {
             title: sig.title,
             signature: sig.hash,
             format: format.clone(),
-            size_bytes: c
-                .vmcore
-                .as_ref()
-                .and_then(|p| std::fs::metadata(p).ok())
-                .map_or(0, |md| md.len()),
+            size_bytes: vmcore_bytes(c),
             complete: c.vmcore.is_some() && format != "unreadable" && !m.source.cut_short(),
             sources,
             layout: format!("{:?}", c.layout).to_lowercase(),
@@ -109,11 +105,7 @@ impl Row {
                 .or_else(|| files_mtime(c).map(crate::fmt::iso_date))
                 .unwrap_or_default(),
             host: c.host.clone().unwrap_or_default(),
-            size_bytes: c
-                .vmcore
-                .as_ref()
-                .and_then(|p| std::fs::metadata(p).ok())
-                .map_or(0, |md| md.len()),
+            size_bytes: vmcore_bytes(c),
             class: "unreadable".into(),
             verdict: format!("{e:#}"),
             title: "unreadable crash directory".into(),
@@ -122,6 +114,13 @@ impl Row {
             ..Default::default()
         }
     }
+}
+
+fn vmcore_bytes(c: &CrashDir) -> u64 {
+    c.vmcore
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map_or(0, |md| md.len())
 }
 
 /// The oldest modification time of the crash's files (seconds since the epoch).
