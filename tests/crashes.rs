@@ -362,6 +362,18 @@ fn the_log_alone_gives_the_dumps_zones_tasks_panic_and_signature() {
             "{n}: {:?}",
             log.sources
         );
+        if class_of(case) == "hung_task" {
+            // The printed trace is the blocked task's, as console.log names it.
+            let console = case.read("console.log").unwrap();
+            let who = console
+                .lines()
+                .find_map(|l| l.split("INFO: task ").nth(1))
+                .and_then(|r| r.split(" blocked").next())
+                .unwrap();
+            let bt = &log.backtraces[0];
+            assert_eq!(format!("{}:{}", bt.comm, bt.pid), who, "{n}");
+            assert!(dump.backtraces.iter().any(|b| b.pid == bt.pid), "{n}");
+        }
         if class_of(case) != "oom_panic" {
             // The oops prints the panicking task; its Call Trace is the backtrace.
             if class_of(case) == "oops" {

@@ -278,10 +278,6 @@ pub fn build_model(c: &CrashDir, opts: &LoadOptions) -> anyhow::Result<DumpModel
             m.source.vmcore = vmcore.display().to_string();
             m.source.format = "unreadable".into();
             let why = format!("{e:#}");
-            m.problems.push(Problem {
-                part: "dump".into(),
-                message: format!("the vmcore could not be read: {why}"),
-            });
             set_dump_verdict(
                 &mut m,
                 format!("Dump unreadable ({why}); from {log_name} alone"),
@@ -291,11 +287,10 @@ pub fn build_model(c: &CrashDir, opts: &LoadOptions) -> anyhow::Result<DumpModel
         (Some(Err(e)), None) => return Err(e),
         (None, Some(log)) => {
             let mut m = log_only(c, log, &log_name);
-            m.problems.push(Problem {
-                part: "dump".into(),
-                message: "no vmcore in the crash directory".into(),
-            });
-            set_dump_verdict(&mut m, format!("No vmcore; from {log_name} alone"));
+            set_dump_verdict(
+                &mut m,
+                format!("No vmcore in the crash directory; from {log_name} alone"),
+            );
             m
         }
         (None, None) => anyhow::bail!("{}: neither a vmcore nor a text log", c.dir.display()),

@@ -219,7 +219,18 @@ pub fn model(log: Vec<LogRecord>, log_name: &str, page_size: u64) -> DumpModel {
     let panic = panic_line(&m.log);
     fill_summary(&mut m, panic.as_ref());
     if let Some(t) = panic_trace(&m.log) {
-        let bt = backtrace_from(&m, &t);
+        let mut bt = backtrace_from(&m, &t);
+        // Whose trace it is: the task line printed nearest before it ("CPU: 1
+        // PID: 53 Comm: sh …", or a hung task's "task:sh … pid:53 …").
+        if let Some((pid, comm, cpu)) = trace_owner(&m.log, t.record) {
+            bt.pid = pid;
+            bt.comm = comm;
+            if let Some(cpu) = cpu {
+                bt.cpu = cpu;
+            }
+            bt.panic = m.summary.panic_pid.is_none_or(|p| p == pid);
+            bt.active = bt.panic;
+        }
         m.sources.insert(
             "backtraces".into(),
             format!("log: Call Trace at {}", at_secs(&m.log[t.record])),
@@ -283,6 +294,30 @@ fn fill_summary(m: &mut DumpModel, panic: Option<&(usize, String)>) {
     } else {
         m.sources.insert("summary".into(), "log".into());
     }
+}
+
+/// The task a Call Trace at record `at` belongs to: (pid, comm, cpu).
+fn trace_owner(log: &[LogRecord], at: usize) -> Option<(i64, String, Option<u32>)> {
+    let start = at.saturating_sub(40);
+    log.get(start..=at)?
+        .iter()
+        .rev()
+        .flat_map(|r| r.text.lines().rev())
+        .map(str::trim)
+        .find_map(|l| {
+            if let Some((cpu, pid, comm, _)) = parse_cpu_line(l) {
+                return Some((pid, comm, Some(cpu)));
+            }
+            // sched_show_task(): "task:sh   state:D stack:0  pid:53  ppid:1 …"
+            let rest = l.strip_prefix("task:")?;
+            let comm = rest.split(" state:").next()?.trim().to_string();
+            let pid = rest
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("pid:"))?
+                .parse()
+                .ok()?;
+            Some((pid, comm, None))
+        })
 }
 
 fn backtrace_from(m: &DumpModel, t: &CallTrace) -> Backtrace {
