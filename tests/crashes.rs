@@ -620,3 +620,35 @@ fn a_suse_directory_uses_the_packed_kernel_beside_the_dump() {
     assert_eq!(m.source.symbols_from, "vmlinux symtab");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_text_log_too_large_to_be_a_kernel_log_is_a_problem_not_the_end() {
+    let Some((cases, root)) = setup("biglog") else {
+        return;
+    };
+    let dbg = debuginfo(&cases, &root);
+    let case = cases
+        .iter()
+        .find(|c| c.dir.join("dmesg.txt").is_file())
+        .unwrap();
+    let d = root.join("192.168.0.1-2026-11-26-21:21:00");
+    std::fs::create_dir_all(&d).unwrap();
+    symlink(&case.vmcore, d.join("vmcore")).unwrap();
+    // Sparse: 65 MiB of nothing, more than a kernel log buffer can hold.
+    let big = std::fs::File::create(d.join("vmcore-dmesg.txt")).unwrap();
+    big.set_len(65 << 20).unwrap();
+    let c = crashes::read_crash_dir(&d).unwrap();
+    let m = crashes::build_model(&c, &opts(&dbg)).unwrap();
+    assert_eq!(m.diagnosis.unwrap().class, class_of(case));
+    let p = m.problems.iter().find(|p| p.part == "log").unwrap();
+    assert!(
+        p.message.contains("vmcore-dmesg.txt") && p.message.contains("bytes"),
+        "{p:?}"
+    );
+    // Without the dump, nothing is left to read: an error naming the file.
+    std::fs::remove_file(d.join("vmcore")).unwrap();
+    let c = crashes::read_crash_dir(&d).unwrap();
+    let e = crashes::build_model(&c, &opts(&dbg)).unwrap_err();
+    assert!(format!("{e:#}").contains("vmcore-dmesg.txt"), "{e:#}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -243,8 +243,15 @@ pub struct LoadOptions {
 /// with what the dump lacks taken from the log and a verdict about the dump
 /// itself first. Fails only when neither the dump nor the log can be read.
 pub fn build_model(c: &CrashDir, opts: &LoadOptions) -> anyhow::Result<DumpModel> {
-    let log = match &c.text_log {
-        Some(p) => Some(read_text_log(p)?),
+    // A text log that cannot be read is a problem of the model, not the end
+    // of it: the dump may stand alone.
+    let mut log_error = None;
+    let log = match c.text_log.as_deref().map(read_text_log) {
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => {
+            log_error = Some(format!("{e:#}"));
+            None
+        }
         None => None,
     };
     let dump = c.vmcore.as_ref().map(|v| dump_model(c, v, opts));
@@ -284,7 +291,10 @@ pub fn build_model(c: &CrashDir, opts: &LoadOptions) -> anyhow::Result<DumpModel
             );
             m
         }
-        (Some(Err(e)), None) => return Err(e),
+        (Some(Err(e)), None) => match log_error {
+            Some(le) => return Err(e.context(format!("and the text log: {le}"))),
+            None => return Err(e),
+        },
         (None, Some(log)) => {
             let mut m = log_only(c, log, &log_name);
             set_dump_verdict(
@@ -293,8 +303,17 @@ pub fn build_model(c: &CrashDir, opts: &LoadOptions) -> anyhow::Result<DumpModel
             );
             m
         }
-        (None, None) => anyhow::bail!("{}: neither a vmcore nor a text log", c.dir.display()),
+        (None, None) => match log_error {
+            Some(le) => anyhow::bail!("{}: no vmcore, and {le}", c.dir.display()),
+            None => anyhow::bail!("{}: neither a vmcore nor a text log", c.dir.display()),
+        },
     };
+    if let Some(le) = log_error {
+        m.problems.push(Problem {
+            part: "log".into(),
+            message: format!("the text log could not be read: {le}"),
+        });
+    }
     if m.summary.nodename.is_empty() {
         if let Some(h) = &c.host {
             m.summary.nodename = h.clone();
