@@ -652,3 +652,37 @@ fn a_text_log_too_large_to_be_a_kernel_log_is_a_problem_not_the_end() {
     assert!(format!("{e:#}").contains("vmcore-dmesg.txt"), "{e:#}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_complete_dump_cross_checks_the_log_beside_it() {
+    let Some((cases, root)) = setup("crosscheck") else {
+        return;
+    };
+    let dbg = debuginfo(&cases, &root);
+    let with_log: Vec<&Case> = cases
+        .iter()
+        .filter(|c| c.dir.join("dmesg.txt").is_file() && c.arch() == "x86_64")
+        .collect();
+    let (Some(oom), Some(other)) = (
+        with_log.iter().find(|c| class_of(c) == "oom_panic"),
+        with_log.iter().find(|c| class_of(c) != "oom_panic"),
+    ) else {
+        return;
+    };
+    for (log_of, agrees) in [(oom, true), (other, false)] {
+        let d = root.join(format!("{}-{agrees}", log_of.name));
+        std::fs::create_dir_all(&d).unwrap();
+        symlink(&oom.vmcore, d.join("vmcore")).unwrap();
+        symlink(log_of.dir.join("dmesg.txt"), d.join("vmcore-dmesg.txt")).unwrap();
+        let m = crashes::build_model(&crashes::read_crash_dir(&d).unwrap(), &opts(&dbg)).unwrap();
+        // The dump decides; the log only checks it.
+        assert_eq!(m.diagnosis.as_ref().unwrap().class, "oom_panic");
+        assert!(m.sources.values().all(|s| s == "dump"));
+        let warned = m
+            .problems
+            .iter()
+            .any(|p| p.part == "log" && p.message.contains("another crash"));
+        assert_eq!(warned, !agrees, "{}: {:?}", log_of.name, m.problems);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
