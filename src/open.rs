@@ -114,6 +114,8 @@ fn build_model_from(
         types_from: kernel.types_from().into(),
         kaslr_offset: kernel.kaslr_offset(),
         paging_levels: kernel.paging_levels(),
+        arch: kernel.arch().name().into(),
+        va_bits: kernel.va_bits(),
         file_bytes: info.completeness.file_bytes,
         expected_bytes: info.completeness.expected_bytes,
         pages_dumped: info.completeness.pages_dumped,

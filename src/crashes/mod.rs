@@ -339,37 +339,44 @@ fn read_text_log(p: &Path) -> anyhow::Result<Vec<crate::model::LogRecord>> {
 }
 
 fn dump_model(c: &CrashDir, vmcore: &Path, opts: &LoadOptions) -> anyhow::Result<DumpModel> {
-    let vmlinux = match &c.vmlinux {
-        Some(v) if v.extension().is_some_and(|e| e == "gz") => Some(cache::unpacked_vmlinux(v)?),
-        Some(v) => Some(v.clone()),
-        None => open::find_vmlinux(Some(vmcore), &opts.debuginfo_dirs)?,
+    let candidates: Vec<PathBuf> = match &c.vmlinux {
+        Some(v) if v.extension().is_some_and(|e| e == "gz") => vec![cache::unpacked_vmlinux(v)?],
+        Some(v) => vec![v.clone()],
+        None => {
+            // Every kernel of the dump's release: a lab host may keep several
+            // (two architectures, two builds); the first that fits the dump.
+            let dump = crate::dump::Dump::open(vmcore)?;
+            match dump.vmcoreinfo().get("OSRELEASE") {
+                Some(rel) => open::vmlinux_candidates(rel, &opts.debuginfo_dirs)
+                    .into_iter()
+                    .filter(|p| p.is_file())
+                    .collect(),
+                None => Vec::new(),
+            }
+        }
     };
-    match vmlinux {
-        Some(v) => open::build_model(&v, vmcore, &opts.kernel).or_else(|e| {
-            // A kernel found by its release that does not fit the dump (another
-            // architecture or build): the dump's own kallsyms and BTF, if any.
-            open::build_model_without_vmlinux(vmcore, &opts.kernel).map_err(|_| e)
-        }),
-        None => open::build_model_without_vmlinux(vmcore, &opts.kernel),
+    let mut first_error = None;
+    for v in &candidates {
+        match open::build_model(v, vmcore, &opts.kernel) {
+            Ok(m) => return Ok(m),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
     }
+    // None fits (or none found): the dump's own kallsyms and BTF, if any.
+    open::build_model_without_vmlinux(vmcore, &opts.kernel).map_err(|e| first_error.unwrap_or(e))
 }
 
-/// The page size a log-only model assumes: x86_64's and most arm64 kernels'.
-const LOG_PAGE_SIZE: u64 = 4096;
-
 fn log_only(c: &CrashDir, log: Vec<crate::model::LogRecord>, log_name: &str) -> DumpModel {
-    let mut m = textlog::model(log, log_name, LOG_PAGE_SIZE);
+    let mut m = textlog::model(log, log_name, None);
     m.source.text_log = c.text_log.as_ref().map(|p| p.display().to_string());
     m
 }
 
 /// A dump model's part is empty where the dump was cut: fill it from the log.
 fn fill_from_log(m: &mut DumpModel, log: Vec<crate::model::LogRecord>, log_name: &str) {
-    let page_size = if m.meminfo.page_size > 0 {
-        m.meminfo.page_size
-    } else {
-        LOG_PAGE_SIZE
-    };
+    let page_size = Some(m.meminfo.page_size).filter(|&p| p > 0);
     let from_log = textlog::model(log, log_name, page_size);
     let mut took = false;
     if m.log.is_empty() {

@@ -137,7 +137,8 @@ pub fn call_traces(log: &[LogRecord]) -> Vec<CallTrace> {
         if let Some((func, _, module)) = parse_rip(l) {
             last_rip = Some((i, (func, module)));
         }
-        if l != "Call Trace:" {
+        // x86_64 prints "Call Trace:", arm64 "Call trace:".
+        if l != "Call Trace:" && l != "Call trace:" {
             i += 1;
             continue;
         }
@@ -205,9 +206,13 @@ pub fn panic_trace(log: &[LogRecord]) -> Option<CallTrace> {
 /// panicked (`CPU: 2 PID: 136 Comm: stress`), the Call Trace as the
 /// backtrace, and for an OOM the report's Mem-Info zones and task table.
 /// Each part it fills is marked in `sources` with where in the log it came
-/// from. `page_size` converts the report's kB and pages (4096 on x86_64).
-pub fn model(log: Vec<LogRecord>, log_name: &str, page_size: u64) -> DumpModel {
-    let page_size = page_size.max(1);
+/// from. `page_size` converts the report's kB and pages; `None` (no dump to
+/// say it): the OOM report's own ratio, else 4 KiB.
+pub fn model(log: Vec<LogRecord>, log_name: &str, page_size: Option<u64>) -> DumpModel {
+    let page_size = page_size
+        .or_else(|| report_page_size(&log))
+        .unwrap_or(4096)
+        .max(1);
     let mut m = DumpModel {
         log,
         ..Default::default()
@@ -359,6 +364,33 @@ fn backtrace_from(m: &DumpModel, t: &CallTrace) -> Backtrace {
     }
 }
 
+/// The page size an OOM report implies: its zones' present memory (kB)
+/// over show_mem's "N pages RAM" (the same present pages, counted in pages),
+/// rounded to a power of two between 4 KiB and 64 KiB.
+pub fn report_page_size(log: &[LogRecord]) -> Option<u64> {
+    let mut present_kib = 0u64;
+    let mut pages_ram = None;
+    for (_, l) in lines(log) {
+        if is_task_table_start(l) {
+            break;
+        }
+        if l == "Mem-Info:" {
+            present_kib = 0;
+            pages_ram = None;
+        } else if let Some(z) = parse_zone_line(l) {
+            present_kib = present_kib.saturating_add(z.present_kib);
+        } else if let Some(n) = l.strip_suffix(" pages RAM") {
+            pages_ram = n.trim().parse::<u64>().ok();
+        }
+    }
+    let pages = pages_ram.filter(|&p| p > 0)?;
+    let bytes = present_kib.checked_mul(1024)? / pages;
+    [4096u64, 16384, 65536]
+        .into_iter()
+        .min_by_key(|p| p.abs_diff(bytes))
+        .filter(|_| bytes > 0)
+}
+
 /// The last OOM report's Mem-Info zones, global counters and task table.
 fn fill_oom_report(m: &mut DumpModel, page_size: u64) {
     let kib_per_page = (page_size / 1024).max(1);
@@ -499,7 +531,7 @@ mod tests {
             "[1.0] é\n        ééé\n\u{1b}[31m",
         ];
         for text in inputs {
-            let m = model(parse(text), "t", 4096);
+            let m = model(parse(text), "t", None);
             assert!(m.diagnosis.is_some(), "{text:?}");
             let _ = crate::crashes::signature::of(&m);
         }
