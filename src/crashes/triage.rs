@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+/// 2000-01-01: a crash time before it is a clock that was never set.
+const SANE_EPOCH: i64 = 946_684_800;
+
 /// One crash as the list and `triage` show it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Row {
@@ -62,9 +65,12 @@ impl Row {
         Row {
             dir: c.dir.display().to_string(),
             vmcore: c.vmcore.as_ref().map(|p| p.display().to_string()),
+            // A guest without a real-time clock crashes "in 1970": then the
+            // directory's name or the files' time says more.
             date: m
                 .summary
                 .crash_time
+                .filter(|&t| t >= SANE_EPOCH)
                 .map(crate::fmt::iso_date)
                 .or_else(|| c.dir_date.clone())
                 .or_else(|| files_mtime(c).map(crate::fmt::iso_date))
