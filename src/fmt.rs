@@ -20,6 +20,18 @@ pub fn crash_date(epoch: i64) -> String {
     )
 }
 
+/// Seconds since the epoch as `2026-11-26 21:21:45` (UTC): sorts as text.
+pub fn iso_date(epoch: i64) -> String {
+    let (y, m, d) = civil_from_days(epoch.div_euclid(86_400));
+    let secs = epoch.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
 /// Howard Hinnant's days-to-civil: (year, month 1..12, day 1..31).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -58,6 +70,7 @@ mod tests {
     fn dates_and_uptimes_as_crash_prints_them() {
         assert_eq!(crash_date(1_795_728_105), "Thu Nov 26 21:21:45 UTC 2026");
         assert_eq!(crash_date(0), "Thu Jan  1 00:00:00 UTC 1970");
+        assert_eq!(iso_date(1_795_728_105), "2026-11-26 21:21:45");
         assert_eq!(crash_date(951_782_400), "Tue Feb 29 00:00:00 UTC 2000");
         assert_eq!(crash_uptime(3.9), "00:00:03");
         assert_eq!(crash_uptime(90_061.0), "1 days, 01:01:01");

@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod arch;
+pub mod crashes;
 pub mod dump;
 pub mod fmt;
 pub mod info;

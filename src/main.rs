@@ -52,6 +52,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One row per crash under each directory (a directory of crash
+    /// directories, or one crash directory), then the crashes grouped by signature.
+    Triage {
+        dirs: Vec<PathBuf>,
+        /// One JSON object per crash per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
 }
@@ -85,6 +93,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Some(Command::Triage { dirs, json }) => triage(&dirs, json, &cli.common, &opts),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(
                 shell,
@@ -95,6 +104,14 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         None => {
+            if let [dir] = cli.files.as_slice() {
+                if crashdeck::crashes::is_crash_tree(dir) {
+                    return crashdeck::ui::crashlist::run(
+                        std::slice::from_ref(dir),
+                        &load_options(&cli.common, &opts),
+                    );
+                }
+            }
             let model = if cli.demo || cli.files.is_empty() {
                 demo_model()?
             } else {
@@ -128,6 +145,50 @@ fn demo_model() -> Result<crashdeck::model::DumpModel> {
     Ok(model)
 }
 
+fn load_options(common: &Common, opts: &KernelOptions) -> crashdeck::crashes::LoadOptions {
+    crashdeck::crashes::LoadOptions {
+        kernel: opts.clone(),
+        debuginfo_dirs: common.debuginfo_dir.clone(),
+    }
+}
+
+fn triage(dirs: &[PathBuf], json: bool, common: &Common, opts: &KernelOptions) -> Result<()> {
+    use std::io::IsTerminal;
+    let roots: Vec<PathBuf> = if dirs.is_empty() {
+        vec![PathBuf::from("/var/crash")]
+    } else {
+        dirs.to_vec()
+    };
+    let crashes = crashdeck::crashes::scan(&roots);
+    if crashes.is_empty() {
+        bail!(
+            "no crash directories under {}",
+            roots
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    let tty = std::io::stderr().is_terminal();
+    let progress = |done: usize, total: usize| {
+        if tty {
+            eprint!("\rcrashdeck: read {done}/{total} crashes");
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    let rows =
+        crashdeck::crashes::triage::read_all(&crashes, &load_options(common, opts), &progress);
+    if json {
+        print!("{}", crashdeck::crashes::triage::json_lines(&rows));
+    } else {
+        print!("{}", crashdeck::crashes::triage::table(&rows));
+    }
+    Ok(())
+}
+
 fn resolve(files: &[PathBuf], common: &Common) -> Result<Inputs> {
     let mut inputs = open::classify(files)?;
     if inputs.vmcore.is_some() && inputs.vmlinux.is_none() {
@@ -141,6 +202,12 @@ fn load(
     common: &Common,
     opts: &KernelOptions,
 ) -> Result<crashdeck::model::DumpModel> {
+    if let [dir] = files {
+        // One crash directory: its dump, with the text log beside it.
+        if let Some(c) = crashdeck::crashes::read_crash_dir(dir) {
+            return crashdeck::crashes::build_model(&c, &load_options(common, opts));
+        }
+    }
     let inputs = resolve(files, common)?;
     if let Some(model) = &inputs.model {
         return open::load_model(model);

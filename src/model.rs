@@ -48,6 +48,19 @@ pub struct DumpModel {
     /// What could not be read, per part, and why.
     #[serde(default)]
     pub problems: Vec<Problem>,
+    /// Where each part's figures came from, by part name (`summary`, `tasks`,
+    /// `meminfo`, `zones`, `log`, `backtraces`, `diagnosis`): `dump`, or the
+    /// text log beside it (`log: OOM report at 3.62 s`). A part not named
+    /// here came from the dump (models saved before this field).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, String>,
+}
+
+impl DumpModel {
+    /// Where `part`'s figures came from: `dump` unless the model says otherwise.
+    pub fn source_of(&self, part: &str) -> &str {
+        self.sources.get(part).map_or("dump", String::as_str)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -81,6 +94,31 @@ pub struct Source {
     /// Bits of a kernel virtual address the page tables translate.
     #[serde(default)]
     pub va_bits: u32,
+    /// Bytes of the vmcore file.
+    #[serde(default)]
+    pub file_bytes: u64,
+    /// Where the file should end by its headers, where known (larger than
+    /// `file_bytes` when the dump was cut short).
+    #[serde(default)]
+    pub expected_bytes: Option<u64>,
+    /// Pages the dump's headers say were written, and how many of them the
+    /// file holds.
+    #[serde(default)]
+    pub pages_dumped: u64,
+    #[serde(default)]
+    pub pages_in_file: u64,
+    /// The text log read beside the dump (`vmcore-dmesg.txt`, `dmesg.<stamp>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_log: Option<String>,
+}
+
+impl Source {
+    /// The dump lacks part of what its headers promise, or says it is incomplete.
+    pub fn cut_short(&self) -> bool {
+        self.incomplete
+            || self.pages_in_file < self.pages_dumped
+            || self.expected_bytes.is_some_and(|e| e > self.file_bytes)
+    }
 }
 
 /// crash's `sys`.
@@ -371,6 +409,8 @@ pub enum FrameKind {
     Exception,
     /// DWARF call-frame information (`.debug_frame`) where ORC has none.
     DwarfCfi,
+    /// A line of the Call Trace the kernel printed (a model from the text log).
+    Log,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

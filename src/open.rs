@@ -76,24 +76,9 @@ pub fn classify(paths: &[PathBuf]) -> Result<Inputs> {
     Ok(inputs)
 }
 
-/// A crash directory as kdump leaves it: `vmcore`, or Ubuntu's `dump.<date>`.
+/// A crash directory as kdump leaves it (see `crashes`): its vmcore.
 pub fn find_vmcore_in_dir(dir: &Path) -> Option<PathBuf> {
-    let direct = dir.join("vmcore");
-    if direct.is_file() {
-        return Some(direct);
-    }
-    let mut dumps: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("dump.") || n.starts_with("vmcore"))
-        })
-        .collect();
-    dumps.sort();
-    dumps.pop()
+    crate::crashes::read_crash_dir(dir)?.vmcore
 }
 
 /// Opens a dump and its kernel and builds the model.
@@ -131,6 +116,11 @@ fn build_model_from(
         paging_levels: kernel.paging_levels(),
         arch: kernel.arch().name().into(),
         va_bits: kernel.va_bits(),
+        file_bytes: info.completeness.file_bytes,
+        expected_bytes: info.completeness.expected_bytes,
+        pages_dumped: info.completeness.pages_dumped,
+        pages_in_file: info.completeness.pages_in_file,
+        text_log: None,
     };
     Ok(analysis::build_model(&kernel, source))
 }

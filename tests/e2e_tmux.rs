@@ -79,6 +79,40 @@ impl Drop for Tmux {
     }
 }
 
+/// Is tmux there? Skipped with a message when not, unless required.
+fn tmux_or_skip() -> bool {
+    if have_tmux() {
+        return true;
+    }
+    let msg = "e2e_tmux: tmux is not installed";
+    if common::require_fixtures() {
+        panic!("{msg}, and CRASHDECK_REQUIRE_FIXTURES=1 (.ci/run installs it)");
+    }
+    eprintln!("SKIPPED {msg}");
+    false
+}
+
+/// A detached session `e2e` of `width`x`height` running sh, at its prompt.
+fn session(socket: String, width: &str, height: &str) -> Tmux {
+    let t = Tmux { socket };
+    t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        width,
+        "-y",
+        height,
+        "env",
+        "PS1=E2E$ ",
+        "sh",
+    ]);
+    t.cmd(&["set-option", "-t", "e2e", "status", "off"]);
+    t.wait("the shell prompt", |s| s.contains("E2E$"));
+    t
+}
+
 fn have_tmux() -> bool {
     Command::new("tmux")
         .arg("-V")
@@ -132,12 +166,7 @@ fn shell_quote(s: &str) -> String {
 
 #[test]
 fn dashboard_in_tmux() {
-    if !have_tmux() {
-        let msg = "e2e_tmux: tmux is not installed";
-        if common::require_fixtures() {
-            panic!("{msg}, and CRASHDECK_REQUIRE_FIXTURES=1 (.ci/run installs it)");
-        }
-        eprintln!("SKIPPED {msg}");
+    if !tmux_or_skip() {
         return;
     }
     let name = std::env::var("CRASHDECK_E2E_CASE").unwrap_or_else(|_| ui_support::OOM.into());
@@ -149,24 +178,7 @@ fn dashboard_in_tmux() {
     std::fs::create_dir_all(&tmp).unwrap();
     let (args, what) = launch_args(&case, &tmp);
 
-    let t = Tmux {
-        socket: format!("crashdeck-e2e-{}", std::process::id()),
-    };
-    t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "env",
-        "PS1=E2E$ ",
-        "sh",
-    ]);
-    t.cmd(&["set-option", "-t", "e2e", "status", "off"]);
-    t.wait("the shell prompt", |s| s.contains("E2E$"));
+    let t = session(format!("crashdeck-e2e-{}", std::process::id()), "120", "40");
 
     let bin = env!("CARGO_BIN_EXE_crashdeck");
     let cmdline = std::iter::once(bin.to_string())
@@ -268,7 +280,10 @@ fn dashboard_in_tmux() {
     let s = t.wait("focus on Summary", |s| s.contains("Enter:zoom /:search"));
     if s.contains("▶ ") {
         t.keys(&["e"]);
-        let s = t.wait("the evidence", |s| s.contains("Diagnosis — j/k select"));
+        // Both in one wait: a capture may catch a frame half drawn.
+        let s = t.wait("the evidence", |s| {
+            s.contains("Diagnosis — j/k select") && s.contains("Evidence")
+        });
         assert!(s.contains("Evidence"), "{s}");
         t.keys(&["Escape"]);
         t.wait("the evidence closed", |s| {
@@ -308,5 +323,116 @@ fn dashboard_in_tmux() {
     t.text("echo restored-$((40+2))");
     t.keys(&["Enter"]);
     t.wait("the shell to run a command", |s| s.contains("restored-42"));
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// A directory of crash directories: the list screen, move in it, open a
+/// crash's dashboard, come back with Esc, quit.
+#[test]
+fn crash_list_in_tmux() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let (Some(oom), Some(oops)) = (
+        common::case_or_skip(ui_support::OOM),
+        common::case_or_skip("tiny-oops-kdump-zlib"),
+    ) else {
+        return;
+    };
+    let tmp: PathBuf =
+        std::env::temp_dir().join(format!("crashdeck-e2e-list-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let tree = tmp.join("crash");
+    let dbg = tmp.join("debuginfo");
+    std::fs::create_dir_all(&dbg).unwrap();
+    let link = |from: &std::path::Path, to: PathBuf| {
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(from, to).unwrap();
+    };
+    let release = std::fs::read_to_string(oom.vmlinux.parent().unwrap().join("release")).unwrap();
+    link(
+        &oom.vmlinux,
+        dbg.join(format!("vmlinux-{}", release.trim())),
+    );
+    // RHEL's layout for the OOM, Debian's for the oops.
+    let rhel = tree.join("10.0.0.7-2026-11-26-21:21:50");
+    link(&oom.vmcore, rhel.join("vmcore"));
+    link(&oom.dir.join("dmesg.txt"), rhel.join("vmcore-dmesg.txt"));
+    let deb = tree.join("202611262122");
+    link(&oops.vmcore, deb.join("dump.202611262122"));
+    link(&oops.dir.join("dmesg.txt"), deb.join("dmesg.202611262122"));
+
+    let t = session(
+        format!("crashdeck-e2e-list-{}", std::process::id()),
+        "160",
+        "40",
+    );
+    let cmdline = [
+        "env".to_string(),
+        format!("XDG_CACHE_HOME={}", tmp.join("cache").display()),
+        env!("CARGO_BIN_EXE_crashdeck").to_string(),
+        tree.display().to_string(),
+        "--debuginfo-dir".to_string(),
+        dbg.display().to_string(),
+    ]
+    .iter()
+    .map(|a| shell_quote(a))
+    .collect::<Vec<_>>()
+    .join(" ");
+    t.text(&cmdline);
+    t.keys(&["Enter"]);
+    let title_line = |s: &str| {
+        s.lines()
+            .rev()
+            .find(|l| l.contains(" /") && l.contains("first "))
+            .unwrap_or("")
+            .to_string()
+    };
+    // One wait for the whole frame: a capture may catch one half drawn.
+    let s = t.wait("the crash list", |s| {
+        s.contains("2 crashes, 2 signatures")
+            && s.contains("oom_panic")
+            && s.contains("oops")
+            && title_line(s).contains("NULL pointer dereference")
+    });
+    assert!(t.alternate_on());
+    // Newest first: the oops (21:22:19) above the OOM (21:21:45); the
+    // selected crash's title under the table.
+    assert!(title_line(&s).contains("NULL pointer dereference"), "{s}");
+    t.keys(&["j"]);
+    let s = t.wait("the second row selected", |s| {
+        title_line(s).contains("out of memory (panic_on_oom)")
+            && title_line(s).contains("10.0.0.7-2026-11-26-21:21:50")
+    });
+    assert!(
+        title_line(&s).contains("10.0.0.7-2026-11-26-21:21:50"),
+        "{s}"
+    );
+    // Open it: the OOM's dashboard.
+    t.keys(&["Enter"]);
+    let s = t.wait("the OOM dashboard", |s| {
+        s.contains("Kernel log")
+            && s.contains("Processes")
+            && s.contains("PANIC: \"Kernel panic - not syncing: Out of memory")
+    });
+    assert!(s.contains("Processes"), "{s}");
+    // Esc: back to the list, the same row selected.
+    t.keys(&["Escape"]);
+    let s = t.wait("the list again", |s| {
+        s.contains("2 crashes, 2 signatures") && title_line(s).contains("out of memory")
+    });
+    assert!(title_line(&s).contains("out of memory"), "{s}");
+    // Filter, then quit.
+    t.keys(&["/"]);
+    t.text("'oops");
+    t.keys(&["Enter"]);
+    t.wait("the filtered list", |s| {
+        s.contains("('oops)") && !s.lines().any(|l| l.contains("oom_panic"))
+    });
+    t.keys(&["q"]);
+    let s = t.wait("the shell after quit", |s| {
+        s.matches("E2E$").count() >= 2 && !s.contains("crashes, ")
+    });
+    assert!(!t.alternate_on(), "{s}");
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -85,8 +85,22 @@ pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
     model.sysctls = sysctls::read(kernel);
     model.backtraces = backtrace::read_all(kernel, &model);
     model.diagnosis = Some(diagnosis::diagnose(&model));
+    for part in PARTS {
+        model.sources.insert(part.to_string(), "dump".into());
+    }
     model
 }
+
+/// The parts of the model whose source `DumpModel::sources` names.
+pub const PARTS: [&str; 7] = [
+    "summary",
+    "tasks",
+    "meminfo",
+    "zones",
+    "log",
+    "backtraces",
+    "diagnosis",
+];
 
 /// A count or offset read from a dump, as usize (saturating).
 pub(crate) fn usz(v: u64) -> usize {

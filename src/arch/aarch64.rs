@@ -735,6 +735,7 @@ mod tests {
             e_machine: Some(183),
             nr_cpus: 1,
             phys_ranges: vec![(0x4000_0000, 0x8000_0000)],
+            completeness: Default::default(),
         };
         Dump::from_parts(
             Box::new(Mem::default()),

@@ -150,6 +150,30 @@ pub(crate) fn open(src: Box<dyn Source>) -> Result<ElfDump> {
 }
 
 impl ElfMem {
+    /// File pages (of `page`, the kernel's page size) the PT_LOADs promise,
+    /// and how many lie inside the file.
+    pub(crate) fn completeness(&self, page: u64) -> super::Completeness {
+        let len = self.src.len();
+        let page = page.max(1);
+        let mut c = super::Completeness {
+            file_bytes: len,
+            ..Default::default()
+        };
+        let mut end = 0u64;
+        for s in &self.segs {
+            let seg_end = s.offset.saturating_add(s.filesz);
+            end = end.max(seg_end);
+            c.pages_dumped += s.filesz.div_ceil(page);
+            let inside = len.saturating_sub(s.offset).min(s.filesz);
+            c.pages_in_file += inside / page;
+            if inside == s.filesz && s.filesz % page != 0 {
+                c.pages_in_file += 1;
+            }
+        }
+        c.expected_bytes = Some(end.max(len));
+        c
+    }
+
     /// The segment holding `paddr`.
     fn segment(&self, paddr: u64) -> Option<&Segment> {
         let i = self.segs.partition_point(|s| s.paddr <= paddr);

@@ -368,6 +368,49 @@ pub(crate) fn open_with_cache(src: Box<dyn Source>, cache_bytes: usize) -> Resul
 }
 
 impl KdumpMem {
+    /// Pages the dumped bitmap promises, how many have their data inside the
+    /// file, and where the file should end. makedumpfile writes the page data
+    /// in descriptor order, so "descriptor written and its data inside the
+    /// file" holds for a prefix of the descriptors: a binary search finds it.
+    pub(crate) fn completeness(&self) -> super::Completeness {
+        let len = self.src.len();
+        let dumped = self
+            .dumped
+            .rank(self.end_pfn)
+            .saturating_sub(self.dumped.rank(self.start_pfn));
+        let desc = |i: u64| -> Option<(u64, u64)> {
+            let at = self
+                .desc_offset
+                .checked_add(i.checked_mul(PAGE_DESC_SIZE)?)?;
+            let mut pd = [0u8; PAGE_DESC_SIZE as usize];
+            self.src.read_at(at, &mut pd).ok()?;
+            let offset = le_u64(&pd, 0)?;
+            let size = u64::from(le_u32(&pd, 8)?);
+            (offset != 0 || size != 0).then_some((offset, offset.checked_add(size)?))
+        };
+        let held = |i: u64| desc(i).is_some_and(|(_, end)| end <= len);
+        let (mut lo, mut hi) = (0u64, dumped);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if held(mid) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let expected = match dumped.checked_sub(1).and_then(desc) {
+            Some((_, end)) => Some(end.max(len)),
+            None if lo == dumped => Some(len),
+            None => None,
+        };
+        super::Completeness {
+            file_bytes: len,
+            expected_bytes: expected,
+            pages_dumped: dumped,
+            pages_in_file: lo,
+        }
+    }
+
     /// The index of `pfn`'s page descriptor: written pages before it (O(1) rank).
     fn desc_index(&self, pfn: u64, paddr: u64) -> Result<u64> {
         if pfn >= self.max_mapnr || !self.ram.get(pfn) {

@@ -118,6 +118,30 @@ pub struct DumpInfo {
     pub nr_cpus: u32,
     /// Physical memory ranges [start, end) the dump describes.
     pub phys_ranges: Vec<(u64, u64)>,
+    /// How much of what the dump's headers promise the file holds.
+    pub completeness: Completeness,
+}
+
+/// How much of the dump's promised content the file holds: a dump cut short
+/// (the disk filled during kdump) lacks its tail.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Completeness {
+    /// Bytes of the file (the logical stream of a flattened dump).
+    pub file_bytes: u64,
+    /// Where the file should end by its headers (the last page's data), where known.
+    pub expected_bytes: Option<u64>,
+    /// Pages the headers say were written (kdump: the dumped bitmap; ELF: the
+    /// PT_LOADs' file bytes in pages of VMCOREINFO's PAGESIZE, else 4 KiB).
+    pub pages_dumped: u64,
+    /// Of those, pages whose data lies wholly inside the file.
+    pub pages_in_file: u64,
+}
+
+impl Completeness {
+    /// Pages the headers promise that the file does not hold.
+    pub fn pages_missing(&self) -> u64 {
+        self.pages_dumped.saturating_sub(self.pages_in_file)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -265,15 +289,17 @@ impl Dump {
         let e = elf::open(src)?;
         let vmcoreinfo = VmcoreInfo::parse(e.notes.vmcoreinfo.as_deref().unwrap_or(""));
         let cpus = e.notes.cpus();
+        let page_size = vmcoreinfo
+            .number("PAGESIZE")
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| n.is_power_of_two() && (512..=1 << 20).contains(n))
+            .unwrap_or(4096);
+        let completeness = e.mem.completeness(page_size);
         let info = DumpInfo {
             path,
             format,
             compression: None,
-            page_size: vmcoreinfo
-                .number("PAGESIZE")
-                .and_then(|n| u64::try_from(n).ok())
-                .filter(|n| n.is_power_of_two() && (512..=1 << 20).contains(n))
-                .unwrap_or(4096),
+            page_size,
             dump_level: None,
             incomplete: e.truncated,
             // ELF has no header time; kdump's VMCOREINFO has CRASHTIME.
@@ -282,6 +308,7 @@ impl Dump {
             e_machine: Some(e.e_machine),
             nr_cpus: cpus.len() as u32,
             phys_ranges: e.phys_ranges,
+            completeness,
         };
         Ok(Dump::from_parts(Box::new(e.mem), info, vmcoreinfo, cpus))
     }
@@ -289,6 +316,7 @@ impl Dump {
     fn open_kdump(src: Box<dyn Source>, format: Format) -> Result<Dump> {
         let path = src.path().to_path_buf();
         let k = kdump::open(src)?;
+        let completeness = k.mem.completeness();
         let vmcoreinfo = VmcoreInfo::parse(k.vmcoreinfo.as_deref().unwrap_or(""));
         let cpus = k.notes.cpus();
         let h = &k.header;
@@ -309,6 +337,7 @@ impl Dump {
                 cpus.len() as u32
             },
             phys_ranges: k.phys_ranges,
+            completeness,
         };
         Ok(Dump::from_parts(Box::new(k.mem), info, vmcoreinfo, cpus))
     }

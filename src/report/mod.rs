@@ -16,11 +16,25 @@ pub fn json(model: &DumpModel) -> String {
     serde_json::to_string_pretty(model).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
+/// Where each part's figures came from, when any did not come from the dump.
+fn sources(model: &DumpModel) -> String {
+    if model.sources.values().all(|s| s == "dump") {
+        return String::new();
+    }
+    let mut out = String::from("SOURCES\n");
+    for (part, src) in &model.sources {
+        out.push_str(&format!("  {part:<11} {src}\n"));
+    }
+    out.push('\n');
+    out
+}
+
 pub fn text(model: &DumpModel) -> String {
     let mut out = String::new();
     out.push_str(&diagnosis::section(model));
     out.push_str(&crash::sys(model));
     out.push_str(&crash::problems(model));
+    out.push_str(&sources(model));
     out.push_str(&crash::ps(model));
     out.push_str(&crash::kmem_i(model));
     out.push_str(&crash::kmem_z(model));

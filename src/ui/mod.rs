@@ -9,6 +9,7 @@
 //! which redraws on input and resize only.
 
 pub mod app;
+pub mod crashlist;
 pub mod evidence;
 pub mod help;
 pub mod keys;
@@ -70,6 +71,9 @@ pub fn draw(f: &mut Frame, model: &DumpModel, state: &UiState) {
             Panel::Log => panels::log::draw(f, *r, model, state),
         }
     }
+    for (p, r) in &a.panels {
+        source_mark(f, *r, model, *p, state);
+    }
     if let Some(s) = a.status {
         status(f, s, state);
     }
@@ -78,6 +82,34 @@ pub fn draw(f: &mut Frame, model: &DumpModel, state: &UiState) {
         Mode::Evidence => evidence::draw(f, area, model, state),
         _ => {}
     }
+}
+
+/// A panel whose figures did not come from the dump says where they came
+/// from, on its top border: "from log: OOM report at 3.62 s".
+fn source_mark(f: &mut Frame, r: Rect, model: &DumpModel, p: Panel, state: &UiState) {
+    let part = match p {
+        Panel::Summary => "summary",
+        Panel::Backtrace => "backtraces",
+        Panel::Processes => "tasks",
+        Panel::Memory => "zones",
+        Panel::Log => "log",
+    };
+    let src = model.source_of(part);
+    if src == "dump" || r.width < 24 || r.height < 2 {
+        return;
+    }
+    let label = format!(" from {} ", text::escape_control(src));
+    let w = (label.chars().count() as u16).min(r.width / 2);
+    let shown: String = label.chars().take(w as usize).collect();
+    f.render_widget(
+        Paragraph::new(Line::styled(shown, state.theme.warn())),
+        Rect {
+            x: r.x + r.width - w - 1,
+            y: r.y,
+            width: w,
+            height: 1,
+        },
+    );
 }
 
 fn status(f: &mut Frame, r: Rect, state: &UiState) {
@@ -163,7 +195,7 @@ impl Drop for LoadingNotice {
 }
 
 /// Restores the terminal when dropped (normal exit, error, or unwinding).
-struct Restore;
+pub(crate) struct Restore;
 
 impl Drop for Restore {
     fn drop(&mut self) {
@@ -177,13 +209,35 @@ pub fn run(model: &DumpModel, title: &str) -> anyhow::Result<()> {
     // panic hook that restores the terminal before the panic is printed.
     let mut terminal = ratatui::try_init()?;
     let _restore = Restore;
+    dashboard(&mut terminal, model, title, false)?;
+    Ok(())
+}
+
+/// The dashboard loop on an open terminal. With `can_go_back` (opened from
+/// the crash list), Esc with nothing left to back out of returns `true`;
+/// quitting returns `false`.
+pub(crate) fn dashboard(
+    terminal: &mut ratatui::DefaultTerminal,
+    model: &DumpModel,
+    title: &str,
+    can_go_back: bool,
+) -> anyhow::Result<bool> {
     let size = terminal.size()?;
     let mut state = UiState::new(model, title, size.width, size.height);
     state.theme = theme::Theme::from_env();
     terminal.draw(|f| draw(f, model, &state))?;
     loop {
         let action = match event::read()? {
-            Event::Key(k) => keys::action_for(k, &state),
+            Event::Key(k) => {
+                let at_top = state.mode == Mode::Normal
+                    && !state.zoom
+                    && state.filter.is_empty()
+                    && state.search.is_none();
+                if can_go_back && at_top && k.code == crossterm::event::KeyCode::Esc {
+                    return Ok(true);
+                }
+                keys::action_for(k, &state)
+            }
             Event::Resize(w, h) => Some(Action::Resize(w, h)),
             _ => None,
         };
@@ -192,9 +246,8 @@ pub fn run(model: &DumpModel, title: &str) -> anyhow::Result<()> {
         };
         update(&mut state, model, action);
         if state.quit {
-            break;
+            return Ok(false);
         }
         terminal.draw(|f| draw(f, model, &state))?;
     }
-    Ok(())
 }

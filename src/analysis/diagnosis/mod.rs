@@ -17,7 +17,10 @@
 mod oom;
 mod oops;
 mod other;
+pub mod report_lines;
 mod watchdog;
+
+pub use oops::{parse_cpu_line, parse_rip};
 
 use crate::model::{Backtrace, Diagnosis, DumpModel, Evidence, Task};
 

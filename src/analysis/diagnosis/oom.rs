@@ -1,6 +1,7 @@
 //! Out of memory: panic_on_oom, or no task left to kill.
 
 use super::oops::parse_cpu_line;
+use super::report_lines::parse_zone_line;
 use super::{contradiction, ev, field_after, log_ev, pct, var_phrase, Ctx, Var};
 use crate::model::{Diagnosis, Evidence, Task};
 use std::collections::BTreeMap;
@@ -333,23 +334,24 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
     }
     // The OOM report's per-zone lines: "DMA32 free:2164kB boost:0kB min:2260kB …"
     // ("Node 0 DMA32 free:…" on a NUMA kernel, RHEL's among them).
-    for (i, line) in cx.lines(|l| zone_report_name(l).is_some()) {
-        let kb = |key: &str| {
-            field_after(line, key)
-                .and_then(|v| v.strip_suffix("kB"))
-                .and_then(|v| v.parse::<u64>().ok())
+    for (i, line) in cx.lines(|l| parse_zone_line(l).is_some()) {
+        let Some(z) = parse_zone_line(line) else {
+            continue;
         };
-        if let (Some(free), Some(min)) = (kb(" free:"), kb(" min:")) {
-            let name = zone_report_name(line).unwrap_or_default();
-            if free < min {
-                evidence.push(ev(
-                    "log",
-                    format!("log:{i}"),
-                    format!("OOM report: zone {name} free {free} kB under min {min} kB"),
-                ));
-                if low_zones.is_empty() {
-                    low_zones.push(format!("zone {name} free {free} kB < min {min} kB"));
-                }
+        let name = if line.starts_with("Node ") {
+            format!("Node {} {}", z.node, z.name)
+        } else {
+            z.name
+        };
+        let (free, min) = (z.free_kib, z.min_kib);
+        if free < min {
+            evidence.push(ev(
+                "log",
+                format!("log:{i}"),
+                format!("OOM report: zone {name} free {free} kB under min {min} kB"),
+            ));
+            if low_zones.is_empty() {
+                low_zones.push(format!("zone {name} free {free} kB < min {min} kB"));
             }
         }
     }
@@ -482,28 +484,6 @@ fn ram_kib(cx: &Ctx) -> u64 {
     }
 }
 
-/// The zone a line of the OOM report's zone list is about: "DMA32
-/// free:2164kB … min:2260kB …" → "DMA32"; `show_node()` prefixes "Node 0 "
-/// on NUMA kernels → "Node 0 DMA32". Not the per-node summary ("Node 0
-/// active_anon:…") or the buddy lists ("Node 0 DMA32: 1*4kB …").
-fn zone_report_name(l: &str) -> Option<String> {
-    let mut words = l.split_whitespace();
-    let mut name = words.next()?;
-    let mut node = None;
-    if name == "Node" {
-        node = Some(words.next()?.parse::<u32>().ok()?);
-        name = words.next()?;
-    }
-    let second = words.next()?;
-    let ok = name.chars().all(|c| c.is_ascii_alphanumeric())
-        && second.starts_with("free:")
-        && l.contains(" min:");
-    ok.then(|| match node {
-        Some(n) => format!("Node {n} {name}"),
-        None => name.to_string(),
-    })
-}
-
 fn overcommit_meaning(v: Var) -> &'static str {
     match v {
         Var::Read(0) => "heuristic overcommit (the commit limit is not enforced)",
@@ -518,18 +498,15 @@ fn overcommit_meaning(v: Var) -> &'static str {
 fn largest_oom_table_row<'a>(cx: &Ctx<'a>) -> Option<(usize, &'a str, i64, u64)> {
     // 4.17+: "Tasks state (memory values in pages):" then the column
     // header; before, the header alone ("[ pid ]   uid  tgid total_vm …").
-    let is_header =
-        |l: &str| l.starts_with("Tasks state (memory values in pages)") || l.starts_with("[ pid ]");
+    let is_header = super::report_lines::is_task_table_start;
     let start = cx.last_line(is_header)?;
     super::log_lines(cx.m)
         .skip_while(|(i, l)| *i < start.0 || !is_header(l))
         .skip(1)
         .take_while(|(_, l)| l.starts_with('['))
         .filter_map(|(i, l)| {
-            let (pid, rest) = l.strip_prefix('[')?.split_once(']')?;
-            let pid = pid.trim().parse().ok()?;
-            let rss = rest.split_whitespace().nth(3)?.parse().ok()?;
-            Some((i, l, pid, rss))
+            let row = super::report_lines::parse_task_row(l)?;
+            Some((i, l, row.pid, row.rss_pages))
         })
         .max_by_key(|r| r.3)
 }

@@ -1,0 +1,110 @@
+//! The model cache: `$XDG_CACHE_HOME/crashdeck/` (else `~/.cache/crashdeck/`),
+//! keyed by the identity of every file a crash's model depends on (path,
+//! size, modification time, inode) and crashdeck's version, so a second open
+//! of the same tree is served from it and a changed file is read again.
+//! `rows/KEY.json` holds what the list shows, `models/KEY.json` the model.
+
+use super::triage::Row;
+use super::CrashDir;
+use crate::kernel::symbols::name_hash;
+use crate::model::DumpModel;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+/// The cache directory, where there is a home for one.
+pub fn dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("crashdeck"))
+}
+
+/// One file's identity: path, size, mtime (ns), inode.
+fn identity(p: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(p).ok()?;
+    let path = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    Some(format!(
+        "{}\0{}\0{}.{}\0{}",
+        path.display(),
+        md.len(),
+        md.mtime(),
+        md.mtime_nsec(),
+        md.ino()
+    ))
+}
+
+/// The cache key of a crash: its files' identities, the options that change
+/// its model, and crashdeck's version.
+pub fn key(c: &CrashDir, opts: &super::LoadOptions) -> Option<String> {
+    let mut k = format!(
+        "{}\0{}\0{:?}\0{:?}",
+        env!("CARGO_PKG_VERSION"),
+        c.dir.display(),
+        opts.kernel,
+        opts.debuginfo_dirs
+    );
+    for f in c.files() {
+        k.push('\0');
+        k.push_str(&identity(f)?);
+    }
+    Some(format!("{:016x}", name_hash(&k)))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Option<T> {
+    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+}
+
+/// Writes through a temporary file and a rename: a reader never sees half a file.
+fn write_atomic(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let parent = p.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("{}", parent.display()))?;
+    let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("{}", tmp.display()))?;
+    std::fs::rename(&tmp, p).with_context(|| format!("{}", p.display()))
+}
+
+pub fn load_row(key: &str) -> Option<Row> {
+    read_json(&dir()?.join("rows").join(format!("{key}.json")))
+}
+
+pub fn load_model(key: &str) -> Option<DumpModel> {
+    read_json(&dir()?.join("models").join(format!("{key}.json")))
+}
+
+/// Stores a crash's row and model; a cache that cannot be written is skipped.
+pub fn store(key: &str, row: &Row, model: &DumpModel) {
+    let Some(d) = dir() else {
+        return;
+    };
+    if let Ok(m) = serde_json::to_vec(model) {
+        let _ = write_atomic(&d.join("models").join(format!("{key}.json")), &m);
+    }
+    if let Ok(r) = serde_json::to_vec(row) {
+        let _ = write_atomic(&d.join("rows").join(format!("{key}.json")), &r);
+    }
+}
+
+/// A gzipped kernel (SUSE's `vmlinux-<release>.gz`) unpacked once into the
+/// cache (or the temporary directory), keyed by the packed file's identity.
+pub fn unpacked_vmlinux(gz: &Path) -> anyhow::Result<PathBuf> {
+    let id = identity(gz).with_context(|| format!("{}", gz.display()))?;
+    let base = dir().unwrap_or_else(|| std::env::temp_dir().join("crashdeck"));
+    let out = base
+        .join("vmlinux")
+        .join(format!("{:016x}-vmlinux", name_hash(&id)));
+    if out.is_file() {
+        return Ok(out);
+    }
+    let parent = out.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("{}", parent.display()))?;
+    let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+    let f = std::fs::File::open(gz).with_context(|| format!("{}", gz.display()))?;
+    let mut dec = flate2::read::GzDecoder::new(std::io::BufReader::new(f));
+    let mut w = std::fs::File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
+    std::io::copy(&mut dec, &mut w)
+        .with_context(|| format!("{}: not a gzip file, or cut short", gz.display()))?;
+    std::fs::rename(&tmp, &out).with_context(|| format!("{}", out.display()))?;
+    Ok(out)
+}
