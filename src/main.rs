@@ -1,60 +1,12 @@
 use anyhow::{bail, Context, Result};
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command, Common};
 use crashdeck::dump::Dump;
 use crashdeck::kernel::{Kernel, KernelOptions};
 use crashdeck::open::{self, Inputs};
 use std::path::PathBuf;
 
-/// A Linux kernel crash dump on one screen.
-#[derive(Parser, Debug)]
-#[command(
-    name = "crashdeck",
-    version,
-    about,
-    args_conflicts_with_subcommands = true
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    /// VMLINUX VMCORE (either order), a crash directory, or a saved MODEL.json.
-    files: Vec<PathBuf>,
-    /// Open the bundled demo model of a real OOM crash.
-    #[arg(long)]
-    demo: bool,
-    #[command(flatten)]
-    common: Common,
-}
-
-#[derive(clap::Args, Debug, Clone, Default)]
-struct Common {
-    /// Open a vmlinux that does not match the dump.
-    #[arg(long, global = true)]
-    force: bool,
-    /// Read types from the vmlinux's DWARF even where it has BTF (slower; same answers).
-    #[arg(long, global = true)]
-    dwarf_types: bool,
-    /// Another place to look for a vmlinux matching the dump.
-    #[arg(long, global = true)]
-    debuginfo_dir: Vec<PathBuf>,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Print the facts of a dump (and of its kernel when a vmlinux is given).
-    Info {
-        files: Vec<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print the model as crash-like text sections, or as JSON.
-    Report {
-        files: Vec<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print shell completions.
-    Completions { shell: clap_complete::Shell },
-}
+mod cli;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -94,38 +46,34 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        None if cli.demo || cli.files.is_empty() => demo(cli.demo),
         None => {
-            let model = if cli.demo || cli.files.is_empty() {
-                demo_model()?
-            } else {
-                let what = cli
-                    .files
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                let _notice = crashdeck::ui::LoadingNotice::start(&what);
-                load(&cli.files, &cli.common, &opts)?
-            };
-            let title = cli
+            let what = cli
                 .files
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(" ");
-            crashdeck::ui::run(&model, if title.is_empty() { "demo" } else { &title })
+            let model = {
+                let _notice = crashdeck::ui::LoadingNotice::start(&what);
+                load(&cli.files, &cli.common, &opts)?
+            };
+            crashdeck::ui::run(&model, &what)
         }
     }
 }
 
-fn demo_model() -> Result<crashdeck::model::DumpModel> {
-    const DEMO: &str = include_str!("../assets/demo.json");
-    let mut model: crashdeck::model::DumpModel = serde_json::from_str(DEMO)
-        .context("the bundled demo model (assets/demo.json) does not parse")?;
-    if model.diagnosis.is_none() {
-        model.diagnosis = Some(crashdeck::analysis::diagnosis::diagnose(&model));
-    }
-    Ok(model)
+/// `crashdeck --demo`, or `crashdeck` with no files: the bundled demo under a
+/// banner that says it is one and what to give instead; with no files, the
+/// banner also names the crash directories found in /var/crash.
+fn demo(asked_for_demo: bool) -> Result<()> {
+    let crashes = if asked_for_demo {
+        Vec::new()
+    } else {
+        open::crash_dirs(std::path::Path::new(open::CRASH_ROOT))
+    };
+    let model = open::demo_model()?;
+    crashdeck::ui::run_demo(&model, crashdeck::ui::banner::demo_banner(&crashes))
 }
 
 fn resolve(files: &[PathBuf], common: &Common) -> Result<Inputs> {
