@@ -88,6 +88,20 @@ fn git_commit(dir: &Path) -> Option<String> {
     git(dir, &["rev-parse", "--short=12", "HEAD"]).filter(|c| !c.is_empty())
 }
 
+/// Replaces `path` with `path.gz` (gzip -9, no timestamp).
+fn gzip(path: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let data = std::fs::read(path).map_err(err)?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&data).map_err(err)?;
+    let gz = gz.finish().map_err(err)?;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".gz");
+    std::fs::write(PathBuf::from(name), gz).map_err(err)?;
+    std::fs::remove_file(path).map_err(err)
+}
+
 /// `target/<profile>/` (or `target/<triple>/<profile>/`): OUT_DIR is
 /// `<that>/build/crashdeck-<hash>/out`.
 fn profile_dir() -> Result<PathBuf, String> {
@@ -116,15 +130,21 @@ fn write_docs(version: &str) -> Result<(), String> {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
     // Pages of a subcommand since removed must not be packaged.
-    if let Ok(entries) = std::fs::read_dir(&man) {
-        for e in entries.flatten() {
-            if e.path().extension().is_some_and(|x| x == "1") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
+    let pages = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    for page in pages(&man) {
+        let _ = std::fs::remove_file(page);
     }
-    // crashdeck.1 and one page per subcommand (crashdeck-report.1, …).
+    // crashdeck.1 and one page per subcommand (crashdeck-report.1, …),
+    // gzipped as Debian policy wants (cargo-deb compresses only the man
+    // pages it does not take from target/).
     clap_mangen::generate_to(cmd.clone(), &man).map_err(|e| format!("{}: {e}", man.display()))?;
+    for page in pages(&man) {
+        gzip(&page)?;
+    }
     for shell in [
         clap_complete::Shell::Bash,
         clap_complete::Shell::Zsh,
