@@ -19,6 +19,29 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// A shell in a 120x40 session on a tmux server of this test's own.
+    fn start(name: &str) -> Tmux {
+        let t = Tmux {
+            socket: format!("{name}-{}", std::process::id()),
+        };
+        t.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "e2e",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "env",
+            "PS1=E2E$ ",
+            "sh",
+        ]);
+        t.cmd(&["set-option", "-t", "e2e", "status", "off"]);
+        t.wait("the shell prompt", |s| s.contains("E2E$"));
+        t
+    }
+
     fn cmd(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "-f", "/dev/null"])
@@ -86,6 +109,20 @@ fn have_tmux() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Whether tmux is there; says the test is skipped when it is not (a
+/// failure under CRASHDECK_REQUIRE_FIXTURES=1).
+fn tmux_or_skip() -> bool {
+    if have_tmux() {
+        return true;
+    }
+    let msg = "e2e_tmux: tmux is not installed";
+    if common::require_fixtures() {
+        panic!("{msg}, and CRASHDECK_REQUIRE_FIXTURES=1 (.ci/run installs it)");
+    }
+    eprintln!("SKIPPED {msg}");
+    false
+}
+
 /// The first process row's PID (the line under the header).
 fn first_pid(screen: &str) -> i64 {
     let lines: Vec<&str> = screen.lines().collect();
@@ -132,12 +169,7 @@ fn shell_quote(s: &str) -> String {
 
 #[test]
 fn dashboard_in_tmux() {
-    if !have_tmux() {
-        let msg = "e2e_tmux: tmux is not installed";
-        if common::require_fixtures() {
-            panic!("{msg}, and CRASHDECK_REQUIRE_FIXTURES=1 (.ci/run installs it)");
-        }
-        eprintln!("SKIPPED {msg}");
+    if !tmux_or_skip() {
         return;
     }
     let name = std::env::var("CRASHDECK_E2E_CASE").unwrap_or_else(|_| ui_support::OOM.into());
@@ -149,24 +181,7 @@ fn dashboard_in_tmux() {
     std::fs::create_dir_all(&tmp).unwrap();
     let (args, what) = launch_args(&case, &tmp);
 
-    let t = Tmux {
-        socket: format!("crashdeck-e2e-{}", std::process::id()),
-    };
-    t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "env",
-        "PS1=E2E$ ",
-        "sh",
-    ]);
-    t.cmd(&["set-option", "-t", "e2e", "status", "off"]);
-    t.wait("the shell prompt", |s| s.contains("E2E$"));
+    let t = Tmux::start("crashdeck-e2e");
 
     let bin = env!("CARGO_BIN_EXE_crashdeck");
     let cmdline = std::iter::once(bin.to_string())
@@ -309,4 +324,36 @@ fn dashboard_in_tmux() {
     t.keys(&["Enter"]);
     t.wait("the shell to run a command", |s| s.contains("restored-42"));
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// `crashdeck` with no arguments: the bundled demo, its first row a banner
+/// saying plainly that it is a demo and what to give instead, the status
+/// line's title saying so too; `q` gives the shell back.
+#[test]
+fn no_arguments_open_the_demo_under_its_banner() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let t = Tmux::start("crashdeck-e2e-demo");
+    t.text(&shell_quote(env!("CARGO_BIN_EXE_crashdeck")));
+    t.keys(&["Enter"]);
+    let s = t.wait("the demo under its banner", |s| {
+        s.contains("Kernel log") && s.contains("crashdeck MODEL.json")
+    });
+    let first = s.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("DEMO: this is a bundled example crash"),
+        "first row: {first:?}\n{s}"
+    );
+    for want in [
+        "not a crash of this host",
+        "crashdeck VMCORE [VMLINUX]",
+        "crashdeck CRASH-DIR/",
+        crashdeck::ui::banner::DEMO_TITLE,
+    ] {
+        assert!(s.contains(want), "{want:?} not on screen:\n{s}");
+    }
+    t.keys(&["q"]);
+    t.wait("the shell back after q", |s| s.matches("E2E$").count() >= 2);
+    assert!(!t.alternate_on(), "the terminal was not restored");
 }
