@@ -96,12 +96,17 @@ fn load(
     match (&inputs.vmlinux, &inputs.vmcore) {
         (Some(vmlinux), Some(vmcore)) => open::build_model(vmlinux, vmcore, opts),
         (_, None) => bail!("no vmcore given"),
-        (None, Some(vmcore)) => open::build_model_without_vmlinux(vmcore, opts).with_context(|| {
+        (None, Some(vmcore)) => {
+            if let Some(help) = open::vmlinux_needed(vmcore, &common.debuginfo_dir)? {
+                bail!("{help}");
+            }
+            open::build_model_without_vmlinux(vmcore, opts).with_context(|| {
             format!(
                 "{}: no vmlinux given, none matching the dump was found (give it on the command line or with --debuginfo-dir), and the dump alone could not be read",
                 vmcore.display()
             )
-        }),
+        })
+        }
     }
 }
 

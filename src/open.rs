@@ -179,19 +179,12 @@ pub fn load_model(path: &Path) -> Result<DumpModel> {
     Ok(model)
 }
 
-/// Looks for the vmlinux of a dump by its OSRELEASE in the usual debuginfo places.
-pub fn find_vmlinux(vmcore: Option<&Path>, extra_dirs: &[PathBuf]) -> Result<Option<PathBuf>> {
-    let Some(vmcore) = vmcore else {
-        return Ok(None);
-    };
-    let dump = Dump::open(vmcore)?;
-    let Some(release) = dump.vmcoreinfo().get("OSRELEASE").map(str::to_string) else {
-        return Ok(None);
-    };
+/// Where [`find_vmlinux`] looks for the vmlinux of `release`, in order.
+pub fn vmlinux_candidates(release: &str, extra_dirs: &[PathBuf]) -> Vec<PathBuf> {
     let mut candidates: Vec<PathBuf> = Vec::new();
     for d in extra_dirs {
         candidates.push(d.join(format!("vmlinux-{release}")));
-        candidates.push(d.join(&release).join("vmlinux"));
+        candidates.push(d.join(release).join("vmlinux"));
         candidates.push(d.join("vmlinux"));
     }
     candidates.push(PathBuf::from(format!(
@@ -201,5 +194,62 @@ pub fn find_vmlinux(vmcore: Option<&Path>, extra_dirs: &[PathBuf]) -> Result<Opt
         "/usr/lib/debug/boot/vmlinux-{release}"
     )));
     candidates.push(PathBuf::from(format!("/boot/vmlinux-{release}")));
-    Ok(candidates.into_iter().find(|p| p.is_file()))
+    candidates
+}
+
+/// Looks for the vmlinux of a dump by its OSRELEASE in the usual debuginfo places.
+pub fn find_vmlinux(vmcore: Option<&Path>, extra_dirs: &[PathBuf]) -> Result<Option<PathBuf>> {
+    let Some(vmcore) = vmcore else {
+        return Ok(None);
+    };
+    let dump = Dump::open(vmcore)?;
+    let Some(release) = dump.vmcoreinfo().get("OSRELEASE").map(str::to_string) else {
+        return Ok(None);
+    };
+    Ok(vmlinux_candidates(&release, extra_dirs)
+        .into_iter()
+        .find(|p| p.is_file()))
+}
+
+/// When a dump cannot be read without its vmlinux (its kernel wrote no
+/// kallsyms tables into VMCOREINFO: kernels before 6.0, RHEL 8's 4.18 and
+/// Debian 11's 5.10 among them), what the user needs to know: the kernel
+/// release, the package that holds its vmlinux on each distribution, and
+/// where crashdeck looked. `None` when the dump could stand on its own.
+pub fn vmlinux_needed(vmcore: &Path, extra_dirs: &[PathBuf]) -> Result<Option<String>> {
+    let dump = Dump::open(vmcore)?;
+    let vi = dump.vmcoreinfo();
+    if vi.symbol("kallsyms_names").is_some() {
+        return Ok(None);
+    }
+    let release = vi
+        .get("OSRELEASE")
+        .map(str::to_string)
+        .or_else(|| {
+            let u = dump.info().utsname.as_ref()?;
+            (!u.release.is_empty()).then(|| u.release.clone())
+        })
+        .unwrap_or_else(|| "?".into());
+    let looked: Vec<String> = vmlinux_candidates(&release, extra_dirs)
+        .iter()
+        .map(|p| format!("    {}", p.display()))
+        .collect();
+    Ok(Some(format!(
+        "{vmcore}: this dump's kernel {release} carries no kallsyms or BTF in the dump \
+         (its VMCOREINFO names no kallsyms tables: kernels before 6.0 do not write them), \
+         so crashdeck needs its vmlinux, the kernel image with debug information, \
+         of exactly this release.\n\
+         Install the package that holds it on the machine that crashed (or any machine of \
+         the same distribution):\n\
+         \x20   RHEL, CentOS, Rocky, Alma, Fedora: kernel-debuginfo-{release} \
+         (dnf debuginfo-install kernel-{release})\n\
+         \x20   Debian: linux-image-{release}-dbg\n\
+         \x20   Ubuntu: linux-image-{release}-dbgsym (or linux-image-unsigned-{release}-dbgsym; \
+         from ddebs.ubuntu.com)\n\
+         then run `crashdeck VMLINUX {vmcore}`, or point --debuginfo-dir at the directory \
+         that holds it.\n\
+         crashdeck looked for it in:\n{}",
+        looked.join("\n"),
+        vmcore = vmcore.display(),
+    )))
 }

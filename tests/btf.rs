@@ -44,6 +44,12 @@ fn btf_agrees_with_vmcoreinfo() {
     let Some(cases) = common::cases_or_skip("btf_agrees_with_vmcoreinfo") else {
         return;
     };
+    let cases = common::only(
+        "btf_agrees_with_vmcoreinfo",
+        cases,
+        common::vmlinux_has_btf,
+        common::NO_BTF,
+    );
     let mut checked_vmlinux = std::collections::HashSet::new();
     for case in cases {
         let vmlinux = std::fs::canonicalize(&case.vmlinux).unwrap();
@@ -111,6 +117,12 @@ fn btf_answers_the_analysis_queries() {
     let Some(cases) = common::cases_or_skip("btf_answers_the_analysis_queries") else {
         return;
     };
+    let cases = common::only(
+        "btf_answers_the_analysis_queries",
+        cases,
+        common::vmlinux_has_btf,
+        common::NO_BTF,
+    );
     let case = &cases[0];
     let btf = vmlinux_btf(&case.vmlinux);
     for (ty, path) in [
@@ -205,6 +217,12 @@ fn btf_from_dump_is_the_vmlinux_section() {
     let Some(cases) = common::cases_or_skip("btf_from_dump_is_the_vmlinux_section") else {
         return;
     };
+    let cases = common::only(
+        "btf_from_dump_is_the_vmlinux_section",
+        cases,
+        common::dump_names_kallsyms,
+        common::NO_KALLSYMS,
+    );
     for case in cases {
         let dump = Dump::open(&case.vmcore).unwrap();
         let t = std::time::Instant::now();
@@ -244,6 +262,12 @@ fn btf_answers_as_dwarf_does() {
     let Some(cases) = common::cases_or_skip("btf_answers_as_dwarf_does") else {
         return;
     };
+    let cases = common::only(
+        "btf_answers_as_dwarf_does",
+        cases,
+        common::vmlinux_has_btf,
+        common::NO_BTF,
+    );
     let case = &cases[0];
     let btf = vmlinux_btf(&case.vmlinux);
     let vm = Vmlinux::open(&case.vmlinux).unwrap();

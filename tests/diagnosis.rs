@@ -1091,3 +1091,430 @@ fn a_task_reported_twice_is_listed_once_with_its_longest_time() {
         d.verdict
     );
 }
+
+// ------------------------------------- each class in each generation's words
+//
+// The lines below are what each kernel generation prints, taken from its
+// source: x86 `show_fault_oops` (arch/x86/mm/fault.c: "BUG: unable to handle
+// kernel %s at %px" up to 5.1, `%p` and so "(null)" before 4.15; "BUG:
+// kernel NULL pointer dereference, address: %px" and "#PF:" from 5.2),
+// `__die`/`die()` ("Oops: %04lx [#%d]", "general protection fault" with
+// ", probably for non-canonical address" from 5.8), the RIP line
+// ("RIP: 0010:func+off/size" from 4.15, "IP: [<addr>] func" before), arm64
+// `die_kernel_fault` ("Unable to handle kernel %s at virtual address",
+// "Internal error: Oops:", "pc : func"), drivers/tty/sysrq.c (4.x: "SysRq :
+// " + action_msg, `sysrq_handle_crash` writing to NULL with panic_on_oops
+// forced; 5.x+: "sysrq: Trigger a crash" and panic("sysrq triggered
+// crash")), kernel/hung_task.c ("INFO: task %s:%d blocked for more than %ld
+// seconds.", 4.x without <TASK> markers), kernel/watchdog.c ("BUG: soft
+// lockup - CPU#%d stuck for %us! [%s:%d]", "softlockup: hung tasks"),
+// kernel/watchdog_hld.c ("Watchdog detected hard LOCKUP on cpu %d",
+// "Hard LOCKUP"), kernel/rcu/tree*.c ("INFO: %s detected stalls on
+// CPUs/tasks:", "INFO: %s self-detected stall on CPU", 4.20+ with the
+// "rcu: " prefix; "RCU Stall"), mm/oom_kill.c + mm/page_alloc.c (the OOM
+// report; "Node %d " before each zone on NUMA kernels; "Tasks state
+// (memory values in pages):" from 4.17, the bare "[ pid ]" header before).
+
+struct Gen {
+    generation: &'static str,
+    panic: &'static str,
+    log: &'static [&'static str],
+    sysctls: &'static [(&'static str, i64)],
+    class: &'static str,
+    says: &'static [&'static str],
+}
+
+const GENERATIONS: &[Gen] = &[
+    // ---- sysrq 'c'
+    Gen {
+        generation: "4.18 (RHEL 8): NULL write, crash's PANIC is the trigger line",
+        panic: "sysrq: SysRq : Trigger a crash",
+        log: &[
+            "sysrq: SysRq : Trigger a crash",
+            "BUG: unable to handle kernel NULL pointer dereference at 0000000000000000",
+            "PGD 0 P4D 0 ",
+            "Oops: 0002 [#1] SMP PTI",
+            "CPU: 3 PID: 77 Comm: worker Kdump: loaded Not tainted 4.18.0-477.27.1.el8_8.x86_64 #1",
+            "Hardware name: Red Hat KVM, BIOS 0.5.1 01/01/2011",
+            "RIP: 0010:sysrq_handle_crash+0x16/0x20",
+            "Call Trace:",
+            " __handle_sysrq.cold.12+0x48/0xfb",
+            " write_sysrq_trigger+0x2b/0x30",
+            "Kernel panic - not syncing: Fatal exception",
+        ],
+        sysctls: &[("kernel.panic_on_oops", 1), ("kernel.sysrq", 16)],
+        class: "sysrq",
+        says: &["SysRq 'c'", "by worker (PID 77)", "NULL write oopsed"],
+    },
+    Gen {
+        generation: "4.18: the panic line as the panic",
+        panic: "Kernel panic - not syncing: Fatal exception",
+        log: &[
+            "sysrq: SysRq : Trigger a crash",
+            "BUG: unable to handle kernel NULL pointer dereference at 0000000000000000",
+            "Oops: 0002 [#1] SMP PTI",
+            "RIP: 0010:sysrq_handle_crash+0x16/0x20",
+            "Kernel panic - not syncing: Fatal exception",
+        ],
+        sysctls: &[("kernel.panic_on_oops", 1)],
+        class: "sysrq",
+        says: &["SysRq 'c'", "NULL write oopsed"],
+    },
+    Gen {
+        generation: "before 4.15 (RHEL 7, 4.4): IP: line, (null)",
+        panic: "SysRq : Trigger a crash",
+        log: &[
+            "SysRq : Trigger a crash",
+            "BUG: unable to handle kernel NULL pointer dereference at           (null)",
+            "IP: [<ffffffff81504df6>] sysrq_handle_crash+0x16/0x20",
+            "Oops: 0002 [#1] SMP ",
+            "Kernel panic - not syncing: Fatal exception",
+        ],
+        sysctls: &[],
+        class: "sysrq",
+        says: &["SysRq 'c'", "NULL write oopsed"],
+    },
+    Gen {
+        generation: "arm64 4.x/5.x: Unable to handle kernel, pc :",
+        panic: "Kernel panic - not syncing: Fatal exception",
+        log: &[
+            "sysrq: SysRq : Trigger a crash",
+            "Unable to handle kernel NULL pointer dereference at virtual address 0000000000000000",
+            "Internal error: Oops: 96000045 [#1] SMP",
+            "CPU: 1 PID: 77 Comm: worker Not tainted 4.18.0-372.el8.aarch64 #1",
+            "pc : sysrq_handle_crash+0x24/0x30",
+            "lr : __handle_sysrq+0x88/0x180",
+            "Kernel panic - not syncing: Fatal exception",
+        ],
+        sysctls: &[],
+        class: "sysrq",
+        says: &["SysRq 'c'", "NULL write oopsed"],
+    },
+    Gen {
+        generation: "5.x/6.x: panic(\"sysrq triggered crash\")",
+        panic: "Kernel panic - not syncing: sysrq triggered crash",
+        log: &[
+            "sysrq: Trigger a crash",
+            "Kernel panic - not syncing: sysrq triggered crash",
+        ],
+        sysctls: &[("kernel.sysrq", 1)],
+        class: "sysrq",
+        says: &["SysRq 'c'", "kernel.sysrq=1"],
+    },
+    // ---- NULL dereference / page fault oops
+    Gen {
+        generation: "4.18 x86_64 NULL dereference",
+        panic: "Kernel panic - not syncing: Fatal exception",
+        log: &[
+            "BUG: unable to handle kernel NULL pointer dereference at 0000000000000008",
+            "PGD 0 P4D 0 ",
+            "Oops: 0000 [#1] SMP NOPTI",
+            "CPU: 2 PID: 77 Comm: worker Kdump: loaded Tainted: G           OE    --------- -  - 4.18.0-348.el8.x86_64 #1",
+            "RIP: 0010:drv_poll+0x12/0x40 [drv]",
+            "Kernel panic - not syncing: Fatal exception",
+        ],
+        sysctls: &[("kernel.panic_on_oops", 1)],
+        class: "oops",
+        says: &[
+            "kernel NULL pointer dereference at address 0000000000000008",
+            "drv_poll+0x12/0x40 [drv]",
+            "task worker (PID 77) on CPU 2",
+        ],
+    },
+    Gen {
+        generation: "6.1 x86_64 NULL dereference",
+        panic: "Kernel panic - not syncing: Fatal exception",
+        log: &[
+            "BUG: kernel NULL pointer dereference, address: 0000000000000008",
+            "#PF: supervisor read access in kernel mode",
+            "#PF: error_code(0x0000) - not-present page",
+            "Oops: 0000 [#1] PREEMPT SMP NOPTI",
+            "CPU: 2 PID: 77 Comm: worker Not tainted 6.1.0 #1",
+            "RIP: 0010:drv_poll+0x12/0x40 [drv]",
+            "Kernel panic - not syncing: Fatal exception",
+        ],
+        sysctls: &[("kernel.panic_on_oops", 1)],
+        class: "oops",
+        says: &[
+            "kernel NULL pointer dereference at address 0000000000000008",
+            "drv_poll+0x12/0x40 [drv]",
+        ],
+    },
+    Gen {
+        generation: "4.18 x86_64 paging request",
+        panic: "Kernel panic - not syncing: Fatal exception",
+        log: &[
+            "BUG: unable to handle kernel paging request at ffffc90000a3f000",
+            "Oops: 0000 [#1] SMP PTI",
+            "RIP: 0010:drv_read+0x11/0x40 [drv]",
+        ],
+        sysctls: &[("kernel.panic_on_oops", 1)],
+        class: "oops",
+        says: &["page fault in kernel mode at address ffffc90000a3f000", "module drv"],
+    },
+    Gen {
+        generation: "6.1 x86_64 page fault",
+        panic: "Kernel panic - not syncing: Fatal exception",
+        log: &[
+            "BUG: unable to handle page fault for address: ffffc90000a3f000",
+            "#PF: supervisor read access in kernel mode",
+            "Oops: 0000 [#1] PREEMPT SMP NOPTI",
+            "RIP: 0010:drv_read+0x11/0x40 [drv]",
+        ],
+        sysctls: &[("kernel.panic_on_oops", 1)],
+        class: "oops",
+        says: &["page fault in kernel mode at address ffffc90000a3f000", "module drv"],
+    },
+    Gen {
+        generation: "before 4.15 NULL dereference printed as (null)",
+        panic: "Kernel panic - not syncing: Fatal exception",
+        log: &[
+            "BUG: unable to handle kernel NULL pointer dereference at           (null)",
+            "IP: [<ffffffffa0123456>] drv_poll+0x12/0x40 [drv]",
+            "Oops: 0000 [#1] SMP ",
+        ],
+        sysctls: &[],
+        class: "oops",
+        says: &["kernel NULL pointer dereference at address 0", "drv_poll+0x12/0x40 [drv]"],
+    },
+    Gen {
+        generation: "arm64 NULL dereference",
+        panic: "Kernel panic - not syncing: Oops: Fatal exception",
+        log: &[
+            "Unable to handle kernel NULL pointer dereference at virtual address 0000000000000010",
+            "Mem abort info:",
+            "Internal error: Oops: 0000000096000006 [#1] SMP",
+            "CPU: 0 PID: 77 Comm: worker Not tainted 6.1.0 #1",
+            "pc : drv_poll+0x1c/0x30 [drv]",
+        ],
+        sysctls: &[("kernel.panic_on_oops", 1)],
+        class: "oops",
+        says: &[
+            "kernel NULL pointer dereference at address 0000000000000010",
+            "drv_poll+0x1c/0x30 [drv]",
+        ],
+    },
+    // ---- BUG() and GPF
+    Gen {
+        generation: "4.18 and 6.1 x86_64 BUG()",
+        panic: "Kernel panic - not syncing: Fatal exception",
+        log: &[
+            "kernel BUG at mm/slub.c:3952!",
+            "invalid opcode: 0000 [#1] SMP PTI",
+            "RIP: 0010:kfree+0x1c5/0x1d0",
+        ],
+        sysctls: &[("kernel.panic_on_oops", 1)],
+        class: "oops",
+        says: &["BUG() at mm/slub.c:3952", "kfree+0x1c5/0x1d0"],
+    },
+    Gen {
+        generation: "arm64 BUG()",
+        panic: "Kernel panic - not syncing: Oops - BUG: Fatal exception",
+        log: &[
+            "kernel BUG at fs/ext4/inode.c:1234!",
+            "Internal error: Oops - BUG: 00000000f2000800 [#1] SMP",
+            "pc : ext4_foo+0x40/0x50 [ext4]",
+        ],
+        sysctls: &[("kernel.panic_on_oops", 1)],
+        class: "oops",
+        says: &["BUG() at fs/ext4/inode.c:1234", "ext4_foo+0x40/0x50 [ext4]"],
+    },
+    Gen {
+        generation: "4.18 general protection fault",
+        panic: "Kernel panic - not syncing: Fatal exception",
+        log: &[
+            "general protection fault: 0000 [#1] SMP PTI",
+            "RIP: 0010:list_del_entry+0x20/0x60",
+        ],
+        sysctls: &[("kernel.panic_on_oops", 1)],
+        class: "oops",
+        says: &["general protection fault", "list_del_entry+0x20/0x60"],
+    },
+    Gen {
+        generation: "5.8+ general protection fault",
+        panic: "Kernel panic - not syncing: Fatal exception",
+        log: &[
+            "general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] SMP",
+            "RIP: 0010:list_del_entry+0x20/0x60",
+        ],
+        sysctls: &[("kernel.panic_on_oops", 1)],
+        class: "oops",
+        says: &["general protection fault at address 0xdead000000000100"],
+    },
+    // ---- hung task
+    Gen {
+        generation: "4.18 hung task: no <TASK> markers, the panic's own trace after",
+        panic: "Kernel panic - not syncing: hung_task: blocked tasks",
+        log: &[
+            "INFO: task worker:77 blocked for more than 120 seconds.",
+            "      Not tainted 4.18.0-348.el8.x86_64 #1",
+            "\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\" disables this message.",
+            "worker          D    0    77      1 0x00000080",
+            "Call Trace:",
+            " __schedule+0x2c4/0x700",
+            " schedule+0x38/0xa0",
+            " io_schedule+0x12/0x40",
+            " xfs_wait_buf+0x10/0x20 [xfs]",
+            "Kernel panic - not syncing: hung_task: blocked tasks",
+            "CPU: 1 PID: 40 Comm: khungtaskd Not tainted 4.18.0-348.el8.x86_64 #1",
+            "Call Trace:",
+            " dump_stack+0x5c/0x80",
+            " panic+0xe7/0x2a9",
+        ],
+        sysctls: &[("kernel.hung_task_panic", 1)],
+        class: "hung_task",
+        says: &["worker (PID 77)", "120 seconds", "xfs_wait_buf+0x10/0x20 [xfs]"],
+    },
+    Gen {
+        generation: "6.1 hung task",
+        panic: "Kernel panic - not syncing: hung_task: blocked tasks",
+        log: &[
+            "INFO: task worker:77 blocked for more than 5 seconds.",
+            "task:worker state:D stack:0 pid:77 ppid:1 flags:0x00000000",
+            "Call Trace:",
+            " <TASK>",
+            " __schedule+0x2c4/0x700",
+            " schedule+0x38/0xa0",
+            " xfs_wait_buf+0x10/0x20 [xfs]",
+            " </TASK>",
+            "Kernel panic - not syncing: hung_task: blocked tasks",
+        ],
+        sysctls: &[("kernel.hung_task_panic", 1)],
+        class: "hung_task",
+        says: &["worker (PID 77)", "5 seconds", "xfs_wait_buf+0x10/0x20 [xfs]"],
+    },
+    // ---- soft lockup
+    Gen {
+        generation: "3.10/4.x soft lockup without the watchdog: prefix",
+        panic: "Kernel panic - not syncing: softlockup: hung tasks",
+        log: &[
+            "BUG: soft lockup - CPU#1 stuck for 23s! [worker:77]",
+            "RIP: 0010:spin_forever+0x10/0x20 [buggy]",
+        ],
+        sysctls: &[("kernel.softlockup_panic", 1)],
+        class: "soft_lockup",
+        says: &["CPU#1 stuck in kernel mode for 23s running worker (PID 77)", "spin_forever"],
+    },
+    Gen {
+        generation: "arm64 soft lockup",
+        panic: "Kernel panic - not syncing: softlockup: hung tasks",
+        log: &[
+            "watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [worker:77]",
+            "pc : spin_forever+0x10/0x20 [buggy]",
+        ],
+        sysctls: &[("kernel.softlockup_panic", 1)],
+        class: "soft_lockup",
+        says: &["CPU#1 stuck", "spin_forever+0x10/0x20 [buggy]"],
+    },
+    // ---- hard lockup
+    Gen {
+        generation: "4.x hard lockup (NMI watchdog: prefix)",
+        panic: "Kernel panic - not syncing: Hard LOCKUP",
+        log: &[
+            "NMI watchdog: Watchdog detected hard LOCKUP on cpu 3",
+            "RIP: 0010:native_queued_spin_lock_slowpath+0x5a/0x1d0",
+        ],
+        sysctls: &[("kernel.hardlockup_panic", 1)],
+        class: "hard_lockup",
+        says: &["CPU 3"],
+    },
+    Gen {
+        generation: "6.1 hard lockup (watchdog: prefix)",
+        panic: "Kernel panic - not syncing: Hard LOCKUP",
+        log: &[
+            "watchdog: Watchdog detected hard LOCKUP on cpu 3",
+            "RIP: 0010:native_queued_spin_lock_slowpath+0x5a/0x1d0",
+        ],
+        sysctls: &[("kernel.hardlockup_panic", 1)],
+        class: "hard_lockup",
+        says: &["CPU 3"],
+    },
+    // ---- RCU stall
+    Gen {
+        generation: "4.18 RCU stall (no rcu: prefix, rcu_sched)",
+        panic: "Kernel panic - not syncing: RCU Stall",
+        log: &["INFO: rcu_sched self-detected stall on CPU"],
+        sysctls: &[("kernel.panic_on_rcu_stall", 1)],
+        class: "rcu_stall",
+        says: &["rcu_sched self-detected stall on CPU"],
+    },
+    Gen {
+        generation: "6.1 RCU stall",
+        panic: "Kernel panic - not syncing: RCU Stall",
+        log: &["rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:"],
+        sysctls: &[("kernel.panic_on_rcu_stall", 1)],
+        class: "rcu_stall",
+        says: &["rcu_preempt detected stalls on CPUs/tasks"],
+    },
+    // ---- OOM
+    Gen {
+        generation: "4.18 OOM on a NUMA kernel (Node 0 before each zone)",
+        panic: "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+        log: &[
+            "worker invoked oom-killer: gfp_mask=0x6280ca(GFP_HIGHUSER_MOVABLE|__GFP_ZERO), nodemask=(null), order=0, oom_score_adj=0",
+            "Node 0 active_anon:1500000kB inactive_anon:2000kB",
+            "Node 0 DMA free:15908kB min:16kB low:20kB high:24kB active_anon:0kB present:15992kB managed:15908kB",
+            "Node 0 DMA32 free:44176kB min:44336kB low:55420kB high:66504kB active_anon:1400000kB present:3129212kB managed:3063676kB",
+            "Node 0 DMA32: 1*4kB (U) 2*8kB (UM) = 20kB",
+            "Tasks state (memory values in pages):",
+            "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+            "[      1]     0     1    42000      900   200000        0             0 init",
+            "[     77]     0    77   400000   380000  3100000        0             0 worker",
+            "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+        ],
+        sysctls: &[("vm.panic_on_oom", 1)],
+        class: "oom_panic",
+        says: &[
+            "vm.panic_on_oom=1",
+            "zone Node 0 DMA32 free 44176 kB < min 44336 kB",
+            "gfp_mask=0x6280ca(GFP_HIGHUSER_MOVABLE|__GFP_ZERO) order=0 by worker",
+        ],
+    },
+    Gen {
+        generation: "before 4.17 OOM task table (bare [ pid ] header)",
+        panic: "Kernel panic - not syncing: Out of memory: compulsory panic_on_oom is enabled",
+        log: &[
+            "worker invoked oom-killer: gfp_mask=0x24280ca(GFP_HIGHUSER_MOVABLE|__GFP_ZERO), order=0, oom_score_adj=0",
+            "DMA32 free:2164kB min:2260kB low:2824kB high:3388kB",
+            "[ pid ]   uid  tgid total_vm      rss nr_ptes nr_pmds swapents oom_score_adj name",
+            "[    1]     0     1    42000      900      50       3        0             0 init",
+            "[   77]     0    77   400000   380000    3000      10        0             0 worker",
+            "Kernel panic - not syncing: Out of memory: compulsory panic_on_oom is enabled",
+        ],
+        sysctls: &[("vm.panic_on_oom", 2)],
+        class: "oom_panic",
+        says: &["vm.panic_on_oom=2 (compulsory", "zone DMA32 free 2164 kB < min 2260 kB"],
+    },
+];
+
+#[test]
+fn every_class_in_each_generations_words() {
+    for g in GENERATIONS {
+        let m = model(g.panic, g.log, g.sysctls);
+        let d = diag(&m);
+        assert_eq!(d.class, g.class, "{}: {}", g.generation, d.verdict);
+        for s in g.says {
+            assert!(
+                d.verdict.contains(s),
+                "{}: the verdict does not say {s:?}: {}",
+                g.generation,
+                d.verdict
+            );
+        }
+    }
+}
+
+#[test]
+fn oom_report_task_table_row_is_evidence_in_both_generations() {
+    for g in GENERATIONS.iter().filter(|g| g.class == "oom_panic") {
+        let d = diag(&model(g.panic, g.log, g.sysctls));
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.text.contains("largest rss PID 77 worker")),
+            "{}: {:#?}",
+            g.generation,
+            d.evidence
+        );
+    }
+}

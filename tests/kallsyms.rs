@@ -51,6 +51,12 @@ fn kallsyms_from_vmlinux_matches_symtab() {
     let Some(cases) = common::cases_or_skip("kallsyms_from_vmlinux_matches_symtab") else {
         return;
     };
+    let cases = common::only(
+        "kallsyms_from_vmlinux_matches_symtab",
+        cases,
+        common::dump_names_kallsyms,
+        common::NO_KALLSYMS,
+    );
     // Every case: each dump has its own KASLR offset and VMCOREINFO.
     for case in cases {
         let dump = Dump::open(&case.vmcore).unwrap();
@@ -208,6 +214,12 @@ fn kallsyms_from_dump_is_the_symtab_slid_by_kaslr() {
     else {
         return;
     };
+    let cases = common::only(
+        "kallsyms_from_dump_is_the_symtab_slid_by_kaslr",
+        cases,
+        common::dump_names_kallsyms,
+        common::NO_KALLSYMS,
+    );
     for case in cases {
         let dump = Dump::open(&case.vmcore).unwrap();
         let kaslr = dump.vmcoreinfo().kernel_offset().unwrap_or(0);
@@ -297,6 +309,12 @@ fn image_from_dump_stands_in_for_the_vmlinux() {
     let Some(cases) = common::cases_or_skip("image_from_dump_stands_in_for_the_vmlinux") else {
         return;
     };
+    let cases = common::only(
+        "image_from_dump_stands_in_for_the_vmlinux",
+        cases,
+        common::dump_names_kallsyms,
+        common::NO_KALLSYMS,
+    );
     for case in cases {
         let dump = Dump::open(&case.vmcore).unwrap();
         let t = std::time::Instant::now();

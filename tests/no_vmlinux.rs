@@ -37,6 +37,12 @@ fn model_without_vmlinux_is_the_model_with_it() {
     let Some(cases) = common::cases_or_skip("model_without_vmlinux_is_the_model_with_it") else {
         return;
     };
+    let cases = common::only(
+        "model_without_vmlinux_is_the_model_with_it",
+        cases,
+        common::dump_names_kallsyms,
+        common::NO_KALLSYMS,
+    );
     let opts = KernelOptions::default();
     for case in cases {
         let with = open::build_model(&case.vmlinux, &case.vmcore, &opts)
@@ -85,6 +91,12 @@ fn vmlinux_btf_and_dwarf_types_give_the_same_model() {
     else {
         return;
     };
+    let cases = common::only(
+        "vmlinux_btf_and_dwarf_types_give_the_same_model",
+        cases,
+        common::vmlinux_has_btf,
+        common::NO_BTF,
+    );
     for case in cases {
         let n = &case.name;
         let btf = open::build_model(&case.vmlinux, &case.vmcore, &KernelOptions::default())
@@ -104,4 +116,62 @@ fn vmlinux_btf_and_dwarf_types_give_the_same_model() {
         dwarf.source.types_from = btf.source.types_from.clone();
         assert_eq!(btf, dwarf, "{n}: the two type sources disagree");
     }
+}
+
+/// A dump whose kernel wrote no kallsyms tables (before 6.0: the 5.10
+/// fixtures, RHEL 8's 4.18) cannot be read without its vmlinux: crashdeck
+/// says so with the release (as crash's `sys` reads it), the package that
+/// holds the vmlinux on each distribution and every place it looked.
+#[test]
+fn a_dump_without_kallsyms_names_the_vmlinux_it_needs() {
+    let Some(cases) = common::cases_or_skip("a_dump_without_kallsyms_names_the_vmlinux_it_needs")
+    else {
+        return;
+    };
+    let old: Vec<_> = cases
+        .into_iter()
+        .filter(|c| !common::dump_names_kallsyms(c))
+        .collect();
+    if old.is_empty() {
+        eprintln!("SKIPPED a_dump_without_kallsyms_names_the_vmlinux_it_needs: every fixture dump names its kallsyms");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("crashdeck-no-kallsyms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for case in old {
+        let n = &case.name;
+        let release = case
+            .crash_section("sys", true)
+            .and_then(|s| common::sys_field(&s, "RELEASE"))
+            .unwrap_or_else(|| panic!("{n}: crash sys has RELEASE"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_crashdeck"))
+            .arg("report")
+            .arg(&case.vmcore)
+            .arg("--debuginfo-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{n}: read without a vmlinux?");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for want in [
+            format!("this dump's kernel {release} carries no kallsyms"),
+            format!("kernel-debuginfo-{release}"),
+            format!("linux-image-{release}-dbg"),
+            format!("linux-image-{release}-dbgsym"),
+            format!("/usr/lib/debug/lib/modules/{release}/vmlinux"),
+            format!("{}", dir.join(format!("vmlinux-{release}")).display()),
+            format!("{}", case.vmcore.display()),
+        ] {
+            assert!(
+                err.contains(&want),
+                "{n}: the error does not say {want:?}:\n{err}"
+            );
+        }
+        assert_eq!(
+            err.matches("crashdeck:").count(),
+            1,
+            "{n}: one error, not a chain:\n{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -221,10 +221,16 @@ pub fn decode_log_buf(
             continue;
         }
         let text_len = le(hdr, l.text_len, 2) as usize;
+        let dict_len = le(hdr, l.dict_len, 2) as usize;
+        // A record holds its header, text and dictionary: a shorter length
+        // is corruption, and walking on from it would read garbage.
+        if len < l.size.saturating_add(text_len).saturating_add(dict_len) {
+            break;
+        }
         let text_start = idx + l.size;
-        let text = buf
-            .get(text_start..text_start.saturating_add(text_len))
-            .unwrap_or(&[]);
+        // A record the buffer cuts off keeps the text that is there.
+        let text_end = text_start.saturating_add(text_len).min(buf.len());
+        let text = buf.get(text_start..text_end).unwrap_or(&[]);
         out.push(LogRecord {
             ts_ns: le(hdr, l.ts_nsec, 8),
             level: l.level.get(hdr) as u8,
@@ -489,19 +495,189 @@ mod tests {
         }
     }
 
-    fn old_record(buf: &mut [u8], at: usize, ts: u64, level: u8, text: &str, dict: &str) -> usize {
-        let len = (20 + text.len() + dict.len() + 7) & !7;
-        put(buf, at, ts, 8);
-        put(buf, at + 8, len as u64, 2);
-        put(buf, at + 10, text.len() as u64, 2);
-        put(buf, at + 12, dict.len() as u64, 2);
-        buf[at + 14] = 0;
-        buf[at + 15] = (level << 5) | 2;
-        put(buf, at + 16, 42, 4);
-        buf[at + 20..at + 20 + text.len()].copy_from_slice(text.as_bytes());
-        buf[at + 20 + text.len()..at + 20 + text.len() + dict.len()]
-            .copy_from_slice(dict.as_bytes());
+    /// `struct printk_log` of 3.11..5.0 (RHEL 8's 4.18): the same without
+    /// caller_id, 16 bytes (`__aligned(4)`).
+    fn layout_4x() -> PrintkLogLayout {
+        PrintkLogLayout {
+            size: 16,
+            caller_id: None,
+            ..old_layout()
+        }
+    }
+
+    /// Writes one record as `log_store()` does (header, text, dict, padded
+    /// to 8 bytes with `LOG_ALIGN`); returns the next index.
+    fn put_record(
+        l: &PrintkLogLayout,
+        buf: &mut [u8],
+        at: usize,
+        (ts, facility, level): (u64, u8, u8),
+        text: &str,
+        dict: &str,
+    ) -> usize {
+        let len = (l.size + text.len() + dict.len() + 7) & !7;
+        put(buf, at + l.ts_nsec, ts, 8);
+        put(buf, at + l.len, len as u64, 2);
+        put(buf, at + l.text_len, text.len() as u64, 2);
+        put(buf, at + l.dict_len, dict.len() as u64, 2);
+        buf[at + l.facility] = facility;
+        buf[at + l.level.byte] = (level << 5) | 2;
+        if let Some(c) = l.caller_id {
+            put(buf, at + c, 42, 4);
+        }
+        let t = at + l.size;
+        buf[t..t + text.len()].copy_from_slice(text.as_bytes());
+        buf[t + text.len()..t + text.len() + dict.len()].copy_from_slice(dict.as_bytes());
         at + len
+    }
+
+    fn old_record(buf: &mut [u8], at: usize, ts: u64, level: u8, text: &str, dict: &str) -> usize {
+        put_record(&old_layout(), buf, at, (ts, 0, level), text, dict)
+    }
+
+    /// The zero-length record `log_store()` leaves where the next one does
+    /// not fit before the end: readers wrap to 0.
+    fn wrap_marker(l: &PrintkLogLayout, buf: &mut [u8], at: usize) {
+        put(buf, at + l.len, 0, 2);
+    }
+
+    const MESSAGES: &[(u64, u8, u8, &str, &str)] = &[
+        (1_000, 0, 6, "Linux version 4.18.0-348.el8.x86_64", ""),
+        (
+            2_000,
+            0,
+            4,
+            "usb 1-1: new high-speed USB device",
+            "SUBSYSTEM=usb\0DEVICE=c189:1",
+        ),
+        (3_000, 1, 3, "a user-space message", ""),
+        (
+            4_000,
+            0,
+            0,
+            "Kernel panic - not syncing: Fatal exception",
+            "",
+        ),
+    ];
+
+    #[test]
+    fn log_buf_4x_empty_buffer_and_first_equal_next() {
+        let buf = vec![0u8; 256];
+        assert!(decode_log_buf(&layout_4x(), &buf, 0, 0).is_empty());
+        assert!(decode_log_buf(&layout_4x(), &buf, 128, 128).is_empty());
+        assert!(decode_log_buf(&layout_4x(), &[], 0, 8).is_empty());
+    }
+
+    /// The same messages through the 4.x log_buf and the 5.10+ lockless
+    /// ring give the same records (the 4.x record has no caller id; its
+    /// dictionary is not text).
+    #[test]
+    fn log_buf_4x_wrapped_with_a_zero_length_marker_equals_the_lockless_ring() {
+        let l = layout_4x();
+        let mut buf = vec![0u8; 512];
+        // The oldest two sit at the end, a wrap marker follows, the newer
+        // two start again at 0 (log_first_idx = 352, log_next_idx after them).
+        let mut at = 352;
+        for m in &MESSAGES[..2] {
+            at = put_record(&l, &mut buf, at, (m.0, m.1, m.2), m.3, m.4);
+        }
+        assert!(at + l.size <= buf.len(), "room for the marker");
+        wrap_marker(&l, &mut buf, at);
+        let mut next = 0;
+        for m in &MESSAGES[2..] {
+            next = put_record(&l, &mut buf, next, (m.0, m.1, m.2), m.3, m.4);
+        }
+        let old = decode_log_buf(&l, &buf, 352, next);
+
+        let mut b = Builder::new(3, 9);
+        for (id, m) in MESSAGES.iter().enumerate() {
+            b.add(id as u64 + 8, 2, m.0, m.2, 1, m.3);
+            b.infos[(id + 8) % 8 * 88 + 18] = m.1;
+        }
+        let ring = PrbRing {
+            count_bits: 3,
+            descs: &b.descs,
+            infos: &b.infos,
+            size_bits: 9,
+            data: &b.data,
+            head_id: 11,
+            tail_id: 8,
+        };
+        let new = decode_prb(&prb_layout(), &ring);
+        assert_eq!(old.len(), MESSAGES.len());
+        assert_eq!(new.len(), MESSAGES.len());
+        for (o, n) in old.iter().zip(&new) {
+            assert_eq!(
+                (o.ts_ns, o.level, o.facility, &o.text),
+                (n.ts_ns, n.level, n.facility, &n.text)
+            );
+            assert_eq!(o.caller, None, "4.x records carry no caller id");
+        }
+        assert!(!old[1].text.contains("SUBSYSTEM"), "the dict is not text");
+    }
+
+    #[test]
+    fn log_buf_4x_no_room_for_a_header_at_the_end_wraps() {
+        let l = layout_4x();
+        let mut buf = vec![0u8; 128];
+        // 120 + 16 > 128: no header fits after the record. log_store()
+        // never leaves this (it wraps early enough to keep room for the
+        // zero-length marker), but a reader must not read past the end:
+        // it wraps as for a marker.
+        let end = put_record(&l, &mut buf, 88, (1, 0, 6), "at the end", "");
+        assert_eq!(end, 128 - 8);
+        let next = put_record(&l, &mut buf, 0, (2, 0, 6), "from the start", "");
+        let recs = decode_log_buf(&l, &buf, 88, next);
+        let texts: Vec<&str> = recs.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(texts, ["at the end", "from the start"]);
+    }
+
+    #[test]
+    fn log_buf_4x_record_cut_at_the_end_of_the_buffer_keeps_what_is_there() {
+        let l = layout_4x();
+        let mut big = vec![0u8; 256];
+        put_record(
+            &l,
+            &mut big,
+            200,
+            (1, 0, 6),
+            "a record the buffer cuts off",
+            "",
+        );
+        // The dump holds only the first 220 bytes of the buffer.
+        let recs = decode_log_buf(&l, &big[..220], 200, 0);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].text, "a re");
+    }
+
+    #[test]
+    fn log_buf_4x_corrupt_lengths_are_bounded() {
+        let l = layout_4x();
+        let mut buf = vec![0u8; 256];
+        let a = put_record(&l, &mut buf, 0, (1, 0, 6), "good", "");
+        let b = put_record(&l, &mut buf, a, (2, 0, 6), "corrupt", "");
+        // len shorter than header + text: the walk stops after "good".
+        put(&mut buf, a + l.len, 3, 2);
+        let recs = decode_log_buf(&l, &buf, 0, b);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].text, "good");
+        // A text_len past the end of the buffer, every first index, every
+        // next index: no panic, no endless walk, never more records than fit.
+        put(&mut buf, a + l.len, 0xfff8, 2);
+        put(&mut buf, a + l.text_len, 0xffff, 2);
+        for first in (0..300).step_by(7) {
+            for next in [0usize, 1, 17, 255, 256, 9999] {
+                let recs = decode_log_buf(&l, &buf, first, next);
+                assert!(recs.len() <= buf.len() / l.size + 2);
+            }
+        }
+        let noise: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        for first in (0..4096).step_by(61) {
+            let recs = decode_log_buf(&l, &noise, first, 4095);
+            assert!(recs.len() <= noise.len() / l.size + 2);
+        }
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! full definition (declarations are not indexed), so that no unit is
 //! scanned twice and repeated lookups cost one hash probe.
 
+use super::section_data::{self, SectionBytes};
 use super::types::{Member, Result, TypeError, TypeStats};
+use super::vmlinux::Vmlinux;
 use gimli::constants as dw;
 use gimli::{
     Abbreviations, AttributeValue, DebugAbbrev, DebugInfo, DebugInfoOffset, DebugLineStr, DebugStr,
@@ -200,6 +202,17 @@ struct Found {
 enum Bytes {
     Mapped(Range<usize>),
     Owned(Vec<u8>),
+    /// An inflated compressed section, shared with the vmlinux's cache.
+    Shared(Arc<[u8]>),
+}
+
+impl From<SectionBytes> for Bytes {
+    fn from(b: SectionBytes) -> Bytes {
+        match b {
+            SectionBytes::Mapped(r) => Bytes::Mapped(r),
+            SectionBytes::Inflated(a) => Bytes::Shared(a),
+        }
+    }
 }
 
 struct Secs<'a> {
@@ -281,6 +294,8 @@ impl Dwarf {
         }
     }
 
+    /// The DWARF of a whole ELF file held in `data` (compressed sections
+    /// are inflated here, for this reader alone).
     pub fn from_elf(data: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Result<Dwarf> {
         let bytes: &[u8] = (*data).as_ref();
         let file = object::File::parse(bytes)
@@ -296,6 +311,26 @@ impl Dwarf {
             };
             section_bytes(bytes, &sec, name).map(Some)
         };
+        Dwarf::from_sections(data.clone(), endian, load)
+    }
+
+    /// The DWARF of a vmlinux, through its section cache (a compressed
+    /// section is inflated once and shared with the line and CFI readers).
+    pub fn from_vmlinux(vmlinux: &Vmlinux) -> Result<Dwarf> {
+        let load = |name: &str| -> Result<Option<Bytes>> {
+            vmlinux
+                .section_bytes(name)
+                .map(|b| b.map(Bytes::from))
+                .map_err(|e| TypeError::Dwarf(e.to_string()))
+        };
+        Dwarf::from_sections(vmlinux.data(), RunTimeEndian::Little, load)
+    }
+
+    fn from_sections(
+        data: Arc<dyn AsRef<[u8]> + Send + Sync>,
+        endian: RunTimeEndian,
+        load: impl Fn(&str) -> Result<Option<Bytes>>,
+    ) -> Result<Dwarf> {
         let info = match load(".debug_info")? {
             Some(b) => b,
             None => {
@@ -322,7 +357,7 @@ impl Dwarf {
             index: RwLock::new(Index::default()),
             scan_lock: Mutex::new(()),
             abbrevs: Mutex::new(HashMap::new()),
-            data: data.clone(),
+            data,
         };
         // Only the first unit header now: the others are read as lookups
         // reach them (a cold page cache makes reading them all slow).
@@ -342,6 +377,7 @@ impl Dwarf {
     fn bytes<'a>(&'a self, b: &'a Bytes) -> &'a [u8] {
         match b {
             Bytes::Owned(v) => v,
+            Bytes::Shared(a) => a,
             Bytes::Mapped(r) => (*self.data).as_ref().get(r.clone()).unwrap_or_default(),
         }
     }
@@ -1570,47 +1606,21 @@ fn member_location(v: &AttributeValue<R<'_>>) -> Option<u64> {
 }
 
 fn section_bytes(file: &[u8], sec: &object::Section<'_, '_>, name: &str) -> Result<Bytes> {
-    let c = sec
-        .compressed_file_range()
-        .map_err(|e| TypeError::Dwarf(format!("{name}: {e}")))?;
-    let start = usize::try_from(c.offset).ok();
-    let len = usize::try_from(c.compressed_size).ok();
-    let range = match (start, len) {
-        (Some(s), Some(l)) if s.checked_add(l).is_some_and(|e| e <= file.len()) => s..s + l,
-        _ => {
-            return Err(TypeError::Dwarf(format!(
-                "{name} lies outside the file ({} bytes)",
-                file.len()
-            )))
+    match section_data::compression(file, sec, name).map_err(TypeError::Dwarf)? {
+        Some(c) => section_data::inflate(file, &c, name)
+            .map(Bytes::Shared)
+            .map_err(TypeError::Dwarf),
+        None => {
+            let (off, len) = sec.file_range().unwrap_or((0, 0));
+            section_data::mapped_range(file, off, len)
+                .map(Bytes::Mapped)
+                .ok_or_else(|| {
+                    TypeError::Dwarf(format!(
+                        "{name} lies outside the file ({} bytes)",
+                        file.len()
+                    ))
+                })
         }
-    };
-    match c.format {
-        object::CompressionFormat::None => Ok(Bytes::Mapped(range)),
-        object::CompressionFormat::Zlib => {
-            let comp = file.get(range.clone()).unwrap_or_default();
-            // zlib cannot expand more than ~1032:1.
-            let limit = (comp.len() as u64)
-                .saturating_mul(1032)
-                .saturating_add(4096);
-            if c.uncompressed_size > limit {
-                return Err(TypeError::Dwarf(format!(
-                    "{name}: claimed uncompressed size {} is impossible for {} compressed bytes",
-                    c.uncompressed_size,
-                    comp.len()
-                )));
-            }
-            let mut out = Vec::with_capacity(c.uncompressed_size as usize);
-            use std::io::Read;
-            flate2::read::ZlibDecoder::new(comp)
-                .take(c.uncompressed_size)
-                .read_to_end(&mut out)
-                .map_err(|e| TypeError::Dwarf(format!("{name}: zlib: {e}")))?;
-            Ok(Bytes::Owned(out))
-        }
-        other => Err(TypeError::Dwarf(format!(
-            "{name} is compressed ({other:?}), which is not supported; decompress it with \
-             `objcopy --decompress-debug-sections`"
-        ))),
     }
 }
 

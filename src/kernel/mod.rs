@@ -35,6 +35,7 @@ pub mod btf;
 pub mod dwarf_index;
 pub mod kallsyms;
 mod read;
+pub mod section_data;
 pub mod symbols;
 pub mod types;
 pub mod vmlinux;
@@ -476,7 +477,7 @@ impl Kernel {
             Some(t) => t,
             None => match (!opts.dwarf_types).then(vmlinux_btf).flatten() {
                 Some(t) => t,
-                None => match Types::from_elf(vmlinux.data()) {
+                None => match Types::from_vmlinux(&vmlinux) {
                     Ok(t) => t,
                     // A vmlinux stripped of DWARF that kept its .BTF.
                     Err(e @ TypeError::NoDebugInfo(_)) => match vmlinux.section(".BTF") {

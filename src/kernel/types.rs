@@ -110,6 +110,17 @@ impl Types {
         })
     }
 
+    /// Types from a vmlinux's DWARF, read through its section cache.
+    pub fn from_vmlinux(vmlinux: &super::Vmlinux) -> Result<Types> {
+        Ok(Types {
+            btf: None,
+            dwarf: Dwarf::from_vmlinux(vmlinux)?,
+            members: RwLock::new(HashMap::new()),
+            sizes: RwLock::new(HashMap::new()),
+            enum_values: RwLock::new(HashMap::new()),
+        })
+    }
+
     /// Types from BTF (a dump's own, or a vmlinux's `.BTF` without DWARF).
     pub fn from_btf(btf: Btf) -> Types {
         Types {

@@ -4,11 +4,12 @@
 //! of the layer needs is copied out (symbols, section table) so nothing
 //! borrows the parser.
 
+use super::section_data::{self, Compressed, SectionBytes};
 use super::symbols::{Sym, SymKind, SymbolTable};
 use super::{KernelError, Result};
 use object::{Object, ObjectSection, SectionKind};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Start of the kernel text mapping on x86_64 (`__START_KERNEL_map`).
 pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
@@ -32,6 +33,10 @@ pub struct Vmlinux {
     pub sections: Vec<Section>,
     /// GNU build-id, lower-case hex.
     pub build_id: Option<String>,
+    /// Per section (same index as `sections`): how it is compressed, if it is.
+    compressed: Vec<Option<Compressed>>,
+    /// Per section: its inflated bytes, once asked for.
+    inflated: Vec<OnceLock<std::result::Result<Arc<[u8]>, String>>>,
 }
 
 fn bad(path: &Path, what: impl Into<String>) -> KernelError {
@@ -86,8 +91,12 @@ impl Vmlinux {
         }
 
         let mut sections = Vec::new();
+        let mut compressed = Vec::new();
         for s in obj.sections() {
             let name = s.name().unwrap_or("").to_string();
+            // A section whose compression header cannot be read is kept as
+            // stored; reading it names the problem.
+            compressed.push(section_data::compression(bytes, &s, &name).unwrap_or(None));
             let file_range = if s.kind() == SectionKind::UninitializedData
                 || s.kind() == SectionKind::UninitializedTls
             {
@@ -123,12 +132,15 @@ impl Vmlinux {
             Ok(Some(id)) => Some(hex(id)),
             _ => None,
         };
+        let inflated = sections.iter().map(|_| OnceLock::new()).collect();
         Ok(Vmlinux {
             path: path.to_path_buf(),
             symbols: SymbolTable::new(syms),
             sections,
             build_id,
             data,
+            compressed,
+            inflated,
         })
     }
 
@@ -142,12 +154,16 @@ impl Vmlinux {
         sections: Vec<Section>,
         build_id: Option<String>,
     ) -> Vmlinux {
+        let compressed = sections.iter().map(|_| None).collect();
+        let inflated = sections.iter().map(|_| OnceLock::new()).collect();
         Vmlinux {
             path,
             data,
             symbols,
             sections,
             build_id,
+            compressed,
+            inflated,
         }
     }
 
@@ -174,18 +190,79 @@ impl Vmlinux {
             .unwrap_or(u64::MAX)
     }
 
-    /// The bytes of a section (empty for NOBITS) and its link address.
+    /// The bytes of a section (empty for NOBITS) and its link address. A
+    /// compressed section (`SHF_COMPRESSED`) is inflated on first use and
+    /// kept; `None` when it cannot be (see [`Vmlinux::section_bytes`]).
     pub fn section(&self, name: &str) -> Option<(&[u8], u64)> {
-        let s = self.sections.iter().find(|s| s.name == name)?;
+        let i = self.sections.iter().position(|s| s.name == name)?;
+        let s = self.sections.get(i)?;
+        if let Some(c) = self.compressed.get(i).copied().flatten() {
+            let bytes = self.inflated_at(i, &c).ok()?;
+            return Some((bytes, s.addr));
+        }
         let bytes = match s.file_range {
             Some((off, len)) => {
-                let start = usize::try_from(off).ok()?;
-                let end = start.checked_add(usize::try_from(len).ok()?)?;
-                self.bytes().get(start..end)?
+                let r = section_data::mapped_range(self.bytes(), off, len)?;
+                self.bytes().get(r)?
             }
             None => &[],
         };
         Some((bytes, s.addr))
+    }
+
+    /// A section's bytes for a reader that keeps them (the DWARF type
+    /// index): a range of the mapped file, or the shared inflated copy.
+    /// `Ok(None)` when there is no such section; an error names why a
+    /// compressed one cannot be inflated.
+    pub fn section_bytes(&self, name: &str) -> Result<Option<SectionBytes>> {
+        let Some(i) = self.sections.iter().position(|s| s.name == name) else {
+            return Ok(None);
+        };
+        if let Some(c) = self.compressed.get(i).copied().flatten() {
+            self.inflated_at(i, &c).map_err(|e| bad(&self.path, e))?;
+            let arc = match self.inflated.get(i).and_then(|o| o.get()) {
+                Some(Ok(a)) => a.clone(),
+                _ => return Ok(None),
+            };
+            return Ok(Some(SectionBytes::Inflated(arc)));
+        }
+        let Some(s) = self.sections.get(i) else {
+            return Ok(None);
+        };
+        Ok(match s.file_range {
+            Some((off, len)) => Some(SectionBytes::Mapped(
+                section_data::mapped_range(self.bytes(), off, len).ok_or_else(|| {
+                    bad(
+                        &self.path,
+                        format!(
+                            "section {name} (offset {off:#x}, {len} bytes) lies outside the file"
+                        ),
+                    )
+                })?,
+            )),
+            None => Some(SectionBytes::Mapped(0..0)),
+        })
+    }
+
+    /// Whether section `name` is stored compressed.
+    pub fn is_compressed(&self, name: &str) -> bool {
+        self.sections
+            .iter()
+            .position(|s| s.name == name)
+            .and_then(|i| self.compressed.get(i).copied().flatten())
+            .is_some()
+    }
+
+    fn inflated_at(&self, i: usize, c: &Compressed) -> std::result::Result<&[u8], String> {
+        let name = self.sections.get(i).map(|s| s.name.as_str()).unwrap_or("?");
+        let slot = self
+            .inflated
+            .get(i)
+            .ok_or_else(|| format!("section {name}: no cache slot"))?;
+        match slot.get_or_init(|| section_data::inflate(self.bytes(), c, name)) {
+            Ok(a) => Ok(a),
+            Err(e) => Err(e.clone()),
+        }
     }
 
     /// The section header of `name`.
@@ -196,9 +273,13 @@ impl Vmlinux {
     /// Up to `len` bytes of the file's initial data at link address `addr`
     /// (only sections with file contents).
     pub fn read_link(&self, addr: u64, len: u64) -> Option<&[u8]> {
-        let s = self.sections.iter().find(|s| {
+        let i = self.sections.iter().position(|s| {
             s.addr != 0 && s.file_range.is_some() && addr >= s.addr && addr - s.addr < s.size
         })?;
+        if self.compressed.get(i).copied().flatten().is_some() {
+            return None;
+        }
+        let s = self.sections.get(i)?;
         let (off, flen) = s.file_range?;
         let rel = addr - s.addr;
         let n = len.min(flen.checked_sub(rel)?);

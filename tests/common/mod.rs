@@ -253,3 +253,47 @@ pub fn case_or_skip(name: &str) -> Option<Case> {
     }
     found
 }
+
+/// Does the case's vmlinux carry a `.BTF` section? (Kernels built without
+/// CONFIG_DEBUG_INFO_BTF, such as the 5.10 fixture kernel, do not.)
+pub fn vmlinux_has_btf(case: &Case) -> bool {
+    use object::{Object, ObjectSection};
+    let Ok(file) = std::fs::File::open(&case.vmlinux) else {
+        return false;
+    };
+    // SAFETY: a fixture file, only read.
+    let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else {
+        return false;
+    };
+    object::File::parse(&*map)
+        .ok()
+        .and_then(|o| o.section_by_name(".BTF").map(|s| s.size() > 0))
+        .unwrap_or(false)
+}
+
+/// Does the dump's VMCOREINFO name the kallsyms tables (kernels 6.0+)?
+pub fn dump_names_kallsyms(case: &Case) -> bool {
+    crashdeck::dump::Dump::open(&case.vmcore)
+        .map(|d| d.vmcoreinfo().symbol("kallsyms_names").is_some())
+        .unwrap_or(false)
+}
+
+/// The cases `keep` accepts; each other one is named on stderr with `why`
+/// (a test that needs BTF, or kallsyms in the dump, has nothing to check on
+/// a kernel without them).
+pub fn only(test: &str, cases: Vec<Case>, keep: fn(&Case) -> bool, why: &str) -> Vec<Case> {
+    cases
+        .into_iter()
+        .filter(|c| {
+            let k = keep(c);
+            if !k {
+                eprintln!("SKIPPED {test} on {}: {why}", c.name);
+            }
+            k
+        })
+        .collect()
+}
+
+pub const NO_BTF: &str = "its vmlinux has no .BTF (built without CONFIG_DEBUG_INFO_BTF)";
+pub const NO_KALLSYMS: &str =
+    "its VMCOREINFO names no kallsyms tables (kernels before 6.0 do not write them)";

@@ -63,7 +63,9 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         let gfp = line
             .find("gfp_mask=")
             .map(|a| &line[a + "gfp_mask=".len()..])
-            .map(|r| r.split(", order=").next().unwrap_or(r).trim())
+            // "0x100dca(GFP_HIGHUSER_MOVABLE|__GFP_ZERO), order=0" (5.x+) or
+            // "0x6280ca(…), nodemask=(null), order=0" (4.x, some 5.x).
+            .map(|r| r.split(", ").next().unwrap_or(r).trim())
             .unwrap_or("?");
         let order = field_after(line, "order=").unwrap_or("?");
         evidence.push(ev(
@@ -178,15 +180,16 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             z.name, z.free_pages, z.min
         ));
     }
-    // The OOM report's per-zone lines: "DMA32 free:2164kB boost:0kB min:2260kB …".
-    for (i, line) in cx.lines(is_zone_report_line) {
+    // The OOM report's per-zone lines: "DMA32 free:2164kB boost:0kB min:2260kB …"
+    // ("Node 0 DMA32 free:…" on a NUMA kernel, RHEL's among them).
+    for (i, line) in cx.lines(|l| zone_report_name(l).is_some()) {
         let kb = |key: &str| {
             field_after(line, key)
                 .and_then(|v| v.strip_suffix("kB"))
                 .and_then(|v| v.parse::<u64>().ok())
         };
         if let (Some(free), Some(min)) = (kb(" free:"), kb(" min:")) {
-            let name = line.split_whitespace().next().unwrap_or("");
+            let name = zone_report_name(line).unwrap_or_default();
             if free < min {
                 evidence.push(ev(
                     "log",
@@ -316,15 +319,26 @@ fn ram_kib(cx: &Ctx) -> u64 {
     }
 }
 
-fn is_zone_report_line(l: &str) -> bool {
+/// The zone a line of the OOM report's zone list is about: "DMA32
+/// free:2164kB … min:2260kB …" → "DMA32"; `show_node()` prefixes "Node 0 "
+/// on NUMA kernels → "Node 0 DMA32". Not the per-node summary ("Node 0
+/// active_anon:…") or the buddy lists ("Node 0 DMA32: 1*4kB …").
+fn zone_report_name(l: &str) -> Option<String> {
     let mut words = l.split_whitespace();
-    let (Some(name), Some(second)) = (words.next(), words.next()) else {
-        return false;
-    };
-    name != "Node"
-        && name.chars().all(|c| c.is_ascii_alphanumeric())
+    let mut name = words.next()?;
+    let mut node = None;
+    if name == "Node" {
+        node = Some(words.next()?.parse::<u32>().ok()?);
+        name = words.next()?;
+    }
+    let second = words.next()?;
+    let ok = name.chars().all(|c| c.is_ascii_alphanumeric())
         && second.starts_with("free:")
-        && l.contains(" min:")
+        && l.contains(" min:");
+    ok.then(|| match node {
+        Some(n) => format!("Node {n} {name}"),
+        None => name.to_string(),
+    })
 }
 
 fn overcommit_meaning(v: Var) -> &'static str {
@@ -339,9 +353,13 @@ fn overcommit_meaning(v: Var) -> &'static str {
 /// The row with the largest rss in the last OOM report's task table
 /// ("[  pid  ]   uid  tgid total_vm      rss … name"): (record, line, pid, rss pages).
 fn largest_oom_table_row<'a>(cx: &Ctx<'a>) -> Option<(usize, &'a str, i64, u64)> {
-    let start = cx.last_line(|l| l.starts_with("Tasks state (memory values in pages)"))?;
+    // 4.17+: "Tasks state (memory values in pages):" then the column
+    // header; before, the header alone ("[ pid ]   uid  tgid total_vm …").
+    let is_header =
+        |l: &str| l.starts_with("Tasks state (memory values in pages)") || l.starts_with("[ pid ]");
+    let start = cx.last_line(is_header)?;
     super::log_lines(cx.m)
-        .skip_while(|(i, l)| *i < start.0 || !l.starts_with("Tasks state"))
+        .skip_while(|(i, l)| *i < start.0 || !is_header(l))
         .skip(1)
         .take_while(|(_, l)| l.starts_with('['))
         .filter_map(|(i, l)| {

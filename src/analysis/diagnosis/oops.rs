@@ -1,5 +1,24 @@
 //! Oops: NULL pointer dereference, page fault in kernel mode, general
 //! protection fault, BUG(), invalid opcode.
+//!
+//! The report's words differ by generation and architecture; each is taken
+//! from the kernel's own source:
+//! - x86_64 `show_fault_oops` (arch/x86/mm/fault.c): up to 5.1 `BUG: unable
+//!   to handle kernel NULL pointer dereference at %px` / `… paging request
+//!   at %px` (before 4.15 `%p`, so a NULL prints `(null)`); from 5.2 `BUG:
+//!   kernel NULL pointer dereference, address: %px` / `BUG: unable to handle
+//!   page fault for address: %px` and `#PF:` lines.
+//! - x86_64 `die()`: `Oops: 0002 [#1] SMP`, `general protection fault: 0000`
+//!   (5.8+: `general protection fault, probably for non-canonical address
+//!   0x…: 0000`), `invalid opcode: 0000` after `kernel BUG at file:line!`.
+//!   The faulting instruction: `RIP: 0010:func+0x16/0x20 [mod]` (4.15+),
+//!   `RIP: 0010:[<addr>]  [<addr>] func+…` and `IP: [<addr>] func+…` before.
+//! - arm64 `die_kernel_fault` (arch/arm64/mm/fault.c): `Unable to handle
+//!   kernel NULL pointer dereference at virtual address %016lx` (also
+//!   `paging request`, `execute from non-executable memory`, …), then
+//!   `Internal error: Oops: 96000045 [#1] SMP` (`Oops - BUG:` for BUG()),
+//!   and the instruction as `pc : func+0x1c/0x30 [mod]` (4.x–6.x; `PC is at
+//!   func+…` before 4.15).
 
 use super::{ev, log_ev, var_phrase, Ctx, Var};
 use crate::model::{Diagnosis, Evidence};
@@ -23,7 +42,10 @@ fn header(line: &str) -> Option<(String, Option<String>)> {
         || line.contains("BUG: unable to handle kernel NULL pointer dereference")
     {
         let a = addr_after("address: ").or_else(|| addr_after(" at "));
-        return Some(("kernel NULL pointer dereference".into(), a));
+        return Some((
+            "kernel NULL pointer dereference".into(),
+            a.map(null_address),
+        ));
     }
     if line.contains("BUG: unable to handle page fault for address:") {
         return Some((
@@ -36,6 +58,19 @@ fn header(line: &str) -> Option<(String, Option<String>)> {
             "page fault in kernel mode".into(),
             addr_after("request at "),
         ));
+    }
+    // arm64 (and 32-bit arm): "Unable to handle kernel <what> at virtual address <a>".
+    if let Some(rest) = line.split("Unable to handle kernel ").nth(1) {
+        if let Some((what, _)) = rest.split_once(" at virtual address ") {
+            let kind = if what == "NULL pointer dereference" {
+                "kernel NULL pointer dereference".to_string()
+            } else if what == "paging request" {
+                "page fault in kernel mode".to_string()
+            } else {
+                format!("page fault in kernel mode ({what})")
+            };
+            return Some((kind, addr_after("virtual address ")));
+        }
     }
     if line.starts_with("general protection fault") {
         return Some((
@@ -50,10 +85,25 @@ fn header(line: &str) -> Option<(String, Option<String>)> {
     if line.starts_with("invalid opcode:") {
         return Some(("invalid opcode (BUG/UD2)".into(), None));
     }
-    if line.starts_with("Oops:") || line.starts_with("BUG: unable to handle") {
+    if line.starts_with("Internal error: Oops - BUG") {
+        return Some(("BUG() (brk)".into(), None));
+    }
+    if line.starts_with("Oops:")
+        || line.starts_with("BUG: unable to handle")
+        || line.starts_with("Internal error: Oops")
+    {
         return Some(("kernel oops".into(), None));
     }
     None
+}
+
+/// Kernels before 4.15 print a NULL pointer with `%p` as `(null)`.
+fn null_address(a: String) -> String {
+    if a == "(null)" {
+        "0 (printed as (null))".into()
+    } else {
+        a
+    }
 }
 
 fn oopsish(panic: &str) -> bool {
@@ -65,24 +115,46 @@ fn oopsish(panic: &str) -> bool {
             "Fatal exception",
             "unable to handle",
             "invalid opcode",
+            "Internal error",
+            "Unable to handle",
         ]
         .iter()
         .any(|s| panic.contains(s))
 }
 
-/// "RIP: 0010:lkdtm_EXCEPTION+0x0/0x10 [lkdtm]" → ("lkdtm_EXCEPTION", "lkdtm_EXCEPTION+0x0/0x10", Some("lkdtm")).
+/// The faulting kernel instruction of a report, in every generation's and
+/// architecture's words → (function, "func+off/size", module):
+/// "RIP: 0010:lkdtm_EXCEPTION+0x0/0x10 [lkdtm]" (x86_64 4.15+),
+/// "RIP: 0010:[<addr>]  [<addr>] func+0x1/0x2" and "IP: [<addr>] func+…"
+/// (x86_64 before), "pc : func+0x1c/0x30 [mod]" (arm64 4.15+), "PC is at
+/// func+…" (arm before). A user-mode RIP (`0033:`) or a bare address is not.
 pub(super) fn parse_rip(line: &str) -> Option<(String, String, Option<String>)> {
-    let rest = line.strip_prefix("RIP: ")?;
-    let rest = rest.strip_prefix("0010:")?;
+    let rest = if let Some(r) = line.strip_prefix("RIP: ") {
+        r.strip_prefix("0010:")?
+    } else if let Some(r) = line.strip_prefix("IP: ") {
+        r
+    } else if let Some(r) = line.strip_prefix("pc : ") {
+        r
+    } else {
+        line.strip_prefix("PC is at ")?
+    };
     let words: Vec<&str> = rest.split_whitespace().collect();
     let at = words.iter().position(|w| w.contains("+0x"))?;
-    let loc = words[at].to_string();
+    let loc = words.get(at)?.to_string();
     let func = loc.split('+').next().unwrap_or("").to_string();
+    if func.is_empty() || func.starts_with("0x") {
+        return None;
+    }
     let module = words
         .get(at + 1)
         .filter(|w| w.starts_with('[') && !w.starts_with("[<") && w.ends_with(']'))
         .map(|w| w.trim_matches(['[', ']']).to_string());
     Some((func, loc, module))
+}
+
+/// A line naming the faulting kernel instruction (see [`parse_rip`]).
+pub(super) fn is_pc_line(line: &str) -> bool {
+    parse_rip(line).is_some()
 }
 
 /// "CPU: 1 PID: 53 Comm: sh Kdump: loaded Not tainted 6.1.192 #2" → (cpu, pid, comm, taint).
@@ -140,7 +212,7 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         None => h.kind.clone(),
     }];
     // Where: the RIP line.
-    let rip = after(&|l: &str| l.starts_with("RIP: 0010:"));
+    let rip = after(&|l: &str| is_pc_line(l));
     let mut func = None;
     let mut module = None;
     if let Some((i, l)) = rip {

@@ -2,25 +2,60 @@
 //! panic_on_warn, and the unknown class.
 
 use super::{
-    contradiction, ev, log_ev, oops::parse_cpu_line, oops::parse_rip, var_phrase, Ctx, Var,
+    contradiction, ev, log_ev,
+    oops::parse_cpu_line,
+    oops::{is_pc_line, parse_rip},
+    var_phrase, Ctx, Var,
 };
 use crate::model::{Diagnosis, Evidence};
 
+/// "sysrq: Trigger a crash" (5.x+), "sysrq: SysRq : Trigger a crash"
+/// (4.x with the `sysrq: ` prefix, RHEL 8), "SysRq : Trigger a crash"
+/// (older): `__handle_sysrq` naming the 'c' handler.
+fn is_sysrq_crash_line(l: &str) -> bool {
+    let l = l.trim().to_ascii_lowercase();
+    (l.starts_with("sysrq: ") || l.starts_with("sysrq : ")) && l.contains("trigger a crash")
+}
+
+/// SysRq 'c'. From 5.x its handler calls `panic("sysrq triggered crash")`;
+/// on 4.x kernels (RHEL 8's 4.18 among them) `sysrq_handle_crash` sets
+/// `panic_on_oops = 1` and writes to NULL, so the log shows the trigger,
+/// an oops whose faulting instruction is in `sysrq_handle_crash`, and
+/// `Kernel panic - not syncing: Fatal exception` (crash's PANIC is then the
+/// trigger line itself).
 pub(super) fn sysrq(cx: &Ctx) -> Option<Diagnosis> {
-    let trigger = cx.last_line(|l| {
-        let l = l.to_ascii_lowercase();
-        (l.starts_with("sysrq: ") || l.starts_with("sysrq : ")) && l.contains("trigger a crash")
+    let trigger = cx.last_line(is_sysrq_crash_line);
+    let by_panic = cx.panic_has("sysrq triggered crash") || is_sysrq_crash_line(&cx.panic);
+    // The 4.x handler's NULL write: the oops report after the trigger names
+    // sysrq_handle_crash as the faulting instruction.
+    let null_write = trigger.and_then(|(t, _)| {
+        super::log_lines(cx.m)
+            .skip_while(|(i, _)| *i < t)
+            .find(|(_, l)| {
+                parse_rip(l).is_some_and(|(f, _, _)| f.starts_with("sysrq_handle_crash"))
+            })
     });
-    let by_panic = cx.panic_has("sysrq triggered crash");
-    if !(by_panic || trigger.is_some() && cx.panic.is_empty()) {
+    if !(by_panic || null_write.is_some() || trigger.is_some() && cx.panic.is_empty()) {
         return None;
     }
     let mut evidence: Vec<Evidence> = Vec::new();
     if let Some((i, l)) = trigger {
         evidence.push(log_ev(i, l));
     }
+    if let Some((i, l)) = null_write {
+        evidence.push(ev(
+            "log",
+            format!("log:{i}"),
+            format!(
+                "{}: the 4.x SysRq 'c' handler writes to NULL with panic_on_oops forced to 1",
+                l.trim()
+            ),
+        ));
+    }
     if let Some(e) = cx.panic_evidence() {
-        evidence.push(e);
+        if !evidence.iter().any(|x| x.reference == e.reference) {
+            evidence.push(e);
+        }
     }
     // How it was asked for: the panicking task's frames.
     let mut via = None;
@@ -67,6 +102,12 @@ pub(super) fn sysrq(cx: &Ctx) -> Option<Diagnosis> {
         "Deliberate crash: SysRq 'c' (sysrq trigger{}){who}",
         via.map(|v| format!(", {v}")).unwrap_or_default()
     );
+    if null_write.is_some() {
+        verdict.push_str(
+            "; the handler's deliberate NULL write oopsed and its forced panic_on_oops=1 made \
+             the panic (kernels before 5.x)",
+        );
+    }
     if let Var::Read(v) = sysrq {
         verdict.push_str(&format!("; kernel.sysrq={v}"));
     }
@@ -163,7 +204,7 @@ pub(super) fn stack_overflow(cx: &Ctx) -> Option<Diagnosis> {
     }
     if let Some((j, l)) = super::log_lines(cx.m)
         .skip_while(|(j, _)| *j < i)
-        .find(|(_, l)| l.starts_with("RIP: 0010:"))
+        .find(|(_, l)| is_pc_line(l))
     {
         if let Some((_, loc, _)) = parse_rip(l) {
             evidence.push(ev("log", format!("log:{j}"), format!("at {loc}")));

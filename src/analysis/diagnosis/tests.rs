@@ -16,6 +16,34 @@ fn oops_lines_parse() {
         Some(("foo".into(), "foo+0x1/0x2".into(), None))
     );
     assert_eq!(parse_rip("RIP: 0033:0x47b7a0"), None);
+    // Before 4.15 the report's first line after the header.
+    assert_eq!(
+        parse_rip("IP: [<ffffffff81504df6>] sysrq_handle_crash+0x16/0x20"),
+        Some((
+            "sysrq_handle_crash".into(),
+            "sysrq_handle_crash+0x16/0x20".into(),
+            None
+        ))
+    );
+    // arm64 (4.15+) and arm (before).
+    assert_eq!(
+        parse_rip("pc : lkdtm_EXCEPTION+0x1c/0x30 [lkdtm]"),
+        Some((
+            "lkdtm_EXCEPTION".into(),
+            "lkdtm_EXCEPTION+0x1c/0x30".into(),
+            Some("lkdtm".into())
+        ))
+    );
+    assert_eq!(
+        parse_rip("PC is at sysrq_handle_crash+0x24/0x2c"),
+        Some((
+            "sysrq_handle_crash".into(),
+            "sysrq_handle_crash+0x24/0x2c".into(),
+            None
+        ))
+    );
+    // A user-mode pc on arm64 is a bare address.
+    assert_eq!(parse_rip("pc : 0000ffff8c1a2b3c"), None);
     assert_eq!(
         parse_cpu_line("CPU: 1 PID: 53 Comm: sh Kdump: loaded Not tainted 6.1.192 #2"),
         Some((1, 53, "sh".into(), "not tainted".into()))

@@ -1,7 +1,11 @@
 //! The watchdogs: hung task, soft lockup, hard lockup, RCU stall, each made
 //! a panic by its `*_panic` sysctl.
 
-use super::{contradiction, ev, log_ev, oops::parse_rip, var_phrase, Ctx, Var};
+use super::{
+    contradiction, ev, log_ev,
+    oops::{is_pc_line, parse_rip},
+    var_phrase, Ctx, Var,
+};
 use crate::model::{Diagnosis, Evidence};
 
 /// Does this watchdog apply? Its panic string, or (no panic string in the
@@ -87,7 +91,15 @@ pub(super) fn hung_task(cx: &Ctx) -> Option<Diagnosis> {
         // Its call trace in the report: the first frame past the scheduler.
         let trace = super::log_lines(cx.m)
             .skip_while(|(j, _)| *j <= i)
-            .take_while(|(_, l)| !l.starts_with("</TASK>") && parse_hung(l).is_none())
+            // 5.x+ closes a trace with </TASK>; 4.x has no marker, so
+            // stop at the next report, the panic or the NMI backtraces.
+            .take_while(|(_, l)| {
+                !l.starts_with("</TASK>")
+                    && parse_hung(l).is_none()
+                    && !l.starts_with("Kernel panic")
+                    && !l.starts_with("NMI backtrace")
+                    && !l.starts_with("Sending NMI")
+            })
             .filter(|(_, l)| frame_func(l).is_some_and(|f| !is_scheduler(f)))
             .find(|(_, l)| !l.starts_with('?'));
         if let Some((j, l)) = trace {
@@ -234,7 +246,7 @@ pub(super) fn soft_lockup(cx: &Ctx) -> Option<Diagnosis> {
         }
         let rip = super::log_lines(cx.m)
             .skip_while(|(j, _)| *j <= i)
-            .find(|(_, l)| l.starts_with("RIP: 0010:"));
+            .find(|(_, l)| is_pc_line(l));
         if let Some((j, l)) = rip {
             if let Some((f, loc, m)) = parse_rip(l) {
                 let m = m.map(|m| format!(" [{m}]")).unwrap_or_default();
@@ -302,7 +314,7 @@ pub(super) fn hard_lockup(cx: &Ctx) -> Option<Diagnosis> {
         ));
         if let Some((j, l)) = super::log_lines(cx.m)
             .skip_while(|(j, _)| *j <= i)
-            .find(|(_, l)| l.starts_with("RIP: 0010:"))
+            .find(|(_, l)| is_pc_line(l))
         {
             if let Some((_, loc, m)) = parse_rip(l) {
                 let m = m.map(|m| format!(" [{m}]")).unwrap_or_default();
