@@ -44,8 +44,12 @@ fn build_deb() -> PathBuf {
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deb-test");
     let _ = std::fs::remove_dir_all(&out_dir);
     std::fs::create_dir_all(&out_dir).expect("output dir");
+    // cargo test hands build.rs's CRASHDECK_VERSION to the tests; passed on,
+    // it would make this build differ from a plain `cargo deb` (.ci/run's)
+    // and build the release binary again.
     run(Command::new(cargo())
         .current_dir(manifest_dir())
+        .env_remove("CRASHDECK_VERSION")
         .args(["deb", "--output"])
         .arg(&out_dir));
     let debs: Vec<PathBuf> = std::fs::read_dir(&out_dir)
