@@ -33,6 +33,7 @@ is a demo, and names the crash directories found in /var/crash.";
     version = VERSION,
     about,
     long_about = LONG_ABOUT,
+    propagate_version = true,
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
@@ -65,13 +66,18 @@ pub struct Common {
 pub enum Command {
     /// Print the facts of a dump (and of its kernel when a vmlinux is given).
     Info {
+        /// VMCORE, and its VMLINUX (either order) for the kernel's facts.
         files: Vec<PathBuf>,
+        /// JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Print the model as crash-like text sections, or as JSON.
     Report {
+        /// VMLINUX VMCORE (either order), a VMCORE alone, a crash directory,
+        /// or a saved MODEL.json.
         files: Vec<PathBuf>,
+        /// The whole model as JSON (crashdeck MODEL.json opens it again).
         #[arg(long)]
         json: bool,
     },
