@@ -88,8 +88,8 @@ fn main() {
         .dump()
         .cpus()
         .iter()
-        .find(|c| c.regs.rsp > k.page_offset_base() && c.regs.rsp >> 63 == 1)
-        .map(|c| c.regs.rsp);
+        .filter_map(|c| k.registers(c).ok().map(|r| r.sp()))
+        .find(|&sp| sp > k.page_offset_base() && sp >> 63 == 1);
     let ram_end = k
         .dump()
         .info()

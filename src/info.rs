@@ -1,5 +1,6 @@
 //! `crashdeck info`: the facts of a dump (and of its kernel, when a vmlinux is given).
 
+use crate::arch::Arch;
 use crate::dump::Dump;
 
 /// The VMCOREINFO keys `info` shows.
@@ -88,14 +89,38 @@ pub fn dump_text(dump: &Dump) -> String {
     for (a, b) in &i.phys_ranges {
         let _ = writeln!(s, "  {a:#014x}-{b:#014x}  {}", human_bytes(b - a));
     }
+    let arch = Arch::of_dump(dump);
+    match &arch {
+        Ok(a) => {
+            let _ = writeln!(s, "arch:         {}", a.name());
+        }
+        Err(e) => {
+            let _ = writeln!(s, "arch:         unknown ({e})");
+        }
+    }
     let _ = writeln!(s, "CPUs:         {}", i.nr_cpus);
     for c in dump.cpus() {
         let pid = c.pid.map_or("-".to_string(), |p| p.to_string());
-        let _ = writeln!(
-            s,
-            "  CPU {:<3} RIP {:#018x}  RSP {:#018x}  pid {pid:<7} ({})",
-            c.cpu, c.regs.rip, c.regs.rsp, c.source
-        );
+        match arch
+            .as_ref()
+            .map_err(|e| e.clone())
+            .and_then(|a| a.registers(c))
+        {
+            Ok(r) => {
+                let (pc, sp) = r.arch.pc_sp_labels();
+                let _ = writeln!(
+                    s,
+                    "  CPU {:<3} {pc} {:#018x}  {sp} {:#018x}  pid {pid:<7} ({})",
+                    c.cpu,
+                    r.pc(),
+                    r.sp(),
+                    c.source
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(s, "  CPU {:<3} registers unreadable: {e}", c.cpu);
+            }
+        }
     }
     s
 }
@@ -114,17 +139,21 @@ pub fn dump_json(dump: &Dump) -> serde_json::Value {
             )
         })
         .collect();
+    let arch = Arch::of_dump(dump).ok();
     let cpus: Vec<serde_json::Value> = dump
         .cpus()
         .iter()
         .map(|c| {
-            serde_json::json!({
+            let mut v = serde_json::json!({
                 "cpu": c.cpu,
                 "pid": c.pid,
-                "rip": format!("{:#x}", c.regs.rip),
-                "rsp": format!("{:#x}", c.regs.rsp),
                 "source": c.source,
-            })
+            });
+            if let Some(r) = arch.and_then(|a| a.registers(c).ok()) {
+                v[r.arch.pc_name()] = format!("{:#x}", r.pc()).into();
+                v[r.arch.sp_name()] = format!("{:#x}", r.sp()).into();
+            }
+            v
         })
         .collect();
     serde_json::json!({
@@ -174,8 +203,15 @@ pub fn kernel_text(kernel: &crate::kernel::Kernel) -> String {
         kernel.kaslr_offset(),
         kernel.kaslr_source()
     );
+    let _ = writeln!(s, "arch:         {}", kernel.arch().name());
     let _ = writeln!(s, "phys_base:    {:#x}", kernel.phys_base());
-    let _ = writeln!(s, "paging:       {}-level", kernel.paging_levels());
+    let _ = writeln!(
+        s,
+        "paging:       {}-level, {}-byte pages, {}-bit VA",
+        kernel.paging_levels(),
+        kernel.page_size(),
+        kernel.va_bits()
+    );
     let _ = writeln!(s, "page_offset_base: {:#x}", kernel.page_offset_base());
     let checks = kernel.match_checks();
     let bad = checks.iter().any(|c| c.matches == Some(false));
@@ -219,7 +255,10 @@ pub fn kernel_json(kernel: &crate::kernel::Kernel) -> serde_json::Value {
         "kaslr_offset": format!("{:#x}", kernel.kaslr_offset()),
         "kaslr_source": kernel.kaslr_source().to_string(),
         "phys_base": format!("{:#x}", kernel.phys_base()),
+        "arch": kernel.arch(),
         "paging_levels": kernel.paging_levels(),
+        "page_size": kernel.page_size(),
+        "va_bits": kernel.va_bits(),
         "page_offset_base": format!("{:#x}", kernel.page_offset_base()),
         "match": !checks.iter().any(|c| c.matches == Some(false)),
         "match_checks": checks,

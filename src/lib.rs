@@ -5,6 +5,7 @@
 //! subject) → `model` (plain data) → `ui` / `report`.
 
 pub mod analysis;
+pub mod arch;
 pub mod dump;
 pub mod fmt;
 pub mod info;

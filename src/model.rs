@@ -65,6 +65,12 @@ pub struct Source {
     pub kaslr_offset: u64,
     #[serde(default)]
     pub paging_levels: u32,
+    /// The kernel's architecture as `uname -m` names it ("x86_64", "aarch64").
+    #[serde(default)]
+    pub arch: String,
+    /// Bits of a kernel virtual address the page tables translate.
+    #[serde(default)]
+    pub va_bits: u32,
 }
 
 /// crash's `sys`.
@@ -170,6 +176,27 @@ pub struct Zone {
     /// The zone's VM_STAT counters by enumerator name (`NR_FREE_PAGES`, …).
     #[serde(default)]
     pub vm_stat: BTreeMap<String, i64>,
+}
+
+impl Zone {
+    /// Free pages in CMA pageblocks (`NR_FREE_CMA_PAGES`; 0 without CMA).
+    pub fn free_cma_pages(&self) -> u64 {
+        self.vm_stat
+            .get("NR_FREE_CMA_PAGES")
+            .map_or(0, |&v| u64::try_from(v).unwrap_or(0))
+    }
+
+    /// Free pages as the watermark check judges an allocation that may not
+    /// use CMA (every one but movable allocations with ALLOC_CMA):
+    /// `__zone_watermark_ok` subtracts NR_FREE_CMA_PAGES from the free count.
+    pub fn free_non_cma_pages(&self) -> u64 {
+        self.free_pages.saturating_sub(self.free_cma_pages())
+    }
+
+    /// Under the min watermark once free CMA pages are left out.
+    pub fn below_min(&self) -> bool {
+        self.populated && self.free_non_cma_pages() < self.min
+    }
 }
 
 /// One record of the kernel log.

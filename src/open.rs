@@ -163,6 +163,8 @@ fn build_model_from(
         types_from: kernel.types_from().into(),
         kaslr_offset: kernel.kaslr_offset(),
         paging_levels: kernel.paging_levels(),
+        arch: kernel.arch().name().into(),
+        va_bits: kernel.va_bits(),
     };
     Ok(analysis::build_model(&kernel, source))
 }

@@ -111,7 +111,8 @@ fn console_trace(log: &str) -> Option<ConsoleTrace> {
     };
     let at = lines
         .iter()
-        .rposition(|l| text(l).trim() == "Call Trace:")?;
+        // x86_64 prints "Call Trace:", arm64 "Call trace:".
+        .rposition(|l| text(l).trim().eq_ignore_ascii_case("Call Trace:"))?;
     let mut pid = None;
     for l in lines[..at].iter().rev().take(40) {
         let t = text(l);
@@ -163,7 +164,7 @@ fn frames_match_the_kernels_call_trace() {
         let Some(trace) = console_trace(&log) else {
             // tiny-sysrq: sysrq's crash panics without a stack dump
             assert!(
-                !log.contains("Call Trace:"),
+                !log.contains("Call Trace:") && !log.contains("Call trace:"),
                 "{}: a Call Trace the parser missed",
                 c.name
             );
@@ -558,6 +559,14 @@ fn name_of(f: &Frame) -> String {
 fn frames_match_crash_bt_a_and_foreach_bt() {
     let Some(models) = models() else { return };
     for (c, m) in models {
+        if !c.has_crash() {
+            eprintln!(
+                "NOTE {}: no crash.txt ({} case): bt -a / foreach bt not compared (drgn and the Call Trace are, in the other tests)",
+                c.name,
+                c.arch()
+            );
+            continue;
+        }
         for new in [false, true] {
             for section in ["bt -a", "foreach bt"] {
                 let (tasks, matched, total) = compare_crash(c, m, section, new);
@@ -580,19 +589,30 @@ fn every_cpu_has_its_active_task_and_the_panic_task_comes_first() {
     for (c, m) in models {
         let b = panic_bt(c, m);
         assert_eq!(Some(b.pid), m.summary.panic_pid, "{}", c.name);
-        let bt_a = c.crash_section("bt -a", true).expect("bt -a");
-        let crash_active = parse_crash_bt(&bt_a);
-        for ct in crash_active {
-            let ours = m
-                .backtraces
+        // The active tasks: crash's bt -a, else drgn's task list.
+        let active: Vec<(u64, i64)> = match c.crash_or_note("bt -a", true) {
+            Some(bt_a) => parse_crash_bt(&bt_a)
+                .into_iter()
+                .map(|ct| (ct.task, ct.pid))
+                .collect(),
+            None => c.drgn()["tasks"]
+                .as_array()
+                .expect("drgn tasks")
                 .iter()
-                .find(|b| b.task == ct.task)
-                .expect("task");
-            assert!(
-                ours.active,
-                "{}: pid {} is active in crash's bt -a",
-                c.name, ct.pid
-            );
+                .filter(|t| t["active"].as_bool() == Some(true))
+                .map(|t| {
+                    let task = t["task"].as_str().unwrap().trim_start_matches("0x");
+                    (
+                        u64::from_str_radix(task, 16).unwrap(),
+                        t["pid"].as_i64().unwrap(),
+                    )
+                })
+                .collect(),
+        };
+        assert!(!active.is_empty(), "{}: no active task", c.name);
+        for (task, pid) in active {
+            let ours = m.backtraces.iter().find(|b| b.task == task).expect("task");
+            assert!(ours.active, "{}: pid {pid} is active", c.name);
         }
         // JSON keys of the issue
         let j = serde_json::to_value(m).unwrap();
@@ -657,13 +677,15 @@ fn report_prints_bt_sections() {
             b.pid, b.task, b.cpu, b.comm
         );
         assert!(text.contains(&header), "{}: {header}", c.name);
+        assert!(text.contains("bt -a:"), "{}", c.name);
         // crash's header line for the same task
-        let crash_bt = c.crash_section("bt", true).expect("bt");
+        let Some(crash_bt) = c.crash_or_note("bt", true) else {
+            continue;
+        };
         assert!(
             crash_bt.contains(&header),
             "{}: crash says {crash_bt}",
             c.name
         );
-        assert!(text.contains("bt -a:"), "{}", c.name);
     }
 }

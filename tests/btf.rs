@@ -36,6 +36,18 @@ fn not_a_type_fact(key: &str) -> bool {
         | "NUMBER(pgtable_l5_enabled)"
         | "NUMBER(KERNEL_IMAGE_SIZE)"
         | "NUMBER(sme_mask)"
+        // arm64's address-space layout (arch/arm64/kernel/crash_core.c).
+        | "NUMBER(VA_BITS)"
+        | "NUMBER(TCR_EL1_T1SZ)"
+        | "NUMBER(kimage_voffset)"
+        | "NUMBER(PHYS_OFFSET)"
+        | "NUMBER(KERNELPACMASK)"
+        | "NUMBER(MODULES_VADDR)"
+        | "NUMBER(MODULES_END)"
+        | "NUMBER(VMALLOC_START)"
+        | "NUMBER(VMALLOC_END)"
+        | "NUMBER(VMEMMAP_START)"
+        | "NUMBER(VMEMMAP_END)"
     )
 }
 
@@ -293,7 +305,13 @@ fn btf_answers_as_dwarf_does() {
         "inode",
         "super_block",
         "module",
-        "inactive_task_frame",
+        // Where a sleeping task's registers are: x86_64's frame on its
+        // stack, arm64's thread.cpu_context.
+        if case.arch() == "arm64" {
+            "cpu_context"
+        } else {
+            "inactive_task_frame"
+        },
         "thread_struct",
         "pt_regs",
         "timekeeper",

@@ -1518,3 +1518,43 @@ fn oom_report_task_table_row_is_evidence_in_both_generations() {
         );
     }
 }
+
+/// `__zone_watermark_ok` leaves free CMA pages out for an allocation without
+/// ALLOC_CMA: a zone above min only thanks to CMA is under min in the verdict,
+/// the evidence and the memory panel's gauge level.
+#[test]
+fn free_cma_pages_do_not_lift_a_zone_over_min() {
+    let panic = "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled";
+    let zone = |name: &str, free: u64, cma: i64| Zone {
+        node: 0,
+        name: name.into(),
+        managed_pages: 10_000,
+        min: 36,
+        low: 45,
+        high: 54,
+        free_pages: free,
+        populated: true,
+        vm_stat: [("NR_FREE_CMA_PAGES".to_string(), cma)]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    let mut m = model(panic, &[panic], &[("vm.panic_on_oom", 1)]);
+    m.zones = vec![zone("DMA32", 50, 30), zone("Normal", 60, 0)];
+    let d = diag(&m);
+    assert_eq!(d.class, "oom_panic");
+    assert!(
+        d.verdict
+            .contains("zone DMA32 free 50 pages less 30 CMA = 20 < min 36 pages"),
+        "{}",
+        d.verdict
+    );
+    assert!(!d.verdict.contains("zone Normal"), "{}", d.verdict);
+    assert!(d
+        .evidence
+        .iter()
+        .any(|e| e.reference == "zone:0:DMA32" && e.text.contains("30 of them CMA")));
+    use crashdeck::ui::panels::memory::{zone_level, ZoneLevel};
+    assert_eq!(zone_level(&m.zones[0]), ZoneLevel::BelowMin);
+    assert_eq!(zone_level(&m.zones[1]), ZoneLevel::Ok);
+}

@@ -400,7 +400,10 @@ fn elf_pages_and_missing_pages() {
     assert_eq!(d.vmcoreinfo().kernel_offset(), Some(0x1000000));
     assert_eq!(d.cpus().len(), 1);
     assert_eq!(d.cpus()[0].pid, Some(77));
-    assert_eq!(d.cpus()[0].regs.rip, 0xffffffff81000000);
+    let regs = crashdeck::arch::Arch::of_dump(&d)
+        .and_then(|a| a.registers(&d.cpus()[0]))
+        .unwrap();
+    assert_eq!(regs.pc(), 0xffffffff81000000);
     assert_eq!(
         d.info().phys_ranges,
         vec![(0x100000, 0x100000 + 8 * PS as u64)]

@@ -59,6 +59,16 @@ fn kallsyms_from_vmlinux_matches_symtab() {
     );
     // Every case: each dump has its own KASLR offset and VMCOREINFO.
     for case in cases {
+        if case.arch() == "arm64" {
+            // The arm64 vmlinux is linked -pie: kallsyms_relative_base is
+            // written by the boot-time relocation, 0 in the file. The tables
+            // are decoded from the dump in image_from_dump_stands_in_for_the_vmlinux.
+            eprintln!(
+                "NOTE {}: relocatable vmlinux: kallsyms not decoded from the file",
+                case.name
+            );
+            continue;
+        }
         let dump = Dump::open(&case.vmcore).unwrap();
         let vi = dump.vmcoreinfo();
         let kaslr = vi.kernel_offset().unwrap_or(0);
@@ -344,7 +354,13 @@ fn image_from_dump_stands_in_for_the_vmlinux() {
                 assert!(got == want, "{}: {} bytes differ", case.name, s.name);
             }
         }
-        for name in [".orc_unwind_ip", ".orc_unwind", ".orc_lookup", ".BTF"] {
+        // ORC tables only where the architecture unwinds with ORC.
+        let wanted: &[&str] = if case.arch() == "arm64" {
+            &[".BTF"]
+        } else {
+            &[".orc_unwind_ip", ".orc_unwind", ".orc_lookup", ".BTF"]
+        };
+        for &name in wanted {
             assert!(
                 img.sections.iter().any(|s| s.name == name),
                 "{}: {name} not found",
@@ -381,7 +397,9 @@ fn image_from_dump_stands_in_for_the_vmlinux() {
             let (Some(got), Some(want)) = (table.get(name), vmlinux.symbols.get(name)) else {
                 continue;
             };
-            assert!(got.percpu && want.percpu, "{}: {name}", case.name);
+            // Offsets where the architecture links .data..percpu at 0
+            // (x86_64), image addresses elsewhere (arm64): both tables agree.
+            assert_eq!(got.percpu, want.percpu, "{}: {name}", case.name);
             assert_eq!(
                 (got.addr, got.size),
                 (want.addr, want.size),

@@ -80,6 +80,23 @@ fn bt_frames(bt: &str) -> Vec<(u32, u64, String, u64)> {
 }
 
 /// `TASK: addr  CPU: n` of the first line of crash's `bt`.
+/// The panicking task and its CPU: crash's `bt` header, or drgn's summary
+/// for a case crash cannot read (with a note).
+fn panic_task_cpu(case: &common::Case) -> (u64, u32) {
+    match case.crash_or_note("bt", false) {
+        Some(bt) => bt_task_cpu(&bt),
+        None => {
+            let d = case.drgn();
+            let s = &d["summary"];
+            let task = s["panic_task"].as_str().unwrap().trim_start_matches("0x");
+            (
+                u64::from_str_radix(task, 16).unwrap(),
+                s["panic_cpu"].as_u64().unwrap() as u32,
+            )
+        }
+    }
+}
+
 fn bt_task_cpu(bt: &str) -> (u64, u32) {
     let l = bt.lines().find(|l| l.starts_with("PID:")).unwrap();
     let w: Vec<&str> = l.split_whitespace().collect();
@@ -98,8 +115,24 @@ fn utsname_matches_crash_sys() {
     };
     for case in &cases {
         let k = open(case);
-        let sys = case.crash_section("sys", false).unwrap();
         let u = k.utsname().unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let d = case.drgn();
+        for (f, ours) in [
+            ("release", &u.release),
+            ("version", &u.version),
+            ("nodename", &u.nodename),
+            ("machine", &u.machine),
+        ] {
+            assert_eq!(
+                d["summary"][f].as_str(),
+                Some(ours.as_str()),
+                "{}: drgn {f}",
+                case.name
+            );
+        }
+        let Some(sys) = case.crash_or_note("sys", false) else {
+            continue;
+        };
         let field = |f| common::sys_field(&sys, f).unwrap();
         assert_eq!(u.release, field("RELEASE"), "{}", case.name);
         assert_eq!(u.version, field("VERSION"), "{}", case.name);
@@ -161,7 +194,9 @@ fn jiffies_uptime_matches_crash() {
             .parse()
             .unwrap();
         assert_eq!(k.hz().unwrap(), hz_config, "{}", case.name);
-        let sys = case.crash_section("sys", false).unwrap();
+        let Some(sys) = case.crash_or_note("sys", false) else {
+            continue;
+        };
         let crash = parse_uptime(&common::sys_field(&sys, "UPTIME").unwrap());
         let ours = k.uptime_secs().unwrap();
         // crash prints whole seconds (truncated).
@@ -186,7 +221,9 @@ fn vmalloc_stack_reads_crash_return_addresses() {
     };
     for case in &cases {
         let k = open(case);
-        let bt = case.crash_section("bt", false).unwrap();
+        let Some(bt) = case.crash_or_note("bt", false) else {
+            continue;
+        };
         let frames = bt_frames(&bt);
         assert!(frames.len() >= 3, "{}: {bt}", case.name);
         let mut checked = 0;
@@ -228,8 +265,8 @@ fn vmalloc_stack_reads_crash_return_addresses() {
         assert!(checked >= 2, "{}", case.name);
         // The NT_PRSTATUS stack pointer of the crashing CPU translates too.
         let (_, cpu) = bt_task_cpu(&bt);
-        let rsp = k.dump().cpus()[cpu as usize].regs.rsp;
-        assert!(k.vtop(rsp).is_ok(), "{}: rsp {rsp:#x}", case.name);
+        let sp = k.registers(&k.dump().cpus()[cpu as usize]).unwrap().sp();
+        assert!(k.vtop(sp).is_ok(), "{}: sp {sp:#x}", case.name);
     }
 }
 
@@ -242,20 +279,27 @@ fn per_cpu_current_task_and_cpu_masks() {
     };
     for case in &cases {
         let k = open(case);
-        let bt = case.crash_section("bt", false).unwrap();
-        let (task, cpu) = bt_task_cpu(&bt);
-        let cur = k
-            .read_u64(k.per_cpu_addr("current_task", cpu).unwrap())
-            .unwrap();
-        assert_eq!(cur, task, "{}: current_task on CPU {cpu}", case.name);
-        let sys = case.crash_section("sys", false).unwrap();
-        let cpus: usize = common::sys_field(&sys, "CPUS")
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let (task, cpu) = panic_task_cpu(case);
+        // The CPU's current task: x86_64's per-CPU current_task, else the
+        // runqueue's curr (arm64 keeps current in sp_el0).
+        let cur = match k.per_cpu_addr("current_task", cpu) {
+            Ok(a) => k.read_u64(a).unwrap(),
+            Err(_) => {
+                let rq = k.per_cpu_addr("runqueues", cpu).unwrap();
+                k.read_member(rq, "rq", "curr").unwrap()
+            }
+        };
+        assert_eq!(cur, task, "{}: current task on CPU {cpu}", case.name);
+        let cpus: usize = match case.crash_or_note("sys", false) {
+            Some(sys) => common::sys_field(&sys, "CPUS")
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap(),
+            None => case.drgn()["summary"]["cpus"].as_u64().unwrap() as usize,
+        };
         let possible = k.possible_cpus().unwrap();
         assert_eq!(possible.len(), cpus, "{}", case.name);
         let online = k.online_cpus().unwrap();
@@ -282,10 +326,16 @@ fn list_walk_finds_the_stack_area_and_stops_on_cycles() {
             .iter()
             .map(|n| k.read_u64(n - list_off + start_off).unwrap())
             .collect();
-        let bt = case.crash_section("bt", false).unwrap();
-        let (_, slot, _, _) = bt_frames(&bt)[1].clone();
-        // THREAD_SIZE is 16 KiB on x86_64 (no KASAN): the stack is aligned to it.
-        let base = slot & !0x3fff;
+        // The panicking task's stack: where crash's bt found a return address
+        // (THREAD_SIZE is 16 KiB on x86_64 without KASAN: the stack is
+        // aligned to it), else task_struct.stack of drgn's panicking task.
+        let base = match case.crash_or_note("bt", false) {
+            Some(bt) => bt_frames(&bt)[1].1 & !0x3fff,
+            None => {
+                let (task, _) = panic_task_cpu(case);
+                k.read_member(task, "task_struct", "stack").unwrap()
+            }
+        };
         assert!(
             starts.contains(&base),
             "{}: no vmap_area at {base:#x}",
@@ -371,6 +421,16 @@ fn kaslr_without_vmcoreinfo() {
     };
     for case in &cases {
         let real = open(case);
+        if real.arch().unwind_method() != crashdeck::arch::UnwindMethod::Orc {
+            // Only x86_64's image can be placed by a banner search; an
+            // aarch64 dump without VMCOREINFO lacks kimage_voffset and VA_BITS.
+            eprintln!(
+                "NOTE {}: {} dump: KASLR without VMCOREINFO is not searched for",
+                case.name,
+                real.arch().name()
+            );
+            continue;
+        }
         let d = rewrap(case, Some(VmcoreInfo::default()), vec![]);
         let k = Kernel::open(&case.vmlinux, d, &KernelOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
@@ -542,9 +602,21 @@ fn vmemmap_page_of_the_kernel_image() {
         let vi = k.dump().vmcoreinfo();
         let page_size = vi.number("SIZE(page)").unwrap() as u64;
         let refcount_off = vi.number("OFFSET(page._refcount)").unwrap() as u64;
-        let vmemmap = k.read_u64(k.symbol("vmemmap_base").unwrap()).unwrap();
         let pa = k.vtop(k.symbol("init_uts_ns").unwrap()).unwrap();
-        let page = vmemmap + (pa >> 12) * page_size;
+        let page_shift = k.page_size().trailing_zeros();
+        // x86_64: vmemmap_base (KASLR'd) indexed by pfn; aarch64:
+        // VMEMMAP_START is the page of the first pfn of RAM (PHYS_OFFSET).
+        let page = match k.symbol("vmemmap_base") {
+            Ok(sym) => k.read_u64(sym).unwrap() + (pa >> page_shift) * page_size,
+            Err(_) => {
+                let num = |key: &str| {
+                    let v = vi.get(key).unwrap();
+                    u64::from_str_radix(v.trim_start_matches("0x"), 16).unwrap()
+                };
+                let first_pfn = num("NUMBER(PHYS_OFFSET)") >> page_shift;
+                num("NUMBER(VMEMMAP_START)") + ((pa >> page_shift) - first_pfn) * page_size
+            }
+        };
         let steps = k.page_walk(page);
         assert!(!steps.is_empty(), "{}", case.name);
         let refcount = k.read_u32(page + refcount_off).unwrap();
@@ -553,7 +625,7 @@ fn vmemmap_page_of_the_kernel_image() {
             1,
             "{}: page {page:#x} of pfn {:#x}",
             case.name,
-            pa >> 12
+            pa >> page_shift
         );
         if let Ok(bit) = k.enum_value("PG_reserved") {
             let flags = k.read_u64(page).unwrap();
@@ -572,8 +644,7 @@ fn hlist_of_the_panicking_tasks_pid() {
     };
     for case in &cases {
         let k = open(case);
-        let bt = case.crash_section("bt", false).unwrap();
-        let (task, _) = bt_task_cpu(&bt);
+        let (task, _) = panic_task_cpu(case);
         let pid = k.read_member(task, "task_struct", "thread_pid").unwrap();
         let pidtype = k.enum_value("PIDTYPE_PID").unwrap() as u64;
         let tasks = k.member("pid", "tasks").unwrap();
@@ -587,5 +658,56 @@ fn hlist_of_the_panicking_tasks_pid() {
             .unwrap();
         assert_eq!(found, task, "{}", case.name);
         assert!(k.hlist_for_each(head, 0).is_err(), "{}: bound", case.name);
+    }
+}
+
+/// The page-table layout the kernel reports is the one its case.txt states
+/// (`page tables: 64K pages, VA_BITS=48, 3 levels …` for arm64; the x86_64
+/// machines say "5-level paging" for the CPU, which a 4-level kernel may not
+/// use, so only 4 or 5 is asked there), and a walk of the panicking task's
+/// (vmalloc'ed) stack reads one entry per level down to the PTE.
+#[test]
+fn page_table_layout_matches_case_txt() {
+    let Some(cases) = common::cases_or_skip("page_table_layout_matches_case_txt") else {
+        return;
+    };
+    for case in &cases {
+        let k = open(case);
+        let n = &case.name;
+        match case.meta("page tables") {
+            Some(pt) => {
+                let num = |suffix: &str| -> u64 {
+                    pt.split([',', ' '])
+                        .find_map(|w| w.strip_suffix(suffix))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_else(|| panic!("{n}: {suffix} in {pt:?}"))
+                };
+                let va_bits: u32 = pt
+                    .split([',', ' '])
+                    .find_map(|w| w.strip_prefix("VA_BITS="))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap();
+                assert_eq!(k.page_size(), num("K") * 1024, "{n}: page size");
+                assert_eq!(k.va_bits(), va_bits, "{n}: VA bits");
+                let words: Vec<&str> = pt.split_whitespace().collect();
+                let levels: u32 = words
+                    .windows(2)
+                    .find(|w| w[1].trim_end_matches(',') == "levels")
+                    .and_then(|w| w[0].parse().ok())
+                    .unwrap_or_else(|| panic!("{n}: levels in {pt:?}"));
+                assert_eq!(k.paging_levels(), levels, "{n}: levels");
+            }
+            None => assert!(
+                [4, 5].contains(&k.paging_levels()) && k.page_size() == 4096,
+                "{n}"
+            ),
+        }
+        let (task, _) = panic_task_cpu(case);
+        let stack = k.read_member(task, "task_struct", "stack").unwrap();
+        let steps = k.page_walk(stack);
+        assert_eq!(steps.len() as u32, k.paging_levels(), "{n}: {steps:?}");
+        assert_eq!(steps.first().map(|s| s.name), Some("PGD"), "{n}");
+        assert_eq!(steps.last().map(|s| s.name), Some("PTE"), "{n}");
+        assert!(k.vtop(stack).is_ok(), "{n}");
     }
 }

@@ -19,6 +19,9 @@ struct Kernel {
     release: String,
     vmlinux: std::path::PathBuf,
     types: Types,
+    /// Where the architecture keeps a sleeping task's saved stack pointer
+    /// in `thread_struct` (x86_64 `sp`, arm64 `cpu_context.sp`).
+    thread_sp: &'static str,
 }
 
 impl Kernel {
@@ -56,6 +59,11 @@ fn kernels(test: &str) -> Vec<Kernel> {
                 .trim_end_matches(',')
                 .to_string(),
             vmlinux: c.vmlinux.clone(),
+            thread_sp: if c.arch() == "arm64" {
+                "cpu_context.sp"
+            } else {
+                "sp"
+            },
             types: open_types(&c.vmlinux),
         })
         .collect()
@@ -72,6 +80,7 @@ fn sizes_and_members_lie_inside_their_structs() {
             "state"
         };
         let vmas = if k.at_least(6, 1) { "mm_mt" } else { "mmap" };
+        let thread_sp = format!("thread.{}", k.thread_sp);
         // 5.16 moved the CPU back into thread_info (THREAD_INFO_IN_TASK).
         let cpu = if k.at_least(5, 16) {
             "thread_info.cpu"
@@ -89,7 +98,7 @@ fn sizes_and_members_lie_inside_their_structs() {
                     "mm",
                     state,
                     "exit_state",
-                    "thread.sp",
+                    &thread_sp,
                     "stack",
                     "real_parent",
                     "group_leader",
@@ -163,9 +172,11 @@ fn nested_paths_add_offsets() {
     for k in kernels("nested_paths_add_offsets") {
         let t = &k.types;
         let thread = t.member("task_struct", "thread").unwrap();
-        let sp = t.member("thread_struct", "sp").unwrap();
+        let sp = t.member("thread_struct", k.thread_sp).unwrap();
         assert_eq!(
-            t.member("task_struct", "thread.sp").unwrap().offset,
+            t.member("task_struct", &format!("thread.{}", k.thread_sp))
+                .unwrap()
+                .offset,
             thread.offset + sp.offset
         );
         let desc_ring = t.member("printk_ringbuffer", "desc_ring").unwrap();

@@ -34,6 +34,8 @@ pub(crate) struct ElfDump {
     pub phys_ranges: Vec<(u64, u64)>,
     /// Some PT_LOAD's file bytes run past the end of the file.
     pub truncated: bool,
+    /// The ELF header's `e_machine`.
+    pub e_machine: u16,
 }
 
 pub(crate) fn open(src: Box<dyn Source>) -> Result<ElfDump> {
@@ -69,6 +71,7 @@ pub(crate) fn open(src: Box<dyn Source>) -> Result<ElfDump> {
             format!("ELF type {e_type}: expected ET_CORE (4), a vmcore"),
         ));
     }
+    let e_machine = le_u16(&eh, 18).unwrap_or(0);
     let phoff = le_u64(&eh, 32).unwrap_or(0);
     let shoff = le_u64(&eh, 40).unwrap_or(0);
     let phentsize = le_u16(&eh, 54).unwrap_or(0);
@@ -142,6 +145,7 @@ pub(crate) fn open(src: Box<dyn Source>) -> Result<ElfDump> {
         notes,
         phys_ranges,
         truncated,
+        e_machine,
     })
 }
 

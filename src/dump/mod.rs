@@ -73,38 +73,6 @@ pub enum DumpError {
 
 pub type Result<T> = std::result::Result<T, DumpError>;
 
-/// x86_64 registers as `user_regs_struct` (the `pr_reg` of NT_PRSTATUS) orders them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct X86Regs {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub rbp: u64,
-    pub rbx: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rax: u64,
-    pub rcx: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    pub orig_rax: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub eflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-    pub fs_base: u64,
-    pub gs_base: u64,
-    pub ds: u64,
-    pub es: u64,
-    pub fs: u64,
-    pub gs: u64,
-}
-
 /// One CPU's state as the dump saved it.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct CpuState {
@@ -112,7 +80,9 @@ pub struct CpuState {
     pub cpu: u32,
     /// `pr_pid` of NT_PRSTATUS (the pid running on that CPU), where known.
     pub pid: Option<u32>,
-    pub regs: X86Regs,
+    /// The registers as the note holds them, for the `arch` layer to decode:
+    /// NT_PRSTATUS's `pr_reg` onwards, or a QEMU CPU note's whole descriptor.
+    pub raw: Vec<u8>,
     /// Where the registers came from: "NT_PRSTATUS", "QEMU".
     pub source: &'static str,
 }
@@ -143,6 +113,8 @@ pub struct DumpInfo {
     pub crash_time: Option<i64>,
     /// The header's utsname (kdump), where it has one.
     pub utsname: Option<Utsname>,
+    /// The ELF header's `e_machine` (ELF vmcores).
+    pub e_machine: Option<u16>,
     pub nr_cpus: u32,
     /// Physical memory ranges [start, end) the dump describes.
     pub phys_ranges: Vec<(u64, u64)>,
@@ -307,6 +279,7 @@ impl Dump {
             // ELF has no header time; kdump's VMCOREINFO has CRASHTIME.
             crash_time: vmcoreinfo.number("CRASHTIME"),
             utsname: None,
+            e_machine: Some(e.e_machine),
             nr_cpus: cpus.len() as u32,
             phys_ranges: e.phys_ranges,
         };
@@ -328,6 +301,7 @@ impl Dump {
             incomplete: h.incomplete(),
             crash_time: Some(h.timestamp),
             utsname: Some(h.utsname.clone()),
+            e_machine: None,
             // The header's count; the notes hold one NT_PRSTATUS per CPU that was online.
             nr_cpus: if h.nr_cpus > 0 {
                 h.nr_cpus

@@ -2,33 +2,40 @@
 //! CPU) and QEMU's CPU state notes. Shared by the ELF and kdump readers
 //! (kdump keeps the ELF notes of /proc/vmcore in its sub-header area).
 
-use super::source::{le_u16, le_u32, le_u64};
-use super::{CpuState, DumpError, Result, X86Regs};
+use super::source::le_u32;
+use super::{CpuState, DumpError, Result};
 use std::path::Path;
 
 const NT_PRSTATUS: u32 = 1;
-/// Offset of `pr_pid` in x86_64 `struct elf_prstatus`.
+const NT_FPREGSET: u32 = 2;
+/// Offset of `pr_pid` in a 64-bit `struct elf_prstatus` (the same on every
+/// 64-bit architecture: `pr_info`, `pr_cursig`, `pr_sigpend`, `pr_sighold` before it).
 const PRSTATUS_PID: usize = 32;
-/// Offset of `pr_reg` (a `user_regs_struct`) in x86_64 `struct elf_prstatus`.
+/// Offset of `pr_reg` in a 64-bit `struct elf_prstatus`; its layout is the
+/// architecture's (the `arch` layer decodes it).
 const PRSTATUS_REG: usize = 112;
-const USER_REGS_SIZE: usize = 27 * 8;
+/// The smallest `pr_reg` kept: one register.
+const MIN_REG_BYTES: usize = 8;
 
 /// What the notes of one dump say.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Notes {
     pub vmcoreinfo: Option<String>,
-    /// (pr_pid, registers) per NT_PRSTATUS, in note order.
-    pub prstatus: Vec<(u32, X86Regs)>,
-    /// Registers per QEMU CPU note, in note order.
-    pub qemu: Vec<X86Regs>,
+    /// (pr_pid, `pr_reg` onwards) per NT_PRSTATUS, in note order.
+    pub prstatus: Vec<(u32, Vec<u8>)>,
+    /// Each QEMU CPU note's descriptor, in note order.
+    pub qemu: Vec<Vec<u8>>,
+    /// NT_FPREGSET notes: QEMU writes one per vCPU, the kernel's crash notes none.
+    pub fpregset: usize,
 }
 
 impl Notes {
     /// The per-CPU states: NT_PRSTATUS when present, QEMU's notes otherwise.
-    /// In QEMU dumps `pr_pid` is QEMU's vCPU number, not a Linux pid, so it is dropped.
+    /// In QEMU dumps `pr_pid` is QEMU's vCPU number, not a Linux pid, so it
+    /// is dropped (QEMU writes its own CPU notes or NT_FPREGSET beside it).
     pub(crate) fn cpus(&self) -> Vec<CpuState> {
         if !self.prstatus.is_empty() {
-            let qemu = !self.qemu.is_empty();
+            let qemu = !self.qemu.is_empty() || self.fpregset > 0;
             return self
                 .prstatus
                 .iter()
@@ -36,7 +43,7 @@ impl Notes {
                 .map(|(i, (pid, regs))| CpuState {
                     cpu: i as u32,
                     pid: (!qemu).then_some(*pid),
-                    regs: *regs,
+                    raw: regs.clone(),
                     source: "NT_PRSTATUS",
                 })
                 .collect();
@@ -47,7 +54,7 @@ impl Notes {
             .map(|(i, regs)| CpuState {
                 cpu: i as u32,
                 pid: None,
-                regs: *regs,
+                raw: regs.clone(),
                 source: "QEMU",
             })
             .collect()
@@ -124,116 +131,38 @@ pub(crate) fn parse_notes(path: &Path, base: u64, data: &[u8]) -> Result<Notes> 
                 notes.vmcoreinfo = Some(text.trim_end_matches('\0').to_string());
             }
             (b"CORE", NT_PRSTATUS) => {
-                let regs = user_regs(desc, PRSTATUS_REG).ok_or_else(|| {
-                    err(
-                        off,
-                        format!(
-                            "NT_PRSTATUS note of {descsz} bytes, expected at least {} (x86_64 elf_prstatus)",
-                            PRSTATUS_REG + USER_REGS_SIZE
-                        ),
-                    )
-                })?;
+                let regs = desc
+                    .get(PRSTATUS_REG..)
+                    .filter(|r| r.len() >= MIN_REG_BYTES)
+                    .ok_or_else(|| {
+                        err(
+                            off,
+                            format!(
+                                "NT_PRSTATUS note of {descsz} bytes, expected at least {} (a 64-bit elf_prstatus)",
+                                PRSTATUS_REG + MIN_REG_BYTES
+                            ),
+                        )
+                    })?;
                 let pid = le_u32(desc, PRSTATUS_PID).unwrap_or(0);
-                notes.prstatus.push((pid, regs));
+                notes.prstatus.push((pid, regs.to_vec()));
             }
+            (b"CORE", NT_FPREGSET) => notes.fpregset += 1,
             (b"QEMU", _) => {
-                let regs = qemu_cpu_state(desc).ok_or_else(|| {
-                    err(
+                // version, size: the rest is the architecture's QEMUCPUState.
+                let size = le_u32(desc, 4).unwrap_or(0) as usize;
+                if size < 8 || size > desc.len() {
+                    return Err(err(
                         off,
-                        format!("QEMU CPU note of {descsz} bytes, expected a QEMUCPUState"),
-                    )
-                })?;
-                notes.qemu.push(regs);
+                        format!("QEMU CPU note of {descsz} bytes says it holds {size}: expected a QEMUCPUState inside the note"),
+                    ));
+                }
+                notes.qemu.push(desc.to_vec());
             }
             _ => {}
         }
         off = align4(desc_end).unwrap_or(data.len());
     }
     Ok(notes)
-}
-
-/// `struct user_regs_struct` (x86_64) at `at`.
-pub(crate) fn user_regs(b: &[u8], at: usize) -> Option<X86Regs> {
-    let r = |i: usize| le_u64(b, at + i * 8);
-    Some(X86Regs {
-        r15: r(0)?,
-        r14: r(1)?,
-        r13: r(2)?,
-        r12: r(3)?,
-        rbp: r(4)?,
-        rbx: r(5)?,
-        r11: r(6)?,
-        r10: r(7)?,
-        r9: r(8)?,
-        r8: r(9)?,
-        rax: r(10)?,
-        rcx: r(11)?,
-        rdx: r(12)?,
-        rsi: r(13)?,
-        rdi: r(14)?,
-        orig_rax: r(15)?,
-        rip: r(16)?,
-        cs: r(17)?,
-        eflags: r(18)?,
-        rsp: r(19)?,
-        ss: r(20)?,
-        fs_base: r(21)?,
-        gs_base: r(22)?,
-        ds: r(23)?,
-        es: r(24)?,
-        fs: r(25)?,
-        gs: r(26)?,
-    })
-}
-
-/// QEMU's `QEMUCPUState` (target/i386/arch_dump.c): version, size, 16
-/// general registers (rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp, r8..r15), rip,
-/// rflags, then segments cs, ds, es, fs, gs, ss (selector, limit, flags, pad: u32; base: u64).
-fn qemu_cpu_state(b: &[u8]) -> Option<X86Regs> {
-    let size = le_u32(b, 4)? as usize;
-    if size < 8 + 18 * 8 + 6 * 24 || size > b.len() {
-        return None;
-    }
-    let r = |i: usize| le_u64(b, 8 + i * 8);
-    let seg = |i: usize| {
-        let at = 8 + 18 * 8 + i * 24;
-        Some((le_u16(b, at)? as u64, le_u64(b, at + 16)?))
-    };
-    let (cs, _) = seg(0)?;
-    let (ds, _) = seg(1)?;
-    let (es, _) = seg(2)?;
-    let (fs, fs_base) = seg(3)?;
-    let (gs, gs_base) = seg(4)?;
-    let (ss, _) = seg(5)?;
-    Some(X86Regs {
-        rax: r(0)?,
-        rbx: r(1)?,
-        rcx: r(2)?,
-        rdx: r(3)?,
-        rsi: r(4)?,
-        rdi: r(5)?,
-        rsp: r(6)?,
-        rbp: r(7)?,
-        r8: r(8)?,
-        r9: r(9)?,
-        r10: r(10)?,
-        r11: r(11)?,
-        r12: r(12)?,
-        r13: r(13)?,
-        r14: r(14)?,
-        r15: r(15)?,
-        rip: r(16)?,
-        eflags: r(17)?,
-        orig_rax: 0,
-        cs,
-        ss,
-        ds,
-        es,
-        fs,
-        gs,
-        fs_base,
-        gs_base,
-    })
 }
 
 #[cfg(test)]
@@ -270,8 +199,9 @@ mod tests {
         assert_eq!(n.prstatus.len(), 1);
         let cpus = n.cpus();
         assert_eq!(cpus[0].pid, Some(42));
-        assert_eq!(cpus[0].regs.rip, 0x1234);
-        assert_eq!(cpus[0].regs.rsp, 0x5678);
+        let regs = crate::arch::Arch::X86_64.registers(&cpus[0]).unwrap();
+        assert_eq!(regs.pc(), 0x1234);
+        assert_eq!(regs.sp(), 0x5678);
         assert_eq!(
             n.vmcoreinfo.as_deref(),
             Some("OSRELEASE=6.1\nPAGESIZE=4096\n")
@@ -290,5 +220,22 @@ mod tests {
     fn short_prstatus_is_an_error() {
         let data = note(b"CORE", 1, &[0u8; 100]);
         assert!(parse_notes(Path::new("x"), 0, &data).is_err());
+    }
+
+    /// QEMU's arm64 dumps: NT_PRSTATUS + NT_FPREGSET per vCPU, `pr_pid` the
+    /// vCPU index + 1, not a Linux pid: dropped. The kernel's own notes
+    /// (kdump) have no NT_FPREGSET and keep it.
+    #[test]
+    fn qemu_prstatus_with_fpregset_drops_the_pid() {
+        let mut pr = vec![0u8; 392];
+        pr[PRSTATUS_PID..PRSTATUS_PID + 4].copy_from_slice(&1u32.to_le_bytes());
+        let mut data = note(b"CORE", NT_PRSTATUS, &pr);
+        data.extend(note(b"CORE", NT_FPREGSET, &[0u8; 528]));
+        let n = parse_notes(Path::new("x"), 0, &data).unwrap();
+        let cpus = n.cpus();
+        assert_eq!(cpus[0].pid, None);
+        assert_eq!(cpus[0].raw.len(), 392 - PRSTATUS_REG);
+        let n = parse_notes(Path::new("x"), 0, &note(b"CORE", NT_PRSTATUS, &pr)).unwrap();
+        assert_eq!(n.cpus()[0].pid, Some(1));
     }
 }

@@ -25,7 +25,8 @@
 
 use super::btf::{Btf, BtfError};
 use super::symbols::{Sym, SymKind};
-use super::vmlinux::{Section, START_KERNEL_MAP};
+use super::vmlinux::Section;
+use crate::arch::Arch;
 use crate::dump::Dump;
 use std::collections::HashMap;
 
@@ -89,28 +90,23 @@ pub type Result<T> = std::result::Result<T, KallsymsError>;
 pub type ReadFn<'a, E> = &'a dyn Fn(u64, &mut [u8]) -> std::result::Result<(), E>;
 
 /// Reads the kernel image (text, rodata, data) of a dump without page
-/// tables: on x86_64 the image is mapped linearly at `__START_KERNEL_map`,
-/// and `vaddr - __START_KERNEL_map + phys_base` is its physical address
-/// (`NUMBER(phys_base)` in VMCOREINFO, which already includes the KASLR
-/// physical slide). Addresses outside the 1 GiB image area are refused.
+/// tables or symbols: the architecture places the image from VMCOREINFO
+/// alone (`Arch::image_pa`). Addresses outside the image area are refused.
 pub fn read_kernel_image(
     dump: &crate::dump::Dump,
     vaddr: u64,
     buf: &mut [u8],
 ) -> std::result::Result<(), String> {
-    let phys_base = dump
-        .vmcoreinfo()
-        .number("NUMBER(phys_base)")
-        .ok_or("VMCOREINFO has no NUMBER(phys_base)")?;
-    let image_size = dump
-        .vmcoreinfo()
-        .number("NUMBER(KERNEL_IMAGE_SIZE)")
-        .unwrap_or(1 << 30) as u64;
-    let off = vaddr
-        .checked_sub(START_KERNEL_MAP)
-        .filter(|o| o.saturating_add(buf.len() as u64) <= image_size)
-        .ok_or_else(|| format!("{vaddr:#x} is outside the kernel image mapping"))?;
-    let paddr = off.wrapping_add(phys_base as u64);
+    let arch = Arch::of_dump(dump).map_err(|e| e.to_string())?;
+    let paddr = arch
+        .image_pa(dump.vmcoreinfo(), vaddr, buf.len() as u64)
+        .ok_or_else(|| {
+            format!(
+                "{vaddr:#x} is outside the kernel image mapping (or VMCOREINFO lacks what \
+                 places the {} kernel image)",
+                arch.name()
+            )
+        })?;
     dump.read_phys(paddr, buf).map_err(|e| e.to_string())
 }
 
@@ -521,6 +517,8 @@ pub struct DumpImage {
     pub btf: std::result::Result<Btf, BtfError>,
     /// VMCOREINFO's BUILD-ID.
     pub build_id: Option<String>,
+    /// The dump's architecture.
+    pub arch: Arch,
 }
 
 /// Sections found by their start/stop symbols: (name, start, stop, has bytes).
@@ -565,7 +563,8 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
         )),
     };
     let var_sizes = btf.as_ref().map(|b| b.variable_sizes()).unwrap_or_default();
-    let percpu = |addr: u64| addr < START_KERNEL_MAP;
+    let arch = Arch::of_dump(dump).map_err(|e| KallsymsError::Bad(e.to_string()))?;
+    let percpu = |addr: u64| arch.is_percpu_offset(addr);
     let link = |addr: u64| {
         if percpu(addr) {
             addr
@@ -666,6 +665,7 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
             .vmcoreinfo()
             .get("BUILD-ID")
             .map(|s| s.to_ascii_lowercase()),
+        arch,
     })
 }
 

@@ -39,13 +39,13 @@ pub mod section_data;
 pub mod symbols;
 pub mod types;
 pub mod vmlinux;
-pub mod x86_64;
 
-use crate::dump::{Dump, DumpError, PhysMem, Utsname, VmcoreInfo};
+pub use crate::arch::{Arch, KaslrSource, Mmu, WalkStep};
+use crate::arch::{ArchError, Registers};
+use crate::dump::{CpuState, Dump, DumpError, PhysMem, Utsname, VmcoreInfo};
 use std::path::{Path, PathBuf};
 pub use types::{Member, TypeError, Types};
-pub use vmlinux::{Vmlinux, START_KERNEL_MAP};
-pub use x86_64::{Mmu, WalkStep, X86_64};
+pub use vmlinux::Vmlinux;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -75,6 +75,9 @@ pub enum KernelError {
     List { head: u64, what: String },
     #[error("{0}")]
     Other(String),
+    /// The architecture layer could not set up (a VMCOREINFO key missing, …).
+    #[error("{0}")]
+    Arch(String),
     /// The address translates, but the dump cannot give the page.
     #[error("virtual address {vaddr:#x}: {source}")]
     Read {
@@ -119,34 +122,6 @@ pub struct SymbolRef {
     pub addr: u64,
     pub offset: u64,
     pub size: u64,
-}
-
-/// How the KASLR offset was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KaslrSource {
-    /// VMCOREINFO `KERNELOFFSET`.
-    KernelOffset,
-    /// VMCOREINFO `SYMBOL(_stext)` minus the vmlinux's `_stext`.
-    StextDelta,
-    /// No VMCOREINFO: `linux_banner` found in physical memory at `banner_paddr`,
-    /// the virtual offset from the kernel's own page tables.
-    BannerSearch { banner_paddr: u64 },
-    /// VMCOREINFO has neither; assumed 0 (a kernel without KASLR).
-    Assumed,
-}
-
-impl std::fmt::Display for KaslrSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KaslrSource::KernelOffset => write!(f, "VMCOREINFO KERNELOFFSET"),
-            KaslrSource::StextDelta => write!(f, "VMCOREINFO SYMBOL(_stext) - vmlinux _stext"),
-            KaslrSource::BannerSearch { banner_paddr } => write!(
-                f,
-                "no VMCOREINFO: linux_banner found at physical {banner_paddr:#x}, offset from the kernel page tables"
-            ),
-            KaslrSource::Assumed => write!(f, "not in VMCOREINFO: assumed 0"),
-        }
-    }
 }
 
 /// One vmlinux-vs-dump comparison.
@@ -215,6 +190,7 @@ pub struct Kernel {
     phys_base: u64,
     mmu: Box<dyn Mmu>,
     page_offset_base: u64,
+    arch: Arch,
     checks: Vec<MatchCheck>,
     /// Opened with no vmlinux: symbols from the dump's kallsyms, types from its BTF.
     from_dump: bool,
@@ -223,84 +199,16 @@ pub struct Kernel {
 /// Largest single read (`read_bytes`, arrays): 256 MiB.
 pub const MAX_READ: usize = 256 << 20;
 
-fn read_phys_u64(dump: &Dump, pa: u64) -> Option<u64> {
-    let mut b = [0u8; 8];
-    dump.read_phys(pa, &mut b).ok()?;
-    Some(u64::from_le_bytes(b))
-}
-
-fn read_phys_u32(dump: &Dump, pa: u64) -> Option<u32> {
-    let mut b = [0u8; 4];
-    dump.read_phys(pa, &mut b).ok()?;
-    Some(u32::from_le_bytes(b))
-}
-
-/// Paging levels read through the kernel map (`pa_of` gives the physical
-/// address of a link-time symbol address).
-fn l5_from_variable(dump: &Dump, vmlinux: &Vmlinux, pa_of: impl Fn(u64) -> Option<u64>) -> u32 {
-    match vmlinux.symbols.get("__pgtable_l5_enabled") {
-        Some(s) => match pa_of(s.addr).and_then(|pa| read_phys_u32(dump, pa)) {
-            Some(v) if v != 0 => 5,
-            _ => 4,
-        },
-        None => 4,
-    }
-}
-
-/// No VMCOREINFO: find `linux_banner` in physical memory at the offsets the
-/// kernel's load alignment (2 MiB) allows, then find the virtual offset by
-/// walking the kernel's own page tables for the 2 MiB page that maps `_text`.
-/// Returns (kaslr, phys_base, banner paddr, levels).
-fn search_kaslr(dump: &Dump, vmlinux: &Vmlinux) -> Option<(u64, u64, u64, u32)> {
-    const ALIGN: u64 = 2 << 20;
-    let banner = vmlinux.banner()?;
-    let lb = vmlinux.symbols.get("linux_banner")?.addr;
-    let text = vmlinux
-        .symbols
-        .get("_text")
-        .or_else(|| vmlinux.symbols.get("_stext"))?
-        .addr;
-    let pgt = vmlinux
-        .symbols
-        .get("init_top_pgt")
-        .or_else(|| vmlinux.symbols.get("init_level4_pgt"))?
-        .addr;
-    let in_page = lb.wrapping_sub(START_KERNEL_MAP) % ALIGN;
-    let mut buf = vec![0u8; banner.len()];
-    let mem = DumpMem(dump);
-    for &(start, end) in &dump.info().phys_ranges {
-        let mut p = ((start / ALIGN) * ALIGN).saturating_add(in_page);
-        if p < start {
-            p = p.saturating_add(ALIGN);
-        }
-        while p.saturating_add(buf.len() as u64) <= end {
-            if dump.read_phys(p, &mut buf).is_ok() && buf == banner {
-                // pa(x) = x - START_KERNEL_MAP + sum, for link addresses x.
-                let sum = p.wrapping_sub(lb.wrapping_sub(START_KERNEL_MAP));
-                let pa_of = |x: u64| Some(x.wrapping_sub(START_KERNEL_MAP).wrapping_add(sum));
-                let levels = l5_from_variable(dump, vmlinux, pa_of);
-                let top = pa_of(pgt)?;
-                let text_pa = pa_of(text)?;
-                let mut k = 0u64;
-                while text
-                    .checked_add(k)
-                    .is_some_and(|v| v < START_KERNEL_MAP + x86_64::DEFAULT_KERNEL_IMAGE_SIZE)
-                {
-                    if let Ok((pa, _)) = x86_64::walk(&mem, top, levels, 0, text.wrapping_add(k)) {
-                        if pa == text_pa {
-                            return Some((k, sum.wrapping_sub(k), p, levels));
-                        }
-                    }
-                    k += ALIGN;
-                }
+impl From<ArchError> for KernelError {
+    fn from(e: ArchError) -> KernelError {
+        match e {
+            ArchError::Translate { vaddr, level, what } => {
+                KernelError::Translate { vaddr, level, what }
             }
-            let Some(next) = p.checked_add(ALIGN) else {
-                break;
-            };
-            p = next;
+            ArchError::NoSymbol(s) => KernelError::NoSymbol(s),
+            ArchError::Setup(s) => KernelError::Arch(s),
         }
     }
-    None
 }
 
 impl Kernel {
@@ -334,6 +242,7 @@ impl Kernel {
             symbols::SymbolTable::new(img.symbols),
             img.sections,
             img.build_id,
+            img.arch,
         );
         let mut k = Kernel::build(vmlinux, Some(Types::from_btf(btf)), dump, opts)?;
         k.from_dump = true;
@@ -374,100 +283,21 @@ impl Kernel {
             }
         }
 
-        // KASLR offset and phys_base.
-        let mut levels_found = None;
-        let stext_delta = vi
-            .symbol("_stext")
-            .zip(vmlinux.symbols.get("_stext"))
-            .map(|(d, s)| d.wrapping_sub(s.addr));
-        let (kaslr, kaslr_source, mut phys_base) =
-            if let Some(off) = vi.kernel_offset() {
-                (off, KaslrSource::KernelOffset, None)
-            } else if let Some(d) = stext_delta {
-                (d, KaslrSource::StextDelta, None)
-            } else if vi.entries.is_empty() {
-                match search_kaslr(&dump, &vmlinux) {
-                    Some((k, pb, banner_paddr, levels)) => {
-                        levels_found = Some(levels);
-                        (k, KaslrSource::BannerSearch { banner_paddr }, Some(pb))
-                    }
-                    None => return Err(KernelError::Other(
-                        "the dump has no VMCOREINFO and the vmlinux's linux_banner was not found \
-                         in its physical memory: cannot find the KASLR offset (wrong vmlinux?)"
-                            .into(),
-                    )),
-                }
-            } else {
-                (0, KaslrSource::Assumed, None)
-            };
-        if let Some(pb) = vi.number("NUMBER(phys_base)") {
-            phys_base = Some(pb as u64);
+        // The architecture: the dump's must be the vmlinux's.
+        let arch = Arch::of_dump(&dump)?;
+        let arch_check = compare("architecture", Some(vmlinux.arch.name()), Some(arch.name()));
+        // Another architecture's vmlinux cannot be forced: nothing would translate.
+        if let Some(e) = mismatch_error(std::slice::from_ref(&arch_check)) {
+            return Err(e);
         }
-        let phys_base = match phys_base {
-            Some(pb) => pb,
-            None => Kernel::phys_base_from_banner(&dump, &vmlinux, kaslr).ok_or_else(|| {
-                KernelError::Other(
-                    "VMCOREINFO has no NUMBER(phys_base) and the vmlinux's linux_banner was not \
-                     found in physical memory: cannot place the kernel image"
-                        .into(),
-                )
-            })?,
-        };
-
-        let mut mmu = X86_64::new(0, 4, phys_base);
-        if let Some(size) = vi.number("NUMBER(KERNEL_IMAGE_SIZE)") {
-            if size > 0 {
-                mmu.kernel_image_size = size as u64;
-            }
-        }
-        if let Some(m) = vi.number("NUMBER(sme_mask)") {
-            mmu.sme_mask = m as u64;
-        }
-        let reloc = |name: &str| {
-            vmlinux
-                .symbols
-                .get(name)
-                .map(|s| s.addr.wrapping_add(kaslr))
-        };
-        let pgt_va = vi
-            .symbol("init_top_pgt")
-            .or_else(|| reloc("init_top_pgt"))
-            .or_else(|| reloc("init_level4_pgt"))
-            .ok_or_else(|| KernelError::NoSymbol("init_top_pgt".into()))?;
-        mmu.top_pgt = mmu.kernel_image_pa(pgt_va).ok_or_else(|| {
-            KernelError::Other(format!(
-                "init_top_pgt at {pgt_va:#x} is outside the kernel text mapping"
-            ))
-        })?;
-        mmu.levels = match (vi.number("NUMBER(pgtable_l5_enabled)"), levels_found) {
-            (Some(v), _) => {
-                if v != 0 {
-                    5
-                } else {
-                    4
-                }
-            }
-            (None, Some(l)) => l,
-            (None, None) => l5_from_variable(&dump, &vmlinux, |x| {
-                mmu.kernel_image_pa(x.wrapping_add(kaslr))
-            }),
-        };
-        let page_offset_base = match reloc("page_offset_base")
-            .and_then(|va| mmu.kernel_image_pa(va))
-            .and_then(|pa| read_phys_u64(&dump, pa))
-        {
-            Some(v) => v,
-            None if mmu.levels == 5 => 0xff11_0000_0000_0000,
-            None => 0xffff_8880_0000_0000,
-        };
-        let max_phys = dump
-            .info()
-            .phys_ranges
-            .iter()
-            .map(|r| r.1)
-            .max()
-            .unwrap_or(0);
-        mmu.direct_map = Some((page_offset_base, max_phys));
+        checks.push(arch_check);
+        let space = arch.address_space(&dump, &vmlinux)?;
+        let (kaslr, kaslr_source, phys_base, page_offset_base) = (
+            space.kaslr,
+            space.kaslr_source,
+            space.phys_base,
+            space.linear_map_base,
+        );
 
         let vmlinux_btf = || {
             let (b, _) = vmlinux.section(".BTF").filter(|(b, _)| !b.is_empty())?;
@@ -499,8 +329,9 @@ impl Kernel {
             kaslr,
             kaslr_source,
             phys_base,
-            mmu: Box::new(mmu),
+            mmu: space.mmu,
             page_offset_base,
+            arch,
             checks: Vec::new(),
             from_dump: false,
         };
@@ -532,33 +363,6 @@ impl Kernel {
         }
         k.checks = checks;
         Ok(k)
-    }
-
-    /// phys_base when VMCOREINFO lacks it: where `linux_banner` is in physical memory.
-    fn phys_base_from_banner(dump: &Dump, vmlinux: &Vmlinux, kaslr: u64) -> Option<u64> {
-        const ALIGN: u64 = 2 << 20;
-        let banner = vmlinux.banner()?;
-        let lb = vmlinux.symbols.get("linux_banner")?.addr;
-        let in_page = lb.wrapping_sub(START_KERNEL_MAP) % ALIGN;
-        let mut buf = vec![0u8; banner.len()];
-        for &(start, end) in &dump.info().phys_ranges {
-            let mut p = ((start / ALIGN) * ALIGN).saturating_add(in_page);
-            if p < start {
-                p = p.saturating_add(ALIGN);
-            }
-            while p.saturating_add(buf.len() as u64) <= end {
-                if dump.read_phys(p, &mut buf).is_ok() && buf == banner {
-                    return Some(
-                        p.wrapping_sub(lb.wrapping_add(kaslr).wrapping_sub(START_KERNEL_MAP)),
-                    );
-                }
-                let Some(next) = p.checked_add(ALIGN) else {
-                    break;
-                };
-                p = next;
-            }
-        }
-        None
     }
 
     pub fn dump(&self) -> &Dump {
@@ -595,9 +399,36 @@ impl Kernel {
         &self.kaslr_source
     }
 
-    /// x86_64 `phys_base` (`__pa_symbol(x) = x - __START_KERNEL_map + phys_base`).
+    /// Where the kernel image lies in physical memory, as the architecture
+    /// defines it (`arch::AddressSpace::phys_base`).
     pub fn phys_base(&self) -> u64 {
         self.phys_base
+    }
+
+    /// The architecture of the dump (and of the vmlinux).
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// Bytes of a base page.
+    pub fn page_size(&self) -> u64 {
+        self.mmu.page_size()
+    }
+
+    /// Bits of a kernel virtual address the page tables translate.
+    pub fn va_bits(&self) -> u32 {
+        self.mmu.va_bits()
+    }
+
+    /// The registers the dump saved for one CPU, decoded for the architecture.
+    pub fn registers(&self, cpu: &CpuState) -> Result<Registers> {
+        Ok(self.arch.registers(cpu)?)
+    }
+
+    /// A return address as saved on the stack, with the architecture's
+    /// extra bits (aarch64 pointer authentication) made a plain address.
+    pub fn strip_return_address(&self, addr: u64) -> u64 {
+        self.arch.strip_return_address(self.dump.vmcoreinfo(), addr)
     }
 
     /// vmlinux-vs-dump checks made at open (all pass unless opened with `force`).
@@ -605,7 +436,7 @@ impl Kernel {
         &self.checks
     }
 
-    /// 4 or 5.
+    /// Page-table levels.
     pub fn paging_levels(&self) -> u32 {
         self.mmu.levels()
     }
@@ -642,8 +473,8 @@ impl Kernel {
     /// prints like the kernel's Call Trace. Module addresses give `None`.
     pub fn symbolize(&self, addr: u64) -> Option<SymbolRef> {
         let link = addr.wrapping_sub(self.kaslr);
-        // Only the kernel image: modules (0xffffffffc0000000 up) are not in the vmlinux.
-        if link < START_KERNEL_MAP || link >= self.vmlinux.image_end() {
+        // Only the kernel image: modules are not in the vmlinux.
+        if link < self.vmlinux.image_start() || link >= self.vmlinux.image_end() {
             return None;
         }
         let (s, size) = self.vmlinux.symbols.lookup(link)?;
@@ -656,13 +487,13 @@ impl Kernel {
     }
 
     pub fn vtop(&self, vaddr: u64) -> Result<u64> {
-        self.mmu.vtop(vaddr, &DumpMem(&self.dump))
+        Ok(self.mmu.vtop(vaddr, &DumpMem(&self.dump))?)
     }
 
     /// The page-table entries translating `vaddr` (crash's `vtop`), top first.
     /// Kernel-image and direct-map addresses translate without them, but
     /// the walk is made all the same.
-    pub fn page_walk(&self, vaddr: u64) -> Vec<x86_64::WalkStep> {
+    pub fn page_walk(&self, vaddr: u64) -> Vec<WalkStep> {
         self.mmu.trace(vaddr, &DumpMem(&self.dump))
     }
 

@@ -7,12 +7,10 @@
 use super::section_data::{self, Compressed, SectionBytes};
 use super::symbols::{Sym, SymKind, SymbolTable};
 use super::{KernelError, Result};
+use crate::arch::{Arch, ImageSymbols};
 use object::{Object, ObjectSection, SectionKind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-
-/// Start of the kernel text mapping on x86_64 (`__START_KERNEL_map`).
-pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 
 /// One section of the vmlinux.
 #[derive(Debug, Clone)]
@@ -33,6 +31,8 @@ pub struct Vmlinux {
     pub sections: Vec<Section>,
     /// GNU build-id, lower-case hex.
     pub build_id: Option<String>,
+    /// The architecture the kernel was built for.
+    pub arch: Arch,
     /// Per section (same index as `sections`): how it is compressed, if it is.
     compressed: Vec<Option<Compressed>>,
     /// Per section: its inflated bytes, once asked for.
@@ -70,20 +70,30 @@ impl Vmlinux {
         if obj.format() != object::BinaryFormat::Elf {
             return Err(bad(path, "not an ELF file"));
         }
-        if obj.architecture() != object::Architecture::X86_64 {
+        // e_machine: a little-endian u16 at offset 18 of the ELF header
+        // (`object` parsed the header above, so the bytes are there).
+        let e_machine = bytes
+            .get(18..20)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .unwrap_or(0);
+        let Some(arch) = Arch::from_e_machine(e_machine) else {
             return Err(bad(
                 path,
                 format!(
-                    "an ELF file for {:?}; only x86_64 kernels are supported",
+                    "an ELF file for {:?}; only x86_64 and aarch64 kernels are supported",
                     obj.architecture()
                 ),
             ));
-        }
-        if obj.kind() != object::ObjectKind::Executable {
+        };
+        // arm64 kernels (CONFIG_RELOCATABLE) are linked -pie: ET_DYN.
+        if !matches!(
+            obj.kind(),
+            object::ObjectKind::Executable | object::ObjectKind::Dynamic
+        ) {
             return Err(bad(
                 path,
                 format!(
-                    "an ELF {:?} file, not a linked kernel (vmlinux is an ET_EXEC executable; \
+                    "an ELF {:?} file, not a linked kernel (vmlinux is an ET_EXEC or ET_DYN executable; \
                      a bzImage or a module is not a vmlinux)",
                     obj.kind()
                 ),
@@ -113,7 +123,7 @@ impl Vmlinux {
         }
         let percpu_index = obj.section_by_name(".data..percpu").map(|s| s.index());
 
-        let syms = elf_symbols(bytes, percpu_index.map(|i| i.0))
+        let syms = elf_symbols(bytes, percpu_index.map(|i| i.0), arch)
             .map_err(|e| bad(path, format!("bad symbol table: {e}")))?;
         if syms.is_empty() {
             return Err(bad(
@@ -139,6 +149,7 @@ impl Vmlinux {
             sections,
             build_id,
             data,
+            arch,
             compressed,
             inflated,
         })
@@ -153,6 +164,7 @@ impl Vmlinux {
         symbols: SymbolTable,
         sections: Vec<Section>,
         build_id: Option<String>,
+        arch: Arch,
     ) -> Vmlinux {
         let compressed = sections.iter().map(|_| None).collect();
         let inflated = sections.iter().map(|_| OnceLock::new()).collect();
@@ -162,6 +174,7 @@ impl Vmlinux {
             symbols,
             sections,
             build_id,
+            arch,
             compressed,
             inflated,
         }
@@ -184,10 +197,28 @@ impl Vmlinux {
         }
         self.sections
             .iter()
-            .filter(|s| s.addr >= START_KERNEL_MAP)
+            .filter(|s| s.addr != 0 && !self.arch.is_percpu_offset(s.addr))
             .map(|s| s.addr.saturating_add(s.size))
             .max()
             .unwrap_or(u64::MAX)
+    }
+
+    /// The first link address of the kernel image (`_text`, else `_stext`,
+    /// else the lowest allocated section).
+    pub fn image_start(&self) -> u64 {
+        if let Some(s) = self
+            .symbols
+            .get("_text")
+            .or_else(|| self.symbols.get("_stext"))
+        {
+            return s.addr;
+        }
+        self.sections
+            .iter()
+            .filter(|s| s.addr != 0 && !self.arch.is_percpu_offset(s.addr))
+            .map(|s| s.addr)
+            .min()
+            .unwrap_or(0)
     }
 
     /// The bytes of a section (empty for NOBITS) and its link address. A
@@ -304,6 +335,16 @@ impl Vmlinux {
     }
 }
 
+impl ImageSymbols for Vmlinux {
+    fn link_addr(&self, name: &str) -> Option<u64> {
+        self.symbols.get(name).map(|s| s.addr)
+    }
+
+    fn banner(&self) -> Option<Vec<u8>> {
+        Vmlinux::banner(self)
+    }
+}
+
 /// "Linux version 6.1.192 (…" → "6.1.192".
 pub fn release_from_banner(banner: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(banner);
@@ -313,7 +354,7 @@ pub fn release_from_banner(banner: &[u8]) -> Option<String> {
 
 /// The `.symtab` read straight from the ELF structures (the generic
 /// `object` iterator costs twice as much on a 100k-symbol kernel).
-fn elf_symbols(bytes: &[u8], percpu_index: Option<usize>) -> object::Result<Vec<Sym>> {
+fn elf_symbols(bytes: &[u8], percpu_index: Option<usize>, arch: Arch) -> object::Result<Vec<Sym>> {
     use object::elf;
     use object::read::elf::{ElfFile64, Sym as _};
     let file = ElfFile64::<object::Endianness>::parse(bytes)?;
@@ -345,7 +386,10 @@ fn elf_symbols(bytes: &[u8], percpu_index: Option<usize>) -> object::Result<Vec<
             addr,
             size: sym.st_size(endian),
             kind,
-            percpu: in_percpu || addr < START_KERNEL_MAP,
+            // x86_64 links .data..percpu at 0: its symbols are offsets;
+            // aarch64 links it inside the image (per_cpu_ptr adds the offset
+            // to the relocated address).
+            percpu: arch.is_percpu_offset(addr) || (in_percpu && addr == 0),
         });
     }
     Ok(out)

@@ -142,15 +142,28 @@ fn next_physical(frames: &[Frame], i: usize) -> Option<&Frame> {
 fn regs(o: &mut String, f: &Frame, next: Option<&Frame>) {
     let get = |name: &str| f.regs.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
     let user = get("CS").is_some_and(|cs| cs & 3 != 0);
+    // The program counter's label: crash's x86_64 "RIP", else "PC".
+    let pc_label = if get("RIP").is_some() { "RIP" } else { "PC" };
     if !user {
-        if let Some(n) = next.filter(|n| Some(n.pc) == get("RIP")) {
+        if let Some(n) = next.filter(|n| Some(n.pc) == get(pc_label)) {
             let at = if n.offset > 0 {
                 format!("{}+{}", symbol(n), n.offset)
             } else {
                 symbol(n)
             };
-            let _ = writeln!(o, "    [exception RIP: {at}]");
+            let _ = writeln!(o, "    [exception {pc_label}: {at}]");
         }
+    }
+    if pc_label == "PC" {
+        // Registers in the order the architecture saved them, three a line.
+        for chunk in f.regs.chunks(3) {
+            let cells: Vec<String> = chunk
+                .iter()
+                .map(|(n, v)| format!("{n:>6}: {v:016x}"))
+                .collect();
+            let _ = writeln!(o, "    {}", cells.join("  "));
+        }
+        return;
     }
     let row = |o: &mut String, names: &[&str]| {
         let cells: Vec<String> = names

@@ -4,6 +4,7 @@
 //! the panicking CPU's registers: without this, every kdump panic stack
 //! would start with a guess. drgn does the same (ORC, then DWARF CFI).
 
+use crate::arch::DwarfRegisters;
 use addr2line::gimli;
 use gimli::{CfaRule, RegisterRule, UnwindSection};
 use std::cell::RefCell;
@@ -36,11 +37,12 @@ pub struct DebugFrame<'a> {
     fdes: Vec<gimli::FrameDescriptionEntry<Slice<'a>>>,
     bias: u64,
     ctx: RefCell<gimli::UnwindContext<usize>>,
+    regs: DwarfRegisters,
 }
 
 impl<'a> DebugFrame<'a> {
     /// `bias` is added to link-time addresses (the KASLR offset).
-    pub fn new(data: &'a [u8], bias: u64) -> DebugFrame<'a> {
+    pub fn new(data: &'a [u8], bias: u64, regs: DwarfRegisters) -> DebugFrame<'a> {
         let mut section = gimli::DebugFrame::new(data, gimli::LittleEndian);
         section.set_address_size(8);
         let bases = gimli::BaseAddresses::default();
@@ -62,6 +64,7 @@ impl<'a> DebugFrame<'a> {
             fdes,
             bias,
             ctx: RefCell::new(gimli::UnwindContext::new()),
+            regs,
         }
     }
 
@@ -92,9 +95,9 @@ impl CfiLookup for DebugFrame<'_> {
             .ok()?;
         let (cfa_from_bp, cfa_offset) = match row.cfa() {
             CfaRule::RegisterAndOffset { register, offset } => {
-                if *register == gimli::X86_64::RSP {
+                if *register == gimli::Register(self.regs.sp) {
                     (false, *offset)
-                } else if *register == gimli::X86_64::RBP {
+                } else if *register == gimli::Register(self.regs.fp) {
                     (true, *offset)
                 } else {
                     return None;
@@ -102,11 +105,11 @@ impl CfiLookup for DebugFrame<'_> {
             }
             CfaRule::Expression(_) => return None,
         };
-        let ra_offset = match row.register(gimli::X86_64::RA) {
+        let ra_offset = match row.register(gimli::Register(self.regs.ra)) {
             Some(RegisterRule::Offset(o)) => o,
             _ => -8,
         };
-        let bp_offset = match row.register(gimli::X86_64::RBP) {
+        let bp_offset = match row.register(gimli::Register(self.regs.fp)) {
             Some(RegisterRule::Offset(o)) => Some(o),
             _ => None,
         };
@@ -122,6 +125,7 @@ impl CfiLookup for DebugFrame<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::Arch;
 
     /// A `.debug_frame` with one CIE (CFA = rsp+8, RA at CFA-8) and one FDE
     /// for [start, start+0x20): after 1 byte `push %rbp` (CFA = rsp+16, rbp
@@ -160,7 +164,7 @@ mod tests {
         let start = 0xffff_ffff_8100_0000u64;
         let bias = 0x2000_0000;
         let data = debug_frame(start);
-        let df = DebugFrame::new(&data, bias);
+        let df = DebugFrame::new(&data, bias, Arch::X86_64.dwarf_registers());
         assert_eq!(df.len(), 1);
         let row = |off: u64| df.row(start + bias + off);
         assert_eq!(
@@ -183,7 +187,7 @@ mod tests {
         assert_eq!(df.row(start), None, "without the bias: before the FDE");
         // garbage is no table, not a panic
         let junk: Vec<u8> = (0..200u8).map(|i| i.wrapping_mul(37)).collect();
-        let df = DebugFrame::new(&junk, 0);
+        let df = DebugFrame::new(&junk, 0, Arch::X86_64.dwarf_registers());
         assert_eq!(df.row(start), None);
     }
 }

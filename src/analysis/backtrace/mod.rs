@@ -16,11 +16,12 @@
 //! inactive_task_frame` whose `ret_addr` returns into `__schedule`.
 
 pub mod cfi;
+pub mod frame_records;
 pub mod orc;
 pub mod symbolize;
 pub mod unwind;
 
-use crate::dump::X86Regs;
+use crate::arch::{Registers, UnwindMethod};
 use crate::kernel::{Kernel, KernelError};
 use crate::model::{Backtrace, DumpModel, Frame, FrameKind};
 use orc::{OrcLayout, OrcSet, OrcTable};
@@ -76,7 +77,14 @@ pub fn read_all(kernel: &Kernel, model: &DumpModel) -> Vec<Backtrace> {
         let mut bt = ctx.task_info(model, task, Some(c.cpu));
         bt.panic = is_panic;
         bt.active = true;
-        let start = start_from_cpu(&c.regs);
+        let start = match kernel.registers(c) {
+            Ok(r) => start_from_cpu(&r),
+            Err(e) => {
+                bt.error = Some(e.to_string());
+                out.push(bt);
+                continue;
+            }
+        };
         ctx.fill(&mut bt, task, start, None);
         // the kernel's own notes (kdump: they carry the pid; in QEMU's the
         // dump layer drops QEMU's vCPU number)
@@ -125,16 +133,22 @@ fn show_interrupted_regs(bt: &mut Backtrace, start: &Start) {
     }
 }
 
-fn start_from_cpu(r: &X86Regs) -> Start {
-    let vals = [
-        r.rip, r.rsp, r.eflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8, r.r9, r.r10,
-        r.r11, r.r12, r.r13, r.r14, r.r15, r.orig_rax, r.cs, r.ss,
-    ];
+/// The unwinder's start from a CPU's saved registers: the `pt_regs` names
+/// of `REG_NAMES` looked up in the architecture's register set.
+fn start_from_cpu(r: &Registers) -> Start {
+    let mut vals = [0u64; 21];
+    let mut full = true;
+    for (v, name) in vals.iter_mut().zip(unwind::USER_REG_NAMES) {
+        match r.get(name) {
+            Some(x) => *v = x,
+            None => full = false,
+        }
+    }
     Start {
-        ip: r.rip,
-        sp: r.rsp,
-        bp: Some(r.rbp),
-        regs: Some(Regs { vals, full: true }),
+        ip: r.pc(),
+        sp: r.sp(),
+        bp: Some(r.fp()),
+        regs: full.then_some(Regs { vals, full: true }),
         signal: true,
     }
 }
@@ -145,6 +159,9 @@ struct Context<'k> {
     orc: OrcSet,
     sym: Symbolizer<'k>,
     pt_regs: Option<PtRegsLayout>,
+    /// Frame-record architectures: where an exception frame's registers are.
+    exception_regs: Option<frame_records::ExceptionRegs>,
+    method: UnwindMethod,
     /// `.debug_frame`, indexed on first use.
     cfi: std::cell::OnceCell<Option<cfi::DebugFrame<'k>>>,
     thread_size: u64,
@@ -158,6 +175,32 @@ struct Context<'k> {
 
 impl<'k> Context<'k> {
     fn new(kernel: &'k Kernel) -> Context<'k> {
+        let method = kernel.arch().unwind_method();
+        if method == UnwindMethod::FrameRecords {
+            let mut problems = Vec::new();
+            let (modules, _, mut mod_problems) = symbolize::read_modules(kernel, None);
+            problems.append(&mut mod_problems);
+            let exception_regs = match exception_regs_layout(kernel) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    problems.push(format!("struct pt_regs: {e} (no exception frames)"));
+                    None
+                }
+            };
+            return Context {
+                kernel,
+                orc: OrcSet::default(),
+                sym: Symbolizer::new(kernel, modules),
+                pt_regs: None,
+                exception_regs,
+                method,
+                cfi: std::cell::OnceCell::new(),
+                thread_size: thread_size(kernel),
+                setup_problems: problems,
+                cache: RefCell::new(HashMap::new()),
+                line_lookups: std::cell::Cell::new(0),
+            };
+        }
         let mut problems = Vec::new();
         let layout = match OrcLayout::from_types(kernel.types()) {
             Ok(l) => Some(l),
@@ -188,6 +231,8 @@ impl<'k> Context<'k> {
             orc,
             sym: Symbolizer::new(kernel, modules),
             pt_regs,
+            exception_regs: None,
+            method,
             cfi: std::cell::OnceCell::new(),
             thread_size: thread_size(kernel),
             setup_problems: problems,
@@ -259,6 +304,23 @@ impl<'k> Context<'k> {
     /// Also gives where frame 0's return address sits.
     fn start_inactive(&self, task: u64) -> Result<(Start, u64), KernelError> {
         let k = self.kernel;
+        if k.has_member("task_struct", "thread.cpu_context") {
+            // cpu_switch_to saved the callee-saved registers, fp, sp and the
+            // return address into __schedule in thread.cpu_context.
+            let pc = k.read_member(task, "task_struct", "thread.cpu_context.pc")?;
+            let sp = k.read_member(task, "task_struct", "thread.cpu_context.sp")?;
+            let fp = k.read_member(task, "task_struct", "thread.cpu_context.fp")?;
+            return Ok((
+                Start {
+                    ip: k.strip_return_address(pc),
+                    sp,
+                    bp: Some(fp),
+                    regs: None,
+                    signal: false,
+                },
+                sp,
+            ));
+        }
         let sp = k.read_member(task, "task_struct", "thread.sp")?;
         let size = k.size_of("inactive_task_frame")?;
         let ret_off = k.offset_of("inactive_task_frame", "ret_addr")?;
@@ -286,6 +348,30 @@ impl<'k> Context<'k> {
                     name: "task".into(),
                     start: s,
                     end: s.wrapping_add(self.thread_size),
+                });
+            }
+        }
+        // A per-CPU pointer to the base of the IRQ stack (irq_stack_ptr), and
+        // a per-CPU overflow stack (an array), where the kernel has them.
+        if let Ok(p) = k
+            .per_cpu_addr("irq_stack_ptr", cpu)
+            .and_then(|a| k.read_u64(a))
+        {
+            if p != 0 {
+                out.push(Stack {
+                    name: "irq".into(),
+                    start: p,
+                    end: p.wrapping_add(self.thread_size),
+                });
+            }
+        }
+        if let Ok(a) = k.per_cpu_addr("overflow_stack", cpu) {
+            let size = k.symbol_size("overflow_stack").unwrap_or(0);
+            if size > 0 {
+                out.push(Stack {
+                    name: "overflow".into(),
+                    start: a,
+                    end: a.wrapping_add(size),
                 });
             }
         }
@@ -350,6 +436,28 @@ impl<'k> Context<'k> {
 
     /// Unwinds one task and fills `bt.frames` / `bt.error`.
     fn fill(&self, bt: &mut Backtrace, task: u64, start: Start, shown_sp: Option<u64>) {
+        if self.method == UnwindMethod::FrameRecords {
+            let stacks = self.stacks(task, bt.cpu);
+            let mem = |a: u64| self.read_u64(a);
+            let step = |fp: u64| {
+                let next = self.read_u64(fp)?;
+                let ret = self.read_u64(fp.checked_add(8)?)?;
+                Some((next, self.kernel.strip_return_address(ret)))
+            };
+            let arch = self.kernel.arch();
+            let is_kernel = |state: u64| arch.state_is_kernel(state);
+            let u = frame_records::FrameRecordUnwinder {
+                mem: &mem,
+                stacks: &stacks,
+                step: &step,
+                pt_regs: self.exception_regs.as_ref(),
+                is_kernel_state: &is_kernel,
+            };
+            let unwound = u.unwind(&start);
+            bt.frames = self.frames(&unwound.frames);
+            bt.error = unwound.error;
+            return;
+        }
         let Some(pt_regs) = &self.pt_regs else {
             bt.error = Some(self.setup_problems.join("; "));
             return;
@@ -404,7 +512,10 @@ impl<'k> Context<'k> {
                 line: None,
                 inline: false,
                 kind: r.kind,
-                regs: r.regs.map(|g| g.labelled()).unwrap_or_default(),
+                regs: r
+                    .regs
+                    .map(|g| g.labelled())
+                    .unwrap_or_else(|| r.labelled.clone()),
                 stack: r.stack.clone(),
             };
             let lookups = self.line_lookups.get();
@@ -456,7 +567,11 @@ impl cfi::CfiLookup for Context<'_> {
         self.cfi
             .get_or_init(|| {
                 let (data, _) = self.kernel.section(".debug_frame")?;
-                Some(cfi::DebugFrame::new(data, self.kernel.kaslr_offset()))
+                Some(cfi::DebugFrame::new(
+                    data,
+                    self.kernel.kaslr_offset(),
+                    self.kernel.arch().dwarf_registers(),
+                ))
             })
             .as_ref()?
             .row(pc)
@@ -522,6 +637,28 @@ fn pt_regs_layout(kernel: &Kernel) -> Result<PtRegsLayout, KernelError> {
     Ok(PtRegsLayout {
         fields,
         size: kernel.size_of("pt_regs")?,
+    })
+}
+
+/// An exception frame's `struct pt_regs` from the types: its `stackframe`
+/// record, general registers, sp, pc and pstate.
+fn exception_regs_layout(kernel: &Kernel) -> Result<frame_records::ExceptionRegs, KernelError> {
+    let member = |name: &str| {
+        kernel
+            .offset_of("pt_regs", name)
+            .or_else(|_| kernel.offset_of("pt_regs", &format!("user_regs.{name}")))
+    };
+    let regs = kernel
+        .member("pt_regs", "regs")
+        .or_else(|_| kernel.member("pt_regs", "user_regs.regs"))?;
+    Ok(frame_records::ExceptionRegs {
+        stackframe: kernel.offset_of("pt_regs", "stackframe")?,
+        gprs: regs.offset,
+        nr_gprs: (regs.size / 8).min(31),
+        sp: member("sp")?,
+        pc: member("pc")?,
+        pstate: member("pstate")?,
+        fp_index: 29,
     })
 }
 

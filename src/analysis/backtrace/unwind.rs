@@ -46,6 +46,12 @@ pub const REG_NAMES: [&str; 21] = [
     "ip", "sp", "flags", "ax", "bx", "cx", "dx", "si", "di", "bp", "r8", "r9", "r10", "r11", "r12",
     "r13", "r14", "r15", "orig_ax", "cs", "ss",
 ];
+/// The names `arch::Registers` gives the registers of `REG_NAMES` (the
+/// `user_regs_struct` spelling of an NT_PRSTATUS note).
+pub const USER_REG_NAMES: [&str; 21] = [
+    "rip", "rsp", "eflags", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10",
+    "r11", "r12", "r13", "r14", "r15", "orig_rax", "cs", "ss",
+];
 /// crash's labels for `REG_NAMES`.
 pub const CRASH_LABELS: [&str; 21] = [
     "RIP", "RSP", "RFLAGS", "RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "R8", "R9", "R10",
@@ -170,6 +176,9 @@ pub struct RawFrame {
     pub stack: Option<String>,
     /// `pc` is where the CPU was, not a return address.
     pub signal: bool,
+    /// Registers saved at this frame, already labelled (for architectures
+    /// whose `pt_regs` is not `Regs`); shown when `regs` is `None`.
+    pub labelled: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -237,6 +246,7 @@ impl<'a> Unwinder<'a> {
             regs: None,
             stack: self.stack_name(first_stack),
             signal: start.signal,
+            labelled: Vec::new(),
         });
         if let Some(r) = start.regs.filter(|r| r.user_mode()) {
             // The CPU was in user space: the registers are all there is.
@@ -404,6 +414,7 @@ impl<'a> Unwinder<'a> {
                         regs: None,
                         stack: self.stack_name(stack),
                         signal: orc.signal,
+                        labelled: Vec::new(),
                     },
                     State {
                         ip,
@@ -434,6 +445,7 @@ impl<'a> Unwinder<'a> {
                         regs: Some(regs),
                         stack: self.stack_name(stack),
                         signal: true,
+                        labelled: Vec::new(),
                     },
                     State {
                         ip: regs.ip(),
@@ -511,6 +523,7 @@ impl<'a> Unwinder<'a> {
             regs: None,
             stack: self.stack_name(stack),
             signal: false,
+            labelled: Vec::new(),
         };
         let next = State {
             ip,
@@ -551,6 +564,7 @@ impl<'a> Unwinder<'a> {
                         regs: None,
                         stack: Some(stack.name.clone()),
                         signal: false,
+                        labelled: Vec::new(),
                     };
                     return Some(Step::Next(Box::new((frame, next))));
                 }
@@ -605,6 +619,7 @@ impl<'a> Unwinder<'a> {
                             regs: None,
                             stack: Some(stack.name.clone()),
                             signal: false,
+                            labelled: Vec::new(),
                         });
                     }
                 }

@@ -160,25 +160,44 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         ));
     }
 
-    // Zones under their min watermark.
+    // Zones under their min watermark, as __zone_watermark_ok judges an
+    // allocation without ALLOC_CMA: free CMA pages do not count.
     let mut low_zones = Vec::new();
-    for z in m
-        .zones
-        .iter()
-        .filter(|z| z.populated && z.free_pages < z.min)
-    {
+    for z in m.zones.iter().filter(|z| z.below_min()) {
+        let cma = z.free_cma_pages();
+        let free = if cma > 0 {
+            format!(
+                "free {} pages ({} of them CMA, which the failed allocation cannot use: {} usable)",
+                z.free_pages,
+                cma,
+                z.free_non_cma_pages()
+            )
+        } else {
+            format!("free {} pages", z.free_pages)
+        };
         evidence.push(ev(
             "zone",
             format!("zone:{}:{}", z.node, z.name),
             format!(
-                "node {} zone {}: free {} pages under min watermark {} pages (low {}, high {})",
-                z.node, z.name, z.free_pages, z.min, z.low, z.high
+                "node {} zone {}: {free} under min watermark {} pages (low {}, high {})",
+                z.node, z.name, z.min, z.low, z.high
             ),
         ));
-        low_zones.push(format!(
-            "zone {} free {} pages < min {} pages",
-            z.name, z.free_pages, z.min
-        ));
+        low_zones.push(if cma > 0 {
+            format!(
+                "zone {} free {} pages less {} CMA = {} < min {} pages",
+                z.name,
+                z.free_pages,
+                cma,
+                z.free_non_cma_pages(),
+                z.min
+            )
+        } else {
+            format!(
+                "zone {} free {} pages < min {} pages",
+                z.name, z.free_pages, z.min
+            )
+        });
     }
     // The OOM report's per-zone lines: "DMA32 free:2164kB boost:0kB min:2260kB …"
     // ("Node 0 DMA32 free:…" on a NUMA kernel, RHEL's among them).

@@ -20,12 +20,15 @@ pub enum ZoneLevel {
     Ok,
 }
 
+/// The zone against its watermarks, free CMA pages left out as the
+/// kernel's watermark check leaves them out (`Zone::free_non_cma_pages`).
 pub fn zone_level(z: &Zone) -> ZoneLevel {
-    if z.free_pages < z.min {
+    let free = z.free_non_cma_pages();
+    if free < z.min {
         ZoneLevel::BelowMin
-    } else if z.free_pages < z.low {
+    } else if free < z.low {
         ZoneLevel::BelowLow
-    } else if z.free_pages < z.high {
+    } else if free < z.high {
         ZoneLevel::BelowHigh
     } else {
         ZoneLevel::Ok
@@ -123,10 +126,20 @@ pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
                 t.label(),
             ),
             Span::styled(format!("{:<7}", zone_symbol(l)), level_style(t, l)),
-            Span::raw(format!(
-                " free {} min {} low {} high {}",
-                z.free_pages, z.min, z.low, z.high
-            )),
+            Span::raw(match z.free_cma_pages() {
+                0 => format!(
+                    " free {} min {} low {} high {}",
+                    z.free_pages, z.min, z.low, z.high
+                ),
+                cma => format!(
+                    " free {} (CMA {cma}, {} without) min {} low {} high {}",
+                    z.free_pages,
+                    z.free_non_cma_pages(),
+                    z.min,
+                    z.low,
+                    z.high
+                ),
+            }),
             Span::styled(format!("  managed {}", z.managed_pages), t.dim()),
         ]);
         if state.mem_mark.as_deref() == Some(key.as_str()) {

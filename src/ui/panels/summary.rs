@@ -120,6 +120,18 @@ pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
         dump.push_str(", INCOMPLETE");
     }
     out.push(kv(vec![("DUMP", dump)]));
+    if !src.arch.is_empty() {
+        out.push(kv(vec![(
+            "ARCH",
+            format!(
+                "{}, {} KiB pages, {}-bit VA, {} levels",
+                src.arch,
+                model.meminfo.page_size / 1024,
+                src.va_bits,
+                src.paging_levels
+            ),
+        )]));
+    }
     if !src.symbols_from.is_empty() || !src.types_from.is_empty() {
         out.push(kv(vec![
             ("SYMBOLS", src.symbols_from.clone()),
