@@ -6,7 +6,9 @@
 //!
 //! Skipped with a message when cargo-deb is missing (`.ci/run` installs it
 //! and builds the package before `cargo test`, so the release build here is
-//! already fresh).
+//! already fresh). The package is written under target/tmp/deb-test; note
+//! that cargo-deb also clears older crashdeck .debs from target/debian on
+//! every run, so `cargo test` removes what `cargo deb` left there.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
