@@ -1,68 +1,12 @@
 use anyhow::{bail, Context, Result};
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command, Common};
 use crashdeck::dump::Dump;
 use crashdeck::kernel::{Kernel, KernelOptions};
 use crashdeck::open::{self, Inputs};
 use std::path::PathBuf;
 
-/// A Linux kernel crash dump on one screen.
-#[derive(Parser, Debug)]
-#[command(
-    name = "crashdeck",
-    version,
-    about,
-    args_conflicts_with_subcommands = true
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    /// VMLINUX VMCORE (either order), a crash directory, or a saved MODEL.json.
-    files: Vec<PathBuf>,
-    /// Open the bundled demo model of a real OOM crash.
-    #[arg(long)]
-    demo: bool,
-    #[command(flatten)]
-    common: Common,
-}
-
-#[derive(clap::Args, Debug, Clone, Default)]
-struct Common {
-    /// Open a vmlinux that does not match the dump.
-    #[arg(long, global = true)]
-    force: bool,
-    /// Read types from the vmlinux's DWARF even where it has BTF (slower; same answers).
-    #[arg(long, global = true)]
-    dwarf_types: bool,
-    /// Another place to look for a vmlinux matching the dump.
-    #[arg(long, global = true)]
-    debuginfo_dir: Vec<PathBuf>,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Print the facts of a dump (and of its kernel when a vmlinux is given).
-    Info {
-        files: Vec<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print the model as crash-like text sections, or as JSON.
-    Report {
-        files: Vec<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// One row per crash under each directory (a directory of crash
-    /// directories, or one crash directory), then the crashes grouped by signature.
-    Triage {
-        dirs: Vec<PathBuf>,
-        /// One JSON object per crash per line.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print shell completions.
-    Completions { shell: clap_complete::Shell },
-}
+mod cli;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -103,6 +47,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        None if cli.demo || cli.files.is_empty() => demo(cli.demo, &cli.common, &opts),
         None => {
             if let [dir] = cli.files.as_slice() {
                 if crashdeck::crashes::is_crash_tree(dir) {
@@ -112,37 +57,40 @@ fn run(cli: Cli) -> Result<()> {
                     );
                 }
             }
-            let model = if cli.demo || cli.files.is_empty() {
-                demo_model()?
-            } else {
-                let what = cli
-                    .files
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                let _notice = crashdeck::ui::LoadingNotice::start(&what);
-                load(&cli.files, &cli.common, &opts)?
-            };
-            let title = cli
+            let what = cli
                 .files
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(" ");
-            crashdeck::ui::run(&model, if title.is_empty() { "demo" } else { &title })
+            let model = {
+                let _notice = crashdeck::ui::LoadingNotice::start(&what);
+                load(&cli.files, &cli.common, &opts)?
+            };
+            crashdeck::ui::run(&model, &what)
         }
     }
 }
 
-fn demo_model() -> Result<crashdeck::model::DumpModel> {
-    const DEMO: &str = include_str!("../assets/demo.json");
-    let mut model: crashdeck::model::DumpModel = serde_json::from_str(DEMO)
-        .context("the bundled demo model (assets/demo.json) does not parse")?;
-    if model.diagnosis.is_none() {
-        model.diagnosis = Some(crashdeck::analysis::diagnosis::diagnose(&model));
+/// `crashdeck` with no files: the list of /var/crash's crashes when it holds
+/// any; else (and with `--demo`) the bundled demo under a banner that says
+/// it is one and what to give instead.
+fn demo(asked_for_demo: bool, common: &Common, opts: &KernelOptions) -> Result<()> {
+    if !asked_for_demo {
+        let root = std::path::Path::new(open::CRASH_ROOT);
+        if let Some(r) =
+            crashdeck::ui::crashlist::open_if_crashes(root, &load_options(common, opts))
+        {
+            return r;
+        }
     }
-    Ok(model)
+    let crashes = if asked_for_demo {
+        Vec::new()
+    } else {
+        open::crash_dirs(std::path::Path::new(open::CRASH_ROOT))
+    };
+    let model = open::demo_model()?;
+    crashdeck::ui::run_demo(&model, crashdeck::ui::banner::demo_banner(&crashes))
 }
 
 fn load_options(common: &Common, opts: &KernelOptions) -> crashdeck::crashes::LoadOptions {
@@ -202,12 +150,6 @@ fn load(
     common: &Common,
     opts: &KernelOptions,
 ) -> Result<crashdeck::model::DumpModel> {
-    if let [dir] = files {
-        // One crash directory: its dump, with the text log beside it.
-        if let Some(c) = crashdeck::crashes::read_crash_dir(dir) {
-            return crashdeck::crashes::build_model(&c, &load_options(common, opts));
-        }
-    }
     let inputs = resolve(files, common)?;
     if let Some(model) = &inputs.model {
         return open::load_model(model);

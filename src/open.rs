@@ -81,6 +81,40 @@ pub fn find_vmcore_in_dir(dir: &Path) -> Option<PathBuf> {
     crate::crashes::read_crash_dir(dir)?.vmcore
 }
 
+/// Where kdump (kdump-tools, kexec-tools) leaves crash directories.
+pub const CRASH_ROOT: &str = "/var/crash";
+
+/// The crash directories directly under `root` (each holds a vmcore or a
+/// Debian/Ubuntu `dump.<date>`, as `find_vmcore_in_dir` finds them), sorted
+/// by name: kdump names them by date, so the newest is last. Files beside
+/// them (apport's `*.crash` reports of user programs, kdump-tools'
+/// `kexec_cmd`) are not crash directories. Empty when `root` is missing or
+/// unreadable.
+pub fn crash_dirs(root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && find_vmcore_in_dir(p).is_some())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The bundled demo model (assets/demo.json: a real OOM crash of the
+/// fixtures' 6.1 kernel), with its diagnosis.
+pub fn demo_model() -> Result<DumpModel> {
+    const DEMO: &str = include_str!("../assets/demo.json");
+    let mut model: DumpModel = serde_json::from_str(DEMO)
+        .context("the bundled demo model (assets/demo.json) does not parse")?;
+    if model.diagnosis.is_none() {
+        model.diagnosis = Some(analysis::diagnosis::diagnose(&model));
+    }
+    Ok(model)
+}
+
 /// Opens a dump and its kernel and builds the model.
 pub fn build_model(vmlinux: &Path, vmcore: &Path, opts: &KernelOptions) -> Result<DumpModel> {
     build_model_from(Some(vmlinux), vmcore, opts)

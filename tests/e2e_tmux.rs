@@ -79,19 +79,6 @@ impl Drop for Tmux {
     }
 }
 
-/// Is tmux there? Skipped with a message when not, unless required.
-fn tmux_or_skip() -> bool {
-    if have_tmux() {
-        return true;
-    }
-    let msg = "e2e_tmux: tmux is not installed";
-    if common::require_fixtures() {
-        panic!("{msg}, and CRASHDECK_REQUIRE_FIXTURES=1 (.ci/run installs it)");
-    }
-    eprintln!("SKIPPED {msg}");
-    false
-}
-
 /// A detached session `e2e` of `width`x`height` running sh, at its prompt.
 fn session(socket: String, width: &str, height: &str) -> Tmux {
     let t = Tmux { socket };
@@ -118,6 +105,20 @@ fn have_tmux() -> bool {
         .arg("-V")
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// Whether tmux is there; says the test is skipped when it is not (a
+/// failure under CRASHDECK_REQUIRE_FIXTURES=1).
+fn tmux_or_skip() -> bool {
+    if have_tmux() {
+        return true;
+    }
+    let msg = "e2e_tmux: tmux is not installed";
+    if common::require_fixtures() {
+        panic!("{msg}, and CRASHDECK_REQUIRE_FIXTURES=1 (.ci/run installs it)");
+    }
+    eprintln!("SKIPPED {msg}");
+    false
 }
 
 /// The first process row's PID (the line under the header).
@@ -435,4 +436,40 @@ fn crash_list_in_tmux() {
     });
     assert!(!t.alternate_on(), "{s}");
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// `crashdeck` with no arguments: the bundled demo, its first row a banner
+/// saying plainly that it is a demo and what to give instead, the status
+/// line's title saying so too; `q` gives the shell back.
+#[test]
+fn no_arguments_open_the_demo_under_its_banner() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let t = session(
+        format!("crashdeck-e2e-demo-{}", std::process::id()),
+        "120",
+        "40",
+    );
+    t.text(&shell_quote(env!("CARGO_BIN_EXE_crashdeck")));
+    t.keys(&["Enter"]);
+    let s = t.wait("the demo under its banner", |s| {
+        s.contains("Kernel log") && s.contains("crashdeck MODEL.json")
+    });
+    let first = s.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("DEMO: this is a bundled example crash"),
+        "first row: {first:?}\n{s}"
+    );
+    for want in [
+        "not a crash of this host",
+        "crashdeck VMCORE [VMLINUX]",
+        "crashdeck CRASH-DIR/",
+        crashdeck::ui::banner::DEMO_TITLE,
+    ] {
+        assert!(s.contains(want), "{want:?} not on screen:\n{s}");
+    }
+    t.keys(&["q"]);
+    t.wait("the shell back after q", |s| s.matches("E2E$").count() >= 2);
+    assert!(!t.alternate_on(), "the terminal was not restored");
 }

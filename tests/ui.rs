@@ -976,3 +976,93 @@ fn memory_panel_switches_to_where_memory_went_and_slab_caches() {
     let at = r.mark.expect("the slab row is marked");
     assert!(r.lines[at].to_string().contains(&name));
 }
+
+/// `crashdeck` with no files opens the bundled demo under a banner that
+/// says plainly it is a demo and what to give instead, at both sizes, above
+/// every panel; the log still opens on the panic line below it. A dump's own
+/// dashboard has no banner.
+#[test]
+fn demo_opens_under_a_banner_saying_it_is_a_demo_and_what_to_pass() {
+    let model = crashdeck::open::demo_model().expect("the bundled demo model");
+    let banner = ui::banner::demo_banner(&[]);
+    let panic_start: String = model.summary.panic.chars().take(24).collect();
+    for (w, h) in [(120, 40), (80, 24)] {
+        let st =
+            UiState::new(&model, ui::banner::DEMO_TITLE, w, h).with_banner(&model, banner.clone());
+        let rows = screen(&model, &st);
+        assert!(
+            rows[0].contains("DEMO") && rows[0].contains("bundled example"),
+            "{w}x{h}: the first row says it is a demo: {:?}",
+            rows[0]
+        );
+        let text = flat(&rows);
+        for want in [
+            "not a crash of this host",
+            "crashdeck VMCORE [VMLINUX]",
+            "crashdeck CRASH-DIR/",
+            "crashdeck MODEL.json",
+        ] {
+            assert!(text.contains(want), "{w}x{h}: banner lacks {want:?}");
+        }
+        let areas = st.areas();
+        let b = areas.banner.expect("banner on screen");
+        for (p, r) in &areas.panels {
+            assert!(r.y >= b.bottom(), "{w}x{h}: {p:?} overlaps the banner");
+        }
+        if w == 120 {
+            let log = flat(&crop(&rows, &st, Panel::Log));
+            assert!(
+                log.contains(&panic_start),
+                "{w}x{h}: the log shows the panic line under the banner"
+            );
+        }
+        let plain = flat(&screen(&model, &state(&model, w, h)));
+        assert!(
+            !plain.contains("not a crash of this host"),
+            "{w}x{h}: a dump's own dashboard has no banner"
+        );
+    }
+}
+
+/// With crash directories in /var/crash (here a stand-in directory), the
+/// demo's banner names the newest with the command that opens it; files
+/// beside them (apport's reports of user programs, kdump-tools' kexec_cmd)
+/// and directories without a dump are not crashes.
+#[test]
+fn demo_banner_names_the_crash_directories_found() {
+    let root = std::env::temp_dir().join(format!("crashdeck-ui-crashes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let make = |dir: &str, file: &str| {
+        let d = root.join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(file), b"").unwrap();
+    };
+    // Named by date as kdump names them: Debian/Ubuntu's dump.<date>, and a
+    // plain vmcore as RHEL's kexec-tools leaves it.
+    make("202612010830", "dump.202612010830");
+    make("202612020915", "vmcore");
+    make("not-a-crash", "notes.txt");
+    std::fs::write(root.join("_usr_bin_foo.0.crash"), b"").unwrap();
+    std::fs::write(root.join("kexec_cmd"), b"").unwrap();
+
+    let found = crashdeck::open::crash_dirs(&root);
+    assert_eq!(
+        found,
+        vec![root.join("202612010830"), root.join("202612020915")]
+    );
+    assert!(crashdeck::open::crash_dirs(&root.join("missing")).is_empty());
+
+    let model = crashdeck::open::demo_model().expect("the bundled demo model");
+    let st = UiState::new(&model, ui::banner::DEMO_TITLE, 120, 40)
+        .with_banner(&model, ui::banner::demo_banner(&found));
+    let text = flat(&screen(&model, &st));
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(text.contains("This host has 2 crashes"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "crashdeck {}",
+            root.join("202612020915").display()
+        )),
+        "{text}"
+    );
+}

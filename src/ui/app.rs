@@ -219,6 +219,8 @@ pub struct UiState {
     pub quit: bool,
     /// A one-off message on the status line (cleared by the next key).
     pub message: Option<String>,
+    /// Lines shown above everything (the demo's banner); none for a dump.
+    pub banner: Vec<String>,
     /// The line being typed (filter or search).
     pub input: String,
 
@@ -273,6 +275,7 @@ impl UiState {
             mode: Mode::Normal,
             quit: false,
             message: None,
+            banner: Vec::new(),
             input: String::new(),
             summary_scroll: 0,
             summary_mark: None,
@@ -300,6 +303,14 @@ impl UiState {
         s.log_sel = panic_log_line(model).unwrap_or(model.log.len().saturating_sub(1));
         s.place_log_at_start(model);
         s
+    }
+
+    /// The same state under a banner (the demo's); the log is placed again
+    /// for the rows the banner takes.
+    pub fn with_banner(mut self, model: &DumpModel, banner: Vec<String>) -> UiState {
+        self.banner = banner;
+        self.place_log_at_start(model);
+        self
     }
 
     pub fn areas(&self) -> layout::Areas {

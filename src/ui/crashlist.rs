@@ -399,7 +399,7 @@ pub fn run(roots: &[PathBuf], opts: &LoadOptions) -> anyhow::Result<()> {
             };
             match triage::model_of(c, opts) {
                 Ok(model) => {
-                    let back = super::dashboard(&mut terminal, &model, &row.dir, true)?;
+                    let back = super::dashboard(&mut terminal, &model, &row.dir, Vec::new(), true)?;
                     if !back {
                         break;
                     }

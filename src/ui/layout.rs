@@ -11,6 +11,8 @@ pub const WIDE_MIN_HEIGHT: u16 = 30;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Areas {
+    /// The banner's rows at the top (the demo's), when there is room.
+    pub banner: Option<Rect>,
     /// One line with the panic string / verdict (tab mode only).
     pub header: Option<Rect>,
     /// The tab bar (tab mode only).
@@ -52,6 +54,14 @@ pub fn areas(area: Rect, state: &UiState) -> Areas {
         let [b, s] = Layout::vertical([Constraint::Fill(1), Constraint::Length(1)]).areas(body);
         body = b;
         out.status = Some(s);
+    }
+    let banner_rows = super::banner::height(state, body.width);
+    // Never at the cost of the panels: at least 4 rows stay below it.
+    if banner_rows > 0 && body.height >= banner_rows + 4 {
+        let [b, rest] =
+            Layout::vertical([Constraint::Length(banner_rows), Constraint::Fill(1)]).areas(body);
+        out.banner = Some(b);
+        body = rest;
     }
     if wide(area) && !state.zoom {
         let [top, mid, bottom] = Layout::vertical([

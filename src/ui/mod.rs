@@ -6,9 +6,11 @@
 //! - `theme`: 16 colours or none (`NO_COLOR`); `text`: escaping, formats, matching.
 //!
 //! `draw(frame, model, state)` paints one frame; `run` is the terminal loop,
-//! which redraws on input and resize only.
+//! which redraws on input and resize only (`run_demo`: the same under the
+//! demo's `banner`).
 
 pub mod app;
+pub mod banner;
 pub mod crashlist;
 pub mod evidence;
 pub mod help;
@@ -32,6 +34,9 @@ pub fn draw(f: &mut Frame, model: &DumpModel, state: &UiState) {
     let area = f.area();
     let a = layout::areas(area, state);
     let t = &state.theme;
+    if let Some(b) = a.banner {
+        banner::draw(f, b, state);
+    }
     if let Some(h) = a.header {
         let line = match &model.diagnosis {
             Some(d) => Line::styled(
@@ -205,11 +210,20 @@ impl Drop for Restore {
 
 /// Runs the dashboard until the user quits; restores the terminal on every exit path.
 pub fn run(model: &DumpModel, title: &str) -> anyhow::Result<()> {
+    run_with_banner(model, title, Vec::new())
+}
+
+/// The bundled demo, under a banner that says so (`banner::demo_banner`).
+pub fn run_demo(model: &DumpModel, banner: Vec<String>) -> anyhow::Result<()> {
+    run_with_banner(model, banner::DEMO_TITLE, banner)
+}
+
+fn run_with_banner(model: &DumpModel, title: &str, banner: Vec<String>) -> anyhow::Result<()> {
     // try_init enables raw mode, enters the alternate screen and installs a
     // panic hook that restores the terminal before the panic is printed.
     let mut terminal = ratatui::try_init()?;
     let _restore = Restore;
-    dashboard(&mut terminal, model, title, false)?;
+    dashboard(&mut terminal, model, title, banner, false)?;
     Ok(())
 }
 
@@ -220,10 +234,11 @@ pub(crate) fn dashboard(
     terminal: &mut ratatui::DefaultTerminal,
     model: &DumpModel,
     title: &str,
+    banner: Vec<String>,
     can_go_back: bool,
 ) -> anyhow::Result<bool> {
     let size = terminal.size()?;
-    let mut state = UiState::new(model, title, size.width, size.height);
+    let mut state = UiState::new(model, title, size.width, size.height).with_banner(model, banner);
     state.theme = theme::Theme::from_env();
     terminal.draw(|f| draw(f, model, &state))?;
     loop {

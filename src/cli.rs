@@ -1,0 +1,96 @@
+//! The command line (clap). Its own file so that build.rs can include it
+//! and generate the man page and shell completions from the same definition.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// `--version`: the package version and the commit it was built from, as
+/// build.rs found it ("unknown commit" outside a git checkout).
+pub const VERSION: &str = match option_env!("CRASHDECK_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
+/// The man page's description and `--help`'s long text.
+const LONG_ABOUT: &str = "\
+A Linux kernel crash dump on one screen: the panic, the backtrace, the processes \
+and their memory, the memory zones against their watermarks, the kernel log and \
+a diagnosis, in a full-screen terminal dashboard (press ? there for the keys).
+
+crashdeck VMLINUX VMCORE opens a dump with its kernel (either order). \
+crashdeck VMCORE looks for the matching vmlinux in /usr/lib/debug and /boot (and \
+--debuginfo-dir), else reads the dump's own kallsyms and BTF (kernels 6.0 and \
+later). crashdeck /var/crash/DIR/ opens a crash directory as kdump leaves it. \
+crashdeck MODEL.json opens a model saved with crashdeck report --json.
+
+With no files, crashdeck shows a bundled demo crash under a banner that says it \
+is a demo, and names the crash directories found in /var/crash.";
+
+/// A Linux kernel crash dump on one screen.
+#[derive(Parser, Debug)]
+#[command(
+    name = "crashdeck",
+    version = VERSION,
+    about,
+    long_about = LONG_ABOUT,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// VMLINUX VMCORE (either order), a VMCORE alone, a crash directory, or a
+    /// saved MODEL.json. None: the demo, under a banner.
+    pub files: Vec<PathBuf>,
+    /// Open the bundled demo model of a real OOM crash.
+    #[arg(long)]
+    pub demo: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Common {
+    /// Open a vmlinux that does not match the dump.
+    #[arg(long, global = true)]
+    pub force: bool,
+    /// Read types from the vmlinux's DWARF even where it has BTF (slower; same answers).
+    #[arg(long, global = true)]
+    pub dwarf_types: bool,
+    /// Another place to look for a vmlinux matching the dump.
+    #[arg(long, global = true)]
+    pub debuginfo_dir: Vec<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the facts of a dump (and of its kernel when a vmlinux is given).
+    Info {
+        /// VMCORE, and its VMLINUX (either order) for the kernel's facts.
+        files: Vec<PathBuf>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the model as crash-like text sections, or as JSON.
+    Report {
+        /// VMLINUX VMCORE (either order), a VMCORE alone, a crash directory,
+        /// or a saved MODEL.json.
+        files: Vec<PathBuf>,
+        /// The whole model as JSON (crashdeck MODEL.json opens it again).
+        #[arg(long)]
+        json: bool,
+    },
+    /// One row per crash under each directory (a directory of crash
+    /// directories, or one crash directory; /var/crash when none is given),
+    /// then the crashes grouped by signature.
+    Triage {
+        /// Directories of crash directories, or crash directories.
+        dirs: Vec<PathBuf>,
+        /// One JSON object per crash per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+}
