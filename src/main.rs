@@ -84,13 +84,10 @@ fn demo(asked_for_demo: bool, common: &Common, opts: &KernelOptions) -> Result<(
             return r;
         }
     }
-    let crashes = if asked_for_demo {
-        Vec::new()
-    } else {
-        open::crash_dirs(std::path::Path::new(open::CRASH_ROOT))
-    };
+    // Here /var/crash holds no crash directory (the list above would have
+    // opened): the banner has none to name, and /var/crash is not scanned twice.
     let model = open::demo_model()?;
-    crashdeck::ui::run_demo(&model, crashdeck::ui::banner::demo_banner(&crashes))
+    crashdeck::ui::run_demo(&model, crashdeck::ui::banner::demo_banner(&[]))
 }
 
 fn load_options(common: &Common, opts: &KernelOptions) -> crashdeck::crashes::LoadOptions {
