@@ -3,7 +3,7 @@
 
 use crate::analysis;
 use crate::dump::Dump;
-use crate::kernel::{Kernel, KernelOptions};
+use crate::kernel::{Kernel, KernelError, KernelOptions};
 use crate::model::{DumpModel, Source};
 use anyhow::{bail, Context, Result};
 use std::io::Read;
@@ -133,30 +133,79 @@ fn build_model_from(
 ) -> Result<DumpModel> {
     let dump = Dump::open(vmcore)?;
     let info = dump.info().clone();
+    let release = dump
+        .vmcoreinfo()
+        .get("OSRELEASE")
+        .map(str::to_string)
+        .or_else(|| info.utsname.as_ref().map(|u| u.release.clone()));
     let kernel = match vmlinux {
-        Some(v) => Kernel::open(v, dump, opts)?,
-        None => Kernel::open_without_vmlinux(dump, opts)?,
+        Some(v) => Kernel::open(v, dump, opts),
+        None => Kernel::open_without_vmlinux(dump, opts),
     };
-    let source = Source {
+    let mut source = Source {
         vmcore: vmcore.display().to_string(),
         vmlinux: vmlinux.map(|v| v.display().to_string()),
         format: format!("{:?}", info.format).to_lowercase(),
         compression: info.compression.clone(),
         dump_level: info.dump_level,
         incomplete: info.incomplete,
-        symbols_from: kernel.symbols_from().into(),
-        types_from: kernel.types_from().into(),
-        kaslr_offset: kernel.kaslr_offset(),
-        paging_levels: kernel.paging_levels(),
-        arch: kernel.arch().name().into(),
-        va_bits: kernel.va_bits(),
         file_bytes: info.completeness.file_bytes,
         expected_bytes: info.completeness.expected_bytes,
         pages_dumped: info.completeness.pages_dumped,
         pages_in_file: info.completeness.pages_in_file,
-        text_log: None,
+        ..Default::default()
     };
+    let kernel = match kernel {
+        Ok(k) => k,
+        // A dump cut short before the kernel's own tables (its symbols,
+        // its page tables) cannot be opened as a kernel, but it is still a
+        // dump: its header says what it is and how much is missing.
+        Err(e) if source.cut_short() && !matches!(e, KernelError::Mismatch { .. }) => {
+            return Ok(header_only_model(source, &info, release, &e));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    source.symbols_from = kernel.symbols_from().into();
+    source.types_from = kernel.types_from().into();
+    source.kaslr_offset = kernel.kaslr_offset();
+    source.paging_levels = kernel.paging_levels();
+    source.arch = kernel.arch().name().into();
+    source.va_bits = kernel.va_bits();
     Ok(analysis::build_model(&kernel, source))
+}
+
+/// The model of a dump cut short before the kernel could be opened: the
+/// header's facts (release, crash time), every part named as not read and
+/// why, and the diagnosis (which says first that the dump is cut short).
+fn header_only_model(
+    source: Source,
+    info: &crate::dump::DumpInfo,
+    release: Option<String>,
+    error: &KernelError,
+) -> DumpModel {
+    let mut model = DumpModel {
+        source,
+        ..Default::default()
+    };
+    if let Some(u) = &info.utsname {
+        model.summary.release = u.release.clone();
+        model.summary.version = u.version.clone();
+        model.summary.machine = u.machine.clone();
+        model.summary.nodename = u.nodename.clone();
+    }
+    if let Some(r) = release {
+        model.summary.release = r;
+    }
+    model.summary.crash_time = info.crash_time;
+    model.summary.cpus = info.nr_cpus;
+    for part in ["summary", "tasks", "meminfo", "zones", "log", "backtraces"] {
+        model.problems.push(crate::model::Problem {
+            part: part.into(),
+            message: format!("not read: the kernel could not be opened: {error}"),
+        });
+    }
+    model.diagnosis = Some(analysis::diagnosis::diagnose(&model));
+    model
 }
 
 /// Loads a model saved by `crashdeck report --json`.

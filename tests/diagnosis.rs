@@ -12,7 +12,6 @@ mod common;
 
 use common::Case;
 use crashdeck::analysis::diagnosis::{diagnose, resolve_ref};
-use crashdeck::kernel::KernelOptions;
 use crashdeck::model::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -175,13 +174,25 @@ fn scenario_sysctls(case: &Case) -> BTreeMap<String, i64> {
     m
 }
 
-/// "echo 5 > /proc/sys/kernel/hung_task_timeout_secs" → 5.
+/// "echo 5 > /proc/sys/kernel/hung_task_timeout_secs" → 5; also the
+/// sysctl spelling "kernel.hung_task_timeout_secs=5" (or without the
+/// "kernel." prefix) of the newer cases.
 fn echo_into(scenario: &str, file: &str) -> Option<i64> {
-    scenario.split(';').find_map(|cmd| {
+    let echoed = scenario.split(';').find_map(|cmd| {
         let (lhs, rhs) = cmd.split_once('>')?;
         rhs.trim()
             .ends_with(&format!("/{file}"))
             .then(|| lhs.rsplit("echo ").next()?.trim().parse().ok())?
+    });
+    echoed.or_else(|| {
+        scenario
+            .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+            .find_map(|w| {
+                let (k, v) = w.split_once('=')?;
+                (k.rsplit('.').next() == Some(file))
+                    .then(|| v.parse().ok())
+                    .flatten()
+            })
     })
 }
 
@@ -530,17 +541,9 @@ fn hung_fixture_with_hung_task_panic_read_as_zero_is_a_contradiction() {
     }
 }
 
-/// The model crashdeck builds from the dump, or `None` (skipped) while the
-/// kernel layer cannot open dumps yet.
-fn real_model(case: &Case) -> Option<DumpModel> {
-    match crashdeck::open::build_model(&case.vmlinux, &case.vmcore, &KernelOptions::default()) {
-        Ok(m) => Some(m),
-        Err(e) if format!("{e:#}").contains("not implemented") => {
-            eprintln!("SKIPPED {}: {e:#}", case.name);
-            None
-        }
-        Err(e) => panic!("{}: build_model: {e:#}", case.name),
-    }
+/// The model crashdeck builds from the dump; a failure fails the test.
+fn real_model(case: &Case) -> DumpModel {
+    case.model()
 }
 
 #[test]
@@ -549,9 +552,7 @@ fn real_model_sysctls_match_the_scenario() {
         return;
     };
     for case in &cases {
-        let Some(model) = real_model(case) else {
-            continue;
-        };
+        let model = real_model(case);
         for (name, want) in scenario_sysctls(case) {
             assert_eq!(
                 model.sysctls.get(&name),
@@ -586,9 +587,7 @@ fn real_model_diagnosis_matches_the_console() {
         return;
     };
     for case in &cases {
-        let Some(model) = real_model(case) else {
-            continue;
-        };
+        let model = real_model(case);
         check_case(case, &model);
         assert!(
             crashdeck::report::text(&model).starts_with("DIAGNOSIS\n  VERDICT: "),

@@ -138,26 +138,18 @@ fn first_pid(screen: &str) -> i64 {
         .unwrap_or_else(|| panic!("no pid in {row:?}"))
 }
 
-/// The command line that opens the case: the dump itself, or a model JSON.
-fn launch_args(case: &common::Case, tmp: &std::path::Path) -> (Vec<String>, &'static str) {
-    match ui_support::dump_model(case) {
-        Ok(_) => (
-            vec![
-                case.vmlinux.display().to_string(),
-                case.vmcore.display().to_string(),
-            ],
+/// The command line that opens the case as a user would: its vmlinux and
+/// vmcore, or the vmcore alone for a `vmlinux: none` case.
+fn launch_args(case: &common::Case) -> (Vec<String>, &'static str) {
+    match &case.vmlinux {
+        Some(v) => (
+            vec![v.display().to_string(), case.vmcore.display().to_string()],
             "vmlinux + vmcore",
         ),
-        Err(e) => {
-            eprintln!(
-                "{}: the model cannot be built from the dump yet ({e}); running on a model JSON from drgn.json",
-                case.name
-            );
-            let m = ui_support::drgn_model(case);
-            let p = tmp.join(format!("{}.model.json", case.name));
-            std::fs::write(&p, serde_json::to_string(&m).unwrap()).unwrap();
-            (vec![p.display().to_string()], "model JSON from drgn.json")
-        }
+        None => (
+            vec![case.vmcore.display().to_string()],
+            "vmcore (its own kallsyms and BTF)",
+        ),
     }
 }
 
@@ -177,7 +169,7 @@ fn dashboard_in_tmux() {
     let drgn = case.drgn();
     let tmp: PathBuf = std::env::temp_dir().join(format!("crashdeck-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
-    let (args, what) = launch_args(&case, &tmp);
+    let (args, what) = launch_args(&case);
 
     let t = session(format!("crashdeck-e2e-{}", std::process::id()), "120", "40");
 
@@ -350,11 +342,9 @@ fn crash_list_in_tmux() {
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(from, to).unwrap();
     };
-    let release = std::fs::read_to_string(oom.vmlinux.parent().unwrap().join("release")).unwrap();
-    link(
-        &oom.vmlinux,
-        dbg.join(format!("vmlinux-{}", release.trim())),
-    );
+    let vmlinux = oom.vmlinux.as_ref().expect("tiny-oom has a vmlinux");
+    let release = std::fs::read_to_string(vmlinux.parent().unwrap().join("release")).unwrap();
+    link(vmlinux, dbg.join(format!("vmlinux-{}", release.trim())));
     // RHEL's layout for the OOM, Debian's for the oops.
     let rhel = tree.join("10.0.0.7-2026-11-26-21:21:50");
     link(&oom.vmcore, rhel.join("vmcore"));

@@ -7,9 +7,7 @@ use crashdeck::dump::{Dump, PhysMem, VmcoreInfo};
 use crashdeck::kernel::{KaslrSource, Kernel, KernelError, KernelOptions};
 
 fn open(case: &common::Case) -> Kernel {
-    let dump = Dump::open(&case.vmcore).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-    Kernel::open(&case.vmlinux, dump, &KernelOptions::default())
-        .unwrap_or_else(|e| panic!("{}: {e}", case.name))
+    case.kernel()
 }
 
 /// A dump seen through another VMCOREINFO and with some bytes patched.
@@ -186,14 +184,19 @@ fn jiffies_uptime_matches_crash() {
     for case in &cases {
         let k = open(case);
         // HZ read from the kernel (tick_nsec) agrees with the build's config.
-        let config = std::fs::read_to_string(case.vmlinux.with_file_name("config")).unwrap();
-        let hz_config: u64 = config
-            .lines()
-            .find_map(|l| l.strip_prefix("CONFIG_HZ="))
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(k.hz().unwrap(), hz_config, "{}", case.name);
+        if let Some(vmlinux) = case.vmlinux_for(
+            "jiffies_uptime_matches_crash (HZ)",
+            "the build's config lies beside the vmlinux",
+        ) {
+            let config = std::fs::read_to_string(vmlinux.with_file_name("config")).unwrap();
+            let hz_config: u64 = config
+                .lines()
+                .find_map(|l| l.strip_prefix("CONFIG_HZ="))
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(k.hz().unwrap(), hz_config, "{}", case.name);
+        }
         let Some(sys) = case.crash_or_note("sys", false) else {
             continue;
         };
@@ -318,7 +321,14 @@ fn list_walk_finds_the_stack_area_and_stops_on_cycles() {
     for case in &cases {
         let k = open(case);
         let vi = k.dump().vmcoreinfo();
-        let head = vi.symbol("vmap_area_list").unwrap();
+        let Some(head) = vi.symbol("vmap_area_list") else {
+            // 6.9 split the one list into per-node vmap_nodes.
+            eprintln!(
+                "NOTE {}: VMCOREINFO has no vmap_area_list (6.9+: vmap_nodes): list walk not checked on it",
+                case.name
+            );
+            continue;
+        };
         let list_off = vi.number("OFFSET(vmap_area.list)").unwrap() as u64;
         let start_off = vi.number("OFFSET(vmap_area.va_start)").unwrap() as u64;
         let nodes = k.list_for_each(head, 1_000_000).unwrap();
@@ -347,7 +357,7 @@ fn list_walk_finds_the_stack_area_and_stops_on_cycles() {
         if case.name == "tiny-sysrq-qemu-elf" {
             let pa = k.vtop(nodes[2]).unwrap();
             let d = rewrap(case, None, vec![(pa, nodes[1].to_le_bytes().to_vec())]);
-            let k2 = Kernel::open(&case.vmlinux, d, &KernelOptions::default()).unwrap();
+            let k2 = case.open_kernel(d, &KernelOptions::default()).unwrap();
             let e = k2.list_for_each(head, 1_000_000).unwrap_err().to_string();
             assert!(e.contains("cycle"), "{e}");
         }
@@ -369,7 +379,8 @@ fn wrong_vmlinux_is_refused_with_both_values() {
         ),
     ] {
         let d = rewrap(&case, Some(with_entry(&vi, key, value)), vec![]);
-        let e = Kernel::open(&case.vmlinux, d, &KernelOptions::default())
+        let e = case
+            .open_kernel(d, &KernelOptions::default())
             .err()
             .unwrap();
         assert!(matches!(e, KernelError::Mismatch { .. }), "{e}");
@@ -385,7 +396,7 @@ fn wrong_vmlinux_is_refused_with_both_values() {
         // --force opens it and keeps the finding.
         let d = rewrap(&case, Some(with_entry(&vi, key, value)), vec![]);
         let k = Kernel::open(
-            &case.vmlinux,
+            case.vmlinux.as_ref().unwrap(),
             d,
             &KernelOptions {
                 force: true,
@@ -402,7 +413,8 @@ fn wrong_vmlinux_is_refused_with_both_values() {
     let k = open(&case);
     let pa = k.vtop(k.symbol("linux_banner").unwrap()).unwrap();
     let d = rewrap(&case, None, vec![(pa + 14, b"9.9.9".to_vec())]);
-    let text = Kernel::open(&case.vmlinux, d, &KernelOptions::default())
+    let text = case
+        .open_kernel(d, &KernelOptions::default())
         .err()
         .unwrap()
         .to_string();
@@ -419,6 +431,11 @@ fn kaslr_without_vmcoreinfo() {
     let Some(cases) = common::cases_or_skip("kaslr_without_vmcoreinfo") else {
         return;
     };
+    let cases = common::with_vmlinux(
+        "kaslr_without_vmcoreinfo",
+        cases,
+        "without VMCOREINFO nothing names the kallsyms tables",
+    );
     for case in &cases {
         let real = open(case);
         if real.arch().unwind_method() != crashdeck::arch::UnwindMethod::Orc {
@@ -432,7 +449,8 @@ fn kaslr_without_vmcoreinfo() {
             continue;
         }
         let d = rewrap(case, Some(VmcoreInfo::default()), vec![]);
-        let k = Kernel::open(&case.vmlinux, d, &KernelOptions::default())
+        let k = case
+            .open_kernel(d, &KernelOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
         assert!(
             matches!(k.kaslr_source(), KaslrSource::BannerSearch { .. }),
@@ -471,6 +489,11 @@ fn phys_base_and_kaslr_from_older_vmcoreinfo() {
     let Some(cases) = common::cases_or_skip("phys_base_and_kaslr_from_older_vmcoreinfo") else {
         return;
     };
+    let cases = common::with_vmlinux(
+        "phys_base_and_kaslr_from_older_vmcoreinfo",
+        cases,
+        "the _stext delta is between the vmlinux's link address and the dump's",
+    );
     for case in &cases {
         let real = open(case);
         let text: String = real
@@ -482,7 +505,8 @@ fn phys_base_and_kaslr_from_older_vmcoreinfo() {
             .map(|l| format!("{l}\n"))
             .collect();
         let d = rewrap(case, Some(VmcoreInfo::parse(&text)), vec![]);
-        let k = Kernel::open(&case.vmlinux, d, &KernelOptions::default())
+        let k = case
+            .open_kernel(d, &KernelOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
         assert_eq!(k.kaslr_source(), &KaslrSource::StextDelta, "{}", case.name);
         assert_eq!(k.kaslr_offset(), real.kaslr_offset(), "{}", case.name);
@@ -511,7 +535,7 @@ fn stripped_or_foreign_vmlinux_is_named() {
     let out = dir.join("vmlinux");
     let ok = std::process::Command::new("objcopy")
         .arg("--strip-all")
-        .arg(&case.vmlinux)
+        .arg(case.vmlinux.as_ref().unwrap())
         .arg(&out)
         .status()
         .is_ok_and(|s| s.success());
@@ -554,7 +578,7 @@ fn corrupt_page_tables_give_errors() {
         None,
         vec![(pte.entry_paddr, bad.to_le_bytes().to_vec())],
     );
-    let k2 = Kernel::open(&case.vmlinux, d, &KernelOptions::default()).unwrap();
+    let k2 = case.open_kernel(d, &KernelOptions::default()).unwrap();
     let e = k2.read_u64(slot).unwrap_err();
     assert!(
         matches!(
@@ -573,7 +597,7 @@ fn corrupt_page_tables_give_errors() {
         None,
         vec![(pmd.entry_paddr, np.to_le_bytes().to_vec())],
     );
-    let k3 = Kernel::open(&case.vmlinux, d, &KernelOptions::default()).unwrap();
+    let k3 = case.open_kernel(d, &KernelOptions::default()).unwrap();
     match k3.read_u64(slot).unwrap_err() {
         KernelError::Translate { vaddr, level, what } => {
             assert_eq!((vaddr, level), (slot, 2));

@@ -12,7 +12,6 @@
 mod common;
 
 use common::Case;
-use crashdeck::kernel::KernelOptions;
 use crashdeck::model::DumpModel;
 use std::collections::BTreeMap;
 
@@ -23,8 +22,7 @@ fn models(test: &str) -> Vec<(Case, DumpModel)> {
     cases
         .into_iter()
         .map(|c| {
-            let m = crashdeck::open::build_model(&c.vmlinux, &c.vmcore, &KernelOptions::default())
-                .unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
+            let m = c.model();
             (c, m)
         })
         .collect()
@@ -54,6 +52,18 @@ fn kmem_s_rows(text: &str) -> KmemS {
 fn slab_caches_match_crash_kmem_s() {
     let mut checked = 0;
     for (case, m) in models("slab_caches_match_crash_kmem_s") {
+        common::expect_gap(&case, "slabs", || slabs_match(&case, &m));
+        checked += 1;
+    }
+    if common::require_fixtures() {
+        assert!(checked > 0);
+    }
+}
+
+/// `kmem -s` of crash (both versions) row by row, and the caches against
+/// the kernel's own slab counters.
+fn slabs_match(case: &Case, m: &DumpModel) {
+    {
         let n = &case.name;
         assert!(
             !m.problems.iter().any(|p| p.part == "slabs"),
@@ -62,7 +72,7 @@ fn slab_caches_match_crash_kmem_s() {
         );
         // The report's section, row by row (crash prints slab_caches order,
         // the report largest first: compared by cache address).
-        let text = crashdeck::report::text(&m);
+        let text = crashdeck::report::text(m);
         let start = text.find(crashdeck::report::KMEM_S_HEADER).unwrap();
         let end = text[start..].find("\n\n").unwrap() + start;
         let ours = kmem_s_rows(&text[start..end]);
@@ -119,10 +129,6 @@ fn slab_caches_match_crash_kmem_s() {
             assert_eq!(c.bytes, c.slabs * c.slab_size, "{n}: {}", c.name);
             assert!(c.allocated <= c.total, "{n}: {}", c.name);
         }
-        checked += 1;
-    }
-    if common::require_fixtures() {
-        assert!(checked > 0);
     }
 }
 
@@ -315,9 +321,15 @@ fn vmalloc_pages_from_vmap_areas_equal_nr_vmalloc_pages() {
     };
     for case in cases {
         let n = &case.name;
-        let dump = crashdeck::dump::Dump::open(&case.vmcore).unwrap();
-        let k = crashdeck::kernel::Kernel::open(&case.vmlinux, dump, &KernelOptions::default())
-            .unwrap();
+        let k = case.kernel();
+        if k.symbol("vmap_area_list").is_err() {
+            // 6.9 split the list into per-node vmap_nodes; the walk is the
+            // fallback of kernels before 5.4 only, which all have the list.
+            eprintln!(
+                "NOTE {n}: no vmap_area_list (6.9+): nr_vmalloc_pages is read, the walk not checked"
+            );
+            continue;
+        }
         let counter = k.read_i64(k.symbol("nr_vmalloc_pages").unwrap()).unwrap() as u64;
         let walked = crashdeck::analysis::memory::vmalloc_pages_from_vmap_areas(&k)
             .unwrap_or_else(|e| panic!("{n}: {e}"));

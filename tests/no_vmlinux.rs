@@ -43,9 +43,15 @@ fn model_without_vmlinux_is_the_model_with_it() {
         common::dump_names_kallsyms,
         common::NO_KALLSYMS,
     );
+    let cases = common::with_vmlinux(
+        "model_without_vmlinux_is_the_model_with_it",
+        cases,
+        "there is no model with the vmlinux to compare with",
+    );
     let opts = KernelOptions::default();
     for case in cases {
-        let with = open::build_model(&case.vmlinux, &case.vmcore, &opts)
+        let vmlinux = case.vmlinux.as_ref().unwrap();
+        let with = open::build_model(vmlinux, &case.vmcore, &opts)
             .unwrap_or_else(|e| panic!("{}: with vmlinux: {e:#}", case.name));
         let without = open::build_model_without_vmlinux(&case.vmcore, &opts)
             .unwrap_or_else(|e| panic!("{}: without vmlinux: {e:#}", case.name));
@@ -91,21 +97,17 @@ fn vmlinux_btf_and_dwarf_types_give_the_same_model() {
     else {
         return;
     };
-    let cases = common::only(
-        "vmlinux_btf_and_dwarf_types_give_the_same_model",
-        cases,
-        common::vmlinux_has_btf,
-        common::NO_BTF,
-    );
+    let cases = common::with_vmlinux_btf("vmlinux_btf_and_dwarf_types_give_the_same_model", cases);
     for case in cases {
         let n = &case.name;
-        let btf = open::build_model(&case.vmlinux, &case.vmcore, &KernelOptions::default())
+        let vmlinux = case.vmlinux.as_ref().unwrap();
+        let btf = open::build_model(vmlinux, &case.vmcore, &KernelOptions::default())
             .unwrap_or_else(|e| panic!("{n}: BTF types: {e:#}"));
         let dwarf_opts = KernelOptions {
             dwarf_types: true,
             ..Default::default()
         };
-        let mut dwarf = open::build_model(&case.vmlinux, &case.vmcore, &dwarf_opts)
+        let mut dwarf = open::build_model(vmlinux, &case.vmcore, &dwarf_opts)
             .unwrap_or_else(|e| panic!("{n}: DWARF types: {e:#}"));
         assert_eq!(btf.source.types_from, "vmlinux BTF", "{n}");
         assert_eq!(dwarf.source.types_from, "vmlinux DWARF", "{n}");

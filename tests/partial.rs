@@ -5,7 +5,6 @@
 mod common;
 
 use crashdeck::kernel::KernelOptions;
-use crashdeck::open;
 
 #[test]
 fn truncated_dumps_give_what_they_hold_and_say_what_they_lack() {
@@ -36,7 +35,8 @@ fn truncated_dumps_give_what_they_hold_and_say_what_they_lack() {
             let path = dir.join(format!("{}-{keep}", case.name));
             std::fs::write(&path, &whole[..keep]).unwrap();
             let n = format!("{} cut at {keep} bytes", case.name);
-            let model = open::build_model(&case.vmlinux, &path, &KernelOptions::default())
+            let model = case
+                .try_model_of(&path, &KernelOptions::default())
                 .unwrap_or_else(|e| panic!("{n}: no model at all: {e:#}"));
             assert_eq!(model.summary.release, release, "{n}: release");
             assert!(
@@ -51,9 +51,44 @@ fn truncated_dumps_give_what_they_hold_and_say_what_they_lack() {
                 "{n}: the problems should say the dump is truncated: {:?}",
                 model.problems
             );
-            // The diagnosis and the report still come out.
-            assert!(model.diagnosis.is_some(), "{n}");
-            assert!(crashdeck::report::text(&model).contains(&release), "{n}");
+            // The diagnosis says first that the dump is cut short, by how
+            // much, and which parts the cut took (each part with a problem).
+            let verdict = &model.diagnosis.as_ref().expect("a diagnosis").verdict;
+            // By the file's size against what its headers promise, or (cut
+            // inside the page descriptors, so the end is unknown) by the
+            // pages whose data the file lacks.
+            let holds = format!(
+                "Dump cut short: the vmcore holds {:.1} MiB of ",
+                keep as f64 / f64::from(1 << 20)
+            );
+            let missing = if model.source.expected_bytes.is_some() {
+                holds
+            } else {
+                "Dump cut short: ".to_string()
+            };
+            assert!(verdict.starts_with(&missing), "{n}: {verdict}");
+            assert!(
+                verdict.contains("% missing") || verdict.contains(" dumped pages lost"),
+                "{n}: by how much: {verdict}"
+            );
+            let lost = verdict
+                .split("; lost: ")
+                .nth(1)
+                .and_then(|l| l.split("; from the dump: ").next())
+                .unwrap_or_else(|| panic!("{n}: no lost parts in {verdict}"));
+            for part in ["summary", "tasks", "zones", "meminfo", "log"] {
+                let hit = model.problems.iter().any(|p| p.part == part);
+                assert_eq!(
+                    lost.contains(&format!("part of {part}")),
+                    hit,
+                    "{n}: {part} (problems: {:?}) in {verdict}",
+                    model.problems
+                );
+            }
+            assert!(verdict.contains(". Cause: "), "{n}: {verdict}");
+            let report = crashdeck::report::text(&model);
+            assert!(report.contains(&release), "{n}");
+            assert!(report.contains(&missing), "{n}: the report's verdict");
             let _ = std::fs::remove_file(&path);
         }
     }

@@ -47,6 +47,7 @@ fn kernels(test: &str) -> Vec<Kernel> {
     let Some(cases) = common::cases_or_skip(test) else {
         return Vec::new();
     };
+    let cases = common::with_vmlinux(test, cases, "its types are read from the vmlinux's DWARF");
     let mut seen = std::collections::HashSet::new();
     cases
         .iter()
@@ -58,13 +59,13 @@ fn kernels(test: &str) -> Vec<Kernel> {
                 .unwrap_or("")
                 .trim_end_matches(',')
                 .to_string(),
-            vmlinux: c.vmlinux.clone(),
+            vmlinux: c.vmlinux.clone().unwrap(),
             thread_sp: if c.arch() == "arm64" {
                 "cpu_context.sp"
             } else {
                 "sp"
             },
-            types: open_types(&c.vmlinux),
+            types: open_types(c.vmlinux.as_ref().unwrap()),
         })
         .collect()
 }
@@ -434,8 +435,10 @@ fn truncated_vmlinux_gives_an_error() {
     let Some(cases) = common::cases_or_skip("truncated_vmlinux_gives_an_error") else {
         return;
     };
-    let Some(case) = cases.first() else { return };
-    let bytes = std::fs::read(&case.vmlinux).unwrap();
+    let Some(vmlinux) = cases.iter().find_map(|c| c.vmlinux.as_ref()) else {
+        panic!("no fixture case has a vmlinux");
+    };
+    let bytes = std::fs::read(vmlinux).unwrap();
     // Cut inside .debug_info: the section table is at the end, so the ELF
     // itself is gone; keep the table and zero the DWARF instead.
     let mut corrupt = bytes.clone();

@@ -781,18 +781,11 @@ fn keys_map_to_actions() {
 
 #[test]
 fn drgn_model_and_dump_model_agree_on_the_screen() {
-    // Only meaningful once the dump's model exists: the same screen facts
-    // (panic string, top RSS task) from both sources.
+    // The same screen facts (panic string, top RSS task) from both sources.
     let Some(case) = common::case_or_skip(OOM) else {
         return;
     };
-    let real = match ui_support::dump_model(&case) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("SKIPPED: the model from the dump is not available yet: {e}");
-            return;
-        }
-    };
+    let real = ui_support::dump_model(&case);
     let drgn = drgn_model(&case);
     let a = screen(&real, &state(&real, 120, 40));
     let b = screen(&drgn, &state(&drgn, 120, 40));

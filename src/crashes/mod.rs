@@ -275,7 +275,15 @@ pub fn build_model(c: &CrashDir, opts: &LoadOptions) -> anyhow::Result<DumpModel
                 }
             }
             if m.source.cut_short() {
-                prefix_dump_verdict(&mut m, &log_name);
+                // The verdict about the dump leads the diagnosis (see
+                // `diagnosis::dump_verdict`); it is a problem of the dump too.
+                m.diagnosis = Some(crate::analysis::diagnosis::diagnose(&m));
+                if let Some(line) = crate::analysis::diagnosis::dump_verdict(&m) {
+                    m.problems.push(Problem {
+                        part: "dump".into(),
+                        message: line,
+                    });
+                }
             }
             m
         }
@@ -451,70 +459,6 @@ fn cross_check(m: &mut DumpModel, log: &[crate::model::LogRecord], log_name: &st
             ),
         });
     }
-}
-
-/// MiB with one decimal.
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
-}
-
-/// What the cut took away and what still stands, as the verdict's first part.
-fn prefix_dump_verdict(m: &mut DumpModel, log_name: &str) {
-    let s = &m.source;
-    let mut how = Vec::new();
-    if let Some(exp) = s.expected_bytes.filter(|e| *e > s.file_bytes) {
-        how.push(format!(
-            "the vmcore holds {} of {} ({}% missing)",
-            mib(s.file_bytes),
-            mib(exp),
-            ((exp - s.file_bytes) as f64 * 100.0 / exp as f64).round()
-        ));
-    }
-    if s.pages_in_file < s.pages_dumped {
-        how.push(format!(
-            "{} of {} dumped pages lost",
-            s.pages_dumped - s.pages_in_file,
-            s.pages_dumped
-        ));
-    }
-    if s.incomplete {
-        how.push("marked incomplete".into());
-    }
-    let mut lost = Vec::new();
-    let mut stands = Vec::new();
-    for part in ["summary", "tasks", "zones", "meminfo", "backtraces", "log"] {
-        let from_log = m.source_of(part).starts_with("log");
-        let hit = m
-            .problems
-            .iter()
-            .any(|p| p.part == part || part == "backtraces" && p.part == "backtrace");
-        if from_log {
-            lost.push(format!("{part} (from {log_name})"));
-        } else if hit {
-            lost.push(format!("part of {part}"));
-        } else {
-            stands.push(part);
-        }
-    }
-    let line = format!(
-        "Dump cut short: {}; lost: {}; from the dump: {}",
-        if how.is_empty() {
-            "it ends early".to_string()
-        } else {
-            how.join(", ")
-        },
-        if lost.is_empty() {
-            "nothing the panels show".to_string()
-        } else {
-            lost.join(", ")
-        },
-        if stands.is_empty() {
-            "nothing".to_string()
-        } else {
-            stands.join(", ")
-        }
-    );
-    set_dump_verdict(m, line);
 }
 
 /// Puts a verdict about the dump itself before the cause.

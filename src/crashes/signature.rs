@@ -52,6 +52,7 @@ fn generic(f: &str) -> bool {
         || matches!(
             f,
             "panic"
+                | "vpanic"
                 | "dump_header"
                 | "__warn"
                 | "report_bug"

@@ -25,12 +25,16 @@ pub fn parse(text: &str) -> Vec<LogRecord> {
     for raw in text.lines() {
         let line = raw.trim_end_matches('\r');
         if let Some((ts_ns, level, text)) = record_line(line) {
+            let (caller, text) = match caller_field(text) {
+                Some((c, rest)) => (Some(c.to_string()), rest),
+                None => (None, text),
+            };
             out.push(LogRecord {
                 ts_ns,
                 level,
                 facility: 0,
                 text: text.to_string(),
-                caller: None,
+                caller,
             });
             continue;
         }
@@ -60,10 +64,27 @@ pub fn parse(text: &str) -> Vec<LogRecord> {
     out
 }
 
-/// The width of `[ seconds.micros] ` the printer indented continuations by.
+/// The width of `[ seconds.micros] ` the printer indented continuations by
+/// (with the caller field of CONFIG_PRINTK_CALLER kernels, some 12 more:
+/// continuations are never stripped beyond their own indentation).
 fn last_prefix_width(r: &LogRecord) -> usize {
     let secs = r.ts_ns / 1_000_000_000;
-    format!("[{:5}.{:06}] ", secs, 0).len()
+    let caller = r.caller.as_ref().map_or(0, |c| c.len().max(8) + 3);
+    format!("[{:5}.{:06}] ", secs, 0).len() + caller
+}
+
+/// The caller field a CONFIG_PRINTK_CALLER kernel prints after the
+/// timestamp ("[    T185] " for a task, "[      C1] " for a CPU in
+/// interrupt context): (the id, the text after it).
+fn caller_field(text: &str) -> Option<(&str, &str)> {
+    let inner = text.strip_prefix('[')?;
+    let (id, rest) = inner.split_once(']')?;
+    let id = id.trim_start();
+    let digits = id.strip_prefix('T').or_else(|| id.strip_prefix('C'))?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((id, rest.strip_prefix(' ').unwrap_or(rest)))
 }
 
 /// "<6>[    3.619286] text" or "[    3.619286] text" → (ns, level, text).
@@ -190,7 +211,14 @@ fn is_register_line(l: &str) -> bool {
 pub fn panic_trace(log: &[LogRecord]) -> Option<CallTrace> {
     let traces = call_traces(log);
     match panic_line(log) {
-        Some((i, l)) if l.contains("Kernel panic") => traces.into_iter().rfind(|t| t.record <= i),
+        // The report printed before the panic line (an OOM's dump_header,
+        // a hung task's trace); else panic()'s own dump_stack after it
+        // (CONFIG_DEBUG_BUGVERBOSE kernels: Debian's sysrq crash on 7.x).
+        Some((i, l)) if l.contains("Kernel panic") => {
+            let before = traces.iter().rposition(|t| t.record <= i);
+            let after = traces.iter().position(|t| t.record > i);
+            before.or(after).and_then(|k| traces.into_iter().nth(k))
+        }
         Some((i, _)) => {
             let after = traces.iter().position(|t| t.record >= i);
             match after {
@@ -242,6 +270,23 @@ pub fn model(log: Vec<LogRecord>, log_name: &str, page_size: Option<u64>) -> Dum
         );
         m.backtraces.push(bt);
     }
+    // Every other task the log shows blocked (a hung-task report prints one
+    // "task:NAME state:D … pid:N" line and its trace per task), in the
+    // order the kernel reported them: what each waited in.
+    for t in call_traces(&m.log) {
+        let Some((pid, comm, None)) = trace_owner(&m.log, t.record) else {
+            continue;
+        };
+        if m.backtraces.iter().any(|b| b.pid == pid) {
+            continue;
+        }
+        let mut bt = backtrace_from(&m, &t);
+        bt.pid = pid;
+        bt.comm = comm;
+        bt.panic = false;
+        bt.active = false;
+        m.backtraces.push(bt);
+    }
     fill_oom_report(&mut m, page_size);
     m.diagnosis = Some(diagnosis::diagnose(&m));
     m.sources.insert("diagnosis".into(), "log".into());
@@ -265,11 +310,14 @@ fn fill_summary(m: &mut DumpModel, panic: Option<&(usize, String)>) {
         .filter_map(|(i, l)| parse_cpu_line(l).map(|c| (i, c)))
         .collect();
     let oops_first = panic.is_some_and(|(_, l)| !l.contains("Kernel panic"));
+    // With no report before the panic line (a SysRq crash), panic()'s own
+    // dump_stack prints the task line right after it.
     let cpu_line = match oops_first {
         true => cpus.iter().find(|(i, _)| *i >= limit).cloned(),
         false => None,
     }
-    .or_else(|| cpus.into_iter().rfind(|(i, _)| *i <= limit));
+    .or_else(|| cpus.iter().rfind(|(i, _)| *i <= limit).cloned())
+    .or_else(|| cpus.into_iter().find(|(i, _)| *i > limit));
     if let Some((_, (cpu, pid, comm, _))) = &cpu_line {
         m.summary.panic_cpu = Some(*cpu);
         m.summary.panic_pid = Some(*pid);
@@ -516,6 +564,23 @@ mod tests {
         assert_eq!(r[2].level, 0);
         assert_eq!(panic_line(&r).map(|p| p.0), Some(2));
         assert!(parse("garbage [ x] \u{0}\n[abc.def] y\n").len() == 2);
+    }
+
+    #[test]
+    fn caller_ids_of_printk_caller_kernels() {
+        // Debian 6.12's vmcore-dmesg.txt (CONFIG_PRINTK_CALLER).
+        let text = "[    8.070000] [    T185] Mem-Info:\n[    8.070976] [    T185] active_anon:3122\n                           free:6595 free_pcp:8130\n[   10.000001] [      C1] Kernel panic - not syncing: x\n[   10.1] [T] not a caller\n";
+        let r = parse(text);
+        assert_eq!(r.len(), 4);
+        assert_eq!(r[0].text, "Mem-Info:");
+        assert_eq!(r[0].caller.as_deref(), Some("T185"));
+        assert_eq!(r[1].text, "active_anon:3122\n free:6595 free_pcp:8130");
+        assert_eq!(r[2].caller.as_deref(), Some("C1"));
+        assert_eq!(panic_line(&r).map(|p| p.0), Some(2));
+        assert_eq!(
+            (r[3].caller.as_deref(), r[3].text.as_str()),
+            (None, "[T] not a caller")
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Models for the UI tests: from the dump when the full path works, else
-//! from a fixture's drgn.json (which uses the model's JSON keys).
+//! Models for the UI tests: the model crashdeck builds from the dump (a
+//! test fails when it cannot be built or lacks what the panels show), and,
+//! for a test that asks for it by name, a model made from drgn.json.
 #![allow(dead_code)]
 
 use super::common::Case;
@@ -8,32 +9,28 @@ use serde_json::Value;
 
 pub const OOM: &str = "tiny-oom-kdump-lzo";
 
-/// The model from the dump (vmlinux + vmcore), if that path works yet and
-/// gives tasks and a log.
-pub fn dump_model(case: &Case) -> Result<DumpModel, String> {
-    match crashdeck::open::build_model(
-        &case.vmlinux,
-        &case.vmcore,
-        &crashdeck::kernel::KernelOptions::default(),
-    ) {
-        Ok(m)
-            if !m.tasks.is_empty()
-                && !m.log.is_empty()
-                && !m.summary.panic.is_empty()
-                && m.zones.iter().any(|z| z.populated) =>
-        {
-            Ok(m)
-        }
-        Ok(m) => Err(format!(
-            "the dump's model is not complete yet (tasks {}, log {}, panic {:?}, zones {}; problems: {:?})",
-            m.tasks.len(),
-            m.log.len(),
-            m.summary.panic,
-            m.zones.len(),
-            m.problems.iter().map(|p| format!("{}: {}", p.part, p.message)).collect::<Vec<_>>()
-        )),
-        Err(e) => Err(format!("{e}")),
-    }
+/// The model from the dump, as a user opens it (see `Case::model`). It
+/// must have what every panel shows (tasks, a log, the panic line and a
+/// populated zone): a model that lacks one fails the test that asked.
+pub fn dump_model(case: &Case) -> DumpModel {
+    let m = case.model();
+    assert!(
+        !m.tasks.is_empty()
+            && !m.log.is_empty()
+            && !m.summary.panic.is_empty()
+            && m.zones.iter().any(|z| z.populated),
+        "{}: the dump's model lacks what the panels show (tasks {}, log {}, panic {:?}, zones {}; problems: {:?})",
+        case.name,
+        m.tasks.len(),
+        m.log.len(),
+        m.summary.panic,
+        m.zones.len(),
+        m.problems
+            .iter()
+            .map(|p| format!("{}: {}", p.part, p.message))
+            .collect::<Vec<_>>()
+    );
+    m
 }
 
 /// A `DumpModel` from drgn.json: summary, tasks, zones, meminfo, log, and
@@ -113,25 +110,14 @@ pub fn drgn_model(case: &Case) -> DumpModel {
     m
 }
 
-/// A case's model (cached): from the dump when the full path works, else
-/// from drgn.json (said on stderr).
+/// A case's model from the dump (cached; see [`dump_model`]).
 pub fn case_model(case: &Case) -> DumpModel {
     static MODELS: std::sync::Mutex<Vec<(String, DumpModel)>> = std::sync::Mutex::new(Vec::new());
     let mut cache = MODELS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, m)) = cache.iter().find(|(n, _)| *n == case.name) {
         return m.clone();
     }
-    let m = model_of(case);
+    let m = dump_model(case);
     cache.push((case.name.clone(), m.clone()));
     m
-}
-
-fn model_of(case: &Case) -> DumpModel {
-    match dump_model(case) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("{}: model from the dump: {e}; using drgn.json", case.name);
-            drgn_model(case)
-        }
-    }
 }

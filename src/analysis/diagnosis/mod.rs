@@ -41,10 +41,77 @@ pub fn diagnose(model: &DumpModel) -> Diagnosis {
         other::warn_panic,
         oops::diagnose,
     ];
-    detectors
+    let mut d = detectors
         .iter()
         .find_map(|d| d(&cx))
-        .unwrap_or_else(|| other::unknown(&cx))
+        .unwrap_or_else(|| other::unknown(&cx));
+    if let Some(line) = dump_verdict(model) {
+        d.verdict = format!("{line}. Cause: {}", d.verdict);
+    }
+    d
+}
+
+/// A verdict about the dump itself, said before the cause: a dump cut short
+/// (the file ends before what its headers promise, pages lost, or marked
+/// incomplete by its writer), what the cut took away (a part whose reading
+/// failed, or that a text log filled in) and what still comes from the dump.
+/// `None` for a whole dump.
+pub fn dump_verdict(model: &DumpModel) -> Option<String> {
+    let s = &model.source;
+    if !s.cut_short() {
+        return None;
+    }
+    let mib = |bytes: u64| format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20));
+    let mut how = Vec::new();
+    if let Some(exp) = s.expected_bytes.filter(|e| *e > s.file_bytes) {
+        how.push(format!(
+            "the vmcore holds {} of {} ({}% missing)",
+            mib(s.file_bytes),
+            mib(exp),
+            ((exp - s.file_bytes) as f64 * 100.0 / exp as f64).round()
+        ));
+    }
+    if s.pages_in_file < s.pages_dumped {
+        how.push(format!(
+            "{} of {} dumped pages lost",
+            s.pages_dumped - s.pages_in_file,
+            s.pages_dumped
+        ));
+    }
+    if s.incomplete {
+        how.push("marked incomplete".into());
+    }
+    let mut lost = Vec::new();
+    let mut stands = Vec::new();
+    for part in ["summary", "tasks", "zones", "meminfo", "backtraces", "log"] {
+        let source = model.source_of(part);
+        let failed = model.problems.iter().any(|p| p.part == part);
+        if let Some(log) = source.strip_prefix("log") {
+            let name = log.trim_start_matches(':').trim();
+            lost.push(if name.is_empty() {
+                format!("{part} (from the text log)")
+            } else {
+                format!("{part} (from {name})")
+            });
+        } else if failed {
+            lost.push(format!("part of {part}"));
+        } else {
+            stands.push(part);
+        }
+    }
+    let or = |v: Vec<String>, none: &str| {
+        if v.is_empty() {
+            none.to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    Some(format!(
+        "Dump cut short: {}; lost: {}; from the dump: {}",
+        or(how, "it ends early"),
+        or(lost, "nothing the panels show"),
+        or(stands.iter().map(|s| s.to_string()).collect(), "nothing"),
+    ))
 }
 
 /// Does an evidence `ref` point at an existing entry of the model?

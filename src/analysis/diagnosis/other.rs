@@ -397,7 +397,10 @@ pub(super) fn unknown(cx: &Ctx) -> Diagnosis {
             ));
         }
     }
-    let verdict = if cx.panic.is_empty() {
+    let log_unread = cx.m.log.is_empty() && cx.m.problems.iter().any(|p| p.part == "log");
+    let verdict = if cx.panic.is_empty() && log_unread {
+        "Unknown: the kernel log could not be read, so nothing says why it panicked".to_string()
+    } else if cx.panic.is_empty() {
         "Unrecognised crash: no panic message in the log".to_string()
     } else {
         format!("Unrecognised crash class; PANIC: \"{}\"", cx.panic)
