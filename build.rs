@@ -35,12 +35,55 @@ fn main() {
         None => format!("{pkg_version} (unknown commit)"),
     };
     println!("cargo:rustc-env=CRASHDECK_VERSION={version}");
+    // What the build is, for the crash-directory cache: the version with
+    // its commit and a hash of every source file (a tree rebuilt with
+    // uncommitted changes is another build; so is one whose model format
+    // changed).
+    println!("cargo:rerun-if-changed=src");
+    let source = source_hash(&manifest_dir.join("src"));
+    println!("cargo:rustc-env=CRASHDECK_BUILD_ID={version} src {source:016x}");
 
     if let Err(e) = write_docs(&version) {
         // The binary is still right without them; cargo-deb then names the
         // missing asset.
         println!("cargo:warning=man page and completions not written: {e}");
     }
+}
+
+/// FNV-1a over the relative path and bytes of every file under `dir`, in
+/// path order (0 when the tree cannot be read).
+fn source_hash(dir: &Path) -> u64 {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files.sort();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for f in files {
+        let rel = f.strip_prefix(dir).unwrap_or(&f);
+        feed(rel.to_string_lossy().as_bytes());
+        feed(&[0]);
+        feed(&std::fs::read(&f).unwrap_or_default());
+        feed(&[0]);
+    }
+    h
 }
 
 /// Runs git in `dir`; its trimmed stdout when it succeeds.

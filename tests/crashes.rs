@@ -723,3 +723,50 @@ fn a_complete_dump_cross_checks_the_log_beside_it() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A model cached by another build of crashdeck (another commit, or the same
+/// commit with other sources) is not served: the crash is read again. The
+/// same stale model stored under this build's key is served, so the test
+/// would see a served entry.
+#[test]
+fn a_model_cached_by_another_build_is_read_again() {
+    use crashdeck::crashes::cache;
+    let _ = cache_env();
+    let Some(case) = common::case_or_skip("tiny-oom-kdump-lzo") else {
+        return;
+    };
+    let root = tmp("other-build");
+    let dbg = debuginfo(std::slice::from_ref(&case), &root);
+    let d = root.join("crash/10.0.0.9-2026-11-26-21:21:50");
+    std::fs::create_dir_all(&d).unwrap();
+    symlink(&case.vmcore, d.join("vmcore")).unwrap();
+    let c = crashes::read_crash_dir(&d).unwrap();
+    let o = opts(&dbg);
+    let fresh = crashes::build_model(&c, &o).unwrap();
+    let mut stale = fresh.clone();
+    stale.diagnosis.as_mut().unwrap().verdict = "a verdict of an older crashdeck".into();
+    let mut row = triage::Row::of(&c, &stale);
+    row.verdict = stale.diagnosis.as_ref().unwrap().verdict.clone();
+    // Another build: another version and commit, or the same version and
+    // commit with other sources.
+    let version = cache::BUILD_ID.split(" src ").next().unwrap();
+    for other in [
+        "0.0.9 (commit 000000000000) src 0000000000000000".to_string(),
+        format!("{version} src 0000000000000000"),
+    ] {
+        assert_ne!(other, cache::BUILD_ID);
+        let k = cache::key_for_build(&c, &o, &other).unwrap();
+        assert_ne!(Some(&k), cache::key(&c, &o).as_ref(), "{other}");
+        cache::store(&k, &row, &stale);
+    }
+    let served = triage::model_of(&c, &o).unwrap();
+    assert_eq!(served.diagnosis, fresh.diagnosis, "another build's model served");
+    let rows = triage::read_all(std::slice::from_ref(&c), &o, &|_, _| {});
+    assert_eq!(rows[0].verdict, fresh.diagnosis.as_ref().unwrap().verdict);
+    // Under this build's key the same entry is served.
+    let k = cache::key(&c, &o).unwrap();
+    cache::store(&k, &row, &stale);
+    let served = triage::model_of(&c, &o).unwrap();
+    assert_eq!(served.diagnosis, stale.diagnosis);
+    let _ = std::fs::remove_dir_all(&root);
+}

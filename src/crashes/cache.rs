@@ -1,7 +1,9 @@
 //! The model cache: `$XDG_CACHE_HOME/crashdeck/` (else `~/.cache/crashdeck/`),
 //! keyed by the identity of every file a crash's model depends on (path,
-//! size, modification time, inode) and crashdeck's version, so a second open
-//! of the same tree is served from it and a changed file is read again.
+//! size, modification time, inode) and by the build of crashdeck that made
+//! it ([`BUILD_ID`]: its version, commit and a hash of its sources), so a
+//! second open of the same tree is served from it, a changed file is read
+//! again, and a rebuilt crashdeck never serves an older build's models.
 //! `rows/KEY.json` holds what the list shows, `models/KEY.json` the model.
 
 use super::triage::Row;
@@ -35,12 +37,24 @@ fn identity(p: &Path) -> Option<String> {
     ))
 }
 
+/// What this build of crashdeck is (build.rs: the version with its commit
+/// and a hash of every source file).
+pub const BUILD_ID: &str = match option_env!("CRASHDECK_BUILD_ID") {
+    Some(v) => v,
+    None => concat!(env!("CARGO_PKG_VERSION"), " (build unknown)"),
+};
+
 /// The cache key of a crash: its files' identities, the options that change
-/// its model, and crashdeck's version.
+/// its model, and the build of crashdeck ([`BUILD_ID`]).
 pub fn key(c: &CrashDir, opts: &super::LoadOptions) -> Option<String> {
+    key_for_build(c, opts, BUILD_ID)
+}
+
+/// [`key`] as the build `build` computes it.
+pub fn key_for_build(c: &CrashDir, opts: &super::LoadOptions, build: &str) -> Option<String> {
     let mut k = format!(
         "{}\0{}\0{:?}\0{:?}",
-        env!("CARGO_PKG_VERSION"),
+        build,
         c.dir.display(),
         opts.kernel,
         opts.debuginfo_dirs
