@@ -34,6 +34,7 @@
 pub mod btf;
 pub mod dwarf_index;
 pub mod kallsyms;
+pub mod layout;
 mod read;
 pub mod section_data;
 pub mod symbols;
