@@ -137,13 +137,6 @@ pub struct Completeness {
     pub pages_in_file: u64,
 }
 
-impl Completeness {
-    /// Pages the headers promise that the file does not hold.
-    pub fn pages_missing(&self) -> u64 {
-        self.pages_dumped.saturating_sub(self.pages_in_file)
-    }
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Utsname {
     pub sysname: String,

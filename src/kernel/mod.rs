@@ -527,9 +527,6 @@ impl Kernel {
     pub fn read_u8(&self, vaddr: u64) -> Result<u8> {
         Ok(self.read_uint(vaddr, 1)? as u8)
     }
-    pub fn read_u16(&self, vaddr: u64) -> Result<u16> {
-        Ok(self.read_uint(vaddr, 2)? as u16)
-    }
     pub fn read_u32(&self, vaddr: u64) -> Result<u32> {
         Ok(self.read_uint(vaddr, 4)? as u32)
     }
