@@ -1,16 +1,12 @@
 //! The `analysis` layer: one module per subject, each a function from
-//! `&Kernel` to a part of the `DumpModel`. A part that fails records a
-//! `Problem` and leaves the others standing.
+//! `&Kernel` to a part of the `DumpModel` (`summary`, `tasks`, `memory`,
+//! `slab`, `memcg`, `log`, `sysctls`, `backtrace`), and `diagnosis`, a pure
+//! function from the model to a verdict.
 //!
-//! API CONTRACT:
-//! - `build_model(&Kernel, source) -> DumpModel`
-//! - `summary::read(&Kernel, &log, &mut notes) -> Result<Summary>` (panic string from the log; `tasks` is
-//!   set by build_model from the task table)
-//! - `tasks::read(&Kernel, totalram_pages) -> Result<Vec<Task>>` (%MEM denominator)
-//! - `memory::read_meminfo(&Kernel)`, `memory::read_zones(&Kernel)`
-//! - `log::read(&Kernel) -> Result<Vec<LogRecord>>`
-//! - `backtrace::read_all(&Kernel, &DumpModel) -> Vec<Backtrace>`
-//! - `diagnosis::diagnose(&DumpModel) -> Diagnosis` (pure: model in, verdict out)
+//! `build_model(&Kernel, Source)` never fails: a part that cannot be read
+//! records a `Problem` (the part and why) and leaves the others standing.
+//! Kernel generations are told apart by their types (does `task_struct`
+//! have `__state`?), never by the release string.
 
 pub mod backtrace;
 pub mod diagnosis;
