@@ -226,7 +226,12 @@ fn show_interrupted_regs(bt: &mut Backtrace, start: &Start) {
     let own_state = bt
         .frames
         .iter()
-        .any(|f| f.inline && f.pc == start.ip && f.function.as_deref() == Some("crash_setup_regs"));
+        .any(|f| f.inline && f.pc == start.ip && f.function.as_deref() == Some("crash_setup_regs"))
+        // without DWARF the inlined call is not seen: the pc lies in the
+        // function crash_setup_regs is inlined into (and only ever there)
+        || bt.frames.iter().find(|f| !f.inline && f.pc == start.ip).is_some_and(|f| {
+            matches!(f.function.as_deref(), Some("__crash_kexec" | "crash_kexec"))
+        });
     if own_state {
         return;
     }
@@ -309,7 +314,7 @@ impl<'k> Context<'k> {
             };
         }
         let mut problems = Vec::new();
-        let layout = match OrcLayout::from_types(kernel.types()) {
+        let mut layout = match OrcLayout::from_types(kernel.types()) {
             Ok(l) => Some(l),
             Err(e) => {
                 problems.push(format!("no ORC: {e}"));
@@ -317,7 +322,12 @@ impl<'k> Context<'k> {
             }
         };
         let mut orc = OrcSet::default();
-        if let Some(l) = &layout {
+        if let Some(l) = &mut layout {
+            if let Some((ent, _)) = kernel.section(".orc_unwind") {
+                if let Some(note) = l.fit_registers(ent) {
+                    problems.push(note);
+                }
+            }
             match vmlinux_orc(kernel, l) {
                 Ok(t) => orc.tables.push(t),
                 Err(e) => problems.push(format!("no vmlinux ORC: {e}")),

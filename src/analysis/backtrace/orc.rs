@@ -9,11 +9,24 @@
 //! END_OF_STACK 1, CALL 2, REGS 3, REGS_PARTIAL 4) and `signal:1`. Which one
 //! a kernel uses is told by the member names (`end` or `signal`), never by
 //! the release string.
+//!
+//! The register numbers (`ORC_REG_*`) are preprocessor constants, which no
+//! type information carries. They stood still from 4.14 to 6.x; where a
+//! kernel numbers them otherwise (Debian's 7.2: SP 3, BP 4, PREV_SP 8), the
+//! numbering is taken from enumerators named `ORC_REG_*` if its types have
+//! them, else read off the vmlinux table itself: every C function's entry
+//! is a CALL frame based on SP (the commonest `sp_reg`), the saved frame
+//! pointer is found from PREV_SP (the commonest defined `bp_reg`), and a
+//! frame-pointer prologue gives `sp_reg` BP with offsets 16 / -16. Registers
+//! that cannot be told apart that way stay unknown: an entry using one stops
+//! the ORC step (the unwinder falls back as for any unusable entry).
 
 use crate::kernel::Types;
 
 /// ORC register numbers (arch/x86/include/asm/orc_types.h, unchanged since 4.14).
 pub mod reg {
+    /// A raw register number this kernel's numbering does not name.
+    pub const UNKNOWN: u8 = 0xff;
     pub const UNDEFINED: u8 = 0;
     pub const PREV_SP: u8 = 1;
     pub const DX: u8 = 2;
@@ -102,7 +115,34 @@ pub struct OrcLayout {
     /// `end` (pre-6.4) or `signal` (6.4+).
     pub flag: Option<Bits>,
     pub encoding: TypeEncoding,
+    /// Raw `sp_reg`/`bp_reg` value -> the `reg::*` number it means.
+    pub reg_map: [u8; 16],
 }
+
+/// The 4.14-6.x numbering: raw values are the `reg::*` numbers.
+pub const STANDARD_REGS: [u8; 16] = {
+    let mut m = [reg::UNKNOWN; 16];
+    let mut i = 0;
+    while i <= reg::SP_INDIRECT as usize {
+        m[i] = i as u8;
+        i += 1;
+    }
+    m
+};
+
+/// The enumerator names of the numbering, with the `reg::*` number each means.
+const REG_NAMES: [(&str, u8); 10] = [
+    ("ORC_REG_UNDEFINED", reg::UNDEFINED),
+    ("ORC_REG_PREV_SP", reg::PREV_SP),
+    ("ORC_REG_DX", reg::DX),
+    ("ORC_REG_DI", reg::DI),
+    ("ORC_REG_BP", reg::BP),
+    ("ORC_REG_SP", reg::SP),
+    ("ORC_REG_R10", reg::R10),
+    ("ORC_REG_R13", reg::R13),
+    ("ORC_REG_BP_INDIRECT", reg::BP_INDIRECT),
+    ("ORC_REG_SP_INDIRECT", reg::SP_INDIRECT),
+];
 
 impl OrcLayout {
     /// Reads the layout from the vmlinux's DWARF `struct orc_entry`.
@@ -140,9 +180,71 @@ impl OrcLayout {
             kind: bits("type")?,
             flag,
             encoding,
+            reg_map: registers_from_types(types).unwrap_or(STANDARD_REGS),
         };
         layout.check()?;
         Ok(layout)
+    }
+
+    /// Checks the register numbering against the vmlinux's own entries and,
+    /// where they contradict it, reads the numbering off them (see the
+    /// module comment). Returns what was found, for the unwinder's notes.
+    pub fn fit_registers(&mut self, entries: &[u8]) -> Option<String> {
+        let size = self.entry_size;
+        if size == 0 {
+            return None;
+        }
+        let raw = OrcLayout {
+            reg_map: {
+                let mut m = [0u8; 16];
+                for (i, v) in m.iter_mut().enumerate() {
+                    *v = i as u8;
+                }
+                m
+            },
+            ..self.clone()
+        };
+        let mut sp_hist = [0usize; 16];
+        let mut bp_hist = [0usize; 16];
+        let mut fp_prologue = [[0usize; 16]; 16];
+        for e in entries.chunks_exact(size).filter_map(|c| raw.decode(c)) {
+            if e.kind != OrcType::Call || e.sp_reg == 0 {
+                continue;
+            }
+            let (s, b) = (usize::from(e.sp_reg & 15), usize::from(e.bp_reg & 15));
+            sp_hist[s] += 1;
+            bp_hist[b] += 1;
+            if e.sp_offset == 16 && e.bp_offset == -16 {
+                fp_prologue[b][s] += 1;
+            }
+        }
+        let argmax = |h: &[usize; 16], skip: &[usize]| {
+            (0..16)
+                .filter(|i| !skip.contains(i) && h[*i] > 0)
+                .max_by_key(|&i| h[i])
+        };
+        let sp = argmax(&sp_hist, &[])?;
+        if self.reg_map.get(sp) == Some(&reg::SP) {
+            return None; // the numbering holds
+        }
+        let prev_sp = argmax(&bp_hist, &[0]);
+        let bp = prev_sp.and_then(|p| argmax(&fp_prologue[p], &[0, sp]));
+        let mut m = [reg::UNKNOWN; 16];
+        m[0] = reg::UNDEFINED;
+        m[sp] = reg::SP;
+        if let Some(p) = prev_sp.filter(|&p| p != sp) {
+            m[p] = reg::PREV_SP;
+        }
+        if let Some(b) = bp.filter(|&b| Some(b) != prev_sp) {
+            m[b] = reg::BP;
+        }
+        self.reg_map = m;
+        Some(format!(
+            "ORC register numbers read off the table: SP {sp}, PREV_SP {}, BP {} \
+             (not the 4.14-6.x numbering; other registers unknown)",
+            prev_sp.map_or("?".into(), |v| v.to_string()),
+            bp.map_or("?".into(), |v| v.to_string())
+        ))
     }
 
     /// Every field must fit inside the entry, and the entry in 16 bytes.
@@ -200,7 +302,13 @@ impl OrcLayout {
         };
         let t = get(self.kind);
         let flag = self.flag.map(get).unwrap_or(0) != 0;
-        let sp_reg = get(self.sp_reg) as u8;
+        let map = |raw: u64| {
+            self.reg_map
+                .get(raw as usize)
+                .copied()
+                .unwrap_or(reg::UNKNOWN)
+        };
+        let sp_reg = map(get(self.sp_reg));
         let (kind, signal) = match self.encoding {
             TypeEncoding::WithEndBit => {
                 let k = match t {
@@ -228,11 +336,21 @@ impl OrcLayout {
             sp_offset: signed(self.sp_offset),
             bp_offset: signed(self.bp_offset),
             sp_reg,
-            bp_reg: get(self.bp_reg) as u8,
+            bp_reg: map(get(self.bp_reg)),
             kind,
             signal,
         })
     }
+}
+
+/// The numbering from enumerators `ORC_REG_*`, if the types carry all of them.
+fn registers_from_types(types: &Types) -> Option<[u8; 16]> {
+    let mut m = [reg::UNKNOWN; 16];
+    for (name, canon) in REG_NAMES {
+        let v = usize::try_from(types.enum_value(name).ok()?).ok()?;
+        *m.get_mut(v)? = canon;
+    }
+    Some(m)
 }
 
 /// One ORC table (the vmlinux's, or a module's read from the dump), covering
@@ -356,6 +474,7 @@ pub(crate) mod tests {
             kind: Bits { pos: 40, width: 2 },
             flag: Some(Bits { pos: 42, width: 1 }),
             encoding: TypeEncoding::WithEndBit,
+            reg_map: STANDARD_REGS,
         }
     }
 
@@ -464,6 +583,44 @@ pub(crate) mod tests {
             .decode(&encode(&l, 8, 0, reg::SP, 0, 2, true))
             .unwrap();
         assert_eq!(old.kind, OrcType::RegsPartial);
+    }
+
+    #[test]
+    fn register_numbering_is_read_off_the_entries_when_it_moved() {
+        let l = layout_6_4();
+        // a table in the standard numbering: kept as it is
+        let mut std_table = Vec::new();
+        for _ in 0..5 {
+            std_table.extend(encode(&l, 8, 0, reg::SP, reg::UNDEFINED, 2, false));
+        }
+        std_table.extend(encode(&l, 16, -16, reg::BP, reg::PREV_SP, 2, false));
+        let mut kept = l.clone();
+        assert_eq!(kept.fit_registers(&std_table), None);
+        assert_eq!(kept.reg_map, STANDARD_REGS);
+        // the same frames numbered SP 3, BP 4, PREV_SP 8 (Debian's 7.2)
+        let mut moved = Vec::new();
+        for _ in 0..5 {
+            moved.extend(encode(&l, 8, 0, 3, 0, 2, false));
+            moved.extend(encode(&l, 24, -16, 3, 8, 2, false));
+        }
+        moved.extend(encode(&l, 16, -16, 4, 8, 2, false));
+        moved.extend(encode(&l, 0, 0, 0, 0, 0, false));
+        let mut fitted = l.clone();
+        assert!(fitted.fit_registers(&moved).is_some());
+        let e = fitted.decode(&encode(&l, 24, -16, 3, 8, 2, false)).unwrap();
+        assert_eq!(
+            (e.sp_reg, e.bp_reg, e.kind),
+            (reg::SP, reg::PREV_SP, OrcType::Call)
+        );
+        let e = fitted.decode(&encode(&l, 16, -16, 4, 8, 2, false)).unwrap();
+        assert_eq!((e.sp_reg, e.bp_reg), (reg::BP, reg::PREV_SP));
+        // a number the entries do not explain is unknown, not a guess
+        let e = fitted.decode(&encode(&l, 8, 0, 5, 0, 2, false)).unwrap();
+        assert_eq!(e.sp_reg, reg::UNKNOWN);
+        // and an empty table changes nothing
+        let mut empty = l.clone();
+        assert_eq!(empty.fit_registers(&[]), None);
+        assert_eq!(empty.reg_map, STANDARD_REGS);
     }
 
     #[test]

@@ -548,7 +548,10 @@ impl<'a> Unwinder<'a> {
         let mut addr = state.sp;
         while stack.contains(addr, 8) {
             if let Some(v) = self.mem.read_u64(addr) {
-                if (self.is_text)(v) {
+                // a return address: kernel text just after a call, and not
+                // the code the frame is already in (a saved copy of the pc,
+                // as crash_setup_regs leaves on the stack)
+                if v != state.ip && (self.is_text)(v) && self.follows_call(v) {
                     let next = State {
                         ip: v,
                         sp: addr + 8,
@@ -572,6 +575,24 @@ impl<'a> Unwinder<'a> {
             addr += 8;
         }
         None
+    }
+
+    /// Do the bytes before `ret` end with an x86 call instruction? `call
+    /// rel32` (e8), or `call *` (ff /2) with a register, a memory operand
+    /// with 8- or 32-bit displacement, or a SIB byte. Unreadable: no.
+    fn follows_call(&self, ret: u64) -> bool {
+        let Some(w) = self.mem.read_u64(ret.wrapping_sub(8)) else {
+            return false;
+        };
+        let b = w.to_le_bytes();
+        let indirect = |at: usize| b[at] == 0xff && (b[at + 1] >> 3) & 7 == 2;
+        let modrm = |at: usize| b[at + 1] >> 6;
+        b[3] == 0xe8
+            || (indirect(6) && modrm(6) == 3)
+            || (indirect(5) && (modrm(5) == 1 || modrm(5) == 0))
+            || (indirect(2) && (modrm(2) == 2 || modrm(2) == 0))
+            || (indirect(1) && modrm(1) == 2)
+            || (indirect(4) && modrm(4) == 1)
     }
 
     /// The kernel text addresses on the stacks the reliable frames use that
@@ -874,9 +895,21 @@ pub(crate) mod tests {
         let mut f = good_stack();
         let s0 = STACK + 0x3000;
         f.mem.insert(s0, 0xdead_beef); // not text
+                                       // C + 0x20 is a return address only if a call ends just before it
+        let u = run(&f, start(UNDEF + 4, s0));
+        assert!(u.frames.iter().all(|f| f.kind != FrameKind::Scan));
+        f.mem.insert(C + 0x20 - 8, 0xe8 << 24); // e8 rel32 in the last 5 bytes
         let u = run(&f, start(UNDEF + 4, s0));
         let kinds: Vec<FrameKind> = u.frames.iter().map(|f| f.kind).collect();
         assert!(kinds.contains(&FrameKind::Scan), "{kinds:?}");
+        let scanned = u.frames.iter().find(|f| f.kind == FrameKind::Scan).unwrap();
+        assert_eq!(scanned.pc, C + 0x20);
+        // a saved copy of the current pc is never taken for a frame
+        f.mem.insert(s0, UNDEF + 4);
+        f.mem.insert(UNDEF + 4 - 8, 0xe8 << 24);
+        let u = run(&f, start(UNDEF + 4, s0));
+        let scanned = u.frames.iter().find(|f| f.kind == FrameKind::Scan).unwrap();
+        assert_eq!(scanned.pc, C + 0x20);
         // an address outside every stack: stop at once with a reason
         let u = run(&f, start(A, 0x1000));
         assert_eq!(u.frames.len(), 1);
