@@ -14,6 +14,7 @@
 
 pub mod backtrace;
 pub mod diagnosis;
+pub mod locks;
 pub mod log;
 pub mod memcg;
 pub mod memory;
@@ -84,6 +85,14 @@ pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
     model.problems.extend(problems);
     model.sysctls = sysctls::read(kernel);
     model.backtraces = backtrace::read_all(kernel, &model);
+    match locks::read(kernel, &model) {
+        Ok(g) => {
+            model.locks = g.locks;
+            model.waits = g.waits;
+            model.deadlocks = g.deadlocks;
+        }
+        Err(e) => model.problems.push(problem("locks", &e)),
+    }
     model.diagnosis = Some(diagnosis::diagnose(&model));
     for part in PARTS {
         model.sources.insert(part.to_string(), "dump".into());
