@@ -568,15 +568,20 @@ pub fn cycles(locks: &[Lock], waits: &[TaskWait]) -> Vec<Vec<DeadlockHop>> {
     for start in pids {
         let mut path: Vec<i64> = Vec::new();
         let mut cur = start;
-        while !path.contains(&cur) && !seen.contains(&cur) && path.len() < 10_000 {
+        let mut closed = false;
+        while !seen.contains(&cur) && path.len() < 10_000 {
+            if path.contains(&cur) {
+                closed = true;
+                break;
+            }
             path.push(cur);
             match next(cur) {
                 Some((h, _)) => cur = h,
                 None => break,
             }
         }
-        if let Some(i) = path.iter().position(|&p| p == cur) {
-            if !seen.contains(&cur) {
+        if let Some(i) = path.iter().position(|&p| p == cur).filter(|_| closed) {
+            {
                 let cyc: Vec<i64> = path.get(i..).unwrap_or_default().to_vec();
                 let mut cyc = cyc;
                 if let Some(min_i) = cyc.iter().enumerate().min_by_key(|(_, p)| **p).map(|x| x.0) {
