@@ -439,7 +439,7 @@ pub struct Evidence {
     /// "log", "task", "zone", "frame", "sysctl", "meminfo", "slab", "usage", "memcg".
     pub kind: String,
     /// Where it points: "log:123" (index in `log`), "task:64" (pid),
-    /// "zone:0:DMA32", "frame:0:3" (backtrace index, frame level),
+    /// "zone:0:DMA32", "frame:0:3" (backtrace index, frame level), "lock:0x…" (a lock of `locks`),
     /// "sysctl:vm.panic_on_oom", "meminfo:committed_pages",
     /// "slab:kmalloc-4k" (a slab cache), "usage:slab_unreclaimable" (a row
     /// of where memory went), "memcg:/system.slice/x.service".

@@ -228,6 +228,66 @@ fn chain_cycle_is_the_stated_one() {
 }
 
 #[test]
+fn chain_verdict_names_the_cycle_and_who_waits_behind() {
+    let Some((case, model)) = chain_model() else {
+        return;
+    };
+    let truth = case.meta("truth").expect("case.txt truth");
+    let d = model.diagnosis.clone().expect("diagnosis");
+    let v = &d.verdict;
+    assert!(v.starts_with("Deadlock: "), "{v}");
+    let cyc = truth.split("Cycle: ").nth(1).unwrap();
+    let cyc = cyc.split(';').next().unwrap();
+    let pids: Vec<i64> = cyc.split("->").map(|p| p.trim().parse().unwrap()).collect();
+    let n = pids.len() - 1;
+    assert!(v.contains(&format!("({n} tasks)")), "{v}");
+    let behind = truth
+        .split("; ")
+        .filter(|s| s.contains("waits behind"))
+        .count();
+    assert!(
+        v.contains(&format!("; {behind} more waits behind it")),
+        "{v}"
+    );
+    // Every task of the cycle and every lock of locks.txt, by name.
+    for pid in &pids {
+        let comm = &model.tasks.iter().find(|t| t.pid == *pid).unwrap().comm;
+        assert!(v.contains(comm.as_str()), "{comm}: {v}");
+    }
+    let (crash, _) = parse_locks(&case.read("locks.txt").unwrap());
+    for c in &crash {
+        let bare = c.name.split(' ').next().unwrap();
+        assert!(v.contains(bare), "{bare}: {v}");
+        // Each lock is evidence, with the fields crash read.
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.reference == format!("lock:{:#x}", c.address)
+                    && e.text.contains(&format!("owner {:#x}", c.owner))),
+            "{bare}: {:#?}",
+            d.evidence
+        );
+    }
+    // A reader-held rwsem is said to be held for reading, the writer waits to write.
+    let rw = crash.iter().find(|c| c.kind == "rw_semaphore").unwrap();
+    let bare = rw.name.split(' ').next().unwrap();
+    assert!(
+        v.contains(&format!("waits to write {bare}, held for reading by")),
+        "{v}"
+    );
+    assert!(d
+        .remedies
+        .iter()
+        .any(|r| r.contains("CONFIG_PROVE_LOCKING")));
+    for e in &d.evidence {
+        assert!(
+            crashdeck::analysis::diagnosis::resolve_ref(&model, &e.reference),
+            "{e:?}"
+        );
+    }
+}
+
+#[test]
 fn hung_task_with_no_lock_waits_on_nothing_the_dump_shows() {
     let Some(case) = common::case_or_skip("tiny-hung-kdump-zlib") else {
         return;
@@ -246,8 +306,14 @@ fn hung_task_with_no_lock_waits_on_nothing_the_dump_shows() {
         })
         .collect();
     assert!(!hung.is_empty());
+    let v = model.diagnosis.as_ref().expect("diagnosis").verdict.clone();
+    assert!(!v.contains("Deadlock"), "{v}");
     for pid in hung {
         let w = model.waits.iter().find(|w| w.pid == pid).expect("wait");
         assert_eq!(w.lock, None);
+        assert!(
+            v.contains(&format!("nothing the dump shows holds {} up", w.comm)),
+            "{v}"
+        );
     }
 }
