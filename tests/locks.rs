@@ -317,3 +317,47 @@ fn hung_task_with_no_lock_waits_on_nothing_the_dump_shows() {
         );
     }
 }
+
+#[test]
+fn chain_report_has_a_locks_section_and_the_json_keys() {
+    let Some((case, model)) = chain_model() else {
+        return;
+    };
+    let (crash, _) = parse_locks(&case.read("locks.txt").unwrap());
+    let text = crashdeck::report::text(&model);
+    let at = text.find("\nLOCKS\n").expect("a LOCKS section");
+    let section = &text[at..];
+    let section = &section[..section[1..].find("\n\n").unwrap_or(section.len() - 1) + 1];
+    for c in &crash {
+        assert!(
+            section.contains(&format!("{} ({} at {:#x})", c.name, c.kind, c.address)),
+            "{section}"
+        );
+    }
+    assert!(section.contains(&format!("DEADLOCK 1 ({} tasks)", model.deadlocks[0].len())));
+    let json: serde_json::Value = serde_json::from_str(&crashdeck::report::json(&model)).unwrap();
+    let locks = json["locks"].as_array().expect("locks");
+    assert_eq!(locks.len(), crash.len());
+    for l in locks {
+        for key in ["address", "name", "kind", "owner", "readers", "waiters"] {
+            assert!(l.get(key).is_some(), "{key}: {l}");
+        }
+        for w in l["waiters"].as_array().unwrap() {
+            for key in ["pid", "comm", "mode", "waited_ns"] {
+                assert!(w.get(key).is_some(), "{key}: {w}");
+            }
+        }
+    }
+    for hop in json["deadlocks"][0].as_array().expect("deadlocks") {
+        for key in ["pid", "comm", "holds", "waits_for"] {
+            assert!(hop.get(key).is_some(), "{key}: {hop}");
+        }
+    }
+    // A model saved before these keys still loads.
+    let mut old = json.clone();
+    for key in ["locks", "waits", "deadlocks"] {
+        old.as_object_mut().unwrap().remove(key);
+    }
+    let back: DumpModel = serde_json::from_value(old).expect("old JSON loads");
+    assert!(back.locks.is_empty());
+}
