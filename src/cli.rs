@@ -80,6 +80,11 @@ pub enum Command {
         /// The whole model as JSON (crashdeck MODEL.json opens it again).
         #[arg(long)]
         json: bool,
+        /// Every task's backtrace, however many tasks (by default every
+        /// task's up to 2,000 tasks, above that the panicking, active and
+        /// blocked ones).
+        #[arg(long)]
+        all_backtraces: bool,
     },
     /// One row per crash under each directory (a directory of crash
     /// directories, or one crash directory; /var/crash when none is given),

@@ -1,6 +1,6 @@
 //! crashdeck: read a Linux kernel crash dump and show it.
 //!
-//! Layers (see DESIGN.md): `dump` (file formats, physical memory) →
+//! Layers (see ARCHITECTURE.md): `dump` (file formats, physical memory) →
 //! `kernel` (symbols, types, virtual memory) → `analysis` (one module per
 //! subject) → `model` (plain data) → `ui` / `report`.
 

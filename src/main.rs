@@ -1,6 +1,8 @@
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, Common};
+use crashdeck::analysis::backtrace::BacktraceService;
+use crashdeck::analysis::Backtraces;
 use crashdeck::dump::Dump;
 use crashdeck::kernel::{Kernel, KernelOptions};
 use crashdeck::open::{self, Inputs};
@@ -28,8 +30,17 @@ fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Some(Command::Info { files, json }) => info(&files, json, &opts),
-        Some(Command::Report { files, json }) => {
-            let model = load(&files, &cli.common, &opts)?;
+        Some(Command::Report {
+            files,
+            json,
+            all_backtraces,
+        }) => {
+            let which = if all_backtraces {
+                Backtraces::All
+            } else {
+                Backtraces::Auto
+            };
+            let (model, _service) = load_with(&files, &cli.common, &opts, which)?;
             if json {
                 println!("{}", crashdeck::report::json(&model));
             } else {
@@ -63,11 +74,11 @@ fn run(cli: Cli) -> Result<()> {
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(" ");
-            let model = {
+            let (model, service) = {
                 let _notice = crashdeck::ui::LoadingNotice::start(&what);
-                load(&cli.files, &cli.common, &opts)?
+                load_with(&cli.files, &cli.common, &opts, Backtraces::Startup)?
             };
-            crashdeck::ui::run(&model, &what)
+            crashdeck::ui::run_with_service(model, service.as_ref(), &what)
         }
     }
 }
@@ -142,23 +153,26 @@ fn resolve(files: &[PathBuf], common: &Common) -> Result<Inputs> {
     Ok(inputs)
 }
 
-fn load(
+/// The model of the files, with the backtraces `which` asks for, and the
+/// service that gives any other task's (none for a saved model).
+fn load_with(
     files: &[PathBuf],
     common: &Common,
     opts: &KernelOptions,
-) -> Result<crashdeck::model::DumpModel> {
+    which: Backtraces,
+) -> Result<(crashdeck::model::DumpModel, Option<BacktraceService>)> {
     let inputs = resolve(files, common)?;
     if let Some(model) = &inputs.model {
-        return open::load_model(model);
+        return Ok((open::load_model(model)?, None));
     }
     match (&inputs.vmlinux, &inputs.vmcore) {
-        (Some(vmlinux), Some(vmcore)) => open::build_model(vmlinux, vmcore, opts),
+        (Some(vmlinux), Some(vmcore)) => open::open_dump(Some(vmlinux), vmcore, opts, which),
         (_, None) => bail!("no vmcore given"),
         (None, Some(vmcore)) => {
             if let Some(help) = open::vmlinux_needed(vmcore, &common.debuginfo_dir)? {
                 bail!("{help}");
             }
-            open::build_model_without_vmlinux(vmcore, opts).with_context(|| {
+            open::open_dump(None, vmcore, opts, which).with_context(|| {
             format!(
                 "{}: no vmlinux given, none matching the dump was found (give it on the command line or with --debuginfo-dir), and the dump alone could not be read",
                 vmcore.display()

@@ -532,8 +532,8 @@ pub struct DeadlockHop {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Problem {
-    /// The part of the model: "summary", "tasks", "meminfo", "zones", "log",
-    /// "backtrace", "diagnosis", "dump".
+    /// The part of the model it concerns ("summary", "tasks", "meminfo",
+    /// "zones", "log", "slabs", "memory_usage", "memcgs", "dump", …).
     pub part: String,
     pub message: String,
 }

@@ -131,6 +131,18 @@ fn build_model_from(
     vmcore: &Path,
     opts: &KernelOptions,
 ) -> Result<DumpModel> {
+    Ok(open_dump(vmlinux, vmcore, opts, analysis::Backtraces::All)?.0)
+}
+
+/// Opens a dump (with its vmlinux, or the dump's own kallsyms and BTF) and
+/// builds the model with the backtraces `which` asks for, and the service
+/// that gives any other task's (none when the kernel could not be opened).
+pub fn open_dump(
+    vmlinux: Option<&Path>,
+    vmcore: &Path,
+    opts: &KernelOptions,
+    which: analysis::Backtraces,
+) -> Result<(DumpModel, Option<analysis::backtrace::BacktraceService>)> {
     let dump = Dump::open(vmcore)?;
     let info = dump.info().clone();
     let release = dump
@@ -161,7 +173,7 @@ fn build_model_from(
         // its page tables) cannot be opened as a kernel, but it is still a
         // dump: its header says what it is and how much is missing.
         Err(e) if source.cut_short() && !matches!(e, KernelError::Mismatch { .. }) => {
-            return Ok(header_only_model(source, &info, release, &e));
+            return Ok((header_only_model(source, &info, release, &e), None));
         }
         Err(e) => return Err(e.into()),
     };
@@ -171,7 +183,9 @@ fn build_model_from(
     source.paging_levels = kernel.paging_levels();
     source.arch = kernel.arch().name().into();
     source.va_bits = kernel.va_bits();
-    Ok(analysis::build_model(&kernel, source))
+    let (model, service) =
+        analysis::build_model_with_service(std::sync::Arc::new(kernel), source, which);
+    Ok((model, Some(service)))
 }
 
 /// The model of a dump cut short before the kernel could be opened: the

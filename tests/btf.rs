@@ -270,11 +270,40 @@ fn btf_answers_as_dwarf_does() {
         return;
     };
     let cases = common::with_vmlinux_btf("btf_answers_as_dwarf_does", cases);
-    let case = &cases[0];
-    let btf = vmlinux_btf(case.vmlinux.as_ref().unwrap());
-    let vm = Vmlinux::open(case.vmlinux.as_ref().unwrap()).unwrap();
-    let dwarf = Types::from_elf(vm.data()).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let mut kernels = 0;
+    let canonical = |c: &common::Case| std::fs::canonicalize(c.vmlinux.as_ref().unwrap()).unwrap();
+    for case in cases.iter().filter(|c| seen.insert(canonical(c))) {
+        btf_and_dwarf_agree(
+            case,
+            Types::from_btf(vmlinux_btf(case.vmlinux.as_ref().unwrap())),
+            {
+                let vm = Vmlinux::open(case.vmlinux.as_ref().unwrap()).unwrap();
+                Types::from_elf(vm.data()).unwrap()
+            },
+        );
+        kernels += 1;
+    }
+    assert!(
+        kernels > 0 || !common::require_fixtures(),
+        "no vmlinux with BTF and DWARF"
+    );
+}
+
+/// The same queries through the one facade (`Types`), answered from BTF and
+/// from DWARF: every member of the structs the panels read (by name, as
+/// the BTF lists them), every array member of them indexed at its first
+/// and last element and one past its end (an error from both), an element's
+/// own members (`node_zones[1].name`), malformed paths (an error from
+/// both), sizes and enums.
+fn btf_and_dwarf_agree(
+    case: &common::Case,
+    btf: crashdeck::kernel::Types,
+    dwarf: crashdeck::kernel::Types,
+) {
+    let raw = vmlinux_btf(case.vmlinux.as_ref().unwrap());
     let mut compared = 0;
+    let mut indexed = 0;
     for ty in [
         "task_struct",
         "mm_struct",
@@ -314,10 +343,46 @@ fn btf_answers_as_dwarf_does() {
         "kobject",
     ] {
         assert_eq!(btf.size_of(ty), dwarf.size_of(ty), "size of {ty}");
-        for m in btf.member_names(ty).unwrap() {
-            assert_eq!(btf.member(ty, &m), dwarf.member(ty, &m), "{ty}.{m}");
+        for m in raw.member_names(ty).unwrap() {
+            let whole = btf.member(ty, &m);
+            assert_eq!(whole, dwarf.member(ty, &m), "{ty}.{m}");
             compared += 1;
+            let Some(len) = whole.as_ref().ok().and_then(|w| w.array_len) else {
+                continue;
+            };
+            let mut paths = vec![
+                format!("{m}[0]"),
+                format!("{m}[{}]", len.saturating_sub(1)),
+                format!("{m}[{len}]"),
+                format!("{m} [ 0 ]"),
+            ];
+            // An element's own members.
+            let elem = whole.as_ref().unwrap().type_name.clone();
+            let elem = elem.split(" [").next().unwrap_or("").trim();
+            if let Ok(names) = raw.member_names(elem) {
+                for sub in names.iter().take(3) {
+                    paths.push(format!("{m}[{}].{sub}", len.saturating_sub(1)));
+                }
+            }
+            for p in paths {
+                assert_eq!(btf.member(ty, &p), dwarf.member(ty, &p), "{ty}.{p}");
+                indexed += 1;
+            }
         }
+    }
+    for (ty, p) in [
+        ("zone", "_watermark["),
+        ("zone", "_watermark[x]"),
+        ("zone", "_watermark[1]]"),
+        ("zone", "name[0]"),
+        ("task_struct", "comm[2].x"),
+        ("task_struct", ".comm"),
+        ("task_struct", "comm."),
+        ("task_struct", "mm[0]"),
+    ] {
+        let (b, d) = (btf.member(ty, p), dwarf.member(ty, p));
+        assert!(b.is_err(), "{ty}.{p}: BTF answered {b:?}");
+        assert_eq!(b, d, "{ty}.{p}");
     }
     for e in [
         "zone_stat_item",
@@ -341,5 +406,9 @@ fn btf_answers_as_dwarf_does() {
         assert_eq!(btf.size_of(name), dwarf.size_of(name), "size of {name}");
     }
     assert!(compared > 300, "only {compared} members compared");
-    eprintln!("{}: {compared} members agree", case.name);
+    assert!(indexed > 50, "only {indexed} indexed paths compared");
+    eprintln!(
+        "{}: {compared} members and {indexed} indexed paths agree",
+        case.name
+    );
 }

@@ -1378,6 +1378,14 @@ fn two_node_machine_lists_populated_zones_per_node() {
         d.verdict
     );
     assert!(!d.verdict.contains("DMA/DMA32/DMA32"), "{}", d.verdict);
+    // Each zone under min is named with its node: two DMA32s are told apart.
+    for want in [
+        "node 0 zone DMA free 10 pages < min 20 pages",
+        "node 0 zone DMA32 free 10 pages < min 20 pages",
+        "node 1 zone DMA32 free 10 pages < min 20 pages",
+    ] {
+        assert!(d.verdict.contains(want), "{want}: {}", d.verdict);
+    }
     // User memory held it: the workload is still the one to limit.
     assert!(d.verdict.contains("largest RSS: worker"), "{}", d.verdict);
     assert!(!d.verdict.contains("kernel memory"), "{}", d.verdict);

@@ -1,16 +1,12 @@
 //! The `analysis` layer: one module per subject, each a function from
-//! `&Kernel` to a part of the `DumpModel`. A part that fails records a
-//! `Problem` and leaves the others standing.
+//! `&Kernel` to a part of the `DumpModel` (`summary`, `tasks`, `memory`,
+//! `slab`, `memcg`, `log`, `sysctls`, `backtrace`), and `diagnosis`, a pure
+//! function from the model to a verdict.
 //!
-//! API CONTRACT:
-//! - `build_model(&Kernel, source) -> DumpModel`
-//! - `summary::read(&Kernel, &log, &mut notes) -> Result<Summary>` (panic string from the log; `tasks` is
-//!   set by build_model from the task table)
-//! - `tasks::read(&Kernel, totalram_pages) -> Result<Vec<Task>>` (%MEM denominator)
-//! - `memory::read_meminfo(&Kernel)`, `memory::read_zones(&Kernel)`
-//! - `log::read(&Kernel) -> Result<Vec<LogRecord>>`
-//! - `backtrace::read_all(&Kernel, &DumpModel) -> Vec<Backtrace>`
-//! - `diagnosis::diagnose(&DumpModel) -> Diagnosis` (pure: model in, verdict out)
+//! `build_model(&Kernel, Source)` never fails: a part that cannot be read
+//! records a `Problem` (the part and why) and leaves the others standing.
+//! Kernel generations are told apart by their types (does `task_struct`
+//! have `__state`?), never by the release string.
 
 pub mod backtrace;
 pub mod diagnosis;
@@ -26,8 +22,112 @@ pub mod tasks;
 use crate::kernel::{Kernel, Result};
 use crate::model::{DumpModel, Problem, Source};
 
-/// Builds the whole model. Never fails: what could not be read is a `Problem`.
+/// Builds the whole model, every task's backtrace included. Never fails:
+/// what could not be read is a `Problem`.
 pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
+    let mut model = build_facts(kernel, source);
+    let backtraces = backtrace::read_all(kernel, &model);
+    finish(kernel, &mut model, backtraces);
+    model
+}
+
+/// Which tasks' backtraces a model holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backtraces {
+    /// Every task's.
+    All,
+    /// The panicking task's, each CPU's active task's and those of tasks in
+    /// uninterruptible sleep (the hung-task and lock diagnoses read them);
+    /// any other task's from the `BacktraceService`.
+    Startup,
+    /// Every task's when the dump has at most `ALL_BACKTRACES_UP_TO` tasks,
+    /// else `Startup`'s (with a problem that says so).
+    Auto,
+}
+
+/// `Backtraces::Auto`: above this many tasks, only the start-up backtraces
+/// (on a 20,000-task dump every stack was half of a 167 MB JSON).
+pub const ALL_BACKTRACES_UP_TO: usize = 2_000;
+/// Most backtraces of tasks in uninterruptible sleep unwound at start-up.
+pub const MAX_STARTUP_BLOCKED: usize = 256;
+
+/// The model with the backtraces `which` asks for, and the service that
+/// gives any other task's (it owns the kernel).
+pub fn build_model_with_service(
+    kernel: std::sync::Arc<Kernel>,
+    source: Source,
+    which: Backtraces,
+) -> (DumpModel, backtrace::BacktraceService) {
+    let mut model = build_facts(&kernel, source);
+    let service = backtrace::BacktraceService::new(kernel, &model);
+    let all = match which {
+        Backtraces::All => true,
+        Backtraces::Startup => false,
+        Backtraces::Auto => model.tasks.len() <= ALL_BACKTRACES_UP_TO,
+    };
+    let backtraces = if all {
+        service.all()
+    } else {
+        if which == Backtraces::Auto {
+            model.problems.push(Problem {
+                part: "backtraces".into(),
+                message: format!(
+                    "{} tasks: only the panicking, active and blocked (D) tasks' backtraces are kept (--all-backtraces for every task's)",
+                    model.tasks.len()
+                ),
+            });
+        }
+        startup_backtraces(&model, &service)
+    };
+    finish(&kernel, &mut model, backtraces);
+    (model, service)
+}
+
+/// The panicking task's, each CPU's active task's, then (in the model's
+/// order, at most `MAX_STARTUP_BLOCKED`) those of tasks in uninterruptible sleep.
+pub fn startup_backtraces(
+    model: &DumpModel,
+    service: &backtrace::BacktraceService,
+) -> Vec<crate::model::Backtrace> {
+    let mut out = service.active();
+    let mut done: std::collections::HashSet<u64> = out.iter().map(|b| b.task).collect();
+    for t in model
+        .tasks
+        .iter()
+        .filter(|t| t.state == "UN")
+        .take(MAX_STARTUP_BLOCKED)
+    {
+        if done.insert(t.task) {
+            out.push(service.backtrace(t.task));
+        }
+    }
+    out
+}
+
+/// The backtraces, the lock graph (read from the blocked tasks' stacks
+/// those backtraces lead to), the diagnosis (which reads both) and the
+/// parts' sources.
+pub fn finish(kernel: &Kernel, model: &mut DumpModel, backtraces: Vec<crate::model::Backtrace>) {
+    model.backtraces = backtraces;
+    match locks::read(kernel, model) {
+        Ok(g) => {
+            model.locks = g.locks;
+            model.waits = g.waits;
+            model.deadlocks = g.deadlocks;
+        }
+        Err(e) => model.problems.push(Problem {
+            part: "locks".into(),
+            message: e.to_string(),
+        }),
+    }
+    model.diagnosis = Some(diagnosis::diagnose(model));
+    for part in PARTS {
+        model.sources.insert(part.to_string(), "dump".into());
+    }
+}
+
+/// Every part of the model but the backtraces and the diagnosis.
+pub fn build_facts(kernel: &Kernel, source: Source) -> DumpModel {
     let mut model = DumpModel {
         source,
         ..Default::default()
@@ -84,19 +184,6 @@ pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
     }
     model.problems.extend(problems);
     model.sysctls = sysctls::read(kernel);
-    model.backtraces = backtrace::read_all(kernel, &model);
-    match locks::read(kernel, &model) {
-        Ok(g) => {
-            model.locks = g.locks;
-            model.waits = g.waits;
-            model.deadlocks = g.deadlocks;
-        }
-        Err(e) => model.problems.push(problem("locks", &e)),
-    }
-    model.diagnosis = Some(diagnosis::diagnose(&model));
-    for part in PARTS {
-        model.sources.insert(part.to_string(), "dump".into());
-    }
     model
 }
 

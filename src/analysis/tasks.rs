@@ -169,12 +169,6 @@ fn threads_of(k: &Kernel, l: &Layout, leader: u64) -> Result<Vec<u64>> {
     }
 }
 
-/// Every task address: processes, their threads, then the idle tasks.
-pub fn task_addresses(k: &Kernel) -> Result<Vec<u64>> {
-    let l = Layout::new(k)?;
-    all_tasks(k, &l)
-}
-
 fn all_tasks(k: &Kernel, l: &Layout) -> Result<Vec<u64>> {
     let init = k.symbol("init_task")?;
     let mut seen = BTreeSet::new();

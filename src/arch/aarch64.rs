@@ -305,19 +305,6 @@ pub(crate) fn pstate_is_kernel(pstate: u64) -> bool {
     (pstate >> 2) & 3 == 1
 }
 
-/// One frame record at `fp` (AAPCS64: the caller's frame pointer, then the
-/// return address, as `stp x29, x30, [sp, #-N]!` stores them): (caller's
-/// fp, return address with its PAC stripped).
-pub fn frame_record(
-    read_u64: &dyn Fn(u64) -> Option<u64>,
-    vi: &VmcoreInfo,
-    fp: u64,
-) -> Option<(u64, u64)> {
-    let next = read_u64(fp)?;
-    let lr = read_u64(fp.checked_add(8)?)?;
-    Some((next, strip_pac(vi, lr)))
-}
-
 /// The registers of an NT_PRSTATUS `pr_reg` (`struct user_pt_regs`).
 pub(crate) fn registers(cpu: &CpuState) -> Result<Registers> {
     let b = &cpu.raw;

@@ -1,26 +1,25 @@
 //! The `dump` layer: crash dump file formats and the physical memory they hold.
 //!
-//! Knows no kernel struct. Gives `read_phys`, the VMCOREINFO text, per-CPU
-//! registers and the header facts. Formats: ELF vmcore (kdump, QEMU),
-//! kdump-compressed (makedumpfile), flattened kdump-compressed.
+//! Knows no kernel struct. `Dump::open(path)` tells the format by its magic
+//! (ELF vmcore from kdump or QEMU; kdump-compressed from makedumpfile,
+//! header v1–6+, zlib/LZO/snappy/zstd/raw pages, `--split` parts; either
+//! inside makedumpfile's flattened stream, read through an index of its
+//! records); `Dump::open_bytes` does the same from memory (fuzzing, tests).
 //!
-//! API CONTRACT (other layers code against this; keep it stable):
-//! - `Dump::open(path) -> Result<Dump, DumpError>`
-//! - `dump.read_phys(paddr, &mut buf) -> Result<(), DumpError>` (any range,
-//!   may cross pages; a page the dump lacks is `Excluded`, `Truncated` or `NotRam`)
-//! - `dump.info() -> &DumpInfo` (format, compression, page size, dump level,
-//!   incomplete, crash time, utsname, cpu count, physical ranges)
-//! - `dump.vmcoreinfo() -> &VmcoreInfo` (`get("OSRELEASE")`, `symbol("init_uts_ns")`,
-//!   `number("PAGESIZE")`, …)
-//! - `dump.cpus() -> &[CpuState]` (one per NT_PRSTATUS / QEMU CPU note, in CPU order)
-//! - `Dump::open_bytes(name, bytes)`: the same from memory (fuzzing, tests)
+//! What it promises the layers above:
+//! - `read_phys(paddr, buf)`: any range, across pages; a page the dump does
+//!   not hold is one of `NotRam` (no RAM there), `Excluded` (RAM the writer
+//!   filtered out: kdump's second bitmap, or an ELF PT_LOAD's bytes past
+//!   p_filesz) or `Truncated` (the file ends first);
+//! - `info()`: format, compression, page size, dump level, the incomplete
+//!   flag, crash time, utsname, CPU count, physical ranges, and how much of
+//!   what the headers promise the file holds (`Completeness`);
+//! - `vmcoreinfo()`: the VMCOREINFO note, parsed;
+//! - `cpus()`: one saved register set per NT_PRSTATUS or QEMU CPU note, in
+//!   CPU order.
 //!
-//! Formats (`Format`): ELF vmcore; kdump-compressed; either inside
-//! makedumpfile's flattened stream (`KdumpFlattened`, `ElfFlattened`), read
-//! through an index of its records. Missing pages: `NotRam` (no RAM there:
-//! outside every PT_LOAD / kdump's first bitmap), `Excluded` (RAM the writer
-//! filtered out: kdump's second bitmap, or an ELF PT_LOAD's bytes past
-//! p_filesz, as `makedumpfile -E` writes), `Truncated` (the file ends first).
+//! Every length or count read from a file is checked against the file's
+//! size before anything is allocated from it.
 
 use std::path::{Path, PathBuf};
 
@@ -135,13 +134,6 @@ pub struct Completeness {
     pub pages_dumped: u64,
     /// Of those, pages whose data lies wholly inside the file.
     pub pages_in_file: u64,
-}
-
-impl Completeness {
-    /// Pages the headers promise that the file does not hold.
-    pub fn pages_missing(&self) -> u64 {
-        self.pages_dumped.saturating_sub(self.pages_in_file)
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

@@ -12,8 +12,7 @@
 //! Format: `include/uapi/linux/btf.h` (header, `btf_type`, the kinds and
 //! their trailing records). Both byte orders are read (the magic tells).
 
-use super::dwarf_index::base_type_alias;
-use super::types::{Member, Result, TypeError};
+use super::layout::{base_type_alias, Member, MemberPath, Result, TypeError};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -639,6 +638,11 @@ impl Btf {
     /// Resolves `path` ("rss_stat.count", "name.release", "vm_stat[2]") in
     /// the struct or union `ty`, through anonymous members and typedefs.
     pub fn member(&self, ty: &str, path: &str) -> Result<Member> {
+        self.member_of_path(ty, path, &MemberPath::parse(path)?)
+    }
+
+    /// [`Btf::member`] of a parsed path (`path` names it in errors).
+    pub fn member_of_path(&self, ty: &str, path: &str, parsed: &MemberPath) -> Result<Member> {
         let no_member = || TypeError::NoMember {
             ty: ty.to_string(),
             member: path.to_string(),
@@ -648,8 +652,8 @@ impl Btf {
             .ok_or_else(|| TypeError::NoType(ty.to_string()))?;
         let mut bits: u64 = 0;
         let mut last: Option<(u32, u32)> = None; // (type id, bit-field size)
-        for part in path.split('.') {
-            let (name, indices) = split_indices(part.trim()).ok_or_else(no_member)?;
+        for part in &parsed.parts {
+            let (name, indices) = (part.name.as_str(), part.indices.iter().copied());
             // Through an array member without an index: element 0 (as the DWARF reader).
             let mut agg = self.strip(cur);
             for _ in 0..MAX_DEPTH {
@@ -852,22 +856,6 @@ impl Btf {
             .map(|(n, v)| (n.to_string(), v))
             .collect())
     }
-}
-
-/// "vm_stat[2][1]" → ("vm_stat", [2, 1]); `None` if malformed.
-fn split_indices(part: &str) -> Option<(&str, Vec<u64>)> {
-    let Some(open) = part.find('[') else {
-        return Some((part, Vec::new()));
-    };
-    let (name, mut rest) = part.split_at(open);
-    let mut idx = Vec::new();
-    while !rest.is_empty() {
-        let inner = rest.strip_prefix('[')?;
-        let close = inner.find(']')?;
-        idx.push(inner.get(..close)?.trim().parse().ok()?);
-        rest = inner.get(close + 1..)?;
-    }
-    Some((name, idx))
 }
 
 #[cfg(test)]
@@ -1259,13 +1247,5 @@ mod tests {
         assert_eq!(btf.size_of("a").unwrap(), 0);
         assert!(btf.member("a", "x").is_err());
         assert!(!btf.type_name(1).is_empty());
-    }
-
-    #[test]
-    fn index_syntax() {
-        assert_eq!(split_indices("a"), Some(("a", vec![])));
-        assert_eq!(split_indices("a[2][3]"), Some(("a", vec![2, 3])));
-        assert_eq!(split_indices("a[x]"), None);
-        assert_eq!(split_indices("a[2"), None);
     }
 }

@@ -10,8 +10,8 @@
 //! full definition (declarations are not indexed), so that no unit is
 //! scanned twice and repeated lookups cost one hash probe.
 
+use super::layout::{Member, MemberPath, Result, TypeError, TypeStats};
 use super::section_data::{self, SectionBytes};
-use super::types::{Member, Result, TypeError, TypeStats};
 use super::vmlinux::Vmlinux;
 use gimli::constants as dw;
 use gimli::{
@@ -66,22 +66,6 @@ impl Kind {
             _ => None,
         }
     }
-}
-
-/// GCC's names for C's base-type spellings.
-pub fn base_type_alias(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "unsigned long" | "unsigned long int" | "long unsigned" => "long unsigned int",
-        "long" | "signed long" | "long signed int" => "long int",
-        "unsigned long long" | "unsigned long long int" => "long long unsigned int",
-        "long long" | "signed long long" => "long long int",
-        "unsigned" => "unsigned int",
-        "signed" | "signed int" => "int",
-        "short" | "signed short" | "short signed int" => "short int",
-        "unsigned short" | "unsigned short int" => "short unsigned int",
-        "bool" => "_Bool",
-        _ => return None,
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1299,7 +1283,16 @@ impl Dwarf {
         Ok(None)
     }
 
-    pub fn member(&self, agg: DieRef, ty_name: &str, path: &str) -> Result<Member> {
+    /// The member at `parsed` (named `path` in errors) of the struct or
+    /// union `agg` (called `ty_name`): the grammar and its rules are
+    /// `layout::MemberPath`'s, as for BTF.
+    pub fn member(
+        &self,
+        agg: DieRef,
+        ty_name: &str,
+        path: &str,
+        parsed: &MemberPath,
+    ) -> Result<Member> {
         let no_member = || TypeError::NoMember {
             ty: ty_name.to_string(),
             member: path.to_string(),
@@ -1308,12 +1301,11 @@ impl Dwarf {
         let mut ctx = self.unit_ctx(&s, agg.0)?;
         let mut cur = self.die_at(&s, &mut ctx, agg.0)?;
         let mut bits = 0u64;
-        let mut last: Option<Die<'_>> = None;
-        for comp in path.split('.') {
-            let comp = comp.trim();
-            if comp.is_empty() {
-                return Err(no_member());
-            }
+        // The last member's DIE (for a bit-field), the type reached (its
+        // offset), and the dimensions of a multi-dimensional array left
+        // after indexing some of them (with its element type).
+        let mut last: Option<(Die<'_>, u64, Option<SubArray>)> = None;
+        for part in &parsed.parts {
             let mut t = self.strip(&s, &mut ctx, cur)?;
             // Through an array: element 0.
             for _ in 0..MAX_DEPTH {
@@ -1328,50 +1320,98 @@ impl Dwarf {
                 return Err(no_member());
             }
             let (m, b) = self
-                .find_member(&s, &mut ctx, &t, comp.as_bytes(), 0)?
+                .find_member(&s, &mut ctx, &t, part.name.as_bytes(), 0)?
                 .ok_or_else(no_member)?;
             bits += b;
-            let Some(mt) = m.ty else {
+            let Some(mut ty) = m.ty else {
                 return Err(no_member());
             };
-            cur = self.die_at(&s, &mut ctx, mt)?;
-            last = Some(m);
-        }
-        let m = last.ok_or_else(no_member)?;
-        let ty_ref = m.ty;
-        let type_name = self.name_in(&s, &mut ctx, ty_ref, 0)?;
-        let td = match ty_ref {
-            Some(t) => Some(self.die_at(&s, &mut ctx, t)?),
-            None => None,
-        };
-        let (size, stripped) = match td {
-            Some(td) => {
-                let st = self.strip(&s, &mut ctx, clone_die(&td))?;
-                (self.size_in(&s, &mut ctx, td, 0)?.unwrap_or(0), Some(st))
-            }
-            None => (0, None),
-        };
-        let is_pointer = stripped
-            .as_ref()
-            .is_some_and(|d| d.tag == dw::DW_TAG_pointer_type);
-        let (mut array_len, mut element_size) = (None, None);
-        if let Some(st) = stripped.as_ref().filter(|d| d.tag == dw::DW_TAG_array_type) {
-            let dims = self.dims(&s, &ctx, st)?;
-            let outer = dims.first().copied().unwrap_or(0);
-            let inner: u64 = dims.iter().skip(1).fold(1u64, |a, n| a.saturating_mul(*n));
-            let esize = match st.ty {
-                Some(e) => {
-                    let ed = self.die_at(&s, &mut ctx, e)?;
-                    self.size_in(&s, &mut ctx, ed, 0)?.unwrap_or(0)
+            let mut rest: Option<SubArray> = None;
+            for &idx in &part.indices {
+                let (elem, dims) = match rest.take() {
+                    Some(r) => r,
+                    None => {
+                        let d = self.die_at(&s, &mut ctx, ty)?;
+                        let st = self.strip(&s, &mut ctx, d)?;
+                        if st.tag != dw::DW_TAG_array_type {
+                            return Err(no_member());
+                        }
+                        let elem = st.ty.ok_or_else(no_member)?;
+                        (elem, self.dims(&s, &ctx, &st)?)
+                    }
+                };
+                let (&n, inner) = dims.split_first().ok_or_else(no_member)?;
+                // A flexible array (declared length 0) may be indexed past it.
+                if n != 0 && idx >= n {
+                    return Err(no_member());
                 }
-                None => 0,
+                let ed = self.die_at(&s, &mut ctx, elem)?;
+                let esize = self.size_in(&s, &mut ctx, ed, 0)?.unwrap_or(0);
+                let stride = inner.iter().fold(esize, |a, n| a.saturating_mul(*n));
+                bits = bits.saturating_add(idx.saturating_mul(stride).saturating_mul(8));
+                if inner.is_empty() {
+                    ty = elem;
+                } else {
+                    rest = Some((elem, inner.to_vec()));
+                }
+            }
+            cur = match &rest {
+                Some((elem, _)) => self.die_at(&s, &mut ctx, *elem)?,
+                None => self.die_at(&s, &mut ctx, ty)?,
             };
-            array_len = Some(outer);
-            element_size = Some(esize.saturating_mul(inner));
+            last = Some((m, ty, rest));
         }
+        let (m, ty, rest) = last.ok_or_else(no_member)?;
+        let indexed = parsed.parts.last().is_some_and(|p| !p.indices.is_empty());
+        let (size, type_name, is_pointer, array_len, element_size) = match rest {
+            // Inside a multi-dimensional array: what is left of it.
+            Some((elem, dims)) => {
+                let ed = self.die_at(&s, &mut ctx, elem)?;
+                let esize = self.size_in(&s, &mut ctx, ed, 0)?.unwrap_or(0);
+                let name = self.name_in(&s, &mut ctx, Some(elem), 0)?;
+                let shown: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+                let inner = dims.iter().skip(1).fold(esize, |a, n| a.saturating_mul(*n));
+                (
+                    inner.saturating_mul(dims.first().copied().unwrap_or(0)),
+                    format!("{name} [{}]", shown.join("][")),
+                    false,
+                    dims.first().copied(),
+                    Some(inner),
+                )
+            }
+            None => {
+                let type_name = self.name_in(&s, &mut ctx, Some(ty), 0)?;
+                let td = self.die_at(&s, &mut ctx, ty)?;
+                let st = self.strip(&s, &mut ctx, clone_die(&td))?;
+                let size = self.size_in(&s, &mut ctx, td, 0)?.unwrap_or(0);
+                let (mut array_len, mut element_size) = (None, None);
+                if st.tag == dw::DW_TAG_array_type {
+                    let dims = self.dims(&s, &ctx, &st)?;
+                    let outer = dims.first().copied().unwrap_or(0);
+                    let inner: u64 = dims.iter().skip(1).fold(1u64, |a, n| a.saturating_mul(*n));
+                    let esize = match st.ty {
+                        Some(e) => {
+                            let ed = self.die_at(&s, &mut ctx, e)?;
+                            self.size_in(&s, &mut ctx, ed, 0)?.unwrap_or(0)
+                        }
+                        None => 0,
+                    };
+                    array_len = Some(outer);
+                    element_size = Some(esize.saturating_mul(inner));
+                }
+                (
+                    size,
+                    type_name,
+                    st.tag == dw::DW_TAG_pointer_type,
+                    array_len,
+                    element_size,
+                )
+            }
+        };
         let mut offset = bits / 8;
-        let (mut bit_offset, bit_size) = (None, m.bit_size.map(|b| b as u32));
-        if let Some(bsize) = m.bit_size {
+        let (mut bit_offset, mut bit_size) = (None, None);
+        // A bit-field (never an element of an array: C has no arrays of them).
+        if let Some(bsize) = m.bit_size.filter(|_| !indexed) {
             // Storage unit: `size` bytes, aligned, holding the whole field.
             let unit = size.max(1);
             let aligned = (bits / 8) / unit * unit;
@@ -1382,6 +1422,7 @@ impl Dwarf {
                 bits / 8
             };
             bit_offset = Some((bits - offset * 8) as u32);
+            bit_size = Some(bsize as u32);
         }
         Ok(Member {
             offset,
@@ -1418,6 +1459,10 @@ impl Dwarf {
         })
     }
 }
+
+/// What is left of a multi-dimensional array after indexing some of its
+/// dimensions: its element type (DIE offset) and the remaining dimensions.
+type SubArray = (u64, Vec<u64>);
 
 fn clone_die<'a>(d: &Die<'a>) -> Die<'a> {
     Die {

@@ -1,39 +1,32 @@
 //! The `kernel` layer: the kernel image and its address space inside a dump.
 //!
-//! API CONTRACT (analysis and backtrace code against this; keep it stable):
-//! - `Kernel::open(vmlinux_path, dump, &KernelOptions)` checks the vmlinux
-//!   belongs to the dump (OSRELEASE/BUILD-ID/banner), finds the KASLR offset,
-//!   sets up paging.
-//! - Symbols: `symbol("init_uts_ns")` (relocated address), `symbolize(addr)`.
-//! - Memory: `vtop`, `read`, `read_u8/u16/u32/u64/i32/i64`, `read_uint(addr, width)`,
-//!   `read_cstr(addr, max)`.
-//! - Types: `types()`, `size_of`, `member`, `offset_of`, `has_member`,
-//!   `enum_value`, `read_member(struct_addr, "task_struct", "pid")` (reads an
-//!   integer/pointer member at its width, zero-extended).
-//! - Per-CPU: `per_cpu_offset(cpu)`, `per_cpu_addr("runqueues", cpu)`;
-//!   `possible_cpus()`, `online_cpus()`.
-//! - Lists: `list_for_each(head, max)` gives the address of each `list_head`
-//!   node after `head` (not `head` itself), erroring on a cycle or after `max`.
+//! `Kernel::open(vmlinux, dump, opts)` checks that the vmlinux belongs to the
+//! dump (release, build-id, banner: a mismatch is refused with both values,
+//! unless `--force`), finds the KASLR offset (VMCOREINFO, the `_stext`
+//! delta, or a banner search) and sets up the architecture's page-table
+//! walk. `Kernel::open_without_vmlinux(dump, opts)` does the same from the
+//! dump's own kallsyms and BTF (kernels 6.0+); `symbols_from()` and
+//! `types_from()` say which sources are in use.
 //!
-//! Additions (additive to the contract above):
-//! - `kaslr_source()` (how the offset was found), `phys_base()`,
-//!   `match_checks()` (vmlinux vs dump: release, build-id, banner),
-//!   `vmlinux()` (symbols, sections, build-id), `symbol_size(name)`.
-//! - Reads: `read_bytes(addr, len)`, `read_u64_array(addr, n)`,
-//!   `hlist_for_each(head, max)`, `container_of(addr, ty, member)`,
-//!   `page_walk(vaddr)` (the entries a translation reads).
-//! - Kernel facts: `utsname()` (init_uts_ns), `hz()`, `jiffies()`, `uptime_secs()`.
-//! - `KernelError::Read { vaddr, source }` for a read whose page the dump
-//!   lacks (`KernelError::dump_error()` gives the `DumpError` inside).
-//! - `Kernel::open_without_vmlinux(dump, opts)`: symbols from the dump's kallsyms,
-//!   types from its BTF (kernels 6.0+); `symbols_from()`, `types_from()` say
-//!   which source is in use. A vmlinux without DWARF but with `.BTF` opens with BTF types.
-//! - `symbol(name)` of a per-CPU variable (in `.data..percpu`) is its per-CPU
-//!   offset, not relocated; add `per_cpu_offset(cpu)` (or use `per_cpu_addr`).
+//! What it promises the layers above:
+//! - symbols: `symbol(name)` is the relocated address, except for a per-CPU
+//!   variable (in `.data..percpu`), where it is the per-CPU offset (use
+//!   `per_cpu_addr`); `symbolize(addr)`;
+//! - memory: `read*`, `read_cstr`, `read_member(addr, ty, path)` (an integer
+//!   or pointer member at its width, zero-extended); a read whose page the
+//!   dump lacks is `KernelError::Read`, whose `dump_error()` says why;
+//! - types: `member`, `offset_of`, `has_member`, `size_of`, `enum_value`,
+//!   from `types` (BTF or DWARF, the same answers);
+//! - lists and per-CPU data: `list_for_each`/`hlist_for_each` (bounded, an
+//!   error on a cycle), `per_cpu_offset`, `possible_cpus`, `online_cpus`;
+//! - kernel facts: `utsname()`, `hz()`, `jiffies()`, `uptime_secs()`.
+//!
+//! It names no architecture: that is asked of `arch`.
 
 pub mod btf;
 pub mod dwarf_index;
 pub mod kallsyms;
+pub mod layout;
 mod read;
 pub mod section_data;
 pub mod symbols;
@@ -525,9 +518,6 @@ impl Kernel {
 
     pub fn read_u8(&self, vaddr: u64) -> Result<u8> {
         Ok(self.read_uint(vaddr, 1)? as u8)
-    }
-    pub fn read_u16(&self, vaddr: u64) -> Result<u16> {
-        Ok(self.read_uint(vaddr, 2)? as u16)
     }
     pub fn read_u32(&self, vaddr: u64) -> Result<u32> {
         Ok(self.read_uint(vaddr, 4)? as u32)

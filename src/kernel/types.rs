@@ -1,24 +1,17 @@
-//! Type layouts from the vmlinux's DWARF (gimli), looked up lazily.
+//! Type layouts of the kernel: the one facade the other layers ask, with
+//! answers from the vmlinux's DWARF (gimli, looked up lazily) or from BTF (a
+//! dump's own `__start_BTF` blob, or a vmlinux's `.BTF`); both answer the
+//! same queries alike (`tests/btf.rs` compares them on every fixture).
 //!
-//! API CONTRACT (other layers code against this; keep it stable):
-//! - `Types::from_elf(data)`; `size_of("task_struct")` (struct/union/typedef/
-//!   base type by name; "struct x" / "union x" prefixes accepted)
-//! - `member("mm_struct", "rss_stat.count")` → `Member` (offset from the start
-//!   of the outer struct, size, bit-field, array length, type name), through
-//!   anonymous unions/structs and nested members
-//! - `has_member("task_struct", "__state")`
-//! - `enum_value("NR_FREE_PAGES")`, `enumerators("zone_stat_item")`
-//!
-//! Additions (additive to the contract above):
-//! - `enum "x"` prefix and C base-type spellings ("unsigned long") in `size_of`;
-//!   `type_name(name)` gives the C spelling of a named type.
-//! - A path may go through an array member: `member("mm_struct", "rss_stat.count")`
-//!   on a kernel where `rss_stat` is `struct percpu_counter [N]` resolves
-//!   `count` of element 0 (callers add `index * element_size` themselves).
-//! - `Types::stats()`: how many compilation units were scanned (for benchmarks).
-//! - `Types::from_btf(btf)`: the same queries answered from BTF (`btf.rs`: a
-//!   dump's own `__start_BTF` blob, or a vmlinux's `.BTF`); `source()` says
-//!   which ("DWARF" or "BTF").
+//! - `size_of("task_struct")`: struct/union/typedef/enum/base type by name
+//!   ("struct x", "union x", "enum x" prefixes and C's base-type spellings
+//!   accepted); `type_name(name)` gives its C spelling.
+//! - `member("mm_struct", "rss_stat.count")` → `Member` (offset from the
+//!   start of the outer struct, size, bit-field, array length, type name),
+//!   through anonymous unions/structs, nested members and array indices;
+//!   the path grammar is `layout::MemberPath`, parsed once for both sources.
+//! - `has_member`, `enum_value("NR_FREE_PAGES")`, `enumerators("zone_stat_item")`.
+//! - Answers are cached per query.
 //!
 //! How the lookup stays fast (see `dwarf_index.rs`): nothing is parsed up
 //! front. A name lookup that misses the cache scans further compilation units'
@@ -28,62 +21,10 @@
 //! no unit is ever scanned twice. Structs are then read from their one DIE.
 
 use super::btf::Btf;
-use super::dwarf_index::{self, DieRef, Dwarf, Kind};
+use super::dwarf_index::{DieRef, Dwarf, Kind};
+pub use super::layout::{base_type_alias, Member, MemberPath, Result, TypeError, TypeStats};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum TypeError {
-    #[error("type {0:?} not found in the vmlinux debug information")]
-    NoType(String),
-    #[error("{ty} has no member {member:?}")]
-    NoMember { ty: String, member: String },
-    #[error("enumerator {0:?} not found in the vmlinux debug information")]
-    NoEnumerator(String),
-    #[error("the vmlinux has no DWARF debug information (.debug_info): {0}")]
-    NoDebugInfo(String),
-    #[error("DWARF: {0}")]
-    Dwarf(String),
-}
-
-pub type Result<T> = std::result::Result<T, TypeError>;
-
-/// A member of a struct or union, resolved along a path.
-///
-/// Bit-fields: `offset` is the byte offset of a storage unit of `size` bytes
-/// (the member's declared type) that holds the whole field; the field is
-/// `bit_size` bits starting `bit_offset` bits (from the least significant bit,
-/// little-endian) into the `size`-byte integer read at `offset`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    /// Byte offset from the start of the outermost struct.
-    pub offset: u64,
-    /// Size in bytes of the member's type (whole array for arrays).
-    pub size: u64,
-    /// Bit-field: offset in bits from `offset`, and width.
-    pub bit_offset: Option<u32>,
-    pub bit_size: Option<u32>,
-    /// The member's type as C spells it ("struct list_head", "unsigned long", "char [16]", "struct mm_struct *").
-    pub type_name: String,
-    /// Number of elements if the member is an array (outer dimension).
-    pub array_len: Option<u64>,
-    /// Size of one element if an array.
-    pub element_size: Option<u64>,
-    /// The member is a pointer.
-    pub is_pointer: bool,
-}
-
-/// Counters for benchmarks and diagnostics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TypeStats {
-    /// Compilation units of .debug_info whose headers were read so far
-    /// (headers are read as lookups reach them; all after `index_all`).
-    pub units: usize,
-    /// Units whose top-level DIEs have been indexed so far.
-    pub units_scanned: usize,
-    /// Names in the index (types and enumerators).
-    pub names_indexed: usize,
-}
 
 type MemberKey = (String, String);
 
@@ -164,19 +105,21 @@ impl Types {
         self.dwarf.type_name(Some(die))
     }
 
+    /// The member at `path` (see [`MemberPath`]: one grammar for both
+    /// sources) of the struct or union `ty`.
     pub fn member(&self, ty: &str, path: &str) -> Result<Member> {
-        if let Some(b) = &self.btf {
-            return b.member(ty, path);
-        }
         let key = (ty.to_string(), path.to_string());
         if let Ok(map) = self.members.read() {
             if let Some(r) = map.get(&key) {
                 return r.clone();
             }
         }
-        let r = self
-            .lookup_type(ty)
-            .and_then(|die| self.dwarf.member(die, ty, path));
+        let r = MemberPath::parse(path).and_then(|p| match &self.btf {
+            Some(b) => b.member_of_path(ty, path, &p),
+            None => self
+                .lookup_type(ty)
+                .and_then(|die| self.dwarf.member(die, ty, path, &p)),
+        });
         if let Ok(mut map) = self.members.write() {
             map.insert(key, r.clone());
         }
@@ -265,7 +208,7 @@ impl Types {
             });
             (if base { &ALL[..] } else { &ALL[..4] }, name)
         };
-        let bare = dwarf_index::base_type_alias(bare).unwrap_or(bare);
+        let bare = base_type_alias(bare).unwrap_or(bare);
         self.dwarf
             .find_any(kinds, bare.as_bytes())
             .ok_or_else(|| no_type(name))

@@ -275,15 +275,6 @@ impl Vmlinux {
         })
     }
 
-    /// Whether section `name` is stored compressed.
-    pub fn is_compressed(&self, name: &str) -> bool {
-        self.sections
-            .iter()
-            .position(|s| s.name == name)
-            .and_then(|i| self.compressed.get(i).copied().flatten())
-            .is_some()
-    }
-
     fn inflated_at(&self, i: usize, c: &Compressed) -> std::result::Result<&[u8], String> {
         let name = self.sections.get(i).map(|s| s.name.as_str()).unwrap_or("?");
         let slot = self

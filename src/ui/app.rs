@@ -259,6 +259,10 @@ pub struct UiState {
     pub ev_sel: usize,
     /// First line of the help shown (when it does not fit).
     pub help_scroll: usize,
+    /// A task (`task_struct` address) whose backtrace the model does not
+    /// hold yet: the app loop asks the backtrace service for it and gives
+    /// it to [`add_backtrace`] (the UI itself never reads the dump).
+    pub bt_request: Option<u64>,
 }
 
 impl UiState {
@@ -299,6 +303,7 @@ impl UiState {
             search_origin: None,
             ev_sel: 0,
             help_scroll: 0,
+            bt_request: None,
         };
         s.log_sel = panic_log_line(model).unwrap_or(model.log.len().saturating_sub(1));
         s.place_log_at_start(model);
@@ -731,9 +736,31 @@ fn select_task_backtrace(state: &mut UiState, model: &DumpModel) -> bool {
         None => {
             state.bt = BtView::Missing(t.pid, t.comm.clone());
             state.bt_scroll = 0;
+            state.bt_request = (t.task != 0).then_some(t.task);
         }
     }
     true
+}
+
+/// A backtrace the app loop got on request (`UiState::bt_request`): added
+/// to the model (after the others: evidence references keep their indices)
+/// and shown if it is the one the panel waits for.
+pub fn add_backtrace(state: &mut UiState, model: &mut DumpModel, bt: crate::model::Backtrace) {
+    let wanted = matches!(&state.bt, BtView::Missing(pid, _) if *pid == bt.pid);
+    let i = match model
+        .backtraces
+        .iter()
+        .position(|b| b.task != 0 && b.task == bt.task)
+    {
+        Some(i) => i,
+        None => {
+            model.backtraces.push(bt);
+            model.backtraces.len() - 1
+        }
+    };
+    if wanted {
+        show_backtrace(state, i);
+    }
 }
 
 fn show_backtrace(state: &mut UiState, i: usize) {

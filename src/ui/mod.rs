@@ -22,6 +22,7 @@ pub mod theme;
 
 pub use app::{update, Action, MemView, Mode, Panel, SortKey, UiState};
 
+use crate::analysis::backtrace::BacktraceService;
 use crate::model::DumpModel;
 use crossterm::event::{self, Event};
 use ratatui::layout::Rect;
@@ -213,6 +214,19 @@ pub fn run(model: &DumpModel, title: &str) -> anyhow::Result<()> {
     run_with_banner(model, title, Vec::new())
 }
 
+/// The dashboard of a dump whose model holds the start-up backtraces: any
+/// other task's comes from `service` when its stack is shown.
+pub fn run_with_service(
+    mut model: DumpModel,
+    service: Option<&BacktraceService>,
+    title: &str,
+) -> anyhow::Result<()> {
+    let mut terminal = ratatui::try_init()?;
+    let _restore = Restore;
+    dashboard_with(&mut terminal, &mut model, service, title, Vec::new(), false)?;
+    Ok(())
+}
+
 /// The bundled demo, under a banner that says so (`banner::demo_banner`).
 pub fn run_demo(model: &DumpModel, banner: Vec<String>) -> anyhow::Result<()> {
     run_with_banner(model, banner::DEMO_TITLE, banner)
@@ -237,6 +251,31 @@ pub(crate) fn dashboard(
     banner: Vec<String>,
     can_go_back: bool,
 ) -> anyhow::Result<bool> {
+    let mut model = model.clone();
+    dashboard_with(terminal, &mut model, None, title, banner, can_go_back)
+}
+
+/// The backtrace the panel waits for, from the service (the app loop, not
+/// the UI, reads the dump through it).
+pub fn serve_backtrace(
+    state: &mut UiState,
+    model: &mut DumpModel,
+    service: Option<&BacktraceService>,
+) {
+    if let (Some(task), Some(s)) = (state.bt_request.take(), service) {
+        app::add_backtrace(state, model, s.backtrace(task));
+    }
+}
+
+fn dashboard_with(
+    terminal: &mut ratatui::DefaultTerminal,
+    model: &mut DumpModel,
+    service: Option<&BacktraceService>,
+    title: &str,
+    banner: Vec<String>,
+    can_go_back: bool,
+) -> anyhow::Result<bool> {
+    let model = model;
     let size = terminal.size()?;
     let mut state = UiState::new(model, title, size.width, size.height).with_banner(model, banner);
     state.theme = theme::Theme::from_env();
@@ -260,6 +299,7 @@ pub(crate) fn dashboard(
             continue;
         };
         update(&mut state, model, action);
+        serve_backtrace(&mut state, model, service);
         if state.quit {
             return Ok(false);
         }

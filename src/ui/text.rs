@@ -150,11 +150,6 @@ fn matcher() -> SkimMatcherV2 {
     SkimMatcherV2::default().smart_case()
 }
 
-/// The first `width` display cells of `s` after skipping `skip` characters.
-pub fn clip(s: &str, skip: usize, width: usize) -> String {
-    s.chars().skip(skip).take(width).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

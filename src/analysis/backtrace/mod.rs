@@ -18,6 +18,8 @@
 pub mod cfi;
 pub mod frame_records;
 pub mod orc;
+pub mod service;
+pub use service::BacktraceService;
 pub mod symbolize;
 pub mod unwind;
 
@@ -36,53 +38,160 @@ const DEFAULT_THREAD_SIZE: u64 = 16 * 1024;
 const MAX_TASKS: usize = 100_000;
 /// Pages of memory kept by the unwinder's cache before it starts over.
 const MAX_CACHED_PAGES: usize = 4096;
-/// Most frames given source lines and inline frames (the first tasks first:
-/// the panicking and active ones); the rest keep symbols only.
-const MAX_LINE_LOOKUPS: usize = 50_000;
+/// Most frames of one task given source lines and inline frames; the rest
+/// keep symbols only. Per task, so a task's frames do not depend on which
+/// tasks were unwound before it.
+const MAX_LINE_LOOKUPS: usize = 1_000;
 
 /// The panicking task first, then each other CPU's active task, then every
 /// other task of the model (sleeping tasks from their saved stack pointer),
 /// so that any task can be shown.
 pub fn read_all(kernel: &Kernel, model: &DumpModel) -> Vec<Backtrace> {
-    let ctx = Context::new(kernel);
-    let mut out = Vec::new();
-    let mut done: HashSet<u64> = HashSet::new();
+    Backtracer::new(kernel, model).all()
+}
 
-    let panic_cpu = model.summary.panic_cpu.or_else(|| {
-        let v = kernel.read_i32(kernel.symbol("panic_cpu").ok()?).ok()?;
-        u32::try_from(v).ok()
-    });
-    // The CPUs with saved registers, the panicking one first.
-    let mut cpus: Vec<_> = kernel.dump().cpus().to_vec();
-    cpus.sort_by_key(|c| (Some(c.cpu) != panic_cpu, c.cpu));
-    for c in &cpus {
-        let is_panic = Some(c.cpu) == panic_cpu;
-        let task = if is_panic {
-            model.summary.panic_task.or_else(|| ctx.rq_curr(c.cpu))
-        } else {
-            ctx.rq_curr(c.cpu).or_else(|| {
-                model
-                    .tasks
-                    .iter()
-                    .find(|t| t.active && t.cpu == c.cpu)
-                    .map(|t| t.task)
+/// The panicking task's and each other CPU's active task's backtraces (what
+/// the model holds at start-up; any other task's through [`Backtracer`]).
+pub fn read_active(kernel: &Kernel, model: &DumpModel) -> Vec<Backtrace> {
+    Backtracer::new(kernel, model).active()
+}
+
+/// The backtrace of one task (by `task_struct` address): the lock-chain and
+/// live readers ask for a few tasks at model-build time. For many tasks,
+/// keep one [`Backtracer`] (it reads the modules and ORC tables once).
+pub fn read_task(kernel: &Kernel, model: &DumpModel, task: u64) -> Backtrace {
+    Backtracer::new(kernel, model).task(task)
+}
+
+/// What a backtrace says of its task, from the model's task table.
+#[derive(Debug, Clone)]
+struct TaskFacts {
+    pid: i64,
+    comm: String,
+    cpu: u32,
+    active: bool,
+}
+
+/// One dump's unwinder: the ORC tables, modules and symbols read once, the
+/// model's tasks indexed by address. Each task's backtrace is the same
+/// whichever order they are asked in (no budget shared across tasks).
+pub struct Backtracer<'k> {
+    ctx: Context<'k>,
+    /// The model's tasks by `task_struct` address.
+    tasks: HashMap<u64, TaskFacts>,
+    /// The model's task addresses, in its order.
+    order: Vec<u64>,
+    /// The tasks on CPUs with saved registers, the panicking one first: the
+    /// index into the dump's CPUs, the task and whether it panicked.
+    on_cpu: Vec<(usize, u64, bool)>,
+}
+
+impl<'k> Backtracer<'k> {
+    pub fn new(kernel: &'k Kernel, model: &DumpModel) -> Backtracer<'k> {
+        let ctx = Context::new(kernel);
+        let tasks: HashMap<u64, TaskFacts> = model
+            .tasks
+            .iter()
+            .rev()
+            .map(|t| {
+                (
+                    t.task,
+                    TaskFacts {
+                        pid: t.pid,
+                        comm: t.comm.clone(),
+                        cpu: t.cpu,
+                        active: t.active,
+                    },
+                )
             })
-        };
-        let Some(task) = task else {
-            continue;
-        };
-        if !done.insert(task) {
-            continue;
+            .collect();
+        let order = model.tasks.iter().take(MAX_TASKS).map(|t| t.task).collect();
+        let panic_cpu = model.summary.panic_cpu.or_else(|| {
+            let v = kernel.read_i32(kernel.symbol("panic_cpu").ok()?).ok()?;
+            u32::try_from(v).ok()
+        });
+        // The CPUs with saved registers, the panicking one first.
+        let all_cpus = kernel.dump().cpus();
+        let mut cpus: Vec<usize> = (0..all_cpus.len()).collect();
+        cpus.sort_by_key(|&i| (Some(all_cpus[i].cpu) != panic_cpu, all_cpus[i].cpu));
+        let mut on_cpu = Vec::new();
+        let mut done: HashSet<u64> = HashSet::new();
+        for i in cpus {
+            let c = &all_cpus[i];
+            let is_panic = Some(c.cpu) == panic_cpu;
+            let task = if is_panic {
+                model.summary.panic_task.or_else(|| ctx.rq_curr(c.cpu))
+            } else {
+                ctx.rq_curr(c.cpu).or_else(|| {
+                    model
+                        .tasks
+                        .iter()
+                        .find(|t| t.active && t.cpu == c.cpu)
+                        .map(|t| t.task)
+                })
+            };
+            let Some(task) = task else {
+                continue;
+            };
+            if done.insert(task) {
+                on_cpu.push((i, task, is_panic));
+            }
         }
-        let mut bt = ctx.task_info(model, task, Some(c.cpu));
+        Backtracer {
+            ctx,
+            tasks,
+            order,
+            on_cpu,
+        }
+    }
+
+    /// The tasks on a CPU at the crash, the panicking one first.
+    pub fn active_tasks(&self) -> Vec<u64> {
+        self.on_cpu.iter().map(|&(_, t, _)| t).collect()
+    }
+
+    /// The backtraces of the tasks on a CPU, the panicking one first.
+    pub fn active(&self) -> Vec<Backtrace> {
+        self.on_cpu
+            .iter()
+            .map(|&(i, task, is_panic)| self.on_cpu_backtrace(i, task, is_panic))
+            .collect()
+    }
+
+    /// Every task's backtrace: the active ones first, then the model's order.
+    pub fn all(&self) -> Vec<Backtrace> {
+        let mut out = self.active();
+        let done: HashSet<u64> = self.on_cpu.iter().map(|&(_, t, _)| t).collect();
+        let mut seen = HashSet::new();
+        for &t in &self.order {
+            if done.contains(&t) || !seen.insert(t) {
+                continue;
+            }
+            out.push(self.inactive_backtrace(t));
+        }
+        out
+    }
+
+    /// One task's backtrace, by `task_struct` address: from its CPU's saved
+    /// registers if it was on one, else from its saved stack pointer.
+    pub fn task(&self, task: u64) -> Backtrace {
+        match self.on_cpu.iter().find(|&&(_, t, _)| t == task) {
+            Some(&(i, t, is_panic)) => self.on_cpu_backtrace(i, t, is_panic),
+            None => self.inactive_backtrace(task),
+        }
+    }
+
+    fn on_cpu_backtrace(&self, i: usize, task: u64, is_panic: bool) -> Backtrace {
+        let ctx = &self.ctx;
+        let c = &ctx.kernel.dump().cpus()[i];
+        let mut bt = ctx.task_info(&self.tasks, task, Some(c.cpu));
         bt.panic = is_panic;
         bt.active = true;
-        let start = match kernel.registers(c) {
+        let start = match ctx.kernel.registers(c) {
             Ok(r) => start_from_cpu(&r),
             Err(e) => {
                 bt.error = Some(e.to_string());
-                out.push(bt);
-                continue;
+                return bt;
             }
         };
         ctx.fill(&mut bt, task, start, None);
@@ -91,22 +200,20 @@ pub fn read_all(kernel: &Kernel, model: &DumpModel) -> Vec<Backtrace> {
         if c.source == "NT_PRSTATUS" && c.pid.is_some() {
             show_interrupted_regs(&mut bt, &start);
         }
-        out.push(bt);
+        bt
     }
-    // Every other task, from its saved stack pointer.
-    for t in model.tasks.iter().take(MAX_TASKS) {
-        if !done.insert(t.task) {
-            continue;
-        }
-        let mut bt = ctx.task_info(model, t.task, Some(t.cpu));
-        bt.active = t.active;
-        match ctx.start_inactive(t.task) {
-            Ok((start, shown)) => ctx.fill(&mut bt, t.task, start, Some(shown)),
+
+    fn inactive_backtrace(&self, task: u64) -> Backtrace {
+        let ctx = &self.ctx;
+        let facts = self.tasks.get(&task);
+        let mut bt = ctx.task_info(&self.tasks, task, facts.map(|t| t.cpu));
+        bt.active = facts.is_some_and(|t| t.active);
+        match ctx.start_inactive(task) {
+            Ok((start, shown)) => ctx.fill(&mut bt, task, start, Some(shown)),
             Err(e) => bt.error = Some(format!("no saved stack pointer: {e}")),
         }
-        out.push(bt);
+        bt
     }
-    out
 }
 
 /// kdump saved the registers of an interrupted context (the crash NMI on
@@ -169,7 +276,7 @@ struct Context<'k> {
     setup_problems: Vec<String>,
     /// Words of memory already read (stacks are read word by word).
     cache: RefCell<HashMap<u64, Option<[u8; 4096]>>>,
-    /// Source-line lookups made so far.
+    /// Source-line lookups made so far for the task being unwound.
     line_lookups: std::cell::Cell<usize>,
 }
 
@@ -271,8 +378,8 @@ impl<'k> Context<'k> {
         (t != 0).then_some(t)
     }
 
-    fn task_info(&self, model: &DumpModel, task: u64, cpu: Option<u32>) -> Backtrace {
-        if let Some(t) = model.tasks.iter().find(|t| t.task == task) {
+    fn task_info(&self, tasks: &HashMap<u64, TaskFacts>, task: u64, cpu: Option<u32>) -> Backtrace {
+        if let Some(t) = tasks.get(&task) {
             return Backtrace {
                 pid: t.pid,
                 comm: t.comm.clone(),
@@ -436,6 +543,7 @@ impl<'k> Context<'k> {
 
     /// Unwinds one task and fills `bt.frames` / `bt.error`.
     fn fill(&self, bt: &mut Backtrace, task: u64, start: Start, shown_sp: Option<u64>) {
+        self.line_lookups.set(0);
         if self.method == UnwindMethod::FrameRecords {
             let stacks = self.stacks(task, bt.cpu);
             let mem = |a: u64| self.read_u64(a);

@@ -163,6 +163,9 @@ pub(crate) struct Ctx<'a> {
     pub panic: String,
     /// The log record holding the panic message.
     pub panic_log: Option<usize>,
+    /// The first task of each PID, built on first use (a detector may look
+    /// up every task: a scan each would be quadratic in tasks).
+    by_pid: std::cell::OnceCell<std::collections::HashMap<i64, usize>>,
 }
 
 /// A sysctl as the dump has it, or that it could not be read.
@@ -195,6 +198,7 @@ impl<'a> Ctx<'a> {
             m,
             panic,
             panic_log,
+            by_pid: std::cell::OnceCell::new(),
         }
     }
 
@@ -225,7 +229,14 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn task(&self, pid: i64) -> Option<&'a Task> {
-        self.m.tasks.iter().find(|t| t.pid == pid)
+        let by_pid = self.by_pid.get_or_init(|| {
+            let mut map = std::collections::HashMap::with_capacity(self.m.tasks.len());
+            for (i, t) in self.m.tasks.iter().enumerate() {
+                map.entry(t.pid).or_insert(i);
+            }
+            map
+        });
+        by_pid.get(&pid).and_then(|&i| self.m.tasks.get(i))
     }
 
     /// Evidence for the panic message's log record, if found.

@@ -296,6 +296,16 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
     // Zones under their min watermark, as __zone_watermark_ok judges an
     // allocation without ALLOC_CMA: free CMA pages do not count.
     let mut low_zones = Vec::new();
+    // On a machine of several nodes each node has its own DMA32, Normal…:
+    // the zone is named with its node.
+    let numa = m.zones.iter().any(|z| z.node != m.zones[0].node);
+    let zone_name = |z: &crate::model::Zone| {
+        if numa {
+            format!("node {} zone {}", z.node, z.name)
+        } else {
+            format!("zone {}", z.name)
+        }
+    };
     for z in m.zones.iter().filter(|z| z.below_min()) {
         let cma = z.free_cma_pages();
         let free = if cma > 0 {
@@ -318,8 +328,8 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         ));
         low_zones.push(if cma > 0 {
             format!(
-                "zone {} free {} pages less {} CMA = {} < min {} pages",
-                z.name,
+                "{} free {} pages less {} CMA = {} < min {} pages",
+                zone_name(z),
                 z.free_pages,
                 cma,
                 z.free_non_cma_pages(),
@@ -327,8 +337,10 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             )
         } else {
             format!(
-                "zone {} free {} pages < min {} pages",
-                z.name, z.free_pages, z.min
+                "{} free {} pages < min {} pages",
+                zone_name(z),
+                z.free_pages,
+                z.min
             )
         });
     }

@@ -32,9 +32,6 @@ pub fn lines(model: &DumpModel, state: &UiState) -> Rendered {
         BtView::Index(i) => match model.backtraces.get(*i) {
             None => {
                 out.push(Line::styled("No backtrace in this model.", t.warn()));
-                if let Some(p) = model.problems.iter().find(|p| p.part == "backtrace") {
-                    out.push(Line::styled(escape_control(&p.message), t.dim()));
-                }
             }
             Some(bt) => {
                 header(bt, state, &mut out);
