@@ -43,6 +43,17 @@ pub struct DumpModel {
     /// (`vm.panic_on_oom`, `kernel.panic_on_oops`, …).
     #[serde(default)]
     pub sysctls: BTreeMap<String, i64>,
+    /// Locks that blocked tasks wait for (from the waiter records on their
+    /// stacks), with owners and waiters in queue order.
+    #[serde(default)]
+    pub locks: Vec<Lock>,
+    /// What each blocked task waits for, lock or not (one per blocked task).
+    #[serde(default)]
+    pub waits: Vec<TaskWait>,
+    /// Cycles of the wait-for graph: each a list of tasks in order, each
+    /// holding a lock the previous one waits for.
+    #[serde(default)]
+    pub deadlocks: Vec<Vec<DeadlockHop>>,
     #[serde(default)]
     pub diagnosis: Option<Diagnosis>,
     /// What could not be read, per part, and why.
@@ -428,13 +439,95 @@ pub struct Evidence {
     /// "log", "task", "zone", "frame", "sysctl", "meminfo", "slab", "usage", "memcg".
     pub kind: String,
     /// Where it points: "log:123" (index in `log`), "task:64" (pid),
-    /// "zone:0:DMA32", "frame:0:3" (backtrace index, frame level),
+    /// "zone:0:DMA32", "frame:0:3" (backtrace index, frame level), "lock:0x…" (a lock of `locks`),
     /// "sysctl:vm.panic_on_oom", "meminfo:committed_pages",
     /// "slab:kmalloc-4k" (a slab cache), "usage:slab_unreclaimable" (a row
     /// of where memory went), "memcg:/system.slice/x.service".
     #[serde(rename = "ref")]
     pub reference: String,
     pub text: String,
+}
+
+/// A lock some blocked task waits for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Lock {
+    #[serde(with = "hex")]
+    pub address: u64,
+    /// `labcrash_dev_lock [labcrash]`, `in a kmalloc-64 object at +0x10`, or
+    /// the address when nothing names it.
+    pub name: String,
+    /// "mutex", "rw_semaphore", "semaphore".
+    pub kind: String,
+    /// The owning task's PID (a mutex's owner, an rwsem's writer).
+    #[serde(default)]
+    pub owner: Option<i64>,
+    #[serde(default)]
+    pub owner_comm: Option<String>,
+    /// rw_semaphore held for reading: the number of readers (count).
+    #[serde(default)]
+    pub readers: Option<u64>,
+    /// rw_semaphore held for reading: the task its owner field names (the
+    /// last reader to take it; a hint, not a fact).
+    #[serde(default)]
+    pub reader_hint: Option<i64>,
+    /// The raw owner and count words, as read.
+    #[serde(with = "hex", default)]
+    pub owner_word: u64,
+    #[serde(default)]
+    pub count: Option<i64>,
+    /// In queue order (the lock's `wait_list`).
+    pub waiters: Vec<LockWaiter>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LockWaiter {
+    pub pid: i64,
+    pub comm: String,
+    /// "write", "read" (rw_semaphore), "" otherwise.
+    #[serde(default)]
+    pub mode: String,
+    /// Now (its CPU's `rq.clock`) minus the task's `sched_info.last_arrival`.
+    #[serde(default)]
+    pub waited_ns: Option<u64>,
+    /// Address of the waiter record on the task's stack.
+    #[serde(with = "hex", default)]
+    pub waiter: u64,
+}
+
+/// What one blocked task waits for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TaskWait {
+    pub pid: i64,
+    pub comm: String,
+    /// "mutex", "rw_semaphore", "semaphore", "percpu_rw_semaphore",
+    /// "rt_mutex", "page_lock", "completion", "io", "none".
+    pub kind: String,
+    /// The lock's address (an index into `locks` by address), if found.
+    #[serde(with = "hex_opt", default)]
+    pub lock: Option<u64>,
+    /// The frame that tells what it waits in (`function` of the backtrace).
+    #[serde(default)]
+    pub function: Option<String>,
+    /// Frame level of that function in the task's backtrace.
+    #[serde(default)]
+    pub level: Option<u32>,
+    #[serde(default)]
+    pub mode: String,
+    #[serde(default)]
+    pub waited_ns: Option<u64>,
+}
+
+/// One task of a deadlock cycle.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DeadlockHop {
+    pub pid: i64,
+    pub comm: String,
+    /// The lock of the cycle it holds (the previous hop waits for it).
+    pub holds: String,
+    /// The lock it waits for.
+    pub waits_for: String,
+    #[serde(default)]
+    pub mode: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

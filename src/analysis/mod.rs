@@ -10,6 +10,7 @@
 
 pub mod backtrace;
 pub mod diagnosis;
+pub mod locks;
 pub mod log;
 pub mod memcg;
 pub mod memory;
@@ -26,7 +27,7 @@ use crate::model::{DumpModel, Problem, Source};
 pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
     let mut model = build_facts(kernel, source);
     let backtraces = backtrace::read_all(kernel, &model);
-    finish(&mut model, backtraces);
+    finish(kernel, &mut model, backtraces);
     model
 }
 
@@ -78,7 +79,7 @@ pub fn build_model_with_service(
         }
         startup_backtraces(&model, &service)
     };
-    finish(&mut model, backtraces);
+    finish(&kernel, &mut model, backtraces);
     (model, service)
 }
 
@@ -103,9 +104,22 @@ pub fn startup_backtraces(
     out
 }
 
-/// The backtraces, the diagnosis (which reads them) and the parts' sources.
-pub fn finish(model: &mut DumpModel, backtraces: Vec<crate::model::Backtrace>) {
+/// The backtraces, the lock graph (read from the blocked tasks' stacks
+/// those backtraces lead to), the diagnosis (which reads both) and the
+/// parts' sources.
+pub fn finish(kernel: &Kernel, model: &mut DumpModel, backtraces: Vec<crate::model::Backtrace>) {
     model.backtraces = backtraces;
+    match locks::read(kernel, model) {
+        Ok(g) => {
+            model.locks = g.locks;
+            model.waits = g.waits;
+            model.deadlocks = g.deadlocks;
+        }
+        Err(e) => model.problems.push(Problem {
+            part: "locks".into(),
+            message: e.to_string(),
+        }),
+    }
     model.diagnosis = Some(diagnosis::diagnose(model));
     for part in PARTS {
         model.sources.insert(part.to_string(), "dump".into());

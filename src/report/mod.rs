@@ -2,11 +2,12 @@
 //!
 //! `text()` prints, in order, sections shaped like crash's `sys`, `ps`,
 //! `kmem -i`, `kmem -z`, where memory went, `kmem -s` and `log` (see `crash.rs`); other sections (backtrace,
-//! diagnosis) live in files of their own here and are called from `text()`.
+//! diagnosis, locks) live in files of their own here and are called from `text()`.
 
 mod bt;
 mod crash;
 mod diagnosis;
+mod locks;
 
 pub use crash::{pages_to_size, KMEM_S_HEADER};
 
@@ -40,6 +41,7 @@ pub fn text(model: &DumpModel) -> String {
     out.push_str(&crash::kmem_z(model));
     out.push_str(&crash::memory_usage(model));
     out.push_str(&crash::kmem_s(model));
+    out.push_str(&locks::section(model));
     out.push_str(&bt::bt(model));
     out.push_str(&crash::log(model));
     out

@@ -781,7 +781,7 @@ fn exception_regs_layout(kernel: &Kernel) -> Result<frame_records::ExceptionRegs
 }
 
 /// THREAD_SIZE: the init task's stack spans `__start_init_task`..`__end_init_task`.
-fn thread_size(kernel: &Kernel) -> u64 {
+pub(crate) fn thread_size(kernel: &Kernel) -> u64 {
     let from_syms = kernel
         .symbol("__end_init_task")
         .ok()

@@ -346,7 +346,9 @@ fn read_module(kernel: &Kernel, m: u64) -> Result<Module, String> {
             }
         }
     }
-    let mut symbols = read_module_symbols(kernel, m, &text).unwrap_or_default();
+    let mut symbols =
+        read_module_symbols(kernel, m, |v| text.iter().any(|&(s, e)| v >= s && v < e))
+            .unwrap_or_default();
     symbols.sort_by_key(|s| s.0);
     Ok(Module {
         name,
@@ -355,10 +357,35 @@ fn read_module(kernel: &Kernel, m: u64) -> Result<Module, String> {
     })
 }
 
+/// The module symbol (text or data) containing `addr`: (module, symbol,
+/// offset). Reads the `modules` list and each module's own kallsyms, keeping
+/// only symbols that contain `addr` (a lock's name, not a backtrace's).
+pub fn module_symbol_at(kernel: &Kernel, addr: u64) -> Option<(String, String, u64)> {
+    let head = kernel.symbol("modules").ok()?;
+    let list_off = kernel.offset_of("module", "list").ok()?;
+    let name_off = kernel.offset_of("module", "name").ok()?;
+    for node in kernel.list_for_each(head, MAX_MODULES).ok()? {
+        let m = node.wrapping_sub(list_off);
+        let Ok(syms) = read_module_symbols(kernel, m, |v| v != 0 && v <= addr) else {
+            continue;
+        };
+        let hit = syms
+            .iter()
+            .filter(|(v, size, _)| addr >= *v && (addr - v < (*size).max(1)))
+            .max_by_key(|(v, _, _)| *v);
+        if let Some((v, _, name)) = hit {
+            let module =
+                String::from_utf8_lossy(&kernel.read_cstr(m + name_off, 64).ok()?).into_owned();
+            return Some((module, name.clone(), addr - v));
+        }
+    }
+    None
+}
+
 fn read_module_symbols(
     kernel: &Kernel,
     m: u64,
-    text: &[(u64, u64)],
+    keep: impl Fn(u64) -> bool,
 ) -> Result<Vec<(u64, u64, String)>, String> {
     let e = |e: crate::kernel::KernelError| e.to_string();
     let ks = kernel.read_member(m, "module", "kallsyms").map_err(e)?;
@@ -406,7 +433,7 @@ fn read_module_symbols(
     let mut out = Vec::new();
     for rec in buf.chunks_exact(size as usize) {
         let value = field(rec, value_o, value_s);
-        if !text.iter().any(|&(s, e)| value >= s && value < e) {
+        if !keep(value) {
             continue;
         }
         let name_at = field(rec, name_o, name_s);

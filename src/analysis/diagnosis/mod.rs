@@ -14,6 +14,7 @@
 //! `hard_lockup`, `rcu_stall`, `kill_init`, `stack_overflow`,
 //! `machine_check`, `nmi`, `warn_panic`, `unknown`.
 
+mod locks;
 mod oom;
 mod oops;
 mod other;
@@ -145,6 +146,9 @@ pub fn resolve_ref(model: &DumpModel, reference: &str) -> bool {
         "slab" => model.slabs.iter().any(|c| c.name == rest),
         "usage" => model.memory_usage.rows.iter().any(|r| r.what == rest),
         "memcg" => model.memcgs.iter().any(|c| c.path == rest),
+        "lock" => {
+            crate::model::hex::parse(rest).is_ok_and(|a| model.locks.iter().any(|l| l.address == a))
+        }
         "meminfo" => serde_json::to_value(&model.meminfo)
             .ok()
             .is_some_and(|v| v.get(rest).is_some()),

@@ -183,8 +183,26 @@ pub(super) fn hung_task(cx: &Ctx) -> Option<Diagnosis> {
     if let Var::Read(t) = timeout {
         verdict.push_str(&format!(" (kernel.hung_task_timeout_secs={t})"));
     }
-    if !waits.is_empty() {
-        verdict.push_str(&format!("; {}", waits.join(", ")));
+    let story = super::locks::story(cx);
+    match &story {
+        Some(st) if st.deadlock => {
+            verdict = format!(
+                "{}; {} made khungtaskd panic",
+                st.sentence,
+                var_phrase("kernel.hung_task_panic", var)
+            );
+            if let Var::Read(t) = timeout {
+                verdict.push_str(&format!(" (kernel.hung_task_timeout_secs={t})"));
+            }
+        }
+        _ => {
+            if !waits.is_empty() {
+                verdict.push_str(&format!("; {}", waits.join(", ")));
+            }
+            if let Some(st) = &story {
+                verdict.push_str(&format!("; {}", st.sentence));
+            }
+        }
     }
     let mut remedies = vec![
         "Find what the blocked task waits for (its backtrace): a lock held by another task, I/O to a stalled disk or NFS server, a driver that never completes".into(),
@@ -200,6 +218,10 @@ pub(super) fn hung_task(cx: &Ctx) -> Option<Diagnosis> {
     }
     if waits.iter().any(|w| w.contains("[lkdtm]")) {
         remedies.insert(0, "The task hangs inside lkdtm, the kernel's crash-test module: this hang was provoked on purpose".into());
+    }
+    if let Some(st) = story {
+        evidence.splice(0..0, st.evidence);
+        remedies.splice(0..0, st.remedies);
     }
     Some(Diagnosis {
         class: "hung_task".into(),

@@ -1,0 +1,713 @@
+//! Locks and the wait-for graph (crash's `bt -f` + `struct mutex` +
+//! `list -H`, done for every blocked task).
+//!
+//! For each blocked task (state `UN`, or any task whose backtrace is in a
+//! lock's slow path) the frames tell what it waits in. For a `mutex`,
+//! `rw_semaphore` or `semaphore`, the kernel's waiter record
+//! (`mutex_waiter`, `rwsem_waiter`, `semaphore_waiter`) lives on the
+//! waiting task's stack, in the slow path's frame, and is linked into the
+//! lock's `wait_list`. We scan the stack words above the slow-path frame for
+//! a record whose `task` is this task and whose `list` is a consistent
+//! `list_head` (next->prev and prev->next point back); walking that list
+//! around, every node but one is a waiter record on the stack of the task
+//! it names: the one left is the lock's `wait_list`, and container_of gives
+//! the lock. A stale stack word fails one of these checks and is not taken.
+//!
+//! Owners (flag bits from kernel/locking/*.c, which keeps them in macros,
+//! not types; the layout is told apart by the types):
+//! - `mutex.owner` is an `atomic_long_t` (4.10+): the owning task with
+//!   MUTEX_FLAGS (0x07: WAITERS, HANDOFF, PICKUP) in the low bits. A mutex
+//!   with a `count` member (before 4.10) keeps the owner as a plain pointer.
+//! - `rw_semaphore.owner` an `atomic_long_t` (5.3+): the writer, or the last
+//!   reader, with RWSEM_READER_OWNED (bit 0) and RWSEM_NONSPINNABLE (bit 1;
+//!   5.3–5.10 had RD/WR_NONSPINNABLE in bits 1 and 2, so the mask is 0x07,
+//!   which a `task_struct`, aligned to a cache line, never has set). `count`:
+//!   RWSEM_WRITER_LOCKED bit 0, WAITERS bit 1, HANDOFF bit 2, the readers
+//!   from RWSEM_READER_SHIFT (8) up, RWSEM_FLAG_READFAIL the top bit.
+//! - `rw_semaphore.owner` a `struct task_struct *` (4.18, the xadd rwsem):
+//!   the writer, or RWSEM_READER_OWNED (bit 0) when readers hold it; `count`
+//!   keeps the active lockers in its low 32 bits (RWSEM_ACTIVE_MASK).
+//!
+//! How long a task has waited: its CPU's `rq.clock` at the crash minus the
+//! task's `sched_info.last_arrival` (when it last got the CPU, as crash's
+//! `ps -m`), or `se.exec_start` where the kernel has no sched_info.
+
+use super::backtrace;
+use crate::kernel::{Kernel, Result};
+use crate::model::{Backtrace, DeadlockHop, DumpModel, Lock, LockWaiter, TaskWait};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Most nodes followed on one wait list.
+const MAX_WAITERS: usize = 10_000;
+/// Bytes of stack scanned above the slow-path frame for the waiter record.
+const SCAN_BYTES: u64 = 1024;
+
+/// MUTEX_FLAGS (kernel/locking/mutex.c, 4.10+).
+pub const MUTEX_FLAGS: u64 = 0x07;
+/// RWSEM_READER_OWNED (kernel/locking/rwsem.c; 4.18's rwsem.h: the value 1).
+pub const RWSEM_READER_OWNED: u64 = 1 << 0;
+/// The owner's flag bits, 5.3+ (RWSEM_OWNER_FLAGS_MASK is 0x3 from 5.11, 0x7 before).
+pub const RWSEM_OWNER_FLAGS: u64 = 0x07;
+/// RWSEM_WRITER_LOCKED (5.3+).
+pub const RWSEM_WRITER_LOCKED: u64 = 1 << 0;
+/// RWSEM_READER_SHIFT (5.3+).
+pub const RWSEM_READER_SHIFT: u32 = 8;
+/// RWSEM_FLAG_READFAIL (5.5+: the top bit), not a reader.
+pub const RWSEM_FLAG_READFAIL: u64 = 1 << 63;
+/// RWSEM_ACTIVE_MASK of the xadd rwsem (4.18, 64-bit).
+pub const RWSEM_ACTIVE_MASK: u64 = 0xffff_ffff;
+
+/// How an rw_semaphore's owner and count are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RwsemLayout {
+    /// 4.18: `owner` a task pointer, xadd count.
+    TaskPointer,
+    /// 5.3+: `owner` an `atomic_long_t` with flag bits, readers from bit 8.
+    AtomicOwner,
+}
+
+/// Who holds an rw_semaphore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RwsemState {
+    pub writer: Option<u64>,
+    pub readers: Option<u64>,
+    /// The task the owner field names while readers hold it (a hint).
+    pub reader_hint: Option<u64>,
+}
+
+/// A mutex's owning task from its `owner` word (flags masked).
+pub fn mutex_owner(owner: u64, atomic_owner: bool) -> Option<u64> {
+    let t = if atomic_owner {
+        owner & !MUTEX_FLAGS
+    } else {
+        owner
+    };
+    (t != 0).then_some(t)
+}
+
+/// Decodes an rw_semaphore's `count` and `owner`.
+pub fn decode_rwsem(layout: RwsemLayout, count: i64, owner: u64) -> RwsemState {
+    let c = count as u64;
+    match layout {
+        RwsemLayout::AtomicOwner => {
+            let task = owner & !RWSEM_OWNER_FLAGS;
+            let readers = (c & !RWSEM_FLAG_READFAIL) >> RWSEM_READER_SHIFT;
+            if c & RWSEM_WRITER_LOCKED != 0 {
+                RwsemState {
+                    writer: (task != 0).then_some(task),
+                    ..Default::default()
+                }
+            } else if readers > 0 {
+                RwsemState {
+                    writer: None,
+                    readers: Some(readers),
+                    reader_hint: (owner & RWSEM_READER_OWNED != 0 && task != 0).then_some(task),
+                }
+            } else {
+                RwsemState::default()
+            }
+        }
+        RwsemLayout::TaskPointer => {
+            let active = c & RWSEM_ACTIVE_MASK;
+            if owner & RWSEM_READER_OWNED != 0 {
+                let task = owner & !RWSEM_OWNER_FLAGS;
+                RwsemState {
+                    writer: None,
+                    readers: (active > 0).then_some(active),
+                    reader_hint: (task != 0).then_some(task),
+                }
+            } else if owner != 0 && active > 0 {
+                RwsemState {
+                    writer: Some(owner & !RWSEM_OWNER_FLAGS),
+                    ..Default::default()
+                }
+            } else {
+                RwsemState::default()
+            }
+        }
+    }
+}
+
+/// What a frame's function says the task waits in.
+pub fn classify(function: &str) -> Option<&'static str> {
+    let f = function.split('.').next().unwrap_or(function);
+    let kind = if f.starts_with("percpu_rwsem_wait")
+        || f.starts_with("__percpu_down_read")
+        || f == "percpu_down_write"
+    {
+        "percpu_rw_semaphore"
+    } else if f.contains("rwsem_down_")
+        || f.starts_with("__down_read")
+        || f.starts_with("__down_write")
+        || f.starts_with("down_read")
+        || f.starts_with("down_write")
+    {
+        "rw_semaphore"
+    } else if f.starts_with("__mutex_lock")
+        || f.starts_with("mutex_lock")
+        || f.starts_with("__ww_mutex_lock")
+    {
+        "mutex"
+    } else if f.starts_with("rt_mutex_slowlock")
+        || f.starts_with("__rt_mutex_slowlock")
+        || f.starts_with("rt_spin_lock")
+    {
+        "rt_mutex"
+    } else if matches!(
+        f,
+        "__down"
+            | "__down_common"
+            | "__down_interruptible"
+            | "__down_killable"
+            | "__down_timeout"
+            | "down"
+            | "down_interruptible"
+            | "down_killable"
+            | "down_timeout"
+    ) {
+        "semaphore"
+    } else if f.starts_with("folio_wait_bit")
+        || f == "__folio_lock"
+        || f == "__lock_page"
+        || f.starts_with("wait_on_page_bit")
+    {
+        "page_lock"
+    } else if f.starts_with("io_schedule") || f == "bit_wait_io" {
+        "io"
+    } else if f.starts_with("wait_for_completion")
+        || f == "__wait_for_common"
+        || f == "wait_for_common"
+    {
+        "completion"
+    } else {
+        return None;
+    };
+    Some(kind)
+}
+
+/// Field offsets of the waiter records and locks this kernel has.
+struct Layout {
+    task_stack: u64,
+    thread_size: u64,
+    list_next: u64,
+    list_prev: u64,
+    last_arrival: Option<(u64, &'static str)>,
+    rq_clock: Option<u64>,
+}
+
+/// One kind of lock whose waiters queue on a `wait_list` of records.
+struct LockKind {
+    kind: &'static str,
+    lock_ty: &'static str,
+    waiter_ty: &'static str,
+}
+
+const LOCK_KINDS: [LockKind; 3] = [
+    LockKind {
+        kind: "mutex",
+        lock_ty: "mutex",
+        waiter_ty: "mutex_waiter",
+    },
+    LockKind {
+        kind: "rw_semaphore",
+        lock_ty: "rw_semaphore",
+        waiter_ty: "rwsem_waiter",
+    },
+    LockKind {
+        kind: "semaphore",
+        lock_ty: "semaphore",
+        waiter_ty: "semaphore_waiter",
+    },
+];
+
+/// A waiter record found on a task's stack, checked both ways.
+struct Found {
+    lock: u64,
+    waiter: u64,
+}
+
+/// What `read` found: the locks, each blocked task's wait, the cycles.
+#[derive(Debug, Default)]
+pub struct LockGraph {
+    pub locks: Vec<Lock>,
+    pub waits: Vec<TaskWait>,
+    pub deadlocks: Vec<Vec<DeadlockHop>>,
+}
+
+/// Builds the lock graph from the blocked tasks' backtraces and stacks.
+pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
+    let layout = Layout {
+        task_stack: k.offset_of("task_struct", "stack")?,
+        thread_size: backtrace::thread_size(k),
+        list_next: k.offset_of("list_head", "next")?,
+        list_prev: k.offset_of("list_head", "prev")?,
+        last_arrival: if k.has_member("task_struct", "sched_info.last_arrival") {
+            Some((
+                k.offset_of("task_struct", "sched_info.last_arrival")?,
+                "sched_info.last_arrival",
+            ))
+        } else if k.has_member("task_struct", "se.exec_start") {
+            Some((
+                k.offset_of("task_struct", "se.exec_start")?,
+                "se.exec_start",
+            ))
+        } else {
+            None
+        },
+        rq_clock: k.offset_of("rq", "clock").ok(),
+    };
+    let by_task: HashMap<u64, &crate::model::Task> =
+        model.tasks.iter().map(|t| (t.task, t)).collect();
+    let by_pid: HashMap<i64, &crate::model::Task> =
+        model.tasks.iter().map(|t| (t.pid, t)).collect();
+    let mut graph = LockGraph::default();
+    let mut locks: BTreeMap<u64, Lock> = BTreeMap::new();
+    for bt in &model.backtraces {
+        let Some(task) = by_pid.get(&bt.pid).filter(|t| t.task == bt.task) else {
+            continue;
+        };
+        let slow = slow_path(bt);
+        // A task not in D state counts only when it sleeps in a lock.
+        let in_lock = slow.is_some_and(|s| {
+            matches!(
+                s.2,
+                "mutex" | "rw_semaphore" | "semaphore" | "percpu_rw_semaphore" | "rt_mutex"
+            )
+        });
+        if task.state != "UN" && !in_lock {
+            continue;
+        }
+        let waited_ns = waited(k, &layout, task.task, task.cpu);
+        let mut wait = TaskWait {
+            pid: task.pid,
+            comm: task.comm.clone(),
+            kind: "none".into(),
+            waited_ns,
+            ..Default::default()
+        };
+        if let Some((level, function, kind, sp, next_sp)) = slow {
+            wait.kind = kind.into();
+            wait.function = Some(function.to_string());
+            wait.level = Some(level);
+            if let Some(lk) = LOCK_KINDS.iter().find(|l| l.kind == kind) {
+                let hi = next_sp.max(sp.saturating_add(SCAN_BYTES));
+                if let Some(found) = find_waiter(k, &layout, lk, &by_task, task.task, sp, hi) {
+                    wait.lock = Some(found.lock);
+                    if !locks.contains_key(&found.lock) {
+                        if let Ok(l) = read_lock(k, &layout, lk, found.lock, &by_task) {
+                            locks.insert(found.lock, l);
+                        }
+                    }
+                    if let Some(w) = locks
+                        .get(&found.lock)
+                        .and_then(|l| l.waiters.iter().find(|w| w.waiter == found.waiter))
+                    {
+                        wait.mode = w.mode.clone();
+                    }
+                }
+            }
+        }
+        graph.waits.push(wait);
+    }
+    graph.locks = locks.into_values().collect();
+    graph.deadlocks = cycles(&graph.locks, &graph.waits);
+    Ok(graph)
+}
+
+/// The first frame (innermost) in a slow path we know: (level, function,
+/// kind, its sp, the sp of the frame above it).
+fn slow_path(bt: &Backtrace) -> Option<(u32, &str, &'static str, u64, u64)> {
+    let frames = &bt.frames;
+    frames.iter().enumerate().find_map(|(i, f)| {
+        let func = f.function.as_deref()?;
+        let kind = classify(func)?;
+        let next_sp = frames
+            .iter()
+            .skip(i + 1)
+            .map(|n| n.sp)
+            .find(|&s| s > f.sp)
+            .unwrap_or(f.sp);
+        Some((f.level, func, kind, f.sp, next_sp))
+    })
+}
+
+/// The task's stack [base, base + THREAD_SIZE).
+fn stack_of(k: &Kernel, l: &Layout, task: u64) -> Option<(u64, u64)> {
+    let base = k.read_u64(task.wrapping_add(l.task_stack)).ok()?;
+    (base != 0).then_some((base, base.wrapping_add(l.thread_size)))
+}
+
+fn on_stack_of(
+    k: &Kernel,
+    l: &Layout,
+    by_task: &HashMap<u64, &crate::model::Task>,
+    waiter: u64,
+    task: u64,
+) -> bool {
+    by_task.contains_key(&task)
+        && stack_of(k, l, task).is_some_and(|(lo, hi)| waiter >= lo && waiter < hi)
+}
+
+/// A `list_head` whose neighbours point back at it.
+fn consistent(k: &Kernel, l: &Layout, node: u64) -> bool {
+    let (Ok(next), Ok(prev)) = (
+        k.read_u64(node.wrapping_add(l.list_next)),
+        k.read_u64(node.wrapping_add(l.list_prev)),
+    ) else {
+        return false;
+    };
+    next != 0
+        && prev != 0
+        && k.read_u64(next.wrapping_add(l.list_prev)).ok() == Some(node)
+        && k.read_u64(prev.wrapping_add(l.list_next)).ok() == Some(node)
+}
+
+/// The lock's `wait_list` reached from a waiter's list node: every other
+/// node must be a waiter record on the stack of the task it names.
+fn wait_list_head(
+    k: &Kernel,
+    l: &Layout,
+    by_task: &HashMap<u64, &crate::model::Task>,
+    node: u64,
+    list_off: u64,
+    task_off: u64,
+) -> Option<u64> {
+    let nodes = k.list_for_each(node, MAX_WAITERS).ok()?;
+    let mut head = None;
+    for n in nodes {
+        let w = n.wrapping_sub(list_off);
+        let t = k.read_u64(w.wrapping_add(task_off)).ok()?;
+        if on_stack_of(k, l, by_task, w, t) {
+            continue;
+        }
+        if head.replace(n).is_some() {
+            return None; // two nodes that are no waiter: not a wait list
+        }
+    }
+    head.filter(|&h| consistent(k, l, h))
+}
+
+fn find_waiter(
+    k: &Kernel,
+    l: &Layout,
+    lk: &LockKind,
+    by_task: &HashMap<u64, &crate::model::Task>,
+    task: u64,
+    lo: u64,
+    hi: u64,
+) -> Option<Found> {
+    let list_off = k.offset_of(lk.waiter_ty, "list").ok()?;
+    let task_off = k.offset_of(lk.waiter_ty, "task").ok()?;
+    let wl_off = k.offset_of(lk.lock_ty, "wait_list").ok()?;
+    let (slo, shi) = stack_of(k, l, task)?;
+    let lo = lo.max(slo) & !7;
+    let hi = hi.min(shi);
+    let n = usize::try_from(hi.checked_sub(lo)? / 8).ok()?;
+    let words = k.read_u64_array(lo, n).ok()?;
+    // A waiter record at `w` has `task` at w + task_off: find that word.
+    for (i, &word) in words.iter().enumerate() {
+        if word != task {
+            continue;
+        }
+        let w = (lo + 8 * i as u64).wrapping_sub(task_off);
+        let node = w.wrapping_add(list_off);
+        if !consistent(k, l, node) {
+            continue;
+        }
+        let Some(head) = wait_list_head(k, l, by_task, node, list_off, task_off) else {
+            continue;
+        };
+        return Some(Found {
+            lock: head.wrapping_sub(wl_off),
+            waiter: w,
+        });
+    }
+    None
+}
+
+fn read_lock(
+    k: &Kernel,
+    l: &Layout,
+    lk: &LockKind,
+    lock: u64,
+    by_task: &HashMap<u64, &crate::model::Task>,
+) -> Result<Lock> {
+    let list_off = k.offset_of(lk.waiter_ty, "list")?;
+    let task_off = k.offset_of(lk.waiter_ty, "task")?;
+    let wl = lock + k.offset_of(lk.lock_ty, "wait_list")?;
+    let pid_of = |t: u64| by_task.get(&t).map(|t| (t.pid, t.comm.clone()));
+    let mut out = Lock {
+        address: lock,
+        name: lock_name(k, lock),
+        kind: lk.kind.into(),
+        ..Default::default()
+    };
+    let mut owner_task = None;
+    match lk.kind {
+        "mutex" => {
+            let m = k.member("mutex", "owner")?;
+            let word = k.read_uint(lock + m.offset, m.size.min(8) as usize)?;
+            out.owner_word = word;
+            // Before 4.10 the owner was a plain pointer beside a `count`.
+            owner_task = mutex_owner(word, !k.has_member("mutex", "count"));
+        }
+        "rw_semaphore" => {
+            let m = k.member("rw_semaphore", "owner")?;
+            let word = k.read_uint(lock + m.offset, m.size.min(8) as usize)?;
+            let count = k.read_i64(lock + k.offset_of("rw_semaphore", "count")?)?;
+            out.owner_word = word;
+            out.count = Some(count);
+            let layout = if m.is_pointer {
+                RwsemLayout::TaskPointer
+            } else {
+                RwsemLayout::AtomicOwner
+            };
+            let st = decode_rwsem(layout, count, word);
+            owner_task = st.writer;
+            out.readers = st.readers;
+            out.reader_hint = st.reader_hint.and_then(|t| pid_of(t).map(|p| p.0));
+        }
+        _ => {
+            if let Ok(c) = k.read_member(lock, "semaphore", "count") {
+                out.count = Some(i64::from(c as u32 as i32));
+            }
+        }
+    }
+    if let Some(t) = owner_task {
+        match pid_of(t) {
+            Some((pid, comm)) => {
+                out.owner = Some(pid);
+                out.owner_comm = Some(comm);
+            }
+            None => out.owner_comm = Some(format!("task {t:#x} (not on the task list)")),
+        }
+    }
+    let write = k.enum_value("RWSEM_WAITING_FOR_WRITE").ok();
+    let type_m = k.member("rwsem_waiter", "type").ok();
+    for n in k.list_for_each(wl, MAX_WAITERS)? {
+        let w = n.wrapping_sub(list_off);
+        let t = k.read_u64(w + task_off)?;
+        let Some((pid, comm)) = pid_of(t) else {
+            continue;
+        };
+        if !on_stack_of(k, l, by_task, w, t) {
+            continue;
+        }
+        let mode = match (lk.kind, &type_m, write) {
+            ("rw_semaphore", Some(m), Some(wv)) => {
+                let v = k.read_uint(w + m.offset, m.size.min(8) as usize)?;
+                if v as i64 == wv { "write" } else { "read" }.to_string()
+            }
+            _ => String::new(),
+        };
+        out.waiters.push(LockWaiter {
+            pid,
+            comm,
+            mode,
+            waited_ns: waited(k, l, t, by_task.get(&t).map_or(0, |t| t.cpu)),
+            waiter: w,
+        });
+    }
+    Ok(out)
+}
+
+/// The lock's symbol (kernel or module), or its address.
+fn lock_name(k: &Kernel, addr: u64) -> String {
+    let with_off = |name: &str, off: u64| {
+        if off == 0 {
+            name.to_string()
+        } else {
+            format!("{name}+{off:#x}")
+        }
+    };
+    if let Some(s) = k.symbolize(addr) {
+        if s.offset < 4096 {
+            return with_off(&s.name, s.offset);
+        }
+    }
+    if let Some((module, name, off)) = backtrace::symbolize::module_symbol_at(k, addr) {
+        return format!("{} [{module}]", with_off(&name, off));
+    }
+    format!("{addr:#x}")
+}
+
+/// Nanoseconds since the task last ran, on its CPU's clock.
+fn waited(k: &Kernel, l: &Layout, task: u64, cpu: u32) -> Option<u64> {
+    let (off, _) = l.last_arrival?;
+    let since = k.read_u64(task.wrapping_add(off)).ok()?;
+    let rq = k.per_cpu_addr("runqueues", cpu).ok()?;
+    let now = k.read_u64(rq.wrapping_add(l.rq_clock?)).ok()?;
+    (since != 0 && now >= since).then(|| now - since)
+}
+
+/// Which field `waited_ns` is measured from.
+pub fn waited_source(k: &Kernel) -> &'static str {
+    if k.has_member("task_struct", "sched_info.last_arrival") {
+        "sched_info.last_arrival"
+    } else {
+        "se.exec_start"
+    }
+}
+
+/// The cycles of the wait-for graph (task → lock → owner → …), each once,
+/// starting from its lowest PID.
+pub fn cycles(locks: &[Lock], waits: &[TaskWait]) -> Vec<Vec<DeadlockHop>> {
+    let lock_of: HashMap<u64, &Lock> = locks.iter().map(|l| (l.address, l)).collect();
+    let wait_of: HashMap<i64, &TaskWait> = waits.iter().map(|w| (w.pid, w)).collect();
+    // The one task each task waits on: the lock's owner (or its only
+    // reader's hint when one reader holds it and the hint waits too).
+    let next = |pid: i64| -> Option<(i64, &Lock)> {
+        let l = lock_of.get(&wait_of.get(&pid)?.lock?)?;
+        let holder = holder(l)?;
+        Some((holder, l))
+    };
+    let mut seen: HashSet<i64> = HashSet::new();
+    let mut out = Vec::new();
+    let mut pids: Vec<i64> = waits.iter().map(|w| w.pid).collect();
+    pids.sort_unstable();
+    for start in pids {
+        let mut path: Vec<i64> = Vec::new();
+        let mut cur = start;
+        let mut closed = false;
+        while !seen.contains(&cur) && path.len() < 10_000 {
+            if path.contains(&cur) {
+                closed = true;
+                break;
+            }
+            path.push(cur);
+            match next(cur) {
+                Some((h, _)) => cur = h,
+                None => break,
+            }
+        }
+        if let Some(i) = path.iter().position(|&p| p == cur).filter(|_| closed) {
+            {
+                let cyc: Vec<i64> = path.get(i..).unwrap_or_default().to_vec();
+                let mut cyc = cyc;
+                if let Some(min_i) = cyc.iter().enumerate().min_by_key(|(_, p)| **p).map(|x| x.0) {
+                    cyc.rotate_left(min_i);
+                }
+                let n = cyc.len();
+                let hops = cyc
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &pid)| {
+                        let w = wait_of.get(&pid);
+                        let waits_for = next(pid).map(|(_, l)| l.name.clone()).unwrap_or_default();
+                        let prev = cyc.get((j + n - 1) % n).copied().unwrap_or(pid);
+                        let holds = next(prev).map(|(_, l)| l.name.clone()).unwrap_or_default();
+                        DeadlockHop {
+                            pid,
+                            comm: w.map(|w| w.comm.clone()).unwrap_or_default(),
+                            holds,
+                            waits_for,
+                            mode: w.map(|w| w.mode.clone()).unwrap_or_default(),
+                        }
+                    })
+                    .collect();
+                out.push(hops);
+            }
+        }
+        seen.extend(path);
+    }
+    out
+}
+
+/// The task holding a lock as far as the dump shows: the owner, or the one
+/// reader its owner field names when the count says exactly one reader.
+pub fn holder(l: &Lock) -> Option<i64> {
+    l.owner
+        .or_else(|| (l.readers == Some(1)).then_some(l.reader_hint).flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A task_struct address (cache-line aligned, as the slab allocates it).
+    const TASK: u64 = 0xff26_708e_0184_c200;
+
+    #[test]
+    fn mutex_owner_masks_the_flags() {
+        // MUTEX_FLAG_WAITERS 0x01 | MUTEX_FLAG_HANDOFF 0x02 | MUTEX_FLAG_PICKUP 0x04
+        for flags in 0..=MUTEX_FLAGS {
+            assert_eq!(mutex_owner(TASK | flags, true), Some(TASK));
+        }
+        assert_eq!(mutex_owner(0, true), None);
+        assert_eq!(mutex_owner(MUTEX_FLAGS, true), None);
+        // Before 4.10 the owner is a plain pointer.
+        assert_eq!(mutex_owner(TASK, false), Some(TASK));
+    }
+
+    #[test]
+    fn rwsem_6x_reader_and_writer_owned() {
+        const RWSEM_NONSPINNABLE: u64 = 1 << 1;
+        const RWSEM_FLAG_WAITERS: u64 = 1 << 1;
+        const RWSEM_READER_BIAS: u64 = 1 << RWSEM_READER_SHIFT;
+        // One reader and waiters: the owner names the last reader.
+        let st = decode_rwsem(
+            RwsemLayout::AtomicOwner,
+            (RWSEM_READER_BIAS | RWSEM_FLAG_WAITERS) as i64,
+            TASK | RWSEM_READER_OWNED | RWSEM_NONSPINNABLE,
+        );
+        assert_eq!(st.writer, None);
+        assert_eq!(st.readers, Some(1));
+        assert_eq!(st.reader_hint, Some(TASK));
+        // Three readers, READFAIL set: still three.
+        let st = decode_rwsem(
+            RwsemLayout::AtomicOwner,
+            (3 * RWSEM_READER_BIAS | RWSEM_FLAG_READFAIL) as i64,
+            TASK | RWSEM_READER_OWNED,
+        );
+        assert_eq!(st.readers, Some(3));
+        // Writer-owned.
+        let st = decode_rwsem(
+            RwsemLayout::AtomicOwner,
+            (RWSEM_WRITER_LOCKED | RWSEM_FLAG_WAITERS) as i64,
+            TASK,
+        );
+        assert_eq!(st.writer, Some(TASK));
+        assert_eq!(st.readers, None);
+        // Free.
+        assert_eq!(
+            decode_rwsem(RwsemLayout::AtomicOwner, 0, 0),
+            RwsemState::default()
+        );
+    }
+
+    #[test]
+    fn rwsem_418_xadd_layout() {
+        // 4.18 x86_64 (arch/x86/include/asm/rwsem.h)
+        const RWSEM_ACTIVE_BIAS: i64 = 1;
+        const RWSEM_WAITING_BIAS: i64 = -(RWSEM_ACTIVE_MASK as i64) - 1;
+        const RWSEM_ACTIVE_WRITE_BIAS: i64 = RWSEM_WAITING_BIAS + RWSEM_ACTIVE_BIAS;
+        // Write-locked with waiters queued: owner is the writer.
+        let st = decode_rwsem(
+            RwsemLayout::TaskPointer,
+            RWSEM_ACTIVE_WRITE_BIAS + RWSEM_WAITING_BIAS,
+            TASK,
+        );
+        assert_eq!(st.writer, Some(TASK));
+        // Two readers and a waiting writer: owner is RWSEM_READER_OWNED (1).
+        let st = decode_rwsem(
+            RwsemLayout::TaskPointer,
+            2 * RWSEM_ACTIVE_BIAS + RWSEM_WAITING_BIAS,
+            RWSEM_READER_OWNED,
+        );
+        assert_eq!(st.writer, None);
+        assert_eq!(st.readers, Some(2));
+        assert_eq!(st.reader_hint, None);
+    }
+
+    #[test]
+    fn frames_classify() {
+        assert_eq!(classify("__mutex_lock.constprop.0"), Some("mutex"));
+        assert_eq!(classify("rwsem_down_write_slowpath"), Some("rw_semaphore"));
+        assert_eq!(classify("rwsem_down_read_failed"), Some("rw_semaphore"));
+        assert_eq!(classify("__down_interruptible"), Some("semaphore"));
+        assert_eq!(classify("percpu_rwsem_wait"), Some("percpu_rw_semaphore"));
+        assert_eq!(classify("io_schedule"), Some("io"));
+        assert_eq!(classify("wait_for_completion_killable"), Some("completion"));
+        assert_eq!(classify("schedule_timeout"), None);
+    }
+}

@@ -1,0 +1,363 @@
+//! Locks and the wait-for graph against crash 8.0.6's reading of each lock
+//! (locks.txt: `sym`, the struct, `list` of its waiters, `ps` of the
+//! owners) and the case's stated truth (case.txt).
+
+mod common;
+
+use crashdeck::model::DumpModel;
+use std::collections::HashMap;
+
+const CHAIN: &str = "debian61-chain-kdump-zlib";
+
+/// One lock as crash printed it.
+#[derive(Debug, Default)]
+struct CrashLock {
+    address: u64,
+    name: String,
+    kind: String,
+    owner: u64,
+    count: Option<i64>,
+    /// (waiter record, task, rwsem type)
+    waiters: Vec<(u64, u64, Option<String>)>,
+}
+
+fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s.trim().trim_start_matches("0x").trim_end_matches(','), 16)
+        .unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+/// locks.txt: the `sym` lines (address, name), then one `struct` block per
+/// lock in the same order, each followed by its waiters, then `ps`.
+fn parse_locks(text: &str) -> (Vec<CrashLock>, HashMap<u64, i64>) {
+    let mut syms = Vec::new();
+    let mut locks: Vec<CrashLock> = Vec::new();
+    let mut ps = HashMap::new();
+    let mut field: Vec<String> = Vec::new();
+    let mut in_ps = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some((addr, rest)) = line.split_once(" (?) ") {
+            syms.push((hex(addr), rest.trim().to_string()));
+        } else if let Some(kind) = t.strip_prefix("struct ").and_then(|r| r.strip_suffix(" {")) {
+            let i = locks.len();
+            let (address, name) = syms.get(i).cloned().expect("a sym line per struct");
+            locks.push(CrashLock {
+                address,
+                name,
+                kind: kind.to_string(),
+                ..Default::default()
+            });
+            field.clear();
+        } else if t.starts_with("PID ") {
+            in_ps = true;
+        } else if in_ps {
+            let cols: Vec<&str> = t.split_whitespace().collect();
+            if cols.len() >= 9 {
+                ps.insert(hex(cols[3]), cols[0].parse().unwrap());
+            }
+        } else if let Some(l) = locks.last_mut() {
+            if t.ends_with("= {") {
+                field.push(t.trim_end_matches(" = {").to_string());
+            } else if t.starts_with('}') {
+                field.pop();
+            } else if let Some(v) = t.strip_prefix("counter = ") {
+                let v: i64 = v.trim_end_matches(',').parse().unwrap();
+                match field.first().map(String::as_str) {
+                    Some("owner") => l.owner = v as u64,
+                    Some("count") => l.count = Some(v),
+                    _ => {}
+                }
+            } else if t.len() == 16 && t.chars().all(|c| c.is_ascii_hexdigit()) {
+                l.waiters.push((hex(t), 0, None));
+            } else if let Some(v) = t.strip_prefix("task = ") {
+                l.waiters.last_mut().expect("a waiter line").1 = hex(v);
+            } else if let Some(v) = t.strip_prefix("type = ") {
+                l.waiters.last_mut().expect("a waiter line").2 =
+                    Some(v.trim_end_matches(',').to_string());
+            }
+        }
+    }
+    (locks, ps)
+}
+
+/// The PIDs in "(128)" or "(PID 128)" groups of `s`, in order.
+fn pids_in(s: &str) -> Vec<i64> {
+    s.split('(')
+        .skip(1)
+        .filter_map(|p| p.split(')').next())
+        .filter_map(|p| p.trim_start_matches("PID ").parse().ok())
+        .collect()
+}
+
+/// The truth's sentence about one lock: from its name to the next ';'.
+fn truth_of<'a>(truth: &'a str, name: &str) -> &'a str {
+    let at = truth
+        .find(&format!("{name} ("))
+        .unwrap_or_else(|| panic!("case.txt truth names {name}"));
+    let rest = &truth[at..];
+    &rest[..rest.find(';').unwrap_or(rest.len())]
+}
+
+fn chain_model() -> Option<(common::Case, DumpModel)> {
+    let case = common::case_or_skip(CHAIN)?;
+    let model = case.model();
+    Some((case, model))
+}
+
+#[test]
+fn chain_locks_match_crash_lock_for_lock() {
+    let Some((case, model)) = chain_model() else {
+        return;
+    };
+    let (crash, ps) = parse_locks(&case.read("locks.txt").expect("locks.txt"));
+    let truth = case.meta("truth").expect("case.txt truth");
+    assert!(!crash.is_empty(), "locks.txt has locks");
+    assert_eq!(model.locks.len(), crash.len(), "{:#?}", model.locks);
+    for c in &crash {
+        let l = model
+            .locks
+            .iter()
+            .find(|l| l.address == c.address)
+            .unwrap_or_else(|| panic!("{} at {:#x} not found", c.name, c.address));
+        assert_eq!(l.name, c.name);
+        assert_eq!(l.kind, c.kind, "{}", c.name);
+        assert_eq!(l.owner_word, c.owner, "{} owner word", c.name);
+        assert_eq!(l.count, c.count.filter(|_| c.kind == "rw_semaphore"));
+        // Waiters in crash's list order: the record, the task, the mode.
+        let got: Vec<(u64, i64, String)> = l
+            .waiters
+            .iter()
+            .map(|w| (w.waiter, w.pid, w.mode.clone()))
+            .collect();
+        let want: Vec<(u64, i64, String)> = c
+            .waiters
+            .iter()
+            .map(|(w, t, ty)| {
+                let mode = match ty.as_deref() {
+                    Some("RWSEM_WAITING_FOR_WRITE") => "write",
+                    Some("RWSEM_WAITING_FOR_READ") => "read",
+                    _ => "",
+                };
+                // crash's ps lists the owners; the others from the task table
+                let pid = ps
+                    .get(t)
+                    .copied()
+                    .or_else(|| model.tasks.iter().find(|k| k.task == *t).map(|k| k.pid));
+                (*w, pid.expect("waiter's task"), mode.to_string())
+            })
+            .collect();
+        assert_eq!(got, want, "{} waiters", c.name);
+        // The owner as case.txt states it.
+        let bare = c.name.split(' ').next().unwrap();
+        let sentence = truth_of(truth, bare);
+        let waited_at = sentence.find("waited for by").expect("waited for by");
+        assert_eq!(
+            l.waiters.iter().map(|w| w.pid).collect::<Vec<_>>(),
+            pids_in(&sentence[waited_at..]),
+            "{sentence}"
+        );
+        let held = &sentence[..waited_at];
+        if let Some(at) = held.find("owned by") {
+            assert_eq!(l.owner, pids_in(&held[at..]).first().copied(), "{sentence}");
+            assert_eq!(l.readers, None);
+        } else {
+            let at = held.find("held for reading by").expect("owner or readers");
+            let readers = if held[at..].contains("one reader") {
+                1
+            } else {
+                panic!("unparsed reader count: {held}")
+            };
+            assert_eq!(l.owner, None, "{sentence}");
+            assert_eq!(l.readers, Some(readers), "{sentence}");
+            assert_eq!(l.reader_hint, pids_in(&held[at..]).first().copied());
+        }
+        for w in &l.waiters {
+            assert!(w.waited_ns.is_some_and(|n| n > 0), "{w:?} waited");
+        }
+    }
+}
+
+#[test]
+fn chain_cycle_is_the_stated_one() {
+    let Some((case, model)) = chain_model() else {
+        return;
+    };
+    let truth = case.meta("truth").expect("case.txt truth");
+    let cyc = truth
+        .split("Cycle: ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .expect("Cycle:");
+    let mut want: Vec<i64> = cyc.split("->").map(|p| p.trim().parse().unwrap()).collect();
+    assert_eq!(want.first(), want.last());
+    want.pop();
+    assert_eq!(model.deadlocks.len(), 1, "{:#?}", model.deadlocks);
+    let got: Vec<i64> = model.deadlocks[0].iter().map(|h| h.pid).collect();
+    // Same cycle, the same rotation (crashdeck starts from the lowest PID).
+    let start = got.iter().position(|p| *p == want[0]).expect("same tasks");
+    let mut rotated = got.clone();
+    rotated.rotate_left(start);
+    assert_eq!(rotated, want);
+    // Each hop holds the lock the previous one waits for.
+    let n = got.len();
+    for (i, h) in model.deadlocks[0].iter().enumerate() {
+        let prev = &model.deadlocks[0][(i + n - 1) % n];
+        assert_eq!(h.holds, prev.waits_for);
+        let lock = model
+            .locks
+            .iter()
+            .find(|l| l.name == h.waits_for)
+            .expect("the lock");
+        assert!(lock.waiters.iter().any(|w| w.pid == h.pid));
+    }
+    // The task the truth says waits behind is a waiter outside the cycle.
+    let behind: Vec<i64> = truth
+        .split("; ")
+        .filter(|s| s.contains("waits behind"))
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|w| w.parse::<i64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!behind.is_empty(), "case.txt names who waits behind");
+    for pid in behind {
+        assert!(!got.contains(&pid));
+        assert!(model.waits.iter().any(|w| w.pid == pid && w.lock.is_some()));
+    }
+}
+
+#[test]
+fn chain_verdict_names_the_cycle_and_who_waits_behind() {
+    let Some((case, model)) = chain_model() else {
+        return;
+    };
+    let truth = case.meta("truth").expect("case.txt truth");
+    let d = model.diagnosis.clone().expect("diagnosis");
+    let v = &d.verdict;
+    assert!(v.starts_with("Deadlock: "), "{v}");
+    let cyc = truth.split("Cycle: ").nth(1).unwrap();
+    let cyc = cyc.split(';').next().unwrap();
+    let pids: Vec<i64> = cyc.split("->").map(|p| p.trim().parse().unwrap()).collect();
+    let n = pids.len() - 1;
+    assert!(v.contains(&format!("({n} tasks)")), "{v}");
+    let behind = truth
+        .split("; ")
+        .filter(|s| s.contains("waits behind"))
+        .count();
+    assert!(
+        v.contains(&format!("; {behind} more waits behind it")),
+        "{v}"
+    );
+    // Every task of the cycle and every lock of locks.txt, by name.
+    for pid in &pids {
+        let comm = &model.tasks.iter().find(|t| t.pid == *pid).unwrap().comm;
+        assert!(v.contains(comm.as_str()), "{comm}: {v}");
+    }
+    let (crash, _) = parse_locks(&case.read("locks.txt").unwrap());
+    for c in &crash {
+        let bare = c.name.split(' ').next().unwrap();
+        assert!(v.contains(bare), "{bare}: {v}");
+        // Each lock is evidence, with the fields crash read.
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.reference == format!("lock:{:#x}", c.address)
+                    && e.text.contains(&format!("owner {:#x}", c.owner))),
+            "{bare}: {:#?}",
+            d.evidence
+        );
+    }
+    // A reader-held rwsem is said to be held for reading, the writer waits to write.
+    let rw = crash.iter().find(|c| c.kind == "rw_semaphore").unwrap();
+    let bare = rw.name.split(' ').next().unwrap();
+    assert!(
+        v.contains(&format!("waits to write {bare}, held for reading by")),
+        "{v}"
+    );
+    assert!(d
+        .remedies
+        .iter()
+        .any(|r| r.contains("CONFIG_PROVE_LOCKING")));
+    for e in &d.evidence {
+        assert!(
+            crashdeck::analysis::diagnosis::resolve_ref(&model, &e.reference),
+            "{e:?}"
+        );
+    }
+}
+
+#[test]
+fn hung_task_with_no_lock_waits_on_nothing_the_dump_shows() {
+    let Some(case) = common::case_or_skip("tiny-hung-kdump-zlib") else {
+        return;
+    };
+    let model = case.model();
+    assert!(model.locks.is_empty(), "{:#?}", model.locks);
+    assert!(model.deadlocks.is_empty());
+    // The D-state task the log reports is among the waits, with no lock.
+    let hung: Vec<_> = model
+        .log
+        .iter()
+        .filter_map(|r| {
+            let rest = r.text.split("INFO: task ").nth(1)?;
+            let (_, pid) = rest.split_once(':')?;
+            pid.split_whitespace().next()?.parse::<i64>().ok()
+        })
+        .collect();
+    assert!(!hung.is_empty());
+    let v = model.diagnosis.as_ref().expect("diagnosis").verdict.clone();
+    assert!(!v.contains("Deadlock"), "{v}");
+    for pid in hung {
+        let w = model.waits.iter().find(|w| w.pid == pid).expect("wait");
+        assert_eq!(w.lock, None);
+        assert!(
+            v.contains(&format!("nothing the dump shows holds {} up", w.comm)),
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn chain_report_has_a_locks_section_and_the_json_keys() {
+    let Some((case, model)) = chain_model() else {
+        return;
+    };
+    let (crash, _) = parse_locks(&case.read("locks.txt").unwrap());
+    let text = crashdeck::report::text(&model);
+    let at = text.find("\nLOCKS\n").expect("a LOCKS section");
+    let section = &text[at..];
+    let section = &section[..section[1..].find("\n\n").unwrap_or(section.len() - 1) + 1];
+    for c in &crash {
+        assert!(
+            section.contains(&format!("{} ({} at {:#x})", c.name, c.kind, c.address)),
+            "{section}"
+        );
+    }
+    assert!(section.contains(&format!("DEADLOCK 1 ({} tasks)", model.deadlocks[0].len())));
+    let json: serde_json::Value = serde_json::from_str(&crashdeck::report::json(&model)).unwrap();
+    let locks = json["locks"].as_array().expect("locks");
+    assert_eq!(locks.len(), crash.len());
+    for l in locks {
+        for key in ["address", "name", "kind", "owner", "readers", "waiters"] {
+            assert!(l.get(key).is_some(), "{key}: {l}");
+        }
+        for w in l["waiters"].as_array().unwrap() {
+            for key in ["pid", "comm", "mode", "waited_ns"] {
+                assert!(w.get(key).is_some(), "{key}: {w}");
+            }
+        }
+    }
+    for hop in json["deadlocks"][0].as_array().expect("deadlocks") {
+        for key in ["pid", "comm", "holds", "waits_for"] {
+            assert!(hop.get(key).is_some(), "{key}: {hop}");
+        }
+    }
+    // A model saved before these keys still loads.
+    let mut old = json.clone();
+    for key in ["locks", "waits", "deadlocks"] {
+        old.as_object_mut().unwrap().remove(key);
+    }
+    let back: DumpModel = serde_json::from_value(old).expect("old JSON loads");
+    assert!(back.locks.is_empty());
+}
