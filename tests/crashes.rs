@@ -577,6 +577,11 @@ fn the_list_screen_shows_the_rows() {
     );
     for r in &rows {
         assert!(screen.contains(&r.signature), "{}: {screen}", r.signature);
+        // The release whole, and the short title rather than the verdict's
+        // first words (which read alike on every OOM row).
+        assert!(screen.contains(&r.release), "{}: {screen}", r.release);
+        let head: String = r.title.chars().take(20).collect();
+        assert!(screen.contains(&head), "{}: {screen}", r.title);
     }
     let _ = std::fs::remove_dir_all(&root);
 }

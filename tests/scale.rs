@@ -88,3 +88,137 @@ fn backtraces_on_demand_equal_those_built_at_start_up_in_any_order() {
         }
     }
 }
+
+/// A model of `n` tasks: the demo's, repeated under new PIDs and task
+/// addresses, one process in four with three threads.
+fn synthetic(n: usize) -> crashdeck::model::DumpModel {
+    let mut m = open::demo_model().expect("demo model");
+    let templates: Vec<_> = m.tasks.iter().filter(|t| t.pid > 0).cloned().collect();
+    let mut out: Vec<_> = m.tasks.iter().filter(|t| t.pid == 0).cloned().collect();
+    let (mut pid, mut i) = (1i64, 0usize);
+    while out.len() < n {
+        let mut t = templates[i % templates.len()].clone();
+        t.pid = pid;
+        t.tgid = pid;
+        t.task = 0xffff_8880_0000_0000 + pid as u64 * 0x2000;
+        t.active = false;
+        t.rss_kib = (i as u64 * 7919) % 4_000_000;
+        t.comm = format!("{}-{}", t.comm, i % 97);
+        out.push(t.clone());
+        let leader = pid;
+        pid += 1;
+        if i % 4 == 0 && !t.kthread {
+            for _ in 0..3 {
+                let mut th = t.clone();
+                th.pid = pid;
+                th.tgid = leader;
+                th.task = 0xffff_8880_0000_0000 + pid as u64 * 0x2000;
+                out.push(th);
+                pid += 1;
+            }
+        }
+        i += 1;
+    }
+    out.truncate(n);
+    m.tasks = out;
+    m.summary.tasks = n as u64;
+    m
+}
+
+fn screen(term: &ratatui::Terminal<ratatui::backend::TestBackend>) -> String {
+    let buf = term.backend().buffer();
+    let mut s = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            s.push_str(buf[(x, y)].symbol());
+        }
+        s.push('\n');
+    }
+    s
+}
+
+#[test]
+fn dashboard_sorts_filters_scrolls_and_folds_twenty_thousand_tasks() {
+    use crashdeck::ui::app::{self, Action, BtView, Panel, SortKey, UiState};
+    let mut model = synthetic(20_000);
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 50)).unwrap();
+    let mut state = UiState::new(&model, "synthetic", 160, 50);
+    let draw = |term: &mut ratatui::Terminal<_>, model: &_, state: &UiState| {
+        term.draw(|f| crashdeck::ui::draw(f, model, state)).unwrap();
+    };
+    draw(&mut term, &model, &state);
+    app::update(&mut state, &model, Action::Focus(Panel::Processes));
+
+    // Sort by RSS, largest first: the first row is the largest.
+    app::update(&mut state, &model, Action::SortBy(SortKey::Rss));
+    if !state.sort_desc {
+        app::update(&mut state, &model, Action::ReverseSort);
+    }
+    draw(&mut term, &model, &state);
+    let rows = app::process_rows(&model, &state);
+    assert_eq!(rows.len(), 20_000);
+    let max = model.tasks.iter().map(|t| t.rss_kib).max().unwrap();
+    assert_eq!(model.tasks[rows[0]].rss_kib, max);
+    assert!(rows
+        .windows(2)
+        .all(|w| model.tasks[w[0]].rss_kib >= model.tasks[w[1]].rss_kib));
+    // The order is kept while nothing it depends on changes.
+    let again = app::process_rows(&model, &state);
+    assert!(std::rc::Rc::ptr_eq(&rows, &again));
+    app::update(&mut state, &model, Action::Down);
+    assert!(std::rc::Rc::ptr_eq(
+        &rows,
+        &app::process_rows(&model, &state)
+    ));
+    assert!(screen(&term).contains("of 20000"), "{}", screen(&term));
+
+    // Filter: every row matches, the title counts them.
+    app::update(&mut state, &model, Action::Filter("kworker".into()));
+    draw(&mut term, &model, &state);
+    let filtered = app::process_rows(&model, &state);
+    assert!(!std::rc::Rc::ptr_eq(&rows, &filtered));
+    assert!(!filtered.is_empty() && filtered.len() < 20_000);
+    assert!(filtered
+        .iter()
+        .all(|&i| model.tasks[i].comm.contains("kworker")));
+    assert!(screen(&term).contains(&format!("{} of 20000", filtered.len())));
+    app::update(&mut state, &model, Action::Filter(String::new()));
+
+    // Scroll to the end: the last row is drawn and selected.
+    app::update(&mut state, &model, Action::Bottom);
+    draw(&mut term, &model, &state);
+    let rows = app::process_rows(&model, &state);
+    assert_eq!(state.ps_sel, rows.len() - 1);
+    let last = &model.tasks[*rows.last().unwrap()];
+    assert!(screen(&term).contains(&format!(" {} ", last.pid)));
+
+    // Threads folded under their process: fewer rows, none a thread, and
+    // each process says how many threads it has.
+    app::update(&mut state, &model, Action::ToggleThreads);
+    draw(&mut term, &model, &state);
+    let folded = app::process_rows(&model, &state);
+    assert!(folded.len() < 20_000);
+    assert!(folded.iter().all(|&i| !app::is_thread(&model.tasks[i])));
+    app::update(&mut state, &model, Action::Top);
+    draw(&mut term, &model, &state);
+    assert!(screen(&term).contains("threads"), "{}", screen(&term));
+
+    // A task without a backtrace: the panel asks for it, the app loop's
+    // answer is shown (the UI never reads the dump).
+    app::update(&mut state, &model, Action::ToggleThreads);
+    let sel = app::process_rows(&model, &state)[state.ps_sel];
+    let t = model.tasks[sel].clone();
+    app::update(&mut state, &model, Action::ShowTaskBacktrace);
+    assert_eq!(state.bt_request, Some(t.task));
+    let n = model.backtraces.len();
+    let mut bt = model.backtraces[0].clone();
+    bt.task = t.task;
+    bt.pid = t.pid;
+    bt.comm = t.comm.clone();
+    bt.panic = false;
+    bt.active = false;
+    state.bt_request = None;
+    app::add_backtrace(&mut state, &mut model, bt);
+    assert_eq!(state.bt, BtView::Index(n));
+    draw(&mut term, &model, &state);
+}

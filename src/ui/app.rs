@@ -259,6 +259,10 @@ pub struct UiState {
     pub ev_sel: usize,
     /// First line of the help shown (when it does not fit).
     pub help_scroll: usize,
+    /// The process table's last row order and what it was computed from:
+    /// drawing and moving recompute it only when the sort, the filter, the
+    /// thread folding or the model's tasks change.
+    pub rows_cache: RowCache,
     /// A task (`task_struct` address) whose backtrace the model does not
     /// hold yet: the app loop asks the backtrace service for it and gives
     /// it to [`add_backtrace`] (the UI itself never reads the dump).
@@ -304,6 +308,7 @@ impl UiState {
             ev_sel: 0,
             help_scroll: 0,
             bt_request: None,
+            rows_cache: RowCache::default(),
         };
         s.log_sel = panic_log_line(model).unwrap_or(model.log.len().saturating_sub(1));
         s.place_log_at_start(model);
@@ -425,8 +430,50 @@ fn task_matches(t: &Task, pat: &Pattern) -> bool {
     pat.score(&t.comm).is_some()
 }
 
-/// The process table's rows (indices into `model.tasks`): filtered, folded, sorted.
-pub fn process_rows(model: &DumpModel, state: &UiState) -> Vec<usize> {
+/// What the process table's row order depends on.
+#[derive(Debug, Clone, PartialEq)]
+struct RowsKey {
+    tasks: usize,
+    len: usize,
+    filter: String,
+    fold: bool,
+    sort: SortKey,
+    desc: bool,
+}
+
+/// A cache of the process table's row order (see `UiState::rows_cache`).
+/// Equal to any other: it holds nothing the state's other fields do not decide.
+#[derive(Debug, Clone, Default)]
+pub struct RowCache(std::cell::RefCell<Option<(RowsKey, std::rc::Rc<Vec<usize>>)>>);
+
+impl PartialEq for RowCache {
+    fn eq(&self, _: &RowCache) -> bool {
+        true
+    }
+}
+
+/// The process table's rows (indices into `model.tasks`): filtered, folded,
+/// sorted; computed again only when the sort, filter or folding changed.
+pub fn process_rows(model: &DumpModel, state: &UiState) -> std::rc::Rc<Vec<usize>> {
+    let key = RowsKey {
+        tasks: model.tasks.as_ptr() as usize,
+        len: model.tasks.len(),
+        filter: state.filter.clone(),
+        fold: state.fold_threads,
+        sort: state.sort,
+        desc: state.sort_desc,
+    };
+    if let Some((k, rows)) = &*state.rows_cache.0.borrow() {
+        if *k == key {
+            return rows.clone();
+        }
+    }
+    let rows = std::rc::Rc::new(compute_process_rows(model, state));
+    *state.rows_cache.0.borrow_mut() = Some((key, rows.clone()));
+    rows
+}
+
+fn compute_process_rows(model: &DumpModel, state: &UiState) -> Vec<usize> {
     let pat = Pattern::parse(&state.filter, false);
     let mut rows: Vec<usize> = model
         .tasks

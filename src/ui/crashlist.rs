@@ -196,7 +196,7 @@ const HEADER: [&str; 10] = [
     "HOST",
     "RELEASE",
     "CLASS",
-    "VERDICT",
+    "TITLE",
     "SIGNATURE",
     "SAME",
     "FORMAT",
@@ -259,7 +259,9 @@ pub fn draw(f: &mut Frame, state: &mut ListState) {
                 Cell::from(escape_control(&r.host)),
                 Cell::from(escape_control(&r.release)),
                 Cell::from(r.class.clone()),
-                Cell::from(escape_control(triage::verdict_head(&r.verdict))),
+                // The short title, as `triage` prints it ("slab leak:
+                // kmalloc-4k"): the verdicts' first words read alike.
+                Cell::from(escape_control(&r.title)),
                 Cell::from(r.signature.clone()),
                 Cell::from(format!(
                     "×{}",
@@ -272,10 +274,17 @@ pub fn draw(f: &mut Frame, state: &mut ListState) {
             .style(style)
         })
         .collect();
+    // The release whole ("6.1.0-56-arm64" and "6.1.0-56-amd64" differ at the end).
+    let release_w = visible
+        .iter()
+        .map(|&i| escape_control(&state.rows[i].release).chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(7, 40) as u16;
     let widths = [
         Constraint::Length(19),
         Constraint::Length(14),
-        Constraint::Length(12),
+        Constraint::Length(release_w),
         Constraint::Length(10),
         Constraint::Min(20),
         Constraint::Length(12),
