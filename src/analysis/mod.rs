@@ -79,7 +79,7 @@ pub fn build_model_with_service(
         }
         startup_backtraces(&model, &service)
     };
-    finish(&kernel, &mut model, backtraces);
+    finish(service.kernel(), &mut model, backtraces);
     (model, service)
 }
 
