@@ -21,6 +21,12 @@
 //! 6.7, are read as their /proc/slabinfo counts (`read_slab_allocator`;
 //! untested: no fixture runs SLAB).
 //!
+//! 7.x keeps no per-CPU slabs (`kmem_cache.cpu_slab` is gone: each CPU
+//! caches objects in sheaves, `kmem_cache.cpu_sheaves`); every slab is on a
+//! node, so the free objects are those of the node partial lists, which is
+//! the kernel's own /proc/slabinfo counting (`count_partial_free_approx`).
+//! Objects held in the sheaves count as allocated there, and here.
+//!
 //! Layouts are asked of the types: `struct slab` (5.17+) or the slab fields of
 //! `struct page`, `kmem_cache_cpu.slab` or `.page`, `kmem_cache.oo`.
 
@@ -41,8 +47,8 @@ struct SlabLayout {
     ty: &'static str,
     inuse: Member,
     objects: Member,
-    /// The per-CPU partial chain (`next`).
-    next: u64,
+    /// The per-CPU partial chain (`next`; 7.x has no per-CPU partial slabs).
+    next: Option<u64>,
     /// The node partial list's link (`slab_list`, or `lru` on old pages).
     list: u64,
 }
@@ -52,7 +58,11 @@ impl SlabLayout {
     /// slab fields of `struct page`. (Asked through a member of a type both
     /// have: a lookup of a type the kernel lacks reads all of its DWARF.)
     fn new(k: &Kernel) -> Result<SlabLayout> {
-        let ty = if k.has_member("kmem_cache_cpu", "slab") {
+        // 7.x: no kmem_cache_cpu at all; its slabs are `struct slab`.
+        let no_cpu_slab = !k.has_member("kmem_cache", "cpu_slab");
+        let ty = if k.has_member("kmem_cache_cpu", "slab")
+            || (no_cpu_slab && k.has_member("slab", "objects"))
+        {
             "slab"
         } else {
             "page"
@@ -66,7 +76,7 @@ impl SlabLayout {
             ty,
             inuse: k.member(ty, "inuse")?,
             objects: k.member(ty, "objects")?,
-            next: k.offset_of(ty, "next")?,
+            next: k.offset_of(ty, "next").ok(),
             list,
         })
     }
@@ -97,11 +107,9 @@ struct Walk<'k> {
     cpus: Vec<u64>,
     nodes: Vec<u32>,
     node_array: Member,
-    cpu_slab: u64,
-    /// `kmem_cache_cpu.slab` (5.17+) or `.page`.
-    cpu_slab_page: u64,
-    cpu_freelist: u64,
-    cpu_partial: Option<u64>,
+    /// The per-CPU slabs (`kmem_cache.cpu_slab`, up to 6.x); `None` where the
+    /// kernel keeps none (7.x: per-CPU sheaves of objects instead).
+    cpu: Option<CpuSlab>,
     nr_slabs: u64,
     total_objects: u64,
     nr_partial: u64,
@@ -110,6 +118,15 @@ struct Walk<'k> {
     /// (CONFIG_SLAB_FREELIST_HARDENED).
     random: Option<u64>,
     reclaim_flag: u64,
+}
+
+/// Where `kmem_cache.cpu_slab` and its `kmem_cache_cpu` fields are.
+struct CpuSlab {
+    cpu_slab: u64,
+    /// `kmem_cache_cpu.slab` (5.17+) or `.page`.
+    cpu_slab_page: u64,
+    cpu_freelist: u64,
+    cpu_partial: Option<u64>,
 }
 
 /// `SLAB_RECLAIM_ACCOUNT`: the enumerator `_SLAB_RECLAIM_ACCOUNT` gives its
@@ -134,10 +151,11 @@ pub fn read(k: &Kernel) -> Result<(Vec<SlabCache>, Vec<String>)> {
     if k.has_member("kmem_cache", "cpu_cache") && k.has_member("kmem_cache_node", "total_slabs") {
         return read_slab_allocator(k);
     }
-    if !k.has_member("kmem_cache", "cpu_slab") {
+    let has_cpu_slab = k.has_member("kmem_cache", "cpu_slab");
+    if !has_cpu_slab && node_array(k).is_err() {
         return Err(KernelError::Other(
-            "kmem_cache has neither cpu_slab (SLUB) nor cpu_cache with kmem_cache_node.total_slabs \
-             (SLAB, 4.10+): the slab caches are not read"
+            "kmem_cache has neither cpu_slab nor node or per_node (SLUB) nor cpu_cache with \
+             kmem_cache_node.total_slabs (SLAB, 4.10+): the slab caches are not read"
                 .into(),
         ));
     }
@@ -153,10 +171,20 @@ pub fn read(k: &Kernel) -> Result<(Vec<SlabCache>, Vec<String>)> {
     for cpu in k.possible_cpus()? {
         cpus.push(k.per_cpu_offset(cpu)?);
     }
-    let cpu_slab_page = if k.has_member("kmem_cache_cpu", "slab") {
-        k.offset_of("kmem_cache_cpu", "slab")?
+    let cpu = if has_cpu_slab {
+        let cpu_slab_page = if k.has_member("kmem_cache_cpu", "slab") {
+            k.offset_of("kmem_cache_cpu", "slab")?
+        } else {
+            k.offset_of("kmem_cache_cpu", "page")?
+        };
+        Some(CpuSlab {
+            cpu_slab: k.offset_of("kmem_cache", "cpu_slab")?,
+            cpu_slab_page,
+            cpu_freelist: k.offset_of("kmem_cache_cpu", "freelist")?,
+            cpu_partial: k.offset_of("kmem_cache_cpu", "partial").ok(),
+        })
     } else {
-        k.offset_of("kmem_cache_cpu", "page")?
+        None
     };
     let slab = SlabLayout::new(k)?;
     let reclaim_flag = reclaim_account_flag(k, slab.ty);
@@ -165,11 +193,8 @@ pub fn read(k: &Kernel) -> Result<(Vec<SlabCache>, Vec<String>)> {
         slab,
         cpus,
         nodes,
-        node_array: k.member("kmem_cache", "node")?,
-        cpu_slab: k.offset_of("kmem_cache", "cpu_slab")?,
-        cpu_slab_page,
-        cpu_freelist: k.offset_of("kmem_cache_cpu", "freelist")?,
-        cpu_partial: k.offset_of("kmem_cache_cpu", "partial").ok(),
+        node_array: node_array(k)?,
+        cpu,
         nr_slabs: k.offset_of("kmem_cache_node", "nr_slabs")?,
         total_objects: k.offset_of("kmem_cache_node", "total_objects")?,
         nr_partial: k.offset_of("kmem_cache_node", "nr_partial")?,
@@ -242,6 +267,22 @@ fn each_cache(
     Ok((out, problems))
 }
 
+/// `kmem_cache.node[]` (pointers), or 7.x's `kmem_cache.per_node[]` whose
+/// elements hold the `node` pointer: a member whose `offset` is element 0's
+/// pointer and whose `element_size` steps to the next node's.
+fn node_array(k: &Kernel) -> Result<Member> {
+    if let Ok(m) = k.member("kmem_cache", "node") {
+        return Ok(m);
+    }
+    let outer = k.member("kmem_cache", "per_node")?;
+    let inner = k.member("kmem_cache", "per_node.node")?;
+    Ok(Member {
+        offset: inner.offset,
+        size: inner.size,
+        ..outer
+    })
+}
+
 /// The cache's `kmem_cache_node`s of the online nodes (`kmem_cache.node[]`).
 fn cache_nodes(k: &Kernel, s: u64, node_array: &Member, nodes: &[u32]) -> Result<Vec<u64>> {
     let ptr = node_array.element_size.unwrap_or(8);
@@ -294,24 +335,27 @@ impl Walk<'_> {
         };
 
         let mut free = 0u64;
-        let cpu_slab = k.read_u64(s.wrapping_add(self.cpu_slab))?;
-        if cpu_slab != 0 {
+        let cpu_slab = match &self.cpu {
+            Some(cs) => k.read_u64(s.wrapping_add(cs.cpu_slab))?,
+            None => 0,
+        };
+        if let (Some(cs), true) = (&self.cpu, cpu_slab != 0) {
             for &off in &self.cpus {
                 let c = cpu_slab.wrapping_add(off);
-                let slab = k.read_u64(c.wrapping_add(self.cpu_slab_page))?;
+                let slab = k.read_u64(c.wrapping_add(cs.cpu_slab_page))?;
                 if slab == 0 {
                     continue;
                 }
                 let (objects, inuse) = self.slab.counts(k, slab)?;
                 free = free.saturating_add(objects.saturating_sub(inuse));
-                let freelist = k.read_u64(c.wrapping_add(self.cpu_freelist))?;
+                let freelist = k.read_u64(c.wrapping_add(cs.cpu_freelist))?;
                 free = free.saturating_add(self.count_freelist(
                     freelist,
                     free_off,
                     random,
                     self.random.is_some(),
                 ));
-                if let Some(p) = self.cpu_partial {
+                if let Some(p) = cs.cpu_partial {
                     free =
                         free.saturating_add(self.cpu_partial_free(k.read_u64(c.wrapping_add(p))?)?);
                 }
@@ -367,7 +411,10 @@ impl Walk<'_> {
             }
             let (objects, inuse) = self.slab.counts(k, slab)?;
             free = free.saturating_add(objects.saturating_sub(inuse));
-            slab = k.read_u64(slab.wrapping_add(self.slab.next))?;
+            let next = self.slab.next.ok_or_else(|| {
+                KernelError::Other(format!("struct {} has no next", self.slab.ty))
+            })?;
+            slab = k.read_u64(slab.wrapping_add(next))?;
         }
         Ok(free)
     }

@@ -403,11 +403,7 @@ pub fn with_vmlinux(test: &str, cases: Vec<Case>, why: &str) -> Vec<Case> {
 /// fail on that case ([`expect_gap`] says so on stderr); once it passes the
 /// test fails until the entry is removed, so a gap cannot close silently
 /// nor a listed case hide a new failure in another check.
-pub const KNOWN_GAPS: &[(&str, &str, &str)] = &[(
-    "debian72-sysrq-kdump-zlib",
-    "slabs",
-    "issue 20: 7.x SLUB (no kmem_cache.cpu_slab) is not read",
-)];
+pub const KNOWN_GAPS: &[(&str, &str, &str)] = &[];
 
 /// The gap listed for `check` on `case`, if any.
 pub fn known_gap(case: &Case, check: &str) -> Option<&'static str> {
