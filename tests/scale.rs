@@ -222,3 +222,112 @@ fn dashboard_sorts_filters_scrolls_and_folds_twenty_thousand_tasks() {
     assert_eq!(state.bt, BtView::Index(n));
     draw(&mut term, &model, &state);
 }
+
+/// Many crashes: a tree of crash directories linking to the fixtures' dumps
+/// (distinct directories, the same files): the cached triage equals the
+/// cold one and one-at-a-time rows; a crash whose files change while it is
+/// read is not cached; the cache is pruned of crashes that no longer exist
+/// and bounded. (The 1,000-directory figures: README's speed table.)
+#[test]
+fn triage_of_many_crash_directories_is_cached_bounded_and_pruned() {
+    use crashdeck::crashes::{self, cache, triage, LoadOptions};
+    let Some(cases) =
+        common::cases_or_skip("triage_of_many_crash_directories_is_cached_bounded_and_pruned")
+    else {
+        return;
+    };
+    let cases: Vec<_> = cases
+        .into_iter()
+        .filter(|c| c.name.starts_with("tiny-") && c.format().starts_with("kdump"))
+        .collect();
+    if cases.is_empty() {
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("crashdeck-scale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let tree = base.join("tree");
+    let cache_home = base.join("cache");
+    std::env::set_var("XDG_CACHE_HOME", &cache_home);
+    let n = 24;
+    let mut dirs = Vec::new();
+    for i in 0..n {
+        let c = &cases[i % cases.len()];
+        let d = tree.join(format!(
+            "127.0.0.1-2026-01-01-00:{:02}:{:02}",
+            i / 60,
+            i % 60
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        std::os::unix::fs::symlink(&c.vmcore, d.join("vmcore")).unwrap();
+        dirs.push(d);
+    }
+    let dbg: Vec<std::path::PathBuf> = cases
+        .iter()
+        .filter_map(|c| c.vmlinux.as_ref()?.parent().map(|p| p.to_path_buf()))
+        .collect();
+    let o = LoadOptions {
+        kernel: Default::default(),
+        debuginfo_dirs: dbg,
+    };
+    let found = crashes::scan(std::slice::from_ref(&tree));
+    assert_eq!(found.len(), n);
+    let cold = triage::read_all(&found, &o, &|_, _| {});
+    assert!(cold.iter().all(|r| !r.cached));
+    let warm = triage::read_all(&found, &o, &|_, _| {});
+    assert!(warm.iter().all(|r| r.cached), "every row from the cache");
+    for (a, b) in cold.iter().zip(&warm) {
+        let mut b = b.clone();
+        b.cached = false;
+        assert_eq!(*a, b);
+    }
+    // One at a time, the same rows.
+    for (c, r) in found.iter().zip(&cold).take(3) {
+        let one = triage::read_all(std::slice::from_ref(c), &o, &|_, _| {});
+        let mut one = one[0].clone();
+        one.cached = false;
+        assert_eq!(one, *r);
+    }
+
+    // A crash whose files change while it is read (kdump still writing):
+    // not stored as final.
+    let growing = tree.join("growing");
+    std::fs::create_dir_all(&growing).unwrap();
+    let bytes = std::fs::read(&cases[0].vmcore).unwrap();
+    std::fs::write(growing.join("vmcore-incomplete"), &bytes).unwrap();
+    let g = crashes::read_crash_dir(&growing).unwrap();
+    let key = cache::key(&g, &o).unwrap();
+    let m = crashes::build_model(&g, &o).unwrap();
+    let row = triage::Row::of(&g, &m);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(growing.join("vmcore-incomplete"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &[0u8; 4096]))
+        .unwrap();
+    assert!(!cache::store_if_settled(&g, &o, &key, &row, &m));
+    assert!(cache::load_row(&key).is_none());
+    let key2 = cache::key(&g, &o).unwrap();
+    assert!(cache::store_if_settled(&g, &o, &key2, &row, &m));
+
+    // Pruned: the crashes removed, then bounded to 5 entries.
+    let rows_dir = cache_home.join("crashdeck/rows");
+    let count = || std::fs::read_dir(&rows_dir).unwrap().count();
+    assert_eq!(count(), n + 1);
+    for d in &dirs[..4] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+    std::fs::remove_dir_all(&growing).unwrap();
+    assert_eq!(cache::prune(), 5);
+    assert_eq!(count(), n - 4);
+    assert_eq!(
+        cache::prune_dir(&cache_home.join("crashdeck"), 5, u64::MAX),
+        n - 9
+    );
+    assert_eq!(count(), 5);
+    assert_eq!(
+        std::fs::read_dir(cache_home.join("crashdeck/models"))
+            .unwrap()
+            .count(),
+        5
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}

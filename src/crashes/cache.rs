@@ -100,6 +100,95 @@ pub fn store(key: &str, row: &Row, model: &DumpModel) {
     }
 }
 
+/// Stores a crash's row and model only if its files did not change while
+/// it was read (`key_before`, the key computed before reading, is still its
+/// key): a crash directory kdump is still writing (a vmcore growing, a
+/// `vmcore-incomplete` not yet renamed) is not cached as final. True when stored.
+pub fn store_if_settled(
+    c: &CrashDir,
+    opts: &super::LoadOptions,
+    key_before: &str,
+    row: &Row,
+    model: &DumpModel,
+) -> bool {
+    if key(c, opts).as_deref() != Some(key_before) {
+        return false;
+    }
+    store(key_before, row, model);
+    true
+}
+
+/// Most crashes kept in the cache; the least recently written go first.
+pub const MAX_ENTRIES: usize = 4096;
+/// Most bytes of cached models (a 20,000-task model is ~15 MB of JSON).
+pub const MAX_MODEL_BYTES: u64 = 1 << 30;
+
+/// Drops the cache entries of crash directories that no longer exist, then
+/// the oldest entries beyond [`MAX_ENTRIES`] rows or [`MAX_MODEL_BYTES`] of
+/// models. Returns how many entries were removed.
+pub fn prune() -> usize {
+    match dir() {
+        Some(d) => prune_dir(&d, MAX_ENTRIES, MAX_MODEL_BYTES),
+        None => 0,
+    }
+}
+
+/// [`prune`] on the cache at `d` with the given bounds.
+pub fn prune_dir(d: &Path, max_entries: usize, max_model_bytes: u64) -> usize {
+    let Ok(entries) = std::fs::read_dir(d.join("rows")) else {
+        return 0;
+    };
+    let remove = |key: &str| {
+        let _ = std::fs::remove_file(d.join("rows").join(format!("{key}.json")));
+        let _ = std::fs::remove_file(d.join("models").join(format!("{key}.json")));
+    };
+    let mut removed = 0;
+    // (mtime, key, model bytes) of the entries kept.
+    let mut kept: Vec<(std::time::SystemTime, String, u64)> = Vec::new();
+    for e in entries.flatten() {
+        let p = e.path();
+        let Some(key) = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let gone = match read_json::<Row>(&p) {
+            Some(r) => !Path::new(&r.dir).exists(),
+            // An entry no build can read (half written files are renamed
+            // into place, so this is another format): dropped.
+            None => true,
+        };
+        if gone {
+            remove(&key);
+            removed += 1;
+            continue;
+        }
+        let mtime = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let bytes =
+            std::fs::metadata(d.join("models").join(format!("{key}.json"))).map_or(0, |m| m.len());
+        kept.push((mtime, key, bytes));
+    }
+    kept.sort();
+    let mut total: u64 = kept.iter().map(|k| k.2).sum();
+    let mut n = kept.len();
+    for (_, key, bytes) in &kept {
+        if n <= max_entries && total <= max_model_bytes {
+            break;
+        }
+        remove(key);
+        removed += 1;
+        n -= 1;
+        total -= bytes;
+    }
+    removed
+}
+
 /// A gzipped kernel (SUSE's `vmlinux-<release>.gz`) unpacked once into the
 /// cache (or the temporary directory), keyed by the packed file's identity.
 pub fn unpacked_vmlinux(gz: &Path) -> anyhow::Result<PathBuf> {

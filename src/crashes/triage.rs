@@ -149,7 +149,7 @@ pub fn model_of(c: &CrashDir, opts: &LoadOptions) -> anyhow::Result<DumpModel> {
     if let Some(k) = &key {
         let mut row = Row::of(c, &m);
         row.key = Some(k.clone());
-        cache::store(k, &row, &m);
+        cache::store_if_settled(c, opts, k, &row, &m);
     }
     Ok(m)
 }
@@ -165,7 +165,7 @@ fn row_for(c: &CrashDir, opts: &LoadOptions) -> Row {
             let mut row = Row::of(c, &m);
             row.key = key.clone();
             if let Some(k) = &key {
-                cache::store(k, &row, &m);
+                cache::store_if_settled(c, opts, k, &row, &m);
             }
             row
         }
@@ -202,6 +202,8 @@ pub fn read_all(
             });
         }
     });
+    // Bounded, and without the crashes that no longer exist.
+    cache::prune();
     rows.into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .into_iter()
