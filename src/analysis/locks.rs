@@ -293,9 +293,9 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
                 let hi = next_sp.max(sp.saturating_add(SCAN_BYTES));
                 if let Some(found) = find_waiter(k, &layout, lk, &by_task, task.task, sp, hi) {
                     wait.lock = Some(found.lock);
-                    if !locks.contains_key(&found.lock) {
+                    if let std::collections::btree_map::Entry::Vacant(e) = locks.entry(found.lock) {
                         if let Ok(l) = read_lock(k, &layout, lk, found.lock, &by_task) {
-                            locks.insert(found.lock, l);
+                            e.insert(l);
                         }
                     }
                     if let Some(w) = locks
@@ -656,7 +656,7 @@ mod tests {
         // Three readers, READFAIL set: still three.
         let st = decode_rwsem(
             RwsemLayout::AtomicOwner,
-            (3 * RWSEM_READER_BIAS | RWSEM_FLAG_READFAIL) as i64,
+            ((3 * RWSEM_READER_BIAS) | RWSEM_FLAG_READFAIL) as i64,
             TASK | RWSEM_READER_OWNED,
         );
         assert_eq!(st.readers, Some(3));

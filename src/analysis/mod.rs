@@ -59,7 +59,7 @@ pub fn build_model_with_service(
     which: Backtraces,
 ) -> (DumpModel, backtrace::BacktraceService) {
     let mut model = build_facts(&kernel, source);
-    let service = backtrace::BacktraceService::new(kernel, &model);
+    let service = backtrace::BacktraceService::new(kernel.clone(), &model);
     let all = match which {
         Backtraces::All => true,
         Backtraces::Startup => false,

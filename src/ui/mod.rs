@@ -275,7 +275,6 @@ fn dashboard_with(
     banner: Vec<String>,
     can_go_back: bool,
 ) -> anyhow::Result<bool> {
-    let model = model;
     let size = terminal.size()?;
     let mut state = UiState::new(model, title, size.width, size.height).with_banner(model, banner);
     state.theme = theme::Theme::from_env();

@@ -202,7 +202,7 @@ pub(crate) fn story(cx: &Ctx) -> Option<Story> {
         }
         match lock_of(cx, w) {
             Some(_) => {
-                let mut s = format!("{}", w.comm);
+                let mut s = w.comm.to_string();
                 let mut cur = w;
                 let mut guard = 0;
                 while let Some(l) = lock_of(cx, cur) {
