@@ -28,8 +28,12 @@ fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Some(Command::Info { files, json }) => info(&files, json, &opts),
-        Some(Command::Report { files, json }) => {
-            let model = load(&files, &cli.common, &opts)?;
+        Some(Command::Report { files, json, live }) => {
+            let model = if live || files.iter().any(|f| crashdeck::live::is_kcore(f)) {
+                live_snapshot(&files, &cli.common, &opts)?
+            } else {
+                load(&files, &cli.common, &opts)?
+            };
             if json {
                 println!("{}", crashdeck::report::json(&model));
             } else {
@@ -46,6 +50,10 @@ fn run(cli: Cli) -> Result<()> {
                 &mut std::io::stdout(),
             );
             Ok(())
+        }
+        None if cli.live || cli.files.iter().any(|f| crashdeck::live::is_kcore(f)) => {
+            let live = open_live(&cli.files, &cli.common, &opts)?;
+            crashdeck::ui::live::run(&live, cli.interval, cli.record.as_deref())
         }
         None if cli.demo || cli.files.is_empty() => demo(cli.demo, &cli.common, &opts),
         None => {
@@ -166,6 +174,35 @@ fn load(
         })
         }
     }
+}
+
+/// The running kernel: `/proc/kcore` (or the kcore path given), with the
+/// vmlinux given among the files, if any.
+fn open_live(
+    files: &[PathBuf],
+    common: &Common,
+    opts: &KernelOptions,
+) -> Result<crashdeck::live::LiveKernel> {
+    let kcore = files
+        .iter()
+        .find(|f| crashdeck::live::is_kcore(f))
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(crashdeck::dump::PROC_KCORE));
+    let vmlinux = files.iter().find(|f| !crashdeck::live::is_kcore(f));
+    crashdeck::live::LiveKernel::open(
+        &kcore,
+        vmlinux.map(|p| p.as_path()),
+        &common.debuginfo_dir,
+        opts,
+    )
+}
+
+fn live_snapshot(
+    files: &[PathBuf],
+    common: &Common,
+    opts: &KernelOptions,
+) -> Result<crashdeck::model::DumpModel> {
+    Ok(open_live(files, common, opts)?.snapshot().model)
 }
 
 fn info(files: &[PathBuf], json: bool, opts: &KernelOptions) -> Result<()> {

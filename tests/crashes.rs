@@ -760,7 +760,10 @@ fn a_model_cached_by_another_build_is_read_again() {
         cache::store(&k, &row, &stale);
     }
     let served = triage::model_of(&c, &o).unwrap();
-    assert_eq!(served.diagnosis, fresh.diagnosis, "another build's model served");
+    assert_eq!(
+        served.diagnosis, fresh.diagnosis,
+        "another build's model served"
+    );
     let rows = triage::read_all(std::slice::from_ref(&c), &o, &|_, _| {});
     assert_eq!(rows[0].verdict, fresh.diagnosis.as_ref().unwrap().verdict);
     // Under this build's key the same entry is served.

@@ -74,7 +74,8 @@ pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
     match summary {
         Ok(mut s) => {
             s.tasks = model.tasks.len() as u64;
-            if s.panic_pid.is_none() {
+            // A running kernel has no panicking task.
+            if s.panic_pid.is_none() && !kernel.is_live() {
                 problems.push(problem("summary", &"the panicking task was not found"));
             }
             model.summary = s;
@@ -85,8 +86,9 @@ pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
     model.sysctls = sysctls::read(kernel);
     model.backtraces = backtrace::read_all(kernel, &model);
     model.diagnosis = Some(diagnosis::diagnose(&model));
+    let from = if kernel.is_live() { "live" } else { "dump" };
     for part in PARTS {
-        model.sources.insert(part.to_string(), "dump".into());
+        model.sources.insert(part.to_string(), from.into());
     }
     model
 }

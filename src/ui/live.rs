@@ -1,0 +1,137 @@
+//! The dashboard on the running kernel: the same panels, from a new model
+//! every `--interval` seconds (a timer tick redraws without a key), `r`
+//! refreshes now, space pauses; the status line's title says the refresh's
+//! age, its cost and crashdeck's own CPU share. The process table keeps its
+//! selection by PID across refreshes, not by row.
+
+use super::app::{process_rows, update, UiState};
+use super::{draw, keys, theme, Restore};
+use crate::live::{process_cpu_time, LiveKernel, Snapshot};
+use crate::model::DumpModel;
+use crossterm::event::{self, Event, KeyCode, KeyEvent};
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The PID of the selected process row.
+pub fn selected_pid(model: &DumpModel, state: &UiState) -> Option<i64> {
+    let rows = process_rows(model, state);
+    let i = *rows.get(state.ps_sel)?;
+    model.tasks.get(i).map(|t| t.pid)
+}
+
+/// Selects `pid`'s row in `model` (after a refresh); the row index is kept
+/// when the task is gone, clamped to the table.
+pub fn reselect(model: &DumpModel, state: &mut UiState, pid: Option<i64>) {
+    let rows = process_rows(model, state);
+    if let Some(pid) = pid {
+        if let Some(r) = rows
+            .iter()
+            .position(|&i| model.tasks.get(i).is_some_and(|t| t.pid == pid))
+        {
+            state.ps_sel = r;
+            return;
+        }
+    }
+    state.ps_sel = state.ps_sel.min(rows.len().saturating_sub(1));
+}
+
+/// The status line's title for a live view.
+pub fn live_title(snap: &Snapshot, paused: bool, cpu_share: f64, interval: f64) -> String {
+    format!(
+        "live {} · {} tasks · refresh #{} {:.0} ms (cpu {:.0} ms) · crashdeck {:.1}% cpu · {}",
+        snap.model.summary.release,
+        snap.model.tasks.len(),
+        snap.generation,
+        snap.elapsed.as_secs_f64() * 1000.0,
+        snap.cpu.as_secs_f64() * 1000.0,
+        cpu_share,
+        if paused {
+            "PAUSED (space resumes)".to_string()
+        } else {
+            format!("every {interval}s (r now, space pauses)")
+        }
+    )
+}
+
+/// Appends one refresh to the record file as a JSON line.
+fn record_line(file: &mut std::fs::File, snap: &Snapshot) -> anyhow::Result<()> {
+    let line = serde_json::to_string(&snap.model)?;
+    writeln!(file, "{line}")?;
+    Ok(())
+}
+
+pub fn run(live: &LiveKernel, interval: f64, record: Option<&Path>) -> anyhow::Result<()> {
+    let interval = Duration::from_secs_f64(interval.clamp(0.1, 3600.0));
+    let mut rec = match record {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let mut snap = live.snapshot();
+    if let Some(f) = rec.as_mut() {
+        record_line(f, &snap)?;
+    }
+    let mut terminal = ratatui::try_init()?;
+    let _restore = Restore;
+    let size = terminal.size()?;
+    let mut state = UiState::new(&snap.model, "live", size.width, size.height);
+    state.theme = theme::Theme::from_env();
+    let (start, cpu0) = (Instant::now(), process_cpu_time());
+    let mut paused = false;
+    let mut last = Instant::now();
+    loop {
+        let share = {
+            let wall = start.elapsed().as_secs_f64();
+            if wall > 0.0 {
+                (process_cpu_time().saturating_sub(cpu0)).as_secs_f64() * 100.0 / wall
+            } else {
+                0.0
+            }
+        };
+        state.title = live_title(&snap, paused, share, interval.as_secs_f64());
+        terminal.draw(|f| draw(f, &snap.model, &state))?;
+        let wait = interval
+            .saturating_sub(last.elapsed())
+            .max(Duration::from_millis(50));
+        let mut refresh_now = false;
+        if event::poll(if paused { Duration::from_secs(1) } else { wait })? {
+            let ev = event::read()?;
+            let typing = state.search.is_some() || !state.input.is_empty();
+            match ev {
+                Event::Key(KeyEvent {
+                    code: KeyCode::Char('r'),
+                    ..
+                }) if !typing => refresh_now = true,
+                Event::Key(KeyEvent {
+                    code: KeyCode::Char(' '),
+                    ..
+                }) if !typing => paused = !paused,
+                Event::Key(k) => {
+                    if let Some(a) = keys::action_for(k, &state) {
+                        update(&mut state, &snap.model, a);
+                    }
+                }
+                Event::Resize(w, h) => update(&mut state, &snap.model, super::Action::Resize(w, h)),
+                _ => {}
+            }
+            if state.quit {
+                return Ok(());
+            }
+        }
+        if refresh_now || (!paused && last.elapsed() >= interval) {
+            let pid = selected_pid(&snap.model, &state);
+            snap = live.snapshot();
+            last = Instant::now();
+            reselect(&snap.model, &mut state, pid);
+            if let Some(f) = rec.as_mut() {
+                record_line(f, &snap)?;
+            }
+        }
+    }
+}
