@@ -202,7 +202,32 @@ fn live_snapshot(
     common: &Common,
     opts: &KernelOptions,
 ) -> Result<crashdeck::model::DumpModel> {
-    Ok(open_live(files, common, opts)?.snapshot().model)
+    let t0 = std::time::Instant::now();
+    let live = open_live(files, common, opts)?;
+    let opened = t0.elapsed();
+    let mut snap = live.snapshot();
+    // CRASHDECK_LIVE_SNAPSHOTS=N: N snapshots of the one open kernel, each
+    // one's cost on stderr (what a refresh of the dashboard costs).
+    let n: u32 = std::env::var("CRASHDECK_LIVE_SNAPSHOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if n > 0 {
+        eprintln!("crashdeck: opened the live kernel in {} ms", opened.as_millis());
+    }
+    for i in 0..n {
+        snap = live.snapshot();
+        eprintln!(
+            "crashdeck: snapshot {}: generation {}, {} tasks, {} slab caches, {:.1} ms wall, {:.1} ms cpu",
+            i + 1,
+            snap.generation,
+            snap.model.tasks.len(),
+            snap.model.slabs.len(),
+            snap.elapsed.as_secs_f64() * 1000.0,
+            snap.cpu.as_secs_f64() * 1000.0
+        );
+    }
+    Ok(snap.model)
 }
 
 fn info(files: &[PathBuf], json: bool, opts: &KernelOptions) -> Result<()> {

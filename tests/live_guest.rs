@@ -1,0 +1,277 @@
+//! `crashdeck report --json --live` on a running kernel, compared with what
+//! that kernel itself printed in the same second: a QEMU guest boots Debian
+//! 12's 6.1.0-56-amd64 (the package from Debian, no debug package inside),
+//! with crashdeck in its initramfs (tests/live_guest/guest.sh, through the
+//! lab tools in ../shared/fixtures/tools); tests/live_guest/run.sh takes
+//! /proc/meminfo, /proc/zoneinfo, /proc/slabinfo and every process's VmRSS
+//! and comm before and after the snapshot. Each figure of the snapshot must
+//! lie between the two reads, widened only by what the kernel itself
+//! batches (per-CPU counter drift, per-thread RSS caches).
+//!
+//! Needs QEMU, busybox-static, stress, cpio, kmod and Debian's archive (the
+//! kernel package); a TCG boot takes a minute or two. Runs when
+//! CRASHDECK_LIVE_GUEST=1 (see README: "Live guest test").
+
+use crashdeck::model::DumpModel;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn enabled() -> bool {
+    std::env::var("CRASHDECK_LIVE_GUEST").is_ok_and(|v| v == "1")
+}
+
+/// Boots the guest once (with `vmlinux`, if given) and returns its output folder.
+fn run_guest(name: &str, vmlinux: Option<&Path>) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("target/live-guest").join(name);
+    let mut cmd = Command::new(root.join("tests/live_guest/guest.sh"));
+    cmd.arg(env!("CARGO_BIN_EXE_crashdeck")).arg(&out);
+    if let Some(v) = vmlinux {
+        cmd.arg(v);
+    }
+    if std::env::var_os("CRASHDECK_LIVE_CACHE").is_none() {
+        cmd.env("CRASHDECK_LIVE_CACHE", root.join("target/live-guest/cache"));
+    }
+    let st = cmd.status().expect("tests/live_guest/guest.sh runs");
+    assert!(
+        st.success(),
+        "guest.sh failed ({st}); see {}/run.log and console.log",
+        out.display()
+    );
+    out.join("files")
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_else(|e| panic!("{}/{name}: {e}", dir.display()))
+}
+
+/// /proc/meminfo: key → kB.
+fn meminfo(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.to_string(), v.split_whitespace().next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[derive(Debug, Default, Clone)]
+struct ZoneInfo {
+    free: u64,
+    min: u64,
+    low: u64,
+    high: u64,
+    managed: u64,
+    present: u64,
+}
+
+/// /proc/zoneinfo: (node, zone) → its pages figures.
+fn zoneinfo(text: &str) -> BTreeMap<(u32, String), ZoneInfo> {
+    let mut out = BTreeMap::new();
+    let mut cur: Option<(u32, String)> = None;
+    for l in text.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w.first() == Some(&"Node") && w.get(2) == Some(&"zone") {
+            let node = w[1].trim_end_matches(',').parse().unwrap_or(0);
+            let key = (node, w[3].to_string());
+            out.insert(key.clone(), ZoneInfo::default());
+            cur = Some(key);
+            continue;
+        }
+        let Some(z) = cur.as_ref().and_then(|k| out.get_mut(k)) else {
+            continue;
+        };
+        let num = |i: usize| w.get(i).and_then(|v| v.parse::<u64>().ok());
+        match (w.first().copied(), w.get(1).copied()) {
+            (Some("pages"), Some("free")) => z.free = num(2).unwrap_or(0),
+            (Some("min"), _) => z.min = num(1).unwrap_or(0),
+            (Some("low"), _) => z.low = num(1).unwrap_or(0),
+            (Some("high"), _) => z.high = num(1).unwrap_or(0),
+            (Some("managed"), _) => z.managed = num(1).unwrap_or(0),
+            (Some("present"), _) => z.present = num(1).unwrap_or(0),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The guest's processes: pid → (VmRSS kB, comm).
+fn ps(text: &str) -> BTreeMap<i64, (u64, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.splitn(3, ' ');
+            let pid = w.next()?.parse().ok()?;
+            let rss = w.next()?.parse().ok()?;
+            Some((pid, (rss, w.next().unwrap_or("").to_string())))
+        })
+        .collect()
+}
+
+/// `v` lies between `a` and `b`, widened by `slack`.
+fn between(v: u64, a: u64, b: u64, slack: u64) -> bool {
+    v + slack >= a.min(b) && v <= a.max(b) + slack
+}
+
+fn check_snapshot(files: &Path, report: &str, vmlinux: bool) {
+    let rc = read(files, &format!("{report}.rc"));
+    let err = read(files, &format!("{report}.err"));
+    assert_eq!(rc.trim(), "0", "crashdeck in the guest failed: {err}");
+    let model: DumpModel = serde_json::from_str(&read(files, &format!("{report}.json")))
+        .expect("the live report is a model");
+    let release = read(files, "uname");
+    assert_eq!(model.summary.release, release.trim());
+    assert_eq!(model.source.format, "kcore");
+    if vmlinux {
+        assert_eq!(model.source.symbols_from, "vmlinux symtab");
+    } else {
+        assert_eq!(model.source.symbols_from, "dump kallsyms");
+        assert_eq!(model.source.types_from, "dump BTF");
+    }
+    assert!(model.summary.panic_pid.is_none());
+    assert!(
+        !model.problems.iter().any(|p| p.part == "tasks"
+            || p.part == "zones"
+            || p.part == "meminfo"),
+        "problems: {:?}",
+        model.problems
+    );
+    let cpus = model.summary.online_cpus.max(1) as u64;
+
+    // Zones: free pages move between reads (each CPU's vmstat diff is folded
+    // in up to its threshold, at most 125 pages); watermarks and managed
+    // pages do not move in an idle guest.
+    let (zb, za) = (
+        zoneinfo(&read(files, "zoneinfo.before")),
+        zoneinfo(&read(files, "zoneinfo.after")),
+    );
+    let mut compared = 0;
+    for z in model.zones.iter().filter(|z| z.populated) {
+        let key = (z.node, z.name.clone());
+        let (Some(b), Some(a)) = (zb.get(&key), za.get(&key)) else {
+            panic!("zone {key:?} of the snapshot is not in /proc/zoneinfo");
+        };
+        eprintln!(
+            "zone {key:?}: free {} (zoneinfo {} / {}), min {} ({}), low {} ({}), high {} ({}), managed {} ({})",
+            z.free_pages, b.free, a.free, z.min, b.min, z.low, b.low, z.high, b.high,
+            z.managed_pages, b.managed
+        );
+        assert!(
+            between(z.free_pages, b.free, a.free, 125 * cpus),
+            "zone {key:?} free {} not between {} and {}",
+            z.free_pages,
+            b.free,
+            a.free
+        );
+        assert!(between(z.min, b.min, a.min, 0), "zone {key:?} min");
+        assert!(between(z.low, b.low, a.low, 0), "zone {key:?} low");
+        assert!(between(z.high, b.high, a.high, 0), "zone {key:?} high");
+        assert!(
+            between(z.managed_pages, b.managed, a.managed, 0),
+            "zone {key:?} managed"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 2, "{compared} populated zones compared");
+
+    // Memory: MemTotal exact, MemFree within the zones' drift.
+    let (mb, ma) = (
+        meminfo(&read(files, "meminfo.before")),
+        meminfo(&read(files, "meminfo.after")),
+    );
+    let kib = model.meminfo.page_size / 1024;
+    let total = model.meminfo.total_pages * kib;
+    let free = model.meminfo.free_pages * kib;
+    eprintln!(
+        "MemTotal {total} kB (meminfo {}), MemFree {free} kB (meminfo {} / {})",
+        mb["MemTotal"], mb["MemFree"], ma["MemFree"]
+    );
+    assert!(between(total, mb["MemTotal"], ma["MemTotal"], 0));
+    assert!(between(free, mb["MemFree"], ma["MemFree"], 125 * cpus * 4 * 4));
+
+    // Tasks: every process alive in both reads is in the snapshot with its
+    // comm; RSS within the reads, widened by each thread's unsynced split
+    // counters (TASK_RSS_EVENTS_THRESH: 64 events, a page each).
+    let (pb, pa) = (ps(&read(files, "ps.before")), ps(&read(files, "ps.after")));
+    let tasks: BTreeMap<i64, &crashdeck::model::Task> = model
+        .tasks
+        .iter()
+        .filter(|t| t.pid == t.tgid && t.pid > 0)
+        .map(|t| (t.pid, t))
+        .collect();
+    let mut checked = 0;
+    let mut with_rss = 0;
+    for (pid, (rss_b, comm)) in &pb {
+        let Some((rss_a, _)) = pa.get(pid) else {
+            continue; // exited between the reads (the shell's own children)
+        };
+        if comm == "ps" || comm == "cat" || comm == "sed" || comm == "crashdeck" {
+            continue;
+        }
+        let t = tasks
+            .get(pid)
+            .unwrap_or_else(|| panic!("pid {pid} ({comm}) alive in both reads, not in the snapshot"));
+        assert_eq!(&t.comm, comm, "pid {pid}");
+        let threads = model.tasks.iter().filter(|x| x.tgid == *pid).count() as u64;
+        assert!(
+            between(t.rss_kib, *rss_b, *rss_a, 64 * 4 * threads),
+            "pid {pid} ({comm}): RSS {} kB, VmRSS {rss_b} / {rss_a} kB",
+            t.rss_kib
+        );
+        if *rss_b > 0 {
+            with_rss += 1;
+        }
+        checked += 1;
+    }
+    let stress = model
+        .tasks
+        .iter()
+        .filter(|t| t.comm == "stress")
+        .map(|t| t.rss_kib)
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "{checked} processes compared ({with_rss} with RSS), {} tasks in the snapshot; largest stress RSS {stress} kB",
+        model.tasks.len()
+    );
+    assert!(checked >= 20 && with_rss >= 5, "{checked} / {with_rss}");
+    // The idle tasks and each CPU's current task are there.
+    assert!(model.tasks.iter().filter(|t| t.pid == 0).count() as u64 >= cpus);
+    assert!(model.tasks.iter().any(|t| t.active));
+
+    // Slab caches: every cache /proc/slabinfo lists in both reads is in the snapshot.
+    let names = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip(2)
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    };
+    let (sb, sa) = (
+        names(&read(files, "slabinfo.before")),
+        names(&read(files, "slabinfo.after")),
+    );
+    let snap: std::collections::BTreeSet<&str> =
+        model.slabs.iter().map(|s| s.name.as_str()).collect();
+    let both: Vec<&String> = sb.iter().filter(|n| sa.contains(n)).collect();
+    let missing: Vec<&&String> = both.iter().filter(|n| !snap.contains(n.as_str())).collect();
+    eprintln!(
+        "{} slab caches in slabinfo, {} in the snapshot, missing {missing:?}",
+        both.len(),
+        snap.len()
+    );
+    assert!(both.len() > 50 && missing.is_empty());
+}
+
+#[test]
+fn live_snapshot_matches_the_guests_own_proc_files() {
+    if !enabled() {
+        eprintln!("skipped: set CRASHDECK_LIVE_GUEST=1 to boot the QEMU guest");
+        return;
+    }
+    let files = run_guest("no-vmlinux", None);
+    check_snapshot(&files, "report", false);
+    let cost = read(&files, "cost.txt");
+    eprintln!("{cost}");
+    assert!(cost.contains("snapshot 5: generation"), "{cost}");
+}
