@@ -29,6 +29,8 @@ pub struct Snapshot {
     /// CPU time of this process (user + system) spent on it.
     pub cpu: Duration,
     pub generation: u64,
+    /// Wall time per part of the model.
+    pub parts: Vec<(&'static str, Duration)>,
 }
 
 /// Whether `path` is the running kernel's memory.
@@ -195,9 +197,11 @@ impl LiveKernel {
         let t0 = Instant::now();
         let c0 = process_cpu_time();
         let generation = self.kernel.refresh();
-        let model = analysis::build_model(&self.kernel, self.source.clone());
+        let mut parts = Vec::new();
+        let model = analysis::build_model_timed(&self.kernel, self.source.clone(), &mut parts);
         Snapshot {
             model,
+            parts,
             elapsed: t0.elapsed(),
             cpu: process_cpu_time().saturating_sub(c0),
             generation,

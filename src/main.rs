@@ -213,7 +213,10 @@ fn live_snapshot(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     if n > 0 {
-        eprintln!("crashdeck: opened the live kernel in {} ms", opened.as_millis());
+        eprintln!(
+            "crashdeck: opened the live kernel in {} ms",
+            opened.as_millis()
+        );
     }
     for i in 0..n {
         snap = live.snapshot();
@@ -226,6 +229,12 @@ fn live_snapshot(
             snap.elapsed.as_secs_f64() * 1000.0,
             snap.cpu.as_secs_f64() * 1000.0
         );
+        let parts: Vec<String> = snap
+            .parts
+            .iter()
+            .map(|(p, d)| format!("{p} {:.1}", d.as_secs_f64() * 1000.0))
+            .collect();
+        eprintln!("crashdeck:   ms per part: {}", parts.join(", "));
     }
     Ok(snap.model)
 }

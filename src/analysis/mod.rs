@@ -27,6 +27,23 @@ use crate::model::{DumpModel, Problem, Source};
 
 /// Builds the whole model. Never fails: what could not be read is a `Problem`.
 pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
+    build_model_timed(kernel, source, &mut Vec::new())
+}
+
+/// Blocked tasks whose backtraces a live snapshot reads (each refresh).
+pub const LIVE_BACKTRACES: usize = 64;
+
+/// `build_model`, with the wall time of each part pushed onto `times`.
+pub fn build_model_timed(
+    kernel: &Kernel,
+    source: Source,
+    times: &mut Vec<(&'static str, std::time::Duration)>,
+) -> DumpModel {
+    let mut t = std::time::Instant::now();
+    let mut lap = |name: &'static str, times: &mut Vec<_>| {
+        times.push((name, t.elapsed()));
+        t = std::time::Instant::now();
+    };
     let mut model = DumpModel {
         source,
         ..Default::default()
@@ -40,23 +57,28 @@ pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
         Ok(l) => model.log = l,
         Err(e) => problems.push(problem("log", &e)),
     }
+    lap("log", times);
     let totalram = memory::totalram_pages(kernel).unwrap_or(0);
     match memory::read_meminfo(kernel) {
         Ok(m) => model.meminfo = m,
         Err(e) => problems.push(problem("meminfo", &e)),
     }
+    lap("meminfo", times);
     match memory::read_zones(kernel) {
         Ok(z) => model.zones = z,
         Err(e) => problems.push(problem("zones", &e)),
     }
+    lap("zones", times);
     match memory::read_usage(kernel, &model.zones) {
         Ok(u) => model.memory_usage = u,
         Err(e) => problems.push(problem("memory_usage", &e)),
     }
+    lap("memory_usage", times);
     match memcg::read(kernel) {
         Ok(c) => model.memcgs = c,
         Err(e) => problems.push(problem("memcgs", &e)),
     }
+    lap("memcgs", times);
     match slab::read(kernel) {
         Ok((s, notes)) => {
             model.slabs = s;
@@ -64,10 +86,12 @@ pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
         }
         Err(e) => problems.push(problem("slabs", &e)),
     }
+    lap("slabs", times);
     match tasks::read(kernel, totalram) {
         Ok(t) => model.tasks = t,
         Err(e) => problems.push(problem("tasks", &e)),
     }
+    lap("tasks", times);
     let mut notes = Vec::new();
     let summary = summary::read(kernel, &model.log, &mut notes);
     problems.extend(notes.iter().map(|n| problem("summary", n)));
@@ -83,9 +107,20 @@ pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
         Err(e) => problems.push(problem("summary", &e)),
     }
     model.problems.extend(problems);
+    lap("summary", times);
     model.sysctls = sysctls::read(kernel);
-    model.backtraces = backtrace::read_all(kernel, &model);
+    lap("sysctls", times);
+    // A running kernel has no saved registers and its running tasks' stacks
+    // move: only the blocked tasks' (asleep in D state) are read, at most
+    // LIVE_BACKTRACES of them per refresh.
+    model.backtraces = if kernel.is_live() {
+        backtrace::read_blocked(kernel, &model, LIVE_BACKTRACES)
+    } else {
+        backtrace::read_all(kernel, &model)
+    };
+    lap("backtraces", times);
     model.diagnosis = Some(diagnosis::diagnose(&model));
+    lap("diagnosis", times);
     let from = if kernel.is_live() { "live" } else { "dump" };
     for part in PARTS {
         model.sources.insert(part.to_string(), from.into());

@@ -14,10 +14,12 @@ snap() {
   cat /proc/slabinfo > "/tmp/out/slabinfo.$1" 2>&1
   for d in /proc/[0-9]*; do
     p=${d#/proc/}
-    # pid, RSS in KiB (VmRSS; kernel threads have none: 0), comm
+    # pid, RSS in KiB (VmRSS: the mm's counters; kernel threads have none: 0),
+    # Rss of smaps_rollup (the page tables walked: what is mapped now), comm
     rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "$d/status" 2>/dev/null)
+    rollup=$(sed -n 's/^Rss:[[:space:]]*\([0-9]*\).*/\1/p' "$d/smaps_rollup" 2>/dev/null)
     comm=$(cat "$d/comm" 2>/dev/null) || continue
-    echo "$p ${rss:-0} $comm"
+    echo "$p ${rss:-0} ${rollup:-0} $comm"
   done > "/tmp/out/ps.$1"
 }
 snap before

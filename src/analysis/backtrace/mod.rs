@@ -109,6 +109,24 @@ pub fn read_all(kernel: &Kernel, model: &DumpModel) -> Vec<Backtrace> {
     out
 }
 
+/// The backtraces of the tasks asleep in D state (crash's UN), at most
+/// `max`, from their saved stack pointers: a live kernel's, whose running
+/// tasks have no saved registers to start from.
+pub fn read_blocked(kernel: &Kernel, model: &DumpModel, max: usize) -> Vec<Backtrace> {
+    let ctx = Context::new(kernel);
+    let mut out = Vec::new();
+    for t in model.tasks.iter().filter(|t| t.state == "UN").take(max) {
+        let mut bt = ctx.task_info(model, t.task, Some(t.cpu));
+        bt.active = t.active;
+        match ctx.start_inactive(t.task) {
+            Ok((start, shown)) => ctx.fill(&mut bt, t.task, start, Some(shown)),
+            Err(e) => bt.error = Some(format!("no saved stack pointer: {e}")),
+        }
+        out.push(bt);
+    }
+    out
+}
+
 /// kdump saved the registers of an interrupted context (the crash NMI on
 /// the other CPUs; the oops on the panicking CPU when crash_kexec was given
 /// the oops' pt_regs): show them on the first frame, as crash shows the
