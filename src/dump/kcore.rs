@@ -344,7 +344,7 @@ mod tests {
 
     /// A small kcore: one RAM segment at paddr 0x10000 (2 pages, vaddr in the
     /// direct map), one vmalloc segment (p_paddr -1), and a VMCOREINFO note.
-    fn fake_kcore(ram: &[u8], vmcoreinfo: &str) -> Vec<u8> {
+    fn vmcoreinfo_note(vmcoreinfo: &str) -> Vec<u8> {
         let mut note = Vec::new();
         let name = b"VMCOREINFO\0";
         note.extend_from_slice(&(name.len() as u32).to_le_bytes());
@@ -358,6 +358,16 @@ mod tests {
         while note.len() % 4 != 0 {
             note.push(0);
         }
+        note
+    }
+
+    fn fake_kcore(ram: &[u8], vmcoreinfo: &str) -> Vec<u8> {
+        // An empty text: a kcore without the note (kernels before 4.19).
+        let note = if vmcoreinfo.is_empty() {
+            vec![0u8; 12]
+        } else {
+            vmcoreinfo_note(vmcoreinfo)
+        };
         let phnum = 3usize;
         let notes_off = 64 + phnum * PHDR_SIZE;
         let ram_off = 0x2000usize;
@@ -477,6 +487,34 @@ mod tests {
         let e = open(&p, 4096).err().unwrap();
         assert!(matches!(e, DumpError::Format { .. }), "{e}");
         std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn without_the_note_vmcoreinfo_comes_from_sys_kernel_vmcoreinfo() {
+        let note = vmcoreinfo_note("OSRELEASE=4.14.0\nPAGESIZE=4096\n");
+        let mut ram = vec![0u8; 0x2000];
+        ram[0x800..0x800 + note.len()].copy_from_slice(&note);
+        let p = write_tmp("oldkcore", &fake_kcore(&ram, ""));
+        let sys = write_tmp(
+            "sysvmcoreinfo",
+            format!("10800 {:x}\n", note.len()).as_bytes(),
+        );
+        let d = crate::dump::Dump::open_kcore_with(&p, &sys).unwrap();
+        assert_eq!(d.vmcoreinfo().get("OSRELEASE"), Some("4.14.0"));
+        assert!(d.is_live() && d.cpus().is_empty());
+        assert_eq!(d.refresh(), 1);
+        assert_eq!(d.generation(), 1);
+        // No /sys/kernel/vmcoreinfo either: the message names both.
+        let e = crate::dump::Dump::open_kcore_with(&p, Path::new("/nonexistent/vmcoreinfo"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("4.19") && e.contains("/nonexistent/vmcoreinfo"),
+            "{e}"
+        );
+        std::fs::remove_file(&p).unwrap();
+        std::fs::remove_file(&sys).unwrap();
     }
 
     #[test]

@@ -135,3 +135,48 @@ pub fn run(live: &LiveKernel, interval: f64, record: Option<&Path>) -> anyhow::R
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Task;
+
+    fn task(pid: i64, rss_kib: u64) -> Task {
+        Task {
+            pid,
+            tgid: pid,
+            comm: format!("t{pid}"),
+            rss_kib,
+            task: 0x1000 * pid as u64,
+            state: "IN".into(),
+            ..Default::default()
+        }
+    }
+
+    fn model(tasks: Vec<Task>) -> DumpModel {
+        DumpModel {
+            tasks,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_selection_follows_its_pid_when_rows_move() {
+        // Sorted by RSS: pid 3 is the second row.
+        let before = model(vec![task(1, 100), task(2, 300), task(3, 200)]);
+        let mut state = UiState::new(&before, "live", 120, 40);
+        state.ps_sel = 1;
+        let pid = selected_pid(&before, &state);
+        assert_eq!(pid, Some(3));
+        // pid 3 grew to the top; a new task 4 came in.
+        let after = model(vec![task(1, 100), task(2, 300), task(3, 900), task(4, 50)]);
+        reselect(&after, &mut state, pid);
+        assert_eq!(selected_pid(&after, &state), Some(3));
+        assert_eq!(state.ps_sel, 0);
+        // pid 3 exited: the row index stays, within the table.
+        let gone = model(vec![task(1, 100)]);
+        state.ps_sel = 2;
+        reselect(&gone, &mut state, Some(3));
+        assert_eq!(state.ps_sel, 0);
+    }
+}
