@@ -102,7 +102,8 @@ pub fn run(live: &LiveKernel, interval: f64, record: Option<&Path>) -> anyhow::R
         let mut refresh_now = false;
         if event::poll(if paused { Duration::from_secs(1) } else { wait })? {
             let ev = event::read()?;
-            let typing = state.search.is_some() || !state.input.is_empty();
+            // In a prompt (filter, search, goto) r and space are text.
+            let typing = state.mode != super::Mode::Normal;
             match ev {
                 Event::Key(KeyEvent {
                     code: KeyCode::Char('r'),

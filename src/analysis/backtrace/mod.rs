@@ -113,6 +113,10 @@ pub fn read_all(kernel: &Kernel, model: &DumpModel) -> Vec<Backtrace> {
 /// `max`, from their saved stack pointers: a live kernel's, whose running
 /// tasks have no saved registers to start from.
 pub fn read_blocked(kernel: &Kernel, model: &DumpModel, max: usize) -> Vec<Backtrace> {
+    // The unwinder's context reads the ORC tables: none when nothing is blocked.
+    if !model.tasks.iter().any(|t| t.state == "UN") {
+        return Vec::new();
+    }
     let ctx = Context::new(kernel);
     let mut out = Vec::new();
     for t in model.tasks.iter().filter(|t| t.state == "UN").take(max) {
