@@ -92,6 +92,9 @@ pub enum Command {
         /// One snapshot of the running kernel (/proc/kcore, as root); a VMLINUX may be given.
         #[arg(long)]
         live: bool,
+        /// With --live: also append the snapshot to FILE as one JSON line.
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
     },
     /// One row per crash under each directory (a directory of crash
     /// directories, or one crash directory; /var/crash when none is given),

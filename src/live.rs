@@ -74,6 +74,39 @@ mod libc_rusage {
     }
 }
 
+/// Appends `model` to the record file `path` as one JSON line.
+pub fn record_line(path: &Path, model: &DumpModel) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("{}", path.display()))?;
+    let line = serde_json::to_string(model)?;
+    writeln!(f, "{line}").with_context(|| format!("{}", path.display()))?;
+    Ok(())
+}
+
+/// The models of a record file (`--record`), in order; a torn last line
+/// (the writer stopped mid-line) is left out.
+pub fn read_record(path: &Path) -> Result<Vec<DumpModel>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let mut out = Vec::new();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    for (i, l) in lines.iter().enumerate() {
+        match serde_json::from_str::<DumpModel>(l) {
+            Ok(m) => out.push(m),
+            Err(_) if i + 1 == lines.len() && i > 0 => break,
+            Err(e) => bail!(
+                "{}: line {}: not a crashdeck model: {e}",
+                path.display(),
+                i + 1
+            ),
+        }
+    }
+    Ok(out)
+}
+
 /// Why the running kernel cannot be read without its vmlinux, from what
 /// `/proc/kallsyms` shows: `kptr_restrict` (every address zero), a kernel
 /// without `CONFIG_KALLSYMS_ALL` (no data symbols such as `init_task`), or a
@@ -212,6 +245,28 @@ impl LiveKernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_reads_back_in_order_without_a_torn_last_line() {
+        let p = std::env::temp_dir().join(format!("crashdeck-record-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        for pid in [1, 2] {
+            let m = DumpModel {
+                tasks: vec![crate::model::Task {
+                    pid,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            record_line(&p, &m).unwrap();
+        }
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        std::io::Write::write_all(&mut f, b"{\"source\": {").unwrap();
+        let r = read_record(&p).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!((r[0].tasks[0].pid, r[1].tasks[0].pid), (1, 2));
+        std::fs::remove_file(&p).unwrap();
+    }
 
     #[test]
     fn kptr_restrict_is_named() {

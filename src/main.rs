@@ -28,9 +28,14 @@ fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Some(Command::Info { files, json }) => info(&files, json, &opts),
-        Some(Command::Report { files, json, live }) => {
+        Some(Command::Report {
+            files,
+            json,
+            live,
+            record,
+        }) => {
             let model = if live || files.iter().any(|f| crashdeck::live::is_kcore(f)) {
-                live_snapshot(&files, &cli.common, &opts)?
+                live_snapshot(&files, &cli.common, &opts, record.as_deref())?
             } else {
                 load(&files, &cli.common, &opts)?
             };
@@ -71,6 +76,13 @@ fn run(cli: Cli) -> Result<()> {
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(" ");
+            // A record of live refreshes (`--record FILE`: JSON lines) replays.
+            if let [file] = cli.files.as_slice() {
+                if is_record(file) {
+                    let models = crashdeck::live::read_record(file)?;
+                    return crashdeck::ui::live::replay(models, cli.interval);
+                }
+            }
             let model = {
                 let _notice = crashdeck::ui::LoadingNotice::start(&what);
                 load(&cli.files, &cli.common, &opts)?
@@ -176,6 +188,20 @@ fn load(
     }
 }
 
+/// A file of JSON lines (a `--record` file): its first line is a whole object.
+fn is_record(path: &std::path::Path) -> bool {
+    use std::io::BufRead;
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut first = String::new();
+    if std::io::BufReader::new(f).read_line(&mut first).is_err() {
+        return false;
+    }
+    first.trim_start().starts_with('{')
+        && serde_json::from_str::<serde_json::Value>(first.trim()).is_ok()
+}
+
 /// The running kernel: `/proc/kcore` (or the kcore path given), with the
 /// vmlinux given among the files, if any.
 fn open_live(
@@ -201,6 +227,7 @@ fn live_snapshot(
     files: &[PathBuf],
     common: &Common,
     opts: &KernelOptions,
+    record: Option<&std::path::Path>,
 ) -> Result<crashdeck::model::DumpModel> {
     let t0 = std::time::Instant::now();
     let live = open_live(files, common, opts)?;
@@ -235,6 +262,9 @@ fn live_snapshot(
             .map(|(p, d)| format!("{p} {:.1}", d.as_secs_f64() * 1000.0))
             .collect();
         eprintln!("crashdeck:   ms per part: {}", parts.join(", "));
+    }
+    if let Some(path) = record {
+        crashdeck::live::record_line(path, &snap.model)?;
     }
     Ok(snap.model)
 }

@@ -314,6 +314,44 @@ fn check_snapshot(files: &Path, report: &str, vmlinux: bool) {
     assert!(both.len() > 50 && missing.is_empty());
 }
 
+/// Two refreshes recorded around a 160 MiB stress: the zones' free pages
+/// fall by what the new stress holds (its RSS in the second refresh), within
+/// the per-CPU lists' and vmstat bounds, and the new task is there.
+fn check_record(files: &Path) {
+    let models = crashdeck::live::read_record(&files.join("record.jsonl")).expect("record");
+    assert_eq!(models.len(), 2, "{}", read(files, "record.err"));
+    let free = |m: &DumpModel| m.zones.iter().map(|z| z.free_pages).sum::<u64>();
+    let stress = |m: &DumpModel| -> BTreeMap<i64, u64> {
+        m.tasks
+            .iter()
+            .filter(|t| t.comm == "stress")
+            .map(|t| (t.pid, t.rss_kib))
+            .collect()
+    };
+    let (s0, s1) = (stress(&models[0]), stress(&models[1]));
+    let new_kib: u64 = s1
+        .iter()
+        .filter(|(p, _)| !s0.contains_key(p))
+        .map(|(_, r)| r)
+        .sum();
+    let kib = (models[1].meminfo.page_size / 1024).max(1);
+    let zi = zoneinfo(&read(files, "zoneinfo.stress"));
+    let slack: u64 = zi.values().map(|z| z.pcp_high + z.threshold).sum();
+    let (f0, f1) = (free(&models[0]), free(&models[1]));
+    eprintln!(
+        "record: free pages {f0} -> {f1} (fell {}), the new stress holds {} pages; slack {slack}",
+        f0 as i64 - f1 as i64,
+        new_kib / kib
+    );
+    assert!(new_kib >= 150 << 10, "the new stress holds {new_kib} kB");
+    let fell = f0.saturating_sub(f1);
+    assert!(
+        fell + slack >= new_kib / kib && fell <= new_kib / kib + slack,
+        "free fell by {fell} pages, the new stress holds {} pages",
+        new_kib / kib
+    );
+}
+
 #[test]
 fn live_snapshot_matches_the_guests_own_proc_files() {
     if !enabled() {
@@ -322,6 +360,7 @@ fn live_snapshot_matches_the_guests_own_proc_files() {
     }
     let files = run_guest("no-vmlinux", None);
     check_snapshot(&files, "report", false);
+    check_record(&files);
     let cost = read(&files, "cost.txt");
     eprintln!("{cost}");
     assert!(cost.contains("snapshot 5: generation"), "{cost}");

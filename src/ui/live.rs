@@ -6,10 +6,9 @@
 
 use super::app::{process_rows, update, UiState};
 use super::{draw, keys, theme, Restore};
-use crate::live::{process_cpu_time, LiveKernel, Snapshot};
+use crate::live::{process_cpu_time, record_line, LiveKernel, Snapshot};
 use crate::model::DumpModel;
 use crossterm::event::{self, Event, KeyCode, KeyEvent};
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -54,33 +53,53 @@ pub fn live_title(snap: &Snapshot, paused: bool, cpu_share: f64, interval: f64) 
     )
 }
 
-/// Appends one refresh to the record file as a JSON line.
-fn record_line(file: &mut std::fs::File, snap: &Snapshot) -> anyhow::Result<()> {
-    let line = serde_json::to_string(&snap.model)?;
-    writeln!(file, "{line}")?;
-    Ok(())
+pub fn run(live: &LiveKernel, interval: f64, record: Option<&Path>) -> anyhow::Result<()> {
+    let first = live.snapshot();
+    if let Some(p) = record {
+        record_line(p, &first.model)?;
+    }
+    run_loop(first, interval, "live", |_| {
+        let snap = live.snapshot();
+        if let Some(p) = record {
+            record_line(p, &snap.model)?;
+        }
+        Ok(Some(snap))
+    })
 }
 
-pub fn run(live: &LiveKernel, interval: f64, record: Option<&Path>) -> anyhow::Result<()> {
-    let interval = Duration::from_secs_f64(interval.clamp(0.1, 3600.0));
-    let mut rec = match record {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
-        ),
-        None => None,
+/// Replays a record (`--record FILE`): one refresh per interval, `r` steps
+/// at once, space pauses; after the last it stays on the last.
+pub fn replay(models: Vec<DumpModel>, interval: f64) -> anyhow::Result<()> {
+    let n = models.len();
+    let mut it = models.into_iter().enumerate();
+    let Some((_, first)) = it.next() else {
+        anyhow::bail!("the record holds no model");
     };
-    let mut snap = live.snapshot();
-    if let Some(f) = rec.as_mut() {
-        record_line(f, &snap)?;
-    }
+    let snap = |i: usize, model: DumpModel| Snapshot {
+        model,
+        elapsed: Duration::ZERO,
+        cpu: Duration::ZERO,
+        generation: i as u64 + 1,
+        parts: Vec::new(),
+    };
+    let label = format!("replay of {n} refreshes");
+    run_loop(snap(0, first), interval, &label, move |_| {
+        Ok(it.next().map(|(i, m)| snap(i, m)))
+    })
+}
+
+fn run_loop(
+    first: Snapshot,
+    interval: f64,
+    label: &str,
+    mut next: impl FnMut(&Snapshot) -> anyhow::Result<Option<Snapshot>>,
+) -> anyhow::Result<()> {
+    let interval = Duration::from_secs_f64(interval.clamp(0.1, 3600.0));
+    let mut snap = first;
     let mut terminal = ratatui::try_init()?;
     let _restore = Restore;
     let size = terminal.size()?;
-    let mut state = UiState::new(&snap.model, "live", size.width, size.height);
+    let mut state = UiState::new(&snap.model, label, size.width, size.height);
     state.theme = theme::Theme::from_env();
     let (start, cpu0) = (Instant::now(), process_cpu_time());
     let mut paused = false;
@@ -94,7 +113,10 @@ pub fn run(live: &LiveKernel, interval: f64, record: Option<&Path>) -> anyhow::R
                 0.0
             }
         };
-        state.title = live_title(&snap, paused, share, interval.as_secs_f64());
+        state.title = format!(
+            "{label}: {}",
+            live_title(&snap, paused, share, interval.as_secs_f64())
+        );
         terminal.draw(|f| draw(f, &snap.model, &state))?;
         let wait = interval
             .saturating_sub(last.elapsed())
@@ -126,12 +148,11 @@ pub fn run(live: &LiveKernel, interval: f64, record: Option<&Path>) -> anyhow::R
             }
         }
         if refresh_now || (!paused && last.elapsed() >= interval) {
-            let pid = selected_pid(&snap.model, &state);
-            snap = live.snapshot();
             last = Instant::now();
-            reselect(&snap.model, &mut state, pid);
-            if let Some(f) = rec.as_mut() {
-                record_line(f, &snap)?;
+            if let Some(new) = next(&snap)? {
+                let pid = selected_pid(&snap.model, &state);
+                snap = new;
+                reselect(&snap.model, &mut state, pid);
             }
         }
     }

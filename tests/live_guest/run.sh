@@ -33,6 +33,13 @@ fi
 # The cost of a snapshot, for the note: 5 snapshots of one open kernel.
 
 CRASHDECK_LIVE_SNAPSHOTS=5 ./crashdeck report --live > /tmp/out/report.txt 2> /tmp/out/cost.txt
+# Refreshes recorded while memory moves: one before a 160 MiB stress, one
+# while it holds its memory.
+./crashdeck report --live --record /tmp/out/record.jsonl > /dev/null 2>> /tmp/out/record.err
+stress --vm 1 --vm-bytes 160M --vm-keep --vm-hang 0 >/dev/null 2>&1 &
+sleep 6
+cat /proc/zoneinfo > /tmp/out/zoneinfo.stress
+./crashdeck report --live --record /tmp/out/record.jsonl > /dev/null 2>> /tmp/out/record.err
 uname -r > /tmp/out/uname
 cat /proc/sys/kernel/kptr_restrict > /tmp/out/kptr_restrict
 ls /tmp/out
