@@ -47,7 +47,7 @@ fn synthetic(tasks: usize, gib: u64) -> DumpModel {
         out.push(t.clone());
         let leader = pid;
         pid += 1;
-        if i % 4 == 0 && !t.kthread {
+        if i.is_multiple_of(4) && !t.kthread {
             for _ in 0..3 {
                 if out.len() >= tasks {
                     break;

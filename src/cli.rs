@@ -45,6 +45,15 @@ pub struct Cli {
     /// Open the bundled demo model of a real OOM crash.
     #[arg(long)]
     pub demo: bool,
+    /// The running kernel (/proc/kcore, as root), refreshed (a VMLINUX may be given).
+    #[arg(long)]
+    pub live: bool,
+    /// Seconds between refreshes with --live.
+    #[arg(long, default_value_t = 2.0)]
+    pub interval: f64,
+    /// With --live: append every refresh's model to FILE as one JSON line.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -85,6 +94,12 @@ pub enum Command {
         /// blocked ones).
         #[arg(long)]
         all_backtraces: bool,
+        /// One snapshot of the running kernel (/proc/kcore, as root); a VMLINUX may be given.
+        #[arg(long)]
+        live: bool,
+        /// With --live: also append the snapshot to FILE as one JSON line.
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
     },
     /// One row per crash under each directory (a directory of crash
     /// directories, or one crash directory; /var/crash when none is given),

@@ -18,6 +18,7 @@ fn format_name(f: crate::dump::Format) -> &'static str {
         crate::dump::Format::Kdump => "kdump-compressed",
         crate::dump::Format::KdumpFlattened => "kdump-compressed (flattened)",
         crate::dump::Format::ElfFlattened => "ELF vmcore (flattened)",
+        crate::dump::Format::Kcore => "running kernel (/proc/kcore)",
     }
 }
 

@@ -11,6 +11,7 @@ pub mod dump;
 pub mod fmt;
 pub mod info;
 pub mod kernel;
+pub mod live;
 pub mod model;
 pub mod open;
 pub mod report;

@@ -34,13 +34,19 @@ fn run(cli: Cli) -> Result<()> {
             files,
             json,
             all_backtraces,
+            live,
+            record,
         }) => {
             let which = if all_backtraces {
                 Backtraces::All
             } else {
                 Backtraces::Auto
             };
-            let (model, _service) = load_with(&files, &cli.common, &opts, which)?;
+            let model = if live || files.iter().any(|f| crashdeck::live::is_kcore(f)) {
+                live_snapshot(&files, &cli.common, &opts, record.as_deref())?
+            } else {
+                load_with(&files, &cli.common, &opts, which)?.0
+            };
             if json {
                 println!("{}", crashdeck::report::json(&model));
             } else {
@@ -58,6 +64,10 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        None if cli.live || cli.files.iter().any(|f| crashdeck::live::is_kcore(f)) => {
+            let live = open_live(&cli.files, &cli.common, &opts)?;
+            crashdeck::ui::live::run(&live, cli.interval, cli.record.as_deref())
+        }
         None if cli.demo || cli.files.is_empty() => demo(cli.demo, &cli.common, &opts),
         None => {
             if let [dir] = cli.files.as_slice() {
@@ -74,6 +84,13 @@ fn run(cli: Cli) -> Result<()> {
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(" ");
+            // A record of live refreshes (`--record FILE`: JSON lines) replays.
+            if let [file] = cli.files.as_slice() {
+                if is_record(file) {
+                    let models = crashdeck::live::read_record(file)?;
+                    return crashdeck::ui::live::replay(models, cli.interval);
+                }
+            }
             let (model, service) = {
                 let _notice = crashdeck::ui::LoadingNotice::start(&what);
                 load_with(&cli.files, &cli.common, &opts, Backtraces::Startup)?
@@ -180,6 +197,87 @@ fn load_with(
         })
         }
     }
+}
+
+/// A file of JSON lines (a `--record` file): its first line is a whole object.
+fn is_record(path: &std::path::Path) -> bool {
+    use std::io::BufRead;
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut first = String::new();
+    if std::io::BufReader::new(f).read_line(&mut first).is_err() {
+        return false;
+    }
+    first.trim_start().starts_with('{')
+        && serde_json::from_str::<serde_json::Value>(first.trim()).is_ok()
+}
+
+/// The running kernel: `/proc/kcore` (or the kcore path given), with the
+/// vmlinux given among the files, if any.
+fn open_live(
+    files: &[PathBuf],
+    common: &Common,
+    opts: &KernelOptions,
+) -> Result<crashdeck::live::LiveKernel> {
+    let kcore = files
+        .iter()
+        .find(|f| crashdeck::live::is_kcore(f))
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(crashdeck::dump::PROC_KCORE));
+    let vmlinux = files.iter().find(|f| !crashdeck::live::is_kcore(f));
+    crashdeck::live::LiveKernel::open(
+        &kcore,
+        vmlinux.map(|p| p.as_path()),
+        &common.debuginfo_dir,
+        opts,
+    )
+}
+
+fn live_snapshot(
+    files: &[PathBuf],
+    common: &Common,
+    opts: &KernelOptions,
+    record: Option<&std::path::Path>,
+) -> Result<crashdeck::model::DumpModel> {
+    let t0 = std::time::Instant::now();
+    let live = open_live(files, common, opts)?;
+    let opened = t0.elapsed();
+    let mut snap = live.snapshot();
+    // CRASHDECK_LIVE_SNAPSHOTS=N: N snapshots of the one open kernel, each
+    // one's cost on stderr (what a refresh of the dashboard costs).
+    let n: u32 = std::env::var("CRASHDECK_LIVE_SNAPSHOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if n > 0 {
+        eprintln!(
+            "crashdeck: opened the live kernel in {} ms",
+            opened.as_millis()
+        );
+    }
+    for i in 0..n {
+        snap = live.snapshot();
+        eprintln!(
+            "crashdeck: snapshot {}: generation {}, {} tasks, {} slab caches, {:.1} ms wall, {:.1} ms cpu",
+            i + 1,
+            snap.generation,
+            snap.model.tasks.len(),
+            snap.model.slabs.len(),
+            snap.elapsed.as_secs_f64() * 1000.0,
+            snap.cpu.as_secs_f64() * 1000.0
+        );
+        let parts: Vec<String> = snap
+            .parts
+            .iter()
+            .map(|(p, d)| format!("{p} {:.1}", d.as_secs_f64() * 1000.0))
+            .collect();
+        eprintln!("crashdeck:   ms per part: {}", parts.join(", "));
+    }
+    if let Some(path) = record {
+        crashdeck::live::record_line(path, &snap.model)?;
+    }
+    Ok(snap.model)
 }
 
 fn info(files: &[PathBuf], json: bool, opts: &KernelOptions) -> Result<()> {

@@ -25,9 +25,32 @@ use crate::model::{DumpModel, Problem, Source};
 /// Builds the whole model, every task's backtrace included. Never fails:
 /// what could not be read is a `Problem`.
 pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
-    let mut model = build_facts(kernel, source);
-    let backtraces = backtrace::read_all(kernel, &model);
+    build_model_timed(kernel, source, &mut Vec::new())
+}
+
+/// Blocked tasks whose backtraces a live snapshot reads (each refresh).
+pub const LIVE_BACKTRACES: usize = 64;
+
+/// `build_model`, with the wall time of each part pushed onto `times`.
+/// A running kernel has no saved registers and its running tasks' stacks
+/// move: there only the blocked tasks' (asleep in D state) backtraces are
+/// read, at most `LIVE_BACKTRACES` of them per refresh.
+pub fn build_model_timed(
+    kernel: &Kernel,
+    source: Source,
+    times: &mut Vec<(&'static str, std::time::Duration)>,
+) -> DumpModel {
+    let mut model = build_facts_timed(kernel, source, times);
+    let t = std::time::Instant::now();
+    let backtraces = if kernel.is_live() {
+        backtrace::read_blocked(kernel, &model, LIVE_BACKTRACES)
+    } else {
+        backtrace::read_all(kernel, &model)
+    };
+    times.push(("backtraces", t.elapsed()));
+    let t = std::time::Instant::now();
     finish(kernel, &mut model, backtraces);
+    times.push(("locks and diagnosis", t.elapsed()));
     model
 }
 
@@ -121,13 +144,28 @@ pub fn finish(kernel: &Kernel, model: &mut DumpModel, backtraces: Vec<crate::mod
         }),
     }
     model.diagnosis = Some(diagnosis::diagnose(model));
+    let from = if kernel.is_live() { "live" } else { "dump" };
     for part in PARTS {
-        model.sources.insert(part.to_string(), "dump".into());
+        model.sources.insert(part.to_string(), from.into());
     }
 }
 
 /// Every part of the model but the backtraces and the diagnosis.
 pub fn build_facts(kernel: &Kernel, source: Source) -> DumpModel {
+    build_facts_timed(kernel, source, &mut Vec::new())
+}
+
+/// `build_facts`, with the wall time of each part pushed onto `times`.
+fn build_facts_timed(
+    kernel: &Kernel,
+    source: Source,
+    times: &mut Vec<(&'static str, std::time::Duration)>,
+) -> DumpModel {
+    let mut t = std::time::Instant::now();
+    let mut lap = |name: &'static str, times: &mut Vec<_>| {
+        times.push((name, t.elapsed()));
+        t = std::time::Instant::now();
+    };
     let mut model = DumpModel {
         source,
         ..Default::default()
@@ -141,23 +179,28 @@ pub fn build_facts(kernel: &Kernel, source: Source) -> DumpModel {
         Ok(l) => model.log = l,
         Err(e) => problems.push(problem("log", &e)),
     }
+    lap("log", times);
     let totalram = memory::totalram_pages(kernel).unwrap_or(0);
     match memory::read_meminfo(kernel) {
         Ok(m) => model.meminfo = m,
         Err(e) => problems.push(problem("meminfo", &e)),
     }
+    lap("meminfo", times);
     match memory::read_zones(kernel) {
         Ok(z) => model.zones = z,
         Err(e) => problems.push(problem("zones", &e)),
     }
+    lap("zones", times);
     match memory::read_usage(kernel, &model.zones) {
         Ok(u) => model.memory_usage = u,
         Err(e) => problems.push(problem("memory_usage", &e)),
     }
+    lap("memory_usage", times);
     match memcg::read(kernel) {
         Ok(c) => model.memcgs = c,
         Err(e) => problems.push(problem("memcgs", &e)),
     }
+    lap("memcgs", times);
     match slab::read(kernel) {
         Ok((s, notes)) => {
             model.slabs = s;
@@ -165,17 +208,20 @@ pub fn build_facts(kernel: &Kernel, source: Source) -> DumpModel {
         }
         Err(e) => problems.push(problem("slabs", &e)),
     }
+    lap("slabs", times);
     match tasks::read(kernel, totalram) {
         Ok(t) => model.tasks = t,
         Err(e) => problems.push(problem("tasks", &e)),
     }
+    lap("tasks", times);
     let mut notes = Vec::new();
     let summary = summary::read(kernel, &model.log, &mut notes);
     problems.extend(notes.iter().map(|n| problem("summary", n)));
     match summary {
         Ok(mut s) => {
             s.tasks = model.tasks.len() as u64;
-            if s.panic_pid.is_none() {
+            // A running kernel has no panicking task.
+            if s.panic_pid.is_none() && !kernel.is_live() {
                 problems.push(problem("summary", &"the panicking task was not found"));
             }
             model.summary = s;
@@ -183,7 +229,9 @@ pub fn build_facts(kernel: &Kernel, source: Source) -> DumpModel {
         Err(e) => problems.push(problem("summary", &e)),
     }
     model.problems.extend(problems);
+    lap("summary", times);
     model.sysctls = sysctls::read(kernel);
+    lap("sysctls", times);
     model
 }
 

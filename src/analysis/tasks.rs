@@ -175,7 +175,7 @@ fn all_tasks(k: &Kernel, l: &Layout) -> Result<Vec<u64>> {
     let mut out = Vec::new();
     let mut leaders = vec![init];
     leaders.extend(
-        k.list_for_each(init + l.tasks, MAX_TASKS)?
+        walk_tasks(k, init + l.tasks)?
             .into_iter()
             .map(|n| n.wrapping_sub(l.tasks)),
     );
@@ -198,6 +198,21 @@ fn all_tasks(k: &Kernel, l: &Layout) -> Result<Vec<u64>> {
         }
     }
     Ok(out)
+}
+
+/// The task list. On a live kernel a walk that meets a task freed under it
+/// (a torn list) is taken again from a fresh read, at most three times.
+fn walk_tasks(k: &Kernel, head: u64) -> Result<Vec<u64>> {
+    let mut tries = 0;
+    loop {
+        match k.list_for_each(head, MAX_TASKS) {
+            Err(_) if k.is_live() && tries < 3 => {
+                tries += 1;
+                k.refresh();
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Each possible CPU's idle task (`runqueues.idle`).
@@ -310,47 +325,23 @@ pub fn read(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
     // Threads grouped by mm: each process's RSS adds the split counters of all its threads.
     let mut mms: HashMap<(u64, i64), Vec<u64>> = HashMap::new();
     let mut rows = Vec::with_capacity(addrs.len());
+    let live = k.is_live();
     for &t in &addrs {
-        let mm = k.read_u64(t + l.mm)?;
-        let pid = signed(rd(k, t, l.pid)?, l.pid.1);
-        let tgid = signed(rd(k, t, l.tgid)?, l.tgid.1);
-        // PPID is the real parent's (getppid(), drgn). The idle tasks of the
-        // other CPUs were forked by PID 1 while it brought them up, but their
-        // `parent` is init_task: crash shows that (PPID 0), and so do we.
-        let parent_off = if pid == 0 { l.parent } else { l.real_parent };
-        let parent = k.read_u64(t + parent_off)?;
-        let ppid = if parent == 0 {
-            0
-        } else {
-            signed(rd(k, parent, l.pid)?, l.pid.1)
+        // A live kernel's task may exit while the list is walked: it is
+        // dropped (its memory no longer reads as a task), not fatal.
+        let row = read_row(k, &l, t, &active);
+        let (mm, tgid, task) = match row {
+            Ok(r) => r,
+            Err(_) if live => continue,
+            Err(e) => return Err(e),
         };
-        let cpu = match l.cpu {
-            Some(c) => rd(k, t, c)? as u32,
-            None => 0,
-        };
-        let state = rd(k, t, l.state)?;
-        let exit_state = rd(k, t, l.exit_state)?;
-        let comm = read_str(k, t + l.comm.0, l.comm.1.max(16))?;
+        if live && (task.pid < 0 || task.tgid < 0 || task.comm.is_empty()) {
+            continue;
+        }
         if mm != 0 {
             mms.entry((mm, tgid)).or_default().push(t);
         }
-        rows.push((
-            mm,
-            Task {
-                pid,
-                ppid,
-                tgid,
-                cpu,
-                task: t,
-                state: state_abbrev(state, exit_state).to_string(),
-                comm,
-                rss_kib: 0,
-                vsz_kib: 0,
-                mem_percent: 0.0,
-                active: active.contains(&t),
-                kthread: mm == 0,
-            },
-        ));
+        rows.push((mm, task));
     }
     // RSS per thread group (drgn's task_rss sums the split counters of the group).
     let mut rss_of: HashMap<(u64, i64), u64> = HashMap::new();
@@ -368,7 +359,11 @@ pub fn read(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
             let rss = rss_of.get(&(mm, task.tgid)).copied().unwrap_or(0);
             task.rss_kib = rss * page_kib;
             if let Some(m) = &total_vm {
-                task.vsz_kib = k.read_uint(mm + m.offset, m.size.min(8) as usize)? * page_kib;
+                match k.read_uint(mm + m.offset, m.size.min(8) as usize) {
+                    Ok(v) => task.vsz_kib = v * page_kib,
+                    Err(_) if live => continue,
+                    Err(e) => return Err(e),
+                }
             }
             if totalram_pages > 0 {
                 task.mem_percent = rss as f64 * 100.0 / totalram_pages as f64;
@@ -381,6 +376,48 @@ pub fn read(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
         return Err(KernelError::Other("no task found on the task list".into()));
     }
     Ok(out)
+}
+
+/// One task's row: (its mm, its tgid, the task without memory figures).
+fn read_row(k: &Kernel, l: &Layout, t: u64, active: &BTreeSet<u64>) -> Result<(u64, i64, Task)> {
+    let mm = k.read_u64(t + l.mm)?;
+    let pid = signed(rd(k, t, l.pid)?, l.pid.1);
+    let tgid = signed(rd(k, t, l.tgid)?, l.tgid.1);
+    // PPID is the real parent's (getppid(), drgn). The idle tasks of the
+    // other CPUs were forked by PID 1 while it brought them up, but their
+    // `parent` is init_task: crash shows that (PPID 0), and so do we.
+    let parent_off = if pid == 0 { l.parent } else { l.real_parent };
+    let parent = k.read_u64(t + parent_off)?;
+    let ppid = if parent == 0 {
+        0
+    } else {
+        signed(rd(k, parent, l.pid)?, l.pid.1)
+    };
+    let cpu = match l.cpu {
+        Some(c) => rd(k, t, c)? as u32,
+        None => 0,
+    };
+    let state = rd(k, t, l.state)?;
+    let exit_state = rd(k, t, l.exit_state)?;
+    let comm = read_str(k, t + l.comm.0, l.comm.1.max(16))?;
+    Ok((
+        mm,
+        tgid,
+        Task {
+            pid,
+            ppid,
+            tgid,
+            cpu,
+            task: t,
+            state: state_abbrev(state, exit_state).to_string(),
+            comm,
+            rss_kib: 0,
+            vsz_kib: 0,
+            mem_percent: 0.0,
+            active: active.contains(&t),
+            kthread: mm == 0,
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -227,6 +227,10 @@ impl Aarch64 {
 }
 
 impl Mmu for Aarch64 {
+    fn flush(&self) {
+        self.tlb.clear();
+    }
+
     fn vtop(&self, vaddr: u64, mem: &dyn PhysMem) -> Result<u64> {
         if let Some(pa) = self.shortcut(vaddr) {
             return Ok(pa);

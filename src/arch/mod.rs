@@ -116,6 +116,8 @@ pub trait Mmu: Send + Sync {
     /// The page-table entries a walk for `vaddr` reads, top level first (like
     /// crash's `vtop`), up to the one that fails or maps the page.
     fn trace(&self, vaddr: u64, mem: &dyn PhysMem) -> Vec<WalkStep>;
+    /// Forgets cached translations (a live kernel's page tables change).
+    fn flush(&self) {}
 }
 
 /// One page-table entry read during a walk.
@@ -165,6 +167,12 @@ impl Tlb {
         let (k, p) = *slots.get((vpage as usize) % TLB_SIZE)?;
         let mask = (1u64 << self.page_shift) - 1;
         (k == vpage.wrapping_add(1)).then_some((p << self.page_shift) | (vaddr & mask))
+    }
+
+    pub(crate) fn clear(&self) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.iter_mut().for_each(|s| *s = (0, 0));
+        }
     }
 
     pub(crate) fn put(&self, vaddr: u64, paddr: u64) {

@@ -64,6 +64,10 @@ impl X86_64 {
 }
 
 impl Mmu for X86_64 {
+    fn flush(&self) {
+        self.tlb.clear();
+    }
+
     fn vtop(&self, vaddr: u64, mem: &dyn PhysMem) -> Result<u64> {
         if let Some(pa) = self.kernel_image_pa(vaddr) {
             return Ok(pa);

@@ -26,12 +26,15 @@ use std::path::{Path, PathBuf};
 mod cache;
 mod elf;
 mod flat;
+mod kcore;
 mod kdump;
 mod lzo;
 mod notes;
 mod source;
 
+pub use kcore::{open_error_cause, PROC_KCORE, SYS_VMCOREINFO};
 use source::{Mapped, Source};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why a read or an open failed. Every variant names what was expected and where.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,9 @@ pub enum DumpError {
     /// The page should be in the dump, but the file ends before it (truncated dump).
     #[error("physical address {paddr:#x}: beyond the end of the truncated dump file")]
     Truncated { paddr: u64 },
+    /// The running kernel's memory (/proc/kcore) could not be read: the cause in words.
+    #[error("{path}: {what}")]
+    Live { path: PathBuf, what: String },
     /// No RAM at that physical address in the dump's memory map.
     #[error("physical address {paddr:#x}: not RAM in this dump")]
     NotRam { paddr: u64 },
@@ -94,6 +100,8 @@ pub enum Format {
     KdumpFlattened,
     /// `makedumpfile -E -F`: an ELF vmcore in the flattened format.
     ElfFlattened,
+    /// The running kernel's `/proc/kcore`: memory that changes under the reader.
+    Kcore,
 }
 
 /// Header facts of a dump.
@@ -196,6 +204,8 @@ impl VmcoreInfo {
 /// A source of physical memory. Formats implement it.
 pub trait PhysMem: Send + Sync {
     fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> Result<()>;
+    /// Forget what was cached: the memory may have changed (a live source's refresh).
+    fn invalidate(&self) {}
 }
 
 /// An opened dump.
@@ -204,12 +214,109 @@ pub struct Dump {
     info: DumpInfo,
     vmcoreinfo: VmcoreInfo,
     cpus: Vec<CpuState>,
+    /// Advances on every refresh of a live source (0 for a dump file, forever).
+    generation: AtomicU64,
 }
 
 impl Dump {
-    /// Opens a dump, telling its format by its magic.
+    /// Opens a dump, telling its format by its magic. `/proc/kcore` opens as
+    /// the running kernel (`open_kcore`).
     pub fn open(path: &Path) -> Result<Dump> {
+        if is_kcore_path(path) {
+            return Dump::open_kcore(path);
+        }
         Dump::open_mapped(Mapped::open(path)?)
+    }
+
+    /// Opens the running kernel's memory: `/proc/kcore` (read with pread,
+    /// never mapped), its VMCOREINFO note, or `/sys/kernel/vmcoreinfo`'s.
+    /// A running kernel has no saved registers: `cpus()` is empty.
+    pub fn open_kcore(path: &Path) -> Result<Dump> {
+        Dump::open_kcore_with(path, Path::new(SYS_VMCOREINFO))
+    }
+
+    /// `open_kcore` with another `/sys/kernel/vmcoreinfo` (tests).
+    pub fn open_kcore_with(path: &Path, sys_vmcoreinfo: &Path) -> Result<Dump> {
+        let k = kcore::open(path, 4096)?;
+        let text = match k.vmcoreinfo.clone() {
+            Some(t) => t,
+            // Before 4.19 kcore carries no VMCOREINFO note: the kernel says where its own is.
+            None => {
+                let sys = std::fs::read_to_string(sys_vmcoreinfo).map_err(|e| DumpError::Live {
+                    path: path.to_path_buf(),
+                    what: format!(
+                        "it holds no VMCOREINFO note (kernels before 4.19), and {}: {e}",
+                        sys_vmcoreinfo.display()
+                    ),
+                })?;
+                let (paddr, size) =
+                    kcore::parse_sys_vmcoreinfo(&sys).ok_or_else(|| DumpError::Live {
+                        path: sys_vmcoreinfo.to_path_buf(),
+                        what: format!(
+                            "{sys:?}: expected the note's physical address and size in hex"
+                        ),
+                    })?;
+                k.mem
+                    .vmcoreinfo_at(paddr, size)?
+                    .ok_or_else(|| DumpError::Live {
+                        path: sys_vmcoreinfo.to_path_buf(),
+                        what: format!("no VMCOREINFO note at physical address {paddr:#x}"),
+                    })?
+            }
+        };
+        let vmcoreinfo = VmcoreInfo::parse(&text);
+        let page_size = vmcoreinfo
+            .number("PAGESIZE")
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| n.is_power_of_two() && (512..=1 << 20).contains(n))
+            .unwrap_or(4096);
+        // The page cache works in the kernel's pages: reopen with its size if not 4 KiB.
+        let k = if page_size != 4096 {
+            kcore::open(path, page_size as usize)?
+        } else {
+            k
+        };
+        let nr_cpus = std::fs::read_to_string("/sys/devices/system/cpu/possible")
+            .ok()
+            .and_then(|s| cpu_list_count(&s))
+            .unwrap_or(0);
+        let info = DumpInfo {
+            path: path.to_path_buf(),
+            format: Format::Kcore,
+            compression: None,
+            page_size,
+            dump_level: None,
+            incomplete: false,
+            crash_time: None,
+            utsname: None,
+            e_machine: Some(k.e_machine),
+            nr_cpus,
+            phys_ranges: k.phys_ranges,
+            completeness: Completeness::default(),
+        };
+        Ok(Dump::from_parts(
+            Box::new(k.mem),
+            info,
+            vmcoreinfo,
+            Vec::new(),
+        ))
+    }
+
+    /// A live source (the running kernel): its memory changes under the reader.
+    pub fn is_live(&self) -> bool {
+        self.info.format == Format::Kcore
+    }
+
+    /// How many refreshes this source has seen.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// A new generation: what was cached of the memory is forgotten, so the
+    /// next reads see the kernel as it is now. Returns the new generation.
+    pub fn refresh(&self) -> u64 {
+        self.mem.invalidate();
+        self.generation.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Opens a dump held in memory (`name` is used in error messages):
@@ -346,6 +453,7 @@ impl Dump {
             info,
             vmcoreinfo,
             cpus,
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -363,5 +471,41 @@ impl Dump {
 
     pub fn cpus(&self) -> &[CpuState] {
         &self.cpus
+    }
+}
+
+/// `/proc/kcore`, however it is named (a symlink, `/proc/./kcore`).
+fn is_kcore_path(path: &Path) -> bool {
+    path == Path::new(PROC_KCORE)
+        || std::fs::canonicalize(path).is_ok_and(|p| p == Path::new(PROC_KCORE))
+}
+
+/// The number of CPUs in a sysfs CPU list such as "0-3,8".
+fn cpu_list_count(s: &str) -> Option<u32> {
+    let mut n = 0u32;
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                n = n.checked_add(b.checked_sub(a)? + 1)?;
+            }
+            None => {
+                part.parse::<u32>().ok()?;
+                n += 1;
+            }
+        }
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod live_tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(cpu_list_count("0-3\n"), Some(4));
+        assert_eq!(cpu_list_count("0,2-3,8"), Some(4));
+        assert_eq!(cpu_list_count("x"), None);
     }
 }

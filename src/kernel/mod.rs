@@ -362,6 +362,19 @@ impl Kernel {
         &self.dump
     }
 
+    /// A live kernel's refresh: the dump's generation advances (its page
+    /// cache is dropped) and the cached translations are flushed; symbols,
+    /// types and the address space stay. Returns the new generation.
+    pub fn refresh(&self) -> u64 {
+        self.mmu.flush();
+        self.dump.refresh()
+    }
+
+    /// Reading the running kernel (`/proc/kcore`), not a dump.
+    pub fn is_live(&self) -> bool {
+        self.dump.is_live()
+    }
+
     pub fn types(&self) -> &Types {
         &self.types
     }

@@ -16,6 +16,7 @@ pub mod evidence;
 pub mod help;
 pub mod keys;
 pub mod layout;
+pub mod live;
 pub mod panels;
 pub mod text;
 pub mod theme;

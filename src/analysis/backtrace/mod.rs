@@ -216,6 +216,24 @@ impl<'k> Backtracer<'k> {
     }
 }
 
+/// The backtraces of the tasks asleep in D state (crash's UN), at most
+/// `max`, from their saved stack pointers: a live kernel's, whose running
+/// tasks have no saved registers to start from.
+pub fn read_blocked(kernel: &Kernel, model: &DumpModel, max: usize) -> Vec<Backtrace> {
+    // The unwinder's context reads the ORC tables: none when nothing is blocked.
+    if !model.tasks.iter().any(|t| t.state == "UN") {
+        return Vec::new();
+    }
+    let b = Backtracer::new(kernel, model);
+    model
+        .tasks
+        .iter()
+        .filter(|t| t.state == "UN")
+        .take(max)
+        .map(|t| b.task(t.task))
+        .collect()
+}
+
 /// kdump saved the registers of an interrupted context (the crash NMI on
 /// the other CPUs; the oops on the panicking CPU when crash_kexec was given
 /// the oops' pt_regs): show them on the first frame, as crash shows the

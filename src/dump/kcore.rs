@@ -1,0 +1,528 @@
+//! The running kernel's memory: `/proc/kcore`, an ELF core the kernel makes
+//! up on every read (fs/proc/kcore.c). Its PT_LOADs map kernel *virtual*
+//! ranges; `p_paddr` is the physical address for the direct map (KCORE_RAM:
+//! `__pa(addr)`) and the kernel text (KCORE_TEXT: `__pa_symbol(addr)`), and
+//! `-1` for the rest (vmalloc, modules, vmemmap), which this reader skips: the
+//! `kernel` layer translates through the page tables to physical addresses.
+//! Its PT_NOTE holds NT_PRSTATUS (zeroed: a running kernel has no saved
+//! registers) and, from 4.19, the kernel's own VMCOREINFO note;
+//! `/sys/kernel/vmcoreinfo` (the note's physical address and size) is the
+//! fallback for older kernels.
+//!
+//! The file changes under the reader: it is read with `pread` (never
+//! mmapped), and the pages read are cached only until the next `invalidate`
+//! (the `Dump`'s generation advancing on refresh).
+
+use super::cache::PageCache;
+use super::notes::parse_notes;
+use super::source::{le_u16, le_u32, le_u64};
+use super::{DumpError, PhysMem, Result};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const PT_LOAD: u32 = 1;
+const PT_NOTE: u32 = 4;
+const PHDR_SIZE: usize = 56;
+/// At most this many program headers (kcore has one per RAM range, a few
+/// more for text, vmalloc, modules and vmemmap).
+const MAX_PHDRS: usize = 65_535;
+/// The notes of kcore are a few KiB; VMCOREINFO is at most a page or two.
+const MAX_NOTES: u64 = 1 << 20;
+/// Pages kept between refreshes' invalidations (4 MiB of 4 KiB pages).
+const CACHE_BYTES: usize = 4 << 20;
+
+/// The default path of the running kernel's memory.
+pub const PROC_KCORE: &str = "/proc/kcore";
+/// Where the kernel says its VMCOREINFO note lies (physical address and size, hex).
+pub const SYS_VMCOREINFO: &str = "/sys/kernel/vmcoreinfo";
+
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    paddr: u64,
+    size: u64,
+    offset: u64,
+}
+
+/// What kcore's headers say.
+pub(crate) struct Kcore {
+    pub mem: KcoreMem,
+    pub vmcoreinfo: Option<String>,
+    pub e_machine: u16,
+    pub phys_ranges: Vec<(u64, u64)>,
+}
+
+pub(crate) struct KcoreMem {
+    file: File,
+    path: PathBuf,
+    /// KCORE_RAM and KCORE_TEXT segments, by physical address.
+    segs: Vec<Segment>,
+    page_size: usize,
+    cache: Mutex<PageCache>,
+}
+
+/// Why the running kernel's memory cannot be opened, in words a user can act on.
+pub fn open_error_cause(path: &Path, e: &std::io::Error) -> String {
+    let uid = current_uid();
+    match e.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "{} does not exist: this kernel was built without CONFIG_PROC_KCORE, or /proc is not \
+             mounted (in a container it usually is not given); crashdeck --live needs it",
+            path.display()
+        ),
+        std::io::ErrorKind::PermissionDenied => match (e.raw_os_error(), uid) {
+            (_, Some(u)) if u != 0 => format!(
+                "{} can be read by root only (it needs CAP_SYS_RAWIO): run crashdeck --live as root \
+                 (you are uid {u})",
+                path.display()
+            ),
+            (Some(1), _) => format!(
+                "{}: operation not permitted although running as root: the kernel is locked \
+                 down (see /sys/kernel/security/lockdown; Secure Boot enables it), which forbids \
+                 reading kernel memory, or the process lacks CAP_SYS_RAWIO",
+                path.display()
+            ),
+            _ => format!(
+                "{}: permission denied ({e}): reading it needs root and CAP_SYS_RAWIO, and a kernel \
+                 that is not locked down (/sys/kernel/security/lockdown)",
+                path.display()
+            ),
+        },
+        _ => format!("{}: {e}", path.display()),
+    }
+}
+
+fn current_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+fn live_err(path: &Path, what: String) -> DumpError {
+    DumpError::Live {
+        path: path.to_path_buf(),
+        what,
+    }
+}
+
+fn pread(file: &File, path: &Path, off: u64, buf: &mut [u8], what: &str) -> Result<()> {
+    file.read_exact_at(buf, off).map_err(|e| {
+        live_err(
+            path,
+            format!("reading {what} ({} bytes at {off:#x}): {e}", buf.len()),
+        )
+    })
+}
+
+pub(crate) fn open(path: &Path, page_size: usize) -> Result<Kcore> {
+    let file = File::open(path).map_err(|e| live_err(path, open_error_cause(path, &e)))?;
+    from_file(file, path, page_size)
+}
+
+pub(crate) fn from_file(file: File, path: &Path, page_size: usize) -> Result<Kcore> {
+    let ferr = |offset: u64, what: String| DumpError::Format {
+        path: path.to_path_buf(),
+        offset,
+        what,
+    };
+    let mut eh = [0u8; 64];
+    // Lockdown lets open() pass on some kernels and fails the read with EPERM.
+    file.read_exact_at(&mut eh, 0).map_err(|e| {
+        let cause = if e.raw_os_error() == Some(1) {
+            open_error_cause(path, &e)
+        } else {
+            format!("reading its ELF header: {e}")
+        };
+        live_err(path, cause)
+    })?;
+    if &eh[..4] != b"\x7fELF" || eh[4] != 2 || eh[5] != 1 {
+        return Err(ferr(
+            0,
+            "expected a 64-bit little-endian ELF core (the running kernel's /proc/kcore)".into(),
+        ));
+    }
+    let e_type = le_u16(&eh, 16).unwrap_or(0);
+    if e_type != 4 {
+        return Err(ferr(16, format!("ELF type {e_type}: expected ET_CORE (4)")));
+    }
+    let e_machine = le_u16(&eh, 18).unwrap_or(0);
+    let phoff = le_u64(&eh, 32).unwrap_or(0);
+    let phentsize = usize::from(le_u16(&eh, 54).unwrap_or(0));
+    let phnum = usize::from(le_u16(&eh, 56).unwrap_or(0));
+    if phentsize != PHDR_SIZE || phnum > MAX_PHDRS {
+        return Err(ferr(
+            54,
+            format!(
+                "{phnum} program headers of {phentsize} bytes: expected entries of {PHDR_SIZE}"
+            ),
+        ));
+    }
+    let mut phdrs = vec![0u8; phnum * PHDR_SIZE];
+    pread(&file, path, phoff, &mut phdrs, "its program headers")?;
+    let mut segs = Vec::new();
+    let mut vmcoreinfo = None;
+    for (i, p) in phdrs.chunks_exact(PHDR_SIZE).enumerate() {
+        let p_type = le_u32(p, 0).unwrap_or(0);
+        let offset = le_u64(p, 8).unwrap_or(0);
+        let paddr = le_u64(p, 24).unwrap_or(0);
+        let filesz = le_u64(p, 32).unwrap_or(0);
+        match p_type {
+            // p_paddr -1: vmalloc, modules, vmemmap (no physical address of their own).
+            PT_LOAD if paddr != u64::MAX && filesz > 0 => {
+                if paddr.checked_add(filesz).is_none() || offset.checked_add(filesz).is_none() {
+                    return Err(ferr(
+                        phoff + (i * PHDR_SIZE) as u64,
+                        format!("PT_LOAD {i}: paddr {paddr:#x} + {filesz:#x} overflows"),
+                    ));
+                }
+                segs.push(Segment {
+                    paddr,
+                    size: filesz,
+                    offset,
+                });
+            }
+            PT_NOTE => {
+                if filesz > MAX_NOTES {
+                    return Err(ferr(
+                        phoff + (i * PHDR_SIZE) as u64,
+                        format!("PT_NOTE of {filesz} bytes: expected at most {MAX_NOTES}"),
+                    ));
+                }
+                let mut data = vec![0u8; filesz as usize];
+                pread(&file, path, offset, &mut data, "its notes")?;
+                let n = parse_notes(path, offset, &data)?;
+                if n.vmcoreinfo.is_some() {
+                    vmcoreinfo = n.vmcoreinfo;
+                }
+            }
+            _ => {}
+        }
+    }
+    segs.sort_by_key(|s| s.paddr);
+    let mut phys_ranges: Vec<(u64, u64)> = Vec::new();
+    for s in &segs {
+        let (start, end) = (s.paddr, s.paddr + s.size);
+        match phys_ranges.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => phys_ranges.push((start, end)),
+        }
+    }
+    let page_size = page_size.max(512);
+    Ok(Kcore {
+        mem: KcoreMem {
+            file,
+            path: path.to_path_buf(),
+            segs,
+            page_size,
+            cache: Mutex::new(PageCache::new(page_size, CACHE_BYTES)),
+        },
+        vmcoreinfo,
+        e_machine,
+        phys_ranges,
+    })
+}
+
+/// `/sys/kernel/vmcoreinfo`: "PADDR SIZE" in hex.
+pub(crate) fn parse_sys_vmcoreinfo(text: &str) -> Option<(u64, u64)> {
+    let mut w = text.split_whitespace();
+    let paddr = u64::from_str_radix(w.next()?, 16).ok()?;
+    let size = u64::from_str_radix(w.next()?, 16).ok()?;
+    Some((paddr, size))
+}
+
+impl KcoreMem {
+    /// The VMCOREINFO note at `paddr` (from `/sys/kernel/vmcoreinfo`).
+    pub(crate) fn vmcoreinfo_at(&self, paddr: u64, size: u64) -> Result<Option<String>> {
+        if size > MAX_NOTES {
+            return Err(live_err(
+                Path::new(SYS_VMCOREINFO),
+                format!("a VMCOREINFO note of {size} bytes: expected at most {MAX_NOTES}"),
+            ));
+        }
+        let mut data = vec![0u8; size as usize];
+        self.read_uncached(paddr, &mut data)?;
+        Ok(parse_notes(Path::new(SYS_VMCOREINFO), paddr, &data)?.vmcoreinfo)
+    }
+
+    fn segment(&self, paddr: u64) -> Option<&Segment> {
+        let i = self.segs.partition_point(|s| s.paddr <= paddr);
+        self.segs[..i]
+            .iter()
+            .rev()
+            .take(4)
+            .find(|s| paddr - s.paddr < s.size)
+    }
+
+    fn read_uncached(&self, paddr: u64, buf: &mut [u8]) -> Result<()> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let addr = paddr
+                .checked_add(done as u64)
+                .ok_or(DumpError::NotRam { paddr: u64::MAX })?;
+            let seg = self
+                .segment(addr)
+                .ok_or(DumpError::NotRam { paddr: addr })?;
+            let in_seg = addr - seg.paddr;
+            let n = ((buf.len() - done) as u64).min(seg.size - in_seg) as usize;
+            let out = &mut buf[done..done + n];
+            self.file
+                .read_exact_at(out, seg.offset + in_seg)
+                .map_err(|source| DumpError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Forgets every page read: the next reads see the kernel as it is now.
+    pub(crate) fn invalidate(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            *c = PageCache::new(self.page_size, CACHE_BYTES);
+        }
+    }
+}
+
+impl PhysMem for KcoreMem {
+    fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> Result<()> {
+        let ps = self.page_size as u64;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let addr = paddr
+                .checked_add(done as u64)
+                .ok_or(DumpError::NotRam { paddr: u64::MAX })?;
+            let pfn = addr / ps;
+            let in_page = (addr % ps) as usize;
+            let n = (buf.len() - done).min(self.page_size - in_page);
+            let out = &mut buf[done..done + n];
+            let mut cache = self
+                .cache
+                .lock()
+                .map_err(|_| DumpError::NotRam { paddr: addr })?;
+            if let Some(page) = cache.get(pfn) {
+                out.copy_from_slice(&page[in_page..in_page + n]);
+            } else {
+                let start = pfn * ps;
+                // A whole page inside one segment is cached; anything else is read as asked.
+                let whole = self
+                    .segment(start)
+                    .is_some_and(|s| start + ps <= s.paddr + s.size);
+                if whole {
+                    let seg = *self
+                        .segment(start)
+                        .ok_or(DumpError::NotRam { paddr: addr })?;
+                    let slot = cache.slot_for(pfn);
+                    self.file
+                        .read_exact_at(slot, seg.offset + (start - seg.paddr))
+                        .map_err(|source| DumpError::Io {
+                            path: self.path.clone(),
+                            source,
+                        })?;
+                    out.copy_from_slice(&slot[in_page..in_page + n]);
+                    cache.commit(pfn);
+                } else {
+                    drop(cache);
+                    self.read_uncached(addr, out)?;
+                }
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn invalidate(&self) {
+        KcoreMem::invalidate(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A small kcore: one RAM segment at paddr 0x10000 (2 pages, vaddr in the
+    /// direct map), one vmalloc segment (p_paddr -1), and a VMCOREINFO note.
+    fn vmcoreinfo_note(vmcoreinfo: &str) -> Vec<u8> {
+        let mut note = Vec::new();
+        let name = b"VMCOREINFO\0";
+        note.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        note.extend_from_slice(&(vmcoreinfo.len() as u32).to_le_bytes());
+        note.extend_from_slice(&0u32.to_le_bytes());
+        note.extend_from_slice(name);
+        while note.len() % 4 != 0 {
+            note.push(0);
+        }
+        note.extend_from_slice(vmcoreinfo.as_bytes());
+        while note.len() % 4 != 0 {
+            note.push(0);
+        }
+        note
+    }
+
+    fn fake_kcore(ram: &[u8], vmcoreinfo: &str) -> Vec<u8> {
+        // An empty text: a kcore without the note (kernels before 4.19).
+        let note = if vmcoreinfo.is_empty() {
+            vec![0u8; 12]
+        } else {
+            vmcoreinfo_note(vmcoreinfo)
+        };
+        let phnum = 3usize;
+        let notes_off = 64 + phnum * PHDR_SIZE;
+        let ram_off = 0x2000usize;
+        let mut f = vec![0u8; ram_off + ram.len()];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2;
+        f[5] = 1;
+        f[16..18].copy_from_slice(&4u16.to_le_bytes());
+        f[18..20].copy_from_slice(&62u16.to_le_bytes());
+        f[32..40].copy_from_slice(&64u64.to_le_bytes());
+        f[54..56].copy_from_slice(&(PHDR_SIZE as u16).to_le_bytes());
+        f[56..58].copy_from_slice(&(phnum as u16).to_le_bytes());
+        let mut ph = |i: usize, ty: u32, off: u64, vaddr: u64, paddr: u64, sz: u64| {
+            let p = &mut f[64 + i * PHDR_SIZE..64 + (i + 1) * PHDR_SIZE];
+            p[0..4].copy_from_slice(&ty.to_le_bytes());
+            p[8..16].copy_from_slice(&off.to_le_bytes());
+            p[16..24].copy_from_slice(&vaddr.to_le_bytes());
+            p[24..32].copy_from_slice(&paddr.to_le_bytes());
+            p[32..40].copy_from_slice(&sz.to_le_bytes());
+            p[40..48].copy_from_slice(&sz.to_le_bytes());
+        };
+        ph(0, PT_NOTE, notes_off as u64, 0, 0, note.len() as u64);
+        ph(1, PT_LOAD, 0x1000, 0xffffc90000000000, u64::MAX, 0x1000);
+        ph(
+            2,
+            PT_LOAD,
+            ram_off as u64,
+            0xffff888000010000,
+            0x10000,
+            ram.len() as u64,
+        );
+        f[notes_off..notes_off + note.len()].copy_from_slice(&note);
+        f[ram_off..].copy_from_slice(ram);
+        f
+    }
+
+    fn write_tmp(name: &str, bytes: &[u8]) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("crashdeck-kcore-{}-{name}", std::process::id()));
+        let mut f = File::create(&p).unwrap();
+        f.write_all(bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_ram_by_physical_address_and_the_vmcoreinfo_note() {
+        let ram: Vec<u8> = (0..0x2000u32).map(|i| (i % 251) as u8).collect();
+        let p = write_tmp(
+            "read",
+            &fake_kcore(&ram, "OSRELEASE=6.1.0\nPAGESIZE=4096\n"),
+        );
+        let k = open(&p, 4096).unwrap();
+        assert_eq!(k.e_machine, 62);
+        assert_eq!(k.phys_ranges, vec![(0x10000, 0x12000)]);
+        assert!(k.vmcoreinfo.as_deref().unwrap().contains("OSRELEASE=6.1.0"));
+        let mut buf = [0u8; 16];
+        // Across the page boundary.
+        k.mem.read_phys(0x10ff8, &mut buf).unwrap();
+        assert_eq!(&buf[..], &ram[0xff8..0x1008]);
+        // Outside RAM (the vmalloc segment has no physical address).
+        assert!(matches!(
+            k.mem.read_phys(0x1000, &mut buf),
+            Err(DumpError::NotRam { .. })
+        ));
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn a_refresh_sees_memory_that_changed() {
+        let ram = vec![1u8; 0x2000];
+        let bytes = fake_kcore(&ram, "PAGESIZE=4096\n");
+        let p = write_tmp("change", &bytes);
+        let k = open(&p, 4096).unwrap();
+        let mut b = [0u8; 4];
+        k.mem.read_phys(0x10000, &mut b).unwrap();
+        assert_eq!(b, [1; 4]);
+        // The "kernel" writes its memory: the cached page still answers until invalidated.
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_all_at(&[9u8; 4], 0x2000).unwrap();
+        k.mem.read_phys(0x10000, &mut b).unwrap();
+        assert_eq!(b, [1; 4]);
+        k.mem.invalidate();
+        k.mem.read_phys(0x10000, &mut b).unwrap();
+        assert_eq!(b, [9; 4]);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn missing_file_names_config_proc_kcore() {
+        let p = Path::new("/nonexistent/proc/kcore");
+        let e = open(p, 4096).err().unwrap().to_string();
+        assert!(e.contains("/nonexistent/proc/kcore"), "{e}");
+        assert!(e.contains("CONFIG_PROC_KCORE"), "{e}");
+    }
+
+    #[test]
+    fn permission_causes_are_named() {
+        let p = Path::new(PROC_KCORE);
+        let eperm = std::io::Error::from_raw_os_error(1);
+        let eacces = std::io::Error::from_raw_os_error(13);
+        let uid = current_uid();
+        let m = open_error_cause(p, &eperm);
+        let a = open_error_cause(p, &eacces);
+        assert!(m.contains(PROC_KCORE) && a.contains(PROC_KCORE));
+        if uid == Some(0) {
+            assert!(m.contains("locked"), "{m}");
+        } else {
+            assert!(m.contains("root") && a.contains("root"), "{m} / {a}");
+        }
+    }
+
+    #[test]
+    fn not_an_elf_core_is_a_format_error() {
+        let p = write_tmp(
+            "notelf",
+            b"hello, this is not kcore at all, it is far too short......................",
+        );
+        let e = open(&p, 4096).err().unwrap();
+        assert!(matches!(e, DumpError::Format { .. }), "{e}");
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn without_the_note_vmcoreinfo_comes_from_sys_kernel_vmcoreinfo() {
+        let note = vmcoreinfo_note("OSRELEASE=4.14.0\nPAGESIZE=4096\n");
+        let mut ram = vec![0u8; 0x2000];
+        ram[0x800..0x800 + note.len()].copy_from_slice(&note);
+        let p = write_tmp("oldkcore", &fake_kcore(&ram, ""));
+        let sys = write_tmp(
+            "sysvmcoreinfo",
+            format!("10800 {:x}\n", note.len()).as_bytes(),
+        );
+        let d = crate::dump::Dump::open_kcore_with(&p, &sys).unwrap();
+        assert_eq!(d.vmcoreinfo().get("OSRELEASE"), Some("4.14.0"));
+        assert!(d.is_live() && d.cpus().is_empty());
+        assert_eq!(d.refresh(), 1);
+        assert_eq!(d.generation(), 1);
+        // No /sys/kernel/vmcoreinfo either: the message names both.
+        let e = crate::dump::Dump::open_kcore_with(&p, Path::new("/nonexistent/vmcoreinfo"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("4.19") && e.contains("/nonexistent/vmcoreinfo"),
+            "{e}"
+        );
+        std::fs::remove_file(&p).unwrap();
+        std::fs::remove_file(&sys).unwrap();
+    }
+
+    #[test]
+    fn sys_vmcoreinfo_is_address_and_size() {
+        assert_eq!(
+            parse_sys_vmcoreinfo("1bc2f000 1024\n"),
+            Some((0x1bc2f000, 0x1024))
+        );
+        assert_eq!(parse_sys_vmcoreinfo("garbage"), None);
+    }
+}

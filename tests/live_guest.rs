@@ -1,0 +1,367 @@
+//! `crashdeck report --json --live` on a running kernel, compared with what
+//! that kernel itself printed in the same second: a QEMU guest boots Debian
+//! 12's 6.1.0-56-amd64 (the package from Debian, no debug package inside),
+//! with crashdeck in its initramfs (tests/live_guest/guest.sh, through the
+//! lab tools in ../shared/fixtures/tools); tests/live_guest/run.sh takes
+//! /proc/meminfo, /proc/zoneinfo, /proc/slabinfo and every process's VmRSS
+//! and comm before and after the snapshot. Each figure of the snapshot must
+//! lie between the two reads, widened only by what the kernel itself
+//! batches (per-CPU counter drift, per-thread RSS caches).
+//!
+//! Needs QEMU, busybox-static, stress, cpio, kmod and Debian's archive (the
+//! kernel package); a TCG boot takes a minute or two. Runs when
+//! CRASHDECK_LIVE_GUEST=1 (see README: "Live guest test").
+
+use crashdeck::model::DumpModel;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn enabled() -> bool {
+    std::env::var("CRASHDECK_LIVE_GUEST").is_ok_and(|v| v == "1")
+}
+
+/// Boots the guest once (with `vmlinux`, if given) and returns its output folder.
+fn run_guest(name: &str, vmlinux: Option<&Path>) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("target/live-guest").join(name);
+    // CRASHDECK_LIVE_GUEST_REUSE=1: compare the files of the last boot again.
+    if std::env::var("CRASHDECK_LIVE_GUEST_REUSE").is_ok_and(|v| v == "1") {
+        return out.join("files");
+    }
+    let mut cmd = Command::new(root.join("tests/live_guest/guest.sh"));
+    cmd.arg(env!("CARGO_BIN_EXE_crashdeck")).arg(&out);
+    if let Some(v) = vmlinux {
+        cmd.arg(v);
+    }
+    if std::env::var_os("CRASHDECK_LIVE_CACHE").is_none() {
+        cmd.env("CRASHDECK_LIVE_CACHE", root.join("target/live-guest/cache"));
+    }
+    let st = cmd.status().expect("tests/live_guest/guest.sh runs");
+    assert!(
+        st.success(),
+        "guest.sh failed ({st}); see {}/run.log and console.log",
+        out.display()
+    );
+    out.join("files")
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_else(|e| panic!("{}/{name}: {e}", dir.display()))
+}
+
+/// /proc/meminfo: key → kB.
+fn meminfo(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.to_string(), v.split_whitespace().next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[derive(Debug, Default, Clone)]
+struct ZoneInfo {
+    free: u64,
+    min: u64,
+    low: u64,
+    high: u64,
+    managed: u64,
+    present: u64,
+    /// Σ over CPUs of the per-CPU page lists' `high` (pages freed to a CPU's
+    /// list are not in NR_FREE_PAGES until drained, at most `high` each).
+    pcp_high: u64,
+    /// Σ over CPUs of the vmstat threshold (a CPU's diff folded in later).
+    threshold: u64,
+}
+
+/// /proc/zoneinfo: (node, zone) → its pages figures.
+fn zoneinfo(text: &str) -> BTreeMap<(u32, String), ZoneInfo> {
+    let mut out = BTreeMap::new();
+    let mut cur: Option<(u32, String)> = None;
+    for l in text.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w.first() == Some(&"Node") && w.get(2) == Some(&"zone") {
+            let node = w[1].trim_end_matches(',').parse().unwrap_or(0);
+            let key = (node, w[3].to_string());
+            out.insert(key.clone(), ZoneInfo::default());
+            cur = Some(key);
+            continue;
+        }
+        let Some(z) = cur.as_ref().and_then(|k| out.get_mut(k)) else {
+            continue;
+        };
+        let num = |i: usize| w.get(i).and_then(|v| v.parse::<u64>().ok());
+        match (w.first().copied(), w.get(1).copied()) {
+            (Some("pages"), Some("free")) => z.free = num(2).unwrap_or(0),
+            (Some("min"), _) => z.min = num(1).unwrap_or(0),
+            (Some("low"), _) => z.low = num(1).unwrap_or(0),
+            (Some("high"), _) => z.high = num(1).unwrap_or(0),
+            (Some("managed"), _) => z.managed = num(1).unwrap_or(0),
+            (Some("present"), _) => z.present = num(1).unwrap_or(0),
+            (Some("high:"), _) => z.pcp_high += num(1).unwrap_or(0),
+            (Some("vm"), Some("stats")) => z.threshold += num(3).unwrap_or(0),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The guest's processes: pid → (VmRSS kB, smaps_rollup's Rss kB, comm).
+fn ps(text: &str) -> BTreeMap<i64, (u64, u64, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.splitn(4, ' ');
+            let pid = w.next()?.parse().ok()?;
+            let rss = w.next()?.parse().ok()?;
+            let rollup = w.next()?.parse().ok()?;
+            Some((pid, (rss, rollup, w.next().unwrap_or("").to_string())))
+        })
+        .collect()
+}
+
+/// `v` lies between `a` and `b`, widened by `slack`.
+fn between(v: u64, a: u64, b: u64, slack: u64) -> bool {
+    v + slack >= a.min(b) && v <= a.max(b) + slack
+}
+
+fn check_snapshot(files: &Path, report: &str, vmlinux: bool) {
+    let rc = read(files, &format!("{report}.rc"));
+    let err = read(files, &format!("{report}.err"));
+    assert_eq!(rc.trim(), "0", "crashdeck in the guest failed: {err}");
+    let model: DumpModel = serde_json::from_str(&read(files, &format!("{report}.json")))
+        .expect("the live report is a model");
+    let release = read(files, "uname");
+    assert_eq!(model.summary.release, release.trim());
+    assert_eq!(model.source.format, "kcore");
+    if vmlinux {
+        assert_eq!(model.source.symbols_from, "vmlinux symtab");
+    } else {
+        assert_eq!(model.source.symbols_from, "dump kallsyms");
+        assert_eq!(model.source.types_from, "dump BTF");
+    }
+    assert!(model.summary.panic_pid.is_none());
+    assert!(
+        !model
+            .problems
+            .iter()
+            .any(|p| p.part == "tasks" || p.part == "zones" || p.part == "meminfo"),
+        "problems: {:?}",
+        model.problems
+    );
+    let cpus = model.summary.online_cpus.max(1) as u64;
+    // crashdeck itself holds memory while it reads (its RSS, in the
+    // snapshot): free pages at that instant are lower by that much than in
+    // the reads before and after, taken while it was not running.
+    let own_kib: u64 = model
+        .tasks
+        .iter()
+        .filter(|t| t.comm == "crashdeck" && t.pid == t.tgid)
+        .map(|t| t.rss_kib)
+        .sum();
+    assert!(own_kib > 0, "crashdeck's own task is in its snapshot");
+    let own_pages = own_kib / (model.meminfo.page_size / 1024).max(1);
+
+    // Zones: free pages move between reads: by crashdeck's own memory while
+    // it runs, by what sits in the per-CPU page lists (at most their `high`)
+    // and by each CPU's vmstat diff not yet folded in (its threshold), all
+    // three as /proc/zoneinfo itself states them. Watermarks and managed
+    // pages do not move in an idle guest: exact.
+    let (zb, za) = (
+        zoneinfo(&read(files, "zoneinfo.before")),
+        zoneinfo(&read(files, "zoneinfo.after")),
+    );
+    let mut compared = 0;
+    for z in model.zones.iter().filter(|z| z.populated) {
+        let key = (z.node, z.name.clone());
+        let (Some(b), Some(a)) = (zb.get(&key), za.get(&key)) else {
+            panic!("zone {key:?} of the snapshot is not in /proc/zoneinfo");
+        };
+        eprintln!(
+            "zone {key:?}: free {} (zoneinfo {} / {}), min {} ({}), low {} ({}), high {} ({}), managed {} ({})",
+            z.free_pages, b.free, a.free, z.min, b.min, z.low, b.low, z.high, b.high,
+            z.managed_pages, b.managed
+        );
+        let slack = b.pcp_high.max(a.pcp_high) + b.threshold.max(a.threshold);
+        assert!(
+            z.free_pages + own_pages + slack >= b.free.min(a.free)
+                && z.free_pages <= b.free.max(a.free) + slack,
+            "zone {key:?} free {} (+ crashdeck's own {own_pages}) not between {} and {}",
+            z.free_pages,
+            b.free,
+            a.free
+        );
+        assert!(between(z.min, b.min, a.min, 0), "zone {key:?} min");
+        assert!(between(z.low, b.low, a.low, 0), "zone {key:?} low");
+        assert!(between(z.high, b.high, a.high, 0), "zone {key:?} high");
+        assert!(
+            between(z.managed_pages, b.managed, a.managed, 0),
+            "zone {key:?} managed"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 2, "{compared} populated zones compared");
+
+    // Memory: MemTotal exact, MemFree within the zones' drift.
+    let (mb, ma) = (
+        meminfo(&read(files, "meminfo.before")),
+        meminfo(&read(files, "meminfo.after")),
+    );
+    let kib = model.meminfo.page_size / 1024;
+    let total = model.meminfo.total_pages * kib;
+    let free = model.meminfo.free_pages * kib;
+    eprintln!(
+        "MemTotal {total} kB (meminfo {}), MemFree {free} kB + crashdeck's own {own_kib} kB (meminfo {} / {})",
+        mb["MemTotal"], mb["MemFree"], ma["MemFree"]
+    );
+    assert!(between(total, mb["MemTotal"], ma["MemTotal"], 0));
+    let drift = zb.values().map(|z| z.pcp_high + z.threshold).sum::<u64>() * kib;
+    assert!(
+        between(free + own_kib, mb["MemFree"], ma["MemFree"], drift),
+        "MemFree {free} kB + crashdeck's {own_kib} kB not between the reads"
+    );
+
+    // Tasks: every process alive in both reads is in the snapshot with its
+    // comm. RSS: VmRSS is the mm's counters only, without each thread's
+    // split counters not yet folded in (SPLIT_RSS_COUNTING before 6.2: up to
+    // 64 faults' worth); smaps_rollup's Rss walks the page tables (what is
+    // mapped). The snapshot (mm + split counters, as drgn) lies between
+    // them, in one read or the other.
+    let (pb, pa) = (ps(&read(files, "ps.before")), ps(&read(files, "ps.after")));
+    let tasks: BTreeMap<i64, &crashdeck::model::Task> = model
+        .tasks
+        .iter()
+        .filter(|t| t.pid == t.tgid && t.pid > 0)
+        .map(|t| (t.pid, t))
+        .collect();
+    let mut checked = 0;
+    let mut with_rss = 0;
+    for (pid, (rss_b, roll_b, comm)) in &pb {
+        let Some((rss_a, roll_a, _)) = pa.get(pid) else {
+            continue; // exited between the reads (the shell's own children)
+        };
+        if comm == "ps" || comm == "cat" || comm == "sed" || comm == "crashdeck" {
+            continue;
+        }
+        let t = tasks.get(pid).unwrap_or_else(|| {
+            panic!("pid {pid} ({comm}) alive in both reads, not in the snapshot")
+        });
+        // A kernel thread's /proc comm is its full name (task_struct.comm
+        // holds 15 bytes of it); a workqueue worker's adds "-" and the
+        // workqueue it last ran. A process's is task_struct.comm itself.
+        let same = t.comm == *comm || (t.kthread && comm.starts_with(t.comm.as_str()));
+        assert!(
+            same,
+            "pid {pid}: comm {:?} in the snapshot, {comm:?} in /proc",
+            t.comm
+        );
+        let seen = [*rss_b, *roll_b, *rss_a, *roll_a];
+        let (lo, hi) = (
+            seen.iter().copied().min().unwrap_or(0),
+            seen.iter().copied().max().unwrap_or(0),
+        );
+        eprintln!(
+            "pid {pid} {comm}: RSS {} kB; VmRSS {rss_b} / {rss_a}, smaps_rollup {roll_b} / {roll_a}",
+            t.rss_kib
+        );
+        assert!(
+            between(t.rss_kib, lo, hi, 0),
+            "pid {pid} ({comm}): RSS {} kB, VmRSS {rss_b} / {rss_a} kB, smaps_rollup Rss {roll_b} / {roll_a} kB",
+            t.rss_kib
+        );
+        if *rss_b > 0 {
+            with_rss += 1;
+        }
+        checked += 1;
+    }
+    let stress = model
+        .tasks
+        .iter()
+        .filter(|t| t.comm == "stress")
+        .map(|t| t.rss_kib)
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "{checked} processes compared ({with_rss} with RSS), {} tasks in the snapshot; largest stress RSS {stress} kB",
+        model.tasks.len()
+    );
+    assert!(checked >= 20 && with_rss >= 5, "{checked} / {with_rss}");
+    // The idle tasks and each CPU's current task are there.
+    assert!(model.tasks.iter().filter(|t| t.pid == 0).count() as u64 >= cpus);
+    assert!(model.tasks.iter().any(|t| t.active));
+
+    // Slab caches: every cache /proc/slabinfo lists in both reads is in the snapshot.
+    let names = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip(2)
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    };
+    let (sb, sa) = (
+        names(&read(files, "slabinfo.before")),
+        names(&read(files, "slabinfo.after")),
+    );
+    let snap: std::collections::BTreeSet<&str> =
+        model.slabs.iter().map(|s| s.name.as_str()).collect();
+    let both: Vec<&String> = sb.iter().filter(|n| sa.contains(n)).collect();
+    let missing: Vec<&&String> = both.iter().filter(|n| !snap.contains(n.as_str())).collect();
+    eprintln!(
+        "{} slab caches in slabinfo, {} in the snapshot, missing {missing:?}",
+        both.len(),
+        snap.len()
+    );
+    assert!(both.len() > 50 && missing.is_empty());
+}
+
+/// Two refreshes recorded around a 160 MiB stress: the zones' free pages
+/// fall by what the new stress holds (its RSS in the second refresh), within
+/// the per-CPU lists' and vmstat bounds, and the new task is there.
+fn check_record(files: &Path) {
+    let models = crashdeck::live::read_record(&files.join("record.jsonl")).expect("record");
+    assert_eq!(models.len(), 2, "{}", read(files, "record.err"));
+    let free = |m: &DumpModel| m.zones.iter().map(|z| z.free_pages).sum::<u64>();
+    let stress = |m: &DumpModel| -> BTreeMap<i64, u64> {
+        m.tasks
+            .iter()
+            .filter(|t| t.comm == "stress")
+            .map(|t| (t.pid, t.rss_kib))
+            .collect()
+    };
+    let (s0, s1) = (stress(&models[0]), stress(&models[1]));
+    let new_kib: u64 = s1
+        .iter()
+        .filter(|(p, _)| !s0.contains_key(p))
+        .map(|(_, r)| r)
+        .sum();
+    let kib = (models[1].meminfo.page_size / 1024).max(1);
+    let zi = zoneinfo(&read(files, "zoneinfo.stress"));
+    let slack: u64 = zi.values().map(|z| z.pcp_high + z.threshold).sum();
+    let (f0, f1) = (free(&models[0]), free(&models[1]));
+    eprintln!(
+        "record: free pages {f0} -> {f1} (fell {}), the new stress holds {} pages; slack {slack}",
+        f0 as i64 - f1 as i64,
+        new_kib / kib
+    );
+    assert!(new_kib >= 150 << 10, "the new stress holds {new_kib} kB");
+    let fell = f0.saturating_sub(f1);
+    assert!(
+        fell + slack >= new_kib / kib && fell <= new_kib / kib + slack,
+        "free fell by {fell} pages, the new stress holds {} pages",
+        new_kib / kib
+    );
+}
+
+#[test]
+fn live_snapshot_matches_the_guests_own_proc_files() {
+    if !enabled() {
+        eprintln!("skipped: set CRASHDECK_LIVE_GUEST=1 to boot the QEMU guest");
+        return;
+    }
+    let files = run_guest("no-vmlinux", None);
+    check_snapshot(&files, "report", false);
+    check_record(&files);
+    let cost = read(&files, "cost.txt");
+    eprintln!("{cost}");
+    assert!(cost.contains("snapshot 5: generation"), "{cost}");
+}
