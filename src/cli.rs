@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// `--version`: the package version and the commit it was built from, as
 /// build.rs found it ("unknown commit" outside a git checkout).
-pub const VERSION: &str = match option_env!("CRASHDECK_VERSION") {
+pub(crate) const VERSION: &str = match option_env!("CRASHDECK_VERSION") {
     Some(v) => v,
     None => env!("CARGO_PKG_VERSION"),
 };
@@ -36,43 +36,43 @@ is a demo, and names the crash directories found in /var/crash.";
     propagate_version = true,
     args_conflicts_with_subcommands = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
     /// VMLINUX VMCORE (either order), a VMCORE alone, a crash directory, or a
     /// saved MODEL.json. None: the demo, under a banner.
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
     /// Open the bundled demo model of a real OOM crash.
     #[arg(long)]
-    pub demo: bool,
+    pub(crate) demo: bool,
     /// The running kernel (/proc/kcore, as root), refreshed (a VMLINUX may be given).
     #[arg(long)]
-    pub live: bool,
+    pub(crate) live: bool,
     /// Seconds between refreshes with --live.
     #[arg(long, default_value_t = 2.0)]
-    pub interval: f64,
+    pub(crate) interval: f64,
     /// With --live: append every refresh's model to FILE as one JSON line.
     #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
+    pub(crate) record: Option<PathBuf>,
     #[command(flatten)]
-    pub common: Common,
+    pub(crate) common: Common,
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct Common {
+pub(crate) struct Common {
     /// Open a vmlinux that does not match the dump.
     #[arg(long, global = true)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// Read types from the vmlinux's DWARF even where it has BTF (slower; same answers).
     #[arg(long, global = true)]
-    pub dwarf_types: bool,
+    pub(crate) dwarf_types: bool,
     /// Another place to look for a vmlinux matching the dump.
     #[arg(long, global = true)]
-    pub debuginfo_dir: Vec<PathBuf>,
+    pub(crate) debuginfo_dir: Vec<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Print the facts of a dump (and of its kernel when a vmlinux is given).
     Info {
         /// VMCORE, and its VMLINUX (either order) for the kernel's facts.

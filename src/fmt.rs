@@ -21,7 +21,7 @@ pub fn crash_date(epoch: i64) -> String {
 }
 
 /// Seconds since the epoch as `2026-11-26 21:21:45` (UTC): sorts as text.
-pub fn iso_date(epoch: i64) -> String {
+pub(crate) fn iso_date(epoch: i64) -> String {
     let (y, m, d) = civil_from_days(epoch.div_euclid(86_400));
     let secs = epoch.rem_euclid(86_400);
     format!(
@@ -48,7 +48,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Seconds as crash's `UPTIME:` (its `convert_time`: `00:00:03`, `2 days, 01:02:03`;
 /// crash writes "days" for one day too).
-pub fn crash_uptime(secs: f64) -> String {
+pub(crate) fn crash_uptime(secs: f64) -> String {
     let s = if secs.is_finite() && secs > 0.0 {
         secs as u64
     } else {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// `/proc/kallsyms` as the kernel shows it to this user.
-pub const PROC_KALLSYMS: &str = "/proc/kallsyms";
+pub(crate) const PROC_KALLSYMS: &str = "/proc/kallsyms";
 
 /// The running kernel, open.
 pub struct LiveKernel {
@@ -40,7 +40,7 @@ pub fn is_kcore(path: &Path) -> bool {
 }
 
 /// This process's CPU time (user + system) so far.
-pub fn process_cpu_time() -> Duration {
+pub(crate) fn process_cpu_time() -> Duration {
     let mut ru = std::mem::MaybeUninit::<libc_rusage::Rusage>::zeroed();
     // SAFETY: getrusage writes a struct rusage into the buffer it is given.
     let rc = unsafe { libc_rusage::getrusage(0, ru.as_mut_ptr()) };
@@ -59,18 +59,18 @@ pub fn process_cpu_time() -> Duration {
 mod libc_rusage {
     #[repr(C)]
     #[derive(Clone, Copy)]
-    pub struct Timeval {
-        pub sec: i64,
-        pub usec: i64,
+    pub(crate) struct Timeval {
+        pub(crate) sec: i64,
+        pub(crate) usec: i64,
     }
     #[repr(C)]
-    pub struct Rusage {
-        pub utime: Timeval,
-        pub stime: Timeval,
-        pub rest: [i64; 14],
+    pub(crate) struct Rusage {
+        pub(crate) utime: Timeval,
+        pub(crate) stime: Timeval,
+        pub(crate) rest: [i64; 14],
     }
     extern "C" {
-        pub fn getrusage(who: i32, usage: *mut Rusage) -> i32;
+        pub(crate) fn getrusage(who: i32, usage: *mut Rusage) -> i32;
     }
 }
 
@@ -111,7 +111,7 @@ pub fn read_record(path: &Path) -> Result<Vec<DumpModel>> {
 /// `/proc/kallsyms` shows: `kptr_restrict` (every address zero), a kernel
 /// without `CONFIG_KALLSYMS_ALL` (no data symbols such as `init_task`), or a
 /// kernel that writes no kallsyms tables into VMCOREINFO (before 6.0).
-pub fn symbols_problem(kallsyms: &str, release: &str) -> String {
+pub(crate) fn symbols_problem(kallsyms: &str, release: &str) -> String {
     let mut lines = 0usize;
     let mut nonzero = 0usize;
     let mut init_task = false;
@@ -210,19 +210,6 @@ impl LiveKernel {
             ..Default::default()
         };
         Ok(LiveKernel { kernel, source })
-    }
-
-    /// `/proc/kcore` with the vmlinux found by release, if any.
-    pub fn open_default(
-        vmlinux: Option<&Path>,
-        debuginfo_dirs: &[PathBuf],
-        opts: &KernelOptions,
-    ) -> Result<LiveKernel> {
-        LiveKernel::open(Path::new(PROC_KCORE), vmlinux, debuginfo_dirs, opts)
-    }
-
-    pub fn kernel(&self) -> &Kernel {
-        &self.kernel
     }
 
     /// A fresh model of the kernel as it is now.

@@ -69,7 +69,7 @@ pub struct DumpModel {
 
 impl DumpModel {
     /// Where `part`'s figures came from: `dump` unless the model says otherwise.
-    pub fn source_of(&self, part: &str) -> &str {
+    pub(crate) fn source_of(&self, part: &str) -> &str {
         self.sources.get(part).map_or("dump", String::as_str)
     }
 }
@@ -83,12 +83,12 @@ pub struct Source {
     pub format: String,
     /// "zlib", "lzo", "snappy", "zstd", "none", or mixed.
     #[serde(default)]
-    pub compression: Option<String>,
+    pub(crate) compression: Option<String>,
     #[serde(default)]
-    pub dump_level: Option<u32>,
+    pub(crate) dump_level: Option<u32>,
     /// The dump says it is incomplete (kdump's DUMP_DH_COMPRESSED_INCOMPLETE).
     #[serde(default)]
-    pub incomplete: bool,
+    pub(crate) incomplete: bool,
     /// "vmlinux symtab", "dump kallsyms".
     #[serde(default)]
     pub symbols_from: String,
@@ -98,13 +98,13 @@ pub struct Source {
     #[serde(default)]
     pub kaslr_offset: u64,
     #[serde(default)]
-    pub paging_levels: u32,
+    pub(crate) paging_levels: u32,
     /// The kernel's architecture as `uname -m` names it ("x86_64", "aarch64").
     #[serde(default)]
-    pub arch: String,
+    pub(crate) arch: String,
     /// Bits of a kernel virtual address the page tables translate.
     #[serde(default)]
-    pub va_bits: u32,
+    pub(crate) va_bits: u32,
     /// Bytes of the vmcore file.
     #[serde(default)]
     pub file_bytes: u64,
@@ -120,7 +120,7 @@ pub struct Source {
     pub pages_in_file: u64,
     /// The text log read beside the dump (`vmcore-dmesg.txt`, `dmesg.<stamp>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text_log: Option<String>,
+    pub(crate) text_log: Option<String>,
 }
 
 impl Source {
@@ -324,15 +324,15 @@ pub struct HugePages {
 /// Where memory went on one node.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct NodeMemoryUsage {
-    pub node: u32,
+    pub(crate) node: u32,
     /// The node's managed pages (its zones').
-    pub total_pages: u64,
-    pub rows: Vec<MemoryUse>,
+    pub(crate) total_pages: u64,
+    pub(crate) rows: Vec<MemoryUse>,
 }
 
 impl Zone {
     /// Free pages in CMA pageblocks (`NR_FREE_CMA_PAGES`; 0 without CMA).
-    pub fn free_cma_pages(&self) -> u64 {
+    pub(crate) fn free_cma_pages(&self) -> u64 {
         self.vm_stat
             .get("NR_FREE_CMA_PAGES")
             .map_or(0, |&v| u64::try_from(v).unwrap_or(0))
@@ -341,12 +341,12 @@ impl Zone {
     /// Free pages as the watermark check judges an allocation that may not
     /// use CMA (every one but movable allocations with ALLOC_CMA):
     /// `__zone_watermark_ok` subtracts NR_FREE_CMA_PAGES from the free count.
-    pub fn free_non_cma_pages(&self) -> u64 {
+    pub(crate) fn free_non_cma_pages(&self) -> u64 {
         self.free_pages.saturating_sub(self.free_cma_pages())
     }
 
     /// Under the min watermark once free CMA pages are left out.
-    pub fn below_min(&self) -> bool {
+    pub(crate) fn below_min(&self) -> bool {
         self.populated && self.free_non_cma_pages() < self.min
     }
 }
@@ -462,7 +462,7 @@ pub struct Lock {
     #[serde(default)]
     pub owner: Option<i64>,
     #[serde(default)]
-    pub owner_comm: Option<String>,
+    pub(crate) owner_comm: Option<String>,
     /// rw_semaphore held for reading: the number of readers (count).
     #[serde(default)]
     pub readers: Option<u64>,
@@ -482,7 +482,7 @@ pub struct Lock {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LockWaiter {
     pub pid: i64,
-    pub comm: String,
+    pub(crate) comm: String,
     /// "write", "read" (rw_semaphore), "" otherwise.
     #[serde(default)]
     pub mode: String,
@@ -501,33 +501,33 @@ pub struct TaskWait {
     pub comm: String,
     /// "mutex", "rw_semaphore", "semaphore", "percpu_rw_semaphore",
     /// "rt_mutex", "page_lock", "completion", "io", "none".
-    pub kind: String,
+    pub(crate) kind: String,
     /// The lock's address (an index into `locks` by address), if found.
     #[serde(with = "hex_opt", default)]
     pub lock: Option<u64>,
     /// The frame that tells what it waits in (`function` of the backtrace).
     #[serde(default)]
-    pub function: Option<String>,
+    pub(crate) function: Option<String>,
     /// Frame level of that function in the task's backtrace.
     #[serde(default)]
-    pub level: Option<u32>,
+    pub(crate) level: Option<u32>,
     #[serde(default)]
-    pub mode: String,
+    pub(crate) mode: String,
     #[serde(default)]
-    pub waited_ns: Option<u64>,
+    pub(crate) waited_ns: Option<u64>,
 }
 
 /// One task of a deadlock cycle.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct DeadlockHop {
     pub pid: i64,
-    pub comm: String,
+    pub(crate) comm: String,
     /// The lock of the cycle it holds (the previous hop waits for it).
     pub holds: String,
     /// The lock it waits for.
     pub waits_for: String,
     #[serde(default)]
-    pub mode: String,
+    pub(crate) mode: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -542,11 +542,11 @@ pub struct Problem {
 pub mod hex {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("{v:#x}"))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         let s = String::deserialize(d)?;
         parse(&s).map_err(serde::de::Error::custom)
     }
@@ -562,17 +562,17 @@ pub mod hex {
 }
 
 /// `Option<u64>` as a `"0x…"` string or null.
-pub mod hex_opt {
+pub(crate) mod hex_opt {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(v) => s.serialize_str(&format!("{v:#x}")),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         let s = Option::<String>::deserialize(d)?;
         s.map(|s| super::hex::parse(&s).map_err(serde::de::Error::custom))
             .transpose()

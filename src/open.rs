@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// What a file on the command line is, by its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
+pub(crate) enum FileKind {
     Vmlinux,
     Vmcore,
     Model,
@@ -19,7 +19,7 @@ pub enum FileKind {
     Unknown,
 }
 
-pub fn file_kind(path: &Path) -> Result<FileKind> {
+pub(crate) fn file_kind(path: &Path) -> Result<FileKind> {
     if path.is_dir() {
         return Ok(FileKind::Directory);
     }
@@ -77,7 +77,7 @@ pub fn classify(paths: &[PathBuf]) -> Result<Inputs> {
 }
 
 /// A crash directory as kdump leaves it (see `crashes`): its vmcore.
-pub fn find_vmcore_in_dir(dir: &Path) -> Option<PathBuf> {
+pub(crate) fn find_vmcore_in_dir(dir: &Path) -> Option<PathBuf> {
     crate::crashes::read_crash_dir(dir)?.vmcore
 }
 
@@ -235,7 +235,7 @@ pub fn load_model(path: &Path) -> Result<DumpModel> {
 }
 
 /// Where [`find_vmlinux`] looks for the vmlinux of `release`, in order.
-pub fn vmlinux_candidates(release: &str, extra_dirs: &[PathBuf]) -> Vec<PathBuf> {
+pub(crate) fn vmlinux_candidates(release: &str, extra_dirs: &[PathBuf]) -> Vec<PathBuf> {
     let mut candidates: Vec<PathBuf> = Vec::new();
     for d in extra_dirs {
         candidates.push(d.join(format!("vmlinux-{release}")));

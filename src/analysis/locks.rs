@@ -43,23 +43,23 @@ const MAX_WAITERS: usize = 10_000;
 const SCAN_BYTES: u64 = 1024;
 
 /// MUTEX_FLAGS (kernel/locking/mutex.c, 4.10+).
-pub const MUTEX_FLAGS: u64 = 0x07;
+pub(crate) const MUTEX_FLAGS: u64 = 0x07;
 /// RWSEM_READER_OWNED (kernel/locking/rwsem.c; 4.18's rwsem.h: the value 1).
-pub const RWSEM_READER_OWNED: u64 = 1 << 0;
+pub(crate) const RWSEM_READER_OWNED: u64 = 1 << 0;
 /// The owner's flag bits, 5.3+ (RWSEM_OWNER_FLAGS_MASK is 0x3 from 5.11, 0x7 before).
-pub const RWSEM_OWNER_FLAGS: u64 = 0x07;
+pub(crate) const RWSEM_OWNER_FLAGS: u64 = 0x07;
 /// RWSEM_WRITER_LOCKED (5.3+).
-pub const RWSEM_WRITER_LOCKED: u64 = 1 << 0;
+pub(crate) const RWSEM_WRITER_LOCKED: u64 = 1 << 0;
 /// RWSEM_READER_SHIFT (5.3+).
-pub const RWSEM_READER_SHIFT: u32 = 8;
+pub(crate) const RWSEM_READER_SHIFT: u32 = 8;
 /// RWSEM_FLAG_READFAIL (5.5+: the top bit), not a reader.
-pub const RWSEM_FLAG_READFAIL: u64 = 1 << 63;
+pub(crate) const RWSEM_FLAG_READFAIL: u64 = 1 << 63;
 /// RWSEM_ACTIVE_MASK of the xadd rwsem (4.18, 64-bit).
-pub const RWSEM_ACTIVE_MASK: u64 = 0xffff_ffff;
+pub(crate) const RWSEM_ACTIVE_MASK: u64 = 0xffff_ffff;
 
 /// How an rw_semaphore's owner and count are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RwsemLayout {
+pub(crate) enum RwsemLayout {
     /// 4.18: `owner` a task pointer, xadd count.
     TaskPointer,
     /// 5.3+: `owner` an `atomic_long_t` with flag bits, readers from bit 8.
@@ -68,15 +68,15 @@ pub enum RwsemLayout {
 
 /// Who holds an rw_semaphore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RwsemState {
-    pub writer: Option<u64>,
-    pub readers: Option<u64>,
+pub(crate) struct RwsemState {
+    pub(crate) writer: Option<u64>,
+    pub(crate) readers: Option<u64>,
     /// The task the owner field names while readers hold it (a hint).
-    pub reader_hint: Option<u64>,
+    pub(crate) reader_hint: Option<u64>,
 }
 
 /// A mutex's owning task from its `owner` word (flags masked).
-pub fn mutex_owner(owner: u64, atomic_owner: bool) -> Option<u64> {
+pub(crate) fn mutex_owner(owner: u64, atomic_owner: bool) -> Option<u64> {
     let t = if atomic_owner {
         owner & !MUTEX_FLAGS
     } else {
@@ -86,7 +86,7 @@ pub fn mutex_owner(owner: u64, atomic_owner: bool) -> Option<u64> {
 }
 
 /// Decodes an rw_semaphore's `count` and `owner`.
-pub fn decode_rwsem(layout: RwsemLayout, count: i64, owner: u64) -> RwsemState {
+pub(crate) fn decode_rwsem(layout: RwsemLayout, count: i64, owner: u64) -> RwsemState {
     let c = count as u64;
     match layout {
         RwsemLayout::AtomicOwner => {
@@ -129,7 +129,7 @@ pub fn decode_rwsem(layout: RwsemLayout, count: i64, owner: u64) -> RwsemState {
 }
 
 /// What a frame's function says the task waits in.
-pub fn classify(function: &str) -> Option<&'static str> {
+pub(crate) fn classify(function: &str) -> Option<&'static str> {
     let f = function.split('.').next().unwrap_or(function);
     let kind = if f.starts_with("percpu_rwsem_wait")
         || f.starts_with("__percpu_down_read")
@@ -228,14 +228,14 @@ struct Found {
 
 /// What `read` found: the locks, each blocked task's wait, the cycles.
 #[derive(Debug, Default)]
-pub struct LockGraph {
-    pub locks: Vec<Lock>,
-    pub waits: Vec<TaskWait>,
-    pub deadlocks: Vec<Vec<DeadlockHop>>,
+pub(crate) struct LockGraph {
+    pub(crate) locks: Vec<Lock>,
+    pub(crate) waits: Vec<TaskWait>,
+    pub(crate) deadlocks: Vec<Vec<DeadlockHop>>,
 }
 
 /// Builds the lock graph from the blocked tasks' backtraces and stacks.
-pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
+pub(crate) fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
     let layout = Layout {
         task_stack: k.offset_of("task_struct", "stack")?,
         thread_size: backtrace::thread_size(k),
@@ -540,18 +540,9 @@ fn waited(k: &Kernel, l: &Layout, task: u64, cpu: u32) -> Option<u64> {
     (since != 0 && now >= since).then(|| now - since)
 }
 
-/// Which field `waited_ns` is measured from.
-pub fn waited_source(k: &Kernel) -> &'static str {
-    if k.has_member("task_struct", "sched_info.last_arrival") {
-        "sched_info.last_arrival"
-    } else {
-        "se.exec_start"
-    }
-}
-
 /// The cycles of the wait-for graph (task → lock → owner → …), each once,
 /// starting from its lowest PID.
-pub fn cycles(locks: &[Lock], waits: &[TaskWait]) -> Vec<Vec<DeadlockHop>> {
+pub(crate) fn cycles(locks: &[Lock], waits: &[TaskWait]) -> Vec<Vec<DeadlockHop>> {
     let lock_of: HashMap<u64, &Lock> = locks.iter().map(|l| (l.address, l)).collect();
     let wait_of: HashMap<i64, &TaskWait> = waits.iter().map(|w| (w.pid, w)).collect();
     // The one task each task waits on: the lock's owner (or its only
@@ -615,7 +606,7 @@ pub fn cycles(locks: &[Lock], waits: &[TaskWait]) -> Vec<Vec<DeadlockHop>> {
 
 /// The task holding a lock as far as the dump shows: the owner, or the one
 /// reader its owner field names when the count says exactly one reader.
-pub fn holder(l: &Lock) -> Option<i64> {
+pub(crate) fn holder(l: &Lock) -> Option<i64> {
     l.owner
         .or_else(|| (l.readers == Some(1)).then_some(l.reader_hint).flatten())
 }

@@ -27,10 +27,10 @@ const MAX_RING_BYTES: u64 = 1 << 30;
 /// A bit-field located as a byte offset, a shift within the little-endian
 /// word read there, and a width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BitField {
-    pub byte: usize,
-    pub shift: u32,
-    pub width: u32,
+pub(crate) struct BitField {
+    pub(crate) byte: usize,
+    pub(crate) shift: u32,
+    pub(crate) width: u32,
 }
 
 impl BitField {
@@ -51,35 +51,35 @@ impl BitField {
 
 /// Offsets in `struct prb_desc` and `struct printk_info`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrbLayout {
-    pub desc_size: usize,
-    pub desc_state_var: usize,
-    pub desc_begin: usize,
-    pub desc_next: usize,
-    pub info_size: usize,
-    pub info_seq: usize,
-    pub info_ts_nsec: usize,
-    pub info_text_len: usize,
-    pub info_facility: usize,
-    pub info_level: BitField,
-    pub info_caller_id: Option<usize>,
+pub(crate) struct PrbLayout {
+    pub(crate) desc_size: usize,
+    pub(crate) desc_state_var: usize,
+    pub(crate) desc_begin: usize,
+    pub(crate) desc_next: usize,
+    pub(crate) info_size: usize,
+    pub(crate) info_seq: usize,
+    pub(crate) info_ts_nsec: usize,
+    pub(crate) info_text_len: usize,
+    pub(crate) info_facility: usize,
+    pub(crate) info_level: BitField,
+    pub(crate) info_caller_id: Option<usize>,
     /// `sizeof(unsigned long)`.
-    pub word: usize,
+    pub(crate) word: usize,
     /// `desc_committed` and `desc_finalized` (enum desc_state).
-    pub desc_committed: u64,
-    pub desc_finalized: u64,
+    pub(crate) desc_committed: u64,
+    pub(crate) desc_finalized: u64,
 }
 
 /// One lockless ring buffer as read from the dump.
 #[derive(Debug, Clone)]
-pub struct PrbRing<'a> {
-    pub count_bits: u32,
-    pub descs: &'a [u8],
-    pub infos: &'a [u8],
-    pub size_bits: u32,
-    pub data: &'a [u8],
-    pub head_id: u64,
-    pub tail_id: u64,
+pub(crate) struct PrbRing<'a> {
+    pub(crate) count_bits: u32,
+    pub(crate) descs: &'a [u8],
+    pub(crate) infos: &'a [u8],
+    pub(crate) size_bits: u32,
+    pub(crate) data: &'a [u8],
+    pub(crate) head_id: u64,
+    pub(crate) tail_id: u64,
 }
 
 fn le(bytes: &[u8], off: usize, width: usize) -> u64 {
@@ -100,7 +100,7 @@ fn caller_string(id: u32) -> String {
 }
 
 /// Decodes every committed or finalized record of a lockless ring, oldest first.
-pub fn decode_prb(l: &PrbLayout, ring: &PrbRing) -> Vec<LogRecord> {
+pub(crate) fn decode_prb(l: &PrbLayout, ring: &PrbRing) -> Vec<LogRecord> {
     let sv_bits = (l.word * 8) as u32;
     let flags_shift = sv_bits.saturating_sub(2);
     let id_mask: u64 = if sv_bits >= 64 {
@@ -175,19 +175,19 @@ pub fn decode_prb(l: &PrbLayout, ring: &PrbRing) -> Vec<LogRecord> {
 
 /// Offsets in the older `struct printk_log` (a.k.a. `struct log`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrintkLogLayout {
-    pub size: usize,
-    pub ts_nsec: usize,
-    pub len: usize,
-    pub text_len: usize,
-    pub dict_len: usize,
-    pub facility: usize,
-    pub level: BitField,
-    pub caller_id: Option<usize>,
+pub(crate) struct PrintkLogLayout {
+    pub(crate) size: usize,
+    pub(crate) ts_nsec: usize,
+    pub(crate) len: usize,
+    pub(crate) text_len: usize,
+    pub(crate) dict_len: usize,
+    pub(crate) facility: usize,
+    pub(crate) level: BitField,
+    pub(crate) caller_id: Option<usize>,
 }
 
 /// Decodes the records of a `log_buf` from `first_idx` up to `next_idx`.
-pub fn decode_log_buf(
+pub(crate) fn decode_log_buf(
     l: &PrintkLogLayout,
     buf: &[u8],
     first_idx: usize,
@@ -265,7 +265,7 @@ fn read_vec(k: &Kernel, addr: u64, len: u64, what: &str) -> Result<Vec<u8>> {
 }
 
 /// Every record of the kernel log, oldest first.
-pub fn read(k: &Kernel) -> Result<Vec<LogRecord>> {
+pub(crate) fn read(k: &Kernel) -> Result<Vec<LogRecord>> {
     if k.symbol("prb").is_ok() {
         read_lockless(k)
     } else {

@@ -19,7 +19,7 @@ const MAX_CGROUPS: usize = 1 << 14;
 /// Deepest path followed.
 const MAX_DEPTH: usize = 64;
 
-pub fn read(k: &Kernel) -> Result<Vec<MemCgroup>> {
+pub(crate) fn read(k: &Kernel) -> Result<Vec<MemCgroup>> {
     let Ok(sym) = k.symbol("root_mem_cgroup") else {
         return Ok(Vec::new());
     };

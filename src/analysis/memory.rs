@@ -79,7 +79,7 @@ fn read_long_symbol(k: &Kernel, name: &str) -> Result<i64> {
 }
 
 /// `totalram_pages()`: `_totalram_pages` (5.0+) or `totalram_pages`.
-pub fn totalram_pages(k: &Kernel) -> Result<u64> {
+pub(crate) fn totalram_pages(k: &Kernel) -> Result<u64> {
     // The older name only where the newer symbol does not exist: a read
     // error of `_totalram_pages` (a page missing from the dump) is the error.
     match k.symbol("_totalram_pages") {
@@ -110,7 +110,7 @@ fn nr_blockdev_pages(k: &Kernel) -> Result<u64> {
 }
 
 /// Huge pages over every hstate, in base pages (all 0 without hugetlbfs).
-pub fn hugetlb_pages(k: &Kernel) -> Result<HugePages> {
+pub(crate) fn hugetlb_pages(k: &Kernel) -> Result<HugePages> {
     let Ok(hstates) = k.symbol("hstates") else {
         return Ok(HugePages::default());
     };
@@ -133,7 +133,7 @@ pub fn hugetlb_pages(k: &Kernel) -> Result<HugePages> {
 }
 
 /// crash's `kmem -i`.
-pub fn read_meminfo(k: &Kernel) -> Result<MemInfo> {
+pub(crate) fn read_meminfo(k: &Kernel) -> Result<MemInfo> {
     let page_size = k.dump().info().page_size;
     let total = totalram_pages(k)?;
     let free = global_stat(k, "NR_FREE_PAGES")
@@ -339,7 +339,7 @@ fn usage_rows(
 /// Where memory went: every page of `totalram_pages` once, and per node
 /// where there is more than one (from `pglist_data.vm_stat` and the node's
 /// zones).
-pub fn read_usage(k: &Kernel, zones: &[Zone]) -> Result<MemoryUsage> {
+pub(crate) fn read_usage(k: &Kernel, zones: &[Zone]) -> Result<MemoryUsage> {
     let total = totalram_pages(k)?;
     let huge = hugetlb_pages(k).unwrap_or_default();
     let global = |name: &str| global_stat(k, name);
@@ -412,7 +412,7 @@ fn hugetlb_node_pages(k: &Kernel, nid: u32) -> Result<u64> {
 }
 
 /// Every online node: (node id, `pglist_data` address).
-pub fn nodes(k: &Kernel) -> Result<Vec<(u32, u64)>> {
+pub(crate) fn nodes(k: &Kernel) -> Result<Vec<(u32, u64)>> {
     if let Ok(contig) = k.symbol("contig_page_data") {
         return Ok(vec![(0, contig)]);
     }
@@ -435,7 +435,7 @@ pub fn nodes(k: &Kernel) -> Result<Vec<(u32, u64)>> {
 }
 
 /// All physical memory as crash's `MEMORY:` counts it: the present pages of every node.
-pub fn node_present_pages(k: &Kernel) -> Result<u64> {
+pub(crate) fn node_present_pages(k: &Kernel) -> Result<u64> {
     let mut total = 0u64;
     for (_, pgdat) in nodes(k)? {
         total += k.read_member(pgdat, "pglist_data", "node_present_pages")?;
@@ -446,7 +446,7 @@ pub fn node_present_pages(k: &Kernel) -> Result<u64> {
 /// The counters of `enum zone_stat_item`, one name per value: an alias
 /// (`NR_ZONE_LRU_BASE = NR_ZONE_INACTIVE_ANON`) gives way to the name declared
 /// after it, as crash prints them; the `NR_VM_ZONE_STAT_ITEMS` count is left out.
-pub fn zone_stat_items(all: Vec<(String, i64)>) -> Vec<(String, i64)> {
+pub(crate) fn zone_stat_items(all: Vec<(String, i64)>) -> Vec<(String, i64)> {
     let mut by_value: BTreeMap<i64, String> = BTreeMap::new();
     for (name, v) in all {
         if name != "NR_VM_ZONE_STAT_ITEMS" {
@@ -457,7 +457,7 @@ pub fn zone_stat_items(all: Vec<(String, i64)>) -> Vec<(String, i64)> {
 }
 
 /// crash's `kmem -z`: every zone of every online node.
-pub fn read_zones(k: &Kernel) -> Result<Vec<Zone>> {
+pub(crate) fn read_zones(k: &Kernel) -> Result<Vec<Zone>> {
     let zones_m = k.member("pglist_data", "node_zones")?;
     let zone_size = k.size_of("zone")?;
     let nr_zones = zones_m.array_len.unwrap_or(zones_m.size / zone_size.max(1));

@@ -10,32 +10,26 @@
 
 pub mod backtrace;
 pub mod diagnosis;
-pub mod locks;
-pub mod log;
-pub mod memcg;
+pub(crate) mod locks;
+pub(crate) mod log;
+pub(crate) mod memcg;
 pub mod memory;
-pub mod slab;
-pub mod summary;
-pub mod sysctls;
-pub mod tasks;
+pub(crate) mod slab;
+pub(crate) mod summary;
+pub(crate) mod sysctls;
+pub(crate) mod tasks;
 
 use crate::kernel::{Kernel, Result};
 use crate::model::{DumpModel, Problem, Source};
 
-/// Builds the whole model, every task's backtrace included. Never fails:
-/// what could not be read is a `Problem`.
-pub fn build_model(kernel: &Kernel, source: Source) -> DumpModel {
-    build_model_timed(kernel, source, &mut Vec::new())
-}
-
 /// Blocked tasks whose backtraces a live snapshot reads (each refresh).
-pub const LIVE_BACKTRACES: usize = 64;
+pub(crate) const LIVE_BACKTRACES: usize = 64;
 
 /// `build_model`, with the wall time of each part pushed onto `times`.
 /// A running kernel has no saved registers and its running tasks' stacks
 /// move: there only the blocked tasks' (asleep in D state) backtraces are
 /// read, at most `LIVE_BACKTRACES` of them per refresh.
-pub fn build_model_timed(
+pub(crate) fn build_model_timed(
     kernel: &Kernel,
     source: Source,
     times: &mut Vec<(&'static str, std::time::Duration)>,
@@ -70,13 +64,13 @@ pub enum Backtraces {
 
 /// `Backtraces::Auto`: above this many tasks, only the start-up backtraces
 /// (on a 20,000-task dump every stack was half of a 167 MB JSON).
-pub const ALL_BACKTRACES_UP_TO: usize = 2_000;
+pub(crate) const ALL_BACKTRACES_UP_TO: usize = 2_000;
 /// Most backtraces of tasks in uninterruptible sleep unwound at start-up.
-pub const MAX_STARTUP_BLOCKED: usize = 256;
+pub(crate) const MAX_STARTUP_BLOCKED: usize = 256;
 
 /// The model with the backtraces `which` asks for, and the service that
 /// gives any other task's (it owns the kernel).
-pub fn build_model_with_service(
+pub(crate) fn build_model_with_service(
     kernel: std::sync::Arc<Kernel>,
     source: Source,
     which: Backtraces,
@@ -108,7 +102,7 @@ pub fn build_model_with_service(
 
 /// The panicking task's, each CPU's active task's, then (in the model's
 /// order, at most `MAX_STARTUP_BLOCKED`) those of tasks in uninterruptible sleep.
-pub fn startup_backtraces(
+pub(crate) fn startup_backtraces(
     model: &DumpModel,
     service: &backtrace::BacktraceService,
 ) -> Vec<crate::model::Backtrace> {
@@ -130,7 +124,11 @@ pub fn startup_backtraces(
 /// The backtraces, the lock graph (read from the blocked tasks' stacks
 /// those backtraces lead to), the diagnosis (which reads both) and the
 /// parts' sources.
-pub fn finish(kernel: &Kernel, model: &mut DumpModel, backtraces: Vec<crate::model::Backtrace>) {
+pub(crate) fn finish(
+    kernel: &Kernel,
+    model: &mut DumpModel,
+    backtraces: Vec<crate::model::Backtrace>,
+) {
     model.backtraces = backtraces;
     match locks::read(kernel, model) {
         Ok(g) => {
@@ -151,7 +149,7 @@ pub fn finish(kernel: &Kernel, model: &mut DumpModel, backtraces: Vec<crate::mod
 }
 
 /// Every part of the model but the backtraces and the diagnosis.
-pub fn build_facts(kernel: &Kernel, source: Source) -> DumpModel {
+pub(crate) fn build_facts(kernel: &Kernel, source: Source) -> DumpModel {
     build_facts_timed(kernel, source, &mut Vec::new())
 }
 
@@ -236,7 +234,7 @@ fn build_facts_timed(
 }
 
 /// The parts of the model whose source `DumpModel::sources` names.
-pub const PARTS: [&str; 7] = [
+pub(crate) const PARTS: [&str; 7] = [
     "summary",
     "tasks",
     "meminfo",

@@ -147,7 +147,7 @@ fn reclaim_account_flag(k: &Kernel, slab_type: &str) -> u64 {
 
 /// crash's `kmem -s`: every SLUB cache, largest first (bytes, then name),
 /// and why any cache could not be read (the others stand).
-pub fn read(k: &Kernel) -> Result<(Vec<SlabCache>, Vec<String>)> {
+pub(crate) fn read(k: &Kernel) -> Result<(Vec<SlabCache>, Vec<String>)> {
     if k.has_member("kmem_cache", "cpu_cache") && k.has_member("kmem_cache_node", "total_slabs") {
         return read_slab_allocator(k);
     }

@@ -55,7 +55,7 @@ const PANIC_KEYWORDS: &[&str] = &[
 /// whole line (a record's text split at newlines) holding the first string
 /// of `PANIC_MSG` found anywhere in the log; else the first line holding a
 /// panic keyword. Empty if none.
-pub fn panic_message(log: &[LogRecord]) -> String {
+pub(crate) fn panic_message(log: &[LogRecord]) -> String {
     let lines = || log.iter().flat_map(|r| r.text.split('\n'));
     for msg in PANIC_MSG {
         if let Some(l) = lines().find(|l| l.contains(msg)) {
@@ -71,7 +71,7 @@ pub fn panic_message(log: &[LogRecord]) -> String {
 }
 
 /// `avenrun[i]` as crash and /proc/loadavg print it.
-pub fn load_figure(avenrun: u64) -> f64 {
+pub(crate) fn load_figure(avenrun: u64) -> f64 {
     const FSHIFT: u32 = 11;
     const FIXED_1: u64 = 1 << FSHIFT;
     let a = avenrun + FIXED_1 / 200;
@@ -124,7 +124,7 @@ fn crash_time(k: &Kernel) -> Option<i64> {
 }
 
 /// The CPU that panicked.
-pub fn panic_cpu(k: &Kernel) -> Option<u32> {
+pub(crate) fn panic_cpu(k: &Kernel) -> Option<u32> {
     for sym in ["panic_cpu", "crashing_cpu"] {
         if let Ok(v) = k.symbol(sym).and_then(|a| k.read_i32(a)) {
             if v >= 0 {
@@ -136,7 +136,7 @@ pub fn panic_cpu(k: &Kernel) -> Option<u32> {
 }
 
 /// The task running on `cpu`: its `current_task`, else `runqueues.curr`.
-pub fn current_task(k: &Kernel, cpu: u32) -> Option<u64> {
+pub(crate) fn current_task(k: &Kernel, cpu: u32) -> Option<u64> {
     let per_cpu = k
         .per_cpu_addr("pcpu_hot", cpu)
         .and_then(|a| Ok(a + k.offset_of("pcpu_hot", "current_task")?))
@@ -153,7 +153,7 @@ pub fn current_task(k: &Kernel, cpu: u32) -> Option<u64> {
 
 /// Everything of `sys` but the task count (the caller counts the task table).
 /// What could be read only in part goes to `notes` (one line each).
-pub fn read(k: &Kernel, log: &[LogRecord], notes: &mut Vec<String>) -> Result<Summary> {
+pub(crate) fn read(k: &Kernel, log: &[LogRecord], notes: &mut Vec<String>) -> Result<Summary> {
     let mut s = Summary {
         panic: panic_message(log),
         ..Default::default()

@@ -14,11 +14,11 @@ use std::collections::BTreeMap;
 /// One sysctl: its name, the kernel variables that have held it (newest
 /// name first), and its C type's width and signedness.
 #[derive(Debug, Clone, Copy)]
-pub struct SysctlVar {
-    pub sysctl: &'static str,
-    pub vars: &'static [&'static str],
-    pub width: usize,
-    pub signed: bool,
+pub(crate) struct SysctlVar {
+    pub(crate) sysctl: &'static str,
+    pub(crate) vars: &'static [&'static str],
+    pub(crate) width: usize,
+    pub(crate) signed: bool,
 }
 
 const fn int(sysctl: &'static str, vars: &'static [&'static str]) -> SysctlVar {
@@ -49,7 +49,7 @@ const fn ulong(sysctl: &'static str, vars: &'static [&'static str]) -> SysctlVar
 }
 
 /// The sysctls read from a dump.
-pub const SYSCTLS: &[SysctlVar] = &[
+pub(crate) const SYSCTLS: &[SysctlVar] = &[
     int("vm.panic_on_oom", &["sysctl_panic_on_oom"]),
     int(
         "vm.oom_kill_allocating_task",
@@ -87,7 +87,7 @@ pub const SYSCTLS: &[SysctlVar] = &[
 ];
 
 /// Every sysctl the diagnosis needs that this kernel has, by sysctl name.
-pub fn read(kernel: &Kernel) -> BTreeMap<String, i64> {
+pub(crate) fn read(kernel: &Kernel) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
     for s in SYSCTLS {
         for var in s.vars {
@@ -112,7 +112,7 @@ pub fn read(kernel: &Kernel) -> BTreeMap<String, i64> {
 
 /// A little-endian integer of `width` bytes (already zero-extended into
 /// `raw`) as the C type holds it: sign-extended when the type is signed.
-pub fn decode(raw: u64, width: usize, signed: bool) -> i64 {
+pub(crate) fn decode(raw: u64, width: usize, signed: bool) -> i64 {
     let bits = (width.clamp(1, 8) * 8) as u32;
     if bits == 64 {
         return raw as i64;

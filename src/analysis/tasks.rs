@@ -34,7 +34,7 @@ const TASK_NEW: u64 = 0x800;
 /// crash's two-letter state of `__state | exit_state` (as drgn's
 /// `task_state_to_char`, mapped R→RU, S→IN, D→UN, T→ST, t→TR, X→DE, Z→ZO,
 /// P→PA, I→ID).
-pub fn state_abbrev(state: u64, exit_state: u64) -> &'static str {
+pub(crate) fn state_abbrev(state: u64, exit_state: u64) -> &'static str {
     if state & (TASK_UNINTERRUPTIBLE | TASK_NOLOAD) == TASK_UNINTERRUPTIBLE | TASK_NOLOAD
         && exit_state == 0
     {
@@ -216,7 +216,7 @@ fn walk_tasks(k: &Kernel, head: u64) -> Result<Vec<u64>> {
 }
 
 /// Each possible CPU's idle task (`runqueues.idle`).
-pub fn idle_tasks(k: &Kernel) -> Vec<(u32, u64)> {
+pub(crate) fn idle_tasks(k: &Kernel) -> Vec<(u32, u64)> {
     let cpus = k.possible_cpus().unwrap_or_default();
     cpus.into_iter()
         .filter_map(|cpu| {
@@ -230,7 +230,7 @@ pub fn idle_tasks(k: &Kernel) -> Vec<(u32, u64)> {
 /// The task running on each CPU at the crash (`runqueues.curr`), offline
 /// ones too: panic() marks the CPUs it stops offline, and crash still shows
 /// what each was running (drgn looks at online CPUs only).
-pub fn current_tasks(k: &Kernel) -> Vec<(u32, u64)> {
+pub(crate) fn current_tasks(k: &Kernel) -> Vec<(u32, u64)> {
     let cpus = k.possible_cpus().unwrap_or_default();
     cpus.into_iter()
         .filter_map(|cpu| {
@@ -312,7 +312,7 @@ fn mm_rss_pages(k: &Kernel, r: &RssLayout, mm: u64, group: &[u64], cpus: &[u32])
 
 /// Every task, sorted as crash's `ps` lists them (by PID, idle tasks by CPU).
 /// `totalram_pages` is the %MEM denominator.
-pub fn read(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
+pub(crate) fn read(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
     let l = Layout::new(k)?;
     let addrs = all_tasks(k, &l)?;
     let page_kib = k.dump().info().page_size / 1024;

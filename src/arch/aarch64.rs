@@ -24,21 +24,21 @@ const USER_PT_REGS: [&str; 34] = [
 
 /// The shape of a translation table walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Geometry {
+pub(crate) struct Geometry {
     /// 12 (4K), 14 (16K) or 16 (64K).
-    pub page_shift: u32,
+    pub(crate) page_shift: u32,
     /// 2..=5.
-    pub levels: u32,
+    pub(crate) levels: u32,
     /// Bits of the address the walk translates (64 - TCR_EL1.T1SZ).
-    pub va_bits: u32,
+    pub(crate) va_bits: u32,
     /// 48, or 52 (FEAT_LPA with 64K, FEAT_LPA2 with 4K/16K).
-    pub pa_bits: u32,
+    pub(crate) pa_bits: u32,
 }
 
 impl Geometry {
     /// The levels a kernel built for `va_bits` with a `page_shift` granule uses
     /// (`CONFIG_PGTABLE_LEVELS`).
-    pub fn levels_for(va_bits: u32, page_shift: u32) -> u32 {
+    pub(crate) fn levels_for(va_bits: u32, page_shift: u32) -> u32 {
         let per_level = page_shift - 3;
         (va_bits.saturating_sub(page_shift)).div_ceil(per_level)
     }
@@ -89,7 +89,7 @@ impl Geometry {
 
 /// Walks the TTBR1 tables at physical `top` for `vaddr`: the physical
 /// address and the size of the page or block that maps it.
-pub fn walk(mem: &dyn PhysMem, top: u64, g: &Geometry, vaddr: u64) -> Result<(u64, u64)> {
+pub(crate) fn walk(mem: &dyn PhysMem, top: u64, g: &Geometry, vaddr: u64) -> Result<(u64, u64)> {
     walk_with(mem, top, g, vaddr, &mut |_| {})
 }
 
@@ -178,25 +178,25 @@ fn walk_with(
 }
 
 /// The aarch64 translation of one kernel.
-pub struct Aarch64 {
+pub(crate) struct Aarch64 {
     /// Physical address of the top table (`swapper_pg_dir`).
-    pub top_pgt: u64,
-    pub geometry: Geometry,
+    pub(crate) top_pgt: u64,
+    pub(crate) geometry: Geometry,
     /// `kimage_voffset`: kernel image `pa = va - kimage_voffset`.
-    pub kimage_voffset: u64,
+    pub(crate) kimage_voffset: u64,
     /// Run-time virtual range [start, end) of the kernel image, when known.
-    pub image: Option<(u64, u64)>,
+    pub(crate) image: Option<(u64, u64)>,
     /// The linear map: virtual [start, end), `pa = va - start + phys_offset`.
-    pub linear: (u64, u64),
-    pub phys_offset: u64,
+    pub(crate) linear: (u64, u64),
+    pub(crate) phys_offset: u64,
     /// Physical memory the dump describes [start, end): the linear shortcut
     /// is taken only inside it.
-    pub ram: (u64, u64),
+    pub(crate) ram: (u64, u64),
     tlb: Tlb,
 }
 
 impl Aarch64 {
-    pub fn new(top_pgt: u64, geometry: Geometry) -> Aarch64 {
+    pub(crate) fn new(top_pgt: u64, geometry: Geometry) -> Aarch64 {
         Aarch64 {
             top_pgt,
             geometry,

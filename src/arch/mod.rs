@@ -13,8 +13,8 @@
 //!
 //! The layers above name no architecture: they ask this one.
 
-pub mod aarch64;
-pub mod x86_64;
+pub(crate) mod aarch64;
+pub(crate) mod x86_64;
 
 use crate::dump::{CpuState, Dump, PhysMem, VmcoreInfo};
 use std::sync::Mutex;
@@ -48,7 +48,7 @@ pub enum ArchError {
     NoSymbol(String),
 }
 
-pub type Result<T> = std::result::Result<T, ArchError>;
+pub(crate) type Result<T> = std::result::Result<T, ArchError>;
 
 /// How the KASLR offset was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +80,7 @@ impl std::fmt::Display for KaslrSource {
 
 /// What the address-space setup needs of the kernel image: link-time
 /// symbol addresses and the banner (a vmlinux, or kallsyms from the dump).
-pub trait ImageSymbols {
+pub(crate) trait ImageSymbols {
     /// Link-time address of a symbol.
     fn link_addr(&self, name: &str) -> Option<u64>;
     /// `linux_banner` as the image holds it (without the NUL).
@@ -88,17 +88,17 @@ pub trait ImageSymbols {
 }
 
 /// The address space of one kernel, as `Arch::address_space` finds it.
-pub struct AddressSpace {
-    pub mmu: Box<dyn Mmu>,
-    pub kaslr: u64,
-    pub kaslr_source: KaslrSource,
+pub(crate) struct AddressSpace {
+    pub(crate) mmu: Box<dyn Mmu>,
+    pub(crate) kaslr: u64,
+    pub(crate) kaslr_source: KaslrSource,
     /// Where the kernel image lies in physical memory: x86_64 `phys_base`
     /// (`__pa_symbol(x) = x - __START_KERNEL_map + phys_base`), aarch64
     /// `PHYS_OFFSET` (the start of RAM; the image is at `va - kimage_voffset`).
-    pub phys_base: u64,
+    pub(crate) phys_base: u64,
     /// Start of the linear map of physical memory (x86_64
     /// `page_offset_base`, aarch64 `PAGE_OFFSET`).
-    pub linear_map_base: u64,
+    pub(crate) linear_map_base: u64,
 }
 
 /// Virtual → physical translation for one architecture.
@@ -124,7 +124,7 @@ pub trait Mmu: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct WalkStep {
     /// The top level (5, 4, 3 or 2) … 1 (PTE).
-    pub level: u32,
+    pub(crate) level: u32,
     pub name: &'static str,
     /// Physical address of the entry.
     pub entry_paddr: u64,
@@ -133,7 +133,7 @@ pub struct WalkStep {
 }
 
 /// The kernel's name for the table at `level` (1 = PTE … `levels` = PGD).
-pub fn level_name(level: u32, levels: u32) -> &'static str {
+pub(crate) fn level_name(level: u32, levels: u32) -> &'static str {
     if level == levels {
         return "PGD";
     }
@@ -197,23 +197,23 @@ pub enum UnwindMethod {
 
 /// DWARF register numbers (the psABI's) an unwinder reading CFI needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DwarfRegisters {
-    pub sp: u16,
-    pub fp: u16,
-    pub ra: u16,
+pub(crate) struct DwarfRegisters {
+    pub(crate) sp: u16,
+    pub(crate) fp: u16,
+    pub(crate) ra: u16,
 }
 
 /// One CPU's registers, decoded by its architecture.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Registers {
-    pub arch: Arch,
+    pub(crate) arch: Arch,
     /// (name, value) in the architecture's order (x86_64: `user_regs_struct`;
     /// aarch64: x0..x30, sp, pc, pstate).
-    pub values: Vec<(&'static str, u64)>,
+    pub(crate) values: Vec<(&'static str, u64)>,
 }
 
 impl Registers {
-    pub fn get(&self, name: &str) -> Option<u64> {
+    pub(crate) fn get(&self, name: &str) -> Option<u64> {
         self.values.iter().find(|(n, _)| *n == name).map(|r| r.1)
     }
 
@@ -228,7 +228,7 @@ impl Registers {
     }
 
     /// The frame pointer (x86_64 rbp, aarch64 x29).
-    pub fn fp(&self) -> u64 {
+    pub(crate) fn fp(&self) -> u64 {
         self.get(self.arch.fp_name()).unwrap_or(0)
     }
 }
@@ -261,7 +261,7 @@ pub(crate) fn kaslr_from_vmcoreinfo(
 
 impl Arch {
     /// From an ELF `e_machine`.
-    pub fn from_e_machine(m: u16) -> Option<Arch> {
+    pub(crate) fn from_e_machine(m: u16) -> Option<Arch> {
         match m {
             EM_X86_64 => Some(Arch::X86_64),
             EM_AARCH64 => Some(Arch::Aarch64),
@@ -270,7 +270,7 @@ impl Arch {
     }
 
     /// From a utsname `machine` ("x86_64", "aarch64").
-    pub fn from_uts_machine(m: &str) -> Option<Arch> {
+    pub(crate) fn from_uts_machine(m: &str) -> Option<Arch> {
         match m.trim() {
             "x86_64" => Some(Arch::X86_64),
             "aarch64" | "arm64" => Some(Arch::Aarch64),
@@ -327,14 +327,14 @@ impl Arch {
     }
 
     /// The register names of the program counter and stack pointer in `Registers`.
-    pub fn pc_name(self) -> &'static str {
+    pub(crate) fn pc_name(self) -> &'static str {
         match self {
             Arch::X86_64 => "rip",
             Arch::Aarch64 => "pc",
         }
     }
 
-    pub fn sp_name(self) -> &'static str {
+    pub(crate) fn sp_name(self) -> &'static str {
         match self {
             Arch::X86_64 => "rsp",
             Arch::Aarch64 => "sp",
@@ -357,7 +357,11 @@ impl Arch {
     }
 
     /// Finds the KASLR offset and sets up address translation.
-    pub fn address_space(self, dump: &Dump, syms: &dyn ImageSymbols) -> Result<AddressSpace> {
+    pub(crate) fn address_space(
+        self,
+        dump: &Dump,
+        syms: &dyn ImageSymbols,
+    ) -> Result<AddressSpace> {
         match self {
             Arch::X86_64 => x86_64::address_space(dump, syms),
             Arch::Aarch64 => aarch64::address_space(dump, syms),
@@ -366,7 +370,7 @@ impl Arch {
 
     /// The physical address of a kernel-image virtual address from VMCOREINFO
     /// alone (no symbols, no page tables), for `len` bytes; `None` outside the image.
-    pub fn image_pa(self, vi: &VmcoreInfo, vaddr: u64, len: u64) -> Option<u64> {
+    pub(crate) fn image_pa(self, vi: &VmcoreInfo, vaddr: u64, len: u64) -> Option<u64> {
         match self {
             Arch::X86_64 => x86_64::image_pa(vi, vaddr, len),
             Arch::Aarch64 => aarch64::image_pa(vi, vaddr, len),
@@ -375,7 +379,7 @@ impl Arch {
 
     /// The DWARF numbers of the stack pointer, frame pointer and return
     /// address (x86_64 psABI: rsp 7, rbp 6, RA 16; AAPCS64: sp 31, x29, x30).
-    pub fn dwarf_registers(self) -> DwarfRegisters {
+    pub(crate) fn dwarf_registers(self) -> DwarfRegisters {
         match self {
             Arch::X86_64 => DwarfRegisters {
                 sp: 7,
@@ -400,7 +404,7 @@ impl Arch {
 
     /// Whether a saved processor state (aarch64 `pstate`, x86_64 `cs`) was in
     /// the kernel.
-    pub fn state_is_kernel(self, state: u64) -> bool {
+    pub(crate) fn state_is_kernel(self, state: u64) -> bool {
         match self {
             Arch::X86_64 => state & 3 == 0,
             Arch::Aarch64 => aarch64::pstate_is_kernel(state),
@@ -409,7 +413,7 @@ impl Arch {
 
     /// Whether a link-time symbol address is a per-CPU offset (x86_64 links
     /// `.data..percpu` at 0) rather than an address in the image.
-    pub fn is_percpu_offset(self, link_addr: u64) -> bool {
+    pub(crate) fn is_percpu_offset(self, link_addr: u64) -> bool {
         match self {
             Arch::X86_64 => link_addr < x86_64::START_KERNEL_MAP,
             Arch::Aarch64 => false,
@@ -419,7 +423,7 @@ impl Arch {
     /// A return address as saved on the stack, made a plain kernel address
     /// (aarch64: the pointer-authentication code in the top bits replaced by
     /// ones, `KERNELPACMASK`).
-    pub fn strip_return_address(self, vi: &VmcoreInfo, addr: u64) -> u64 {
+    pub(crate) fn strip_return_address(self, vi: &VmcoreInfo, addr: u64) -> u64 {
         match self {
             Arch::X86_64 => addr,
             Arch::Aarch64 => aarch64::strip_pac(vi, addr),
@@ -436,12 +440,12 @@ pub(crate) mod test_mem {
     /// Sparse physical memory of 4 KiB pages; anything else is "not RAM".
     #[derive(Default)]
     pub(crate) struct Mem {
-        pub pages: HashMap<u64, Vec<u8>>,
-        pub excluded: Vec<u64>,
+        pub(crate) pages: HashMap<u64, Vec<u8>>,
+        pub(crate) excluded: Vec<u64>,
     }
 
     impl Mem {
-        pub fn set_u64(&mut self, pa: u64, v: u64) {
+        pub(crate) fn set_u64(&mut self, pa: u64, v: u64) {
             let page = self
                 .pages
                 .entry(pa & !0xfff)

@@ -10,9 +10,9 @@ use super::{
 use crate::dump::{CpuState, Dump, PhysMem, VmcoreInfo};
 
 /// `__START_KERNEL_map`: the kernel image's virtual base.
-pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+pub(crate) const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 /// Default `KERNEL_IMAGE_SIZE` with KASLR (1 GiB); VMCOREINFO may say otherwise.
-pub const DEFAULT_KERNEL_IMAGE_SIZE: u64 = 1 << 30;
+pub(crate) const DEFAULT_KERNEL_IMAGE_SIZE: u64 = 1 << 30;
 
 /// Physical address bits of a page-table entry (bits 12..51).
 const PTE_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -20,24 +20,24 @@ const PRESENT: u64 = 1;
 const PSE: u64 = 1 << 7;
 
 /// The x86_64 translation of one kernel.
-pub struct X86_64 {
+pub(crate) struct X86_64 {
     /// Physical address of the top-level table (`init_top_pgt`).
-    pub top_pgt: u64,
+    pub(crate) top_pgt: u64,
     /// 4 or 5.
-    pub levels: u32,
+    pub(crate) levels: u32,
     /// `phys_base`: `__pa_symbol(x) = x - __START_KERNEL_map + phys_base`.
-    pub phys_base: u64,
-    pub kernel_image_size: u64,
+    pub(crate) phys_base: u64,
+    pub(crate) kernel_image_size: u64,
     /// Direct map: `page_offset_base` and the end of physical memory; used as
     /// a shortcut (the direct map is linear by construction).
-    pub direct_map: Option<(u64, u64)>,
+    pub(crate) direct_map: Option<(u64, u64)>,
     /// Memory-encryption bit(s) to clear from entries (`NUMBER(sme_mask)`).
-    pub sme_mask: u64,
+    pub(crate) sme_mask: u64,
     tlb: Tlb,
 }
 
 impl X86_64 {
-    pub fn new(top_pgt: u64, levels: u32, phys_base: u64) -> X86_64 {
+    pub(crate) fn new(top_pgt: u64, levels: u32, phys_base: u64) -> X86_64 {
         X86_64 {
             top_pgt,
             levels,
@@ -51,14 +51,14 @@ impl X86_64 {
 
     /// Physical address of a kernel-image virtual address (text, data, bss),
     /// if `vaddr` is in the kernel text mapping.
-    pub fn kernel_image_pa(&self, vaddr: u64) -> Option<u64> {
+    pub(crate) fn kernel_image_pa(&self, vaddr: u64) -> Option<u64> {
         let off = vaddr.checked_sub(START_KERNEL_MAP)?;
         (off < self.kernel_image_size).then(|| off.wrapping_add(self.phys_base))
     }
 
     /// Walks the page tables (no shortcuts, no cache): the physical address
     /// and the size of the page that maps it.
-    pub fn walk(&self, vaddr: u64, mem: &dyn PhysMem) -> Result<(u64, u64)> {
+    pub(crate) fn walk(&self, vaddr: u64, mem: &dyn PhysMem) -> Result<(u64, u64)> {
         walk(mem, self.top_pgt, self.levels, self.sme_mask, vaddr)
     }
 }
@@ -443,7 +443,7 @@ pub(crate) fn address_space(dump: &Dump, syms: &dyn ImageSymbols) -> Result<Addr
 }
 
 /// The x86_64 page-table walk from the table at physical `top`.
-pub fn walk(
+pub(crate) fn walk(
     mem: &dyn PhysMem,
     top: u64,
     levels: u32,

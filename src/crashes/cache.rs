@@ -14,7 +14,7 @@ use anyhow::Context;
 use std::path::{Path, PathBuf};
 
 /// The cache directory, where there is a home for one.
-pub fn dir() -> Option<PathBuf> {
+pub(crate) fn dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -83,7 +83,7 @@ pub fn load_row(key: &str) -> Option<Row> {
     read_json(&dir()?.join("rows").join(format!("{key}.json")))
 }
 
-pub fn load_model(key: &str) -> Option<DumpModel> {
+pub(crate) fn load_model(key: &str) -> Option<DumpModel> {
     read_json(&dir()?.join("models").join(format!("{key}.json")))
 }
 
@@ -119,9 +119,9 @@ pub fn store_if_settled(
 }
 
 /// Most crashes kept in the cache; the least recently written go first.
-pub const MAX_ENTRIES: usize = 4096;
+pub(crate) const MAX_ENTRIES: usize = 4096;
 /// Most bytes of cached models (a 20,000-task model is ~15 MB of JSON).
-pub const MAX_MODEL_BYTES: u64 = 1 << 30;
+pub(crate) const MAX_MODEL_BYTES: u64 = 1 << 30;
 
 /// Drops the cache entries of crash directories that no longer exist, then
 /// the oldest entries beyond [`MAX_ENTRIES`] rows or [`MAX_MODEL_BYTES`] of
@@ -191,7 +191,7 @@ pub fn prune_dir(d: &Path, max_entries: usize, max_model_bytes: u64) -> usize {
 
 /// A gzipped kernel (SUSE's `vmlinux-<release>.gz`) unpacked once into the
 /// cache (or the temporary directory), keyed by the packed file's identity.
-pub fn unpacked_vmlinux(gz: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn unpacked_vmlinux(gz: &Path) -> anyhow::Result<PathBuf> {
     let id = identity(gz).with_context(|| format!("{}", gz.display()))?;
     let base = dir().unwrap_or_else(|| std::env::temp_dir().join("crashdeck"));
     let out = base

@@ -18,7 +18,7 @@
 
 pub mod cache;
 pub mod signature;
-pub mod textlog;
+pub(crate) mod textlog;
 pub mod triage;
 
 use crate::kernel::KernelOptions;
@@ -43,19 +43,19 @@ pub struct CrashDir {
     pub layout: Layout,
     pub vmcore: Option<PathBuf>,
     /// RHEL names a dump it did not finish `vmcore-incomplete`.
-    pub named_incomplete: bool,
+    pub(crate) named_incomplete: bool,
     pub text_log: Option<PathBuf>,
     /// A kernel found in the directory (SUSE saves it there).
-    pub vmlinux: Option<PathBuf>,
+    pub(crate) vmlinux: Option<PathBuf>,
     /// From the directory's name (RHEL: the host's IP address).
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// From the directory's name, as `YYYY-MM-DD HH:MM[:SS]`.
     pub dir_date: Option<String>,
 }
 
 impl CrashDir {
     /// Every file of the crash that its model depends on.
-    pub fn files(&self) -> Vec<&Path> {
+    pub(crate) fn files(&self) -> Vec<&Path> {
         [&self.vmcore, &self.text_log, &self.vmlinux]
             .into_iter()
             .flatten()

@@ -18,10 +18,10 @@ const TOP_FRAMES: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
-    pub title: String,
+    pub(crate) title: String,
     /// 12 hex digits of FNV-1a 64 over the class and the top frames.
-    pub hash: String,
-    pub frames: Vec<String>,
+    pub(crate) hash: String,
+    pub(crate) frames: Vec<String>,
 }
 
 pub fn of(m: &DumpModel) -> Signature {

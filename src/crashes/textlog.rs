@@ -12,15 +12,15 @@ use crate::model::{Backtrace, DumpModel, Frame, FrameKind, LogRecord, MemInfo, T
 
 /// The level given to a record whose line carries no `<N>` prefix (the
 /// `--dump-dmesg` format prints none): the kernel's default message level.
-pub const LEVEL_UNKNOWN: u8 = 4;
+pub(crate) const LEVEL_UNKNOWN: u8 = 4;
 
 /// Largest text log read (bytes): a kernel log buffer is at most 32 MiB.
-pub const MAX_LOG_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_LOG_BYTES: u64 = 64 << 20;
 
 /// Parses the text log into records, oldest first. Lines before the first
 /// timestamp and lines that are not a record's continuation are kept as
 /// records of their own at the previous timestamp.
-pub fn parse(text: &str) -> Vec<LogRecord> {
+pub(crate) fn parse(text: &str) -> Vec<LogRecord> {
     let mut out: Vec<LogRecord> = Vec::new();
     for raw in text.lines() {
         let line = raw.trim_end_matches('\r');
@@ -113,7 +113,7 @@ fn record_line(line: &str) -> Option<(u64, u8, &str)> {
 }
 
 /// Seconds of a record, for "log: OOM report at 3.62 s".
-pub fn at_secs(r: &LogRecord) -> String {
+pub(crate) fn at_secs(r: &LogRecord) -> String {
     format!("{:.2} s", r.ts_ns as f64 / 1e9)
 }
 
@@ -126,7 +126,7 @@ fn lines(log: &[LogRecord]) -> impl Iterator<Item = (usize, &str)> {
 
 /// The panic message as crash's `get_panicmsg` finds it (the same search
 /// the dump's summary makes), with the record that holds it.
-pub fn panic_line(log: &[LogRecord]) -> Option<(usize, String)> {
+pub(crate) fn panic_line(log: &[LogRecord]) -> Option<(usize, String)> {
     let msg = crate::analysis::summary::panic_message(log);
     if msg.is_empty() {
         return None;
@@ -139,16 +139,16 @@ pub fn panic_line(log: &[LogRecord]) -> Option<(usize, String)> {
 
 /// A printed Call Trace: its first line's record and its frames, innermost first.
 #[derive(Debug, Clone, Default)]
-pub struct CallTrace {
-    pub record: usize,
-    pub frames: Vec<crate::analysis::diagnosis::report_lines::TraceFrame>,
+pub(crate) struct CallTrace {
+    pub(crate) record: usize,
+    pub(crate) frames: Vec<crate::analysis::diagnosis::report_lines::TraceFrame>,
     /// The function of the `RIP: 0010:` line printed with it (an exception in
     /// kernel mode), with its module.
-    pub rip: Option<(String, Option<String>)>,
+    pub(crate) rip: Option<(String, Option<String>)>,
 }
 
 /// Every Call Trace in the log, oldest first.
-pub fn call_traces(log: &[LogRecord]) -> Vec<CallTrace> {
+pub(crate) fn call_traces(log: &[LogRecord]) -> Vec<CallTrace> {
     let all: Vec<(usize, &str)> = lines(log).collect();
     let mut out = Vec::new();
     let mut last_rip: Option<(usize, (String, Option<String>))> = None;
@@ -208,7 +208,7 @@ fn is_register_line(l: &str) -> bool {
 /// syncing" line, the last one printed at or before it; after an oops
 /// header that is the panic message (no panic line: the machine died in the
 /// oops), the first one printed after it; without either, the last one.
-pub fn panic_trace(log: &[LogRecord]) -> Option<CallTrace> {
+pub(crate) fn panic_trace(log: &[LogRecord]) -> Option<CallTrace> {
     let traces = call_traces(log);
     match panic_line(log) {
         // The report printed before the panic line (an OOM's dump_header,
@@ -236,7 +236,7 @@ pub fn panic_trace(log: &[LogRecord]) -> Option<CallTrace> {
 /// Each part it fills is marked in `sources` with where in the log it came
 /// from. `page_size` converts the report's kB and pages; `None` (no dump to
 /// say it): the OOM report's own ratio, else 4 KiB.
-pub fn model(log: Vec<LogRecord>, log_name: &str, page_size: Option<u64>) -> DumpModel {
+pub(crate) fn model(log: Vec<LogRecord>, log_name: &str, page_size: Option<u64>) -> DumpModel {
     let page_size = page_size
         .or_else(|| report_page_size(&log))
         .unwrap_or(4096)
@@ -415,7 +415,7 @@ fn backtrace_from(m: &DumpModel, t: &CallTrace) -> Backtrace {
 /// The page size an OOM report implies: its zones' present memory (kB)
 /// over show_mem's "N pages RAM" (the same present pages, counted in pages),
 /// rounded to a power of two between 4 KiB and 64 KiB.
-pub fn report_page_size(log: &[LogRecord]) -> Option<u64> {
+pub(crate) fn report_page_size(log: &[LogRecord]) -> Option<u64> {
     let mut present_kib = 0u64;
     let mut pages_ram = None;
     for (_, l) in lines(log) {

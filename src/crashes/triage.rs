@@ -35,10 +35,10 @@ pub struct Row {
     /// Where the figures came from: `dump`, `log: …`.
     pub sources: Vec<String>,
     pub layout: String,
-    pub text_log: Option<String>,
+    pub(crate) text_log: Option<String>,
     /// The cache key (the dashboard's model is stored under it).
     #[serde(default)]
-    pub key: Option<String>,
+    pub(crate) key: Option<String>,
     /// Served from the cache in this run.
     #[serde(skip)]
     pub cached: bool,
@@ -101,7 +101,7 @@ impl Row {
     }
 
     /// A crash directory that gave no model at all.
-    pub fn failed(c: &CrashDir, e: &anyhow::Error) -> Row {
+    pub(crate) fn failed(c: &CrashDir, e: &anyhow::Error) -> Row {
         Row {
             dir: c.dir.display().to_string(),
             vmcore: c.vmcore.as_ref().map(|p| p.display().to_string()),
@@ -215,8 +215,8 @@ pub fn read_all(
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Group {
     pub signature: String,
-    pub title: String,
-    pub class: String,
+    pub(crate) title: String,
+    pub(crate) class: String,
     pub count: usize,
     pub first: String,
     pub last: String,
@@ -248,7 +248,7 @@ pub fn groups(rows: &[Row]) -> Vec<Group> {
 }
 
 /// Bytes as "9.3M".
-pub fn size_text(b: u64) -> String {
+pub(crate) fn size_text(b: u64) -> String {
     match b {
         0 => "-".into(),
         b if b < 1 << 20 => format!("{}K", b.div_ceil(1024)),
@@ -258,7 +258,7 @@ pub fn size_text(b: u64) -> String {
 }
 
 /// The verdict's first sentence (a dump verdict comes before the cause).
-pub fn verdict_head(v: &str) -> &str {
+pub(crate) fn verdict_head(v: &str) -> &str {
     v.split(". Cause: ").next().unwrap_or(v)
 }
 

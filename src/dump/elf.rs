@@ -29,13 +29,13 @@ pub(crate) struct ElfMem {
 }
 
 pub(crate) struct ElfDump {
-    pub mem: ElfMem,
-    pub notes: Notes,
-    pub phys_ranges: Vec<(u64, u64)>,
+    pub(crate) mem: ElfMem,
+    pub(crate) notes: Notes,
+    pub(crate) phys_ranges: Vec<(u64, u64)>,
     /// Some PT_LOAD's file bytes run past the end of the file.
-    pub truncated: bool,
+    pub(crate) truncated: bool,
     /// The ELF header's `e_machine`.
-    pub e_machine: u16,
+    pub(crate) e_machine: u16,
 }
 
 pub(crate) fn open(src: Box<dyn Source>) -> Result<ElfDump> {

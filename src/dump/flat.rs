@@ -30,7 +30,7 @@ pub(crate) struct FlatSource {
     map: BTreeMap<u64, (u64, u64)>,
     len: u64,
     /// The file ended without the end record.
-    pub unterminated: bool,
+    pub(crate) unterminated: bool,
 }
 
 impl FlatSource {

@@ -47,10 +47,10 @@ struct Segment {
 
 /// What kcore's headers say.
 pub(crate) struct Kcore {
-    pub mem: KcoreMem,
-    pub vmcoreinfo: Option<String>,
-    pub e_machine: u16,
-    pub phys_ranges: Vec<(u64, u64)>,
+    pub(crate) mem: KcoreMem,
+    pub(crate) vmcoreinfo: Option<String>,
+    pub(crate) e_machine: u16,
+    pub(crate) phys_ranges: Vec<(u64, u64)>,
 }
 
 pub(crate) struct KcoreMem {
@@ -503,7 +503,7 @@ mod tests {
         assert_eq!(d.vmcoreinfo().get("OSRELEASE"), Some("4.14.0"));
         assert!(d.is_live() && d.cpus().is_empty());
         assert_eq!(d.refresh(), 1);
-        assert_eq!(d.generation(), 1);
+        assert_eq!(d.refresh(), 2);
         // No /sys/kernel/vmcoreinfo either: the message names both.
         let e = crate::dump::Dump::open_kcore_with(&p, Path::new("/nonexistent/vmcoreinfo"))
             .err()

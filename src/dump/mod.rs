@@ -87,9 +87,9 @@ pub struct CpuState {
     pub pid: Option<u32>,
     /// The registers as the note holds them, for the `arch` layer to decode:
     /// NT_PRSTATUS's `pr_reg` onwards, or a QEMU CPU note's whole descriptor.
-    pub raw: Vec<u8>,
+    pub(crate) raw: Vec<u8>,
     /// Where the registers came from: "NT_PRSTATUS", "QEMU".
-    pub source: &'static str,
+    pub(crate) source: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -121,37 +121,37 @@ pub struct DumpInfo {
     /// The header's utsname (kdump), where it has one.
     pub utsname: Option<Utsname>,
     /// The ELF header's `e_machine` (ELF vmcores).
-    pub e_machine: Option<u16>,
+    pub(crate) e_machine: Option<u16>,
     pub nr_cpus: u32,
     /// Physical memory ranges [start, end) the dump describes.
     pub phys_ranges: Vec<(u64, u64)>,
     /// How much of what the dump's headers promise the file holds.
-    pub completeness: Completeness,
+    pub(crate) completeness: Completeness,
 }
 
 /// How much of the dump's promised content the file holds: a dump cut short
 /// (the disk filled during kdump) lacks its tail.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Completeness {
+pub(crate) struct Completeness {
     /// Bytes of the file (the logical stream of a flattened dump).
-    pub file_bytes: u64,
+    pub(crate) file_bytes: u64,
     /// Where the file should end by its headers (the last page's data), where known.
-    pub expected_bytes: Option<u64>,
+    pub(crate) expected_bytes: Option<u64>,
     /// Pages the headers say were written (kdump: the dumped bitmap; ELF: the
     /// PT_LOADs' file bytes in pages of VMCOREINFO's PAGESIZE, else 4 KiB).
-    pub pages_dumped: u64,
+    pub(crate) pages_dumped: u64,
     /// Of those, pages whose data lies wholly inside the file.
-    pub pages_in_file: u64,
+    pub(crate) pages_in_file: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Utsname {
-    pub sysname: String,
+    pub(crate) sysname: String,
     pub nodename: String,
     pub release: String,
     pub version: String,
     pub machine: String,
-    pub domainname: String,
+    pub(crate) domainname: String,
 }
 
 /// The VMCOREINFO note, parsed into `KEY=value` lines.
@@ -231,12 +231,12 @@ impl Dump {
     /// Opens the running kernel's memory: `/proc/kcore` (read with pread,
     /// never mapped), its VMCOREINFO note, or `/sys/kernel/vmcoreinfo`'s.
     /// A running kernel has no saved registers: `cpus()` is empty.
-    pub fn open_kcore(path: &Path) -> Result<Dump> {
+    pub(crate) fn open_kcore(path: &Path) -> Result<Dump> {
         Dump::open_kcore_with(path, Path::new(SYS_VMCOREINFO))
     }
 
     /// `open_kcore` with another `/sys/kernel/vmcoreinfo` (tests).
-    pub fn open_kcore_with(path: &Path, sys_vmcoreinfo: &Path) -> Result<Dump> {
+    pub(crate) fn open_kcore_with(path: &Path, sys_vmcoreinfo: &Path) -> Result<Dump> {
         let k = kcore::open(path, 4096)?;
         let text = match k.vmcoreinfo.clone() {
             Some(t) => t,
@@ -303,18 +303,13 @@ impl Dump {
     }
 
     /// A live source (the running kernel): its memory changes under the reader.
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         self.info.format == Format::Kcore
-    }
-
-    /// How many refreshes this source has seen.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Relaxed)
     }
 
     /// A new generation: what was cached of the memory is forgotten, so the
     /// next reads see the kernel as it is now. Returns the new generation.
-    pub fn refresh(&self) -> u64 {
+    pub(crate) fn refresh(&self) -> u64 {
         self.mem.invalidate();
         self.generation.fetch_add(1, Ordering::Relaxed) + 1
     }

@@ -20,13 +20,13 @@ const MIN_REG_BYTES: usize = 8;
 /// What the notes of one dump say.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Notes {
-    pub vmcoreinfo: Option<String>,
+    pub(crate) vmcoreinfo: Option<String>,
     /// (pr_pid, `pr_reg` onwards) per NT_PRSTATUS, in note order.
-    pub prstatus: Vec<(u32, Vec<u8>)>,
+    pub(crate) prstatus: Vec<(u32, Vec<u8>)>,
     /// Each QEMU CPU note's descriptor, in note order.
-    pub qemu: Vec<Vec<u8>>,
+    pub(crate) qemu: Vec<Vec<u8>>,
     /// NT_FPREGSET notes: QEMU writes one per vCPU, the kernel's crash notes none.
-    pub fpregset: usize,
+    pub(crate) fpregset: usize,
 }
 
 impl Notes {

@@ -16,7 +16,7 @@ use super::layout::{base_type_alias, Member, MemberPath, Result, TypeError};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-pub const BTF_MAGIC: u16 = 0xeb9f;
+pub(crate) const BTF_MAGIC: u16 = 0xeb9f;
 
 /// A malformed BTF blob.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -47,7 +47,7 @@ pub enum BtfError {
 /// BTF kinds (`BTF_KIND_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum Kind {
+pub(crate) enum Kind {
     Int = 1,
     Ptr = 2,
     Array = 3,
@@ -349,7 +349,7 @@ impl Btf {
 
     /// Size of every variable the BTF describes (`VAR`; pahole emits the
     /// per-CPU ones), by name.
-    pub fn variable_sizes(&self) -> HashMap<&str, u64> {
+    pub(crate) fn variable_sizes(&self) -> HashMap<&str, u64> {
         let mut out = HashMap::new();
         for id in 1..self.types.len() as u32 {
             let t = self.ty(id);
@@ -482,7 +482,7 @@ impl Btf {
     }
 
     /// Size in bytes of type `id` (0 for void, functions and declarations).
-    pub fn size_of_id(&self, id: u32) -> u64 {
+    pub(crate) fn size_of_id(&self, id: u32) -> u64 {
         self.size_of_depth(id, 0)
     }
 
@@ -518,7 +518,7 @@ impl Btf {
     /// The C spelling of type `id`, as the DWARF reader spells it
     /// ("struct list_head", "char [16]", "struct mm_struct *",
     /// "long unsigned int", "void (*)(...)").
-    pub fn type_name(&self, id: u32) -> String {
+    pub(crate) fn type_name(&self, id: u32) -> String {
         self.name_depth(id, 0)
     }
 
@@ -584,17 +584,10 @@ impl Btf {
         }
     }
 
-    /// The C spelling of the type called `name` ("struct task_struct").
-    pub fn type_name_of(&self, name: &str) -> Result<String> {
-        self.find(name)
-            .map(|id| self.type_name(id))
-            .ok_or_else(|| TypeError::NoType(name.to_string()))
-    }
-
     /// The id of the type called `name`: "task_struct", "struct page",
     /// "union thread_union", "enum zone_type", "atomic_t", "unsigned long".
     /// A complete struct/union is preferred over a forward declaration.
-    pub fn find(&self, name: &str) -> Option<u32> {
+    pub(crate) fn find(&self, name: &str) -> Option<u32> {
         let name = name.trim();
         let (kinds, bare): (&[Kind], &str) = if let Some(n) = name.strip_prefix("struct ") {
             (&[Kind::Struct], n.trim())
@@ -642,7 +635,12 @@ impl Btf {
     }
 
     /// [`Btf::member`] of a parsed path (`path` names it in errors).
-    pub fn member_of_path(&self, ty: &str, path: &str, parsed: &MemberPath) -> Result<Member> {
+    pub(crate) fn member_of_path(
+        &self,
+        ty: &str,
+        path: &str,
+        parsed: &MemberPath,
+    ) -> Result<Member> {
         let no_member = || TypeError::NoMember {
             ty: ty.to_string(),
             member: path.to_string(),
@@ -775,10 +773,6 @@ impl Btf {
         None
     }
 
-    pub fn has_member(&self, ty: &str, path: &str) -> bool {
-        self.member(ty, path).is_ok()
-    }
-
     fn enum_values(&self, id: u32) -> Vec<(&str, i64)> {
         let t = self.ty(id);
         let base = t.extra as usize;
@@ -870,14 +864,14 @@ mod tests {
     }
 
     impl Builder {
-        pub fn new() -> Builder {
+        pub(crate) fn new() -> Builder {
             Builder {
                 types: Vec::new(),
                 strings: vec![0],
                 next_id: 1,
             }
         }
-        pub fn s(&mut self, name: &str) -> u32 {
+        pub(crate) fn s(&mut self, name: &str) -> u32 {
             if name.is_empty() {
                 return 0;
             }
@@ -901,27 +895,27 @@ mod tests {
                 self.types.extend_from_slice(&x.to_le_bytes());
             }
         }
-        pub fn int(&mut self, name: &str, size: u32, signed: bool) -> u32 {
+        pub(crate) fn int(&mut self, name: &str, size: u32, signed: bool) -> u32 {
             let id = self.head(name, Kind::Int, false, 0, size);
             self.words(&[((signed as u32) << 24) | (size * 8)]);
             id
         }
-        pub fn ptr(&mut self, to: u32) -> u32 {
+        pub(crate) fn ptr(&mut self, to: u32) -> u32 {
             self.head("", Kind::Ptr, false, 0, to)
         }
-        pub fn typedef(&mut self, name: &str, to: u32) -> u32 {
+        pub(crate) fn typedef(&mut self, name: &str, to: u32) -> u32 {
             self.head(name, Kind::Typedef, false, 0, to)
         }
-        pub fn qual(&mut self, kind: Kind, to: u32) -> u32 {
+        pub(crate) fn qual(&mut self, kind: Kind, to: u32) -> u32 {
             self.head("", kind, false, 0, to)
         }
-        pub fn array(&mut self, elem: u32, index: u32, n: u32) -> u32 {
+        pub(crate) fn array(&mut self, elem: u32, index: u32, n: u32) -> u32 {
             let id = self.head("", Kind::Array, false, 0, 0);
             self.words(&[elem, index, n]);
             id
         }
         /// Members: (name, type, bit offset, bit-field size).
-        pub fn composite(
+        pub(crate) fn composite(
             &mut self,
             kind: Kind,
             name: &str,
@@ -937,7 +931,7 @@ mod tests {
             }
             id
         }
-        pub fn enum32(&mut self, name: &str, signed: bool, vals: &[(&str, i32)]) -> u32 {
+        pub(crate) fn enum32(&mut self, name: &str, signed: bool, vals: &[(&str, i32)]) -> u32 {
             let id = self.head(name, Kind::Enum, signed, vals.len() as u32, 4);
             for &(n, v) in vals {
                 let n = self.s(n);
@@ -945,7 +939,7 @@ mod tests {
             }
             id
         }
-        pub fn enum64(&mut self, name: &str, vals: &[(&str, u64)]) -> u32 {
+        pub(crate) fn enum64(&mut self, name: &str, vals: &[(&str, u64)]) -> u32 {
             let id = self.head(name, Kind::Enum64, false, vals.len() as u32, 8);
             for &(n, v) in vals {
                 let n = self.s(n);
@@ -953,43 +947,43 @@ mod tests {
             }
             id
         }
-        pub fn fwd(&mut self, name: &str, union: bool) -> u32 {
+        pub(crate) fn fwd(&mut self, name: &str, union: bool) -> u32 {
             self.head(name, Kind::Fwd, union, 0, 0)
         }
-        pub fn func_proto(&mut self, ret: u32, params: &[u32]) -> u32 {
+        pub(crate) fn func_proto(&mut self, ret: u32, params: &[u32]) -> u32 {
             let id = self.head("", Kind::FuncProto, false, params.len() as u32, ret);
             for &p in params {
                 self.words(&[0, p]);
             }
             id
         }
-        pub fn func(&mut self, name: &str, proto: u32) -> u32 {
+        pub(crate) fn func(&mut self, name: &str, proto: u32) -> u32 {
             self.head(name, Kind::Func, false, 1, proto)
         }
-        pub fn var(&mut self, name: &str, ty: u32) -> u32 {
+        pub(crate) fn var(&mut self, name: &str, ty: u32) -> u32 {
             let id = self.head(name, Kind::Var, false, 0, ty);
             self.words(&[1]);
             id
         }
-        pub fn datasec(&mut self, name: &str, vars: &[(u32, u32, u32)]) -> u32 {
+        pub(crate) fn datasec(&mut self, name: &str, vars: &[(u32, u32, u32)]) -> u32 {
             let id = self.head(name, Kind::Datasec, false, vars.len() as u32, 0);
             for &(v, o, s) in vars {
                 self.words(&[v, o, s]);
             }
             id
         }
-        pub fn float(&mut self, name: &str, size: u32) -> u32 {
+        pub(crate) fn float(&mut self, name: &str, size: u32) -> u32 {
             self.head(name, Kind::Float, false, 0, size)
         }
-        pub fn decl_tag(&mut self, name: &str, to: u32, component: i32) -> u32 {
+        pub(crate) fn decl_tag(&mut self, name: &str, to: u32, component: i32) -> u32 {
             let id = self.head(name, Kind::DeclTag, false, 0, to);
             self.words(&[component as u32]);
             id
         }
-        pub fn type_tag(&mut self, name: &str, to: u32) -> u32 {
+        pub(crate) fn type_tag(&mut self, name: &str, to: u32) -> u32 {
             self.head(name, Kind::TypeTag, false, 0, to)
         }
-        pub fn build(&self) -> Vec<u8> {
+        pub(crate) fn build(&self) -> Vec<u8> {
             let mut out = Vec::new();
             out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
             out.push(1);
@@ -1136,9 +1130,9 @@ mod tests {
         );
         let m = btf.member("task_struct", "usage.counter").unwrap();
         assert_eq!((m.offset, m.size, m.type_name.as_str()), (88, 4, "int"));
-        assert!(btf.has_member("task_struct", "usage.counter"));
-        assert!(!btf.has_member("task_struct", "state"));
-        assert!(!btf.has_member("task_struct", "usage.nope"));
+        assert!(btf.member("task_struct", "usage.counter").is_ok());
+        assert!(btf.member("task_struct", "state").is_err());
+        assert!(btf.member("task_struct", "usage.nope").is_err());
         assert!(matches!(
             btf.member("task_struct", "x"),
             Err(TypeError::NoMember { .. })

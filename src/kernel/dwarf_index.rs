@@ -43,11 +43,11 @@ fn cores() -> usize {
 
 /// A DIE by its offset in .debug_info.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct DieRef(pub u64);
+pub(crate) struct DieRef(pub u64);
 
 /// The name spaces a type name can live in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Struct = 1,
     Union = 2,
     Enum = 3,
@@ -237,7 +237,7 @@ struct Die<'a> {
     sibling: Option<u64>,
 }
 
-pub struct Dwarf {
+pub(crate) struct Dwarf {
     data: Arc<dyn AsRef<[u8]> + Send + Sync>,
     endian: RunTimeEndian,
     info: Bytes,
@@ -260,7 +260,7 @@ fn dwarf_err(e: gimli::Error) -> TypeError {
 
 impl Dwarf {
     /// An index of nothing: what a `Types` answered from BTF keeps (never consulted).
-    pub fn empty() -> Dwarf {
+    pub(crate) fn empty() -> Dwarf {
         let empty = || Bytes::Owned(Vec::new());
         Dwarf {
             data: Arc::new(Vec::<u8>::new()),
@@ -280,7 +280,7 @@ impl Dwarf {
 
     /// The DWARF of a whole ELF file held in `data` (compressed sections
     /// are inflated here, for this reader alone).
-    pub fn from_elf(data: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Result<Dwarf> {
+    pub(crate) fn from_elf(data: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Result<Dwarf> {
         let bytes: &[u8] = (*data).as_ref();
         let file = object::File::parse(bytes)
             .map_err(|e| TypeError::Dwarf(format!("not an ELF file: {e}")))?;
@@ -300,7 +300,7 @@ impl Dwarf {
 
     /// The DWARF of a vmlinux, through its section cache (a compressed
     /// section is inflated once and shared with the line and CFI readers).
-    pub fn from_vmlinux(vmlinux: &Vmlinux) -> Result<Dwarf> {
+    pub(crate) fn from_vmlinux(vmlinux: &Vmlinux) -> Result<Dwarf> {
         let load = |name: &str| -> Result<Option<Bytes>> {
             vmlinux
                 .section_bytes(name)
@@ -419,7 +419,7 @@ impl Dwarf {
         Some((i, *l.offs.get(i)?))
     }
 
-    pub fn stats(&self) -> TypeStats {
+    pub(crate) fn stats(&self) -> TypeStats {
         let units = self.units.read().map(|l| l.offs.len()).unwrap_or(0);
         let (scanned, names) = match self.index.read() {
             Ok(i) => (i.scanned, i.types.len() + i.enumerators.len()),
@@ -613,7 +613,7 @@ impl Dwarf {
         })
     }
 
-    pub fn index_all(&self) {
+    pub(crate) fn index_all(&self) {
         let _ = self.find(None, None, |_| None::<()>);
     }
 
@@ -884,12 +884,12 @@ impl Dwarf {
     }
 
     /// A type by kind and name: the first full definition.
-    pub fn find_type(&self, kind: Kind, name: &[u8]) -> Option<DieRef> {
+    pub(crate) fn find_type(&self, kind: Kind, name: &[u8]) -> Option<DieRef> {
         self.find_any(&[kind], name)
     }
 
     /// The first of `kinds` (in that order of preference) that has `name`.
-    pub fn find_any(&self, kinds: &[Kind], name: &[u8]) -> Option<DieRef> {
+    pub(crate) fn find_any(&self, kinds: &[Kind], name: &[u8]) -> Option<DieRef> {
         let keys: Vec<u64> = kinds.iter().map(|k| type_key(*k, name)).collect();
         let die = self.find(Some(name), Some(kinds), |idx| {
             keys.iter().find_map(|k| idx.types.get(k).copied())
@@ -901,7 +901,7 @@ impl Dwarf {
         confirmed.then_some(die)
     }
 
-    pub fn find_enumerator(&self, name: &[u8]) -> Option<DieRef> {
+    pub(crate) fn find_enumerator(&self, name: &[u8]) -> Option<DieRef> {
         let key = name_hash(name);
         self.find(Some(name), None, |idx| idx.enumerators.get(&key).copied())
     }
@@ -1160,7 +1160,7 @@ impl Dwarf {
         }
     }
 
-    pub fn type_size(&self, die: DieRef) -> Result<Option<u64>> {
+    pub(crate) fn type_size(&self, die: DieRef) -> Result<Option<u64>> {
         let s = self.secs();
         let mut ctx = self.unit_ctx(&s, die.0)?;
         let d = self.die_at(&s, &mut ctx, die.0)?;
@@ -1232,15 +1232,6 @@ impl Dwarf {
         })
     }
 
-    pub fn type_name(&self, ty: Option<DieRef>) -> Result<String> {
-        let s = self.secs();
-        let Some(t) = ty else {
-            return Ok("void".into());
-        };
-        let mut ctx = self.unit_ctx(&s, t.0)?;
-        self.name_in(&s, &mut ctx, Some(t.0), 0)
-    }
-
     /// Find `name` among the members of the struct/union `agg` (already
     /// stripped), looking through anonymous members. Returns the member's
     /// DIE and its offset in bits from the start of `agg`.
@@ -1286,7 +1277,7 @@ impl Dwarf {
     /// The member at `parsed` (named `path` in errors) of the struct or
     /// union `agg` (called `ty_name`): the grammar and its rules are
     /// `layout::MemberPath`'s, as for BTF.
-    pub fn member(
+    pub(crate) fn member(
         &self,
         agg: DieRef,
         ty_name: &str,
@@ -1436,7 +1427,7 @@ impl Dwarf {
         })
     }
 
-    pub fn enumerator_value(&self, die: DieRef, name: &[u8]) -> Result<Option<i64>> {
+    pub(crate) fn enumerator_value(&self, die: DieRef, name: &[u8]) -> Result<Option<i64>> {
         self.with_die(die, |_, _, d| {
             Ok((d.tag == dw::DW_TAG_enumerator && d.name == Some(name))
                 .then_some(d.const_value)
@@ -1444,7 +1435,7 @@ impl Dwarf {
         })
     }
 
-    pub fn enumerators(&self, die: DieRef) -> Result<Vec<(String, i64)>> {
+    pub(crate) fn enumerators(&self, die: DieRef) -> Result<Vec<(String, i64)>> {
         self.with_die(die, |s, ctx, d| {
             let mut out = Vec::new();
             for c in self.children(s, ctx, d)? {

@@ -49,7 +49,7 @@ pub struct KallsymsLocations {
 impl KallsymsLocations {
     /// From `SYMBOL(name)` lookups (VMCOREINFO, or a vmlinux symtab in tests).
     /// `None` if a table or `_stext` is not named.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<u64>) -> Option<KallsymsLocations> {
+    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<u64>) -> Option<KallsymsLocations> {
         let loc = KallsymsLocations {
             num_syms: lookup("kallsyms_num_syms")?,
             names: lookup("kallsyms_names")?,
@@ -84,10 +84,10 @@ pub enum KallsymsError {
     Bad(String),
 }
 
-pub type Result<T> = std::result::Result<T, KallsymsError>;
+pub(crate) type Result<T> = std::result::Result<T, KallsymsError>;
 
 /// Reads `buf.len()` bytes at a kernel virtual address.
-pub type ReadFn<'a, E> = &'a dyn Fn(u64, &mut [u8]) -> std::result::Result<(), E>;
+pub(crate) type ReadFn<'a, E> = &'a dyn Fn(u64, &mut [u8]) -> std::result::Result<(), E>;
 
 /// Reads the kernel image (text, rodata, data) of a dump without page
 /// tables or symbols: the architecture places the image from VMCOREINFO
@@ -135,8 +135,6 @@ pub struct Kallsyms {
     /// In table order (sorted by address, as the kernel keeps them).
     pub symbols: Vec<KallsymsSymbol>,
     pub encoding: AddressEncoding,
-    /// The names used the two-byte length form (6.1+).
-    pub long_names: bool,
     by_name: HashMap<String, usize>,
     /// Indices of `symbols`, sorted by address then table order.
     by_addr: Vec<usize>,
@@ -299,7 +297,7 @@ impl Kallsyms {
                         .zip(addrs)
                         .map(|((kind, name), addr)| KallsymsSymbol { name, addr, kind })
                         .collect();
-                    return Ok(Kallsyms::new(symbols, encoding, long_names));
+                    return Ok(Kallsyms::new(symbols, encoding));
                 }
                 Err(e) => last_err = Some(e),
             }
@@ -319,11 +317,7 @@ impl Kallsyms {
     }
 
     /// Builds the indexes over `symbols`.
-    pub fn new(
-        symbols: Vec<KallsymsSymbol>,
-        encoding: AddressEncoding,
-        long_names: bool,
-    ) -> Kallsyms {
+    pub(crate) fn new(symbols: Vec<KallsymsSymbol>, encoding: AddressEncoding) -> Kallsyms {
         let mut by_name = HashMap::with_capacity(symbols.len());
         for (i, s) in symbols.iter().enumerate() {
             // Several local symbols may share a name; prefer a global one, then the first.
@@ -344,7 +338,6 @@ impl Kallsyms {
         Kallsyms {
             symbols,
             encoding,
-            long_names,
             by_name,
             by_addr,
         }
@@ -356,10 +349,6 @@ impl Kallsyms {
             .get(name)
             .and_then(|&i| self.symbols.get(i))
             .map(|s| s.addr)
-    }
-
-    pub fn get(&self, name: &str) -> Option<&KallsymsSymbol> {
-        self.by_name.get(name).and_then(|&i| self.symbols.get(i))
     }
 
     /// The text/data symbol `addr` falls in: (symbol, offset, size). kallsyms
@@ -505,9 +494,6 @@ fn resolve_addresses(
 /// read from a vmlinux (ORC tables, the banner), read out of memory. Shaped
 /// for `Vmlinux` (link-time addresses, `Sym`, `Section` + the bytes).
 pub struct DumpImage {
-    pub kallsyms: Kallsyms,
-    /// KERNELOFFSET (0 if VMCOREINFO lacks it: then link = run-time addresses).
-    pub kaslr: u64,
     /// Link-time symbols; per-CPU ones (below `__START_KERNEL_map`) as offsets.
     pub symbols: Vec<Sym>,
     /// Sections at link-time addresses; `file_range` indexes `data`.
@@ -518,7 +504,7 @@ pub struct DumpImage {
     /// VMCOREINFO's BUILD-ID.
     pub build_id: Option<String>,
     /// The dump's architecture.
-    pub arch: Arch,
+    pub(crate) arch: Arch,
 }
 
 /// Sections found by their start/stop symbols: (name, start, stop, has bytes).
@@ -655,8 +641,6 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
         }
     }
     Ok(DumpImage {
-        kallsyms,
-        kaslr,
         symbols,
         sections,
         data,
@@ -851,7 +835,7 @@ mod tests {
         let k = t.decode().unwrap();
         assert_eq!(k.lookup("jiffies"), Some(0xffff_ffff_8200_0000));
         assert_eq!(k.lookup("cpu_number"), Some(0x2_0000));
-        assert_eq!(k.get("local_fn").unwrap().kind, 't');
+        assert_eq!(k.symbols[k.by_name["local_fn"]].kind, 't');
         assert_eq!(k.lookup("nope"), None);
         let (s, off, size) = k.symbolize(0xffff_ffff_8100_0108).unwrap();
         assert_eq!((s.name.as_str(), off, size), ("kallsyms_lookup", 8, 0x100));

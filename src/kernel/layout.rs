@@ -20,7 +20,7 @@ pub enum TypeError {
     BadPath { path: String, why: &'static str },
 }
 
-pub type Result<T> = std::result::Result<T, TypeError>;
+pub(crate) type Result<T> = std::result::Result<T, TypeError>;
 
 /// A member of a struct or union, resolved along a path.
 ///
@@ -66,9 +66,9 @@ const MAX_PATH_PARTS: usize = 32;
 /// One step of a member path: a member name and the array indices after
 /// it (`vm_stat[2]` → name `vm_stat`, indices `[2]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathPart {
-    pub name: String,
-    pub indices: Vec<u64>,
+pub(crate) struct PathPart {
+    pub(crate) name: String,
+    pub(crate) indices: Vec<u64>,
 }
 
 /// A member path as both type sources read it:
@@ -79,12 +79,12 @@ pub struct PathPart {
 /// `index * element_size`); an index past a declared length is an error
 /// (a flexible array, declared with length 0, may be indexed).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberPath {
-    pub parts: Vec<PathPart>,
+pub(crate) struct MemberPath {
+    pub(crate) parts: Vec<PathPart>,
 }
 
 impl MemberPath {
-    pub fn parse(path: &str) -> Result<MemberPath> {
+    pub(crate) fn parse(path: &str) -> Result<MemberPath> {
         let bad = |why| TypeError::BadPath {
             path: path.to_string(),
             why,
@@ -132,7 +132,7 @@ impl MemberPath {
 
 /// The name a C base type has in the debug information, for the other
 /// spellings C allows ("unsigned long" → "long unsigned int").
-pub fn base_type_alias(name: &str) -> Option<&'static str> {
+pub(crate) fn base_type_alias(name: &str) -> Option<&'static str> {
     Some(match name {
         "unsigned long" | "unsigned long int" | "long unsigned" => "long unsigned int",
         "long" | "signed long" | "long signed int" => "long int",

@@ -24,20 +24,21 @@
 //! It names no architecture: that is asked of `arch`.
 
 pub mod btf;
-pub mod dwarf_index;
+pub(crate) mod dwarf_index;
 pub mod kallsyms;
-pub mod layout;
+pub(crate) mod layout;
 mod read;
-pub mod section_data;
+pub(crate) mod section_data;
 pub mod symbols;
-pub mod types;
-pub mod vmlinux;
+pub(crate) mod types;
+pub(crate) mod vmlinux;
 
 pub use crate::arch::{Arch, KaslrSource, Mmu, WalkStep};
 use crate::arch::{ArchError, Registers};
 use crate::dump::{CpuState, Dump, DumpError, PhysMem, Utsname, VmcoreInfo};
+pub use layout::{Member, TypeError};
 use std::path::{Path, PathBuf};
-pub use types::{Member, TypeError, Types};
+pub use types::Types;
 pub use vmlinux::Vmlinux;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +91,7 @@ impl KernelError {
     }
 }
 
-pub type Result<T> = std::result::Result<T, KernelError>;
+pub(crate) type Result<T> = std::result::Result<T, KernelError>;
 
 #[derive(Debug, Clone, Default)]
 pub struct KernelOptions {
@@ -112,7 +113,7 @@ pub struct KernelOptions {
 pub struct SymbolRef {
     pub name: String,
     /// Relocated start address.
-    pub addr: u64,
+    pub(crate) addr: u64,
     pub offset: u64,
     pub size: u64,
 }
@@ -122,14 +123,14 @@ pub struct SymbolRef {
 pub struct MatchCheck {
     /// "release", "build-id", "linux_banner".
     pub what: String,
-    pub vmlinux: String,
+    pub(crate) vmlinux: String,
     pub dump: String,
     /// `None`: one side is unknown, so not compared.
     pub matches: Option<bool>,
 }
 
 /// Compares the vmlinux's release and build-id with the dump's VMCOREINFO.
-pub fn check_vmcoreinfo(vmlinux: &Vmlinux, vi: &VmcoreInfo) -> Vec<MatchCheck> {
+pub(crate) fn check_vmcoreinfo(vmlinux: &Vmlinux, vi: &VmcoreInfo) -> Vec<MatchCheck> {
     let release = vmlinux.release();
     let mut out = vec![compare("release", release.as_deref(), vi.get("OSRELEASE"))];
     out.push(compare(
@@ -154,7 +155,7 @@ fn compare(what: &str, vmlinux: Option<&str>, dump: Option<&str>) -> MatchCheck 
 }
 
 /// The first failed check as a `Mismatch` error.
-pub fn mismatch_error(checks: &[MatchCheck]) -> Option<KernelError> {
+pub(crate) fn mismatch_error(checks: &[MatchCheck]) -> Option<KernelError> {
     let c = checks.iter().find(|c| c.matches == Some(false))?;
     Some(KernelError::Mismatch {
         what: format!("{} differs", c.what),
@@ -190,7 +191,7 @@ pub struct Kernel {
 }
 
 /// Largest single read (`read_bytes`, arrays): 256 MiB.
-pub const MAX_READ: usize = 256 << 20;
+pub(crate) const MAX_READ: usize = 256 << 20;
 
 impl From<ArchError> for KernelError {
     fn from(e: ArchError) -> KernelError {
@@ -211,7 +212,11 @@ impl Kernel {
     }
 
     /// Like `open`, with a vmlinux already parsed.
-    pub fn from_vmlinux(vmlinux: Vmlinux, dump: Dump, opts: &KernelOptions) -> Result<Kernel> {
+    pub(crate) fn from_vmlinux(
+        vmlinux: Vmlinux,
+        dump: Dump,
+        opts: &KernelOptions,
+    ) -> Result<Kernel> {
         Kernel::build(vmlinux, None, dump, opts)
     }
 
@@ -243,7 +248,7 @@ impl Kernel {
     }
 
     /// Where the symbols came from: "vmlinux symtab" or "dump kallsyms".
-    pub fn symbols_from(&self) -> &'static str {
+    pub(crate) fn symbols_from(&self) -> &'static str {
         if self.from_dump {
             "dump kallsyms"
         } else {
@@ -252,7 +257,7 @@ impl Kernel {
     }
 
     /// Where the types came from: "vmlinux DWARF", "vmlinux BTF" or "dump BTF".
-    pub fn types_from(&self) -> &'static str {
+    pub(crate) fn types_from(&self) -> &'static str {
         match (self.from_dump, self.types.source()) {
             (true, _) => "dump BTF",
             (false, "BTF") => "vmlinux BTF",
@@ -365,33 +370,28 @@ impl Kernel {
     /// A live kernel's refresh: the dump's generation advances (its page
     /// cache is dropped) and the cached translations are flushed; symbols,
     /// types and the address space stay. Returns the new generation.
-    pub fn refresh(&self) -> u64 {
+    pub(crate) fn refresh(&self) -> u64 {
         self.mmu.flush();
         self.dump.refresh()
     }
 
     /// Reading the running kernel (`/proc/kcore`), not a dump.
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         self.dump.is_live()
     }
 
-    pub fn types(&self) -> &Types {
+    pub(crate) fn types(&self) -> &Types {
         &self.types
     }
 
-    pub fn vmlinux_path(&self) -> &Path {
+    pub(crate) fn vmlinux_path(&self) -> &Path {
         &self.vmlinux_path
-    }
-
-    /// The parsed vmlinux (symbols, sections, build-id).
-    pub fn vmlinux(&self) -> &Vmlinux {
-        &self.vmlinux
     }
 
     /// The raw bytes of a vmlinux section (e.g. ".orc_unwind") and its link-time address.
     /// A NOBITS section (".orc_lookup", ".bss") gives empty bytes: read it from
     /// the dump at its relocated address instead.
-    pub fn section(&self, name: &str) -> Option<(&[u8], u64)> {
+    pub(crate) fn section(&self, name: &str) -> Option<(&[u8], u64)> {
         self.vmlinux.section(name)
     }
 
@@ -433,7 +433,7 @@ impl Kernel {
 
     /// A return address as saved on the stack, with the architecture's
     /// extra bits (aarch64 pointer authentication) made a plain address.
-    pub fn strip_return_address(&self, addr: u64) -> u64 {
+    pub(crate) fn strip_return_address(&self, addr: u64) -> u64 {
         self.arch.strip_return_address(self.dump.vmcoreinfo(), addr)
     }
 
@@ -466,7 +466,7 @@ impl Kernel {
     }
 
     /// The symbol table's size of a symbol (bytes; 0 when unknown).
-    pub fn symbol_size(&self, name: &str) -> Result<u64> {
+    pub(crate) fn symbol_size(&self, name: &str) -> Result<u64> {
         self.vmlinux
             .symbols
             .get(name)
@@ -504,7 +504,7 @@ impl Kernel {
     }
 
     /// Reads `buf.len()` bytes at `vaddr`, page by page.
-    pub fn read(&self, vaddr: u64, buf: &mut [u8]) -> Result<()> {
+    pub(crate) fn read(&self, vaddr: u64, buf: &mut [u8]) -> Result<()> {
         let mut done = 0usize;
         while done < buf.len() {
             let va = vaddr.wrapping_add(done as u64);
@@ -522,23 +522,20 @@ impl Kernel {
         Ok(())
     }
 
-    pub fn read_uint(&self, vaddr: u64, width: usize) -> Result<u64> {
+    pub(crate) fn read_uint(&self, vaddr: u64, width: usize) -> Result<u64> {
         let mut b = [0u8; 8];
         let w = width.min(8);
         self.read(vaddr, &mut b[..w])?;
         Ok(u64::from_le_bytes(b))
     }
 
-    pub fn read_u8(&self, vaddr: u64) -> Result<u8> {
-        Ok(self.read_uint(vaddr, 1)? as u8)
-    }
     pub fn read_u32(&self, vaddr: u64) -> Result<u32> {
         Ok(self.read_uint(vaddr, 4)? as u32)
     }
     pub fn read_u64(&self, vaddr: u64) -> Result<u64> {
         self.read_uint(vaddr, 8)
     }
-    pub fn read_i32(&self, vaddr: u64) -> Result<i32> {
+    pub(crate) fn read_i32(&self, vaddr: u64) -> Result<i32> {
         Ok(self.read_u32(vaddr)? as i32)
     }
     pub fn read_i64(&self, vaddr: u64) -> Result<i64> {
@@ -547,7 +544,7 @@ impl Kernel {
 
     /// A NUL-terminated string of at most `max` bytes (without the NUL).
     /// Reads page by page, so a short string at the end of a mapping reads.
-    pub fn read_cstr(&self, vaddr: u64, max: usize) -> Result<Vec<u8>> {
+    pub(crate) fn read_cstr(&self, vaddr: u64, max: usize) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut va = vaddr;
         while out.len() < max {
@@ -577,7 +574,7 @@ impl Kernel {
         Ok(self.types.member(ty, path)?.offset)
     }
 
-    pub fn has_member(&self, ty: &str, path: &str) -> bool {
+    pub(crate) fn has_member(&self, ty: &str, path: &str) -> bool {
         self.types.has_member(ty, path)
     }
 

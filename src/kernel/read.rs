@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 impl Kernel {
     /// `len` bytes at `vaddr` (at most `MAX_READ`).
-    pub fn read_bytes(&self, vaddr: u64, len: usize) -> Result<Vec<u8>> {
+    pub(crate) fn read_bytes(&self, vaddr: u64, len: usize) -> Result<Vec<u8>> {
         if len > MAX_READ {
             return Err(KernelError::Other(format!(
                 "read of {len} bytes at {vaddr:#x} is larger than the {MAX_READ}-byte limit"
@@ -18,7 +18,7 @@ impl Kernel {
     }
 
     /// `n` consecutive u64 at `vaddr`.
-    pub fn read_u64_array(&self, vaddr: u64, n: usize) -> Result<Vec<u64>> {
+    pub(crate) fn read_u64_array(&self, vaddr: u64, n: usize) -> Result<Vec<u64>> {
         let bytes = self.read_bytes(vaddr, n.saturating_mul(8))?;
         Ok(bytes
             .chunks_exact(8)
@@ -95,7 +95,7 @@ impl Kernel {
     }
 
     /// `__per_cpu_offset[cpu]` (0 for CPU 0 of a kernel without per-CPU areas).
-    pub fn per_cpu_offset(&self, cpu: u32) -> Result<u64> {
+    pub(crate) fn per_cpu_offset(&self, cpu: u32) -> Result<u64> {
         let Ok(arr) = self.symbol("__per_cpu_offset") else {
             return if cpu == 0 {
                 Ok(0)
@@ -181,7 +181,7 @@ impl Kernel {
     }
 
     /// `jiffies_64` (or `jiffies`).
-    pub fn jiffies(&self) -> Result<u64> {
+    pub(crate) fn jiffies(&self) -> Result<u64> {
         let a = self
             .symbol("jiffies_64")
             .or_else(|_| self.symbol("jiffies"))?;

@@ -12,24 +12,24 @@ use std::sync::Arc;
 
 /// How a compressed section is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Compressed {
-    pub format: object::CompressionFormat,
+pub(crate) struct Compressed {
+    pub(crate) format: object::CompressionFormat,
     /// File offset and length of the compressed bytes (after the header).
-    pub offset: u64,
-    pub compressed_size: u64,
-    pub uncompressed_size: u64,
+    pub(crate) offset: u64,
+    pub(crate) compressed_size: u64,
+    pub(crate) uncompressed_size: u64,
 }
 
 /// A section's bytes: a range of the mapped file, or an inflated copy.
 #[derive(Debug, Clone)]
-pub enum SectionBytes {
+pub(crate) enum SectionBytes {
     Mapped(Range<usize>),
     Inflated(Arc<[u8]>),
 }
 
 /// Where a section's data lies in `file` and whether it is compressed:
 /// `Ok(None)` for a section stored in place.
-pub fn compression(
+pub(crate) fn compression(
     file: &[u8],
     sec: &object::Section<'_, '_>,
     name: &str,
@@ -58,7 +58,7 @@ pub fn compression(
 }
 
 /// The file range of a section stored in place, checked against the file.
-pub fn mapped_range(file: &[u8], offset: u64, len: u64) -> Option<Range<usize>> {
+pub(crate) fn mapped_range(file: &[u8], offset: u64, len: u64) -> Option<Range<usize>> {
     let start = usize::try_from(offset).ok()?;
     let end = start.checked_add(usize::try_from(len).ok()?)?;
     (end <= file.len()).then_some(start..end)
@@ -67,7 +67,7 @@ pub fn mapped_range(file: &[u8], offset: u64, len: u64) -> Option<Range<usize>> 
 /// Inflate a compressed section. The claimed size is checked against what
 /// the format can produce from the bytes at hand before anything is
 /// allocated, and the output is cut at the claimed size.
-pub fn inflate(file: &[u8], c: &Compressed, name: &str) -> Result<Arc<[u8]>, String> {
+pub(crate) fn inflate(file: &[u8], c: &Compressed, name: &str) -> Result<Arc<[u8]>, String> {
     let comp = mapped_range(file, c.offset, c.compressed_size)
         .and_then(|r| file.get(r))
         .ok_or_else(|| {

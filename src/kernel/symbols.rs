@@ -42,7 +42,7 @@ pub struct SymbolTable {
 
 /// FNV-1a 64: fast on short names, good enough spread for a sorted index;
 /// stable across builds (crash signatures and cache keys use it too).
-pub fn name_hash(name: &str) -> u64 {
+pub(crate) fn name_hash(name: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in name.as_bytes() {
         h ^= u64::from(b);

@@ -22,7 +22,7 @@
 
 use super::btf::Btf;
 use super::dwarf_index::{DieRef, Dwarf, Kind};
-pub use super::layout::{base_type_alias, Member, MemberPath, Result, TypeError, TypeStats};
+pub(crate) use super::layout::{base_type_alias, Member, MemberPath, Result, TypeError, TypeStats};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -52,7 +52,7 @@ impl Types {
     }
 
     /// Types from a vmlinux's DWARF, read through its section cache.
-    pub fn from_vmlinux(vmlinux: &super::Vmlinux) -> Result<Types> {
+    pub(crate) fn from_vmlinux(vmlinux: &super::Vmlinux) -> Result<Types> {
         Ok(Types {
             btf: None,
             dwarf: Dwarf::from_vmlinux(vmlinux)?,
@@ -74,7 +74,7 @@ impl Types {
     }
 
     /// "DWARF" or "BTF".
-    pub fn source(&self) -> &'static str {
+    pub(crate) fn source(&self) -> &'static str {
         if self.btf.is_some() {
             "BTF"
         } else {
@@ -94,15 +94,6 @@ impl Types {
             .and_then(|die| self.dwarf.type_size(die)?.ok_or_else(|| no_type(name)));
         write_cache(&self.sizes, name.to_string(), r.clone());
         r
-    }
-
-    /// The C spelling of a named type ("struct task_struct", "long unsigned int").
-    pub fn type_name(&self, name: &str) -> Result<String> {
-        if let Some(b) = &self.btf {
-            return b.type_name_of(name);
-        }
-        let die = self.lookup_type(name)?;
-        self.dwarf.type_name(Some(die))
     }
 
     /// The member at `path` (see [`MemberPath`]: one grammar for both

@@ -25,14 +25,14 @@ pub struct Section {
 
 /// A parsed vmlinux.
 pub struct Vmlinux {
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     data: Arc<dyn AsRef<[u8]> + Send + Sync>,
     pub symbols: SymbolTable,
     pub sections: Vec<Section>,
     /// GNU build-id, lower-case hex.
     pub build_id: Option<String>,
     /// The architecture the kernel was built for.
-    pub arch: Arch,
+    pub(crate) arch: Arch,
     /// Per section (same index as `sections`): how it is compressed, if it is.
     compressed: Vec<Option<Compressed>>,
     /// Per section: its inflated bytes, once asked for.
@@ -59,7 +59,7 @@ impl Vmlinux {
     }
 
     /// Parses a vmlinux held in memory (tests, hand-built files).
-    pub fn parse(path: &Path, data: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Result<Vmlinux> {
+    pub(crate) fn parse(path: &Path, data: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Result<Vmlinux> {
         let bytes: &[u8] = (*data).as_ref();
         let obj = object::File::parse(bytes).map_err(|e| {
             bad(
@@ -158,7 +158,7 @@ impl Vmlinux {
     /// A stand-in assembled from what a dump holds when there is no vmlinux
     /// (`kallsyms::image_from_dump`): kallsyms as the symbol table, sections
     /// read out of memory (`file_range` indexes `data`), VMCOREINFO's build-id.
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         path: PathBuf,
         data: Arc<dyn AsRef<[u8]> + Send + Sync>,
         symbols: SymbolTable,
@@ -191,7 +191,7 @@ impl Vmlinux {
 
     /// The first link address after the kernel image (`_end`, else the end of
     /// the highest allocated section).
-    pub fn image_end(&self) -> u64 {
+    pub(crate) fn image_end(&self) -> u64 {
         if let Some(s) = self.symbols.get("_end") {
             return s.addr;
         }
@@ -205,7 +205,7 @@ impl Vmlinux {
 
     /// The first link address of the kernel image (`_text`, else `_stext`,
     /// else the lowest allocated section).
-    pub fn image_start(&self) -> u64 {
+    pub(crate) fn image_start(&self) -> u64 {
         if let Some(s) = self
             .symbols
             .get("_text")
@@ -245,7 +245,7 @@ impl Vmlinux {
     /// index): a range of the mapped file, or the shared inflated copy.
     /// `Ok(None)` when there is no such section; an error names why a
     /// compressed one cannot be inflated.
-    pub fn section_bytes(&self, name: &str) -> Result<Option<SectionBytes>> {
+    pub(crate) fn section_bytes(&self, name: &str) -> Result<Option<SectionBytes>> {
         let Some(i) = self.sections.iter().position(|s| s.name == name) else {
             return Ok(None);
         };
@@ -294,7 +294,7 @@ impl Vmlinux {
 
     /// Up to `len` bytes of the file's initial data at link address `addr`
     /// (only sections with file contents).
-    pub fn read_link(&self, addr: u64, len: u64) -> Option<&[u8]> {
+    pub(crate) fn read_link(&self, addr: u64, len: u64) -> Option<&[u8]> {
         let i = self.sections.iter().position(|s| {
             s.addr != 0 && s.file_range.is_some() && addr >= s.addr && addr - s.addr < s.size
         })?;
@@ -321,7 +321,7 @@ impl Vmlinux {
     }
 
     /// The release ("6.1.192") from the banner.
-    pub fn release(&self) -> Option<String> {
+    pub(crate) fn release(&self) -> Option<String> {
         release_from_banner(&self.banner()?)
     }
 }
@@ -337,7 +337,7 @@ impl ImageSymbols for Vmlinux {
 }
 
 /// "Linux version 6.1.192 (…" → "6.1.192".
-pub fn release_from_banner(banner: &[u8]) -> Option<String> {
+pub(crate) fn release_from_banner(banner: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(banner);
     let rest = text.strip_prefix("Linux version ")?;
     rest.split_whitespace().next().map(str::to_string)
@@ -386,7 +386,7 @@ fn elf_symbols(bytes: &[u8], percpu_index: Option<usize>, arch: Arch) -> object:
     Ok(out)
 }
 
-pub fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

@@ -16,7 +16,7 @@ use crate::model::{Backtrace, DumpModel, Frame, FrameKind};
 use std::fmt::Write;
 
 /// The `bt` section, then the `bt -a` section.
-pub fn bt(m: &DumpModel) -> String {
+pub(crate) fn bt(m: &DumpModel) -> String {
     let mut o = String::new();
     if m.backtraces.is_empty() {
         return o;
@@ -51,7 +51,7 @@ fn source(f: &Frame) -> Option<String> {
 }
 
 /// One task's stack, crash's way.
-pub fn task(b: &Backtrace) -> String {
+pub(crate) fn task(b: &Backtrace) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,

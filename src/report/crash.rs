@@ -35,7 +35,7 @@ fn memory_size(bytes: u64, page_size: u64) -> String {
     pages_to_size(total / page_size.max(1), page_size)
 }
 
-pub fn sys(m: &DumpModel) -> String {
+pub(crate) fn sys(m: &DumpModel) -> String {
     let s = &m.summary;
     let mut o = String::new();
     let kernel = match m.source.vmlinux.as_deref() {
@@ -96,7 +96,7 @@ pub fn sys(m: &DumpModel) -> String {
     o
 }
 
-pub fn problems(m: &DumpModel) -> String {
+pub(crate) fn problems(m: &DumpModel) -> String {
     let mut o = String::new();
     for p in &m.problems {
         let _ = writeln!(o, "PROBLEM ({}): {}", p.part, p.message);
@@ -107,7 +107,7 @@ pub fn problems(m: &DumpModel) -> String {
     o
 }
 
-pub fn ps(m: &DumpModel) -> String {
+pub(crate) fn ps(m: &DumpModel) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -138,7 +138,7 @@ pub fn ps(m: &DumpModel) -> String {
     o
 }
 
-pub fn kmem_i(m: &DumpModel) -> String {
+pub(crate) fn kmem_i(m: &DumpModel) -> String {
     let mi = &m.meminfo;
     let ps = mi.page_size;
     let mut o = String::new();
@@ -196,7 +196,7 @@ pub fn kmem_i(m: &DumpModel) -> String {
     o
 }
 
-pub fn kmem_z(m: &DumpModel) -> String {
+pub(crate) fn kmem_z(m: &DumpModel) -> String {
     let mut o = String::new();
     let mut per_node: std::collections::BTreeMap<u32, u32> = Default::default();
     for z in &m.zones {
@@ -238,7 +238,7 @@ pub const KMEM_S_HEADER: &str =
 
 /// crash's `kmem -s`, one row per cache in the model's order (largest first;
 /// crash prints `slab_caches` order).
-pub fn kmem_s(m: &DumpModel) -> String {
+pub(crate) fn kmem_s(m: &DumpModel) -> String {
     let mut o = String::new();
     if m.slabs.is_empty() {
         return o;
@@ -262,7 +262,7 @@ pub fn kmem_s(m: &DumpModel) -> String {
 }
 
 /// Where memory went: one row per consumer, pages, size and share of MemTotal.
-pub fn memory_usage(m: &DumpModel) -> String {
+pub(crate) fn memory_usage(m: &DumpModel) -> String {
     let u = &m.memory_usage;
     let mut o = String::new();
     if u.rows.is_empty() {
@@ -319,7 +319,7 @@ pub fn memory_usage(m: &DumpModel) -> String {
     o
 }
 
-pub fn log(m: &DumpModel) -> String {
+pub(crate) fn log(m: &DumpModel) -> String {
     let mut o = String::new();
     for r in &m.log {
         let prefix = format!(

@@ -4,7 +4,7 @@
 use crate::model::DumpModel;
 use std::fmt::Write;
 
-pub fn section(m: &DumpModel) -> String {
+pub(crate) fn section(m: &DumpModel) -> String {
     let Some(d) = &m.diagnosis else {
         return String::new();
     };

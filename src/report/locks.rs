@@ -33,7 +33,7 @@ fn holder(m: &DumpModel, l: &Lock) -> String {
     }
 }
 
-pub fn section(m: &DumpModel) -> String {
+pub(crate) fn section(m: &DumpModel) -> String {
     if m.waits.is_empty() && m.locks.is_empty() {
         return String::new();
     }

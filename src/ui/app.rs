@@ -29,11 +29,11 @@ impl Panel {
         Panel::Log,
     ];
 
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         Panel::ALL.iter().position(|p| *p == self).unwrap_or(0)
     }
 
-    pub fn from_number(n: usize) -> Option<Panel> {
+    pub(crate) fn from_number(n: usize) -> Option<Panel> {
         n.checked_sub(1).and_then(|i| Panel::ALL.get(i).copied())
     }
 
@@ -79,7 +79,7 @@ impl SortKey {
         SortKey::Name,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             SortKey::Rss => "RSS",
             SortKey::Mem => "%MEM",
@@ -170,7 +170,7 @@ pub enum MemView {
 }
 
 impl MemView {
-    pub fn next(self) -> MemView {
+    pub(crate) fn next(self) -> MemView {
         match self {
             MemView::Zones => MemView::Usage,
             MemView::Usage => MemView::Slabs,
@@ -178,7 +178,7 @@ impl MemView {
         }
     }
 
-    pub fn title(self) -> &'static str {
+    pub(crate) fn title(self) -> &'static str {
         match self {
             MemView::Zones => "zones",
             MemView::Usage => "where memory went",
@@ -194,7 +194,7 @@ pub struct Search {
     /// Indices into `model.log`, in log order.
     pub matches: Vec<usize>,
     /// Index into `matches`.
-    pub current: Option<usize>,
+    pub(crate) current: Option<usize>,
 }
 
 /// Which stack the backtrace panel shows.
@@ -209,7 +209,7 @@ pub enum BtView {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UiState {
     /// The dump file(s), shown on the status line.
-    pub title: String,
+    pub(crate) title: String,
     pub width: u16,
     pub height: u16,
     pub theme: Theme,
@@ -218,31 +218,31 @@ pub struct UiState {
     pub mode: Mode,
     pub quit: bool,
     /// A one-off message on the status line (cleared by the next key).
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
     /// Lines shown above everything (the demo's banner); none for a dump.
-    pub banner: Vec<String>,
+    pub(crate) banner: Vec<String>,
     /// The line being typed (filter or search).
-    pub input: String,
+    pub(crate) input: String,
 
-    pub summary_scroll: usize,
+    pub(crate) summary_scroll: usize,
     /// A sysctl name highlighted by an evidence jump.
-    pub summary_mark: Option<String>,
+    pub(crate) summary_mark: Option<String>,
 
     pub bt: BtView,
-    pub bt_scroll: usize,
-    pub bt_hscroll: usize,
+    pub(crate) bt_scroll: usize,
+    pub(crate) bt_hscroll: usize,
     /// A frame level highlighted by an evidence jump.
     pub bt_mark: Option<u32>,
 
     pub sort: SortKey,
     pub sort_desc: bool,
-    pub fold_threads: bool,
+    pub(crate) fold_threads: bool,
     pub filter: String,
     /// Selected row in the (sorted, filtered) process table.
     pub ps_sel: usize,
-    pub ps_top: usize,
+    pub(crate) ps_top: usize,
 
-    pub mem_scroll: usize,
+    pub(crate) mem_scroll: usize,
     pub mem_view: MemView,
     /// A zone, meminfo, usage or slab reference ("zone:0:DMA32",
     /// "meminfo:free_pages", "usage:slab_unreclaimable", "slab:kmalloc-4k")
@@ -250,19 +250,19 @@ pub struct UiState {
     pub mem_mark: Option<String>,
 
     pub log_sel: usize,
-    pub log_top: usize,
-    pub log_hscroll: usize,
+    pub(crate) log_top: usize,
+    pub(crate) log_hscroll: usize,
     pub search: Option<Search>,
     /// Where the cursor was when a search started (Esc goes back there).
     search_origin: Option<(usize, usize)>,
 
-    pub ev_sel: usize,
+    pub(crate) ev_sel: usize,
     /// First line of the help shown (when it does not fit).
-    pub help_scroll: usize,
+    pub(crate) help_scroll: usize,
     /// The process table's last row order and what it was computed from:
     /// drawing and moving recompute it only when the sort, the filter, the
     /// thread folding or the model's tasks change.
-    pub rows_cache: RowCache,
+    pub(crate) rows_cache: RowCache,
     /// A task (`task_struct` address) whose backtrace the model does not
     /// hold yet: the app loop asks the backtrace service for it and gives
     /// it to [`add_backtrace`] (the UI itself never reads the dump).
@@ -351,7 +351,7 @@ impl UiState {
 }
 
 /// Rows the log panel shows (inside its border).
-pub fn log_view_height(a: &layout::Areas) -> usize {
+pub(crate) fn log_view_height(a: &layout::Areas) -> usize {
     a.inner_height(Panel::Log)
 }
 
@@ -362,7 +362,7 @@ fn initial_backtrace(model: &DumpModel) -> usize {
 
 /// The log record of the panic line: the last one starting "Kernel panic -
 /// not syncing" (not the "---[ end Kernel panic" trailer), else any mention.
-pub fn panic_log_line(model: &DumpModel) -> Option<usize> {
+pub(crate) fn panic_log_line(model: &DumpModel) -> Option<usize> {
     let log = &model.log;
     log.iter()
         .rposition(|r| {
@@ -396,7 +396,7 @@ const TROUBLE: &[&str] = &[
 ];
 
 /// The first Oops / OOM / panic line.
-pub fn trouble_log_line(model: &DumpModel) -> Option<usize> {
+pub(crate) fn trouble_log_line(model: &DumpModel) -> Option<usize> {
     model
         .log
         .iter()
@@ -409,7 +409,7 @@ pub fn is_thread(t: &Task) -> bool {
 }
 
 /// Threads per thread group (leaders included), for the folded view.
-pub fn thread_counts(model: &DumpModel) -> HashMap<i64, usize> {
+pub(crate) fn thread_counts(model: &DumpModel) -> HashMap<i64, usize> {
     let mut m = HashMap::new();
     for t in &model.tasks {
         if t.tgid != 0 {
@@ -444,7 +444,7 @@ struct RowsKey {
 /// A cache of the process table's row order (see `UiState::rows_cache`).
 /// Equal to any other: it holds nothing the state's other fields do not decide.
 #[derive(Debug, Clone, Default)]
-pub struct RowCache(std::cell::RefCell<Option<(RowsKey, std::rc::Rc<Vec<usize>>)>>);
+pub(crate) struct RowCache(std::cell::RefCell<Option<(RowsKey, std::rc::Rc<Vec<usize>>)>>);
 
 impl PartialEq for RowCache {
     fn eq(&self, _: &RowCache) -> bool {
@@ -516,7 +516,7 @@ pub fn backtrace_of(model: &DumpModel, t: &Task) -> Option<usize> {
 }
 
 /// Each CPU's active task's backtrace, by CPU.
-pub fn cpu_backtraces(model: &DumpModel) -> Vec<usize> {
+pub(crate) fn cpu_backtraces(model: &DumpModel) -> Vec<usize> {
     let mut v: Vec<usize> = model
         .backtraces
         .iter()

@@ -44,7 +44,7 @@ pub fn demo_banner(crashes: &[PathBuf]) -> Vec<String> {
 
 /// The banner's lines word-wrapped to `width` columns (a word longer than
 /// the width is clipped when drawn), at most `MAX_ROWS` rows.
-pub fn rows(banner: &[String], width: u16) -> Vec<String> {
+pub(crate) fn rows(banner: &[String], width: u16) -> Vec<String> {
     let width = usize::from(width.max(1));
     let mut out = Vec::new();
     for line in banner {
@@ -68,14 +68,14 @@ pub fn rows(banner: &[String], width: u16) -> Vec<String> {
 }
 
 /// Rows the banner takes at this width (0 without a banner).
-pub fn height(state: &UiState, width: u16) -> u16 {
+pub(crate) fn height(state: &UiState, width: u16) -> u16 {
     if state.banner.is_empty() || width == 0 {
         return 0;
     }
     rows(&state.banner, width).len() as u16
 }
 
-pub fn draw(f: &mut Frame, r: Rect, state: &UiState) {
+pub(crate) fn draw(f: &mut Frame, r: Rect, state: &UiState) {
     // Reversed as well as coloured, so it stands out under NO_COLOR too.
     let style = state.theme.warn().add_modifier(Modifier::REVERSED);
     let lines: Vec<Line> = rows(&state.banner, r.width)

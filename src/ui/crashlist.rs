@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 /// What the list sorts by (`s` cycles, `S` reverses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListSort {
+pub(crate) enum ListSort {
     Date,
     Host,
     Release,
@@ -37,7 +37,7 @@ impl ListSort {
         ListSort::Size,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ListSort::Date => "date",
             ListSort::Host => "host",
@@ -51,23 +51,23 @@ impl ListSort {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListState {
-    pub rows: Vec<Row>,
+    pub(crate) rows: Vec<Row>,
     /// How many rows share each signature.
-    pub same: HashMap<String, usize>,
-    pub sort: ListSort,
-    pub desc: bool,
-    pub filter: String,
+    pub(crate) same: HashMap<String, usize>,
+    pub(crate) sort: ListSort,
+    pub(crate) desc: bool,
+    pub(crate) filter: String,
     /// Typing the filter.
-    pub typing: bool,
+    pub(crate) typing: bool,
     /// Selected position in the visible (sorted, filtered) rows.
-    pub sel: usize,
-    pub top: usize,
-    pub quit: bool,
+    pub(crate) sel: usize,
+    pub(crate) top: usize,
+    pub(crate) quit: bool,
     /// The row index (into `rows`) to open.
-    pub open: Option<usize>,
-    pub message: Option<String>,
-    pub title: String,
-    pub theme: Theme,
+    pub(crate) open: Option<usize>,
+    pub(crate) message: Option<String>,
+    pub(crate) title: String,
+    pub(crate) theme: Theme,
 }
 
 impl ListState {
@@ -94,7 +94,7 @@ impl ListState {
     }
 
     /// Indices into `rows`: filtered, then sorted.
-    pub fn visible(&self) -> Vec<usize> {
+    pub(crate) fn visible(&self) -> Vec<usize> {
         let pat = Pattern::parse(&self.filter, false);
         let mut v: Vec<usize> = (0..self.rows.len())
             .filter(|&i| pat.is_empty() || pat.score(&row_text(&self.rows[i])).is_some())
@@ -122,7 +122,7 @@ impl ListState {
         v
     }
 
-    pub fn key(&mut self, k: KeyEvent, page: usize) {
+    pub(crate) fn key(&mut self, k: KeyEvent, page: usize) {
         if k.kind == KeyEventKind::Release {
             return;
         }

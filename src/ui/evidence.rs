@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 use ratatui::Frame;
 
-pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
+pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
     let Some(d) = &model.diagnosis else {
         return;
     };

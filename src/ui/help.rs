@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 use ratatui::Frame;
 
 /// (keys, what they do); an empty key starts a section.
-pub const KEYS: &[(&str, &str)] = &[
+pub(crate) const KEYS: &[(&str, &str)] = &[
     ("", "Anywhere"),
     ("?", "this help (j/k scroll, any other key closes)"),
     ("q  Ctrl-c", "quit"),
@@ -41,7 +41,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("n  N", "next / previous match"),
 ];
 
-pub fn draw(f: &mut Frame, area: Rect, state: &UiState) {
+pub(crate) fn draw(f: &mut Frame, area: Rect, state: &UiState) {
     let t = &state.theme;
     let w = area.width.saturating_sub(4).min(80);
     let h = area.height.saturating_sub(2).min(KEYS.len() as u16 + 2);

@@ -94,7 +94,7 @@ fn normal(key: KeyEvent, state: &UiState, ctrl: bool) -> Option<Action> {
 }
 
 /// The key hints on the status line for the focused panel.
-pub fn hints(state: &UiState) -> &'static str {
+pub(crate) fn hints(state: &UiState) -> &'static str {
     match state.mode {
         Mode::Filter => "type to filter · Enter keep · Esc clear",
         Mode::Search => "type to search ('x or =x exact) · Enter keep · Esc drop",

@@ -6,19 +6,19 @@ use super::app::{Panel, UiState};
 use ratatui::layout::{Constraint, Layout, Rect};
 
 /// All panels at once needs at least this much room.
-pub const WIDE_MIN_WIDTH: u16 = 100;
-pub const WIDE_MIN_HEIGHT: u16 = 30;
+pub(crate) const WIDE_MIN_WIDTH: u16 = 100;
+pub(crate) const WIDE_MIN_HEIGHT: u16 = 30;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Areas {
     /// The banner's rows at the top (the demo's), when there is room.
     pub banner: Option<Rect>,
     /// One line with the panic string / verdict (tab mode only).
-    pub header: Option<Rect>,
+    pub(crate) header: Option<Rect>,
     /// The tab bar (tab mode only).
-    pub tabs: Option<Rect>,
+    pub(crate) tabs: Option<Rect>,
     pub panels: Vec<(Panel, Rect)>,
-    pub status: Option<Rect>,
+    pub(crate) status: Option<Rect>,
 }
 
 impl Areas {
@@ -27,7 +27,7 @@ impl Areas {
     }
 
     /// Rows inside a panel's border (0 when the panel is not shown).
-    pub fn inner_height(&self, p: Panel) -> usize {
+    pub(crate) fn inner_height(&self, p: Panel) -> usize {
         self.panel(p)
             .map(|r| r.height.saturating_sub(2) as usize)
             .unwrap_or(0)
@@ -40,11 +40,11 @@ impl Areas {
     }
 }
 
-pub fn wide(area: Rect) -> bool {
+pub(crate) fn wide(area: Rect) -> bool {
     area.width >= WIDE_MIN_WIDTH && area.height >= WIDE_MIN_HEIGHT
 }
 
-pub fn areas(area: Rect, state: &UiState) -> Areas {
+pub(crate) fn areas(area: Rect, state: &UiState) -> Areas {
     let mut out = Areas::default();
     if area.width == 0 || area.height == 0 {
         return out;

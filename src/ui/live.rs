@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The PID of the selected process row.
-pub fn selected_pid(model: &DumpModel, state: &UiState) -> Option<i64> {
+pub(crate) fn selected_pid(model: &DumpModel, state: &UiState) -> Option<i64> {
     let rows = process_rows(model, state);
     let i = *rows.get(state.ps_sel)?;
     model.tasks.get(i).map(|t| t.pid)
@@ -21,7 +21,7 @@ pub fn selected_pid(model: &DumpModel, state: &UiState) -> Option<i64> {
 
 /// Selects `pid`'s row in `model` (after a refresh); the row index is kept
 /// when the task is gone, clamped to the table.
-pub fn reselect(model: &DumpModel, state: &mut UiState, pid: Option<i64>) {
+pub(crate) fn reselect(model: &DumpModel, state: &mut UiState, pid: Option<i64>) {
     let rows = process_rows(model, state);
     if let Some(pid) = pid {
         if let Some(r) = rows
@@ -36,7 +36,7 @@ pub fn reselect(model: &DumpModel, state: &mut UiState, pid: Option<i64>) {
 }
 
 /// The status line's title for a live view.
-pub fn live_title(snap: &Snapshot, paused: bool, cpu_share: f64, interval: f64) -> String {
+pub(crate) fn live_title(snap: &Snapshot, paused: bool, cpu_share: f64, interval: f64) -> String {
     format!(
         "live {} · {} tasks · refresh #{} {:.0} ms (cpu {:.0} ms) · crashdeck {:.1}% cpu · {}",
         snap.model.summary.release,

@@ -12,13 +12,13 @@
 pub mod app;
 pub mod banner;
 pub mod crashlist;
-pub mod evidence;
-pub mod help;
+pub(crate) mod evidence;
+pub(crate) mod help;
 pub mod keys;
-pub mod layout;
+pub(crate) mod layout;
 pub mod live;
 pub mod panels;
-pub mod text;
+pub(crate) mod text;
 pub mod theme;
 
 pub use app::{update, Action, MemView, Mode, Panel, SortKey, UiState};
@@ -210,11 +210,6 @@ impl Drop for Restore {
     }
 }
 
-/// Runs the dashboard until the user quits; restores the terminal on every exit path.
-pub fn run(model: &DumpModel, title: &str) -> anyhow::Result<()> {
-    run_with_banner(model, title, Vec::new())
-}
-
 /// The dashboard of a dump whose model holds the start-up backtraces: any
 /// other task's comes from `service` when its stack is shown.
 pub fn run_with_service(
@@ -258,7 +253,7 @@ pub(crate) fn dashboard(
 
 /// The backtrace the panel waits for, from the service (the app loop, not
 /// the UI, reads the dump through it).
-pub fn serve_backtrace(
+pub(crate) fn serve_backtrace(
     state: &mut UiState,
     model: &mut DumpModel,
     service: Option<&BacktraceService>,

@@ -1,13 +1,13 @@
 //! Text helpers shared by the panels: escaping, crash-like sizes, dates, matching.
 
-pub use crate::fmt::{crash_date as date_utc, crash_uptime as uptime};
+pub(crate) use crate::fmt::{crash_date as date_utc, crash_uptime as uptime};
 
 use fuzzy_matcher::skim::SkimMatcherV2;
 use fuzzy_matcher::FuzzyMatcher;
 
 /// Control characters (C0, DEL, C1) shown as `\xNN`, tabs as one space, so
 /// that log text from a dump can never move the cursor or break the layout.
-pub fn escape_control(s: &str) -> String {
+pub(crate) fn escape_control(s: &str) -> String {
     if !s.chars().any(needs_escape) {
         return s.to_string();
     }
@@ -30,7 +30,7 @@ fn needs_escape(c: char) -> bool {
 }
 
 /// Bytes as crash prints them in `kmem -i` / `sys` (`328.4 MB`, `0`).
-pub fn crash_size(bytes: u64) -> String {
+pub(crate) fn crash_size(bytes: u64) -> String {
     const K: f64 = 1024.0;
     let b = bytes as f64;
     if bytes == 0 {
@@ -49,14 +49,14 @@ pub fn crash_size(bytes: u64) -> String {
 /// How a search pattern is matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
-    pub text: String,
+    pub(crate) text: String,
     pub exact: bool,
 }
 
 impl Pattern {
     /// `'foo` or `=foo` is an exact (substring) search; anything else is fuzzy.
     /// Both are smart-case: case-insensitive unless the pattern has a capital.
-    pub fn parse(input: &str, exact_default: bool) -> Pattern {
+    pub(crate) fn parse(input: &str, exact_default: bool) -> Pattern {
         if let Some(rest) = input.strip_prefix('\'').or_else(|| input.strip_prefix('=')) {
             Pattern {
                 text: rest.to_string(),
@@ -70,7 +70,7 @@ impl Pattern {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.text.is_empty()
     }
 
@@ -79,7 +79,7 @@ impl Pattern {
     }
 
     /// A score (higher is better) when `line` matches.
-    pub fn score(&self, line: &str) -> Option<i64> {
+    pub(crate) fn score(&self, line: &str) -> Option<i64> {
         if self.text.is_empty() {
             return None;
         }
@@ -91,7 +91,7 @@ impl Pattern {
     }
 
     /// Character indices of `line` to highlight.
-    pub fn indices(&self, line: &str) -> Vec<usize> {
+    pub(crate) fn indices(&self, line: &str) -> Vec<usize> {
         if self.text.is_empty() {
             return Vec::new();
         }

@@ -17,7 +17,7 @@ impl Default for Theme {
 
 impl Theme {
     /// Colour unless `NO_COLOR` is set to something (https://no-color.org) or TERM is dumb.
-    pub fn from_env() -> Theme {
+    pub(crate) fn from_env() -> Theme {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
         Theme {
@@ -33,11 +33,11 @@ impl Theme {
         }
     }
 
-    pub fn plain(&self) -> Style {
+    pub(crate) fn plain(&self) -> Style {
         Style::new()
     }
 
-    pub fn border(&self, focused: bool) -> Style {
+    pub(crate) fn border(&self, focused: bool) -> Style {
         if focused {
             self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
         } else {
@@ -45,7 +45,7 @@ impl Theme {
         }
     }
 
-    pub fn title(&self, focused: bool) -> Style {
+    pub(crate) fn title(&self, focused: bool) -> Style {
         if focused {
             self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
         } else {
@@ -54,12 +54,12 @@ impl Theme {
     }
 
     /// The selected row of a list.
-    pub fn selected(&self) -> Style {
+    pub(crate) fn selected(&self) -> Style {
         Style::new().add_modifier(Modifier::REVERSED)
     }
 
     /// The entry an evidence item pointed at.
-    pub fn mark(&self) -> Style {
+    pub(crate) fn mark(&self) -> Style {
         if self.color {
             Style::new()
                 .fg(Color::Black)
@@ -71,7 +71,7 @@ impl Theme {
     }
 
     /// Characters matched by a search.
-    pub fn matched(&self) -> Style {
+    pub(crate) fn matched(&self) -> Style {
         if self.color {
             Style::new()
                 .fg(Color::Black)
@@ -82,27 +82,27 @@ impl Theme {
         }
     }
 
-    pub fn header(&self) -> Style {
+    pub(crate) fn header(&self) -> Style {
         Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
     }
 
-    pub fn label(&self) -> Style {
+    pub(crate) fn label(&self) -> Style {
         self.fg(Color::Cyan)
     }
 
-    pub fn bad(&self) -> Style {
+    pub(crate) fn bad(&self) -> Style {
         self.fg(Color::Red).add_modifier(Modifier::BOLD)
     }
 
-    pub fn warn(&self) -> Style {
+    pub(crate) fn warn(&self) -> Style {
         self.fg(Color::Yellow).add_modifier(Modifier::BOLD)
     }
 
-    pub fn good(&self) -> Style {
+    pub(crate) fn good(&self) -> Style {
         self.fg(Color::Green)
     }
 
-    pub fn dim(&self) -> Style {
+    pub(crate) fn dim(&self) -> Style {
         if self.color {
             Style::new().fg(Color::DarkGray)
         } else {
@@ -110,11 +110,11 @@ impl Theme {
         }
     }
 
-    pub fn key(&self) -> Style {
+    pub(crate) fn key(&self) -> Style {
         self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
     }
 
-    pub fn verdict(&self) -> Style {
+    pub(crate) fn verdict(&self) -> Style {
         if self.color {
             Style::new()
                 .fg(Color::LightMagenta)
@@ -124,12 +124,12 @@ impl Theme {
         }
     }
 
-    pub fn panic(&self) -> Style {
+    pub(crate) fn panic(&self) -> Style {
         self.fg(Color::LightRed).add_modifier(Modifier::BOLD)
     }
 
     /// A kernel log level: emerg..err loud, warning yellow, debug dim.
-    pub fn level(&self, level: u8) -> Style {
+    pub(crate) fn level(&self, level: u8) -> Style {
         match level {
             0..=2 => self.bad(),
             3 => self.fg(Color::Red),

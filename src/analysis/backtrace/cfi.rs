@@ -16,23 +16,23 @@ const MAX_FDES: usize = 2_000_000;
 
 /// How to find the caller from one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CfiRow {
+pub(crate) struct CfiRow {
     /// The CFA is `sp + offset` (`false`) or `bp + offset` (`true`).
-    pub cfa_from_bp: bool,
-    pub cfa_offset: i64,
+    pub(crate) cfa_from_bp: bool,
+    pub(crate) cfa_offset: i64,
     /// The return address is at `CFA + ra_offset`.
-    pub ra_offset: i64,
+    pub(crate) ra_offset: i64,
     /// The caller's rbp is at `CFA + offset`, if saved.
-    pub bp_offset: Option<i64>,
+    pub(crate) bp_offset: Option<i64>,
 }
 
 /// A lookup of unwind rows by run-time address.
-pub trait CfiLookup {
+pub(crate) trait CfiLookup {
     fn row(&self, pc: u64) -> Option<CfiRow>;
 }
 
 /// The vmlinux `.debug_frame`, indexed by address.
-pub struct DebugFrame<'a> {
+pub(crate) struct DebugFrame<'a> {
     section: gimli::DebugFrame<Slice<'a>>,
     fdes: Vec<gimli::FrameDescriptionEntry<Slice<'a>>>,
     bias: u64,
@@ -42,7 +42,7 @@ pub struct DebugFrame<'a> {
 
 impl<'a> DebugFrame<'a> {
     /// `bias` is added to link-time addresses (the KASLR offset).
-    pub fn new(data: &'a [u8], bias: u64, regs: DwarfRegisters) -> DebugFrame<'a> {
+    pub(crate) fn new(data: &'a [u8], bias: u64, regs: DwarfRegisters) -> DebugFrame<'a> {
         let mut section = gimli::DebugFrame::new(data, gimli::LittleEndian);
         section.set_address_size(8);
         let bases = gimli::BaseAddresses::default();
@@ -66,14 +66,6 @@ impl<'a> DebugFrame<'a> {
             ctx: RefCell::new(gimli::UnwindContext::new()),
             regs,
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.fdes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.fdes.is_empty()
     }
 }
 
@@ -165,7 +157,7 @@ mod tests {
         let bias = 0x2000_0000;
         let data = debug_frame(start);
         let df = DebugFrame::new(&data, bias, Arch::X86_64.dwarf_registers());
-        assert_eq!(df.len(), 1);
+        assert_eq!(df.fdes.len(), 1);
         let row = |off: u64| df.row(start + bias + off);
         assert_eq!(
             row(0),

@@ -14,18 +14,18 @@ use crate::model::FrameKind;
 
 /// Where the members of an exception frame's `struct pt_regs` are (from the types).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExceptionRegs {
+pub(crate) struct ExceptionRegs {
     /// Offset of `stackframe` (the frame record the entry code writes).
-    pub stackframe: u64,
+    pub(crate) stackframe: u64,
     /// Offset of the general registers `regs[0..31]`.
-    pub gprs: u64,
+    pub(crate) gprs: u64,
     /// Number of general registers (31).
-    pub nr_gprs: u64,
-    pub sp: u64,
-    pub pc: u64,
-    pub pstate: u64,
+    pub(crate) nr_gprs: u64,
+    pub(crate) sp: u64,
+    pub(crate) pc: u64,
+    pub(crate) pstate: u64,
     /// Index of the frame-pointer register in `regs` (29).
-    pub fp_index: u64,
+    pub(crate) fp_index: u64,
 }
 
 /// An exception frame's saved registers, as found at a frame record.
@@ -37,16 +37,16 @@ struct Saved {
 }
 
 /// One step: the frame record at `fp` as (caller's fp, plain return address).
-pub type RecordStep<'a> = &'a dyn Fn(u64) -> Option<(u64, u64)>;
+pub(crate) type RecordStep<'a> = &'a dyn Fn(u64) -> Option<(u64, u64)>;
 
-pub struct FrameRecordUnwinder<'a> {
-    pub mem: &'a dyn Memory,
-    pub stacks: &'a [Stack],
-    pub step: RecordStep<'a>,
+pub(crate) struct FrameRecordUnwinder<'a> {
+    pub(crate) mem: &'a dyn Memory,
+    pub(crate) stacks: &'a [Stack],
+    pub(crate) step: RecordStep<'a>,
     /// `None`: the types have no `pt_regs.stackframe`; no exception frames.
-    pub pt_regs: Option<&'a ExceptionRegs>,
+    pub(crate) pt_regs: Option<&'a ExceptionRegs>,
     /// Whether a saved `pstate` was in the kernel.
-    pub is_kernel_state: &'a dyn Fn(u64) -> bool,
+    pub(crate) is_kernel_state: &'a dyn Fn(u64) -> bool,
 }
 
 impl FrameRecordUnwinder<'_> {
@@ -80,7 +80,7 @@ impl FrameRecordUnwinder<'_> {
         Some(Saved { regs, pc, pstate })
     }
 
-    pub fn unwind(&self, start: &Start) -> Unwound {
+    pub(crate) fn unwind(&self, start: &Start) -> Unwound {
         let name = |i: Option<usize>| i.and_then(|i| self.stacks.get(i)).map(|s| s.name.clone());
         let mut out = Unwound::default();
         out.frames.push(RawFrame {

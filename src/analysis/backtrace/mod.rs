@@ -15,13 +15,13 @@
 //! pointer, `task_struct.thread.sp`, which points at a `struct
 //! inactive_task_frame` whose `ret_addr` returns into `__schedule`.
 
-pub mod cfi;
-pub mod frame_records;
-pub mod orc;
-pub mod service;
+pub(crate) mod cfi;
+pub(crate) mod frame_records;
+pub(crate) mod orc;
+pub(crate) mod service;
 pub use service::BacktraceService;
-pub mod symbolize;
-pub mod unwind;
+pub(crate) mod symbolize;
+pub(crate) mod unwind;
 
 use crate::arch::{Registers, UnwindMethod};
 use crate::kernel::{Kernel, KernelError};
@@ -46,14 +46,8 @@ const MAX_LINE_LOOKUPS: usize = 1_000;
 /// The panicking task first, then each other CPU's active task, then every
 /// other task of the model (sleeping tasks from their saved stack pointer),
 /// so that any task can be shown.
-pub fn read_all(kernel: &Kernel, model: &DumpModel) -> Vec<Backtrace> {
+pub(crate) fn read_all(kernel: &Kernel, model: &DumpModel) -> Vec<Backtrace> {
     Backtracer::new(kernel, model).all()
-}
-
-/// The panicking task's and each other CPU's active task's backtraces (what
-/// the model holds at start-up; any other task's through [`Backtracer`]).
-pub fn read_active(kernel: &Kernel, model: &DumpModel) -> Vec<Backtrace> {
-    Backtracer::new(kernel, model).active()
 }
 
 /// The backtrace of one task (by `task_struct` address): the lock-chain and
@@ -75,7 +69,7 @@ struct TaskFacts {
 /// One dump's unwinder: the ORC tables, modules and symbols read once, the
 /// model's tasks indexed by address. Each task's backtrace is the same
 /// whichever order they are asked in (no budget shared across tasks).
-pub struct Backtracer<'k> {
+pub(crate) struct Backtracer<'k> {
     ctx: Context<'k>,
     /// The model's tasks by `task_struct` address.
     tasks: HashMap<u64, TaskFacts>,
@@ -87,7 +81,7 @@ pub struct Backtracer<'k> {
 }
 
 impl<'k> Backtracer<'k> {
-    pub fn new(kernel: &'k Kernel, model: &DumpModel) -> Backtracer<'k> {
+    pub(crate) fn new(kernel: &'k Kernel, model: &DumpModel) -> Backtracer<'k> {
         let ctx = Context::new(kernel);
         let tasks: HashMap<u64, TaskFacts> = model
             .tasks
@@ -146,12 +140,12 @@ impl<'k> Backtracer<'k> {
     }
 
     /// The tasks on a CPU at the crash, the panicking one first.
-    pub fn active_tasks(&self) -> Vec<u64> {
+    pub(crate) fn active_tasks(&self) -> Vec<u64> {
         self.on_cpu.iter().map(|&(_, t, _)| t).collect()
     }
 
     /// The backtraces of the tasks on a CPU, the panicking one first.
-    pub fn active(&self) -> Vec<Backtrace> {
+    pub(crate) fn active(&self) -> Vec<Backtrace> {
         self.on_cpu
             .iter()
             .map(|&(i, task, is_panic)| self.on_cpu_backtrace(i, task, is_panic))
@@ -159,7 +153,7 @@ impl<'k> Backtracer<'k> {
     }
 
     /// Every task's backtrace: the active ones first, then the model's order.
-    pub fn all(&self) -> Vec<Backtrace> {
+    pub(crate) fn all(&self) -> Vec<Backtrace> {
         let mut out = self.active();
         let done: HashSet<u64> = self.on_cpu.iter().map(|&(_, t, _)| t).collect();
         let mut seen = HashSet::new();
@@ -174,7 +168,7 @@ impl<'k> Backtracer<'k> {
 
     /// One task's backtrace, by `task_struct` address: from its CPU's saved
     /// registers if it was on one, else from its saved stack pointer.
-    pub fn task(&self, task: u64) -> Backtrace {
+    pub(crate) fn task(&self, task: u64) -> Backtrace {
         match self.on_cpu.iter().find(|&&(_, t, _)| t == task) {
             Some(&(i, t, is_panic)) => self.on_cpu_backtrace(i, t, is_panic),
             None => self.inactive_backtrace(task),
@@ -219,7 +213,7 @@ impl<'k> Backtracer<'k> {
 /// The backtraces of the tasks asleep in D state (crash's UN), at most
 /// `max`, from their saved stack pointers: a live kernel's, whose running
 /// tasks have no saved registers to start from.
-pub fn read_blocked(kernel: &Kernel, model: &DumpModel, max: usize) -> Vec<Backtrace> {
+pub(crate) fn read_blocked(kernel: &Kernel, model: &DumpModel, max: usize) -> Vec<Backtrace> {
     // The unwinder's context reads the ORC tables: none when nothing is blocked.
     if !model.tasks.iter().any(|t| t.state == "UN") {
         return Vec::new();

@@ -24,23 +24,23 @@
 use crate::kernel::Types;
 
 /// ORC register numbers (arch/x86/include/asm/orc_types.h, unchanged since 4.14).
-pub mod reg {
+pub(crate) mod reg {
     /// A raw register number this kernel's numbering does not name.
-    pub const UNKNOWN: u8 = 0xff;
-    pub const UNDEFINED: u8 = 0;
-    pub const PREV_SP: u8 = 1;
-    pub const DX: u8 = 2;
-    pub const DI: u8 = 3;
-    pub const BP: u8 = 4;
-    pub const SP: u8 = 5;
-    pub const R10: u8 = 6;
-    pub const R13: u8 = 7;
-    pub const BP_INDIRECT: u8 = 8;
-    pub const SP_INDIRECT: u8 = 9;
+    pub(crate) const UNKNOWN: u8 = 0xff;
+    pub(crate) const UNDEFINED: u8 = 0;
+    pub(crate) const PREV_SP: u8 = 1;
+    pub(crate) const DX: u8 = 2;
+    pub(crate) const DI: u8 = 3;
+    pub(crate) const BP: u8 = 4;
+    pub(crate) const SP: u8 = 5;
+    pub(crate) const R10: u8 = 6;
+    pub(crate) const R13: u8 = 7;
+    pub(crate) const BP_INDIRECT: u8 = 8;
+    pub(crate) const SP_INDIRECT: u8 = 9;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OrcError {
+pub(crate) enum OrcError {
     #[error("struct orc_entry: {0}")]
     Layout(String),
     #[error("ORC table: {0}")]
@@ -49,7 +49,7 @@ pub enum OrcError {
 
 /// What an entry says the frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrcType {
+pub(crate) enum OrcType {
     /// No unwind information (a gap between functions, or garbage).
     Undefined,
     /// The bottom of a kernel stack (kernel threads, idle).
@@ -64,19 +64,19 @@ pub enum OrcType {
 
 /// One decoded ORC entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OrcEntry {
-    pub sp_offset: i16,
-    pub bp_offset: i16,
-    pub sp_reg: u8,
-    pub bp_reg: u8,
-    pub kind: OrcType,
+pub(crate) struct OrcEntry {
+    pub(crate) sp_offset: i16,
+    pub(crate) bp_offset: i16,
+    pub(crate) sp_reg: u8,
+    pub(crate) bp_reg: u8,
+    pub(crate) kind: OrcType,
     /// 6.4+: the frame is a signal frame (use the IP itself, not IP-1).
-    pub signal: bool,
+    pub(crate) signal: bool,
 }
 
 impl OrcEntry {
     /// The entry the kernel assumes for code without ORC data: a frame-pointer frame.
-    pub const FRAME_POINTER: OrcEntry = OrcEntry {
+    pub(crate) const FRAME_POINTER: OrcEntry = OrcEntry {
         sp_offset: 16,
         bp_offset: -16,
         sp_reg: reg::BP,
@@ -88,7 +88,7 @@ impl OrcEntry {
 
 /// How the `type` field's values are numbered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TypeEncoding {
+pub(crate) enum TypeEncoding {
     /// Up to 6.3: CALL 0, REGS 1, REGS_PARTIAL 2, plus an `end` bit
     /// (`sp_reg == UNDEFINED` with `end` set is the end of the stack).
     WithEndBit,
@@ -98,29 +98,29 @@ pub enum TypeEncoding {
 
 /// A bit-field: absolute bit position in the entry and width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bits {
-    pub pos: u32,
-    pub width: u32,
+pub(crate) struct Bits {
+    pub(crate) pos: u32,
+    pub(crate) width: u32,
 }
 
 /// The layout of `struct orc_entry`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrcLayout {
-    pub entry_size: usize,
-    pub sp_offset: Bits,
-    pub bp_offset: Bits,
-    pub sp_reg: Bits,
-    pub bp_reg: Bits,
-    pub kind: Bits,
+pub(crate) struct OrcLayout {
+    pub(crate) entry_size: usize,
+    pub(crate) sp_offset: Bits,
+    pub(crate) bp_offset: Bits,
+    pub(crate) sp_reg: Bits,
+    pub(crate) bp_reg: Bits,
+    pub(crate) kind: Bits,
     /// `end` (pre-6.4) or `signal` (6.4+).
-    pub flag: Option<Bits>,
-    pub encoding: TypeEncoding,
+    pub(crate) flag: Option<Bits>,
+    pub(crate) encoding: TypeEncoding,
     /// Raw `sp_reg`/`bp_reg` value -> the `reg::*` number it means.
-    pub reg_map: [u8; 16],
+    pub(crate) reg_map: [u8; 16],
 }
 
 /// The 4.14-6.x numbering: raw values are the `reg::*` numbers.
-pub const STANDARD_REGS: [u8; 16] = {
+pub(crate) const STANDARD_REGS: [u8; 16] = {
     let mut m = [reg::UNKNOWN; 16];
     let mut i = 0;
     while i <= reg::SP_INDIRECT as usize {
@@ -146,7 +146,7 @@ const REG_NAMES: [(&str, u8); 10] = [
 
 impl OrcLayout {
     /// Reads the layout from the vmlinux's DWARF `struct orc_entry`.
-    pub fn from_types(types: &Types) -> Result<OrcLayout, OrcError> {
+    pub(crate) fn from_types(types: &Types) -> Result<OrcLayout, OrcError> {
         let size = types
             .size_of("orc_entry")
             .map_err(|e| OrcError::Layout(e.to_string()))?;
@@ -189,7 +189,7 @@ impl OrcLayout {
     /// Checks the register numbering against the vmlinux's own entries and,
     /// where they contradict it, reads the numbering off them (see the
     /// module comment). Returns what was found, for the unwinder's notes.
-    pub fn fit_registers(&mut self, entries: &[u8]) -> Option<String> {
+    pub(crate) fn fit_registers(&mut self, entries: &[u8]) -> Option<String> {
         let size = self.entry_size;
         if size == 0 {
             return None;
@@ -248,7 +248,7 @@ impl OrcLayout {
     }
 
     /// Every field must fit inside the entry, and the entry in 16 bytes.
-    pub fn check(&self) -> Result<(), OrcError> {
+    pub(crate) fn check(&self) -> Result<(), OrcError> {
         if self.entry_size == 0 || self.entry_size > 16 {
             return Err(OrcError::Layout(format!(
                 "entry size {} is not between 1 and 16 bytes",
@@ -278,7 +278,7 @@ impl OrcLayout {
     }
 
     /// Decodes one entry from exactly `entry_size` bytes.
-    pub fn decode(&self, bytes: &[u8]) -> Option<OrcEntry> {
+    pub(crate) fn decode(&self, bytes: &[u8]) -> Option<OrcEntry> {
         if bytes.len() < self.entry_size || self.entry_size > 16 {
             return None;
         }
@@ -356,7 +356,7 @@ fn registers_from_types(types: &Types) -> Option<[u8; 16]> {
 /// One ORC table (the vmlinux's, or a module's read from the dump), covering
 /// the address ranges in `ranges`.
 #[derive(Debug, Clone)]
-pub struct OrcTable {
+pub(crate) struct OrcTable {
     /// IPs as the table states them (link-time for the vmlinux), sorted.
     ips: Vec<u64>,
     /// Entry index for each sorted IP.
@@ -372,7 +372,7 @@ pub struct OrcTable {
 impl OrcTable {
     /// `ip_bytes` is `.orc_unwind_ip` as it sits at `ip_addr` (the address
     /// the relative offsets are taken from), `entries` is `.orc_unwind`.
-    pub fn new(
+    pub(crate) fn new(
         ip_bytes: &[u8],
         ip_addr: u64,
         entries: &[u8],
@@ -418,21 +418,13 @@ impl OrcTable {
         })
     }
 
-    pub fn len(&self) -> usize {
-        self.ips.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ips.is_empty()
-    }
-
     /// Does this table answer for run-time address `ip`?
-    pub fn covers(&self, ip: u64) -> bool {
+    pub(crate) fn covers(&self, ip: u64) -> bool {
         self.ranges.iter().any(|&(s, e)| ip >= s && ip < e)
     }
 
     /// The entry for run-time address `ip` (the last entry at or below it).
-    pub fn find(&self, ip: u64) -> Option<OrcEntry> {
+    pub(crate) fn find(&self, ip: u64) -> Option<OrcEntry> {
         if !self.covers(ip) {
             return None;
         }
@@ -447,13 +439,13 @@ impl OrcTable {
 
 /// The tables of the vmlinux and of each module.
 #[derive(Debug, Clone, Default)]
-pub struct OrcSet {
-    pub tables: Vec<OrcTable>,
+pub(crate) struct OrcSet {
+    pub(crate) tables: Vec<OrcTable>,
 }
 
 impl OrcSet {
     /// `None`: no table covers `ip`. `Some(entry)`: the entry for it.
-    pub fn find(&self, ip: u64) -> Option<OrcEntry> {
+    pub(crate) fn find(&self, ip: u64) -> Option<OrcEntry> {
         self.tables.iter().find(|t| t.covers(ip))?.find(ip)
     }
 }
@@ -464,7 +456,7 @@ pub(crate) mod tests {
 
     /// 6.1's `struct orc_entry` as DWARF describes it: s16, s16, then
     /// sp_reg:4 bp_reg:4 type:2 end:1.
-    pub fn layout_6_1() -> OrcLayout {
+    pub(crate) fn layout_6_1() -> OrcLayout {
         OrcLayout {
             entry_size: 6,
             sp_offset: Bits { pos: 0, width: 16 },
@@ -479,7 +471,7 @@ pub(crate) mod tests {
     }
 
     /// 6.4+: type:3 signal:1.
-    pub fn layout_6_4() -> OrcLayout {
+    pub(crate) fn layout_6_4() -> OrcLayout {
         OrcLayout {
             kind: Bits { pos: 40, width: 3 },
             flag: Some(Bits { pos: 43, width: 1 }),
@@ -489,7 +481,7 @@ pub(crate) mod tests {
     }
 
     /// Encodes an entry with a layout (a test byte builder).
-    pub fn encode(
+    pub(crate) fn encode(
         l: &OrcLayout,
         sp_off: i16,
         bp_off: i16,
@@ -515,7 +507,7 @@ pub(crate) mod tests {
     }
 
     /// `.orc_unwind_ip` bytes for absolute `ips`, as placed at `at`.
-    pub fn ip_bytes(at: u64, ips: &[u64]) -> Vec<u8> {
+    pub(crate) fn ip_bytes(at: u64, ips: &[u64]) -> Vec<u8> {
         ips.iter()
             .enumerate()
             .flat_map(|(i, &ip)| ((ip.wrapping_sub(at + 4 * i as u64)) as i64 as i32).to_le_bytes())
@@ -660,7 +652,7 @@ pub(crate) mod tests {
             vec![(0xffff_ffff_9100_0000, 0xffff_ffff_9100_1000)],
         )
         .unwrap();
-        assert_eq!(t.len(), 3);
+        assert_eq!(t.ips.len(), 3);
         let f = |ip: u64| t.find(ip).map(|e| (e.sp_offset, e.kind));
         assert_eq!(f(0xffff_ffff_9100_0000), Some((8, OrcType::Call)));
         assert_eq!(f(0xffff_ffff_9100_000f), Some((8, OrcType::Call)));

@@ -25,7 +25,7 @@ pub struct BacktraceService {
 impl BacktraceService {
     /// The service for `kernel`, with the task facts (pid, comm, CPU) of
     /// `model`'s task table.
-    pub fn new(kernel: Arc<Kernel>, model: &DumpModel) -> BacktraceService {
+    pub(crate) fn new(kernel: Arc<Kernel>, model: &DumpModel) -> BacktraceService {
         // SAFETY: the Kernel sits in the Arc's heap allocation, which never
         // moves and which `self.kernel` keeps alive for as long as
         // `backtracer` (dropped first: fields drop in declaration order)
@@ -40,7 +40,7 @@ impl BacktraceService {
     }
 
     /// The kernel the service unwinds in.
-    pub fn kernel(&self) -> &Kernel {
+    pub(crate) fn kernel(&self) -> &Kernel {
         &self.kernel
     }
 
@@ -56,7 +56,7 @@ impl BacktraceService {
 
     /// The panicking task's and each other CPU's active task's backtraces
     /// (the panicking one first), as the model holds them at start-up.
-    pub fn active(&self) -> Vec<Backtrace> {
+    pub(crate) fn active(&self) -> Vec<Backtrace> {
         self.backtracer
             .active_tasks()
             .into_iter()
@@ -65,7 +65,7 @@ impl BacktraceService {
     }
 
     /// Every task's backtrace, in `analysis::backtrace::read_all`'s order.
-    pub fn all(&self) -> Vec<Backtrace> {
+    pub(crate) fn all(&self) -> Vec<Backtrace> {
         let all = self.backtracer.all();
         let mut memo = self.memo.borrow_mut();
         for bt in &all {

@@ -26,36 +26,36 @@ const MAX_MODULE_ORCS: u64 = 1_000_000;
 
 /// A loaded module's code and symbols, read from the dump.
 #[derive(Debug, Clone, Default)]
-pub struct Module {
-    pub name: String,
+pub(crate) struct Module {
+    pub(crate) name: String,
     /// Text ranges [start, end).
-    pub text: Vec<(u64, u64)>,
+    pub(crate) text: Vec<(u64, u64)>,
     /// (address, size, name), sorted by address.
-    pub symbols: Vec<(u64, u64, String)>,
+    pub(crate) symbols: Vec<(u64, u64, String)>,
 }
 
 /// What `symbol` found for an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Symbol {
-    pub name: String,
-    pub offset: u64,
-    pub size: u64,
-    pub module: Option<String>,
+pub(crate) struct Symbol {
+    pub(crate) name: String,
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
+    pub(crate) module: Option<String>,
 }
 
 /// One function of an address's inline chain, innermost first.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceFrame {
-    pub function: Option<String>,
-    pub file: Option<String>,
-    pub line: Option<u32>,
+pub(crate) struct SourceFrame {
+    pub(crate) function: Option<String>,
+    pub(crate) file: Option<String>,
+    pub(crate) line: Option<u32>,
 }
 
-pub struct Symbolizer<'k> {
+pub(crate) struct Symbolizer<'k> {
     kernel: &'k Kernel,
-    pub modules: Vec<Module>,
+    pub(crate) modules: Vec<Module>,
     /// Kernel text ranges (core and init), run-time addresses.
-    pub kernel_text: Vec<(u64, u64)>,
+    pub(crate) kernel_text: Vec<(u64, u64)>,
     /// `.debug_aranges`: (start, end, unit offset in .debug_info), sorted.
     aranges: OnceCell<Vec<(u64, u64, usize)>>,
     /// Line contexts of the units asked for so far, by unit offset.
@@ -63,7 +63,7 @@ pub struct Symbolizer<'k> {
 }
 
 impl<'k> Symbolizer<'k> {
-    pub fn new(kernel: &'k Kernel, modules: Vec<Module>) -> Symbolizer<'k> {
+    pub(crate) fn new(kernel: &'k Kernel, modules: Vec<Module>) -> Symbolizer<'k> {
         let mut kernel_text = Vec::new();
         for (s, e) in [("_stext", "_etext"), ("_sinittext", "_einittext")] {
             if let (Ok(s), Ok(e)) = (kernel.symbol(s), kernel.symbol(e)) {
@@ -81,22 +81,22 @@ impl<'k> Symbolizer<'k> {
         }
     }
 
-    pub fn is_kernel_text(&self, addr: u64) -> bool {
+    pub(crate) fn is_kernel_text(&self, addr: u64) -> bool {
         self.kernel_text.iter().any(|&(s, e)| addr >= s && addr < e)
     }
 
-    pub fn module_of(&self, addr: u64) -> Option<&Module> {
+    pub(crate) fn module_of(&self, addr: u64) -> Option<&Module> {
         self.modules
             .iter()
             .find(|m| m.text.iter().any(|&(s, e)| addr >= s && addr < e))
     }
 
     /// Kernel or module text.
-    pub fn is_text(&self, addr: u64) -> bool {
+    pub(crate) fn is_text(&self, addr: u64) -> bool {
         self.is_kernel_text(addr) || self.module_of(addr).is_some()
     }
 
-    pub fn symbol(&self, addr: u64) -> Option<Symbol> {
+    pub(crate) fn symbol(&self, addr: u64) -> Option<Symbol> {
         if let Some(m) = self.module_of(addr) {
             let i = m.symbols.partition_point(|s| s.0 <= addr).checked_sub(1)?;
             let (start, size, name) = m.symbols.get(i)?;
@@ -200,7 +200,7 @@ impl<'k> Symbolizer<'k> {
 
     /// The inline chain at `probe` (a run-time vmlinux address), innermost
     /// first; empty when there is no line information.
-    pub fn source(&self, probe: u64) -> Vec<SourceFrame> {
+    pub(crate) fn source(&self, probe: u64) -> Vec<SourceFrame> {
         let mut out = Vec::new();
         if !self.is_kernel_text(probe) {
             return out;
@@ -262,7 +262,7 @@ fn tidy_path(p: &str) -> String {
 
 /// The `modules` list: each module's name, text and symbols, and its ORC
 /// table when the module has one. Problems are returned beside the modules.
-pub fn read_modules(
+pub(crate) fn read_modules(
     kernel: &Kernel,
     layout: Option<&OrcLayout>,
 ) -> (Vec<Module>, Vec<OrcTable>, Vec<String>) {
@@ -360,7 +360,7 @@ fn read_module(kernel: &Kernel, m: u64) -> Result<Module, String> {
 /// The module symbol (text or data) containing `addr`: (module, symbol,
 /// offset). Reads the `modules` list and each module's own kallsyms, keeping
 /// only symbols that contain `addr` (a lock's name, not a backtrace's).
-pub fn module_symbol_at(kernel: &Kernel, addr: u64) -> Option<(String, String, u64)> {
+pub(crate) fn module_symbol_at(kernel: &Kernel, addr: u64) -> Option<(String, String, u64)> {
     let head = kernel.symbol("modules").ok()?;
     let list_off = kernel.offset_of("module", "list").ok()?;
     let name_off = kernel.offset_of("module", "name").ok()?;

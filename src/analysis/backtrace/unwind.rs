@@ -12,10 +12,10 @@ use crate::model::FrameKind;
 use std::collections::HashSet;
 
 /// Most frames one unwind produces before it gives up.
-pub const MAX_FRAMES: usize = 128;
+pub(crate) const MAX_FRAMES: usize = 128;
 
 /// Reads one 64-bit word of kernel memory.
-pub trait Memory {
+pub(crate) trait Memory {
     fn read_u64(&self, addr: u64) -> Option<u64>;
 }
 
@@ -27,33 +27,33 @@ impl<F: Fn(u64) -> Option<u64>> Memory for F {
 
 /// A stack a task may run on: its own, the CPU's IRQ stack, an IST stack, …
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stack {
+pub(crate) struct Stack {
     /// "task", "irq", "NMI", "#DF", "#MC", "#DB", "entry".
-    pub name: String,
-    pub start: u64,
+    pub(crate) name: String,
+    pub(crate) start: u64,
     /// One past the last byte.
-    pub end: u64,
+    pub(crate) end: u64,
 }
 
 impl Stack {
-    pub fn contains(&self, addr: u64, len: u64) -> bool {
+    pub(crate) fn contains(&self, addr: u64, len: u64) -> bool {
         addr >= self.start && addr.checked_add(len).is_some_and(|e| e <= self.end)
     }
 }
 
 /// Register names in crash's display order; `Regs::vals` follows it.
-pub const REG_NAMES: [&str; 21] = [
+pub(crate) const REG_NAMES: [&str; 21] = [
     "ip", "sp", "flags", "ax", "bx", "cx", "dx", "si", "di", "bp", "r8", "r9", "r10", "r11", "r12",
     "r13", "r14", "r15", "orig_ax", "cs", "ss",
 ];
 /// The names `arch::Registers` gives the registers of `REG_NAMES` (the
 /// `user_regs_struct` spelling of an NT_PRSTATUS note).
-pub const USER_REG_NAMES: [&str; 21] = [
+pub(crate) const USER_REG_NAMES: [&str; 21] = [
     "rip", "rsp", "eflags", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10",
     "r11", "r12", "r13", "r14", "r15", "orig_rax", "cs", "ss",
 ];
 /// crash's labels for `REG_NAMES`.
-pub const CRASH_LABELS: [&str; 21] = [
+pub(crate) const CRASH_LABELS: [&str; 21] = [
     "RIP", "RSP", "RFLAGS", "RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "R8", "R9", "R10",
     "R11", "R12", "R13", "R14", "R15", "ORIG_RAX", "CS", "SS",
 ];
@@ -70,33 +70,28 @@ const IRET_REGS: [usize; 5] = [IP, 19, 2, SP, 20];
 
 /// A register set: a full `pt_regs`, or just an iret frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Regs {
-    pub vals: [u64; 21],
+pub(crate) struct Regs {
+    pub(crate) vals: [u64; 21],
     /// All registers are valid (else only ip, cs, flags, sp, ss).
-    pub full: bool,
+    pub(crate) full: bool,
 }
 
 impl Regs {
-    pub fn get(&self, name: &str) -> Option<u64> {
-        let i = REG_NAMES.iter().position(|&n| n == name)?;
-        (self.full || IRET_REGS.contains(&i)).then_some(self.vals[i])
-    }
-
-    pub fn ip(&self) -> u64 {
+    pub(crate) fn ip(&self) -> u64 {
         self.vals[IP]
     }
 
-    pub fn sp(&self) -> u64 {
+    pub(crate) fn sp(&self) -> u64 {
         self.vals[SP]
     }
 
     /// The CPU was in user mode (CPL 3 in CS).
-    pub fn user_mode(&self) -> bool {
+    pub(crate) fn user_mode(&self) -> bool {
         self.vals[CS] & 3 != 0
     }
 
     /// `(crash label, value)` pairs of the valid registers, in crash's order.
-    pub fn labelled(&self) -> Vec<(String, u64)> {
+    pub(crate) fn labelled(&self) -> Vec<(String, u64)> {
         (0..21)
             .filter(|i| self.full || IRET_REGS.contains(i))
             .map(|i| (CRASH_LABELS[i].to_string(), self.vals[i]))
@@ -106,15 +101,15 @@ impl Regs {
 
 /// Where `pt_regs`' members are (from the vmlinux types), by `REG_NAMES` index.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PtRegsLayout {
+pub(crate) struct PtRegsLayout {
     /// (offset, size) of each register, in `REG_NAMES` order.
-    pub fields: [(u64, u64); 21],
-    pub size: u64,
+    pub(crate) fields: [(u64, u64); 21],
+    pub(crate) size: u64,
 }
 
 impl PtRegsLayout {
     /// The offset of `ip`: where an iret frame starts inside `pt_regs`.
-    pub fn iret_offset(&self) -> u64 {
+    pub(crate) fn iret_offset(&self) -> u64 {
         self.fields[IP].0
     }
 
@@ -129,7 +124,7 @@ impl PtRegsLayout {
     }
 
     /// Reads a full `pt_regs` at `addr`.
-    pub fn read_full(&self, mem: &dyn Memory, addr: u64) -> Option<Regs> {
+    pub(crate) fn read_full(&self, mem: &dyn Memory, addr: u64) -> Option<Regs> {
         let mut r = Regs {
             full: true,
             ..Default::default()
@@ -141,7 +136,7 @@ impl PtRegsLayout {
     }
 
     /// Reads an iret frame at `addr` (the `ip` member of a `pt_regs` there).
-    pub fn read_iret(&self, mem: &dyn Memory, addr: u64) -> Option<Regs> {
+    pub(crate) fn read_iret(&self, mem: &dyn Memory, addr: u64) -> Option<Regs> {
         let base = addr.checked_sub(self.iret_offset())?;
         let mut r = Regs::default();
         for i in IRET_REGS {
@@ -153,50 +148,50 @@ impl PtRegsLayout {
 
 /// Where an unwind starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Start {
-    pub ip: u64,
-    pub sp: u64,
-    pub bp: Option<u64>,
+pub(crate) struct Start {
+    pub(crate) ip: u64,
+    pub(crate) sp: u64,
+    pub(crate) bp: Option<u64>,
     /// The full register set (a CPU's saved registers), if known.
-    pub regs: Option<Regs>,
+    pub(crate) regs: Option<Regs>,
     /// `ip` is where the CPU was (not a return address): look it up as is.
-    pub signal: bool,
+    pub(crate) signal: bool,
 }
 
 /// One frame as the unwinder found it (symbols come later).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawFrame {
-    pub pc: u64,
+pub(crate) struct RawFrame {
+    pub(crate) pc: u64,
     /// Where the frame's return address sits (the first frame: the stack pointer).
-    pub sp: u64,
-    pub kind: FrameKind,
+    pub(crate) sp: u64,
+    pub(crate) kind: FrameKind,
     /// The `pt_regs` this frame's code saved (an exception or interrupt entry).
-    pub regs: Option<Regs>,
+    pub(crate) regs: Option<Regs>,
     /// Name of the stack `sp` is on.
-    pub stack: Option<String>,
+    pub(crate) stack: Option<String>,
     /// `pc` is where the CPU was, not a return address.
-    pub signal: bool,
+    pub(crate) signal: bool,
     /// Registers saved at this frame, already labelled (for architectures
     /// whose `pt_regs` is not `Regs`); shown when `regs` is `None`.
-    pub labelled: Vec<(String, u64)>,
+    pub(crate) labelled: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Unwound {
-    pub frames: Vec<RawFrame>,
+pub(crate) struct Unwound {
+    pub(crate) frames: Vec<RawFrame>,
     /// Why the unwind stopped before the bottom of the stack, if it did.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// Everything the unwinder reads.
-pub struct Unwinder<'a> {
-    pub orc: &'a OrcSet,
-    pub mem: &'a dyn Memory,
-    pub stacks: &'a [Stack],
-    pub is_text: &'a dyn Fn(u64) -> bool,
-    pub pt_regs: &'a PtRegsLayout,
+pub(crate) struct Unwinder<'a> {
+    pub(crate) orc: &'a OrcSet,
+    pub(crate) mem: &'a dyn Memory,
+    pub(crate) stacks: &'a [Stack],
+    pub(crate) is_text: &'a dyn Fn(u64) -> bool,
+    pub(crate) pt_regs: &'a PtRegsLayout,
     /// DWARF CFI for code whose ORC entry is undefined.
-    pub cfi: Option<&'a dyn CfiLookup>,
+    pub(crate) cfi: Option<&'a dyn CfiLookup>,
 }
 
 struct State {
@@ -236,7 +231,7 @@ impl<'a> Unwinder<'a> {
     }
 
     /// Unwinds from `start` to the bottom of the stack.
-    pub fn unwind(&self, start: Start) -> Unwound {
+    pub(crate) fn unwind(&self, start: Start) -> Unwound {
         let mut out = Unwound::default();
         let first_stack = self.stack_of(start.sp);
         out.frames.push(RawFrame {
@@ -598,7 +593,7 @@ impl<'a> Unwinder<'a> {
     /// The kernel text addresses on the stacks the reliable frames use that
     /// are not their return addresses: what the kernel's Call Trace marks `?`.
     /// Words inside a `pt_regs` a frame shows are skipped.
-    pub fn stale(&self, frames: &[RawFrame]) -> Vec<RawFrame> {
+    pub(crate) fn stale(&self, frames: &[RawFrame]) -> Vec<RawFrame> {
         let mut slots: HashSet<u64> = frames.iter().map(|f| f.sp).collect();
         let mut skip: Vec<(u64, u64)> = Vec::new();
         for f in frames {
@@ -658,7 +653,7 @@ pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    pub fn std_pt_regs() -> PtRegsLayout {
+    pub(crate) fn std_pt_regs() -> PtRegsLayout {
         // struct pt_regs on x86_64: r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx
         // dx si di orig_ax ip cs flags sp ss
         let order = [

@@ -8,11 +8,11 @@ use std::collections::HashSet;
 
 /// What the lock graph says: the sentence, its evidence, its remedies.
 pub(crate) struct Story {
-    pub sentence: String,
+    pub(crate) sentence: String,
     /// The graph has a cycle (the sentence opens with "Deadlock:").
-    pub deadlock: bool,
-    pub evidence: Vec<Evidence>,
-    pub remedies: Vec<String>,
+    pub(crate) deadlock: bool,
+    pub(crate) evidence: Vec<Evidence>,
+    pub(crate) remedies: Vec<String>,
 }
 
 /// "labcrash_dev_lock [labcrash]" → "labcrash_dev_lock".

@@ -18,10 +18,10 @@ mod locks;
 mod oom;
 mod oops;
 mod other;
-pub mod report_lines;
+pub(crate) mod report_lines;
 mod watchdog;
 
-pub use oops::{parse_cpu_line, parse_rip};
+pub(crate) use oops::{parse_cpu_line, parse_rip};
 
 use crate::model::{Backtrace, Diagnosis, DumpModel, Evidence, Task};
 
@@ -57,7 +57,7 @@ pub fn diagnose(model: &DumpModel) -> Diagnosis {
 /// incomplete by its writer), what the cut took away (a part whose reading
 /// failed, or that a text log filled in) and what still comes from the dump.
 /// `None` for a whole dump.
-pub fn dump_verdict(model: &DumpModel) -> Option<String> {
+pub(crate) fn dump_verdict(model: &DumpModel) -> Option<String> {
     let s = &model.source;
     if !s.cut_short() {
         return None;
@@ -158,11 +158,11 @@ pub fn resolve_ref(model: &DumpModel, reference: &str) -> bool {
 
 /// What the detectors share: the model and the panic message.
 pub(crate) struct Ctx<'a> {
-    pub m: &'a DumpModel,
+    pub(crate) m: &'a DumpModel,
     /// The panic message: the summary's, else the last "Kernel panic" line.
-    pub panic: String,
+    pub(crate) panic: String,
     /// The log record holding the panic message.
-    pub panic_log: Option<usize>,
+    pub(crate) panic_log: Option<usize>,
     /// The first task of each PID, built on first use (a detector may look
     /// up every task: a scan each would be quadratic in tasks).
     by_pid: std::cell::OnceCell<std::collections::HashMap<i64, usize>>,
@@ -202,7 +202,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub fn sysctl(&self, name: &str) -> Var {
+    pub(crate) fn sysctl(&self, name: &str) -> Var {
         self.m
             .sysctls
             .get(name)
@@ -210,25 +210,25 @@ impl<'a> Ctx<'a> {
     }
 
     /// The panic message contains `s` (case-sensitive).
-    pub fn panic_has(&self, s: &str) -> bool {
+    pub(crate) fn panic_has(&self, s: &str) -> bool {
         self.panic.contains(s)
     }
 
     /// The first log line (of any record) `f` accepts, with its record index.
-    pub fn first_line(&self, f: impl Fn(&str) -> bool) -> Option<(usize, &'a str)> {
+    pub(crate) fn first_line(&self, f: impl Fn(&str) -> bool) -> Option<(usize, &'a str)> {
         first_line(self.m, f)
     }
 
-    pub fn last_line(&self, f: impl Fn(&str) -> bool) -> Option<(usize, &'a str)> {
+    pub(crate) fn last_line(&self, f: impl Fn(&str) -> bool) -> Option<(usize, &'a str)> {
         last_line(self.m, f)
     }
 
     /// Every log line `f` accepts, oldest first.
-    pub fn lines(&self, f: impl Fn(&str) -> bool) -> Vec<(usize, &'a str)> {
+    pub(crate) fn lines(&self, f: impl Fn(&str) -> bool) -> Vec<(usize, &'a str)> {
         log_lines(self.m).filter(|(_, l)| f(l)).collect()
     }
 
-    pub fn task(&self, pid: i64) -> Option<&'a Task> {
+    pub(crate) fn task(&self, pid: i64) -> Option<&'a Task> {
         let by_pid = self.by_pid.get_or_init(|| {
             let mut map = std::collections::HashMap::with_capacity(self.m.tasks.len());
             for (i, t) in self.m.tasks.iter().enumerate() {
@@ -240,12 +240,12 @@ impl<'a> Ctx<'a> {
     }
 
     /// Evidence for the panic message's log record, if found.
-    pub fn panic_evidence(&self) -> Option<Evidence> {
+    pub(crate) fn panic_evidence(&self) -> Option<Evidence> {
         self.panic_log.map(|i| log_ev(i, &self.panic))
     }
 
     /// Evidence for a sysctl, when the dump had it.
-    pub fn sysctl_evidence(&self, name: &str, meaning: &str) -> Option<Evidence> {
+    pub(crate) fn sysctl_evidence(&self, name: &str, meaning: &str) -> Option<Evidence> {
         let v = self.m.sysctls.get(name)?;
         Some(ev(
             "sysctl",
@@ -258,7 +258,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Evidence for a task of the process table.
-    pub fn task_evidence(&self, pid: i64, what: &str) -> Option<Evidence> {
+    pub(crate) fn task_evidence(&self, pid: i64, what: &str) -> Option<Evidence> {
         let t = self.task(pid)?;
         Some(ev(
             "task",
@@ -277,7 +277,7 @@ impl<'a> Ctx<'a> {
 
     /// The first frame of the panicking task's backtrace (or any backtrace)
     /// whose function is `func`, as ("frame:B:L", module).
-    pub fn frame_of(&self, func: &str) -> Option<(String, Option<String>)> {
+    pub(crate) fn frame_of(&self, func: &str) -> Option<(String, Option<String>)> {
         let mut order: Vec<(usize, &Backtrace)> = self.m.backtraces.iter().enumerate().collect();
         order.sort_by_key(|(_, bt)| !bt.panic);
         for (b, bt) in order {
@@ -291,7 +291,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The backtrace of task `pid`, by index.
-    pub fn backtrace_of(&self, pid: i64) -> Option<usize> {
+    pub(crate) fn backtrace_of(&self, pid: i64) -> Option<usize> {
         self.m.backtraces.iter().position(|b| b.pid == pid)
     }
 }

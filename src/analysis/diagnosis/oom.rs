@@ -525,12 +525,12 @@ fn largest_oom_table_row<'a>(cx: &Ctx<'a>) -> Option<(usize, &'a str, i64, u64)>
 
 /// The allocation that failed: "COMM invoked oom-killer: gfp_mask=…, order=N".
 pub(crate) struct Allocation {
-    pub log: usize,
-    pub comm: String,
-    pub gfp: String,
-    pub order: String,
+    pub(crate) log: usize,
+    pub(crate) comm: String,
+    pub(crate) gfp: String,
+    pub(crate) order: String,
     /// From the "CPU: N PID: P Comm: …" line of the stack dump after it.
-    pub pid: Option<i64>,
+    pub(crate) pid: Option<i64>,
 }
 
 pub(crate) fn parse_invoke(cx: &Ctx, i: usize, line: &str) -> Allocation {
@@ -567,15 +567,15 @@ pub(crate) fn parse_invoke(cx: &Ctx, i: usize, line: &str) -> Allocation {
 /// The OOM report's `oom-kill:constraint=…` line (printed when a victim is
 /// chosen; a panic_on_oom panic comes before it).
 pub(crate) struct OomConstraint {
-    pub log: usize,
-    pub line: String,
+    pub(crate) log: usize,
+    pub(crate) line: String,
     /// CONSTRAINT_NONE, CONSTRAINT_CPUSET, CONSTRAINT_MEMORY_POLICY, CONSTRAINT_MEMCG.
-    pub kind: String,
-    pub nodemask: Option<String>,
-    pub cpuset: Option<String>,
-    pub mems_allowed: Option<String>,
-    pub oom_memcg: Option<String>,
-    pub task_memcg: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) nodemask: Option<String>,
+    pub(crate) cpuset: Option<String>,
+    pub(crate) mems_allowed: Option<String>,
+    pub(crate) oom_memcg: Option<String>,
+    pub(crate) task_memcg: Option<String>,
 }
 
 /// "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a,task_memcg=/a/b,task=x,pid=1,uid=0"

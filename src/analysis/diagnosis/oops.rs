@@ -128,7 +128,7 @@ fn oopsish(panic: &str) -> bool {
 /// "RIP: 0010:[<addr>]  [<addr>] func+0x1/0x2" and "IP: [<addr>] func+…"
 /// (x86_64 before), "pc : func+0x1c/0x30 [mod]" (arm64 4.15+), "PC is at
 /// func+…" (arm before). A user-mode RIP (`0033:`) or a bare address is not.
-pub fn parse_rip(line: &str) -> Option<(String, String, Option<String>)> {
+pub(crate) fn parse_rip(line: &str) -> Option<(String, String, Option<String>)> {
     let rest = if let Some(r) = line.strip_prefix("RIP: ") {
         r.strip_prefix("0010:")?
     } else if let Some(r) = line.strip_prefix("IP: ") {
@@ -158,7 +158,7 @@ pub(super) fn is_pc_line(line: &str) -> bool {
 }
 
 /// "CPU: 1 PID: 53 Comm: sh Kdump: loaded Not tainted 6.1.192 #2" → (cpu, pid, comm, taint).
-pub fn parse_cpu_line(line: &str) -> Option<(u32, i64, String, String)> {
+pub(crate) fn parse_cpu_line(line: &str) -> Option<(u32, i64, String, String)> {
     let rest = line.strip_prefix("CPU: ")?;
     let cpu = rest.split_whitespace().next()?.parse().ok()?;
     let pid = super::field_after(line, "PID: ")?.parse().ok()?;

@@ -8,19 +8,19 @@
 /// present:523756kB managed:336256kB …". min/low/high are
 /// `*_wmark_pages()`: the watermark plus its boost, as the kernel applies them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ZoneLine {
-    pub node: u32,
-    pub name: String,
-    pub free_kib: u64,
-    pub boost_kib: u64,
-    pub min_kib: u64,
-    pub low_kib: u64,
-    pub high_kib: u64,
-    pub present_kib: u64,
-    pub managed_kib: u64,
+pub(crate) struct ZoneLine {
+    pub(crate) node: u32,
+    pub(crate) name: String,
+    pub(crate) free_kib: u64,
+    pub(crate) boost_kib: u64,
+    pub(crate) min_kib: u64,
+    pub(crate) low_kib: u64,
+    pub(crate) high_kib: u64,
+    pub(crate) present_kib: u64,
+    pub(crate) managed_kib: u64,
 }
 
-pub fn parse_zone_line(line: &str) -> Option<ZoneLine> {
+pub(crate) fn parse_zone_line(line: &str) -> Option<ZoneLine> {
     let mut rest = line.trim();
     let mut node = 0;
     if let Some(r) = rest.strip_prefix("Node ") {
@@ -57,16 +57,16 @@ pub fn parse_zone_line(line: &str) -> Option<ZoneLine> {
 /// rss …  name"; memory values in pages). The first five columns are the
 /// same from 4.x to 6.x; the name is the last word.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TaskRow {
-    pub pid: i64,
-    pub uid: u32,
-    pub tgid: i64,
-    pub total_vm_pages: u64,
-    pub rss_pages: u64,
-    pub comm: String,
+pub(crate) struct TaskRow {
+    pub(crate) pid: i64,
+    pub(crate) uid: u32,
+    pub(crate) tgid: i64,
+    pub(crate) total_vm_pages: u64,
+    pub(crate) rss_pages: u64,
+    pub(crate) comm: String,
 }
 
-pub fn parse_task_row(line: &str) -> Option<TaskRow> {
+pub(crate) fn parse_task_row(line: &str) -> Option<TaskRow> {
     let (pid, rest) = line.trim().strip_prefix('[')?.split_once(']')?;
     let mut w = rest.split_whitespace();
     let uid = w.next()?.parse().ok()?;
@@ -87,23 +87,23 @@ pub fn parse_task_row(line: &str) -> Option<TaskRow> {
 /// The line that opens an OOM report's task table: 4.17+ "Tasks state
 /// (memory values in pages):" (the column header follows); before, the
 /// column header alone ("[ pid ]   uid  tgid total_vm …").
-pub fn is_task_table_start(line: &str) -> bool {
+pub(crate) fn is_task_table_start(line: &str) -> bool {
     let l = line.trim_start();
     l.starts_with("Tasks state (memory values in pages)") || l.starts_with("[ pid ]")
 }
 
 /// One frame line of a printed Call Trace: " ? __schedule+0x2d1/0x8a0 [mod]".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TraceFrame {
-    pub function: String,
-    pub offset: u64,
-    pub size: u64,
-    pub module: Option<String>,
+pub(crate) struct TraceFrame {
+    pub(crate) function: String,
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
+    pub(crate) module: Option<String>,
     /// Printed with `?`: a text address on the stack the unwind did not use.
-    pub stale: bool,
+    pub(crate) stale: bool,
 }
 
-pub fn parse_trace_frame(line: &str) -> Option<TraceFrame> {
+pub(crate) fn parse_trace_frame(line: &str) -> Option<TraceFrame> {
     let t = line.trim();
     let (stale, t) = match t.strip_prefix("? ") {
         Some(r) => (true, r.trim_start()),

@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
 /// Lines of the shown backtrace; `mark` is the line of `state.bt_mark`'s frame.
-pub fn lines(model: &DumpModel, state: &UiState) -> Rendered {
+pub(crate) fn lines(model: &DumpModel, state: &UiState) -> Rendered {
     let t = &state.theme;
     let mut out = Vec::new();
     let mut mark = None;
@@ -142,14 +142,14 @@ fn regs(f: &BtFrame, out: &mut Vec<Line<'static>>) {
 }
 
 /// The line of frame `level` in backtrace `bt` (for evidence jumps).
-pub fn frame_line(model: &DumpModel, bt: usize, level: u32) -> Option<usize> {
+pub(crate) fn frame_line(model: &DumpModel, bt: usize, level: u32) -> Option<usize> {
     let mut state = UiState::new(&DumpModel::default(), "", 0, 0);
     state.bt = BtView::Index(bt);
     state.bt_mark = Some(level);
     lines(model, &state).mark
 }
 
-pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
+pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
     let r = lines(model, state);
     let extra = match &state.bt {
         BtView::Index(i) => match model.backtraces.get(*i) {

@@ -11,7 +11,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 /// `[    3.623421] ` as dmesg prints it.
-pub fn timestamp(r: &LogRecord) -> String {
+pub(crate) fn timestamp(r: &LogRecord) -> String {
     format!(
         "[{:>5}.{:06}] ",
         r.ts_ns / 1_000_000_000,
@@ -20,7 +20,7 @@ pub fn timestamp(r: &LogRecord) -> String {
 }
 
 /// The text of a record as shown (control bytes escaped).
-pub fn display_text(r: &LogRecord) -> String {
+pub(crate) fn display_text(r: &LogRecord) -> String {
     escape_control(&r.text)
 }
 
@@ -60,7 +60,7 @@ fn highlighted(
     spans
 }
 
-pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
+pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
     let t = &state.theme;
     let h = area.height.saturating_sub(2) as usize;
     let w = area.width.saturating_sub(2) as usize;

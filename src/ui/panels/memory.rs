@@ -38,7 +38,7 @@ pub fn zone_level(z: &Zone) -> ZoneLevel {
 }
 
 /// The symbol that marks a zone without colour.
-pub fn zone_symbol(l: ZoneLevel) -> &'static str {
+pub(crate) fn zone_symbol(l: ZoneLevel) -> &'static str {
     match l {
         ZoneLevel::BelowMin => "!! <min",
         ZoneLevel::BelowLow => "! <low",
@@ -508,7 +508,7 @@ fn zone_lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
     Rendered { lines: out, mark }
 }
 
-pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
+pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
     let w = area.width.saturating_sub(2) as usize;
     let r = lines(model, state, w);
     let worst = model

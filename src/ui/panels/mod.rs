@@ -1,11 +1,11 @@
 //! One module per panel. Text panels build their lines with `lines(..)`
 //! (also used by `update` to bound scrolling) and draw a window of them.
 
-pub mod backtrace;
-pub mod log;
+pub(crate) mod backtrace;
+pub(crate) mod log;
 pub mod memory;
-pub mod processes;
-pub mod summary;
+pub(crate) mod processes;
+pub(crate) mod summary;
 
 use super::app::{Panel, UiState};
 use ratatui::layout::Rect;
@@ -21,7 +21,7 @@ pub struct Rendered {
 }
 
 /// The border and title of a panel: its number, its name, and some state.
-pub fn block(panel: Panel, state: &UiState, extra: &str) -> Block<'static> {
+pub(crate) fn block(panel: Panel, state: &UiState, extra: &str) -> Block<'static> {
     let focused = state.focus == panel;
     let t = &state.theme;
     let mut title = vec![Span::styled(
@@ -42,7 +42,7 @@ pub fn block(panel: Panel, state: &UiState, extra: &str) -> Block<'static> {
 }
 
 /// Draws `lines` from `scroll` (clamped so the last page is full) inside the block.
-pub fn draw_lines(
+pub(crate) fn draw_lines(
     f: &mut Frame,
     area: Rect,
     block: Block<'static>,
@@ -60,7 +60,7 @@ pub fn draw_lines(
 }
 
 /// Word-wraps `text` to `width` columns; continuation lines get `indent` spaces.
-pub fn wrap(text: &str, width: usize, indent: usize) -> Vec<String> {
+pub(crate) fn wrap(text: &str, width: usize, indent: usize) -> Vec<String> {
     let width = width.max(indent + 8);
     let mut out = Vec::new();
     let mut cur = String::new();

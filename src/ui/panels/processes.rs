@@ -30,7 +30,7 @@ fn col(state: &UiState, key: SortKey, name: &str, width: usize, right: bool) -> 
     }
 }
 
-pub fn header(state: &UiState, with_task: bool) -> String {
+pub(crate) fn header(state: &UiState, with_task: bool) -> String {
     let mut h = String::from(" ");
     h.push_str(&col(state, SortKey::Pid, "PID", 7, true));
     h.push_str(&format!(" {:>7}", "PPID"));
@@ -53,7 +53,7 @@ pub fn header(state: &UiState, with_task: bool) -> String {
 }
 
 /// One row as crash prints it (`>` marks a task running on a CPU).
-pub fn row(t: &Task, with_task: bool, threads: Option<usize>) -> String {
+pub(crate) fn row(t: &Task, with_task: bool, threads: Option<usize>) -> String {
     let comm = escape_control(&t.comm);
     let comm = if t.kthread { format!("[{comm}]") } else { comm };
     let thr = match threads {
@@ -78,7 +78,7 @@ pub fn row(t: &Task, with_task: bool, threads: Option<usize>) -> String {
     )
 }
 
-pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
+pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
     let th = &state.theme;
     let rows = process_rows(model, state);
     let inner_w = area.width.saturating_sub(2) as usize;

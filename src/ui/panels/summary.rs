@@ -9,9 +9,9 @@ use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
 /// Lines of the verdict shown above the PANIC line.
-pub const VERDICT_LINES: usize = 2;
+pub(crate) const VERDICT_LINES: usize = 2;
 
-pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
+pub(crate) fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
     let t = &state.theme;
     let s = &model.summary;
     let width = width.max(10);
@@ -163,7 +163,7 @@ pub fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendered {
     Rendered { lines: out, mark }
 }
 
-pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
+pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
     let w = area.width.saturating_sub(2) as usize;
     let r = lines(model, state, w);
     let extra = match &model.diagnosis {
