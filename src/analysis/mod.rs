@@ -1,9 +1,10 @@
 //! The `analysis` layer: one module per subject, each a function from
 //! `&Kernel` to a part of the `DumpModel` (`summary`, `tasks`, `memory`,
-//! `slab`, `memcg`, `log`, `sysctls`, `backtrace`), and `diagnosis`, a pure
-//! function from the model to a verdict.
+//! `slab`, `memcg`, `log`, `sysctls`, `backtrace`, `locks`), and
+//! `diagnosis`, a pure function from the model to a verdict.
 //!
-//! `build_model(&Kernel, Source)` never fails: a part that cannot be read
+//! `build_facts` (everything but backtraces and locks) and `finish` (the
+//! start-up backtraces, the lock analysis, the verdict) never fail: a part that cannot be read
 //! records a `Problem` (the part and why) and leaves the others standing.
 //! Kernel generations are told apart by their types (does `task_struct`
 //! have `__state`?), never by the release string.
