@@ -24,11 +24,12 @@
 //!     offset's own slot plus the offset.
 
 use super::btf::{Btf, BtfError};
-use super::symbols::{Sym, SymKind};
+use super::symbols::{name_hash, Sym, SymKind};
 use super::vmlinux::Section;
 use crate::arch::Arch;
 use crate::dump::Dump;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// Where the kallsyms tables are (kernel virtual addresses).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -135,9 +136,13 @@ pub struct Kallsyms {
     /// In table order (sorted by address, as the kernel keeps them).
     pub symbols: Vec<KallsymsSymbol>,
     pub encoding: AddressEncoding,
-    by_name: HashMap<String, usize>,
-    /// Indices of `symbols`, sorted by address then table order.
-    by_addr: Vec<usize>,
+    /// (name hash, index) by hash then table order; built on first lookup
+    /// (a dump opened without a vmlinux moves `symbols` into a
+    /// `SymbolTable` and never needs it).
+    by_name: OnceLock<Vec<(u64, u32)>>,
+    /// Indices of `symbols`, sorted by address then table order; built on
+    /// first use.
+    by_addr: OnceLock<Vec<u32>>,
 }
 
 /// No kernel has had more than a few million symbols.
@@ -317,38 +322,73 @@ impl Kallsyms {
     }
 
     /// Builds the indexes over `symbols`.
-    pub(crate) fn new(symbols: Vec<KallsymsSymbol>, encoding: AddressEncoding) -> Kallsyms {
-        let mut by_name = HashMap::with_capacity(symbols.len());
-        for (i, s) in symbols.iter().enumerate() {
-            // Several local symbols may share a name; prefer a global one, then the first.
-            match by_name.get(&s.name) {
-                None => {
-                    by_name.insert(s.name.clone(), i);
-                }
-                Some(&j) => {
-                    let prev: &KallsymsSymbol = &symbols[j];
-                    if !prev.kind.is_ascii_uppercase() && s.kind.is_ascii_uppercase() {
-                        by_name.insert(s.name.clone(), i);
-                    }
-                }
-            }
-        }
-        let mut by_addr: Vec<usize> = (0..symbols.len()).collect();
-        by_addr.sort_by_key(|&i| (symbols[i].addr, i));
+    pub(crate) fn new(mut symbols: Vec<KallsymsSymbol>, encoding: AddressEncoding) -> Kallsyms {
+        symbols.truncate(u32::MAX as usize);
         Kallsyms {
             symbols,
             encoding,
-            by_name,
-            by_addr,
+            by_name: OnceLock::new(),
+            by_addr: OnceLock::new(),
         }
+    }
+
+    fn by_name(&self) -> &[(u64, u32)] {
+        self.by_name.get_or_init(|| {
+            let mut v: Vec<(u64, u32)> = (self.symbols.iter().enumerate())
+                .map(|(i, s)| (name_hash(&s.name), i as u32))
+                .collect();
+            v.sort_unstable();
+            v
+        })
+    }
+
+    fn by_addr(&self) -> &[u32] {
+        self.by_addr.get_or_init(|| {
+            let mut v: Vec<u32> = (0..self.symbols.len() as u32).collect();
+            v.sort_by_key(|&i| (self.symbols[i as usize].addr, i));
+            v
+        })
+    }
+
+    /// Of the symbols called `name`, the one `lookup` means: a global one,
+    /// else the first in table order.
+    fn named(&self, name: &str) -> Option<&KallsymsSymbol> {
+        let h = name_hash(name);
+        let by_name = self.by_name();
+        let start = by_name.partition_point(|&(x, _)| x < h);
+        by_name
+            .get(start..)?
+            .iter()
+            .take_while(|&&(x, _)| x == h)
+            .filter_map(|&(_, i)| self.symbols.get(i as usize))
+            .filter(|s| s.name == name)
+            .enumerate()
+            .min_by_key(|&(n, s)| (!s.kind.is_ascii_uppercase(), n))
+            .map(|(_, s)| s)
+    }
+
+    /// The addresses of a few names in one pass over the table (the same
+    /// choice as `lookup`), without building the name index.
+    fn lookup_few<'n>(&self, names: &[&'n str]) -> HashMap<&'n str, u64> {
+        let mut out: HashMap<&str, (bool, u64)> = HashMap::new();
+        for s in &self.symbols {
+            let Some(&n) = names.iter().find(|&&n| n == s.name) else {
+                continue;
+            };
+            let global = s.kind.is_ascii_uppercase();
+            match out.get(n) {
+                Some(&(g, _)) if g || !global => {}
+                _ => {
+                    out.insert(n, (global, s.addr));
+                }
+            }
+        }
+        out.into_iter().map(|(n, (_, a))| (n, a)).collect()
     }
 
     /// Address of the symbol `name` (a global one if several share the name).
     pub fn lookup(&self, name: &str) -> Option<u64> {
-        self.by_name
-            .get(name)
-            .and_then(|&i| self.symbols.get(i))
-            .map(|s| s.addr)
+        self.named(name).map(|s| s.addr)
     }
 
     /// The text/data symbol `addr` falls in: (symbol, offset, size). kallsyms
@@ -356,35 +396,34 @@ impl Kallsyms {
     /// does, a symbol ends where the next one at a higher address starts.
     /// Absolute and per-CPU symbols (`A`, addresses near 0) are not matched.
     pub fn symbolize(&self, addr: u64) -> Option<(&KallsymsSymbol, u64, u64)> {
-        let pos = self
-            .by_addr
-            .partition_point(|&i| self.symbols.get(i).is_some_and(|s| s.addr <= addr));
+        let by_addr = self.by_addr();
+        let sym_at = |i: u32| self.symbols.get(i as usize);
+        let pos = by_addr.partition_point(|&i| sym_at(i).is_some_and(|s| s.addr <= addr));
         let mut k = pos.checked_sub(1)?;
         // Of several aliases at one address, take the first global one, else the first.
-        let start_addr = self.symbols.get(*self.by_addr.get(k)?)?.addr;
+        let start_addr = sym_at(*by_addr.get(k)?)?.addr;
         while k > 0 {
-            let prev = self.symbols.get(*self.by_addr.get(k - 1)?)?;
+            let prev = sym_at(*by_addr.get(k - 1)?)?;
             if prev.addr != start_addr {
                 break;
             }
             k -= 1;
         }
-        let mut best = *self.by_addr.get(k)?;
-        for &i in self.by_addr.get(k..pos)? {
-            if self.symbols.get(i)?.kind.is_ascii_uppercase() {
+        let mut best = *by_addr.get(k)?;
+        for &i in by_addr.get(k..pos)? {
+            if sym_at(i)?.kind.is_ascii_uppercase() {
                 best = i;
                 break;
             }
         }
-        let sym = self.symbols.get(best)?;
+        let sym = sym_at(best)?;
         if matches!(sym.kind, 'A' | 'a') {
             return None;
         }
-        let next = self
-            .by_addr
+        let next = by_addr
             .get(pos..)?
             .iter()
-            .filter_map(|&i| self.symbols.get(i))
+            .filter_map(|&i| sym_at(i))
             .map(|s| s.addr)
             .find(|&a| a > start_addr)?;
         Some((sym, addr - start_addr, next - start_addr))
@@ -524,7 +563,8 @@ const IMAGE_SECTIONS: &[(&str, &str, &str, bool)] = &[
         true,
     ),
     (".orc_lookup", "orc_lookup", "orc_lookup_end", false),
-    (".BTF", "__start_BTF", "__stop_BTF", true),
+    // Parsed into `DumpImage::btf` straight from memory: not copied twice.
+    (".BTF", "__start_BTF", "__stop_BTF", false),
     (".data..percpu", "__per_cpu_start", "__per_cpu_end", false),
     (".text", "_stext", "_etext", false),
 ];
@@ -537,18 +577,21 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
     let kallsyms = Kallsyms::from_dump(dump)?;
     let kaslr = dump.vmcoreinfo().kernel_offset().unwrap_or(0);
     let read = |a: u64, b: &mut [u8]| read_kernel_image(dump, a, b);
-    let btf = match (
-        kallsyms.lookup("__start_BTF"),
-        kallsyms.lookup("__stop_BTF"),
-    ) {
-        (Some(start), Some(stop)) => Btf::from_memory(start, stop, &read),
+    // The few names read here, found in one pass (no name index: the
+    // symbols move into the `SymbolTable`, which has its own).
+    let mut wanted = vec!["__start_BTF", "__stop_BTF", "linux_banner"];
+    for &(_, start, stop, _) in IMAGE_SECTIONS {
+        wanted.extend([start, stop]);
+    }
+    let at = kallsyms.lookup_few(&wanted);
+    let btf = match (at.get("__start_BTF"), at.get("__stop_BTF")) {
+        (Some(&start), Some(&stop)) => Btf::from_memory(start, stop, &read),
         _ => Err(BtfError::Memory(
             "kallsyms has no __start_BTF/__stop_BTF: the kernel was built without \
              CONFIG_DEBUG_INFO_BTF"
                 .into(),
         )),
     };
-    let var_sizes = btf.as_ref().map(|b| b.variable_sizes()).unwrap_or_default();
     let arch = Arch::of_dump(dump).map_err(|e| KallsymsError::Bad(e.to_string()))?;
     let percpu = |addr: u64| arch.is_percpu_offset(addr);
     let link = |addr: u64| {
@@ -559,10 +602,71 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
         }
     };
 
+    // The sections the other layers read, copied into one buffer sized
+    // once (each read straight into its place).
+    let mut sections = Vec::new();
+    let mut data = Vec::new();
+    let mut placed = Vec::new();
+    for &(name, start, stop, bytes) in IMAGE_SECTIONS {
+        let (Some(&a), Some(&b)) = (at.get(start), at.get(stop)) else {
+            continue;
+        };
+        let Some(size) = b.checked_sub(a).filter(|&n| n <= MAX_SECTION) else {
+            continue;
+        };
+        placed.push((name, a, size, bytes));
+    }
+    data.reserve_exact(
+        placed
+            .iter()
+            .filter(|p| p.3)
+            .map(|p| p.2 as usize)
+            .sum::<usize>()
+            + 512,
+    );
+    for (name, a, size, bytes) in placed {
+        let file_range = if bytes {
+            let off = data.len();
+            data.resize(off + size as usize, 0);
+            if read(a, &mut data[off..]).is_err() {
+                data.truncate(off);
+                continue;
+            }
+            Some((off as u64, size))
+        } else {
+            None
+        };
+        sections.push(Section {
+            name: name.to_string(),
+            addr: link(a),
+            size,
+            file_range,
+        });
+    }
+    // linux_banner, for the release and the banner check.
+    if let Some(&a) = at.get("linux_banner") {
+        let mut buf = [0u8; 512];
+        if read(a, &mut buf).is_ok() {
+            let n = buf
+                .iter()
+                .position(|&c| c == 0)
+                .map_or(buf.len(), |n| n + 1);
+            let off = data.len() as u64;
+            data.extend_from_slice(&buf[..n]);
+            sections.push(Section {
+                name: ".rodata.linux_banner".into(),
+                addr: link(a),
+                size: n as u64,
+                file_range: Some((off, n as u64)),
+            });
+        }
+    }
+
     // Sizes: kallsyms has none. A function runs to the next symbol (as the
     // kernel's own lookups assume); a variable has its BTF size where BTF
     // describes it, else 0 (unknown) so that readers do not take the next
     // variable's bytes for its own.
+    let var_sizes = btf.as_ref().map(|b| b.variable_sizes()).unwrap_or_default();
     let mut by_addr: Vec<u64> = kallsyms.symbols.iter().map(|s| s.addr).collect();
     by_addr.sort_unstable();
     by_addr.dedup();
@@ -572,7 +676,7 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
     };
     let symbols: Vec<Sym> = kallsyms
         .symbols
-        .iter()
+        .into_iter()
         .map(|s| {
             let kind = match s.kind.to_ascii_lowercase() {
                 't' | 'w' => SymKind::Function,
@@ -585,61 +689,16 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
                 _ => var_sizes.get(s.name.as_str()).copied().unwrap_or(0),
             };
             Sym {
-                name: s.name.clone(),
                 addr: link(s.addr),
                 size,
                 kind,
                 percpu: percpu(s.addr),
+                name: s.name,
             }
         })
         .collect();
+    drop(var_sizes);
 
-    let mut sections = Vec::new();
-    let mut data = Vec::new();
-    for &(name, start, stop, bytes) in IMAGE_SECTIONS {
-        let (Some(a), Some(b)) = (kallsyms.lookup(start), kallsyms.lookup(stop)) else {
-            continue;
-        };
-        let Some(size) = b.checked_sub(a).filter(|&n| n <= MAX_SECTION) else {
-            continue;
-        };
-        let file_range = if bytes {
-            let mut buf = vec![0u8; size as usize];
-            if read(a, &mut buf).is_err() {
-                continue;
-            }
-            let off = data.len() as u64;
-            data.extend_from_slice(&buf);
-            Some((off, size))
-        } else {
-            None
-        };
-        sections.push(Section {
-            name: name.to_string(),
-            addr: link(a),
-            size,
-            file_range,
-        });
-    }
-    // linux_banner, for the release and the banner check.
-    if let Some(a) = kallsyms.lookup("linux_banner") {
-        let mut buf = vec![0u8; 512];
-        if read(a, &mut buf).is_ok() {
-            let n = buf
-                .iter()
-                .position(|&c| c == 0)
-                .map_or(buf.len(), |n| n + 1);
-            buf.truncate(n);
-            let off = data.len() as u64;
-            data.extend_from_slice(&buf);
-            sections.push(Section {
-                name: ".rodata.linux_banner".into(),
-                addr: link(a),
-                size: n as u64,
-                file_range: Some((off, n as u64)),
-            });
-        }
-    }
     Ok(DumpImage {
         symbols,
         sections,
@@ -835,7 +894,7 @@ mod tests {
         let k = t.decode().unwrap();
         assert_eq!(k.lookup("jiffies"), Some(0xffff_ffff_8200_0000));
         assert_eq!(k.lookup("cpu_number"), Some(0x2_0000));
-        assert_eq!(k.symbols[k.by_name["local_fn"]].kind, 't');
+        assert_eq!(k.named("local_fn").unwrap().kind, 't');
         assert_eq!(k.lookup("nope"), None);
         let (s, off, size) = k.symbolize(0xffff_ffff_8100_0108).unwrap();
         assert_eq!((s.name.as_str(), off, size), ("kallsyms_lookup", 8, 0x100));
