@@ -357,10 +357,14 @@ fn registers_from_types(types: &Types) -> Option<[u8; 16]> {
 /// the address ranges in `ranges`.
 #[derive(Debug, Clone)]
 pub(crate) struct OrcTable {
-    /// IPs as the table states them (link-time for the vmlinux), sorted.
-    ips: Vec<u64>,
-    /// Entry index for each sorted IP.
-    index: Vec<u32>,
+    /// IPs as the table states them (link-time for the vmlinux), sorted,
+    /// as offsets from `base` (a kernel's or module's text spans far less
+    /// than 4 GiB): 4 bytes an entry, where 400,000 entries are common.
+    ips: Vec<u32>,
+    base: u64,
+    /// Entry index for each sorted IP; `None` when the table is already in
+    /// order (the kernel sorts it at build time), so the index is the position.
+    index: Option<Vec<u32>>,
     entries: Vec<u8>,
     layout: OrcLayout,
     /// Added to a table IP to get a run-time address (the KASLR offset for the vmlinux).
@@ -396,21 +400,40 @@ impl OrcTable {
         if u32::try_from(n).is_err() {
             return Err(OrcError::Table(format!("{n} entries is too many")));
         }
-        let mut pairs: Vec<(u64, u32)> = ip_bytes
-            .chunks_exact(4)
-            .enumerate()
-            .map(|(i, c)| {
-                let rel = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                let at = ip_addr.wrapping_add(4 * i as u64);
-                (at.wrapping_add_signed(i64::from(rel)), i as u32)
-            })
-            .collect();
-        if !pairs.windows(2).all(|w| w[0].0 <= w[1].0) {
-            pairs.sort_by_key(|p| p.0);
+        let ip_at = |i: usize| {
+            let c = &ip_bytes[4 * i..4 * i + 4];
+            let rel = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            ip_addr
+                .wrapping_add(4 * i as u64)
+                .wrapping_add_signed(i64::from(rel))
+        };
+        let (mut base, mut top, mut sorted) = (u64::MAX, 0u64, true);
+        for i in 0..n {
+            let ip = ip_at(i);
+            sorted &= i == 0 || ip_at(i - 1) <= ip;
+            base = base.min(ip);
+            top = top.max(ip);
         }
+        if top - base > u64::from(u32::MAX) {
+            return Err(OrcError::Table(format!(
+                ".orc_unwind_ip spans {base:#x}..{top:#x}: more than 4 GiB of text"
+            )));
+        }
+        let off = |i: usize| (ip_at(i) - base) as u32;
+        let (ips, index) = if sorted {
+            ((0..n).map(off).collect(), None)
+        } else {
+            let mut pairs: Vec<(u32, u32)> = (0..n).map(|i| (off(i), i as u32)).collect();
+            pairs.sort_by_key(|p| p.0);
+            (
+                pairs.iter().map(|p| p.0).collect(),
+                Some(pairs.iter().map(|p| p.1).collect()),
+            )
+        };
         Ok(OrcTable {
-            ips: pairs.iter().map(|p| p.0).collect(),
-            index: pairs.iter().map(|p| p.1).collect(),
+            ips,
+            base,
+            index,
             entries: entries.to_vec(),
             layout,
             bias,
@@ -428,9 +451,13 @@ impl OrcTable {
         if !self.covers(ip) {
             return None;
         }
-        let target = ip.wrapping_sub(self.bias);
-        let pos = self.ips.partition_point(|&x| x <= target);
-        let i = *self.index.get(pos.checked_sub(1)?)? as usize;
+        let target = ip.wrapping_sub(self.bias).checked_sub(self.base)?;
+        let target = u32::try_from(target).unwrap_or(u32::MAX);
+        let pos = self.ips.partition_point(|&x| x <= target).checked_sub(1)?;
+        let i = match &self.index {
+            Some(index) => *index.get(pos)? as usize,
+            None => pos,
+        };
         let size = self.layout.entry_size;
         let bytes = self.entries.get(i * size..(i + 1) * size)?;
         self.layout.decode(bytes)
@@ -659,6 +686,27 @@ pub(crate) mod tests {
         assert_eq!(f(0xffff_ffff_9100_0010), Some((16, OrcType::Call)));
         assert_eq!(f(0xffff_ffff_9100_0030), Some((0, OrcType::Undefined)));
         assert_eq!(f(0xffff_ffff_9100_2000), None, "outside the table's range");
+        assert!(t.index.is_some(), "an unsorted table keeps its permutation");
+        // The same table in order (as the kernel leaves it): no permutation
+        // kept, the same answers.
+        let sorted_ips = [ips[1], ips[0], ips[2]];
+        let mut sorted_ent = ent[6..12].to_vec();
+        sorted_ent.extend(&ent[..6]);
+        sorted_ent.extend(&ent[12..]);
+        let s = OrcTable::new(
+            &ip_bytes(at, &sorted_ips),
+            at,
+            &sorted_ent,
+            l.clone(),
+            bias,
+            vec![(0xffff_ffff_9100_0000, 0xffff_ffff_9100_1000)],
+        )
+        .unwrap();
+        assert!(s.index.is_none());
+        for ip in [0x9100_0000u64, 0x9100_000f, 0x9100_0010, 0x9100_0030] {
+            let ip = 0xffff_ffff_0000_0000 | ip;
+            assert_eq!(s.find(ip).map(|e| (e.sp_offset, e.kind)), f(ip));
+        }
         // counts that disagree are garbage
         assert!(OrcTable::new(&ip_bytes(at, &ips), at, &ent[..12], l.clone(), 0, vec![]).is_err());
         assert!(OrcTable::new(&[], at, &[], l, 0, vec![]).is_err());
