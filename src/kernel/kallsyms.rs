@@ -546,27 +546,22 @@ pub struct DumpImage {
     pub(crate) arch: Arch,
 }
 
-/// Sections found by their start/stop symbols: (name, start, stop, has bytes).
-/// NOBITS ones (`.orc_lookup` is filled at boot; `.data..percpu` is the
-/// per-CPU template) get no bytes, as in a vmlinux: read them from the dump.
-const IMAGE_SECTIONS: &[(&str, &str, &str, bool)] = &[
+/// Sections found by their start/stop symbols: (name, start, stop). None
+/// is copied (as NOBITS sections in a vmlinux): their readers read the dump
+/// at the run-time address (`.orc_lookup` is filled at boot, the ORC tables
+/// are read once into the unwinder's own table, the BTF straight into
+/// `DumpImage::btf`, `.data..percpu` is the per-CPU template).
+const IMAGE_SECTIONS: &[(&str, &str, &str)] = &[
     (
         ".orc_unwind_ip",
         "__start_orc_unwind_ip",
         "__stop_orc_unwind_ip",
-        true,
     ),
-    (
-        ".orc_unwind",
-        "__start_orc_unwind",
-        "__stop_orc_unwind",
-        true,
-    ),
-    (".orc_lookup", "orc_lookup", "orc_lookup_end", false),
-    // Parsed into `DumpImage::btf` straight from memory: not copied twice.
-    (".BTF", "__start_BTF", "__stop_BTF", false),
-    (".data..percpu", "__per_cpu_start", "__per_cpu_end", false),
-    (".text", "_stext", "_etext", false),
+    (".orc_unwind", "__start_orc_unwind", "__stop_orc_unwind"),
+    (".orc_lookup", "orc_lookup", "orc_lookup_end"),
+    (".BTF", "__start_BTF", "__stop_BTF"),
+    (".data..percpu", "__per_cpu_start", "__per_cpu_end"),
+    (".text", "_stext", "_etext"),
 ];
 
 /// The most bytes of one section read out of memory.
@@ -580,7 +575,7 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
     // The few names read here, found in one pass (no name index: the
     // symbols move into the `SymbolTable`, which has its own).
     let mut wanted = vec!["__start_BTF", "__stop_BTF", "linux_banner"];
-    for &(_, start, stop, _) in IMAGE_SECTIONS {
+    for &(_, start, stop) in IMAGE_SECTIONS {
         wanted.extend([start, stop]);
     }
     let at = kallsyms.lookup_few(&wanted);
@@ -602,45 +597,22 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
         }
     };
 
-    // The sections the other layers read, copied into one buffer sized
-    // once (each read straight into its place).
+    // The sections the other layers look up (by name, for their address
+    // and size); only the banner's bytes are kept.
     let mut sections = Vec::new();
     let mut data = Vec::new();
-    let mut placed = Vec::new();
-    for &(name, start, stop, bytes) in IMAGE_SECTIONS {
+    for &(name, start, stop) in IMAGE_SECTIONS {
         let (Some(&a), Some(&b)) = (at.get(start), at.get(stop)) else {
             continue;
         };
         let Some(size) = b.checked_sub(a).filter(|&n| n <= MAX_SECTION) else {
             continue;
         };
-        placed.push((name, a, size, bytes));
-    }
-    data.reserve_exact(
-        placed
-            .iter()
-            .filter(|p| p.3)
-            .map(|p| p.2 as usize)
-            .sum::<usize>()
-            + 512,
-    );
-    for (name, a, size, bytes) in placed {
-        let file_range = if bytes {
-            let off = data.len();
-            data.resize(off + size as usize, 0);
-            if read(a, &mut data[off..]).is_err() {
-                data.truncate(off);
-                continue;
-            }
-            Some((off as u64, size))
-        } else {
-            None
-        };
         sections.push(Section {
             name: name.to_string(),
             addr: link(a),
             size,
-            file_range,
+            file_range: None,
         });
     }
     // linux_banner, for the release and the banner check.

@@ -335,12 +335,7 @@ impl<'k> Context<'k> {
         };
         let mut orc = OrcSet::default();
         if let Some(l) = &mut layout {
-            if let Some((ent, _)) = kernel.section(".orc_unwind") {
-                if let Some(note) = l.fit_registers(ent) {
-                    problems.push(note);
-                }
-            }
-            match vmlinux_orc(kernel, l) {
+            match vmlinux_orc(kernel, l, &mut problems) {
                 Ok(t) => orc.tables.push(t),
                 Err(e) => problems.push(format!("no vmlinux ORC: {e}")),
             }
@@ -731,13 +726,45 @@ fn merge_stale(reliable: Vec<RawFrame>, mut stale: Vec<RawFrame>) -> Vec<RawFram
     out
 }
 
-fn vmlinux_orc(kernel: &Kernel, layout: &OrcLayout) -> Result<OrcTable, String> {
+/// The vmlinux's ORC table; the layout's register numbering fitted to its
+/// entries first (a note in `problems` when they disagree with the standard).
+fn vmlinux_orc(
+    kernel: &Kernel,
+    layout: &mut OrcLayout,
+    problems: &mut Vec<String>,
+) -> Result<OrcTable, String> {
     let (ips, ip_addr) = kernel
         .section(".orc_unwind_ip")
         .ok_or("the vmlinux has no .orc_unwind_ip section")?;
     let (ent, _) = kernel
         .section(".orc_unwind")
         .ok_or("the vmlinux has no .orc_unwind section")?;
+    // Opened without a vmlinux, the image keeps no copy of the tables: read
+    // them once out of the dump, at their run-time addresses (so no bias).
+    let (ips, ent, ip_addr, bias): (std::borrow::Cow<[u8]>, std::borrow::Cow<[u8]>, u64, u64) =
+        if ips.is_empty() || ent.is_empty() {
+            let span = |start: &str, stop: &str| -> Result<(u64, Vec<u8>), String> {
+                let (a, b) = (kernel.symbol(start), kernel.symbol(stop));
+                let (a, b) = (a.map_err(|e| e.to_string())?, b.map_err(|e| e.to_string())?);
+                let n = b
+                    .checked_sub(a)
+                    .filter(|&n| n <= MAX_ORC_BYTES)
+                    .ok_or_else(|| format!("{start}..{stop} is not a plausible ORC table"))?;
+                let mut buf = vec![0u8; n as usize];
+                kernel
+                    .read(a, &mut buf)
+                    .map_err(|e| format!("reading {start}: {e}"))?;
+                Ok((a, buf))
+            };
+            let (at, ips) = span("__start_orc_unwind_ip", "__stop_orc_unwind_ip")?;
+            let (_, ent) = span("__start_orc_unwind", "__stop_orc_unwind")?;
+            (ips.into(), ent.into(), at, 0)
+        } else {
+            (ips.into(), ent.into(), ip_addr, kernel.kaslr_offset())
+        };
+    if let Some(note) = layout.fit_registers(&ent) {
+        problems.push(note);
+    }
     let mut ranges = Vec::new();
     for (s, e) in [("_stext", "_etext"), ("_sinittext", "_einittext")] {
         if let (Ok(s), Ok(e)) = (kernel.symbol(s), kernel.symbol(e)) {
@@ -747,16 +774,12 @@ fn vmlinux_orc(kernel: &Kernel, layout: &OrcLayout) -> Result<OrcTable, String> 
     if ranges.is_empty() {
         return Err("no _stext/_etext symbols".into());
     }
-    OrcTable::new(
-        ips,
-        ip_addr,
-        ent,
-        layout.clone(),
-        kernel.kaslr_offset(),
-        ranges,
-    )
-    .map_err(|e| e.to_string())
+    OrcTable::new(&ips, ip_addr, &ent, layout.clone(), bias, ranges).map_err(|e| e.to_string())
 }
+
+/// The most bytes of one vmlinux ORC table read out of a dump (a distro
+/// kernel's are a few MiB).
+const MAX_ORC_BYTES: u64 = 64 << 20;
 
 fn pt_regs_layout(kernel: &Kernel) -> Result<PtRegsLayout, KernelError> {
     let mut fields = [(0u64, 8u64); 21];
