@@ -10,6 +10,7 @@
 
 pub mod backtrace;
 pub mod diagnosis;
+pub mod holes;
 pub mod locks;
 pub mod log;
 pub mod memcg;
@@ -232,6 +233,8 @@ fn build_facts_timed(
     lap("summary", times);
     model.sysctls = sysctls::read(kernel);
     lap("sysctls", times);
+    model.source.holes = holes::read(kernel, &model);
+    lap("holes", times);
     model
 }
 

@@ -127,6 +127,12 @@ pub struct DumpInfo {
     pub phys_ranges: Vec<(u64, u64)>,
     /// How much of what the dump's headers promise the file holds.
     pub completeness: Completeness,
+    /// What wrote the dump, as far as the file says: makedumpfile for the
+    /// kdump-compressed and flattened formats (its header version; makedumpfile
+    /// records no version number of its own in the dump). `None` where the
+    /// format does not tell (ELF: the kernel's /proc/vmcore copied, QEMU or
+    /// `makedumpfile -E`).
+    pub writer: Option<String>,
 }
 
 /// How much of the dump's promised content the file holds: a dump cut short
@@ -204,6 +210,12 @@ impl VmcoreInfo {
 /// A source of physical memory. Formats implement it.
 pub trait PhysMem: Send + Sync {
     fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> Result<()>;
+    /// Does the dump hold the page at `paddr`? The same errors as
+    /// `read_phys` (`Excluded`, `NotRam`, `Truncated`), told from the
+    /// format's maps where it can without reading the page (kdump's bitmaps).
+    fn holds(&self, paddr: u64) -> Result<()> {
+        self.read_phys(paddr, &mut [0u8; 1])
+    }
     /// Forget what was cached: the memory may have changed (a live source's refresh).
     fn invalidate(&self) {}
 }
@@ -293,6 +305,7 @@ impl Dump {
             nr_cpus,
             phys_ranges: k.phys_ranges,
             completeness: Completeness::default(),
+            writer: None,
         };
         Ok(Dump::from_parts(
             Box::new(k.mem),
@@ -408,6 +421,7 @@ impl Dump {
             nr_cpus: cpus.len() as u32,
             phys_ranges: e.phys_ranges,
             completeness,
+            writer: None,
         };
         Ok(Dump::from_parts(Box::new(e.mem), info, vmcoreinfo, cpus))
     }
@@ -437,6 +451,11 @@ impl Dump {
             },
             phys_ranges: k.phys_ranges,
             completeness,
+            writer: Some(format!(
+                "makedumpfile (kdump-compressed{}, header version {}; makedumpfile records no version number in the dump)",
+                if format == Format::KdumpFlattened { ", flattened" } else { "" },
+                h.header_version
+            )),
         };
         Ok(Dump::from_parts(Box::new(k.mem), info, vmcoreinfo, cpus))
     }
@@ -459,6 +478,11 @@ impl Dump {
 
     pub fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> Result<()> {
         self.mem.read_phys(paddr, buf)
+    }
+
+    /// Does the dump hold the page at `paddr` (see `PhysMem::holds`)?
+    pub fn holds(&self, paddr: u64) -> Result<()> {
+        self.mem.holds(paddr)
     }
 
     pub fn info(&self) -> &DumpInfo {

@@ -503,6 +503,16 @@ impl Kernel {
         self.mmu.trace(vaddr, &DumpMem(&self.dump))
     }
 
+    /// Does the dump hold the page of `vaddr`? Its translation is walked
+    /// (the page tables are read), the page itself is not where the format
+    /// can tell from its maps (`Dump::holds`).
+    pub fn holds(&self, vaddr: u64) -> Result<()> {
+        let pa = self.vtop(vaddr)?;
+        self.dump
+            .holds(pa)
+            .map_err(|source| KernelError::Read { vaddr, source })
+    }
+
     /// Reads `buf.len()` bytes at `vaddr`, page by page.
     pub fn read(&self, vaddr: u64, buf: &mut [u8]) -> Result<()> {
         let mut done = 0usize;

@@ -105,7 +105,13 @@ pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
     let h = area.height.saturating_sub(3) as usize;
     let mut lines = vec![Line::styled(header(state, with_task), th.header())];
     if model.tasks.is_empty() {
-        lines.push(Line::styled("No tasks in this model.", th.warn()));
+        match crate::analysis::diagnosis::dump_fault(model) {
+            Some(why) => lines.push(Line::styled(
+                format!("No tasks: {}.", escape_control(&why)),
+                th.warn(),
+            )),
+            None => lines.push(Line::styled("No tasks in this model.", th.warn())),
+        }
         if let Some(p) = model.problems.iter().find(|p| p.part == "tasks") {
             lines.push(Line::styled(escape_control(&p.message), th.dim()));
         }
