@@ -276,8 +276,10 @@ impl Kernel {
             }
         }
 
-        // The architecture: the dump's must be the vmlinux's.
-        let arch = Arch::of_dump(&dump)?;
+        // The architecture: the dump's must be the vmlinux's; a dump that
+        // does not say (QEMU's kdump-compressed dumps write the machine as
+        // "Unknown") takes the vmlinux's e_machine.
+        let arch = Arch::told_by_dump(&dump)?.unwrap_or(vmlinux.arch);
         let arch_check = compare("architecture", Some(vmlinux.arch.name()), Some(arch.name()));
         // Another architecture's vmlinux cannot be forced: nothing would translate.
         if let Some(e) = mismatch_error(std::slice::from_ref(&arch_check)) {
