@@ -139,23 +139,31 @@ impl PhysMem for Excluding {
     }
 }
 
-#[test]
-fn task_structs_left_out_are_named_first_and_on_the_process_table() {
-    let Some(case) = common::case_or_skip(WHOLE) else {
-        return;
-    };
+/// The whole case's model and a copy of its dump that reports the pages
+/// of the tasks `leave_out` picks as excluded (the page of each one's start
+/// and of its task-list link), opened as a user would; with those pfns.
+fn spoil(
+    case: &common::Case,
+    leave_out: impl Fn(usize, &crashdeck::model::Task) -> bool,
+) -> (
+    DumpModel,
+    DumpModel,
+    HashSet<u64>,
+    crashdeck::kernel::Kernel,
+) {
     let whole = case.model();
     let k = case.kernel();
     let init = k.symbol("init_task").unwrap();
     let link = k.offset_of("task_struct", "tasks").unwrap();
-    // Every task_struct but init_task's (in the kernel image, not a slab
-    // page): the page of its start and of its task-list link.
     let dump = Dump::open(&case.vmcore).unwrap();
     let page_size = dump.info().page_size;
     let mut pfns = HashSet::new();
-    for t in whole.tasks.iter().filter(|t| t.task != init) {
-        for va in [t.task, t.task + link] {
-            pfns.insert(k.vtop(va).unwrap() / page_size);
+    // Not init_task's: it is in the kernel image, not a slab page.
+    for (i, t) in whole.tasks.iter().filter(|t| t.task != init).enumerate() {
+        if leave_out(i, t) {
+            for va in [t.task, t.task + link] {
+                pfns.insert(k.vtop(va).unwrap() / page_size);
+            }
         }
     }
     assert!(!pfns.is_empty());
@@ -166,7 +174,7 @@ fn task_structs_left_out_are_named_first_and_on_the_process_table() {
         Box::new(Excluding {
             inner: dump,
             page_size,
-            pfns,
+            pfns: pfns.clone(),
         }),
         info,
         vi,
@@ -180,11 +188,32 @@ fn task_structs_left_out_are_named_first_and_on_the_process_table() {
         Backtraces::All,
     )
     .expect("a model of the spoiled dump");
-    let v = verdict(&m);
-    eprintln!("{}: verdict with its task_structs left out: {v}", case.name);
+    (whole, m, pfns, k)
+}
+
+fn screen_of(m: &DumpModel) -> String {
+    let state = UiState::new(m, "vmcore", 200, 50);
+    let mut term = Terminal::new(TestBackend::new(200, 50)).unwrap();
+    term.draw(|f| ui::draw(f, m, &state)).unwrap();
+    let b = term.backend().buffer().clone();
+    (0..b.area.height)
+        .map(|y| {
+            (0..b.area.width)
+                .map(|x| b[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The verdict about the dump leads and names the writer, the level and
+/// the task_structs; the cause follows.
+fn assert_task_struct_verdict(case: &common::Case, m: &DumpModel) {
+    let v = verdict(m);
+    eprintln!("{}: verdict with task_structs left out: {v}", case.name);
     assert!(v.starts_with("Dump spoiled by its writer"), "{v}");
     assert!(v.contains("makedumpfile"), "{v}");
-    let level = case_dump_level(&case);
+    let level = case_dump_level(case);
     assert!(v.contains(&format!("dump level {level}")), "{v}");
     let hole = m
         .source
@@ -196,26 +225,101 @@ fn task_structs_left_out_are_named_first_and_on_the_process_table() {
     assert!(hole.missing > 0, "{hole:?}");
     assert!(v.contains("task_struct"), "{v}");
     assert!(v.contains("lost:") && v.contains("tasks"), "{v}");
-    // The cause still follows the verdict about the dump.
     assert!(v.contains(". Cause: "), "{v}");
-    // The process table says the dump is at fault.
-    let state = UiState::new(&m, "vmcore", 160, 48);
-    let mut term = Terminal::new(TestBackend::new(160, 48)).unwrap();
-    term.draw(|f| ui::draw(f, &m, &state)).unwrap();
-    let b = term.backend().buffer().clone();
-    let screen: String = (0..b.area.height)
-        .map(|y| {
-            (0..b.area.width)
-                .map(|x| b[(x, y)].symbol().to_string())
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    // The walk breaks at init_task's first link: no task is read.
-    assert!(m.tasks.is_empty(), "{:?}", m.tasks);
+}
+
+#[test]
+fn task_structs_left_out_are_named_first_and_on_the_process_table() {
+    let Some(case) = common::case_or_skip(WHOLE) else {
+        return;
+    };
+    // Every task_struct but init_task's.
+    let (_, m, _, k) = spoil(&case, |_, _| true);
+    assert_task_struct_verdict(&case, &m);
+    // Only init_task stands (the list breaks at both its links, and the
+    // PID table leads to task_structs the dump lacks).
+    let init = k.symbol("init_task").unwrap();
     assert!(
-        screen.contains("No tasks: the dump is at fault"),
+        m.tasks.iter().all(|t| t.task == init),
+        "{:?}",
+        m.tasks.iter().map(|t| t.task).collect::<Vec<_>>()
+    );
+    let screen = screen_of(&m);
+    assert!(screen.contains("the dump is at fault"), "{screen}");
+    assert!(screen.contains("Dump spoiled"), "{screen}");
+}
+
+#[test]
+fn tasks_the_dump_still_holds_are_listed_around_the_holes() {
+    let Some(case) = common::case_or_skip(WHOLE) else {
+        return;
+    };
+    // Every third task that is no task's parent (so that the parents'
+    // pages, read for each child's PPID, mostly stand).
+    let parents: HashSet<i64> = case.model().tasks.iter().map(|t| t.ppid).collect();
+    let (whole, m, pfns, k) = spoil(&case, |i, t| i % 3 == 0 && !parents.contains(&t.pid));
+    assert_task_struct_verdict(&case, &m);
+    let size = k.size_of("task_struct").unwrap();
+    let page_size = k.dump().info().page_size;
+    let pages_held = |t: u64| {
+        (t / page_size..=(t + size - 1) / page_size)
+            .all(|p| !pfns.contains(&(k.vtop(p * page_size).unwrap() / page_size)))
+    };
+    let by_pid: std::collections::HashMap<i64, u64> =
+        whole.tasks.iter().map(|t| (t.pid, t.task)).collect();
+    let listed: HashSet<u64> = m.tasks.iter().map(|t| t.task).collect();
+    // The hole counts every task (on the list and in the PID table: idle
+    // tasks are on neither) whose start or list link the dump lacks.
+    let link = k.offset_of("task_struct", "tasks").unwrap();
+    let lacked = whole
+        .tasks
+        .iter()
+        .filter(|t| t.pid != 0)
+        .filter(|t| {
+            [t.task, t.task + link]
+                .iter()
+                .any(|&va| pfns.contains(&(k.vtop(va).unwrap() / page_size)))
+        })
+        .count() as u64;
+    let hole = m.source.holes.iter().find(|h| h.structure == "task_struct");
+    assert_eq!(hole.map(|h| h.missing), Some(lacked));
+    // Looked at: every task but init_task (in the kernel image), the idle
+    // tasks the model read among them.
+    let init = k.symbol("init_task").unwrap();
+    assert_eq!(
+        hole.map(|h| h.checked),
+        Some(whole.tasks.iter().filter(|t| t.task != init).count() as u64)
+    );
+    let mut expected = 0;
+    for t in &whole.tasks {
+        let parent = by_pid.get(&t.ppid).copied().unwrap_or(t.task);
+        if pages_held(t.task) && pages_held(parent) {
+            expected += 1;
+            assert!(listed.contains(&t.task), "{} {} not listed", t.pid, t.comm);
+            // As the whole dump reads it.
+            let got = m.tasks.iter().find(|x| x.task == t.task).unwrap();
+            assert_eq!(got, t);
+        }
+        let start_gone = pfns.contains(&(k.vtop(t.task).unwrap() / page_size));
+        if start_gone {
+            assert!(!listed.contains(&t.task), "{} {} listed", t.pid, t.comm);
+        }
+    }
+    eprintln!(
+        "listed {} of {}, expected {expected}",
+        m.tasks.len(),
+        whole.tasks.len()
+    );
+    assert!(expected > 1 && m.tasks.len() < whole.tasks.len());
+    eprintln!(
+        "{}: {} of {} tasks listed, {expected} wholly held",
+        case.name,
+        m.tasks.len(),
+        whole.tasks.len()
+    );
+    let screen = screen_of(&m);
+    assert!(
+        screen.contains("tasks missing: the dump is at fault"),
         "{screen}"
     );
-    assert!(screen.contains("Dump spoiled"), "{screen}");
 }

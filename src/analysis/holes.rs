@@ -49,15 +49,13 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Vec<DumpHole> {
 }
 
 /// Is this error a page the dump's writer left out (and not a page beyond
-/// the end of a truncated file, or no RAM)?
+/// the end of a truncated file, or no RAM)? Errors that wrap it in words
+/// (a list that cannot be walked, a page-table level) say so in their text.
 pub fn is_excluded(e: &KernelError) -> bool {
-    match e {
-        KernelError::Translate { what, .. } => what.contains("excluded from the dump"),
-        _ => matches!(
-            e.dump_error(),
-            Some(crate::dump::DumpError::Excluded { .. })
-        ),
-    }
+    matches!(
+        e.dump_error(),
+        Some(crate::dump::DumpError::Excluded { .. })
+    ) || e.to_string().contains("excluded from the dump")
 }
 
 struct Probe<'a> {
@@ -97,6 +95,12 @@ impl Probe<'_> {
         let missing = at
             .iter()
             .any(|&a| self.k.holds(a).err().is_some_and(|e| is_excluded(&e)));
+        self.count(structure, reached_from, addr, missing);
+        !missing
+    }
+
+    /// One more object of a kind looked at; `missing` when the dump lacks it.
+    fn count(&mut self, structure: &str, reached_from: &str, addr: u64, missing: bool) {
         let h = self.entry(structure, reached_from);
         h.checked += 1;
         if missing {
@@ -105,13 +109,12 @@ impl Probe<'_> {
             }
             h.missing += 1;
         }
-        !missing
     }
 
     /// The task_structs on `init_task.tasks`, walked both ways from its head
-    /// so that one missing task_struct costs only the tasks between the
-    /// breaks; with the tasks the model read (threads, idle tasks). Each
-    /// task_struct is checked by its first page and the page of its link.
+    /// to the breaks, and those of the PID table; with the tasks the model
+    /// read (threads, idle tasks). Each task_struct is checked by its first
+    /// page and the page of its link.
     fn task_list(&mut self, model: &DumpModel) -> Vec<u64> {
         let k = self.k;
         let mut tasks: BTreeSet<u64> = model.tasks.iter().map(|t| t.task).collect();
@@ -147,6 +150,20 @@ impl Probe<'_> {
                 }
                 tasks.insert(task);
                 node = n;
+            }
+        }
+        // The PID table leads to the tasks between the breaks.
+        for t in super::tasks::pid_table_tasks(k).unwrap_or_default() {
+            if tasks.contains(&t) || missing.contains(&t) {
+                continue;
+            }
+            let held = [t, t.wrapping_add(link)]
+                .iter()
+                .all(|&a| !k.holds(a).err().is_some_and(|e| is_excluded(&e)));
+            if held {
+                tasks.insert(t);
+            } else {
+                missing.insert(t);
             }
         }
         tasks.remove(&init);
@@ -204,43 +221,23 @@ impl Probe<'_> {
     /// The PID table: the xarray nodes of `init_pid_ns.idr` (find_pid_ns()
     /// and drgn's for_each_task go through it).
     fn pid_table(&mut self) {
+        const FROM: &str = "the PID table, init_pid_ns.idr";
         let k = self.k;
-        let Ok(ns) = k.symbol("init_pid_ns") else {
-            return;
-        };
-        let (Ok(idr), Ok(rt), Ok(head), Ok(slots)) = (
+        let (Ok(ns), Ok(idr), Ok(rt)) = (
+            k.symbol("init_pid_ns"),
             k.offset_of("pid_namespace", "idr"),
             k.offset_of("idr", "idr_rt"),
-            k.offset_of("xarray", "xa_head"),
-            k.member("xa_node", "slots"),
         ) else {
             return;
         };
-        let nslots = slots.array_len.unwrap_or(0).min(256);
-        let Ok(root) = k.read_u64(ns + idr + rt + head) else {
+        let Ok(walk) = k.xa_walk(ns + idr + rt, MAX_NODES) else {
             return;
         };
-        // An internal entry (low bits 10) above 4096 is a node pointer.
-        let is_node = |e: u64| e & 3 == 2 && e > 4096;
-        let mut stack = vec![root];
-        let mut seen = HashSet::new();
-        while let Some(e) = stack.pop() {
-            if !is_node(e) || seen.len() >= MAX_NODES || !seen.insert(e) {
-                continue;
-            }
-            let node = e & !3;
-            if !self.check("xa_node", "the PID table, init_pid_ns.idr", node) {
-                continue;
-            }
-            let mut buf = vec![0u8; (nslots * 8) as usize];
-            if k.read(node + slots.offset, &mut buf).is_err() {
-                continue;
-            }
-            stack.extend(
-                buf.chunks_exact(8)
-                    .filter_map(|c| c.try_into().ok().map(u64::from_le_bytes))
-                    .filter(|&s| is_node(s)),
-            );
+        for &n in &walk.nodes {
+            self.count("xa_node", FROM, n, false);
+        }
+        for (n, e) in &walk.unreadable {
+            self.count("xa_node", FROM, *n, is_excluded(e));
         }
     }
 }

@@ -210,10 +210,12 @@ fn build_facts_timed(
         Err(e) => problems.push(problem("slabs", &e)),
     }
     lap("slabs", times);
-    match tasks::read(kernel, totalram) {
+    let mut notes = Vec::new();
+    match tasks::read(kernel, totalram, &mut notes) {
         Ok(t) => model.tasks = t,
         Err(e) => problems.push(problem("tasks", &e)),
     }
+    problems.extend(notes.iter().map(|n| problem("tasks", n)));
     lap("tasks", times);
     let mut notes = Vec::new();
     let summary = summary::read(kernel, &model.log, &mut notes);

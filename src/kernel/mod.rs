@@ -36,6 +36,7 @@ pub mod vmlinux;
 pub use crate::arch::{Arch, KaslrSource, Mmu, WalkStep};
 use crate::arch::{ArchError, Registers};
 use crate::dump::{CpuState, Dump, DumpError, PhysMem, Utsname, VmcoreInfo};
+pub use read::XaWalk;
 use std::path::{Path, PathBuf};
 pub use types::{Member, TypeError, Types};
 pub use vmlinux::Vmlinux;

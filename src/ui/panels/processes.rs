@@ -101,6 +101,12 @@ pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
         };
         extra.push_str(&format!(" · filter /{}", escape_control(f)));
     }
+    // Tasks the dump lacks: said in the title, above the rows that stand.
+    if !model.tasks.is_empty() && model.problems.iter().any(|p| p.part == "tasks") {
+        if let Some(why) = crate::analysis::diagnosis::dump_fault(model) {
+            extra.push_str(&format!(" · tasks missing: {}", escape_control(&why)));
+        }
+    }
     let b = block(Panel::Processes, state, &extra);
     let h = area.height.saturating_sub(3) as usize;
     let mut lines = vec![Line::styled(header(state, with_task), th.header())];
