@@ -2,7 +2,8 @@
 //! `dump-guest-memory -f kdump-zlib` writes that): the architecture comes
 //! from the vmlinux, else VMCOREINFO, else the NT_PRSTATUS notes' size.
 //! The fixtures' dumps are copied into a temporary directory with the
-//! header's utsname machine rewritten; the fixtures are never touched.
+//! header's utsname rewritten as QEMU writes it (empty, machine "Unknown");
+//! the fixtures are never touched.
 
 mod common;
 
@@ -18,16 +19,21 @@ const MACHINE_AT: usize = 12 + 4 * 65;
 fn with_unknown_machine(case: &common::Case, test: &str) -> PathBuf {
     let mut bytes = std::fs::read(&case.vmcore).unwrap();
     assert!(bytes.starts_with(b"KDUMP   "), "{}: not kdump", case.name);
-    let field = &mut bytes[MACHINE_AT..MACHINE_AT + 65];
-    let was: Vec<u8> = field.iter().copied().take_while(|&b| b != 0).collect();
+    let was: Vec<u8> = bytes[MACHINE_AT..MACHINE_AT + 65]
+        .iter()
+        .copied()
+        .take_while(|&b| b != 0)
+        .collect();
     assert!(
         Arch::from_uts_machine(&String::from_utf8_lossy(&was)).is_some(),
         "{}: header machine {:?}",
         case.name,
         String::from_utf8_lossy(&was)
     );
-    field.fill(0);
-    field[..7].copy_from_slice(b"Unknown");
+    // As QEMU's dump-guest-memory writes the header: utsname empty but
+    // for the machine.
+    bytes[12..12 + 6 * 65].fill(0);
+    bytes[MACHINE_AT..MACHINE_AT + 7].copy_from_slice(b"Unknown");
     let dir = std::env::temp_dir().join(format!(
         "crashdeck-unknown-{test}-{}-{}",
         case.name,
@@ -92,6 +98,12 @@ fn unknown_machine_is_told_by_vmcoreinfo_then_by_the_notes() {
             d.info().utsname.as_ref().map(|u| u.machine.as_str()),
             Some("Unknown")
         );
+        // The writer is told from the header: QEMU's, not makedumpfile's.
+        let writer = d.info().writer.clone().unwrap_or_default();
+        assert!(writer.starts_with("QEMU dump-guest-memory"), "{writer}");
+        let original = Dump::open(&case.vmcore).unwrap();
+        let w = original.info().writer.clone().unwrap_or_default();
+        assert!(w.starts_with("makedumpfile"), "{}: {w}", case.name);
         assert_eq!(
             Arch::told_by_dump(&d).unwrap(),
             Some(want),

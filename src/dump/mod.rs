@@ -451,11 +451,7 @@ impl Dump {
             },
             phys_ranges: k.phys_ranges,
             completeness,
-            writer: Some(format!(
-                "makedumpfile (kdump-compressed{}, header version {}; makedumpfile records no version number in the dump)",
-                if format == Format::KdumpFlattened { ", flattened" } else { "" },
-                h.header_version
-            )),
+            writer: Some(kdump_writer(&h.utsname, format, h.header_version)),
         };
         Ok(Dump::from_parts(Box::new(k.mem), info, vmcoreinfo, cpus))
     }
@@ -495,6 +491,29 @@ impl Dump {
 
     pub fn cpus(&self) -> &[CpuState] {
         &self.cpus
+    }
+}
+
+/// What wrote a kdump-compressed dump, by its header: makedumpfile copies
+/// the dumped kernel's utsname into it; QEMU's `dump-guest-memory -f
+/// kdump-*` leaves it empty but for the machine (its target's name, or
+/// "Unknown"). Neither records its own version.
+fn kdump_writer(uts: &Utsname, format: Format, header_version: i32) -> String {
+    let how = format!(
+        "kdump-compressed{}, header version {header_version}",
+        if format == Format::KdumpFlattened {
+            ", flattened"
+        } else {
+            ""
+        }
+    );
+    if uts.sysname.is_empty() && uts.release.is_empty() && uts.version.is_empty() {
+        format!(
+            "QEMU dump-guest-memory ({how}; the header's utsname is empty but for the machine, \
+             as QEMU writes it; makedumpfile copies the kernel's)"
+        )
+    } else {
+        format!("makedumpfile ({how}; makedumpfile records no version number in the dump)")
     }
 }
 
