@@ -140,7 +140,8 @@ pub struct DumpHole {
     pub structure: String,
     /// Where they were reached from ("init_task.tasks", "task_struct.signal").
     pub reached_from: String,
-    /// Objects whose pages are missing, of how many looked at.
+    /// Objects whose pages are missing, of how many looked at (`checked`
+    /// 0: known by the model's failed reads only, `missing` of them).
     pub missing: u64,
     pub checked: u64,
     /// The first missing object's address.

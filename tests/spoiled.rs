@@ -166,7 +166,14 @@ fn spoil(
             }
         }
     }
+    let m = open_excluding(case, dump, pfns.clone());
+    (whole, m, pfns, k)
+}
+
+/// The model of `dump` seen with the pages `pfns` reported as excluded.
+fn open_excluding(case: &common::Case, dump: Dump, pfns: HashSet<u64>) -> DumpModel {
     assert!(!pfns.is_empty());
+    let page_size = dump.info().page_size;
     let info = dump.info().clone();
     let vi = dump.vmcoreinfo().clone();
     let cpus = dump.cpus().to_vec();
@@ -174,7 +181,7 @@ fn spoil(
         Box::new(Excluding {
             inner: dump,
             page_size,
-            pfns: pfns.clone(),
+            pfns,
         }),
         info,
         vi,
@@ -188,7 +195,7 @@ fn spoil(
         Backtraces::All,
     )
     .expect("a model of the spoiled dump");
-    (whole, m, pfns, k)
+    m
 }
 
 fn screen_of(m: &DumpModel) -> String {
@@ -322,4 +329,46 @@ fn tasks_the_dump_still_holds_are_listed_around_the_holes() {
         screen.contains("tasks missing: the dump is at fault"),
         "{screen}"
     );
+}
+
+/// A kernel object no probe looks at (the printk ring buffer's
+/// descriptors): the verdict still leads, from the read error the model
+/// collected, and the text of the cause comes after it.
+#[test]
+fn a_log_the_dump_lacks_is_named_from_the_read_error() {
+    let Some(case) = common::case_or_skip(WHOLE) else {
+        return;
+    };
+    let whole = case.model();
+    assert!(!whole.log.is_empty());
+    let k = case.kernel();
+    let prb = k.read_u64(k.symbol("prb").unwrap()).unwrap();
+    let descs = k
+        .read_member(prb, "printk_ringbuffer", "desc_ring.descs")
+        .unwrap();
+    let dump = Dump::open(&case.vmcore).unwrap();
+    let page_size = dump.info().page_size;
+    let pfn = k.vtop(descs).unwrap() / page_size;
+    let m = open_excluding(&case, dump, HashSet::from([pfn]));
+    let v = verdict(&m);
+    eprintln!(
+        "{}: verdict with the log's descriptors left out: {v}",
+        case.name
+    );
+    assert!(m.log.is_empty());
+    assert!(
+        m.problems
+            .iter()
+            .any(|p| p.part == "log" && p.message.contains("excluded from the dump")),
+        "{:?}",
+        m.problems
+    );
+    assert!(v.starts_with("Dump spoiled by its writer"), "{v}");
+    assert!(v.contains("printk ring buffer"), "{v}");
+    assert!(
+        v.contains(&format!("{descs:#x}")) || v.contains("failed at 0x"),
+        "{v}"
+    );
+    assert!(v.contains("lost: ") && v.contains("part of log"), "{v}");
+    assert!(v.contains(". Cause: "), "{v}");
 }

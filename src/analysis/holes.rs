@@ -45,8 +45,30 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Vec<DumpHole> {
         }
     }
     p.holes.retain(|h| h.missing > 0);
+    p.read_errors(model);
     p.holes
 }
+
+/// What a part of the model reads, for a read error no probe explains.
+const PART_DATA: &[(&str, &str)] = &[
+    ("log", "the kernel log (printk ring buffer)"),
+    ("summary", "the summary's kernel data"),
+    ("zones", "the zones (pglist_data, zone)"),
+    (
+        "meminfo",
+        "the memory counters (vm_stat, zone, pglist_data)",
+    ),
+    (
+        "memory_usage",
+        "the memory counters (vm_stat, zone, pglist_data)",
+    ),
+    (
+        "slabs",
+        "the slab caches (kmem_cache, kmem_cache_node, slab)",
+    ),
+    ("memcgs", "the memory cgroups (mem_cgroup)"),
+    ("tasks", "the tasks' kernel data"),
+];
 
 /// Is this error a page the dump's writer left out (and not a page beyond
 /// the end of a truncated file, or no RAM)? Errors that wrap it in words
@@ -56,6 +78,18 @@ pub fn is_excluded(e: &KernelError) -> bool {
         e.dump_error(),
         Some(crate::dump::DumpError::Excluded { .. })
     ) || e.to_string().contains("excluded from the dump")
+}
+
+/// The first `virtual address 0x…` a read error names.
+fn vaddr_in(message: &str) -> u64 {
+    message
+        .split("virtual address 0x")
+        .nth(1)
+        .and_then(|r| {
+            let hex: String = r.chars().take_while(char::is_ascii_hexdigit).collect();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .unwrap_or(0)
 }
 
 struct Probe<'a> {
@@ -81,6 +115,38 @@ impl Probe<'_> {
             }
         };
         &mut self.holes[i]
+    }
+
+    /// The parts whose reading failed on a page the dump lacks, where no
+    /// object looked at above explains it: kernel data all the same (the
+    /// model reads no user, page-cache or free page). `checked` is 0: only
+    /// the failed reads are known.
+    fn read_errors(&mut self, model: &DumpModel) {
+        let explained = |structure: &str| self.holes.iter().any(|h| h.structure == structure);
+        let mut found = Vec::new();
+        for p in &model.problems {
+            let Some((_, what)) = PART_DATA.iter().find(|(part, _)| *part == p.part) else {
+                continue;
+            };
+            if !p.message.contains("excluded from the dump")
+                || (p.part == "tasks" && explained("task_struct"))
+                || (p.part == "slabs" && explained("kmem_cache"))
+            {
+                continue;
+            }
+            found.push((
+                *what,
+                format!("the {} reader", p.part),
+                vaddr_in(&p.message),
+            ));
+        }
+        for (what, from, first) in found {
+            let h = self.entry(what, &from);
+            if h.missing == 0 {
+                h.first = first;
+            }
+            h.missing += 1;
+        }
     }
 
     /// Counts the object at `addr`; true when its page is held. Errors

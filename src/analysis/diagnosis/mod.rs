@@ -86,7 +86,13 @@ pub fn dump_fault(model: &DumpModel) -> Option<String> {
         let what: Vec<String> = s
             .holes
             .iter()
-            .map(|h| plural(&h.structure, h.missing))
+            .map(|h| {
+                if h.checked == 0 {
+                    h.structure.clone()
+                } else {
+                    plural(&h.structure, h.missing)
+                }
+            })
             .collect();
         return Some(format!(
             "the dump is at fault: its writer ({writer}{level}) left out {}",
@@ -218,6 +224,16 @@ fn spoiled_verdict(model: &DumpModel) -> Option<String> {
         .holes
         .iter()
         .map(|h| {
+            if h.checked == 0 {
+                // Known by a failed read only.
+                return format!(
+                    "{}: {}'s {} failed at {:#x}",
+                    h.structure,
+                    h.reached_from,
+                    if h.missing == 1 { "read" } else { "reads" },
+                    h.first
+                );
+            }
             format!(
                 "{} of {} {} (reached from {}; the first at {:#x})",
                 h.missing,
