@@ -53,8 +53,14 @@ pub fn dump_text(dump: &Dump) -> String {
     let _ = writeln!(
         s,
         "dump level:   {}",
-        i.dump_level.map_or("-".to_string(), |l| l.to_string())
+        i.dump_level.map_or("-".to_string(), |l| format!(
+            "{l} ({})",
+            crate::analysis::diagnosis::dump_level_words(l)
+        ))
     );
+    if let Some(w) = &i.writer {
+        let _ = writeln!(s, "written by:   {w}");
+    }
     let _ = writeln!(s, "page size:    {}", i.page_size);
     if let Some(t) = i.crash_time {
         let _ = writeln!(s, "crash time:   {t} (seconds since the epoch)");
@@ -162,6 +168,7 @@ pub fn dump_json(dump: &Dump) -> serde_json::Value {
         "format": i.format,
         "compression": i.compression,
         "dump_level": i.dump_level,
+        "writer": i.writer,
         "page_size": i.page_size,
         "incomplete": i.incomplete,
         "crash_time": i.crash_time,

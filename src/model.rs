@@ -85,7 +85,7 @@ pub struct Source {
     #[serde(default)]
     pub(crate) compression: Option<String>,
     #[serde(default)]
-    pub(crate) dump_level: Option<u32>,
+    pub dump_level: Option<u32>,
     /// The dump says it is incomplete (kdump's DUMP_DH_COMPRESSED_INCOMPLETE).
     #[serde(default)]
     pub(crate) incomplete: bool,
@@ -101,7 +101,7 @@ pub struct Source {
     pub(crate) paging_levels: u32,
     /// The kernel's architecture as `uname -m` names it ("x86_64", "aarch64").
     #[serde(default)]
-    pub(crate) arch: String,
+    pub arch: String,
     /// Bits of a kernel virtual address the page tables translate.
     #[serde(default)]
     pub(crate) va_bits: u32,
@@ -120,7 +120,33 @@ pub struct Source {
     pub pages_in_file: u64,
     /// The text log read beside the dump (`vmcore-dmesg.txt`, `dmesg.<stamp>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) text_log: Option<String>,
+    pub text_log: Option<String>,
+    /// What wrote the dump, as far as its header says ("makedumpfile
+    /// (kdump-compressed, header version 6; …)").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
+    /// Kernel objects no dump level drops (task_structs, signal_structs,
+    /// struct pids, mm_structs, page tables, slab caches) whose pages the
+    /// dump lacks all the same: its writer filtered them out by mistake.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holes: Vec<DumpHole>,
+}
+
+/// One kind of kernel object a dump should hold but lacks pages of.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DumpHole {
+    /// The kernel structure: "task_struct", "signal_struct", "pid",
+    /// "mm_struct", "page table", "kmem_cache", or the task list itself.
+    pub structure: String,
+    /// Where they were reached from ("init_task.tasks", "task_struct.signal").
+    pub reached_from: String,
+    /// Objects whose pages are missing, of how many looked at (`checked`
+    /// 0: known by the model's failed reads only, `missing` of them).
+    pub missing: u64,
+    pub checked: u64,
+    /// The first missing object's address.
+    #[serde(with = "hex")]
+    pub first: u64,
 }
 
 impl Source {
@@ -129,6 +155,12 @@ impl Source {
         self.incomplete
             || self.pages_in_file < self.pages_dumped
             || self.expected_bytes.is_some_and(|e| e > self.file_bytes)
+    }
+
+    /// The dump lacks kernel objects its dump level should have kept (see
+    /// `holes`): its writer dropped them.
+    pub fn spoiled(&self) -> bool {
+        !self.holes.is_empty()
     }
 }
 

@@ -143,7 +143,18 @@ pub fn open_dump(
     opts: &KernelOptions,
     which: analysis::Backtraces,
 ) -> Result<(DumpModel, Option<analysis::backtrace::BacktraceService>)> {
-    let dump = Dump::open(vmcore)?;
+    model_of_dump(Dump::open(vmcore)?, vmlinux, vmcore, opts, which)
+}
+
+/// `open_dump` of a dump already open (`vmcore` names it in the model): a
+/// dump seen through a wrapper (tests) goes through the same steps.
+pub fn model_of_dump(
+    dump: Dump,
+    vmlinux: Option<&Path>,
+    vmcore: &Path,
+    opts: &KernelOptions,
+    which: analysis::Backtraces,
+) -> Result<(DumpModel, Option<analysis::backtrace::BacktraceService>)> {
     let info = dump.info().clone();
     let release = dump
         .vmcoreinfo()
@@ -165,6 +176,7 @@ pub fn open_dump(
         expected_bytes: info.completeness.expected_bytes,
         pages_dumped: info.completeness.pages_dumped,
         pages_in_file: info.completeness.pages_in_file,
+        writer: info.writer.clone(),
         ..Default::default()
     };
     let kernel = match kernel {

@@ -11,9 +11,10 @@
 
 pub mod backtrace;
 pub mod diagnosis;
-pub(crate) mod locks;
-pub(crate) mod log;
-pub(crate) mod memcg;
+pub mod holes;
+pub mod locks;
+pub mod log;
+pub mod memcg;
 pub mod memory;
 pub(crate) mod slab;
 pub(crate) mod summary;
@@ -208,10 +209,12 @@ fn build_facts_timed(
         Err(e) => problems.push(problem("slabs", &e)),
     }
     lap("slabs", times);
-    match tasks::read(kernel, totalram) {
+    let mut notes = Vec::new();
+    match tasks::read(kernel, totalram, &mut notes) {
         Ok(t) => model.tasks = t,
         Err(e) => problems.push(problem("tasks", &e)),
     }
+    problems.extend(notes.iter().map(|n| problem("tasks", n)));
     lap("tasks", times);
     let mut notes = Vec::new();
     let summary = summary::read(kernel, &model.log, &mut notes);
@@ -231,6 +234,8 @@ fn build_facts_timed(
     lap("summary", times);
     model.sysctls = sysctls::read(kernel);
     lap("sysctls", times);
+    model.source.holes = holes::read(kernel, &model);
+    lap("holes", times);
     model
 }
 

@@ -169,16 +169,27 @@ fn threads_of(k: &Kernel, l: &Layout, leader: u64) -> Result<Vec<u64>> {
     }
 }
 
-fn all_tasks(k: &Kernel, l: &Layout) -> Result<Vec<u64>> {
+fn all_tasks(k: &Kernel, l: &Layout, notes: &mut Vec<String>) -> Result<Vec<u64>> {
     let init = k.symbol("init_task")?;
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     let mut leaders = vec![init];
-    leaders.extend(
-        walk_tasks(k, init + l.tasks)?
-            .into_iter()
-            .map(|n| n.wrapping_sub(l.tasks)),
-    );
+    match walk_tasks(k, init + l.tasks) {
+        Ok(list) => leaders.extend(list.into_iter().map(|n| n.wrapping_sub(l.tasks))),
+        // A dump whose writer left out task_structs: the list breaks there.
+        // The tasks still held are found from both ends of the list and
+        // through the PID table.
+        Err(e) if !k.is_live() && super::holes::is_excluded(&e) => {
+            let found = tasks_around_holes(k, l, init);
+            notes.push(format!(
+                "the task list breaks where the dump lacks a task_struct ({e}); \
+                 {} tasks found from both ends of the list and through the PID table",
+                found.len()
+            ));
+            leaders.extend(found);
+        }
+        Err(e) => return Err(e),
+    }
     for leader in leaders {
         if seen.insert(leader) {
             out.push(leader);
@@ -198,6 +209,62 @@ fn all_tasks(k: &Kernel, l: &Layout) -> Result<Vec<u64>> {
         }
     }
     Ok(out)
+}
+
+/// The tasks whose task_structs the dump holds, when the task list breaks
+/// at one it lacks: the list walked from its head forwards and backwards to
+/// the breaks, then each task of the PID table (`init_pid_ns.idr`: every
+/// `struct pid`'s PIDTYPE_PID task), each checked by the pages of its start
+/// and of its list link.
+fn tasks_around_holes(k: &Kernel, l: &Layout, init: u64) -> Vec<u64> {
+    let held = |t: u64| {
+        [t, t.wrapping_add(l.tasks)]
+            .iter()
+            .all(|&a| k.holds(a).is_ok())
+    };
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::from([init]);
+    let head = init.wrapping_add(l.tasks);
+    for member in ["next", "prev"] {
+        let Ok(off) = k.offset_of("list_head", member) else {
+            continue;
+        };
+        let mut node = head;
+        for _ in 0..MAX_TASKS {
+            let Ok(n) = k.read_u64(node.wrapping_add(off)) else {
+                break;
+            };
+            let t = n.wrapping_sub(l.tasks);
+            if n == head || n == 0 || !held(t) || !seen.insert(t) {
+                break;
+            }
+            out.push(t);
+            node = n;
+        }
+    }
+    for t in pid_table_tasks(k).unwrap_or_default() {
+        if held(t) && seen.insert(t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// The task of each `struct pid` in the PID table (`init_pid_ns.idr`):
+/// `pid.tasks[PIDTYPE_PID].first`, a `task_struct.pid_links[PIDTYPE_PID]`.
+pub(crate) fn pid_table_tasks(k: &Kernel) -> Result<Vec<u64>> {
+    let ns = k.symbol("init_pid_ns")?;
+    let xa = ns + k.offset_of("pid_namespace", "idr")? + k.offset_of("idr", "idr_rt")?;
+    let first = k.offset_of("pid", "tasks")? + k.offset_of("hlist_head", "first")?;
+    let link = k.offset_of("task_struct", "pid_links")?;
+    let walk = k.xa_walk(xa, MAX_TASKS)?;
+    Ok(walk
+        .entries
+        .into_iter()
+        .filter_map(|pid| k.read_u64(pid.wrapping_add(first)).ok())
+        .filter(|&n| n != 0)
+        .map(|n| n.wrapping_sub(link))
+        .collect())
 }
 
 /// The task list. On a live kernel a walk that meets a task freed under it
@@ -312,9 +379,11 @@ fn mm_rss_pages(k: &Kernel, r: &RssLayout, mm: u64, group: &[u64], cpus: &[u32])
 
 /// Every task, sorted as crash's `ps` lists them (by PID, idle tasks by CPU).
 /// `totalram_pages` is the %MEM denominator.
-pub(crate) fn read(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
+/// What could not be read (a dump that lacks task_structs) is pushed onto
+/// `notes`; the tasks that could be read stand.
+pub fn read(k: &Kernel, totalram_pages: u64, notes: &mut Vec<String>) -> Result<Vec<Task>> {
     let l = Layout::new(k)?;
-    let addrs = all_tasks(k, &l)?;
+    let addrs = all_tasks(k, &l, notes)?;
     let page_kib = k.dump().info().page_size / 1024;
     // percpu_counter_sum() over the online CPUs, as the kernel and drgn.
     let cpus = k.online_cpus().unwrap_or_default();
@@ -326,6 +395,8 @@ pub(crate) fn read(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
     let mut mms: HashMap<(u64, i64), Vec<u64>> = HashMap::new();
     let mut rows = Vec::with_capacity(addrs.len());
     let live = k.is_live();
+    let mut skipped = 0usize;
+    let mut first_skipped = None;
     for &t in &addrs {
         // A live kernel's task may exit while the list is walked: it is
         // dropped (its memory no longer reads as a task), not fatal.
@@ -333,6 +404,12 @@ pub(crate) fn read(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
         let (mm, tgid, task) = match row {
             Ok(r) => r,
             Err(_) if live => continue,
+            // A task (or its parent) the dump's writer left out.
+            Err(e) if super::holes::is_excluded(&e) => {
+                skipped += 1;
+                first_skipped.get_or_insert_with(|| format!("{t:#x}: {e}"));
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if live && (task.pid < 0 || task.tgid < 0 || task.comm.is_empty()) {
@@ -372,6 +449,12 @@ pub(crate) fn read(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
         out.push(task);
     }
     out.sort_by_key(|t| (t.pid, t.cpu));
+    if let Some(first) = first_skipped {
+        notes.push(format!(
+            "{skipped} tasks not shown: the dump lacks a page of their task_struct or their \
+             parent's (the first: task_struct {first})"
+        ));
+    }
     if out.is_empty() {
         return Err(KernelError::Other("no task found on the task list".into()));
     }

@@ -727,6 +727,7 @@ mod tests {
             nr_cpus: 1,
             phys_ranges: vec![(0x4000_0000, 0x8000_0000)],
             completeness: Default::default(),
+            writer: None,
         };
         Dump::from_parts(
             Box::new(Mem::default()),

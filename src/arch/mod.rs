@@ -31,6 +31,13 @@ pub enum Arch {
 const EM_X86_64: u16 = 62;
 const EM_AARCH64: u16 = 183;
 
+/// `struct elf_prstatus`: `pr_reg` starts at byte 112 on both 64-bit
+/// architectures; the whole struct is 336 bytes on x86_64 (27 registers)
+/// and 392 on aarch64 (34).
+const PRSTATUS_REG_OFFSET: usize = 112;
+const PRSTATUS_BYTES_X86_64: usize = 336;
+const PRSTATUS_BYTES_AARCH64: usize = 392;
+
 /// Errors of this layer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArchError {
@@ -270,7 +277,7 @@ impl Arch {
     }
 
     /// From a utsname `machine` ("x86_64", "aarch64").
-    pub(crate) fn from_uts_machine(m: &str) -> Option<Arch> {
+    pub fn from_uts_machine(m: &str) -> Option<Arch> {
         match m.trim() {
             "x86_64" => Some(Arch::X86_64),
             "aarch64" | "arm64" => Some(Arch::Aarch64),
@@ -278,13 +285,24 @@ impl Arch {
         }
     }
 
-    /// The architecture of a dump: the ELF header's `e_machine`, else the
-    /// kdump header's utsname machine, else what VMCOREINFO has (only arm64
-    /// writes `NUMBER(kimage_voffset)`), else x86_64.
+    /// The architecture of a dump (see `told_by_dump`), else x86_64.
     pub fn of_dump(dump: &Dump) -> Result<Arch> {
+        Ok(Arch::told_by_dump(dump)?.unwrap_or(Arch::X86_64))
+    }
+
+    /// The architecture a dump tells, in this order: the ELF header's
+    /// `e_machine`; the kdump header's utsname machine (QEMU's
+    /// `dump-guest-memory -f kdump-*` writes "Unknown" there: no answer);
+    /// VMCOREINFO's architecture-specific entries (arm64's
+    /// `NUMBER(kimage_voffset)`, `NUMBER(VA_BITS)`, `NUMBER(TCR_EL1_T1SZ)`;
+    /// x86_64's `NUMBER(phys_base)`, `SYMBOL(init_top_pgt)`); the size of
+    /// the NT_PRSTATUS notes (an `elf_prstatus` is 392 bytes on aarch64,
+    /// 336 on x86_64). `None` when nothing says; an error when the dump
+    /// names an architecture crashdeck does not read.
+    pub fn told_by_dump(dump: &Dump) -> Result<Option<Arch>> {
         let info = dump.info();
         if let Some(m) = info.e_machine {
-            return Arch::from_e_machine(m).ok_or_else(|| {
+            return Arch::from_e_machine(m).map(Some).ok_or_else(|| {
                 ArchError::Setup(format!(
                     "{}: ELF e_machine {m}: expected x86_64 ({EM_X86_64}) or aarch64 ({EM_AARCH64})",
                     info.path.display()
@@ -292,8 +310,9 @@ impl Arch {
             });
         }
         if let Some(u) = &info.utsname {
-            if !u.machine.is_empty() {
-                return Arch::from_uts_machine(&u.machine).ok_or_else(|| {
+            let m = u.machine.trim();
+            if !m.is_empty() && !m.eq_ignore_ascii_case("unknown") {
+                return Arch::from_uts_machine(m).map(Some).ok_or_else(|| {
                     ArchError::Setup(format!(
                         "{}: the kdump header's machine is {:?}: expected x86_64 or aarch64",
                         info.path.display(),
@@ -303,10 +322,37 @@ impl Arch {
             }
         }
         let vi = dump.vmcoreinfo();
-        if vi.get("NUMBER(kimage_voffset)").is_some() || vi.get("NUMBER(VA_BITS)").is_some() {
-            return Ok(Arch::Aarch64);
+        let has = |keys: &[&str]| keys.iter().any(|k| vi.get(k).is_some());
+        if has(&[
+            "NUMBER(kimage_voffset)",
+            "NUMBER(VA_BITS)",
+            "NUMBER(TCR_EL1_T1SZ)",
+        ]) {
+            return Ok(Some(Arch::Aarch64));
         }
-        Ok(Arch::X86_64)
+        if has(&["NUMBER(phys_base)", "SYMBOL(init_top_pgt)"]) {
+            return Ok(Some(Arch::X86_64));
+        }
+        Ok(Arch::from_prstatus(dump.cpus()))
+    }
+
+    /// From the size of the NT_PRSTATUS notes (`raw` holds `pr_reg`
+    /// onwards: the note's size less `PRSTATUS_REG_OFFSET`), when every
+    /// note agrees.
+    fn from_prstatus(cpus: &[CpuState]) -> Option<Arch> {
+        let mut found = None;
+        for c in cpus.iter().filter(|c| c.source == "NT_PRSTATUS") {
+            let arch = match c.raw.len() + PRSTATUS_REG_OFFSET {
+                PRSTATUS_BYTES_X86_64 => Arch::X86_64,
+                PRSTATUS_BYTES_AARCH64 => Arch::Aarch64,
+                _ => return None,
+            };
+            if found.is_some_and(|f| f != arch) {
+                return None;
+            }
+            found = Some(arch);
+        }
+        found
     }
 
     /// The name the kernel's `uname -m` gives.

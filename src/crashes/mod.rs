@@ -268,13 +268,13 @@ pub fn build_model(c: &CrashDir, opts: &LoadOptions) -> anyhow::Result<DumpModel
             }
             if let Some(log) = log {
                 m.source.text_log = c.text_log.as_ref().map(|p| p.display().to_string());
-                if m.source.cut_short() {
+                if m.source.cut_short() || m.source.spoiled() {
                     fill_from_log(&mut m, log, &log_name);
                 } else {
                     cross_check(&mut m, &log, &log_name);
                 }
             }
-            if m.source.cut_short() {
+            if m.source.cut_short() || m.source.spoiled() {
                 // The verdict about the dump leads the diagnosis (see
                 // `diagnosis::dump_verdict`); it is a problem of the dump too.
                 m.diagnosis = Some(crate::analysis::diagnosis::diagnose(&m));

@@ -30,7 +30,8 @@ pub struct Row {
     pub format: String,
     /// Bytes of the vmcore (0 without one).
     pub size_bytes: u64,
-    /// A vmcore that holds all its headers promise.
+    /// A vmcore that holds all its headers promise, and every kernel object
+    /// its dump level must keep (not spoiled by its writer).
     pub complete: bool,
     /// Where the figures came from: `dump`, `log: …`.
     pub sources: Vec<String>,
@@ -91,7 +92,10 @@ impl Row {
             signature: sig.hash,
             format: format.clone(),
             size_bytes: vmcore_bytes(c),
-            complete: c.vmcore.is_some() && format != "unreadable" && !m.source.cut_short(),
+            complete: c.vmcore.is_some()
+                && format != "unreadable"
+                && !m.source.cut_short()
+                && !m.source.spoiled(),
             sources,
             layout: format!("{:?}", c.layout).to_lowercase(),
             text_log: c.text_log.as_ref().map(|p| p.display().to_string()),

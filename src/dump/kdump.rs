@@ -30,12 +30,13 @@ pub(crate) const CACHE_BYTES: usize = 4 << 20;
 const RANK_BLOCK_WORDS: usize = 8;
 
 pub(crate) struct KdumpHeader {
-    pub(crate) utsname: Utsname,
-    pub(crate) timestamp: i64,
-    pub(crate) status: u32,
-    pub(crate) block_size: u64,
-    pub(crate) nr_cpus: u32,
-    pub(crate) dump_level: Option<u32>,
+    pub header_version: i32,
+    pub utsname: Utsname,
+    pub timestamp: i64,
+    pub status: u32,
+    pub block_size: u64,
+    pub nr_cpus: u32,
+    pub dump_level: Option<u32>,
 }
 
 pub(crate) struct KdumpDump {
@@ -331,6 +332,7 @@ pub(crate) fn open_with_cache(src: Box<dyn Source>, cache_bytes: usize) -> Resul
         .map(|(s, e)| (s * block_size, e * block_size))
         .collect();
     let header = KdumpHeader {
+        header_version,
         utsname,
         timestamp,
         status,
@@ -568,6 +570,11 @@ fn decompress(
 }
 
 impl PhysMem for KdumpMem {
+    /// From the bitmaps alone: no page is read or decompressed.
+    fn holds(&self, paddr: u64) -> Result<()> {
+        self.desc_index(paddr / self.page_size, paddr).map(|_| ())
+    }
+
     fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> Result<()> {
         let ps = self.page_size;
         let mut done = 0usize;

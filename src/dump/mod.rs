@@ -126,13 +126,19 @@ pub struct DumpInfo {
     /// Physical memory ranges [start, end) the dump describes.
     pub phys_ranges: Vec<(u64, u64)>,
     /// How much of what the dump's headers promise the file holds.
-    pub(crate) completeness: Completeness,
+    pub completeness: Completeness,
+    /// What wrote the dump, as far as the file says: makedumpfile for the
+    /// kdump-compressed and flattened formats (its header version; makedumpfile
+    /// records no version number of its own in the dump). `None` where the
+    /// format does not tell (ELF: the kernel's /proc/vmcore copied, QEMU or
+    /// `makedumpfile -E`).
+    pub writer: Option<String>,
 }
 
 /// How much of the dump's promised content the file holds: a dump cut short
 /// (the disk filled during kdump) lacks its tail.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub(crate) struct Completeness {
+pub struct Completeness {
     /// Bytes of the file (the logical stream of a flattened dump).
     pub(crate) file_bytes: u64,
     /// Where the file should end by its headers (the last page's data), where known.
@@ -204,6 +210,12 @@ impl VmcoreInfo {
 /// A source of physical memory. Formats implement it.
 pub trait PhysMem: Send + Sync {
     fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> Result<()>;
+    /// Does the dump hold the page at `paddr`? The same errors as
+    /// `read_phys` (`Excluded`, `NotRam`, `Truncated`), told from the
+    /// format's maps where it can without reading the page (kdump's bitmaps).
+    fn holds(&self, paddr: u64) -> Result<()> {
+        self.read_phys(paddr, &mut [0u8; 1])
+    }
     /// Forget what was cached: the memory may have changed (a live source's refresh).
     fn invalidate(&self) {}
 }
@@ -293,6 +305,7 @@ impl Dump {
             nr_cpus,
             phys_ranges: k.phys_ranges,
             completeness: Completeness::default(),
+            writer: None,
         };
         Ok(Dump::from_parts(
             Box::new(k.mem),
@@ -403,6 +416,7 @@ impl Dump {
             nr_cpus: cpus.len() as u32,
             phys_ranges: e.phys_ranges,
             completeness,
+            writer: None,
         };
         Ok(Dump::from_parts(Box::new(e.mem), info, vmcoreinfo, cpus))
     }
@@ -432,6 +446,7 @@ impl Dump {
             },
             phys_ranges: k.phys_ranges,
             completeness,
+            writer: Some(kdump_writer(&h.utsname, format, h.header_version)),
         };
         Ok(Dump::from_parts(Box::new(k.mem), info, vmcoreinfo, cpus))
     }
@@ -456,6 +471,11 @@ impl Dump {
         self.mem.read_phys(paddr, buf)
     }
 
+    /// Does the dump hold the page at `paddr` (see `PhysMem::holds`)?
+    pub fn holds(&self, paddr: u64) -> Result<()> {
+        self.mem.holds(paddr)
+    }
+
     pub fn info(&self) -> &DumpInfo {
         &self.info
     }
@@ -466,6 +486,29 @@ impl Dump {
 
     pub fn cpus(&self) -> &[CpuState] {
         &self.cpus
+    }
+}
+
+/// What wrote a kdump-compressed dump, by its header: makedumpfile copies
+/// the dumped kernel's utsname into it; QEMU's `dump-guest-memory -f
+/// kdump-*` leaves it empty but for the machine (its target's name, or
+/// "Unknown"). Neither records its own version.
+fn kdump_writer(uts: &Utsname, format: Format, header_version: i32) -> String {
+    let how = format!(
+        "kdump-compressed{}, header version {header_version}",
+        if format == Format::KdumpFlattened {
+            ", flattened"
+        } else {
+            ""
+        }
+    );
+    if uts.sysname.is_empty() && uts.release.is_empty() && uts.version.is_empty() {
+        format!(
+            "QEMU dump-guest-memory ({how}; the header's utsname is empty but for the machine, \
+             as QEMU writes it; makedumpfile copies the kernel's)"
+        )
+    } else {
+        format!("makedumpfile ({how}; makedumpfile records no version number in the dump)")
     }
 }
 

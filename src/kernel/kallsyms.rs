@@ -567,6 +567,40 @@ const IMAGE_SECTIONS: &[(&str, &str, &str)] = &[
 /// The most bytes of one section read out of memory.
 const MAX_SECTION: u64 = 256 << 20;
 
+/// Why a dump's kallsyms leads to no BTF (`__start_BTF` is not among its
+/// symbols), and what to install: a kernel built without
+/// `CONFIG_KALLSYMS_ALL` (Debian's arm64 kernels) lists functions only, so
+/// neither its BTF nor `init_task` can be found by name, though the kernel
+/// may well carry BTF; else the kernel has no BTF
+/// (`CONFIG_DEBUG_INFO_BTF` off). Either way its vmlinux is needed.
+pub fn no_btf_reason(kallsyms: &Kallsyms, release: &str) -> String {
+    let package = format!(
+        "Debian: linux-image-{release}-dbg; Ubuntu: linux-image-{release}-dbgsym; \
+         RHEL, Fedora: kernel-debuginfo-{release}"
+    );
+    if kallsyms.lookup("init_task").is_none() {
+        let functions = kallsyms
+            .symbols
+            .iter()
+            .filter(|s| matches!(s.kind, 't' | 'T' | 'w' | 'W'))
+            .count();
+        format!(
+            "the dump's kallsyms lists functions only ({functions} of its {} symbols; no data \
+             symbol such as init_task or __start_BTF): the kernel ({release}) was built without \
+             CONFIG_KALLSYMS_ALL, as Debian's arm64 kernels are, so its BTF and its data cannot \
+             be found by name; crashdeck needs its vmlinux, from the kernel's debug package \
+             ({package})",
+            kallsyms.symbols.len()
+        )
+    } else {
+        format!(
+            "kallsyms has no __start_BTF/__stop_BTF: the kernel ({release}) was built without \
+             CONFIG_DEBUG_INFO_BTF, so crashdeck needs its vmlinux, from the kernel's debug \
+             package ({package})"
+        )
+    }
+}
+
 /// Reads kallsyms, the BTF and the image sections out of `dump`.
 pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
     let kallsyms = Kallsyms::from_dump(dump)?;
@@ -581,11 +615,10 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
     let at = kallsyms.lookup_few(&wanted);
     let btf = match (at.get("__start_BTF"), at.get("__stop_BTF")) {
         (Some(&start), Some(&stop)) => Btf::from_memory(start, stop, &read),
-        _ => Err(BtfError::Memory(
-            "kallsyms has no __start_BTF/__stop_BTF: the kernel was built without \
-             CONFIG_DEBUG_INFO_BTF"
-                .into(),
-        )),
+        _ => Err(BtfError::Memory(no_btf_reason(
+            &kallsyms,
+            dump.vmcoreinfo().get("OSRELEASE").unwrap_or("?"),
+        ))),
     };
     let arch = Arch::of_dump(dump).map_err(|e| KallsymsError::Bad(e.to_string()))?;
     let percpu = |addr: u64| arch.is_percpu_offset(addr);
@@ -851,6 +884,39 @@ mod tests {
         check(AddressEncoding::PlaceRelative, base, false, true);
         // Older kernels: one-byte lengths only.
         check(AddressEncoding::AbsolutePercpu, base, true, false);
+    }
+
+    /// A kernel built without CONFIG_KALLSYMS_ALL (Debian's arm64 ones):
+    /// its kallsyms tables hold text symbols only. The reason names that
+    /// and the debug package, not CONFIG_DEBUG_INFO_BTF; a table with data
+    /// symbols but no `__start_BTF` names CONFIG_DEBUG_INFO_BTF.
+    #[test]
+    fn function_only_kallsyms_names_kallsyms_all_and_the_package() {
+        let base = 0xffff_8000_0801_0000;
+        let functions: Vec<(&str, u64)> = vec![
+            ("T_stext", base),
+            ("Tprimary_entry", base + 0x40),
+            ("tlocal_fn", base + 0x100),
+            ("Tpanic", base + 0x200),
+            ("T_etext", base + 0x1000),
+        ];
+        let t = build(&functions, AddressEncoding::BaseRelative, base, true);
+        let k = t.decode().unwrap();
+        assert_eq!(k.symbols.len(), functions.len());
+        let release = "6.12.48+deb13-arm64";
+        let why = no_btf_reason(&k, release);
+        assert!(why.contains("functions only"), "{why}");
+        assert!(why.contains("CONFIG_KALLSYMS_ALL"), "{why}");
+        assert!(why.contains(&format!("linux-image-{release}-dbg")), "{why}");
+        assert!(!why.contains("CONFIG_DEBUG_INFO_BTF"), "{why}");
+        // With data symbols (init_task) but no __start_BTF: no BTF at all.
+        let mut with_data = functions.clone();
+        with_data.push(("Dinit_task", base + 0x10_0000));
+        let t = build(&with_data, AddressEncoding::BaseRelative, base, true);
+        let why = no_btf_reason(&t.decode().unwrap(), release);
+        assert!(why.contains("CONFIG_DEBUG_INFO_BTF"), "{why}");
+        assert!(!why.contains("CONFIG_KALLSYMS_ALL"), "{why}");
+        assert!(why.contains(&format!("linux-image-{release}-dbg")), "{why}");
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub use crate::arch::{Arch, KaslrSource, Mmu, WalkStep};
 use crate::arch::{ArchError, Registers};
 use crate::dump::{CpuState, Dump, DumpError, PhysMem, Utsname, VmcoreInfo};
 pub use layout::{Member, TypeError};
+pub use read::XaWalk;
 use std::path::{Path, PathBuf};
 pub use types::Types;
 pub use vmlinux::Vmlinux;
@@ -281,8 +282,10 @@ impl Kernel {
             }
         }
 
-        // The architecture: the dump's must be the vmlinux's.
-        let arch = Arch::of_dump(&dump)?;
+        // The architecture: the dump's must be the vmlinux's; a dump that
+        // does not say (QEMU's kdump-compressed dumps write the machine as
+        // "Unknown") takes the vmlinux's e_machine.
+        let arch = Arch::told_by_dump(&dump)?.unwrap_or(vmlinux.arch);
         let arch_check = compare("architecture", Some(vmlinux.arch.name()), Some(arch.name()));
         // Another architecture's vmlinux cannot be forced: nothing would translate.
         if let Some(e) = mismatch_error(std::slice::from_ref(&arch_check)) {
@@ -501,6 +504,16 @@ impl Kernel {
     /// the walk is made all the same.
     pub fn page_walk(&self, vaddr: u64) -> Vec<WalkStep> {
         self.mmu.trace(vaddr, &DumpMem(&self.dump))
+    }
+
+    /// Does the dump hold the page of `vaddr`? Its translation is walked
+    /// (the page tables are read), the page itself is not where the format
+    /// can tell from its maps (`Dump::holds`).
+    pub fn holds(&self, vaddr: u64) -> Result<()> {
+        let pa = self.vtop(vaddr)?;
+        self.dump
+            .holds(pa)
+            .map_err(|source| KernelError::Read { vaddr, source })
     }
 
     /// Reads `buf.len()` bytes at `vaddr`, page by page.

@@ -4,7 +4,56 @@
 use super::{Kernel, KernelError, Result, MAX_READ};
 use std::collections::HashSet;
 
+/// An xarray's contents as far as they could be read (`Kernel::xa_walk`).
+#[derive(Debug, Default)]
+pub struct XaWalk {
+    /// The non-NULL leaf entries, in index order where the nodes were read.
+    pub entries: Vec<u64>,
+    /// The `xa_node`s read.
+    pub nodes: Vec<u64>,
+    /// The `xa_node`s that could not be read, with why.
+    pub unreadable: Vec<(u64, KernelError)>,
+}
+
 impl Kernel {
+    /// Every entry of the xarray at `xa` (a `struct xarray`; an IDR's is its
+    /// `idr_rt`), at most `max` nodes. A node that cannot be read is listed
+    /// in `unreadable` and its subtree skipped: the rest still stands.
+    /// Internal entries (low bits 10) above 4096 are node pointers; smaller
+    /// ones (sibling, retry, zero entries) are no entries.
+    pub fn xa_walk(&self, xa: u64, max: usize) -> Result<XaWalk> {
+        let head = self.layout_offset("xarray", "xa_head")?;
+        let slots = self.member("xa_node", "slots")?;
+        let nslots = slots.array_len.unwrap_or(0).min(256) as usize;
+        let is_internal = |e: u64| e & 3 == 2;
+        let is_node = |e: u64| is_internal(e) && e > 4096;
+        let mut out = XaWalk::default();
+        let root = self.read_u64(xa.wrapping_add(head))?;
+        let mut stack = vec![root];
+        let mut seen = HashSet::new();
+        while let Some(e) = stack.pop() {
+            if !is_node(e) {
+                if e != 0 && !is_internal(e) {
+                    out.entries.push(e);
+                }
+                continue;
+            }
+            if seen.len() >= max || !seen.insert(e) {
+                continue;
+            }
+            let node = e & !3;
+            match self.read_u64_array(node.wrapping_add(slots.offset), nslots) {
+                Ok(v) => {
+                    out.nodes.push(node);
+                    // Reversed onto the stack: popped in index order.
+                    stack.extend(v.into_iter().rev());
+                }
+                Err(err) => out.unreadable.push((node, err)),
+            }
+        }
+        Ok(out)
+    }
+
     /// `len` bytes at `vaddr` (at most `MAX_READ`).
     pub(crate) fn read_bytes(&self, vaddr: u64, len: usize) -> Result<Vec<u8>> {
         if len > MAX_READ {

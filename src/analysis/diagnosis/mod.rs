@@ -49,15 +49,113 @@ pub fn diagnose(model: &DumpModel) -> Diagnosis {
     if let Some(line) = dump_verdict(model) {
         d.verdict = format!("{line}. Cause: {}", d.verdict);
     }
+    d.remedies.splice(0..0, dump_remedies(model));
     d
 }
 
 /// A verdict about the dump itself, said before the cause: a dump cut short
 /// (the file ends before what its headers promise, pages lost, or marked
-/// incomplete by its writer), what the cut took away (a part whose reading
-/// failed, or that a text log filled in) and what still comes from the dump.
-/// `None` for a whole dump.
-pub(crate) fn dump_verdict(model: &DumpModel) -> Option<String> {
+/// incomplete by its writer), or spoiled by its writer (kernel objects no
+/// dump level drops are missing: `Source::holes`); what that took away (a
+/// part whose reading failed, or that a text log filled in), what still
+/// comes from the dump, and for a spoiled dump what to do. `None` for a
+/// whole dump.
+pub fn dump_verdict(model: &DumpModel) -> Option<String> {
+    let cut = cut_short_verdict(model);
+    let spoiled = spoiled_verdict(model);
+    match (cut, spoiled) {
+        (Some(c), Some(s)) => Some(format!("{c}. {s}")),
+        (c, s) => c.or(s),
+    }
+}
+
+/// The dump's fault in a few words, for a panel left empty by it: "the
+/// dump is cut short", "its writer (makedumpfile, dump level 31) left out
+/// task_structs, signal_structs". `None` for a whole dump.
+pub fn dump_fault(model: &DumpModel) -> Option<String> {
+    let s = &model.source;
+    if s.spoiled() {
+        let writer = match s.writer.as_deref() {
+            Some(w) => w.split(" (").next().unwrap_or(w),
+            None => "its writer",
+        };
+        let level = s
+            .dump_level
+            .map(|l| format!(", dump level {l}"))
+            .unwrap_or_default();
+        let what: Vec<String> = s
+            .holes
+            .iter()
+            .map(|h| {
+                if h.checked == 0 {
+                    h.structure.clone()
+                } else {
+                    plural(&h.structure, h.missing)
+                }
+            })
+            .collect();
+        return Some(format!(
+            "the dump is at fault: its writer ({writer}{level}) left out {}",
+            what.join(", ")
+        ));
+    }
+    s.cut_short()
+        .then(|| "the dump is at fault: it is cut short".to_string())
+}
+
+/// What to do about the dump, before the cause's remedies (a spoiled dump).
+pub fn dump_remedies(model: &DumpModel) -> Vec<String> {
+    let s = &model.source;
+    if !s.spoiled() {
+        return Vec::new();
+    }
+    let release = if model.summary.release.is_empty() {
+        "this kernel".to_string()
+    } else {
+        format!("Linux {}", model.summary.release)
+    };
+    vec![
+        format!(
+            "Capture the next dump with a makedumpfile that supports {release} (its release notes name the newest kernel it knows; an older one says \"The kernel version is not supported\" and misreads struct page)"
+        ),
+        "Or capture it at a lower dump level: -d 1 (zero pages only) or an ELF copy of /proc/vmcore (makedumpfile -E -d 0, or cp): larger, but nothing the kernel needs is filtered".into(),
+        "This dump cannot get the pages back: read what it holds, and take the rest from the kernel log (vmcore-dmesg.txt)".into(),
+    ]
+}
+
+/// The parts the dump lost (failed, or filled from a text log) and those
+/// that still come from it.
+fn lost_and_stands(model: &DumpModel) -> (Vec<String>, Vec<&'static str>) {
+    let mut lost = Vec::new();
+    let mut stands = Vec::new();
+    for part in ["summary", "tasks", "zones", "meminfo", "backtraces", "log"] {
+        let source = model.source_of(part);
+        let failed = model.problems.iter().any(|p| p.part == part);
+        if let Some(log) = source.strip_prefix("log") {
+            let name = log.trim_start_matches(':').trim();
+            lost.push(if name.is_empty() {
+                format!("{part} (from the text log)")
+            } else {
+                format!("{part} (from {name})")
+            });
+        } else if failed {
+            lost.push(format!("part of {part}"));
+        } else {
+            stands.push(part);
+        }
+    }
+    (lost, stands)
+}
+
+fn or_none(v: Vec<String>, none: &str) -> String {
+    if v.is_empty() {
+        none.to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn cut_short_verdict(model: &DumpModel) -> Option<String> {
     let s = &model.source;
     if !s.cut_short() {
         return None;
@@ -82,37 +180,94 @@ pub(crate) fn dump_verdict(model: &DumpModel) -> Option<String> {
     if s.incomplete {
         how.push("marked incomplete".into());
     }
-    let mut lost = Vec::new();
-    let mut stands = Vec::new();
-    for part in ["summary", "tasks", "zones", "meminfo", "backtraces", "log"] {
-        let source = model.source_of(part);
-        let failed = model.problems.iter().any(|p| p.part == part);
-        if let Some(log) = source.strip_prefix("log") {
-            let name = log.trim_start_matches(':').trim();
-            lost.push(if name.is_empty() {
-                format!("{part} (from the text log)")
-            } else {
-                format!("{part} (from {name})")
-            });
-        } else if failed {
-            lost.push(format!("part of {part}"));
-        } else {
-            stands.push(part);
-        }
-    }
-    let or = |v: Vec<String>, none: &str| {
-        if v.is_empty() {
-            none.to_string()
-        } else {
-            v.join(", ")
-        }
-    };
+    let (lost, stands) = lost_and_stands(model);
     Some(format!(
         "Dump cut short: {}; lost: {}; from the dump: {}",
-        or(how, "it ends early"),
-        or(lost, "nothing the panels show"),
-        or(stands.iter().map(|s| s.to_string()).collect(), "nothing"),
+        or_none(how, "it ends early"),
+        or_none(lost, "nothing the panels show"),
+        or_none(stands.iter().map(|s| s.to_string()).collect(), "nothing"),
     ))
+}
+
+/// What makedumpfile's dump level (-d) leaves out, bit by bit.
+pub fn dump_level_words(level: u32) -> String {
+    let bits = [
+        (1, "zero pages"),
+        (2, "page-cache pages"),
+        (4, "private page-cache pages"),
+        (8, "user pages"),
+        (16, "free pages"),
+    ];
+    let dropped: Vec<&str> = bits
+        .iter()
+        .filter(|(b, _)| level & b != 0)
+        .map(|(_, w)| *w)
+        .collect();
+    if dropped.is_empty() {
+        "nothing filtered".into()
+    } else {
+        format!("drops {}", dropped.join(", "))
+    }
+}
+
+fn spoiled_verdict(model: &DumpModel) -> Option<String> {
+    let s = &model.source;
+    if !s.spoiled() {
+        return None;
+    }
+    let writer = s.writer.as_deref().unwrap_or("its writer");
+    let level = match s.dump_level {
+        Some(l) => format!("dump level {l} ({})", dump_level_words(l)),
+        None => "a dump level the dump does not record".into(),
+    };
+    let holes: Vec<String> = s
+        .holes
+        .iter()
+        .map(|h| {
+            if h.checked == 0 {
+                // Known by a failed read only.
+                return format!(
+                    "{}: {}'s {} failed at {:#x}",
+                    h.structure,
+                    h.reached_from,
+                    if h.missing == 1 { "read" } else { "reads" },
+                    h.first
+                );
+            }
+            format!(
+                "{} of {} {} (reached from {}; the first at {:#x})",
+                h.missing,
+                h.checked,
+                plural(&h.structure, h.checked),
+                h.reached_from,
+                h.first
+            )
+        })
+        .collect();
+    let (mut lost, stands) = lost_and_stands(model);
+    if model.tasks.is_empty() {
+        for l in lost.iter_mut().filter(|l| l.as_str() == "part of tasks") {
+            *l = "tasks (none read)".into();
+        }
+    }
+    Some(format!(
+        "Dump spoiled by its writer: {writer}, at {level}, left out pages no dump level drops: {}; lost: {}; from the dump: {}; \
+         capture the next dump with a makedumpfile that knows this kernel, or at a lower dump level",
+        holes.join("; "),
+        or_none(lost, "nothing the panels show (they read around the holes)"),
+        or_none(stands.iter().map(|s| s.to_string()).collect(), "nothing"),
+    ))
+}
+
+/// "task_struct" / "task_structs"; "page directory" / "page directories".
+fn plural(what: &str, n: u64) -> String {
+    if n == 1 {
+        what.to_string()
+    } else if let Some(stem) = what.strip_suffix('y') {
+        format!("{stem}ies")
+    } else {
+        format!("{what}s")
+    }
 }
 
 /// Does an evidence `ref` point at an existing entry of the model?

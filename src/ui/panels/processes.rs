@@ -101,11 +101,23 @@ pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState
         };
         extra.push_str(&format!(" · filter /{}", escape_control(f)));
     }
+    // Tasks the dump lacks: said in the title, above the rows that stand.
+    if !model.tasks.is_empty() && model.problems.iter().any(|p| p.part == "tasks") {
+        if let Some(why) = crate::analysis::diagnosis::dump_fault(model) {
+            extra.push_str(&format!(" · tasks missing: {}", escape_control(&why)));
+        }
+    }
     let b = block(Panel::Processes, state, &extra);
     let h = area.height.saturating_sub(3) as usize;
     let mut lines = vec![Line::styled(header(state, with_task), th.header())];
     if model.tasks.is_empty() {
-        lines.push(Line::styled("No tasks in this model.", th.warn()));
+        match crate::analysis::diagnosis::dump_fault(model) {
+            Some(why) => lines.push(Line::styled(
+                format!("No tasks: {}.", escape_control(&why)),
+                th.warn(),
+            )),
+            None => lines.push(Line::styled("No tasks in this model.", th.warn())),
+        }
         if let Some(p) = model.problems.iter().find(|p| p.part == "tasks") {
             lines.push(Line::styled(escape_control(&p.message), th.dim()));
         }
