@@ -34,7 +34,10 @@ pub(crate) trait CfiLookup {
 /// The vmlinux `.debug_frame`, indexed by address.
 pub(crate) struct DebugFrame<'a> {
     section: gimli::DebugFrame<Slice<'a>>,
-    fdes: Vec<gimli::FrameDescriptionEntry<Slice<'a>>>,
+    /// (first address, end address, offset) of each FDE, by address: the
+    /// FDE itself is parsed again when asked for (a parsed FDE is some
+    /// 200 bytes; a distro vmlinux has 100,000 of them).
+    fdes: Vec<(u64, u64, usize)>,
     bias: u64,
     ctx: RefCell<gimli::UnwindContext<usize>>,
     regs: DwarfRegisters,
@@ -51,14 +54,14 @@ impl<'a> DebugFrame<'a> {
         while let Ok(Some(e)) = entries.next() {
             if let gimli::CieOrFde::Fde(partial) = e {
                 if let Ok(fde) = partial.parse(gimli::DebugFrame::cie_from_offset) {
-                    fdes.push(fde);
+                    fdes.push((fde.initial_address(), fde.end_address(), fde.offset()));
                 }
             }
             if fdes.len() >= MAX_FDES {
                 break;
             }
         }
-        fdes.sort_by_key(|f| f.initial_address());
+        fdes.sort_unstable();
         DebugFrame {
             section,
             fdes,
@@ -74,13 +77,21 @@ impl CfiLookup for DebugFrame<'_> {
         let addr = pc.wrapping_sub(self.bias);
         let i = self
             .fdes
-            .partition_point(|f| f.initial_address() <= addr)
+            .partition_point(|f| f.0 <= addr)
             .checked_sub(1)?;
-        let fde = self.fdes.get(i)?;
-        if addr >= fde.end_address() {
+        let &(_, end, offset) = self.fdes.get(i)?;
+        if addr >= end {
             return None;
         }
         let bases = gimli::BaseAddresses::default();
+        let fde = self
+            .section
+            .fde_from_offset(
+                &bases,
+                gimli::DebugFrameOffset(offset),
+                gimli::DebugFrame::cie_from_offset,
+            )
+            .ok()?;
         let mut ctx = self.ctx.try_borrow_mut().ok()?;
         let row = fde
             .unwind_info_for_address(&self.section, &bases, &mut ctx, addr)
