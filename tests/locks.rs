@@ -361,3 +361,61 @@ fn chain_report_has_a_locks_section_and_the_json_keys() {
     let back: DumpModel = serde_json::from_value(old).expect("old JSON loads");
     assert!(back.locks.is_empty());
 }
+
+/// "[   16.825460] rest" → (16.825460, "rest").
+fn console_line(line: &str) -> Option<(f64, &str)> {
+    let rest = line.trim_start().strip_prefix('[')?;
+    let (ts, text) = rest.split_once(']')?;
+    Some((ts.trim().parse().ok()?, text.trim_start()))
+}
+
+#[test]
+fn wait_times_agree_with_the_console_on_hung_dumps() {
+    // The kernel's own console: khungtaskd reported each task "blocked for
+    // more than N seconds" at its timestamp, then panicked. At the crash a
+    // task has waited at least N plus the time from that report to the
+    // panic, and never longer than the machine had been up.
+    for name in [CHAIN, "tiny-hung-kdump-zlib"] {
+        if let Some(case) = common::case_or_skip(name) {
+            wait_times_agree_with_the_console(&case, &case.model());
+        }
+    }
+}
+
+fn wait_times_agree_with_the_console(case: &common::Case, model: &DumpModel) {
+    let console = case.read("console.log").expect("console.log");
+    let panic_at = console
+        .lines()
+        .filter_map(console_line)
+        .find(|(_, t)| t.starts_with("Kernel panic - not syncing"))
+        .map(|(ts, _)| ts)
+        .expect("the panic line");
+    let mut checked = 0;
+    for (ts, text) in console.lines().filter_map(console_line) {
+        let Some(rest) = text.strip_prefix("INFO: task ") else {
+            continue;
+        };
+        let (who, after) = rest.split_once(" blocked for more than ").unwrap();
+        let pid: i64 = who.rsplit(':').next().unwrap().parse().unwrap();
+        let n: f64 = after.split_whitespace().next().unwrap().parse().unwrap();
+        let w = model
+            .waits
+            .iter()
+            .find(|w| w.pid == pid)
+            .unwrap_or_else(|| panic!("{}: PID {pid} among the waits", case.name));
+        let waited = w.waited_ns.expect("a wait time") as f64 / 1e9;
+        let low = n + (panic_at - ts);
+        assert!(
+            waited >= low && waited <= panic_at,
+            "{}: PID {pid} waited {waited:.3} s; the console says between {low:.3} and {panic_at:.3}",
+            case.name
+        );
+        // The lock's waiter entry says the same.
+        if let Some(l) = model.locks.iter().find(|l| Some(l.address) == w.lock) {
+            let lw = l.waiters.iter().find(|x| x.pid == pid).expect("waiter");
+            assert_eq!(lw.waited_ns, w.waited_ns);
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "console.log reports blocked tasks");
+}
