@@ -419,3 +419,80 @@ fn wait_times_agree_with_the_console(case: &common::Case, model: &DumpModel) {
     }
     assert!(checked > 0, "console.log reports blocked tasks");
 }
+
+/// crash's `kmem -s` rows: name → the `struct kmem_cache` address.
+fn crash_caches(text: &str) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    let mut on = false;
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.first() == Some(&"CACHE") && cols.contains(&"OBJSIZE") {
+            on = true;
+        } else if on && cols.len() == 7 {
+            match u64::from_str_radix(cols[0], 16) {
+                Ok(a) => {
+                    out.insert(cols[6].to_string(), a);
+                }
+                Err(_) => on = false,
+            }
+        } else {
+            on = false;
+        }
+    }
+    out
+}
+
+#[test]
+fn heap_addresses_are_named_by_slab_cache_and_offset() {
+    // Every task_struct comes from the cache "task_struct" (kernel/fork.c:
+    // kmem_cache_create_usercopy("task_struct", …)), which crash's `kmem -s`
+    // lists with its address: an address inside a task_struct is in an
+    // object of that cache, at its offset from the task's address.
+    let mut checked = 0;
+    for name in [CHAIN, "tiny-hung-kdump-zlib"] {
+        let Some(case) = common::case_or_skip(name) else {
+            continue;
+        };
+        let crash = case
+            .read("crash-8.0.6.txt")
+            .or_else(|| case.read("crash.txt"))
+            .expect("crash output");
+        let caches = crash_caches(&crash);
+        let Some(&ts_cache) = caches.get("task_struct") else {
+            eprintln!("{name}: crash's kmem -s lists no task_struct cache");
+            continue;
+        };
+        let k = case.kernel();
+        let model = case.model();
+        let off = k.offset_of("task_struct", "alloc_lock").unwrap();
+        let tasks: Vec<_> = model.tasks.iter().filter(|t| t.pid > 0).collect();
+        assert!(!tasks.is_empty());
+        for t in tasks {
+            let o = crashdeck::analysis::locks::heap_object(&k, &model.slabs, t.task + off)
+                .unwrap_or_else(|| panic!("{name}: PID {} task {:#x}", t.pid, t.task));
+            assert_eq!(
+                (o.cache, o.cache_name.as_str(), o.object, o.offset),
+                (ts_cache, "task_struct", t.task, off),
+                "{name}: PID {}",
+                t.pid
+            );
+            checked += 1;
+        }
+        // A module's global and a waiter record on a stack are in no object.
+        for l in &model.locks {
+            assert_eq!(
+                crashdeck::analysis::locks::heap_object(&k, &model.slabs, l.address),
+                None
+            );
+            for w in &l.waiters {
+                assert_eq!(
+                    crashdeck::analysis::locks::heap_object(&k, &model.slabs, w.waiter),
+                    None
+                );
+            }
+        }
+    }
+    if common::require_fixtures() {
+        assert!(checked > 0);
+    }
+}

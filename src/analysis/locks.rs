@@ -28,6 +28,13 @@
 //!   the writer, or RWSEM_READER_OWNED (bit 0) when readers hold it; `count`
 //!   keeps the active lockers in its low 32 bits (RWSEM_ACTIVE_MASK).
 //!
+//! A lock is named by its symbol (a module's own kallsyms too), else by the
+//! slab object it lies in ("in a task_struct object at +0x98": the page
+//! through the sparse memory map, the slab's `slab_cache`, checked against
+//! the model's cache list, the object by the cache's stride). The member
+//! inside the object is not named (the types facade lists no members by
+//! offset).
+//!
 //! How long a task has waited: its CPU's `rq.clock` at the crash minus the
 //! task's `sched_info.last_arrival` (when it last got the CPU, as crash's
 //! `ps -m`), or `se.exec_start` where the kernel has no sched_info.
@@ -294,7 +301,8 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
                 if let Some(found) = find_waiter(k, &layout, lk, &by_task, task.task, sp, hi) {
                     wait.lock = Some(found.lock);
                     if let std::collections::btree_map::Entry::Vacant(e) = locks.entry(found.lock) {
-                        if let Ok(l) = read_lock(k, &layout, lk, found.lock, &by_task) {
+                        if let Ok(l) = read_lock(k, &layout, lk, found.lock, &by_task, &model.slabs)
+                        {
                             e.insert(l);
                         }
                     }
@@ -431,6 +439,7 @@ fn read_lock(
     lk: &LockKind,
     lock: u64,
     by_task: &HashMap<u64, &crate::model::Task>,
+    caches: &[crate::model::SlabCache],
 ) -> Result<Lock> {
     let list_off = k.offset_of(lk.waiter_ty, "list")?;
     let task_off = k.offset_of(lk.waiter_ty, "task")?;
@@ -438,7 +447,7 @@ fn read_lock(
     let pid_of = |t: u64| by_task.get(&t).map(|t| (t.pid, t.comm.clone()));
     let mut out = Lock {
         address: lock,
-        name: lock_name(k, lock),
+        name: lock_name(k, caches, lock),
         kind: lk.kind.into(),
         ..Default::default()
     };
@@ -511,8 +520,137 @@ fn read_lock(
     Ok(out)
 }
 
-/// The lock's symbol (kernel or module), or its address.
-fn lock_name(k: &Kernel, addr: u64) -> String {
+/// Where a heap address lies: the slab cache and the object's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeapObject {
+    /// The `struct kmem_cache`.
+    pub cache: u64,
+    pub cache_name: String,
+    /// The object's first byte.
+    pub object: u64,
+    /// `addr - object`.
+    pub offset: u64,
+}
+
+/// The `struct page` of a page frame, through the sparse memory model's
+/// sections as VMCOREINFO gives them (`SYMBOL(mem_section)`: the roots
+/// array with SPARSEMEM_EXTREME, else the static array itself, told apart
+/// by whether it is the `mem_section` symbol's own address). A section's
+/// `section_mem_map` is its `mem_map` less the section's first pfn, with
+/// flag bits below SECTION_MAP_LAST_BIT.
+fn pfn_to_page(k: &Kernel, pfn: u64) -> Option<u64> {
+    let vi = k.dump().vmcoreinfo();
+    let at = vi.symbol("mem_section")?;
+    let section_bits = u32::try_from(vi.number("NUMBER(SECTION_SIZE_BITS)")?).ok()?;
+    let page_shift = k.page_size().checked_ilog2()?;
+    let pfn_section_shift = section_bits.checked_sub(page_shift)?;
+    let ms_size = k.size_of("mem_section").ok()?;
+    let map_off = k.offset_of("mem_section", "section_mem_map").ok()?;
+    let page_size = k.size_of("page").ok()?;
+    if ms_size == 0 || page_size == 0 {
+        return None;
+    }
+    let per_root = k.page_size() / ms_size;
+    let nr = pfn >> pfn_section_shift;
+    let roots = u64::try_from(vi.number("LENGTH(mem_section)")?).ok()?;
+    let (root, idx) = (nr / per_root, nr % per_root);
+    if root >= roots {
+        return None;
+    }
+    let extreme = k.symbol("mem_section").ok() != Some(at);
+    let section = if extreme {
+        let r = k.read_u64(at.checked_add(root * 8)?).ok()?;
+        if r == 0 {
+            return None;
+        }
+        r.checked_add(idx * ms_size)?
+    } else {
+        at.checked_add(nr.checked_mul(ms_size)?)?
+    };
+    let coded = k.read_u64(section.checked_add(map_off)?).ok()?;
+    // The enumerator (5.18+ declare the flags as an enum) gives the bit;
+    // before, the flags took at most bits 0-4 and the coded map is aligned
+    // to a struct page (64 bytes) or more: the low 6 bits are flags.
+    let last_bit = k
+        .enum_value("SECTION_MAP_LAST_BIT")
+        .ok()
+        .and_then(|b| u32::try_from(b).ok())
+        .filter(|b| *b < 12)
+        .unwrap_or(6);
+    let map = coded & !((1u64 << last_bit) - 1);
+    if map == 0 {
+        return None;
+    }
+    map.checked_add(pfn.checked_mul(page_size)?)
+}
+
+/// The slab object holding `addr`: its page through the memory map, the
+/// page's head (`compound_head` bit 0), the head's `slab_cache` (`struct
+/// slab`, 5.17+, or `struct page`), which must be a cache on the model's
+/// list (`model.slabs`), then the object by the cache's `size` from the
+/// slab's first byte (after `red_left_pad`); an address in no object's
+/// `object_size` is in none.
+pub fn heap_object(
+    k: &Kernel,
+    caches: &[crate::model::SlabCache],
+    addr: u64,
+) -> Option<HeapObject> {
+    let ps = k.page_size();
+    let phys = k.vtop(addr).ok()?;
+    let page = pfn_to_page(k, phys / ps)?;
+    let page_size = k.size_of("page").ok()?;
+    let ch = k
+        .read_u64(page.wrapping_add(k.offset_of("page", "compound_head").ok()?))
+        .ok()?;
+    let head = if ch & 1 != 0 { ch - 1 } else { page };
+    // A tail page's head comes before it, within one slab's pages.
+    let tail = page.checked_sub(head)? / page_size;
+    if tail > 1 << 10 {
+        return None;
+    }
+    let slab_ty = if k.has_member("slab", "slab_cache") {
+        "slab"
+    } else {
+        "page"
+    };
+    let cache = k
+        .read_u64(head.wrapping_add(k.offset_of(slab_ty, "slab_cache").ok()?))
+        .ok()?;
+    let c = caches.iter().find(|c| c.cache == cache && cache != 0)?;
+    if let Ok(bit) = k.enum_value("PG_slab") {
+        let flags = k
+            .read_u64(head.checked_add(k.offset_of("page", "flags").ok()?)?)
+            .ok()?;
+        if !(0..64).contains(&bit) || flags & (1 << bit) == 0 {
+            return None;
+        }
+    }
+    let base = (addr & !(ps - 1)).checked_sub(tail * ps)?;
+    let stride = if c.size != 0 { c.size } else { c.objsize };
+    if stride == 0 {
+        return None;
+    }
+    let pad = k
+        .member("kmem_cache", "red_left_pad")
+        .ok()
+        .and_then(|m| {
+            k.read_uint(cache.wrapping_add(m.offset), m.size.clamp(1, 8) as usize)
+                .ok()
+        })
+        .unwrap_or(0);
+    let object = (base + (addr - base) / stride * stride).checked_add(pad)?;
+    let offset = addr.checked_sub(object)?;
+    (offset < c.objsize).then(|| HeapObject {
+        cache,
+        cache_name: c.name.clone(),
+        object,
+        offset,
+    })
+}
+
+/// The lock's symbol (kernel or module), the slab object it lies in, or
+/// its address.
+fn lock_name(k: &Kernel, caches: &[crate::model::SlabCache], addr: u64) -> String {
     let with_off = |name: &str, off: u64| {
         if off == 0 {
             name.to_string()
@@ -527,6 +665,9 @@ fn lock_name(k: &Kernel, addr: u64) -> String {
     }
     if let Some((module, name, off)) = backtrace::symbolize::module_symbol_at(k, addr) {
         return format!("{} [{module}]", with_off(&name, off));
+    }
+    if let Some(o) = heap_object(k, caches, addr) {
+        return format!("in a {} object at +{:#x}", o.cache_name, o.offset);
     }
     format!("{addr:#x}")
 }
