@@ -496,3 +496,125 @@ fn heap_addresses_are_named_by_slab_cache_and_offset() {
         assert!(checked > 0);
     }
 }
+
+/// The chain dump seen with some bytes patched (physical address, bytes).
+struct Patched {
+    inner: crashdeck::dump::Dump,
+    patches: Vec<(u64, Vec<u8>)>,
+}
+
+impl crashdeck::dump::PhysMem for Patched {
+    fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> crashdeck::dump::Result<()> {
+        self.inner.read_phys(paddr, buf)?;
+        let end = paddr + buf.len() as u64;
+        for (pa, bytes) in &self.patches {
+            for (i, b) in bytes.iter().enumerate() {
+                let a = pa + i as u64;
+                if a >= paddr && a < end {
+                    buf[(a - paddr) as usize] = *b;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn patched_kernel(case: &common::Case, patches: Vec<(u64, Vec<u8>)>) -> crashdeck::kernel::Kernel {
+    let d = crashdeck::dump::Dump::open(&case.vmcore).unwrap();
+    let (info, vi, cpus) = (d.info().clone(), d.vmcoreinfo().clone(), d.cpus().to_vec());
+    let dump =
+        crashdeck::dump::Dump::from_parts(Box::new(Patched { inner: d, patches }), info, vi, cpus);
+    case.open_kernel(dump, &Default::default()).unwrap()
+}
+
+#[test]
+fn owner_and_count_words_decode_on_patched_memory() {
+    // The chain's locks with other owner and count words written into the
+    // dump's memory, decoded through the layout the dump's types give
+    // (6.1: `mutex.owner` and `rw_semaphore.owner` are atomic_long_t).
+    // Flag values as kernel/locking/mutex.c and rwsem.c define them.
+    const MUTEX_FLAG_WAITERS: u64 = 0x01;
+    const MUTEX_FLAG_HANDOFF: u64 = 0x02;
+    const MUTEX_FLAG_PICKUP: u64 = 0x04;
+    const RWSEM_READER_OWNED: u64 = 1 << 0;
+    const RWSEM_NONSPINNABLE: u64 = 1 << 1;
+    const RWSEM_WRITER_LOCKED: u64 = 1 << 0;
+    const RWSEM_FLAG_WAITERS: u64 = 1 << 1;
+    const RWSEM_READER_BIAS: u64 = 1 << 8;
+    let Some((case, model)) = chain_model() else {
+        return;
+    };
+    let k = case.kernel();
+    assert!(!k.member("mutex", "owner").unwrap().is_pointer);
+    assert!(!k.member("rw_semaphore", "owner").unwrap().is_pointer);
+    let task_of = |pid: i64| model.tasks.iter().find(|t| t.pid == pid).unwrap().task;
+    let phys = |va: u64| k.vtop(va).unwrap();
+    let mutex = model
+        .locks
+        .iter()
+        .find(|l| l.kind == "mutex" && l.owner.is_some())
+        .unwrap();
+    let owner_at = phys(mutex.address + k.offset_of("mutex", "owner").unwrap());
+    // Another task as owner, with each combination of the flag bits.
+    let other = model
+        .tasks
+        .iter()
+        .find(|t| t.pid > 0 && Some(t.pid) != mutex.owner)
+        .unwrap();
+    for flags in 0..=(MUTEX_FLAG_WAITERS | MUTEX_FLAG_HANDOFF | MUTEX_FLAG_PICKUP) {
+        let word = other.task | flags;
+        let pk = patched_kernel(&case, vec![(owner_at, word.to_le_bytes().to_vec())]);
+        let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
+        let l = g.locks.iter().find(|l| l.address == mutex.address).unwrap();
+        assert_eq!(
+            (l.owner, l.owner_word),
+            (Some(other.pid), word),
+            "{flags:#x}"
+        );
+    }
+    // Free (no owner): no holder, so no cycle through it.
+    let pk = patched_kernel(&case, vec![(owner_at, 0u64.to_le_bytes().to_vec())]);
+    let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
+    let l = g.locks.iter().find(|l| l.address == mutex.address).unwrap();
+    assert_eq!(l.owner, None);
+    assert!(g.deadlocks.is_empty(), "{:#?}", g.deadlocks);
+
+    let sem = model
+        .locks
+        .iter()
+        .find(|l| l.kind == "rw_semaphore")
+        .unwrap();
+    let count_at = phys(sem.address + k.offset_of("rw_semaphore", "count").unwrap());
+    let sem_owner_at = phys(sem.address + k.offset_of("rw_semaphore", "owner").unwrap());
+    let hint = sem.reader_hint.unwrap();
+    let read = |count: u64, owner: u64| {
+        let pk = patched_kernel(
+            &case,
+            vec![
+                (count_at, count.to_le_bytes().to_vec()),
+                (sem_owner_at, owner.to_le_bytes().to_vec()),
+            ],
+        );
+        crashdeck::analysis::locks::read(&pk, &model).unwrap()
+    };
+    // Writer-owned: the owner is the writer, no readers.
+    let g = read(RWSEM_WRITER_LOCKED | RWSEM_FLAG_WAITERS, task_of(hint));
+    let l = g.locks.iter().find(|l| l.address == sem.address).unwrap();
+    assert_eq!(
+        (l.owner, l.readers, l.reader_hint),
+        (Some(hint), None, None)
+    );
+    assert_eq!(g.deadlocks.len(), 1, "the writer closes the same cycle");
+    // Three readers: the owner field's task is a hint, and with more than
+    // one reader no cycle can be told through it.
+    let g = read(
+        (3 * RWSEM_READER_BIAS) | RWSEM_FLAG_WAITERS,
+        task_of(hint) | RWSEM_READER_OWNED | RWSEM_NONSPINNABLE,
+    );
+    let l = g.locks.iter().find(|l| l.address == sem.address).unwrap();
+    assert_eq!(
+        (l.owner, l.readers, l.reader_hint),
+        (None, Some(3), Some(hint))
+    );
+    assert!(g.deadlocks.is_empty(), "{:#?}", g.deadlocks);
+}

@@ -56,6 +56,19 @@ fn held(cx: &Ctx, l: &Lock) -> String {
     }
 }
 
+/// `held`, as the lock's evidence says it: a reader named by the owner
+/// field is the last reader to take the lock, a hint, not proof.
+fn held_detail(cx: &Ctx, l: &Lock) -> String {
+    match (l.owner, l.readers, l.reader_hint) {
+        (None, Some(n), Some(h)) => format!(
+            "held for reading by {n} reader{}; the owner field names {} (PID {h}), the last reader to take it (a hint, not proof)",
+            if n == 1 { "" } else { "s" },
+            comm_of(cx, h)
+        ),
+        _ => held(cx, l),
+    }
+}
+
 fn lock_of<'m>(cx: &Ctx<'m>, w: &TaskWait) -> Option<&'m Lock> {
     let a = w.lock?;
     cx.m.locks.iter().find(|l| l.address == a)
@@ -109,7 +122,7 @@ fn hop_evidence(cx: &Ctx, w: &TaskWait, out: &mut Vec<Evidence>) {
             "{} ({}): {}; {}; waiters {}",
             l.name,
             l.kind,
-            held(cx, l),
+            held_detail(cx, l),
             fields,
             l.waiters
                 .iter()
