@@ -817,6 +817,53 @@ mod tests {
     }
 
     #[test]
+    fn rwsem_53_to_510_owner_flags() {
+        // 5.3-5.10 kernel/locking/rwsem.c: RWSEM_RD_NONSPINNABLE (1 << 1),
+        // RWSEM_WR_NONSPINNABLE (1 << 2); count as 6.x.
+        const RWSEM_RD_NONSPINNABLE: u64 = 1 << 1;
+        const RWSEM_WR_NONSPINNABLE: u64 = 1 << 2;
+        const RWSEM_READER_BIAS: u64 = 1 << RWSEM_READER_SHIFT;
+        let st = decode_rwsem(
+            RwsemLayout::AtomicOwner,
+            (2 * RWSEM_READER_BIAS) as i64,
+            TASK | RWSEM_READER_OWNED | RWSEM_RD_NONSPINNABLE | RWSEM_WR_NONSPINNABLE,
+        );
+        assert_eq!(
+            (st.writer, st.readers, st.reader_hint),
+            (None, Some(2), Some(TASK))
+        );
+        let st = decode_rwsem(
+            RwsemLayout::AtomicOwner,
+            RWSEM_WRITER_LOCKED as i64,
+            TASK | RWSEM_WR_NONSPINNABLE,
+        );
+        assert_eq!(st.writer, Some(TASK));
+    }
+
+    #[test]
+    fn rwsem_50_reader_owned_task_pointer() {
+        // 4.20-5.2: the owner a task pointer; readers store themselves |
+        // RWSEM_READER_OWNED (| RWSEM_ANONYMOUSLY_OWNED, 1 << 1, 5.0+).
+        const RWSEM_ANONYMOUSLY_OWNED: u64 = 1 << 1;
+        const RWSEM_ACTIVE_BIAS: i64 = 1;
+        const RWSEM_WAITING_BIAS: i64 = -(RWSEM_ACTIVE_MASK as i64) - 1;
+        let st = decode_rwsem(
+            RwsemLayout::TaskPointer,
+            2 * RWSEM_ACTIVE_BIAS + RWSEM_WAITING_BIAS,
+            TASK | RWSEM_READER_OWNED | RWSEM_ANONYMOUSLY_OWNED,
+        );
+        assert_eq!(
+            (st.writer, st.readers, st.reader_hint),
+            (None, Some(2), Some(TASK))
+        );
+        // Free: nothing active, no owner.
+        assert_eq!(
+            decode_rwsem(RwsemLayout::TaskPointer, 0, 0),
+            RwsemState::default()
+        );
+    }
+
+    #[test]
     fn rwsem_418_xadd_layout() {
         // 4.18 x86_64 (arch/x86/include/asm/rwsem.h)
         const RWSEM_ACTIVE_BIAS: i64 = 1;
