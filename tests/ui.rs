@@ -1189,3 +1189,40 @@ fn comm_of(model: &DumpModel, pid: i64) -> String {
         .comm
         .clone()
 }
+
+/// A task asleep in D state with no lock (tiny-hung): the view lists it
+/// under "Blocked, no lock found" with "nothing the dump shows", and Enter
+/// shows its backtrace.
+#[test]
+fn lock_chains_view_lists_a_blocked_task_with_no_lock() {
+    let Some(case) = common::case_or_skip("tiny-hung-kdump-zlib") else {
+        return;
+    };
+    let model = case.model();
+    let w = model
+        .waits
+        .iter()
+        .find(|w| w.lock.is_none() && w.kind == "none")
+        .expect("a blocked task with no lock");
+    let mut st = state(&model, 120, 40);
+    ui::update(&mut st, &model, Action::ToggleLocks);
+    let rows = screen(&model, &st);
+    let text = flat(&rows);
+    assert!(
+        text.contains("Blocked, no lock found"),
+        "{}",
+        rows.join("\n")
+    );
+    assert!(!text.contains("Deadlock"), "{text}");
+    assert!(
+        text.contains(&format!("{} (PID {})", w.comm, w.pid))
+            && text.contains("nothing the dump shows"),
+        "{text}"
+    );
+    assert_eq!(ui::locks::selected(&model, &st), Some(w.pid));
+    ui::update(&mut st, &model, Action::Submit);
+    assert_eq!(st.focus, Panel::Backtrace);
+    assert!(screen(&model, &st)
+        .join("\n")
+        .contains(&format!("PID: {}", w.pid)));
+}

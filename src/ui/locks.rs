@@ -75,8 +75,11 @@ fn its_wait(m: &DumpModel, pid: i64) -> String {
             Some(l) => format!("waits {} {}", verb(&w.mode), l.name),
             None => match w.kind.as_str() {
                 "none" => format!(
-                    "blocked in {}: nothing the dump shows",
-                    w.function.as_deref().unwrap_or("a sleep")
+                    "nothing the dump shows holds it up (no lock, I/O or completion{})",
+                    w.function
+                        .as_deref()
+                        .map(|f| format!("; in {f}"))
+                        .unwrap_or_default()
                 ),
                 k => format!(
                     "waits for {}{}",
@@ -311,7 +314,9 @@ pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
             text
         };
         for l in wrap(&text, inner, 8) {
-            lines.push(Line::from(Span::styled(l, style)));
+            if !l.trim().is_empty() {
+                lines.push(Line::from(Span::styled(l, style)));
+            }
         }
     }
     let content_h = lines.len() as u16 + 2;
@@ -323,7 +328,12 @@ pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
         h,
     );
     let view = h.saturating_sub(2) as usize;
-    let top = (sel_line + 2).saturating_sub(view);
+    // Everything when it fits; else the selection with a line below it.
+    let top = if lines.len() <= view {
+        0
+    } else {
+        (sel_line + 2).saturating_sub(view).min(lines.len() - view)
+    };
     let lines: Vec<Line> = lines.into_iter().skip(top).collect();
     f.render_widget(Clear, r);
     f.render_widget(
