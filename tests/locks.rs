@@ -572,6 +572,35 @@ fn owner_and_count_words_decode_on_patched_memory() {
             "{flags:#x}"
         );
     }
+    // An owner word that names no task on the list: said so, no holder.
+    let stray = 0xffff_8880_dead_0000u64;
+    let pk = patched_kernel(&case, vec![(owner_at, stray.to_le_bytes().to_vec())]);
+    let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
+    let l = g.locks.iter().find(|l| l.address == mutex.address).unwrap();
+    assert_eq!(l.owner, None);
+    assert!(
+        l.owner_comm
+            .as_deref()
+            .is_some_and(|c| c.contains("not on the task list")),
+        "{l:?}"
+    );
+    assert!(g.deadlocks.is_empty(), "{:#?}", g.deadlocks);
+    // A wait list broken at the lock (its `next` a stray pointer): the
+    // waiters' records no longer close a list, so the lock is not taken
+    // and its waiters wait on nothing found; nothing panics.
+    let wl_at = phys(mutex.address + k.offset_of("mutex", "wait_list").unwrap());
+    let pk = patched_kernel(&case, vec![(wl_at, stray.to_le_bytes().to_vec())]);
+    let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
+    assert!(
+        g.locks.iter().all(|l| l.address != mutex.address),
+        "{:#?}",
+        g.locks
+    );
+    for w in &mutex.waiters {
+        let tw = g.waits.iter().find(|x| x.pid == w.pid).unwrap();
+        assert_eq!(tw.lock, None, "PID {}", w.pid);
+    }
+    assert!(g.deadlocks.is_empty());
     // Free (no owner): no holder, so no cycle through it.
     let pk = patched_kernel(&case, vec![(owner_at, 0u64.to_le_bytes().to_vec())]);
     let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();

@@ -559,7 +559,7 @@ fn pfn_to_page(k: &Kernel, pfn: u64) -> Option<u64> {
     }
     let extreme = k.symbol("mem_section").ok() != Some(at);
     let section = if extreme {
-        let r = k.read_u64(at.checked_add(root * 8)?).ok()?;
+        let r = k.read_u64(at.checked_add(root.checked_mul(8)?)?).ok()?;
         if r == 0 {
             return None;
         }
