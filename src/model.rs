@@ -456,7 +456,9 @@ pub struct Lock {
     /// `labcrash_dev_lock [labcrash]`, `in a kmalloc-64 object at +0x10`, or
     /// the address when nothing names it.
     pub name: String,
-    /// "mutex", "rw_semaphore", "semaphore".
+    /// "mutex", "rw_semaphore", "semaphore"; for a wait queue found from a
+    /// blocked task's stack, the task's wait kind ("wait_queue",
+    /// "completion", "page_lock", "io", "percpu_rw_semaphore", …).
     pub kind: String,
     /// The owning task's PID (a mutex's owner, an rwsem's writer).
     #[serde(default)]

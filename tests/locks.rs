@@ -647,3 +647,88 @@ fn owner_and_count_words_decode_on_patched_memory() {
     );
     assert!(g.deadlocks.is_empty(), "{:#?}", g.deadlocks);
 }
+
+#[test]
+fn wait_queues_found_from_the_stack_are_the_kernels_own() {
+    // A task in do_wait sleeps on its signal_struct's wait_chldexit
+    // (kernel/exit.c: add_wait_queue(&current->signal->wait_chldexit, …));
+    // the RCU grace-period kthread on rcu_state.gp_wq, a simple wait queue
+    // (kernel/rcu/tree.c: swait_event_idle_exclusive(rcu_state.gp_wq, …));
+    // a task in do_nanosleep on none (an hrtimer wakes it).
+    let mut checked = 0;
+    for name in [CHAIN, "tiny-hung-kdump-zlib", "tiny-oops-kdump-zlib"] {
+        let Some(case) = common::case_or_skip(name) else {
+            continue;
+        };
+        let k = case.kernel();
+        let model = case.model();
+        // A queue on a task's stack (an on-stack completion, as
+        // synchronize_rcu's) is named by that task, and lies within the
+        // frames of its backtrace.
+        for l in model
+            .locks
+            .iter()
+            .filter(|l| l.name.starts_with("on the stack of "))
+        {
+            let pid = *pids_in(&l.name).first().expect("a PID");
+            let b = model
+                .backtraces
+                .iter()
+                .find(|b| b.pid == pid)
+                .expect("its backtrace");
+            let lo = b.frames.iter().map(|f| f.sp).min().unwrap();
+            let hi = b.frames.iter().map(|f| f.sp).max().unwrap();
+            assert!(
+                l.address >= lo && l.address <= hi,
+                "{name}: {} at {:#x} outside {lo:#x}..{hi:#x}",
+                l.name,
+                l.address
+            );
+            assert!(l.waiters.iter().any(|w| w.pid == pid), "{l:?}");
+            checked += 1;
+        }
+        let in_fn = |f: &str| -> Vec<i64> {
+            model
+                .backtraces
+                .iter()
+                .filter(|b| {
+                    b.frames
+                        .iter()
+                        .take(4)
+                        .any(|fr| fr.function.as_deref() == Some(f))
+                })
+                .map(|b| b.pid)
+                .collect()
+        };
+        for pid in in_fn("do_wait") {
+            let t = model.tasks.iter().find(|t| t.pid == pid).unwrap();
+            let signal = k.read_member(t.task, "task_struct", "signal").unwrap();
+            let want = signal + k.offset_of("signal_struct", "wait_chldexit").unwrap();
+            assert_eq!(
+                crashdeck::analysis::locks::wait_queue_of(&k, &model, pid),
+                Some(want),
+                "{name}: PID {pid} in do_wait"
+            );
+            checked += 1;
+        }
+        for pid in in_fn("rcu_gp_kthread") {
+            let want = k.symbol("rcu_state").unwrap() + k.offset_of("rcu_state", "gp_wq").unwrap();
+            assert_eq!(
+                crashdeck::analysis::locks::wait_queue_of(&k, &model, pid),
+                Some(want),
+                "{name}: PID {pid} in rcu_gp_kthread"
+            );
+            checked += 1;
+        }
+        for pid in in_fn("do_nanosleep") {
+            assert_eq!(
+                crashdeck::analysis::locks::wait_queue_of(&k, &model, pid),
+                None,
+                "{name}: PID {pid} in do_nanosleep"
+            );
+        }
+    }
+    if common::require_fixtures() {
+        assert!(checked > 0);
+    }
+}

@@ -28,12 +28,19 @@
 //!   the writer, or RWSEM_READER_OWNED (bit 0) when readers hold it; `count`
 //!   keeps the active lockers in its low 32 bits (RWSEM_ACTIVE_MASK).
 //!
+//! A blocked task in no lock may sleep on a wait queue: a `wait_queue_entry`
+//! (its task in `private`) or a simple wait queue's `swait_queue` (what a
+//! `completion` uses from 5.7) on its stack, found and checked as a waiter
+//! record is; the queue's head stands for the lock, with no owner, and the
+//! task keeps the kind its frames gave (completion, page lock, I/O).
+//!
 //! A lock is named by its symbol (a module's own kallsyms too), else by the
 //! slab object it lies in ("in a task_struct object at +0x98": the page
 //! through the sparse memory map, the slab's `slab_cache`, checked against
 //! the model's cache list, the object by the cache's stride). The member
 //! inside the object is not named (the types facade lists no members by
-//! offset).
+//! offset); else by the task whose stack holds it ("on the stack of
+//! kworker/0:1 (PID 14)"), else by its address.
 //!
 //! How long a task has waited: its CPU's `rq.clock` at the crash minus the
 //! task's `sched_info.last_arrival` (when it last got the CPU, as crash's
@@ -202,30 +209,70 @@ struct Layout {
     rq_clock: Option<u64>,
 }
 
-/// One kind of lock whose waiters queue on a `wait_list` of records.
+/// One kind of lock or queue whose waiters queue on a list of records
+/// that live on their stacks: the record's type, its task and list
+/// members, and the list head's member in the lock.
 struct LockKind {
     kind: &'static str,
     lock_ty: &'static str,
+    head: &'static str,
     waiter_ty: &'static str,
+    waiter_task: &'static str,
+    waiter_list: &'static str,
 }
 
 const LOCK_KINDS: [LockKind; 3] = [
     LockKind {
         kind: "mutex",
         lock_ty: "mutex",
+        head: "wait_list",
         waiter_ty: "mutex_waiter",
+        waiter_task: "task",
+        waiter_list: "list",
     },
     LockKind {
         kind: "rw_semaphore",
         lock_ty: "rw_semaphore",
+        head: "wait_list",
         waiter_ty: "rwsem_waiter",
+        waiter_task: "task",
+        waiter_list: "list",
     },
     LockKind {
         kind: "semaphore",
         lock_ty: "semaphore",
+        head: "wait_list",
         waiter_ty: "semaphore_waiter",
+        waiter_task: "task",
+        waiter_list: "list",
     },
 ];
+
+/// Wait queues a blocked task with no lock may sleep on: a simple wait
+/// queue (`swait_queue` records, which `completion` uses from 5.7) and a
+/// wait queue (`wait_queue_entry`, its task in `private`). The "lock" is
+/// the queue's head.
+const QUEUE_KINDS: [LockKind; 2] = [
+    LockKind {
+        kind: "wait_queue",
+        lock_ty: "swait_queue_head",
+        head: "task_list",
+        waiter_ty: "swait_queue",
+        waiter_task: "task",
+        waiter_list: "task_list",
+    },
+    LockKind {
+        kind: "wait_queue",
+        lock_ty: "wait_queue_head",
+        head: "head",
+        waiter_ty: "wait_queue_entry",
+        waiter_task: "private",
+        waiter_list: "entry",
+    },
+];
+
+/// Bytes of stack scanned above the innermost frame for a wait queue entry.
+const QUEUE_SCAN_BYTES: u64 = 4096;
 
 /// A waiter record found on a task's stack, checked both ways.
 struct Found {
@@ -315,6 +362,25 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
                 }
             }
         }
+        // A blocked task in no lock: a wait queue it sleeps on, if its
+        // stack holds a linked entry of one.
+        if wait.lock.is_none() && task.state == "UN" {
+            if let Some((lk, found)) = find_queue(k, &layout, &by_task, bt, task.task) {
+                wait.lock = Some(found.lock);
+                // What the frames said stays (a page lock, I/O, a
+                // completion); else it is a wait queue.
+                if wait.kind == "none" {
+                    wait.kind = lk.kind.into();
+                }
+                if let std::collections::btree_map::Entry::Vacant(e) = locks.entry(found.lock) {
+                    if let Ok(mut l) = read_lock(k, &layout, lk, found.lock, &by_task, &model.slabs)
+                    {
+                        l.kind = wait.kind.clone();
+                        e.insert(l);
+                    }
+                }
+            }
+        }
         graph.waits.push(wait);
     }
     graph.locks = locks.into_values().collect();
@@ -395,6 +461,46 @@ fn wait_list_head(
     head.filter(|&h| consistent(k, l, h))
 }
 
+/// The wait queue a task sleeps on: an entry on its stack within
+/// QUEUE_SCAN_BYTES above its innermost frame, checked as lock waiters are.
+fn find_queue<'a>(
+    k: &Kernel,
+    l: &Layout,
+    by_task: &HashMap<u64, &crate::model::Task>,
+    bt: &Backtrace,
+    task: u64,
+) -> Option<(&'a LockKind, Found)> {
+    let lo = bt.frames.first()?.sp;
+    let hi = lo.saturating_add(QUEUE_SCAN_BYTES);
+    QUEUE_KINDS.iter().find_map(|qk| {
+        k.has_member(qk.waiter_ty, qk.waiter_list)
+            .then(|| find_waiter(k, l, qk, by_task, task, lo, hi))
+            .flatten()
+            .map(|f| (qk, f))
+    })
+}
+
+/// The wait queue head a task's stack links it to (see `find_queue`), for
+/// a task of the model that has a backtrace.
+pub fn wait_queue_of(k: &Kernel, model: &DumpModel, pid: i64) -> Option<u64> {
+    let t = model.tasks.iter().find(|t| t.pid == pid)?;
+    let bt = model
+        .backtraces
+        .iter()
+        .find(|b| b.pid == pid && b.task == t.task)?;
+    let by_task: HashMap<u64, &crate::model::Task> =
+        model.tasks.iter().map(|t| (t.task, t)).collect();
+    let layout = Layout {
+        task_stack: k.offset_of("task_struct", "stack").ok()?,
+        thread_size: backtrace::thread_size(k),
+        list_next: k.offset_of("list_head", "next").ok()?,
+        list_prev: k.offset_of("list_head", "prev").ok()?,
+        last_arrival: None,
+        rq_clock: None,
+    };
+    find_queue(k, &layout, &by_task, bt, t.task).map(|(_, f)| f.lock)
+}
+
 fn find_waiter(
     k: &Kernel,
     l: &Layout,
@@ -404,9 +510,9 @@ fn find_waiter(
     lo: u64,
     hi: u64,
 ) -> Option<Found> {
-    let list_off = k.offset_of(lk.waiter_ty, "list").ok()?;
-    let task_off = k.offset_of(lk.waiter_ty, "task").ok()?;
-    let wl_off = k.offset_of(lk.lock_ty, "wait_list").ok()?;
+    let list_off = k.offset_of(lk.waiter_ty, lk.waiter_list).ok()?;
+    let task_off = k.offset_of(lk.waiter_ty, lk.waiter_task).ok()?;
+    let wl_off = k.offset_of(lk.lock_ty, lk.head).ok()?;
     let (slo, shi) = stack_of(k, l, task)?;
     let lo = lo.max(slo) & !7;
     let hi = hi.min(shi);
@@ -441,13 +547,15 @@ fn read_lock(
     by_task: &HashMap<u64, &crate::model::Task>,
     caches: &[crate::model::SlabCache],
 ) -> Result<Lock> {
-    let list_off = k.offset_of(lk.waiter_ty, "list")?;
-    let task_off = k.offset_of(lk.waiter_ty, "task")?;
-    let wl = lock + k.offset_of(lk.lock_ty, "wait_list")?;
+    let list_off = k.offset_of(lk.waiter_ty, lk.waiter_list)?;
+    let task_off = k.offset_of(lk.waiter_ty, lk.waiter_task)?;
+    let wl = lock.wrapping_add(k.offset_of(lk.lock_ty, lk.head)?);
     let pid_of = |t: u64| by_task.get(&t).map(|t| (t.pid, t.comm.clone()));
     let mut out = Lock {
         address: lock,
-        name: lock_name(k, caches, lock),
+        name: lock_name(k, caches, lock)
+            .or_else(|| on_whose_stack(k, l, by_task, lock))
+            .unwrap_or_else(|| format!("{lock:#x}")),
         kind: lk.kind.into(),
         ..Default::default()
     };
@@ -476,11 +584,12 @@ fn read_lock(
             out.readers = st.readers;
             out.reader_hint = st.reader_hint.and_then(|t| pid_of(t).map(|p| p.0));
         }
-        _ => {
+        "semaphore" => {
             if let Ok(c) = k.read_member(lock, "semaphore", "count") {
                 out.count = Some(i64::from(c as u32 as i32));
             }
         }
+        _ => {}
     }
     if let Some(t) = owner_task {
         match pid_of(t) {
@@ -650,7 +759,7 @@ pub fn heap_object(
 
 /// The lock's symbol (kernel or module), the slab object it lies in, or
 /// its address.
-fn lock_name(k: &Kernel, caches: &[crate::model::SlabCache], addr: u64) -> String {
+fn lock_name(k: &Kernel, caches: &[crate::model::SlabCache], addr: u64) -> Option<String> {
     let with_off = |name: &str, off: u64| {
         if off == 0 {
             name.to_string()
@@ -660,16 +769,30 @@ fn lock_name(k: &Kernel, caches: &[crate::model::SlabCache], addr: u64) -> Strin
     };
     if let Some(s) = k.symbolize(addr) {
         if s.offset < 4096 {
-            return with_off(&s.name, s.offset);
+            return Some(with_off(&s.name, s.offset));
         }
     }
     if let Some((module, name, off)) = backtrace::symbolize::module_symbol_at(k, addr) {
-        return format!("{} [{module}]", with_off(&name, off));
+        return Some(format!("{} [{module}]", with_off(&name, off)));
     }
-    if let Some(o) = heap_object(k, caches, addr) {
-        return format!("in a {} object at +{:#x}", o.cache_name, o.offset);
-    }
-    format!("{addr:#x}")
+    heap_object(k, caches, addr)
+        .map(|o| format!("in a {} object at +{:#x}", o.cache_name, o.offset))
+}
+
+/// "on the stack of kworker/0:1 (PID 14)": a lock or queue declared on a
+/// task's stack (DECLARE_COMPLETION_ONSTACK and the like).
+fn on_whose_stack(
+    k: &Kernel,
+    l: &Layout,
+    by_task: &HashMap<u64, &crate::model::Task>,
+    addr: u64,
+) -> Option<String> {
+    let mut tasks: Vec<&&crate::model::Task> = by_task.values().collect();
+    tasks.sort_by_key(|t| (t.pid, t.task));
+    tasks.into_iter().find_map(|t| {
+        let (lo, hi) = stack_of(k, l, t.task)?;
+        (addr >= lo && addr < hi).then(|| format!("on the stack of {} (PID {})", t.comm, t.pid))
+    })
 }
 
 /// Nanoseconds since the task last ran, on its CPU's clock.

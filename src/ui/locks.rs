@@ -162,6 +162,8 @@ fn lock_rows(m: &DumpModel, l: &Lock, cycle: &HashSet<i64>, out: &mut Vec<Row>) 
         }
     } else if l.kind == "semaphore" {
         out.push(note("    a semaphore has no owner".into()));
+    } else if l.kind != "mutex" && l.kind != "rw_semaphore" {
+        out.push(note("    a wait queue: no owner is recorded".into()));
     } else {
         out.push(note("    owner: none recorded".into()));
     }

@@ -52,6 +52,9 @@ fn held(cx: &Ctx, l: &Lock) -> String {
         ),
         (Some(n), None) => format!("held for reading by {n} readers"),
         _ if l.kind == "semaphore" => "a semaphore, which records no owner".into(),
+        _ if is_queue(l) => {
+            "a wait queue, which records no owner (nothing says who should wake it)".into()
+        }
         _ => "with no owner recorded".into(),
     }
 }
@@ -66,6 +69,29 @@ fn held_detail(cx: &Ctx, l: &Lock) -> String {
             comm_of(cx, h)
         ),
         _ => held(cx, l),
+    }
+}
+
+/// A wait queue found from the stack (the task's wait kind is kept: a
+/// completion, a page lock, I/O, a percpu_rw_semaphore).
+fn is_queue(l: &Lock) -> bool {
+    !matches!(l.kind.as_str(), "mutex" | "rw_semaphore" | "semaphore")
+}
+
+/// The lock as a sentence names it: a global by its symbol, a queue in a
+/// heap object as "the wait queue in a signal_cache object at +0x10".
+fn lock_words(l: &Lock) -> String {
+    if l.name.starts_with("in a ") || l.name.starts_with("on the stack") || l.name.starts_with("0x")
+    {
+        let what = if is_queue(l) {
+            "wait queue".to_string()
+        } else {
+            l.kind.replace('_', " ")
+        };
+        let at = if l.name.starts_with("0x") { "at " } else { "" };
+        format!("the {what} {at}{}", l.name)
+    } else {
+        short(&l.name).to_string()
     }
 }
 
@@ -224,9 +250,18 @@ pub(crate) fn story(cx: &Ctx) -> Option<Story> {
                     s.push_str(&format!(
                         " waits {} {}, {}",
                         verb(&cur.mode),
-                        short(&l.name),
+                        lock_words(l),
                         held(cx, l)
                     ));
+                    match cur.kind.as_str() {
+                        "io" | "page_lock" => remedies.push(
+                            "A task waiting for I/O: check the device (the log's I/O errors, the disk or the NFS server)".into(),
+                        ),
+                        "percpu_rw_semaphore" => remedies.push(
+                            "A percpu_rw_semaphore wait is usually a frozen filesystem: look for fsfreeze (FIFREEZE) and thaw it".into(),
+                        ),
+                        _ => {}
+                    }
                     guard += 1;
                     let next = holder(l).and_then(|h| wait_of(cx, h));
                     match next {
