@@ -12,7 +12,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 use ratatui::Frame;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// How a row is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,24 +40,40 @@ pub struct Row {
     pub in_cycle: bool,
 }
 
-fn comm(m: &DumpModel, pid: i64) -> String {
-    m.tasks
-        .iter()
-        .find(|t| t.pid == pid)
-        .map_or_else(|| "?".to_string(), |t| t.comm.clone())
+/// The model's tasks, waits and locks by key (a view of thousands of
+/// blocked tasks is built on every key press).
+struct Idx<'m> {
+    comm: HashMap<i64, &'m str>,
+    wait: HashMap<i64, &'m TaskWait>,
+    lock: HashMap<u64, &'m Lock>,
+}
+
+impl<'m> Idx<'m> {
+    fn new(m: &'m DumpModel) -> Idx<'m> {
+        Idx {
+            comm: m.tasks.iter().map(|t| (t.pid, t.comm.as_str())).collect(),
+            wait: m.waits.iter().rev().map(|w| (w.pid, w)).collect(),
+            lock: m.locks.iter().rev().map(|l| (l.address, l)).collect(),
+        }
+    }
+}
+
+fn comm(m: &Idx, pid: i64) -> String {
+    m.comm
+        .get(&pid)
+        .map_or_else(|| "?".to_string(), |c| c.to_string())
 }
 
 fn secs(ns: Option<u64>) -> String {
     ns.map_or_else(String::new, |n| format!("{:.1} s", n as f64 / 1e9))
 }
 
-fn wait_of(m: &DumpModel, pid: i64) -> Option<&TaskWait> {
-    m.waits.iter().find(|w| w.pid == pid)
+fn wait_of<'m>(m: &Idx<'m>, pid: i64) -> Option<&'m TaskWait> {
+    m.wait.get(&pid).copied()
 }
 
-fn lock_at(m: &DumpModel, addr: Option<u64>) -> Option<&Lock> {
-    let a = addr?;
-    m.locks.iter().find(|l| l.address == a)
+fn lock_at<'m>(m: &Idx<'m>, addr: Option<u64>) -> Option<&'m Lock> {
+    m.lock.get(&addr?).copied()
 }
 
 fn verb(mode: &str) -> &'static str {
@@ -69,7 +85,7 @@ fn verb(mode: &str) -> &'static str {
 }
 
 /// What a task itself waits for, after "→ ".
-fn its_wait(m: &DumpModel, pid: i64) -> String {
+fn its_wait(m: &Idx, pid: i64) -> String {
     match wait_of(m, pid) {
         Some(w) => match lock_at(m, w.lock) {
             Some(l) => format!("waits {} {}", verb(&w.mode), l.name),
@@ -95,14 +111,7 @@ fn its_wait(m: &DumpModel, pid: i64) -> String {
     }
 }
 
-fn task_row(
-    m: &DumpModel,
-    role: &str,
-    pid: i64,
-    lock: u64,
-    cycle: &HashSet<i64>,
-    tail: &str,
-) -> Row {
+fn task_row(m: &Idx, role: &str, pid: i64, lock: u64, cycle: &HashSet<i64>, tail: &str) -> Row {
     let in_cycle = cycle.contains(&pid);
     let waited = wait_of(m, pid)
         .map(|w| secs(w.waited_ns))
@@ -127,7 +136,7 @@ fn task_row(
     }
 }
 
-fn lock_rows(m: &DumpModel, l: &Lock, cycle: &HashSet<i64>, out: &mut Vec<Row>) {
+fn lock_rows(m: &Idx, l: &Lock, cycle: &HashSet<i64>, out: &mut Vec<Row>) {
     out.push(Row {
         kind: RowKind::Lock,
         text: format!("  {}  {} at {:#x}", l.name, l.kind, l.address),
@@ -178,7 +187,9 @@ fn lock_rows(m: &DumpModel, l: &Lock, cycle: &HashSet<i64>, out: &mut Vec<Row>) 
 }
 
 /// The rows of the view, in order.
-pub fn rows(m: &DumpModel) -> Vec<Row> {
+pub fn rows(model: &DumpModel) -> Vec<Row> {
+    let m = model;
+    let ix = Idx::new(model);
     let mut out = Vec::new();
     let cycle: HashSet<i64> = m.deadlocks.iter().flatten().map(|h| h.pid).collect();
     let mut shown: HashSet<u64> = HashSet::new();
@@ -191,11 +202,11 @@ pub fn rows(m: &DumpModel) -> Vec<Row> {
             in_cycle: false,
         });
         for hop in c {
-            let Some(l) = wait_of(m, hop.pid).and_then(|w| lock_at(m, w.lock)) else {
+            let Some(l) = wait_of(&ix, hop.pid).and_then(|w| lock_at(&ix, w.lock)) else {
                 continue;
             };
             if shown.insert(l.address) {
-                lock_rows(m, l, &cycle, &mut out);
+                lock_rows(&ix, l, &cycle, &mut out);
             }
         }
     }
@@ -217,13 +228,13 @@ pub fn rows(m: &DumpModel) -> Vec<Row> {
             in_cycle: false,
         });
         for l in rest {
-            lock_rows(m, l, &cycle, &mut out);
+            lock_rows(&ix, l, &cycle, &mut out);
         }
     }
     let other: Vec<&TaskWait> = m
         .waits
         .iter()
-        .filter(|w| lock_at(m, w.lock).is_none())
+        .filter(|w| lock_at(&ix, w.lock).is_none())
         .collect();
     if !other.is_empty() {
         out.push(Row {
@@ -246,7 +257,7 @@ pub fn rows(m: &DumpModel) -> Vec<Row> {
                     } else {
                         format!("  {waited}")
                     },
-                    its_wait(m, w.pid)
+                    its_wait(&ix, w.pid)
                 ),
                 pid: Some(w.pid),
                 lock: None,
