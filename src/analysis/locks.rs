@@ -384,6 +384,7 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
         graph.waits.push(wait);
     }
     graph.locks = locks.into_values().collect();
+    name_on_stack_locks(k, &layout, &by_task, &mut graph.locks);
     graph.deadlocks = cycles(&graph.locks, &graph.waits);
     Ok(graph)
 }
@@ -553,9 +554,7 @@ fn read_lock(
     let pid_of = |t: u64| by_task.get(&t).map(|t| (t.pid, t.comm.clone()));
     let mut out = Lock {
         address: lock,
-        name: lock_name(k, caches, lock)
-            .or_else(|| on_whose_stack(k, l, by_task, lock))
-            .unwrap_or_else(|| format!("{lock:#x}")),
+        name: lock_name(k, caches, lock).unwrap_or_else(|| format!("{lock:#x}")),
         kind: lk.kind.into(),
         ..Default::default()
     };
@@ -779,20 +778,35 @@ fn lock_name(k: &Kernel, caches: &[crate::model::SlabCache], addr: u64) -> Optio
         .map(|o| format!("in a {} object at +{:#x}", o.cache_name, o.offset))
 }
 
-/// "on the stack of kworker/0:1 (PID 14)": a lock or queue declared on a
-/// task's stack (DECLARE_COMPLETION_ONSTACK and the like).
-fn on_whose_stack(
+/// Names "on the stack of kworker/0:1 (PID 14)" the locks nothing else
+/// named that lie on a task's stack (DECLARE_COMPLETION_ONSTACK and the
+/// like): every task's stack read once, only when such a lock is there.
+fn name_on_stack_locks(
     k: &Kernel,
     l: &Layout,
     by_task: &HashMap<u64, &crate::model::Task>,
-    addr: u64,
-) -> Option<String> {
-    let mut tasks: Vec<&&crate::model::Task> = by_task.values().collect();
-    tasks.sort_by_key(|t| (t.pid, t.task));
-    tasks.into_iter().find_map(|t| {
-        let (lo, hi) = stack_of(k, l, t.task)?;
-        (addr >= lo && addr < hi).then(|| format!("on the stack of {} (PID {})", t.comm, t.pid))
-    })
+    locks: &mut [Lock],
+) {
+    let unnamed = |x: &Lock| x.name == format!("{:#x}", x.address);
+    if !locks.iter().any(unnamed) {
+        return;
+    }
+    let mut stacks: Vec<(u64, u64, i64, &str)> = by_task
+        .values()
+        .filter_map(|t| {
+            let (lo, hi) = stack_of(k, l, t.task)?;
+            Some((lo, hi, t.pid, t.comm.as_str()))
+        })
+        .collect();
+    stacks.sort_unstable();
+    for x in locks.iter_mut().filter(|x| unnamed(x)) {
+        let i = stacks.partition_point(|s| s.0 <= x.address);
+        if let Some((_, hi, pid, comm)) = i.checked_sub(1).and_then(|i| stacks.get(i)) {
+            if x.address < *hi {
+                x.name = format!("on the stack of {comm} (PID {pid})");
+            }
+        }
+    }
 }
 
 /// Nanoseconds since the task last ran, on its CPU's clock.
