@@ -316,6 +316,7 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
         model.tasks.iter().map(|t| (t.pid, t)).collect();
     let mut graph = LockGraph::default();
     let mut locks: BTreeMap<u64, Lock> = BTreeMap::new();
+    let mut known = Known::new();
     for bt in &model.backtraces {
         let Some(task) = by_pid.get(&bt.pid).filter(|t| t.task == bt.task) else {
             continue;
@@ -345,11 +346,16 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
             wait.level = Some(level);
             if let Some(lk) = LOCK_KINDS.iter().find(|l| l.kind == kind) {
                 let hi = next_sp.max(sp.saturating_add(SCAN_BYTES));
-                if let Some(found) = find_waiter(k, &layout, lk, &by_task, task.task, sp, hi) {
+                if let Some(found) =
+                    find_waiter(k, &layout, lk, &by_task, &known, task.task, sp, hi)
+                {
                     wait.lock = Some(found.lock);
                     if let std::collections::btree_map::Entry::Vacant(e) = locks.entry(found.lock) {
                         if let Ok(l) = read_lock(k, &layout, lk, found.lock, &by_task, &model.slabs)
                         {
+                            for w in &l.waiters {
+                                known.insert((w.waiter, lk.waiter_ty), found.lock);
+                            }
                             e.insert(l);
                         }
                     }
@@ -365,7 +371,7 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
         // A blocked task in no lock: a wait queue it sleeps on, if its
         // stack holds a linked entry of one.
         if wait.lock.is_none() && task.state == "UN" {
-            if let Some((lk, found)) = find_queue(k, &layout, &by_task, bt, task.task) {
+            if let Some((lk, found)) = find_queue(k, &layout, &by_task, &known, bt, task.task) {
                 wait.lock = Some(found.lock);
                 // What the frames said stays (a page lock, I/O, a
                 // completion); else it is a wait queue.
@@ -376,6 +382,9 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
                     if let Ok(mut l) = read_lock(k, &layout, lk, found.lock, &by_task, &model.slabs)
                     {
                         l.kind = wait.kind.clone();
+                        for w in &l.waiters {
+                            known.insert((w.waiter, lk.waiter_ty), found.lock);
+                        }
                         e.insert(l);
                     }
                 }
@@ -468,6 +477,7 @@ fn find_queue<'a>(
     k: &Kernel,
     l: &Layout,
     by_task: &HashMap<u64, &crate::model::Task>,
+    known: &Known,
     bt: &Backtrace,
     task: u64,
 ) -> Option<(&'a LockKind, Found)> {
@@ -475,7 +485,7 @@ fn find_queue<'a>(
     let hi = lo.saturating_add(QUEUE_SCAN_BYTES);
     QUEUE_KINDS.iter().find_map(|qk| {
         k.has_member(qk.waiter_ty, qk.waiter_list)
-            .then(|| find_waiter(k, l, qk, by_task, task, lo, hi))
+            .then(|| find_waiter(k, l, qk, by_task, known, task, lo, hi))
             .flatten()
             .map(|f| (qk, f))
     })
@@ -499,14 +509,21 @@ pub fn wait_queue_of(k: &Kernel, model: &DumpModel, pid: i64) -> Option<u64> {
         last_arrival: None,
         rq_clock: None,
     };
-    find_queue(k, &layout, &by_task, bt, t.task).map(|(_, f)| f.lock)
+    find_queue(k, &layout, &by_task, &Known::new(), bt, t.task).map(|(_, f)| f.lock)
 }
 
+/// Waiter records already checked by walking their lock's list (record,
+/// lock kind) → lock: a task behind a lock with thousands of waiters is not
+/// walked around the whole list again.
+type Known = HashMap<(u64, &'static str), u64>;
+
+#[allow(clippy::too_many_arguments)]
 fn find_waiter(
     k: &Kernel,
     l: &Layout,
     lk: &LockKind,
     by_task: &HashMap<u64, &crate::model::Task>,
+    known: &Known,
     task: u64,
     lo: u64,
     hi: u64,
@@ -525,6 +542,9 @@ fn find_waiter(
             continue;
         }
         let w = (lo + 8 * i as u64).wrapping_sub(task_off);
+        if let Some(&lock) = known.get(&(w, lk.waiter_ty)) {
+            return Some(Found { lock, waiter: w });
+        }
         let node = w.wrapping_add(list_off);
         if !consistent(k, l, node) {
             continue;
