@@ -488,13 +488,15 @@ pub struct Lock {
     /// `labcrash_dev_lock [labcrash]`, `in a kmalloc-64 object at +0x10`, or
     /// the address when nothing names it.
     pub name: String,
-    /// "mutex", "rw_semaphore", "semaphore".
+    /// "mutex", "rw_semaphore", "semaphore"; for a wait queue found from a
+    /// blocked task's stack, the task's wait kind ("wait_queue",
+    /// "completion", "page_lock", "io", "percpu_rw_semaphore", …).
     pub kind: String,
     /// The owning task's PID (a mutex's owner, an rwsem's writer).
     #[serde(default)]
     pub owner: Option<i64>,
     #[serde(default)]
-    pub(crate) owner_comm: Option<String>,
+    pub owner_comm: Option<String>,
     /// rw_semaphore held for reading: the number of readers (count).
     #[serde(default)]
     pub readers: Option<u64>,
@@ -514,7 +516,7 @@ pub struct Lock {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LockWaiter {
     pub pid: i64,
-    pub(crate) comm: String,
+    pub comm: String,
     /// "write", "read" (rw_semaphore), "" otherwise.
     #[serde(default)]
     pub mode: String,
@@ -533,20 +535,20 @@ pub struct TaskWait {
     pub comm: String,
     /// "mutex", "rw_semaphore", "semaphore", "percpu_rw_semaphore",
     /// "rt_mutex", "page_lock", "completion", "io", "none".
-    pub(crate) kind: String,
+    pub kind: String,
     /// The lock's address (an index into `locks` by address), if found.
     #[serde(with = "hex_opt", default)]
     pub lock: Option<u64>,
     /// The frame that tells what it waits in (`function` of the backtrace).
     #[serde(default)]
-    pub(crate) function: Option<String>,
+    pub function: Option<String>,
     /// Frame level of that function in the task's backtrace.
     #[serde(default)]
-    pub(crate) level: Option<u32>,
+    pub level: Option<u32>,
     #[serde(default)]
     pub(crate) mode: String,
     #[serde(default)]
-    pub(crate) waited_ns: Option<u64>,
+    pub waited_ns: Option<u64>,
 }
 
 /// One task of a deadlock cycle.

@@ -463,3 +463,64 @@ fn no_arguments_open_the_demo_under_its_banner() {
     t.wait("the shell back after q", |s| s.matches("E2E$").count() >= 2);
     assert!(!t.alternate_on(), "the terminal was not restored");
 }
+
+/// The lock-chain dump: `3` then `L` opens the lock chains with the
+/// model's cycle (its size from case.txt's truth), Enter shows the
+/// selected task's backtrace.
+#[test]
+fn lock_chains_in_tmux() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let Some(case) = common::case_or_skip("debian61-chain-kdump-zlib") else {
+        return;
+    };
+    let truth = case.meta("truth").expect("case.txt truth");
+    let cycle: Vec<&str> = truth
+        .split("Cycle: ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .expect("Cycle:")
+        .split("->")
+        .map(str::trim)
+        .collect();
+    let n = cycle.len() - 1;
+    let (args, _) = launch_args(&case);
+    let t = session(
+        format!("crashdeck-e2e-locks-{}", std::process::id()),
+        "120",
+        "40",
+    );
+    let cmdline = std::iter::once(env!("CARGO_BIN_EXE_crashdeck").to_string())
+        .chain(args)
+        .map(|a| shell_quote(&a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    t.text(&cmdline);
+    t.keys(&["Enter"]);
+    t.wait("the dashboard", |s| s.contains("Kernel log"));
+    t.keys(&["3", "L"]);
+    let s = t.wait("the lock chains", |s| {
+        s.contains("Lock chains") && s.contains(&format!("Deadlock 1: a cycle of {n} tasks"))
+    });
+    for pid in &cycle {
+        assert!(s.contains(&format!("(PID {pid}) ↻")), "PID {pid}:\n{s}");
+    }
+    // The selected row (">") names a task; Enter shows its backtrace.
+    let sel = s
+        .lines()
+        .find_map(|l| {
+            let at = l.find("║>")?;
+            let rest = &l[at..];
+            let p = rest.split("(PID ").nth(1)?.split(')').next()?;
+            p.parse::<i64>().ok()
+        })
+        .unwrap_or_else(|| panic!("no selected task:\n{s}"));
+    t.keys(&["Enter"]);
+    t.wait("its backtrace", |s| {
+        !s.contains("Lock chains") && s.contains(&format!("2 Backtrace PID {sel} "))
+    });
+    t.keys(&["q"]);
+    t.wait("the shell back after q", |s| s.matches("E2E$").count() >= 2);
+    assert!(!t.alternate_on(), "the terminal was not restored");
+}

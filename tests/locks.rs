@@ -361,3 +361,374 @@ fn chain_report_has_a_locks_section_and_the_json_keys() {
     let back: DumpModel = serde_json::from_value(old).expect("old JSON loads");
     assert!(back.locks.is_empty());
 }
+
+/// "[   16.825460] rest" → (16.825460, "rest").
+fn console_line(line: &str) -> Option<(f64, &str)> {
+    let rest = line.trim_start().strip_prefix('[')?;
+    let (ts, text) = rest.split_once(']')?;
+    Some((ts.trim().parse().ok()?, text.trim_start()))
+}
+
+#[test]
+fn wait_times_agree_with_the_console_on_hung_dumps() {
+    // The kernel's own console: khungtaskd reported each task "blocked for
+    // more than N seconds" at its timestamp, then panicked. At the crash a
+    // task has waited at least N plus the time from that report to the
+    // panic, and never longer than the machine had been up.
+    for name in [CHAIN, "tiny-hung-kdump-zlib"] {
+        if let Some(case) = common::case_or_skip(name) {
+            wait_times_agree_with_the_console(&case, &case.model());
+        }
+    }
+}
+
+fn wait_times_agree_with_the_console(case: &common::Case, model: &DumpModel) {
+    let console = case.read("console.log").expect("console.log");
+    let panic_at = console
+        .lines()
+        .filter_map(console_line)
+        .find(|(_, t)| t.starts_with("Kernel panic - not syncing"))
+        .map(|(ts, _)| ts)
+        .expect("the panic line");
+    let mut checked = 0;
+    for (ts, text) in console.lines().filter_map(console_line) {
+        let Some(rest) = text.strip_prefix("INFO: task ") else {
+            continue;
+        };
+        let (who, after) = rest.split_once(" blocked for more than ").unwrap();
+        let pid: i64 = who.rsplit(':').next().unwrap().parse().unwrap();
+        let n: f64 = after.split_whitespace().next().unwrap().parse().unwrap();
+        let w = model
+            .waits
+            .iter()
+            .find(|w| w.pid == pid)
+            .unwrap_or_else(|| panic!("{}: PID {pid} among the waits", case.name));
+        let waited = w.waited_ns.expect("a wait time") as f64 / 1e9;
+        let low = n + (panic_at - ts);
+        assert!(
+            waited >= low && waited <= panic_at,
+            "{}: PID {pid} waited {waited:.3} s; the console says between {low:.3} and {panic_at:.3}",
+            case.name
+        );
+        // The lock's waiter entry says the same.
+        if let Some(l) = model.locks.iter().find(|l| Some(l.address) == w.lock) {
+            let lw = l.waiters.iter().find(|x| x.pid == pid).expect("waiter");
+            assert_eq!(lw.waited_ns, w.waited_ns);
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "console.log reports blocked tasks");
+}
+
+/// crash's `kmem -s` rows: name → the `struct kmem_cache` address.
+fn crash_caches(text: &str) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    let mut on = false;
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.first() == Some(&"CACHE") && cols.contains(&"OBJSIZE") {
+            on = true;
+        } else if on && cols.len() == 7 {
+            match u64::from_str_radix(cols[0], 16) {
+                Ok(a) => {
+                    out.insert(cols[6].to_string(), a);
+                }
+                Err(_) => on = false,
+            }
+        } else {
+            on = false;
+        }
+    }
+    out
+}
+
+#[test]
+fn heap_addresses_are_named_by_slab_cache_and_offset() {
+    // Every task_struct comes from the cache "task_struct" (kernel/fork.c:
+    // kmem_cache_create_usercopy("task_struct", …)), which crash's `kmem -s`
+    // lists with its address: an address inside a task_struct is in an
+    // object of that cache, at its offset from the task's address.
+    let mut checked = 0;
+    for name in [CHAIN, "tiny-hung-kdump-zlib"] {
+        let Some(case) = common::case_or_skip(name) else {
+            continue;
+        };
+        let crash = case
+            .read("crash-8.0.6.txt")
+            .or_else(|| case.read("crash.txt"))
+            .expect("crash output");
+        let caches = crash_caches(&crash);
+        let Some(&ts_cache) = caches.get("task_struct") else {
+            eprintln!("{name}: crash's kmem -s lists no task_struct cache");
+            continue;
+        };
+        let k = case.kernel();
+        let model = case.model();
+        let off = k.offset_of("task_struct", "alloc_lock").unwrap();
+        let tasks: Vec<_> = model.tasks.iter().filter(|t| t.pid > 0).collect();
+        assert!(!tasks.is_empty());
+        for t in tasks {
+            let o = crashdeck::analysis::locks::heap_object(&k, &model.slabs, t.task + off)
+                .unwrap_or_else(|| panic!("{name}: PID {} task {:#x}", t.pid, t.task));
+            assert_eq!(
+                (o.cache, o.cache_name.as_str(), o.object, o.offset),
+                (ts_cache, "task_struct", t.task, off),
+                "{name}: PID {}",
+                t.pid
+            );
+            checked += 1;
+        }
+        // A module's global and a waiter record on a stack are in no object.
+        for l in &model.locks {
+            assert_eq!(
+                crashdeck::analysis::locks::heap_object(&k, &model.slabs, l.address),
+                None
+            );
+            for w in &l.waiters {
+                assert_eq!(
+                    crashdeck::analysis::locks::heap_object(&k, &model.slabs, w.waiter),
+                    None
+                );
+            }
+        }
+    }
+    if common::require_fixtures() {
+        assert!(checked > 0);
+    }
+}
+
+/// The chain dump seen with some bytes patched (physical address, bytes).
+struct Patched {
+    inner: crashdeck::dump::Dump,
+    patches: Vec<(u64, Vec<u8>)>,
+}
+
+impl crashdeck::dump::PhysMem for Patched {
+    fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> crashdeck::dump::Result<()> {
+        self.inner.read_phys(paddr, buf)?;
+        let end = paddr + buf.len() as u64;
+        for (pa, bytes) in &self.patches {
+            for (i, b) in bytes.iter().enumerate() {
+                let a = pa + i as u64;
+                if a >= paddr && a < end {
+                    buf[(a - paddr) as usize] = *b;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn patched_kernel(case: &common::Case, patches: Vec<(u64, Vec<u8>)>) -> crashdeck::kernel::Kernel {
+    let d = crashdeck::dump::Dump::open(&case.vmcore).unwrap();
+    let (info, vi, cpus) = (d.info().clone(), d.vmcoreinfo().clone(), d.cpus().to_vec());
+    let dump =
+        crashdeck::dump::Dump::from_parts(Box::new(Patched { inner: d, patches }), info, vi, cpus);
+    case.open_kernel(dump, &Default::default()).unwrap()
+}
+
+#[test]
+fn owner_and_count_words_decode_on_patched_memory() {
+    // The chain's locks with other owner and count words written into the
+    // dump's memory, decoded through the layout the dump's types give
+    // (6.1: `mutex.owner` and `rw_semaphore.owner` are atomic_long_t).
+    // Flag values as kernel/locking/mutex.c and rwsem.c define them.
+    const MUTEX_FLAG_WAITERS: u64 = 0x01;
+    const MUTEX_FLAG_HANDOFF: u64 = 0x02;
+    const MUTEX_FLAG_PICKUP: u64 = 0x04;
+    const RWSEM_READER_OWNED: u64 = 1 << 0;
+    const RWSEM_NONSPINNABLE: u64 = 1 << 1;
+    const RWSEM_WRITER_LOCKED: u64 = 1 << 0;
+    const RWSEM_FLAG_WAITERS: u64 = 1 << 1;
+    const RWSEM_READER_BIAS: u64 = 1 << 8;
+    let Some((case, model)) = chain_model() else {
+        return;
+    };
+    let k = case.kernel();
+    assert!(!k.member("mutex", "owner").unwrap().is_pointer);
+    assert!(!k.member("rw_semaphore", "owner").unwrap().is_pointer);
+    let task_of = |pid: i64| model.tasks.iter().find(|t| t.pid == pid).unwrap().task;
+    let phys = |va: u64| k.vtop(va).unwrap();
+    let mutex = model
+        .locks
+        .iter()
+        .find(|l| l.kind == "mutex" && l.owner.is_some())
+        .unwrap();
+    let owner_at = phys(mutex.address + k.offset_of("mutex", "owner").unwrap());
+    // Another task as owner, with each combination of the flag bits.
+    let other = model
+        .tasks
+        .iter()
+        .find(|t| t.pid > 0 && Some(t.pid) != mutex.owner)
+        .unwrap();
+    for flags in 0..=(MUTEX_FLAG_WAITERS | MUTEX_FLAG_HANDOFF | MUTEX_FLAG_PICKUP) {
+        let word = other.task | flags;
+        let pk = patched_kernel(&case, vec![(owner_at, word.to_le_bytes().to_vec())]);
+        let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
+        let l = g.locks.iter().find(|l| l.address == mutex.address).unwrap();
+        assert_eq!(
+            (l.owner, l.owner_word),
+            (Some(other.pid), word),
+            "{flags:#x}"
+        );
+    }
+    // An owner word that names no task on the list: said so, no holder.
+    let stray = 0xffff_8880_dead_0000u64;
+    let pk = patched_kernel(&case, vec![(owner_at, stray.to_le_bytes().to_vec())]);
+    let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
+    let l = g.locks.iter().find(|l| l.address == mutex.address).unwrap();
+    assert_eq!(l.owner, None);
+    assert!(
+        l.owner_comm
+            .as_deref()
+            .is_some_and(|c| c.contains("not on the task list")),
+        "{l:?}"
+    );
+    assert!(g.deadlocks.is_empty(), "{:#?}", g.deadlocks);
+    // A wait list broken at the lock (its `next` a stray pointer): the
+    // waiters' records no longer close a list, so the lock is not taken
+    // and its waiters wait on nothing found; nothing panics.
+    let wl_at = phys(mutex.address + k.offset_of("mutex", "wait_list").unwrap());
+    let pk = patched_kernel(&case, vec![(wl_at, stray.to_le_bytes().to_vec())]);
+    let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
+    assert!(
+        g.locks.iter().all(|l| l.address != mutex.address),
+        "{:#?}",
+        g.locks
+    );
+    for w in &mutex.waiters {
+        let tw = g.waits.iter().find(|x| x.pid == w.pid).unwrap();
+        assert_eq!(tw.lock, None, "PID {}", w.pid);
+    }
+    assert!(g.deadlocks.is_empty());
+    // Free (no owner): no holder, so no cycle through it.
+    let pk = patched_kernel(&case, vec![(owner_at, 0u64.to_le_bytes().to_vec())]);
+    let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
+    let l = g.locks.iter().find(|l| l.address == mutex.address).unwrap();
+    assert_eq!(l.owner, None);
+    assert!(g.deadlocks.is_empty(), "{:#?}", g.deadlocks);
+
+    let sem = model
+        .locks
+        .iter()
+        .find(|l| l.kind == "rw_semaphore")
+        .unwrap();
+    let count_at = phys(sem.address + k.offset_of("rw_semaphore", "count").unwrap());
+    let sem_owner_at = phys(sem.address + k.offset_of("rw_semaphore", "owner").unwrap());
+    let hint = sem.reader_hint.unwrap();
+    let read = |count: u64, owner: u64| {
+        let pk = patched_kernel(
+            &case,
+            vec![
+                (count_at, count.to_le_bytes().to_vec()),
+                (sem_owner_at, owner.to_le_bytes().to_vec()),
+            ],
+        );
+        crashdeck::analysis::locks::read(&pk, &model).unwrap()
+    };
+    // Writer-owned: the owner is the writer, no readers.
+    let g = read(RWSEM_WRITER_LOCKED | RWSEM_FLAG_WAITERS, task_of(hint));
+    let l = g.locks.iter().find(|l| l.address == sem.address).unwrap();
+    assert_eq!(
+        (l.owner, l.readers, l.reader_hint),
+        (Some(hint), None, None)
+    );
+    assert_eq!(g.deadlocks.len(), 1, "the writer closes the same cycle");
+    // Three readers: the owner field's task is a hint, and with more than
+    // one reader no cycle can be told through it.
+    let g = read(
+        (3 * RWSEM_READER_BIAS) | RWSEM_FLAG_WAITERS,
+        task_of(hint) | RWSEM_READER_OWNED | RWSEM_NONSPINNABLE,
+    );
+    let l = g.locks.iter().find(|l| l.address == sem.address).unwrap();
+    assert_eq!(
+        (l.owner, l.readers, l.reader_hint),
+        (None, Some(3), Some(hint))
+    );
+    assert!(g.deadlocks.is_empty(), "{:#?}", g.deadlocks);
+}
+
+#[test]
+fn wait_queues_found_from_the_stack_are_the_kernels_own() {
+    // A task in do_wait sleeps on its signal_struct's wait_chldexit
+    // (kernel/exit.c: add_wait_queue(&current->signal->wait_chldexit, …));
+    // the RCU grace-period kthread on rcu_state.gp_wq, a simple wait queue
+    // (kernel/rcu/tree.c: swait_event_idle_exclusive(rcu_state.gp_wq, …));
+    // a task in do_nanosleep on none (an hrtimer wakes it).
+    let mut checked = 0;
+    for name in [CHAIN, "tiny-hung-kdump-zlib", "tiny-oops-kdump-zlib"] {
+        let Some(case) = common::case_or_skip(name) else {
+            continue;
+        };
+        let k = case.kernel();
+        let model = case.model();
+        // A queue on a task's stack (an on-stack completion, as
+        // synchronize_rcu's) is named by that task, and lies within the
+        // frames of its backtrace.
+        for l in model
+            .locks
+            .iter()
+            .filter(|l| l.name.starts_with("on the stack of "))
+        {
+            let pid = *pids_in(&l.name).first().expect("a PID");
+            let b = model
+                .backtraces
+                .iter()
+                .find(|b| b.pid == pid)
+                .expect("its backtrace");
+            let lo = b.frames.iter().map(|f| f.sp).min().unwrap();
+            let hi = b.frames.iter().map(|f| f.sp).max().unwrap();
+            assert!(
+                l.address >= lo && l.address <= hi,
+                "{name}: {} at {:#x} outside {lo:#x}..{hi:#x}",
+                l.name,
+                l.address
+            );
+            assert!(l.waiters.iter().any(|w| w.pid == pid), "{l:?}");
+            checked += 1;
+        }
+        let in_fn = |f: &str| -> Vec<i64> {
+            model
+                .backtraces
+                .iter()
+                .filter(|b| {
+                    b.frames
+                        .iter()
+                        .take(4)
+                        .any(|fr| fr.function.as_deref() == Some(f))
+                })
+                .map(|b| b.pid)
+                .collect()
+        };
+        for pid in in_fn("do_wait") {
+            let t = model.tasks.iter().find(|t| t.pid == pid).unwrap();
+            let signal = k.read_member(t.task, "task_struct", "signal").unwrap();
+            let want = signal + k.offset_of("signal_struct", "wait_chldexit").unwrap();
+            assert_eq!(
+                crashdeck::analysis::locks::wait_queue_of(&k, &model, pid),
+                Some(want),
+                "{name}: PID {pid} in do_wait"
+            );
+            checked += 1;
+        }
+        for pid in in_fn("rcu_gp_kthread") {
+            let want = k.symbol("rcu_state").unwrap() + k.offset_of("rcu_state", "gp_wq").unwrap();
+            assert_eq!(
+                crashdeck::analysis::locks::wait_queue_of(&k, &model, pid),
+                Some(want),
+                "{name}: PID {pid} in rcu_gp_kthread"
+            );
+            checked += 1;
+        }
+        for pid in in_fn("do_nanosleep") {
+            assert_eq!(
+                crashdeck::analysis::locks::wait_queue_of(&k, &model, pid),
+                None,
+                "{name}: PID {pid} in do_nanosleep"
+            );
+        }
+    }
+    if common::require_fixtures() {
+        assert!(checked > 0);
+    }
+}

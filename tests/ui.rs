@@ -1059,3 +1059,170 @@ fn demo_banner_names_the_crash_directories_found() {
         "{text}"
     );
 }
+
+/// The lock-chain view (`L`) on the real lock-chain dump: the cycle's locks
+/// and tasks as the model has them (which tests/locks.rs checks against
+/// crash's locks.txt and case.txt), reached from the Processes panel and
+/// from a `lock:` evidence item; Enter shows the task's backtrace at the
+/// frame it waits in.
+#[test]
+fn lock_chains_view_on_the_chain_dump() {
+    let Some(case) = common::case_or_skip("debian61-chain-kdump-zlib") else {
+        return;
+    };
+    let model = case.model();
+    let cycle = model.deadlocks.first().expect("a cycle").clone();
+    let in_cycle: Vec<i64> = cycle.iter().map(|h| h.pid).collect();
+    for (w, h) in [(120, 40), (80, 24)] {
+        let mut st = state(&model, w, h);
+        // From the Processes panel, on the first task of the cycle.
+        let pid = cycle[0].pid;
+        ui::update(&mut st, &model, Action::Focus(Panel::Processes));
+        ui::update(&mut st, &model, Action::Filter(pid.to_string()));
+        let rows = app::process_rows(&model, &st);
+        st.ps_sel = rows
+            .iter()
+            .position(|&i| model.tasks[i].pid == pid)
+            .unwrap();
+        let key = crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char('L'),
+            crossterm::event::KeyModifiers::NONE,
+        );
+        assert_eq!(ui::keys::action_for(key, &st), Some(Action::ToggleLocks));
+        ui::update(&mut st, &model, Action::ToggleLocks);
+        assert_eq!(st.mode, Mode::Locks);
+        assert_eq!(ui::locks::selected(&model, &st), Some(pid));
+        let rows = screen(&model, &st);
+        let text = flat(&rows);
+        assert!(
+            text.contains(&format!("Deadlock 1: a cycle of {} tasks", cycle.len())),
+            "{}",
+            rows.join("\n")
+        );
+        // Every lock, then its owner (or its readers) below it, then its
+        // waiters; the cycle's tasks marked.
+        let line_of = |needle: &str| {
+            rows.iter()
+                .position(|r| r.contains(needle))
+                .unwrap_or_else(|| panic!("{needle} not on screen:\n{}", rows.join("\n")))
+        };
+        for l in &model.locks {
+            let at = line_of(&format!("{}  {} at {:#x}", l.name, l.kind, l.address));
+            let holder = match (l.owner, l.readers, l.reader_hint) {
+                (Some(o), _, _) => format!("owner    {} (PID {o})", comm_of(&model, o)),
+                (None, Some(_), Some(hint)) => {
+                    format!("hint     {} (PID {hint})", comm_of(&model, hint))
+                }
+                _ => panic!("the chain's locks have an owner or a reader: {l:?}"),
+            };
+            let h_at = line_of(&holder);
+            assert!(h_at > at, "{holder} under {}", l.name);
+            for wt in &l.waiters {
+                let mark = if in_cycle.contains(&wt.pid) {
+                    " ↻"
+                } else {
+                    ""
+                };
+                let needle = format!("{} (PID {}){mark}", wt.comm, wt.pid);
+                let row = rows
+                    .iter()
+                    .skip(h_at)
+                    .find(|r| r.contains(&format!("{} (PID {})", wt.comm, wt.pid)))
+                    .unwrap_or_else(|| panic!("{needle} under {}", l.name));
+                assert!(row.contains(&needle), "{row}");
+                if mark.is_empty() {
+                    assert!(!row.contains("↻"), "{row}");
+                }
+            }
+        }
+        // Enter: that task's backtrace, marked at the frame it waits in.
+        ui::update(&mut st, &model, Action::Submit);
+        assert_eq!((st.mode, st.focus), (Mode::Normal, Panel::Backtrace));
+        let wait = model.waits.iter().find(|w| w.pid == pid).unwrap();
+        match &st.bt {
+            app::BtView::Index(i) => assert_eq!(model.backtraces[*i].pid, pid),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(st.bt_mark, wait.level);
+        let text = screen(&model, &st).join("\n");
+        assert!(text.contains(&format!("PID: {pid}")), "{text}");
+        assert!(text.contains(wait.function.as_deref().unwrap()), "{text}");
+        // From the verdict's evidence: a lock item opens the view on it.
+        let d = model.diagnosis.as_ref().unwrap();
+        let (i, e) = d
+            .evidence
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.reference.starts_with("lock:"))
+            .expect("a lock in the evidence");
+        ui::update(&mut st, &model, Action::ToggleEvidence);
+        for _ in 0..i {
+            ui::update(&mut st, &model, Action::Down);
+        }
+        ui::update(&mut st, &model, Action::Submit);
+        assert_eq!(st.mode, Mode::Locks);
+        let sel = ui::locks::selected(&model, &st).unwrap();
+        let addr = crashdeck::model::hex::parse(&e.reference["lock:".len()..]).unwrap();
+        let lock = model.locks.iter().find(|l| l.address == addr).unwrap();
+        assert!(
+            lock.owner == Some(sel)
+                || lock.reader_hint == Some(sel)
+                || lock.waiters.iter().any(|w| w.pid == sel),
+            "PID {sel} belongs to {}",
+            lock.name
+        );
+        // j moves to the next task; Esc closes.
+        ui::update(&mut st, &model, Action::Down);
+        assert_ne!(ui::locks::selected(&model, &st), Some(sel));
+        ui::update(&mut st, &model, Action::Cancel);
+        assert_eq!(st.mode, Mode::Normal);
+        assert!(!st.quit);
+    }
+}
+
+fn comm_of(model: &DumpModel, pid: i64) -> String {
+    model
+        .tasks
+        .iter()
+        .find(|t| t.pid == pid)
+        .unwrap()
+        .comm
+        .clone()
+}
+
+/// A task asleep in D state with no lock (tiny-hung): the view lists it
+/// under "Blocked, no lock found" with "nothing the dump shows", and Enter
+/// shows its backtrace.
+#[test]
+fn lock_chains_view_lists_a_blocked_task_with_no_lock() {
+    let Some(case) = common::case_or_skip("tiny-hung-kdump-zlib") else {
+        return;
+    };
+    let model = case.model();
+    let w = model
+        .waits
+        .iter()
+        .find(|w| w.lock.is_none() && w.kind == "none")
+        .expect("a blocked task with no lock");
+    let mut st = state(&model, 120, 40);
+    ui::update(&mut st, &model, Action::ToggleLocks);
+    let rows = screen(&model, &st);
+    let text = flat(&rows);
+    assert!(
+        text.contains("Blocked, no lock found"),
+        "{}",
+        rows.join("\n")
+    );
+    assert!(!text.contains("Deadlock"), "{text}");
+    assert!(
+        text.contains(&format!("{} (PID {})", w.comm, w.pid))
+            && text.contains("nothing the dump shows"),
+        "{text}"
+    );
+    assert_eq!(ui::locks::selected(&model, &st), Some(w.pid));
+    ui::update(&mut st, &model, Action::Submit);
+    assert_eq!(st.focus, Panel::Backtrace);
+    assert!(screen(&model, &st)
+        .join("\n")
+        .contains(&format!("PID: {}", w.pid)));
+}

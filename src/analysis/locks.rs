@@ -28,6 +28,20 @@
 //!   the writer, or RWSEM_READER_OWNED (bit 0) when readers hold it; `count`
 //!   keeps the active lockers in its low 32 bits (RWSEM_ACTIVE_MASK).
 //!
+//! A blocked task in no lock may sleep on a wait queue: a `wait_queue_entry`
+//! (its task in `private`) or a simple wait queue's `swait_queue` (what a
+//! `completion` uses from 5.7) on its stack, found and checked as a waiter
+//! record is; the queue's head stands for the lock, with no owner, and the
+//! task keeps the kind its frames gave (completion, page lock, I/O).
+//!
+//! A lock is named by its symbol (a module's own kallsyms too), else by the
+//! slab object it lies in ("in a task_struct object at +0x98": the page
+//! through the sparse memory map, the slab's `slab_cache`, checked against
+//! the model's cache list, the object by the cache's stride). The member
+//! inside the object is not named (the types facade lists no members by
+//! offset); else by the task whose stack holds it ("on the stack of
+//! kworker/0:1 (PID 14)"), else by its address.
+//!
 //! How long a task has waited: its CPU's `rq.clock` at the crash minus the
 //! task's `sched_info.last_arrival` (when it last got the CPU, as crash's
 //! `ps -m`), or `se.exec_start` where the kernel has no sched_info.
@@ -195,30 +209,70 @@ struct Layout {
     rq_clock: Option<u64>,
 }
 
-/// One kind of lock whose waiters queue on a `wait_list` of records.
+/// One kind of lock or queue whose waiters queue on a list of records
+/// that live on their stacks: the record's type, its task and list
+/// members, and the list head's member in the lock.
 struct LockKind {
     kind: &'static str,
     lock_ty: &'static str,
+    head: &'static str,
     waiter_ty: &'static str,
+    waiter_task: &'static str,
+    waiter_list: &'static str,
 }
 
 const LOCK_KINDS: [LockKind; 3] = [
     LockKind {
         kind: "mutex",
         lock_ty: "mutex",
+        head: "wait_list",
         waiter_ty: "mutex_waiter",
+        waiter_task: "task",
+        waiter_list: "list",
     },
     LockKind {
         kind: "rw_semaphore",
         lock_ty: "rw_semaphore",
+        head: "wait_list",
         waiter_ty: "rwsem_waiter",
+        waiter_task: "task",
+        waiter_list: "list",
     },
     LockKind {
         kind: "semaphore",
         lock_ty: "semaphore",
+        head: "wait_list",
         waiter_ty: "semaphore_waiter",
+        waiter_task: "task",
+        waiter_list: "list",
     },
 ];
+
+/// Wait queues a blocked task with no lock may sleep on: a simple wait
+/// queue (`swait_queue` records, which `completion` uses from 5.7) and a
+/// wait queue (`wait_queue_entry`, its task in `private`). The "lock" is
+/// the queue's head.
+const QUEUE_KINDS: [LockKind; 2] = [
+    LockKind {
+        kind: "wait_queue",
+        lock_ty: "swait_queue_head",
+        head: "task_list",
+        waiter_ty: "swait_queue",
+        waiter_task: "task",
+        waiter_list: "task_list",
+    },
+    LockKind {
+        kind: "wait_queue",
+        lock_ty: "wait_queue_head",
+        head: "head",
+        waiter_ty: "wait_queue_entry",
+        waiter_task: "private",
+        waiter_list: "entry",
+    },
+];
+
+/// Bytes of stack scanned above the innermost frame for a wait queue entry.
+const QUEUE_SCAN_BYTES: u64 = 4096;
 
 /// A waiter record found on a task's stack, checked both ways.
 struct Found {
@@ -228,14 +282,14 @@ struct Found {
 
 /// What `read` found: the locks, each blocked task's wait, the cycles.
 #[derive(Debug, Default)]
-pub(crate) struct LockGraph {
-    pub(crate) locks: Vec<Lock>,
-    pub(crate) waits: Vec<TaskWait>,
-    pub(crate) deadlocks: Vec<Vec<DeadlockHop>>,
+pub struct LockGraph {
+    pub locks: Vec<Lock>,
+    pub waits: Vec<TaskWait>,
+    pub deadlocks: Vec<Vec<DeadlockHop>>,
 }
 
 /// Builds the lock graph from the blocked tasks' backtraces and stacks.
-pub(crate) fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
+pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
     let layout = Layout {
         task_stack: k.offset_of("task_struct", "stack")?,
         thread_size: backtrace::thread_size(k),
@@ -262,6 +316,7 @@ pub(crate) fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
         model.tasks.iter().map(|t| (t.pid, t)).collect();
     let mut graph = LockGraph::default();
     let mut locks: BTreeMap<u64, Lock> = BTreeMap::new();
+    let mut known = Known::new();
     for bt in &model.backtraces {
         let Some(task) = by_pid.get(&bt.pid).filter(|t| t.task == bt.task) else {
             continue;
@@ -291,10 +346,16 @@ pub(crate) fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
             wait.level = Some(level);
             if let Some(lk) = LOCK_KINDS.iter().find(|l| l.kind == kind) {
                 let hi = next_sp.max(sp.saturating_add(SCAN_BYTES));
-                if let Some(found) = find_waiter(k, &layout, lk, &by_task, task.task, sp, hi) {
+                if let Some(found) =
+                    find_waiter(k, &layout, lk, &by_task, &known, task.task, sp, hi)
+                {
                     wait.lock = Some(found.lock);
                     if let std::collections::btree_map::Entry::Vacant(e) = locks.entry(found.lock) {
-                        if let Ok(l) = read_lock(k, &layout, lk, found.lock, &by_task) {
+                        if let Ok(l) = read_lock(k, &layout, lk, found.lock, &by_task, &model.slabs)
+                        {
+                            for w in &l.waiters {
+                                known.insert((w.waiter, lk.waiter_ty), found.lock);
+                            }
                             e.insert(l);
                         }
                     }
@@ -307,9 +368,32 @@ pub(crate) fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
                 }
             }
         }
+        // A blocked task in no lock: a wait queue it sleeps on, if its
+        // stack holds a linked entry of one.
+        if wait.lock.is_none() && task.state == "UN" {
+            if let Some((lk, found)) = find_queue(k, &layout, &by_task, &known, bt, task.task) {
+                wait.lock = Some(found.lock);
+                // What the frames said stays (a page lock, I/O, a
+                // completion); else it is a wait queue.
+                if wait.kind == "none" {
+                    wait.kind = lk.kind.into();
+                }
+                if let std::collections::btree_map::Entry::Vacant(e) = locks.entry(found.lock) {
+                    if let Ok(mut l) = read_lock(k, &layout, lk, found.lock, &by_task, &model.slabs)
+                    {
+                        l.kind = wait.kind.clone();
+                        for w in &l.waiters {
+                            known.insert((w.waiter, lk.waiter_ty), found.lock);
+                        }
+                        e.insert(l);
+                    }
+                }
+            }
+        }
         graph.waits.push(wait);
     }
     graph.locks = locks.into_values().collect();
+    name_on_stack_locks(k, &layout, &by_task, &mut graph.locks);
     graph.deadlocks = cycles(&graph.locks, &graph.waits);
     Ok(graph)
 }
@@ -387,18 +471,66 @@ fn wait_list_head(
     head.filter(|&h| consistent(k, l, h))
 }
 
+/// The wait queue a task sleeps on: an entry on its stack within
+/// QUEUE_SCAN_BYTES above its innermost frame, checked as lock waiters are.
+fn find_queue<'a>(
+    k: &Kernel,
+    l: &Layout,
+    by_task: &HashMap<u64, &crate::model::Task>,
+    known: &Known,
+    bt: &Backtrace,
+    task: u64,
+) -> Option<(&'a LockKind, Found)> {
+    let lo = bt.frames.first()?.sp;
+    let hi = lo.saturating_add(QUEUE_SCAN_BYTES);
+    QUEUE_KINDS.iter().find_map(|qk| {
+        k.has_member(qk.waiter_ty, qk.waiter_list)
+            .then(|| find_waiter(k, l, qk, by_task, known, task, lo, hi))
+            .flatten()
+            .map(|f| (qk, f))
+    })
+}
+
+/// The wait queue head a task's stack links it to (see `find_queue`), for
+/// a task of the model that has a backtrace.
+pub fn wait_queue_of(k: &Kernel, model: &DumpModel, pid: i64) -> Option<u64> {
+    let t = model.tasks.iter().find(|t| t.pid == pid)?;
+    let bt = model
+        .backtraces
+        .iter()
+        .find(|b| b.pid == pid && b.task == t.task)?;
+    let by_task: HashMap<u64, &crate::model::Task> =
+        model.tasks.iter().map(|t| (t.task, t)).collect();
+    let layout = Layout {
+        task_stack: k.offset_of("task_struct", "stack").ok()?,
+        thread_size: backtrace::thread_size(k),
+        list_next: k.offset_of("list_head", "next").ok()?,
+        list_prev: k.offset_of("list_head", "prev").ok()?,
+        last_arrival: None,
+        rq_clock: None,
+    };
+    find_queue(k, &layout, &by_task, &Known::new(), bt, t.task).map(|(_, f)| f.lock)
+}
+
+/// Waiter records already checked by walking their lock's list (record,
+/// lock kind) → lock: a task behind a lock with thousands of waiters is not
+/// walked around the whole list again.
+type Known = HashMap<(u64, &'static str), u64>;
+
+#[allow(clippy::too_many_arguments)]
 fn find_waiter(
     k: &Kernel,
     l: &Layout,
     lk: &LockKind,
     by_task: &HashMap<u64, &crate::model::Task>,
+    known: &Known,
     task: u64,
     lo: u64,
     hi: u64,
 ) -> Option<Found> {
-    let list_off = k.offset_of(lk.waiter_ty, "list").ok()?;
-    let task_off = k.offset_of(lk.waiter_ty, "task").ok()?;
-    let wl_off = k.offset_of(lk.lock_ty, "wait_list").ok()?;
+    let list_off = k.offset_of(lk.waiter_ty, lk.waiter_list).ok()?;
+    let task_off = k.offset_of(lk.waiter_ty, lk.waiter_task).ok()?;
+    let wl_off = k.offset_of(lk.lock_ty, lk.head).ok()?;
     let (slo, shi) = stack_of(k, l, task)?;
     let lo = lo.max(slo) & !7;
     let hi = hi.min(shi);
@@ -410,6 +542,9 @@ fn find_waiter(
             continue;
         }
         let w = (lo + 8 * i as u64).wrapping_sub(task_off);
+        if let Some(&lock) = known.get(&(w, lk.waiter_ty)) {
+            return Some(Found { lock, waiter: w });
+        }
         let node = w.wrapping_add(list_off);
         if !consistent(k, l, node) {
             continue;
@@ -431,14 +566,15 @@ fn read_lock(
     lk: &LockKind,
     lock: u64,
     by_task: &HashMap<u64, &crate::model::Task>,
+    caches: &[crate::model::SlabCache],
 ) -> Result<Lock> {
-    let list_off = k.offset_of(lk.waiter_ty, "list")?;
-    let task_off = k.offset_of(lk.waiter_ty, "task")?;
-    let wl = lock + k.offset_of(lk.lock_ty, "wait_list")?;
+    let list_off = k.offset_of(lk.waiter_ty, lk.waiter_list)?;
+    let task_off = k.offset_of(lk.waiter_ty, lk.waiter_task)?;
+    let wl = lock.wrapping_add(k.offset_of(lk.lock_ty, lk.head)?);
     let pid_of = |t: u64| by_task.get(&t).map(|t| (t.pid, t.comm.clone()));
     let mut out = Lock {
         address: lock,
-        name: lock_name(k, lock),
+        name: lock_name(k, caches, lock).unwrap_or_else(|| format!("{lock:#x}")),
         kind: lk.kind.into(),
         ..Default::default()
     };
@@ -467,11 +603,12 @@ fn read_lock(
             out.readers = st.readers;
             out.reader_hint = st.reader_hint.and_then(|t| pid_of(t).map(|p| p.0));
         }
-        _ => {
+        "semaphore" => {
             if let Ok(c) = k.read_member(lock, "semaphore", "count") {
                 out.count = Some(i64::from(c as u32 as i32));
             }
         }
+        _ => {}
     }
     if let Some(t) = owner_task {
         match pid_of(t) {
@@ -511,8 +648,137 @@ fn read_lock(
     Ok(out)
 }
 
-/// The lock's symbol (kernel or module), or its address.
-fn lock_name(k: &Kernel, addr: u64) -> String {
+/// Where a heap address lies: the slab cache and the object's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeapObject {
+    /// The `struct kmem_cache`.
+    pub cache: u64,
+    pub cache_name: String,
+    /// The object's first byte.
+    pub object: u64,
+    /// `addr - object`.
+    pub offset: u64,
+}
+
+/// The `struct page` of a page frame, through the sparse memory model's
+/// sections as VMCOREINFO gives them (`SYMBOL(mem_section)`: the roots
+/// array with SPARSEMEM_EXTREME, else the static array itself, told apart
+/// by whether it is the `mem_section` symbol's own address). A section's
+/// `section_mem_map` is its `mem_map` less the section's first pfn, with
+/// flag bits below SECTION_MAP_LAST_BIT.
+fn pfn_to_page(k: &Kernel, pfn: u64) -> Option<u64> {
+    let vi = k.dump().vmcoreinfo();
+    let at = vi.symbol("mem_section")?;
+    let section_bits = u32::try_from(vi.number("NUMBER(SECTION_SIZE_BITS)")?).ok()?;
+    let page_shift = k.page_size().checked_ilog2()?;
+    let pfn_section_shift = section_bits.checked_sub(page_shift)?;
+    let ms_size = k.size_of("mem_section").ok()?;
+    let map_off = k.offset_of("mem_section", "section_mem_map").ok()?;
+    let page_size = k.size_of("page").ok()?;
+    if ms_size == 0 || page_size == 0 {
+        return None;
+    }
+    let per_root = k.page_size() / ms_size;
+    let nr = pfn >> pfn_section_shift;
+    let roots = u64::try_from(vi.number("LENGTH(mem_section)")?).ok()?;
+    let (root, idx) = (nr / per_root, nr % per_root);
+    if root >= roots {
+        return None;
+    }
+    let extreme = k.symbol("mem_section").ok() != Some(at);
+    let section = if extreme {
+        let r = k.read_u64(at.checked_add(root.checked_mul(8)?)?).ok()?;
+        if r == 0 {
+            return None;
+        }
+        r.checked_add(idx * ms_size)?
+    } else {
+        at.checked_add(nr.checked_mul(ms_size)?)?
+    };
+    let coded = k.read_u64(section.checked_add(map_off)?).ok()?;
+    // The enumerator (5.18+ declare the flags as an enum) gives the bit;
+    // before, the flags took at most bits 0-4 and the coded map is aligned
+    // to a struct page (64 bytes) or more: the low 6 bits are flags.
+    let last_bit = k
+        .enum_value("SECTION_MAP_LAST_BIT")
+        .ok()
+        .and_then(|b| u32::try_from(b).ok())
+        .filter(|b| *b < 12)
+        .unwrap_or(6);
+    let map = coded & !((1u64 << last_bit) - 1);
+    if map == 0 {
+        return None;
+    }
+    map.checked_add(pfn.checked_mul(page_size)?)
+}
+
+/// The slab object holding `addr`: its page through the memory map, the
+/// page's head (`compound_head` bit 0), the head's `slab_cache` (`struct
+/// slab`, 5.17+, or `struct page`), which must be a cache on the model's
+/// list (`model.slabs`), then the object by the cache's `size` from the
+/// slab's first byte (after `red_left_pad`); an address in no object's
+/// `object_size` is in none.
+pub fn heap_object(
+    k: &Kernel,
+    caches: &[crate::model::SlabCache],
+    addr: u64,
+) -> Option<HeapObject> {
+    let ps = k.page_size();
+    let phys = k.vtop(addr).ok()?;
+    let page = pfn_to_page(k, phys / ps)?;
+    let page_size = k.size_of("page").ok()?;
+    let ch = k
+        .read_u64(page.wrapping_add(k.offset_of("page", "compound_head").ok()?))
+        .ok()?;
+    let head = if ch & 1 != 0 { ch - 1 } else { page };
+    // A tail page's head comes before it, within one slab's pages.
+    let tail = page.checked_sub(head)? / page_size;
+    if tail > 1 << 10 {
+        return None;
+    }
+    let slab_ty = if k.has_member("slab", "slab_cache") {
+        "slab"
+    } else {
+        "page"
+    };
+    let cache = k
+        .read_u64(head.wrapping_add(k.offset_of(slab_ty, "slab_cache").ok()?))
+        .ok()?;
+    let c = caches.iter().find(|c| c.cache == cache && cache != 0)?;
+    if let Ok(bit) = k.enum_value("PG_slab") {
+        let flags = k
+            .read_u64(head.checked_add(k.offset_of("page", "flags").ok()?)?)
+            .ok()?;
+        if !(0..64).contains(&bit) || flags & (1 << bit) == 0 {
+            return None;
+        }
+    }
+    let base = (addr & !(ps - 1)).checked_sub(tail * ps)?;
+    let stride = if c.size != 0 { c.size } else { c.objsize };
+    if stride == 0 {
+        return None;
+    }
+    let pad = k
+        .member("kmem_cache", "red_left_pad")
+        .ok()
+        .and_then(|m| {
+            k.read_uint(cache.wrapping_add(m.offset), m.size.clamp(1, 8) as usize)
+                .ok()
+        })
+        .unwrap_or(0);
+    let object = (base + (addr - base) / stride * stride).checked_add(pad)?;
+    let offset = addr.checked_sub(object)?;
+    (offset < c.objsize).then(|| HeapObject {
+        cache,
+        cache_name: c.name.clone(),
+        object,
+        offset,
+    })
+}
+
+/// The lock's symbol (kernel or module), the slab object it lies in, or
+/// its address.
+fn lock_name(k: &Kernel, caches: &[crate::model::SlabCache], addr: u64) -> Option<String> {
     let with_off = |name: &str, off: u64| {
         if off == 0 {
             name.to_string()
@@ -522,13 +788,45 @@ fn lock_name(k: &Kernel, addr: u64) -> String {
     };
     if let Some(s) = k.symbolize(addr) {
         if s.offset < 4096 {
-            return with_off(&s.name, s.offset);
+            return Some(with_off(&s.name, s.offset));
         }
     }
     if let Some((module, name, off)) = backtrace::symbolize::module_symbol_at(k, addr) {
-        return format!("{} [{module}]", with_off(&name, off));
+        return Some(format!("{} [{module}]", with_off(&name, off)));
     }
-    format!("{addr:#x}")
+    heap_object(k, caches, addr)
+        .map(|o| format!("in a {} object at +{:#x}", o.cache_name, o.offset))
+}
+
+/// Names "on the stack of kworker/0:1 (PID 14)" the locks nothing else
+/// named that lie on a task's stack (DECLARE_COMPLETION_ONSTACK and the
+/// like): every task's stack read once, only when such a lock is there.
+fn name_on_stack_locks(
+    k: &Kernel,
+    l: &Layout,
+    by_task: &HashMap<u64, &crate::model::Task>,
+    locks: &mut [Lock],
+) {
+    let unnamed = |x: &Lock| x.name == format!("{:#x}", x.address);
+    if !locks.iter().any(unnamed) {
+        return;
+    }
+    let mut stacks: Vec<(u64, u64, i64, &str)> = by_task
+        .values()
+        .filter_map(|t| {
+            let (lo, hi) = stack_of(k, l, t.task)?;
+            Some((lo, hi, t.pid, t.comm.as_str()))
+        })
+        .collect();
+    stacks.sort_unstable();
+    for x in locks.iter_mut().filter(|x| unnamed(x)) {
+        let i = stacks.partition_point(|s| s.0 <= x.address);
+        if let Some((_, hi, pid, comm)) = i.checked_sub(1).and_then(|i| stacks.get(i)) {
+            if x.address < *hi {
+                x.name = format!("on the stack of {comm} (PID {pid})");
+            }
+        }
+    }
 }
 
 /// Nanoseconds since the task last ran, on its CPU's clock.
@@ -662,6 +960,53 @@ mod tests {
         // Free.
         assert_eq!(
             decode_rwsem(RwsemLayout::AtomicOwner, 0, 0),
+            RwsemState::default()
+        );
+    }
+
+    #[test]
+    fn rwsem_53_to_510_owner_flags() {
+        // 5.3-5.10 kernel/locking/rwsem.c: RWSEM_RD_NONSPINNABLE (1 << 1),
+        // RWSEM_WR_NONSPINNABLE (1 << 2); count as 6.x.
+        const RWSEM_RD_NONSPINNABLE: u64 = 1 << 1;
+        const RWSEM_WR_NONSPINNABLE: u64 = 1 << 2;
+        const RWSEM_READER_BIAS: u64 = 1 << RWSEM_READER_SHIFT;
+        let st = decode_rwsem(
+            RwsemLayout::AtomicOwner,
+            (2 * RWSEM_READER_BIAS) as i64,
+            TASK | RWSEM_READER_OWNED | RWSEM_RD_NONSPINNABLE | RWSEM_WR_NONSPINNABLE,
+        );
+        assert_eq!(
+            (st.writer, st.readers, st.reader_hint),
+            (None, Some(2), Some(TASK))
+        );
+        let st = decode_rwsem(
+            RwsemLayout::AtomicOwner,
+            RWSEM_WRITER_LOCKED as i64,
+            TASK | RWSEM_WR_NONSPINNABLE,
+        );
+        assert_eq!(st.writer, Some(TASK));
+    }
+
+    #[test]
+    fn rwsem_50_reader_owned_task_pointer() {
+        // 4.20-5.2: the owner a task pointer; readers store themselves |
+        // RWSEM_READER_OWNED (| RWSEM_ANONYMOUSLY_OWNED, 1 << 1, 5.0+).
+        const RWSEM_ANONYMOUSLY_OWNED: u64 = 1 << 1;
+        const RWSEM_ACTIVE_BIAS: i64 = 1;
+        const RWSEM_WAITING_BIAS: i64 = -(RWSEM_ACTIVE_MASK as i64) - 1;
+        let st = decode_rwsem(
+            RwsemLayout::TaskPointer,
+            2 * RWSEM_ACTIVE_BIAS + RWSEM_WAITING_BIAS,
+            TASK | RWSEM_READER_OWNED | RWSEM_ANONYMOUSLY_OWNED,
+        );
+        assert_eq!(
+            (st.writer, st.readers, st.reader_hint),
+            (None, Some(2), Some(TASK))
+        );
+        // Free: nothing active, no owner.
+        assert_eq!(
+            decode_rwsem(RwsemLayout::TaskPointer, 0, 0),
             RwsemState::default()
         );
     }

@@ -29,6 +29,9 @@ fn holder(m: &DumpModel, l: &Lock) -> String {
         ),
         (Some(n), None) => format!("held for reading by {n} readers"),
         _ if l.kind == "semaphore" => "a semaphore has no owner".into(),
+        _ if l.kind != "mutex" && l.kind != "rw_semaphore" => {
+            "a wait queue: no owner is recorded".into()
+        }
         _ => "owner: none recorded".into(),
     }
 }

@@ -107,6 +107,8 @@ pub enum Mode {
     Search,
     Help,
     Evidence,
+    /// The lock chains of the blocked tasks (`L`).
+    Locks,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +156,9 @@ pub enum Action {
     /// Show the backtrace of the selected process.
     ShowTaskBacktrace,
     ToggleEvidence,
+    /// The blocked tasks as lock chains (from the Processes panel: the
+    /// selected task's row selected).
+    ToggleLocks,
     Resize(u16, u16),
 }
 
@@ -256,7 +261,10 @@ pub struct UiState {
     /// Where the cursor was when a search started (Esc goes back there).
     search_origin: Option<(usize, usize)>,
 
-    pub(crate) ev_sel: usize,
+    pub ev_sel: usize,
+    /// The selected task row of the lock chains (an index into
+    /// `ui::locks::task_rows`).
+    pub locks_sel: usize,
     /// First line of the help shown (when it does not fit).
     pub(crate) help_scroll: usize,
     /// The process table's last row order and what it was computed from:
@@ -306,6 +314,7 @@ impl UiState {
             search: None,
             search_origin: None,
             ev_sel: 0,
+            locks_sel: 0,
             help_scroll: 0,
             bt_request: None,
             rows_cache: RowCache::default(),
@@ -559,6 +568,25 @@ pub fn update(state: &mut UiState, model: &DumpModel, action: Action) {
                 state.message = Some("no diagnosis in this model".into());
             }
         }
+        Action::ToggleLocks => {
+            if state.mode == Mode::Locks {
+                state.mode = Mode::Normal;
+                return;
+            }
+            state.mode = Mode::Locks;
+            state.locks_sel = 0;
+            // From the Processes panel: the selected task, if it is blocked.
+            if state.focus == Panel::Processes {
+                let rows = process_rows(model, state);
+                if let Some(pid) = rows
+                    .get(state.ps_sel)
+                    .and_then(|&i| model.tasks.get(i))
+                    .map(|t| t.pid)
+                {
+                    select_lock_row(state, model, |r| r.pid == Some(pid));
+                }
+            }
+        }
         Action::FocusNext => focus(state, model, state.focus.next()),
         Action::FocusPrev => focus(state, model, state.focus.prev()),
         Action::Focus(p) => focus(state, model, p),
@@ -660,6 +688,7 @@ pub fn update(state: &mut UiState, model: &DumpModel, action: Action) {
                 state.search_origin = None;
             }
             Mode::Evidence => evidence_jump(state, model),
+            Mode::Locks => locks_jump(state, model),
             Mode::Help => state.mode = Mode::Normal,
             Mode::Normal => {}
         },
@@ -679,7 +708,7 @@ pub fn update(state: &mut UiState, model: &DumpModel, action: Action) {
                 }
                 state.mode = Mode::Normal;
             }
-            Mode::Help | Mode::Evidence => state.mode = Mode::Normal,
+            Mode::Help | Mode::Evidence | Mode::Locks => state.mode = Mode::Normal,
             // Esc backs out one level: zoom, then the filter or search of
             // the focused panel, then quits.
             Mode::Normal => {
@@ -824,6 +853,7 @@ fn focus(state: &mut UiState, model: &DumpModel, p: Panel) {
 fn page(state: &UiState) -> usize {
     match state.mode {
         Mode::Evidence => 5,
+        Mode::Locks => 10,
         _ => match state.focus {
             Panel::Processes => state.ps_height(),
             Panel::Log => state.log_height(),
@@ -919,6 +949,11 @@ fn move_by(state: &mut UiState, model: &DumpModel, d: isize) {
             .map(|d| d.evidence.len())
             .unwrap_or(0);
         state.ev_sel = add(state.ev_sel, d, n);
+        return;
+    }
+    if state.mode == Mode::Locks {
+        let n = super::locks::task_rows(&super::locks::rows(model)).len();
+        state.locks_sel = add(state.locks_sel, d, n);
         return;
     }
     match state.focus {
@@ -1083,6 +1118,14 @@ fn evidence_jump(state: &mut UiState, model: &DumpModel) {
                 _ => state.message = Some(format!("{r}: no such backtrace")),
             }
         }
+        "lock" => match crate::model::hex::parse(rest) {
+            Ok(a) if model.locks.iter().any(|l| l.address == a) => {
+                state.mode = Mode::Locks;
+                state.locks_sel = 0;
+                select_lock_row(state, model, |r| r.lock == Some(a));
+            }
+            _ => state.message = Some(format!("{r}: no such lock")),
+        },
         "sysctl" => {
             state.summary_mark = Some(rest.to_string());
             focus(state, model, Panel::Summary);
@@ -1092,5 +1135,51 @@ fn evidence_jump(state: &mut UiState, model: &DumpModel) {
             clamp_all(state, model);
         }
         _ => state.message = Some(format!("{r}: nothing to show")),
+    }
+}
+
+/// Selects the first task row of the lock chains that `f` accepts.
+fn select_lock_row(state: &mut UiState, model: &DumpModel, f: impl Fn(&super::locks::Row) -> bool) {
+    let rows = super::locks::rows(model);
+    if let Some(i) = super::locks::task_rows(&rows)
+        .iter()
+        .position(|&i| rows.get(i).is_some_and(&f))
+    {
+        state.locks_sel = i;
+    }
+}
+
+/// Enter on a task of the lock chains: its backtrace, at the frame it waits in.
+fn locks_jump(state: &mut UiState, model: &DumpModel) {
+    state.mode = Mode::Normal;
+    let Some(pid) = super::locks::selected(model, state) else {
+        return;
+    };
+    let Some(t) = model.tasks.iter().find(|t| t.pid == pid) else {
+        state.message = Some(format!("PID {pid}: not on the task list"));
+        return;
+    };
+    match backtrace_of(model, t) {
+        Some(b) => {
+            focus(state, model, Panel::Backtrace);
+            show_backtrace(state, b);
+            let level = model
+                .waits
+                .iter()
+                .find(|w| w.pid == pid)
+                .and_then(|w| w.level);
+            state.bt_mark = level;
+            if let Some(l) = level {
+                let at = panels::backtrace::frame_line(model, b, l).unwrap_or(0);
+                state.bt_scroll = at.saturating_sub(1);
+            }
+            clamp_all(state, model);
+        }
+        None => {
+            focus(state, model, Panel::Backtrace);
+            state.bt = BtView::Missing(t.pid, t.comm.clone());
+            state.bt_scroll = 0;
+            state.bt_request = (t.task != 0).then_some(t.task);
+        }
     }
 }

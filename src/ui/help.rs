@@ -21,6 +21,10 @@ pub(crate) const KEYS: &[(&str, &str)] = &[
     ("Ctrl-u  Ctrl-d", "half a page up / down"),
     ("PgUp PgDn ^b ^f", "a page up / down"),
     ("e", "diagnosis evidence (Enter jumps to the entry)"),
+    (
+        "L",
+        "blocked tasks as lock chains (lock, owner, waiters; ↻ a cycle)",
+    ),
     ("c", "backtrace of the next CPU's active task"),
     ("p", "kernel log: first Oops / OOM / panic line"),
     ("", "Processes"),
@@ -30,6 +34,11 @@ pub(crate) const KEYS: &[(&str, &str)] = &[
     ("t", "fold threads into their process"),
     ("/", "filter by name or PID (fuzzy; 'x or =x exact)"),
     ("Enter", "show the selected task's backtrace"),
+    ("L", "lock chains, at the selected task if it is blocked"),
+    ("", "Lock chains"),
+    ("j k", "select a task"),
+    ("Enter", "its backtrace, at the frame it waits in"),
+    ("Esc  L", "close"),
     ("", "Memory"),
     (
         "m",

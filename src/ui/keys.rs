@@ -36,6 +36,17 @@ pub fn action_for(key: KeyEvent, state: &UiState) -> Option<Action> {
             KeyCode::End | KeyCode::Char('G') => Some(Action::Bottom),
             _ => None,
         },
+        Mode::Locks => match key.code {
+            KeyCode::Esc | KeyCode::Char('L') | KeyCode::Char('q') => Some(Action::Cancel),
+            KeyCode::Enter => Some(Action::Submit),
+            KeyCode::Up | KeyCode::Char('k') => Some(Action::Up),
+            KeyCode::Down | KeyCode::Char('j') => Some(Action::Down),
+            KeyCode::PageUp => Some(Action::PageUp),
+            KeyCode::PageDown | KeyCode::Char(' ') => Some(Action::PageDown),
+            KeyCode::Home | KeyCode::Char('g') => Some(Action::Top),
+            KeyCode::End | KeyCode::Char('G') => Some(Action::Bottom),
+            _ => None,
+        },
         Mode::Normal => normal(key, state, ctrl),
     }
 }
@@ -78,6 +89,7 @@ fn normal(key: KeyEvent, state: &UiState, ctrl: bool) -> Option<Action> {
         KeyCode::Char('p') => Action::JumpToTrouble,
         KeyCode::Char('c') => Action::CycleCpu,
         KeyCode::Char('e') => Action::ToggleEvidence,
+        KeyCode::Char('L') => Action::ToggleLocks,
         KeyCode::Char('R') if ps => Action::SortBy(SortKey::Rss),
         KeyCode::Char('M') if ps => Action::SortBy(SortKey::Mem),
         KeyCode::Char('V') if ps => Action::SortBy(SortKey::Vsz),
@@ -100,8 +112,9 @@ pub(crate) fn hints(state: &UiState) -> &'static str {
         Mode::Search => "type to search ('x or =x exact) · Enter keep · Esc drop",
         Mode::Help => "j/k scroll · any other key closes the help",
         Mode::Evidence => "j/k select · Enter jump · Esc close",
+        Mode::Locks => "j/k select a task · Enter its backtrace · Esc close",
         Mode::Normal => match state.focus {
-            Panel::Processes => "?:help q:quit Tab/1-5:panel R/M/V/P/C/T/O:sort S:rev t:threads /:filter Enter:stack",
+            Panel::Processes => "?:help q:quit Tab/1-5:panel R/M/V/P/C/T/O:sort S:rev t:threads /:filter Enter:stack L:locks",
             Panel::Log => "?:help q:quit Tab/1-5:panel /:search n/N:match p:panic h/l:scroll z:zoom",
             Panel::Backtrace => "?:help q:quit Tab/1-5:panel c:next CPU j/k:scroll h/l:scroll z:zoom",
             Panel::Memory => "?:help q:quit Tab/1-5:panel m:zones/where memory went/slabs j/k:scroll z:zoom e:evidence",

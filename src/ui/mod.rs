@@ -2,7 +2,7 @@
 //!
 //! - `app`: `UiState`, `Action`, and `update(state, model, action)` (pure);
 //! - `keys`: key events to actions; `layout`: where the panels go;
-//! - `panels::*`: one module per panel; `help`, `evidence`: overlays;
+//! - `panels::*`: one module per panel; `help`, `evidence`, `locks`: overlays;
 //! - `theme`: 16 colours or none (`NO_COLOR`); `text`: escaping, formats, matching.
 //!
 //! `draw(frame, model, state)` paints one frame; `run` is the terminal loop,
@@ -17,6 +17,7 @@ pub(crate) mod help;
 pub mod keys;
 pub(crate) mod layout;
 pub mod live;
+pub mod locks;
 pub mod panels;
 pub(crate) mod text;
 pub mod theme;
@@ -87,6 +88,7 @@ pub fn draw(f: &mut Frame, model: &DumpModel, state: &UiState) {
     match state.mode {
         Mode::Help => help::draw(f, area, state),
         Mode::Evidence => evidence::draw(f, area, model, state),
+        Mode::Locks => locks::draw(f, area, model, state),
         _ => {}
     }
 }

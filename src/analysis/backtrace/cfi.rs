@@ -75,10 +75,7 @@ impl<'a> DebugFrame<'a> {
 impl CfiLookup for DebugFrame<'_> {
     fn row(&self, pc: u64) -> Option<CfiRow> {
         let addr = pc.wrapping_sub(self.bias);
-        let i = self
-            .fdes
-            .partition_point(|f| f.0 <= addr)
-            .checked_sub(1)?;
+        let i = self.fdes.partition_point(|f| f.0 <= addr).checked_sub(1)?;
         let &(_, end, offset) = self.fdes.get(i)?;
         if addr >= end {
             return None;

@@ -52,7 +52,46 @@ fn held(cx: &Ctx, l: &Lock) -> String {
         ),
         (Some(n), None) => format!("held for reading by {n} readers"),
         _ if l.kind == "semaphore" => "a semaphore, which records no owner".into(),
+        _ if is_queue(l) => {
+            "a wait queue, which records no owner (nothing says who should wake it)".into()
+        }
         _ => "with no owner recorded".into(),
+    }
+}
+
+/// `held`, as the lock's evidence says it: a reader named by the owner
+/// field is the last reader to take the lock, a hint, not proof.
+fn held_detail(cx: &Ctx, l: &Lock) -> String {
+    match (l.owner, l.readers, l.reader_hint) {
+        (None, Some(n), Some(h)) => format!(
+            "held for reading by {n} reader{}; the owner field names {} (PID {h}), the last reader to take it (a hint, not proof)",
+            if n == 1 { "" } else { "s" },
+            comm_of(cx, h)
+        ),
+        _ => held(cx, l),
+    }
+}
+
+/// A wait queue found from the stack (the task's wait kind is kept: a
+/// completion, a page lock, I/O, a percpu_rw_semaphore).
+fn is_queue(l: &Lock) -> bool {
+    !matches!(l.kind.as_str(), "mutex" | "rw_semaphore" | "semaphore")
+}
+
+/// The lock as a sentence names it: a global by its symbol, a queue in a
+/// heap object as "the wait queue in a signal_cache object at +0x10".
+fn lock_words(l: &Lock) -> String {
+    if l.name.starts_with("in a ") || l.name.starts_with("on the stack") || l.name.starts_with("0x")
+    {
+        let what = if is_queue(l) {
+            "wait queue".to_string()
+        } else {
+            l.kind.replace('_', " ")
+        };
+        let at = if l.name.starts_with("0x") { "at " } else { "" };
+        format!("the {what} {at}{}", l.name)
+    } else {
+        short(&l.name).to_string()
     }
 }
 
@@ -109,7 +148,7 @@ fn hop_evidence(cx: &Ctx, w: &TaskWait, out: &mut Vec<Evidence>) {
             "{} ({}): {}; {}; waiters {}",
             l.name,
             l.kind,
-            held(cx, l),
+            held_detail(cx, l),
             fields,
             l.waiters
                 .iter()
@@ -211,9 +250,18 @@ pub(crate) fn story(cx: &Ctx) -> Option<Story> {
                     s.push_str(&format!(
                         " waits {} {}, {}",
                         verb(&cur.mode),
-                        short(&l.name),
+                        lock_words(l),
                         held(cx, l)
                     ));
+                    match cur.kind.as_str() {
+                        "io" | "page_lock" => remedies.push(
+                            "A task waiting for I/O: check the device (the log's I/O errors, the disk or the NFS server)".into(),
+                        ),
+                        "percpu_rw_semaphore" => remedies.push(
+                            "A percpu_rw_semaphore wait is usually a frozen filesystem: look for fsfreeze (FIFREEZE) and thaw it".into(),
+                        ),
+                        _ => {}
+                    }
                     guard += 1;
                     let next = holder(l).and_then(|h| wait_of(cx, h));
                     match next {
