@@ -5,7 +5,7 @@
 //! `Kernel`: symbols, types and the address space are read once.
 
 use crate::analysis;
-use crate::dump::{Dump, PROC_KCORE};
+use crate::dump::{Dump, HostRoot, PROC_KCORE};
 use crate::kernel::{Kernel, KernelOptions};
 use crate::model::{DumpModel, Source};
 use anyhow::{bail, Context, Result};
@@ -107,15 +107,26 @@ pub fn read_record(path: &Path) -> Result<Vec<DumpModel>> {
     Ok(out)
 }
 
+/// `kernel.kptr_restrict`: 1 hides kernel addresses from users without
+/// CAP_SYSLOG, 2 from everyone (/proc/kallsyms then shows zeros).
+pub const PROC_KPTR_RESTRICT: &str = "/proc/sys/kernel/kptr_restrict";
+
 /// Why the running kernel cannot be read without its vmlinux, from what
-/// `/proc/kallsyms` shows: `kptr_restrict` (every address zero), a kernel
-/// without `CONFIG_KALLSYMS_ALL` (no data symbols such as `init_task`), or a
-/// kernel that writes no kallsyms tables into VMCOREINFO (before 6.0).
-pub fn symbols_problem(kallsyms: &str, release: &str) -> String {
+/// `/proc/kallsyms` (under `host`) shows: `kptr_restrict` (every address
+/// zero), a kernel without `CONFIG_KALLSYMS_ALL` (no data symbols such as
+/// `init_task`), or a kernel that writes no kallsyms tables into VMCOREINFO
+/// (before 6.0).
+pub fn symbols_problem(host: &HostRoot, release: &str) -> String {
+    let kallsyms_path = host.file(PROC_KALLSYMS);
+    let kallsyms = std::fs::read_to_string(&kallsyms_path);
+    let kptr_restrict = std::fs::read_to_string(host.file(PROC_KPTR_RESTRICT))
+        .ok()
+        .map(|t| t.trim().to_string());
+    let k = kallsyms_path.display();
     let mut lines = 0usize;
     let mut nonzero = 0usize;
     let mut init_task = false;
-    for l in kallsyms.lines() {
+    for l in kallsyms.as_deref().unwrap_or("").lines() {
         let mut w = l.split_whitespace();
         let (Some(addr), Some(_ty), Some(name)) = (w.next(), w.next(), w.next()) else {
             continue;
@@ -130,17 +141,25 @@ pub fn symbols_problem(kallsyms: &str, release: &str) -> String {
         "Debian: linux-image-{release}-dbg; Ubuntu: linux-image-{release}-dbgsym; \
          RHEL/Fedora: kernel-debuginfo-{release}"
     );
-    if lines == 0 {
-        format!("{PROC_KALLSYMS} is empty or unreadable, and this kernel names no kallsyms tables in its VMCOREINFO: crashdeck needs its vmlinux ({package})")
+    if let Err(e) = &kallsyms {
+        format!("{k}: {e}; without it crashdeck cannot tell which symbols this kernel lists: give its vmlinux ({package})")
+    } else if lines == 0 {
+        format!("{k} is empty (a kernel without CONFIG_KALLSYMS): crashdeck needs its vmlinux ({package})")
     } else if nonzero == 0 {
         format!(
-            "{PROC_KALLSYMS} shows every address as 0: kernel.kptr_restrict hides them from this \
-             user (run as root, or `sysctl kernel.kptr_restrict=1` lets root see them), or give \
-             the vmlinux ({package})"
+            "{k} shows every address as 0: kernel.kptr_restrict ({} = {}) hides them{}; crashdeck \
+             cannot read this kernel's symbols without its vmlinux ({package})",
+            host.file(PROC_KPTR_RESTRICT).display(),
+            kptr_restrict.as_deref().unwrap_or("unreadable"),
+            if kptr_restrict.as_deref() == Some("2") {
+                " even from root (`sysctl kernel.kptr_restrict=1` shows them to root)"
+            } else {
+                " from this user (run as root)"
+            }
         )
     } else if !init_task {
         format!(
-            "{PROC_KALLSYMS} lists no data symbols (no init_task): this kernel was built without \
+            "{k} lists no data symbols (no init_task): this kernel was built without \
              CONFIG_KALLSYMS_ALL, so crashdeck needs its vmlinux ({package})"
         )
     } else {
@@ -160,7 +179,20 @@ impl LiveKernel {
         debuginfo_dirs: &[PathBuf],
         opts: &KernelOptions,
     ) -> Result<LiveKernel> {
-        let dump = Dump::open_kcore(kcore)?;
+        LiveKernel::open_in(&HostRoot::system(), kcore, vmlinux, debuginfo_dirs, opts)
+    }
+
+    /// `open` on the kernel `host` shows (its /proc and /sys under a root
+    /// directory: tests fake each refusal there). A refusal is an error that
+    /// names the file that could not be read and why.
+    pub fn open_in(
+        host: &HostRoot,
+        kcore: &Path,
+        vmlinux: Option<&Path>,
+        debuginfo_dirs: &[PathBuf],
+        opts: &KernelOptions,
+    ) -> Result<LiveKernel> {
+        let dump = Dump::open_kcore_at(host, kcore)?;
         let release = dump
             .vmcoreinfo()
             .get("OSRELEASE")
@@ -186,15 +218,21 @@ impl LiveKernel {
             })?,
             None => {
                 if dump.vmcoreinfo().symbol("kallsyms_names").is_none() {
-                    let text = std::fs::read_to_string(PROC_KALLSYMS).unwrap_or_default();
-                    bail!("{}: {}", kcore.display(), symbols_problem(&text, &release));
+                    bail!("{}: {}", kcore.display(), symbols_problem(host, &release));
                 }
-                Kernel::open_without_vmlinux(dump, opts).with_context(|| {
-                    format!(
-                        "{}: the running kernel's own kallsyms and BTF",
-                        kcore.display()
+                // The kallsyms tables of a kernel without CONFIG_KALLSYMS_ALL
+                // hold functions only: no init_task, no BTF section markers.
+                let k = Kernel::open_without_vmlinux(dump, opts).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: the running kernel's own kallsyms and BTF: {e}; {}",
+                        kcore.display(),
+                        symbols_problem(host, &release)
                     )
-                })?
+                })?;
+                if k.symbol("init_task").is_err() {
+                    bail!("{}: {}", kcore.display(), symbols_problem(host, &release));
+                }
+                k
             }
         };
         let source = Source {
@@ -268,26 +306,92 @@ mod tests {
         std::fs::remove_file(&p).unwrap();
     }
 
+    /// A host root whose /proc/kallsyms and kptr_restrict are as given.
+    fn kallsyms_host(name: &str, kallsyms: &str, kptr_restrict: &str) -> PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("crashdeck-live-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("proc/sys/kernel")).unwrap();
+        std::fs::write(root.join("proc/kallsyms"), kallsyms).unwrap();
+        std::fs::write(root.join("proc/sys/kernel/kptr_restrict"), kptr_restrict).unwrap();
+        root
+    }
+
     #[test]
-    fn kptr_restrict_is_named() {
+    fn kptr_restrict_is_named_with_its_value() {
         let k = "0000000000000000 T _text\n0000000000000000 D init_task\n";
-        let m = symbols_problem(k, "6.1.0-56-amd64");
-        assert!(m.contains("kptr_restrict"), "{m}");
+        let root = kallsyms_host("kptr", k, "2\n");
+        let m = symbols_problem(&HostRoot::at(&root), "6.1.0-56-amd64");
+        assert!(m.contains("kptr_restrict") && m.contains("= 2"), "{m}");
+        assert!(
+            m.contains(&root.join("proc/kallsyms").display().to_string()),
+            "{m}"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
     fn no_kallsyms_all_names_the_config_and_package() {
         let k = "ffffffff81000000 T _text\nffffffff81001000 T start_kernel\n";
-        let m = symbols_problem(k, "6.1.0-56-amd64");
+        let root = kallsyms_host("noall", k, "0\n");
+        let m = symbols_problem(&HostRoot::at(&root), "6.1.0-56-amd64");
         assert!(m.contains("CONFIG_KALLSYMS_ALL"), "{m}");
         assert!(m.contains("linux-image-6.1.0-56-amd64-dbg"), "{m}");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
     fn an_old_kernel_needs_its_vmlinux() {
         let k = "ffffffff81000000 T _text\nffffffff82000000 D init_task\n";
-        let m = symbols_problem(k, "5.10.0-30-amd64");
+        let root = kallsyms_host("old", k, "0\n");
+        let m = symbols_problem(&HostRoot::at(&root), "5.10.0-30-amd64");
         assert!(m.contains("before 6.0"), "{m}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The open path itself on a faked host: kcore under the root, each
+    /// refusal named from the files there.
+    #[test]
+    fn open_refuses_with_the_cause_from_the_hosts_files() {
+        use crate::dump::kcore_tests::{fake_host, fake_kcore, ALL_CAPS};
+        let opts = KernelOptions::default();
+        // No /proc/kcore at all.
+        let root = fake_host("live-nokcore", 0, ALL_CAPS, Some("none"));
+        let host = HostRoot::at(&root);
+        let e = LiveKernel::open_in(&host, &host.kcore(), None, &[], &opts)
+            .err()
+            .unwrap();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("CONFIG_PROC_KCORE") && e.contains("proc/kcore"),
+            "{e}"
+        );
+        // A kcore whose VMCOREINFO names no kallsyms tables (before 6.0):
+        // /proc/kallsyms tells why the vmlinux is needed.
+        let kcore = fake_kcore(&[0u8; 0x2000], "OSRELEASE=6.1.0-56-amd64\nPAGESIZE=4096\n");
+        std::fs::write(host.kcore(), kcore).unwrap();
+        std::fs::create_dir_all(root.join("proc/sys/kernel")).unwrap();
+        std::fs::write(root.join("proc/sys/kernel/kptr_restrict"), "1\n").unwrap();
+        let cases = [
+            (
+                "0000000000000000 T _text\n0000000000000000 D init_task\n",
+                "kptr_restrict",
+            ),
+            (
+                "ffffffff81000000 T _text\nffffffff81001000 T start_kernel\n",
+                "CONFIG_KALLSYMS_ALL",
+            ),
+        ];
+        for (kallsyms, cause) in cases {
+            std::fs::write(root.join("proc/kallsyms"), kallsyms).unwrap();
+            let e = LiveKernel::open_in(&host, &host.kcore(), None, &[], &opts)
+                .err()
+                .unwrap();
+            let e = format!("{e:#}");
+            assert!(e.contains(cause) && e.contains("proc/kallsyms"), "{e}");
+            assert!(e.contains("linux-image-6.1.0-56-amd64-dbg"), "{e}");
+        }
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -27,12 +27,16 @@ mod cache;
 mod elf;
 mod flat;
 mod kcore;
+#[cfg(test)]
+pub(crate) use kcore::tests as kcore_tests;
 mod kdump;
 mod lzo;
 mod notes;
 mod source;
 
-pub use kcore::{open_error_cause, PROC_KCORE, SYS_VMCOREINFO};
+pub use kcore::{
+    open_error_cause, open_error_cause_at, HostRoot, PROC_KCORE, SYS_LOCKDOWN, SYS_VMCOREINFO,
+};
 use source::{Mapped, Source};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -237,7 +241,18 @@ impl Dump {
 
     /// `open_kcore` with another `/sys/kernel/vmcoreinfo` (tests).
     pub fn open_kcore_with(path: &Path, sys_vmcoreinfo: &Path) -> Result<Dump> {
-        let k = kcore::open(path, 4096)?;
+        Dump::open_kcore_in(&kcore::HostRoot::system(), path, sys_vmcoreinfo)
+    }
+
+    /// `open_kcore` of the kernel `host` shows (its /proc and /sys under a
+    /// root directory): `path` is its kcore; a refusal names its cause from
+    /// the files there.
+    pub fn open_kcore_at(host: &kcore::HostRoot, path: &Path) -> Result<Dump> {
+        Dump::open_kcore_in(host, path, &host.file(SYS_VMCOREINFO))
+    }
+
+    fn open_kcore_in(host: &kcore::HostRoot, path: &Path, sys_vmcoreinfo: &Path) -> Result<Dump> {
+        let k = kcore::open_in(host, path, 4096)?;
         let text = match k.vmcoreinfo.clone() {
             Some(t) => t,
             // Before 4.19 kcore carries no VMCOREINFO note: the kernel says where its own is.
@@ -272,11 +287,11 @@ impl Dump {
             .unwrap_or(4096);
         // The page cache works in the kernel's pages: reopen with its size if not 4 KiB.
         let k = if page_size != 4096 {
-            kcore::open(path, page_size as usize)?
+            kcore::open_in(host, path, page_size as usize)?
         } else {
             k
         };
-        let nr_cpus = std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        let nr_cpus = std::fs::read_to_string(host.file("/sys/devices/system/cpu/possible"))
             .ok()
             .and_then(|s| cpu_list_count(&s))
             .unwrap_or(0);
