@@ -4,6 +4,8 @@
 //! arch's translations are dropped) and rebuilds the model from the same
 //! `Kernel`: symbols, types and the address space are read once.
 
+pub mod watch;
+
 use crate::analysis;
 use crate::dump::{Dump, HostRoot, PROC_KCORE};
 use crate::kernel::{Kernel, KernelOptions};
