@@ -33,6 +33,128 @@ pub struct Snapshot {
     pub generation: u64,
     /// Wall time per part of the model.
     pub parts: Vec<(&'static str, Duration)>,
+    /// Parts read torn at this refresh, shown with the previous refresh's figures.
+    pub kept: Vec<&'static str>,
+}
+
+/// A live view's memory of its refreshes: the bounded history the findings
+/// and sparklines read, and the guard against torn refreshes.
+#[derive(Debug, Default)]
+pub struct Watch {
+    history: watch::History,
+    /// Refreshes that kept a part of the one before.
+    pub torn: u64,
+}
+
+impl Watch {
+    pub fn new() -> Watch {
+        Watch::default()
+    }
+
+    /// Takes in a refresh: a part read torn keeps `prev`'s figures (and
+    /// says so in the model's problems); its sample joins the history.
+    pub fn accept(&mut self, prev: Option<&Snapshot>, snap: &mut Snapshot) {
+        if let Some(p) = prev {
+            snap.kept = watch::keep_torn(&p.model, p.generation, &mut snap.model, snap.generation);
+            if !snap.kept.is_empty() {
+                self.torn += 1;
+            }
+        }
+        self.history
+            .push(watch::Sample::of(&snap.model, snap.generation));
+    }
+
+    pub fn history(&self) -> &watch::History {
+        &self.history
+    }
+
+    /// What is going wrong now, with `model` the last refresh's.
+    pub fn findings(&self, model: &DumpModel) -> Vec<watch::Finding> {
+        watch::diagnose(&self.history, model)
+    }
+}
+
+/// This process's resident memory (VmRSS of /proc/self/status), KiB.
+pub fn process_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// What a run of refreshes cost (`CRASHDECK_LIVE_SNAPSHOTS`): CPU against
+/// wall time, and this process's RSS after the first and the last refresh.
+#[derive(Debug, Clone, Default)]
+pub struct RunCost {
+    pub refreshes: u32,
+    pub wall: Duration,
+    pub cpu: Duration,
+    pub rss_first_kib: u64,
+    pub rss_last_kib: u64,
+    pub torn: u64,
+}
+
+impl RunCost {
+    /// crashdeck's CPU as a share of one core over the run, percent.
+    pub fn cpu_percent(&self) -> f64 {
+        let w = self.wall.as_secs_f64();
+        if w > 0.0 {
+            self.cpu.as_secs_f64() * 100.0 / w
+        } else {
+            0.0
+        }
+    }
+}
+
+impl std::fmt::Display for RunCost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} refreshes in {:.1} s wall: {:.0} ms cpu ({:.1} ms per refresh), {:.2}% of one core; \
+             VmRSS {} kB after the first, {} kB after the last; {} torn",
+            self.refreshes,
+            self.wall.as_secs_f64(),
+            self.cpu.as_secs_f64() * 1000.0,
+            self.cpu.as_secs_f64() * 1000.0 / f64::from(self.refreshes.max(1)),
+            self.cpu_percent(),
+            self.rss_first_kib,
+            self.rss_last_kib,
+            self.torn
+        )
+    }
+}
+
+/// `n` refreshes of `live`, `interval` apart (as the dashboard would make
+/// them), each given to `each` after the watch took it in.
+pub fn run_refreshes(
+    live: &LiveKernel,
+    n: u32,
+    interval: Duration,
+    mut each: impl FnMut(&Snapshot, &Watch),
+) -> (Snapshot, RunCost) {
+    let (t0, c0) = (Instant::now(), process_cpu_time());
+    let mut watch = Watch::new();
+    let mut snap = live.snapshot();
+    watch.accept(None, &mut snap);
+    each(&snap, &watch);
+    let rss_first_kib = process_rss_kib().unwrap_or(0);
+    let mut last_at = Instant::now();
+    for _ in 1..n.max(1) {
+        std::thread::sleep(interval.saturating_sub(last_at.elapsed()));
+        last_at = Instant::now();
+        let mut next = live.snapshot();
+        watch.accept(Some(&snap), &mut next);
+        snap = next;
+        each(&snap, &watch);
+    }
+    let cost = RunCost {
+        refreshes: n.max(1),
+        wall: t0.elapsed(),
+        cpu: process_cpu_time().saturating_sub(c0),
+        rss_first_kib,
+        rss_last_kib: process_rss_kib().unwrap_or(0),
+        torn: watch.torn,
+    };
+    (snap, cost)
 }
 
 /// Whether `path` is the running kernel's memory.
@@ -278,6 +400,7 @@ impl LiveKernel {
             elapsed: t0.elapsed(),
             cpu: process_cpu_time().saturating_sub(c0),
             generation,
+            kept: Vec::new(),
         }
     }
 }
