@@ -269,12 +269,13 @@ fn live_snapshot(
             return;
         }
         eprintln!(
-                "crashdeck: snapshot {i}: generation {}, {} tasks, {} slab caches, {:.1} ms wall, {:.1} ms cpu{}",
+                "crashdeck: snapshot {i}: generation {}, {} tasks, {} slab caches, {:.1} ms wall, {:.1} ms cpu, {} reads{}",
                 snap.generation,
                 snap.model.tasks.len(),
                 snap.model.slabs.len(),
                 snap.elapsed.as_secs_f64() * 1000.0,
                 snap.cpu.as_secs_f64() * 1000.0,
+                snap.reads,
                 if snap.kept.is_empty() {
                     String::new()
                 } else {

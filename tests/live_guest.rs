@@ -449,6 +449,42 @@ fn check_soak_and_cost(files: &Path) {
         .find(|l| l.contains("cost: "))
         .expect("cost line");
     eprintln!("{} processes, 2 s interval: {cost}", before.min(after));
+    for b in [1024, 512] {
+        let other = read(files, &format!("cost-block{b}.txt"));
+        if let Some(c) = other.lines().find(|l| l.contains("cost: ")) {
+            eprintln!("the same back to back, kcore read in {b}-byte blocks: {c}");
+        }
+    }
+}
+
+/// The guest's slowdown against this host on one CPU-bound command (busybox
+/// dd | sha256sum of 64 MiB, user + system seconds), to read the guest's
+/// figures as a host's: printed, not asserted.
+fn calibrate(files: &Path) {
+    let secs = |t: &str| -> Option<f64> {
+        let l = t.lines().rev().find(|l| !l.trim().is_empty())?;
+        let mut w = l.split_whitespace().map(|v| v.parse::<f64>().ok());
+        Some(w.next()?? + w.next()??)
+    };
+    let guest = secs(&read(files, "calibrate.txt"));
+    let host = Command::new("busybox")
+        .args([
+            "time",
+            "-f",
+            "%U %S",
+            "sh",
+            "-c",
+            "busybox dd if=/dev/zero bs=1M count=64 2>/dev/null | busybox sha256sum >/dev/null",
+        ])
+        .output()
+        .ok()
+        .and_then(|o| secs(&String::from_utf8_lossy(&o.stderr)));
+    if let (Some(g), Some(h)) = (guest, host) {
+        eprintln!(
+            "calibration: dd | sha256sum of 64 MiB: guest {g:.2} s cpu, host {h:.2} s cpu: the guest is {:.1}x slower",
+            g / h.max(0.001)
+        );
+    }
 }
 
 /// A user who is not root, and a kernel locked down: the message names the
@@ -495,6 +531,7 @@ fn live_snapshot_matches_the_guests_own_proc_files() {
     check_record(&files);
     check_findings(&files);
     check_soak_and_cost(&files);
+    calibrate(&files);
     check_refusals(&files);
     let cost = read(&files, "cost.txt");
     eprintln!("{cost}");

@@ -210,6 +210,11 @@ pub trait PhysMem: Send + Sync {
     fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> Result<()>;
     /// Forget what was cached: the memory may have changed (a live source's refresh).
     fn invalidate(&self) {}
+    /// Reads of the underlying file so far (a live source's `pread`s; 0 for
+    /// a mapped dump, whose reads are page faults).
+    fn source_reads(&self) -> u64 {
+        0
+    }
 }
 
 /// An opened dump.
@@ -320,6 +325,11 @@ impl Dump {
     /// A live source (the running kernel): its memory changes under the reader.
     pub fn is_live(&self) -> bool {
         self.info.format == Format::Kcore
+    }
+
+    /// Reads of the underlying file so far (`pread`s of /proc/kcore).
+    pub fn source_reads(&self) -> u64 {
+        self.mem.source_reads()
     }
 
     /// How many refreshes this source has seen.

@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub parts: Vec<(&'static str, Duration)>,
     /// Parts read torn at this refresh, shown with the previous refresh's figures.
     pub kept: Vec<&'static str>,
+    /// `pread`s of /proc/kcore this refresh made.
+    pub reads: u64,
 }
 
 /// A live view's memory of its refreshes: the bounded history the findings
@@ -391,6 +393,7 @@ impl LiveKernel {
     pub fn snapshot(&self) -> Snapshot {
         let t0 = Instant::now();
         let c0 = process_cpu_time();
+        let r0 = self.kernel.dump().source_reads();
         let generation = self.kernel.refresh();
         let mut parts = Vec::new();
         let model = analysis::build_model_timed(&self.kernel, self.source.clone(), &mut parts);
@@ -401,6 +404,7 @@ impl LiveKernel {
             cpu: process_cpu_time().saturating_sub(c0),
             generation,
             kept: Vec::new(),
+            reads: self.kernel.dump().source_reads().saturating_sub(r0),
         }
     }
 }

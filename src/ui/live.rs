@@ -201,12 +201,13 @@ pub fn live_title(snap: &Snapshot, paused: bool, cpu_share: f64, interval: f64) 
         format!(" · TORN: kept previous {}", snap.kept.join(", "))
     };
     format!(
-        "live {} · {} tasks · refresh #{} {:.0} ms (cpu {:.0} ms){torn} · crashdeck {:.1}% cpu · {}",
+        "live {} · {} tasks · refresh #{} {:.0} ms (cpu {:.0} ms, {} reads){torn} · crashdeck {:.1}% cpu · {}",
         snap.model.summary.release,
         snap.model.tasks.len(),
         snap.generation,
         snap.elapsed.as_secs_f64() * 1000.0,
         snap.cpu.as_secs_f64() * 1000.0,
+        snap.reads,
         cpu_share,
         if paused {
             "PAUSED (space resumes)".to_string()
@@ -245,6 +246,7 @@ pub fn replay(models: Vec<DumpModel>, interval: f64) -> anyhow::Result<()> {
         generation: i as u64 + 1,
         parts: Vec::new(),
         kept: Vec::new(),
+        reads: 0,
     };
     let label = format!("replay of {n} refreshes");
     run_loop(snap(0, first), interval, &label, move |_| {
@@ -381,6 +383,7 @@ mod tests {
                 generation: i + 1,
                 parts: Vec::new(),
                 kept: Vec::new(),
+                reads: 0,
             };
             watch.accept(prev.as_ref(), &mut snap);
             prev = Some(snap);

@@ -61,6 +61,14 @@ ls -d /proc/[0-9]* | wc -l > /tmp/out/procs.before
 CRASHDECK_LIVE_SNAPSHOTS=15 CRASHDECK_LIVE_INTERVAL_MS=2000 ./crashdeck report --live > /dev/null 2> /tmp/out/cost-tasks.txt
 echo "$?" > /tmp/out/cost-tasks.rc
 ls -d /proc/[0-9]* | wc -l > /tmp/out/procs.after
+# The same refreshes back to back with other sizes of kcore reads, for the note.
+for b in 1024 512; do
+  CRASHDECK_LIVE_SNAPSHOTS=5 CRASHDECK_KCORE_BLOCK=$b ./crashdeck report --live > /dev/null 2> /tmp/out/cost-block$b.txt
+done
+
+# How much slower this guest runs than its host: the same CPU-bound command
+# (the test times it on the host too), for the note.
+time -f '%U %S' sh -c 'dd if=/dev/zero bs=1M count=64 2>/dev/null | sha256sum >/dev/null' 2> /tmp/out/calibrate.txt
 
 # Refusals. A user who is not root (busybox su to nobody; the binary copied
 # where nobody can reach it): /proc/kcore is root's.
