@@ -76,6 +76,58 @@ impl Watch {
     }
 }
 
+/// crashdeck's own CPU share over a sliding window: (wall, CPU) readings of
+/// this process (getrusage), the oldest dropped past `window`.
+#[derive(Debug, Clone)]
+pub struct CpuShare {
+    readings: std::collections::VecDeque<(Duration, Duration)>,
+    window: Duration,
+}
+
+/// Readings kept by a `CpuShare`, whatever the window.
+const CPU_READINGS: usize = 64;
+
+impl CpuShare {
+    pub fn new(window: Duration) -> CpuShare {
+        CpuShare {
+            readings: std::collections::VecDeque::with_capacity(CPU_READINGS),
+            window,
+        }
+    }
+
+    /// A reading: `wall` since some fixed start, `cpu` of this process so far.
+    pub fn push(&mut self, wall: Duration, cpu: Duration) {
+        while self.readings.len() >= CPU_READINGS
+            || self
+                .readings
+                .front()
+                .is_some_and(|(w, _)| wall.saturating_sub(*w) > self.window)
+                && self.readings.len() > 1
+        {
+            self.readings.pop_front();
+        }
+        self.readings.push_back((wall, cpu));
+    }
+
+    /// CPU as a percentage of one core between the oldest reading and the newest.
+    pub fn percent(&self) -> f64 {
+        match (self.readings.front(), self.readings.back()) {
+            (Some((w0, c0)), Some((w1, c1))) if w1 > w0 => {
+                c1.saturating_sub(*c0).as_secs_f64() * 100.0 / (*w1 - *w0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.readings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.readings.is_empty()
+    }
+}
+
 /// This process's resident memory (VmRSS of /proc/self/status), KiB.
 pub fn process_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -521,6 +573,27 @@ mod tests {
             assert!(e.contains("linux-image-6.1.0-56-amd64-dbg"), "{e}");
         }
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_cpu_share_is_over_the_last_window_and_bounded() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let mut c = CpuShare::new(s(30));
+        assert_eq!(c.percent(), 0.0);
+        // A costly start (the open: 2 s of CPU), then 40 ms per 2 s refresh.
+        c.push(s(0), ms(0));
+        c.push(s(2), ms(2000));
+        for i in 2..40u64 {
+            c.push(s(2 * i), ms(2000 + 40 * (i - 1)));
+        }
+        // The window has left the start behind: 2%, not the average since start.
+        assert!((c.percent() - 2.0).abs() < 0.01, "{}", c.percent());
+        for i in 40..1000u64 {
+            c.push(ms(2000 * i), ms(2000 + 40 * (i - 1)));
+        }
+        assert!(c.len() <= CPU_READINGS);
+        assert!((c.percent() - 2.0).abs() < 0.01, "{}", c.percent());
     }
 
     #[test]

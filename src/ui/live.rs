@@ -10,7 +10,7 @@
 use super::app::{process_rows, update, UiState};
 use super::{draw_in, keys, text, theme, Restore};
 use crate::live::watch::{Finding, History};
-use crate::live::{process_cpu_time, record_line, LiveKernel, Snapshot, Watch};
+use crate::live::{process_cpu_time, record_line, CpuShare, LiveKernel, Snapshot, Watch};
 use crate::model::DumpModel;
 use crossterm::event::{self, Event, KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -201,7 +201,7 @@ pub fn live_title(snap: &Snapshot, paused: bool, cpu_share: f64, interval: f64) 
         format!(" · TORN: kept previous {}", snap.kept.join(", "))
     };
     format!(
-        "live {} · {} tasks · refresh #{} {:.0} ms (cpu {:.0} ms, {} reads){torn} · crashdeck {:.1}% cpu · {}",
+        "live {} · {} tasks · refresh #{} {:.0} ms (cpu {:.0} ms, {} reads){torn} · crashdeck {:.1}% cpu (30 s) · {}",
         snap.model.summary.release,
         snap.model.tasks.len(),
         snap.generation,
@@ -267,24 +267,19 @@ fn run_loop(
     let size = terminal.size()?;
     let mut state = UiState::new(&snap.model, label, size.width, size.height);
     state.theme = theme::Theme::from_env();
-    let (start, cpu0) = (Instant::now(), process_cpu_time());
+    let start = Instant::now();
+    // crashdeck's own CPU share over the last 30 s (the open's cost leaves it).
+    let mut share = CpuShare::new(Duration::from_secs(30));
     let mut paused = false;
     let mut last = Instant::now();
     let mut watch = Watch::new();
     watch.accept(None, &mut snap);
     let mut findings = watch.findings(&snap.model);
     loop {
-        let share = {
-            let wall = start.elapsed().as_secs_f64();
-            if wall > 0.0 {
-                (process_cpu_time().saturating_sub(cpu0)).as_secs_f64() * 100.0 / wall
-            } else {
-                0.0
-            }
-        };
+        share.push(start.elapsed(), process_cpu_time());
         state.title = format!(
             "{label}: {}",
-            live_title(&snap, paused, share, interval.as_secs_f64())
+            live_title(&snap, paused, share.percent(), interval.as_secs_f64())
         );
         terminal.draw(|f| draw_live(f, &snap.model, &state, watch.history(), &findings))?;
         let wait = interval
@@ -435,6 +430,32 @@ mod tests {
             .map(|p| b[p].symbol().to_string())
             .collect();
         assert!(!all.contains("now: what is going wrong"));
+    }
+
+    #[test]
+    fn the_status_title_names_the_cost_and_a_torn_refresh() {
+        let mut m = model(vec![task(1, 100), task(2, 200)]);
+        m.summary.release = "6.1.0-56-amd64".into();
+        let mut snap = Snapshot {
+            model: m,
+            elapsed: Duration::from_millis(42),
+            cpu: Duration::from_millis(40),
+            generation: 7,
+            parts: Vec::new(),
+            kept: Vec::new(),
+            reads: 731,
+        };
+        let t = live_title(&snap, false, 1.5, 2.0);
+        assert!(
+            t.contains("6.1.0-56-amd64 · 2 tasks · refresh #7 42 ms (cpu 40 ms, 731 reads)"),
+            "{t}"
+        );
+        assert!(t.contains("crashdeck 1.5% cpu (30 s)"), "{t}");
+        assert!(t.contains("every 2s") && !t.contains("TORN"), "{t}");
+        snap.kept = vec!["tasks", "zones"];
+        let t = live_title(&snap, true, 1.5, 2.0);
+        assert!(t.contains("TORN: kept previous tasks, zones"), "{t}");
+        assert!(t.contains("PAUSED"), "{t}");
     }
 
     #[test]
