@@ -397,6 +397,51 @@ fn check_findings(files: &Path) {
     }
 }
 
+/// A writer blocked on a frozen filesystem across three recorded refreshes:
+/// the guest's own /proc/PID/stat says D before and after them, and what is
+/// going wrong now names it as blocked, with what it waits in.
+fn check_blocked(files: &Path) {
+    use crashdeck::live::watch::{diagnose, FindingKind, History, Sample};
+    let log = std::fs::read_to_string(files.join("blocked.log")).unwrap_or_default();
+    let pid: i64 = read(files, "blocked.pid")
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no blocked writer: {log}"));
+    let state = |f: &str| -> String {
+        let stat = read(files, f);
+        // pid (comm) STATE ...: the state follows the comm's closing parenthesis.
+        stat.rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let (sb, sa) = (state("blocked.stat.before"), state("blocked.stat.after"));
+    assert!(
+        sb == "D" && sa == "D",
+        "the guest says pid {pid} is {sb} / {sa}"
+    );
+    let models = crashdeck::live::read_record(&files.join("blocked.jsonl")).expect("record");
+    assert_eq!(models.len(), 3, "{}", read(files, "blocked.err"));
+    let mut h = History::default();
+    for (i, m) in models.iter().enumerate() {
+        h.push(Sample::of(m, i as u64 + 1));
+    }
+    let last = models.last().expect("three refreshes");
+    let findings = diagnose(&h, last);
+    let blocked = findings
+        .iter()
+        .find(|f| f.kind == FindingKind::Blocked)
+        .unwrap_or_else(|| panic!("no blocked finding: {findings:?}"));
+    eprintln!("now: {} [{}]", blocked.title, blocked.evidence.join("; "));
+    assert!(
+        blocked
+            .evidence
+            .iter()
+            .any(|e| e.starts_with(&format!("pid {pid} ("))),
+        "pid {pid} not among {:?}",
+        blocked.evidence
+    );
+}
+
 /// `key` followed by a number in `text` (`"VmRSS 1234 kB"` → 1234).
 fn number_after(text: &str, key: &str) -> Option<f64> {
     let i = text.find(key)? + key.len();
@@ -530,6 +575,7 @@ fn live_snapshot_matches_the_guests_own_proc_files() {
     check_snapshot(&files, "report", false);
     check_record(&files);
     check_findings(&files);
+    check_blocked(&files);
     check_soak_and_cost(&files);
     calibrate(&files);
     check_refusals(&files);

@@ -66,6 +66,27 @@ for b in 1024 512; do
   CRASHDECK_LIVE_SNAPSHOTS=5 CRASHDECK_KCORE_BLOCK=$b ./crashdeck report --live > /dev/null 2> /tmp/out/cost-block$b.txt
 done
 
+# Tasks blocked across refreshes: a writer on a frozen ext2 (the results'
+# disk, a filesystem for a moment; the tar overwrites it at the end) waits in
+# D state in sb_start_write while three refreshes are recorded.
+mkdir -p /mnt/frozen
+if mke2fs -q /dev/vda > /tmp/out/blocked.log 2>&1 && mount -t ext2 /dev/vda /mnt/frozen 2>> /tmp/out/blocked.log; then
+  fsfreeze --freeze /mnt/frozen 2>> /tmp/out/blocked.log
+  (echo blocked > /mnt/frozen/f) &
+  writer=$!
+  sleep 1
+  echo "$writer" > /tmp/out/blocked.pid
+  cat "/proc/$writer/stat" > /tmp/out/blocked.stat.before
+  for i in 1 2 3; do
+    ./crashdeck report --live --record /tmp/out/blocked.jsonl > /dev/null 2>> /tmp/out/blocked.err
+    sleep 1
+  done
+  cat "/proc/$writer/stat" > /tmp/out/blocked.stat.after
+  fsfreeze --unfreeze /mnt/frozen
+  wait "$writer"
+  umount /mnt/frozen
+fi
+
 # How much slower this guest runs than its host: the same CPU-bound command
 # (the test times it on the host too), for the note.
 time -f '%U %S' sh -c 'dd if=/dev/zero bs=1M count=64 2>/dev/null | sha256sum >/dev/null' 2> /tmp/out/calibrate.txt
