@@ -243,36 +243,59 @@ fn live_snapshot(
     let t0 = std::time::Instant::now();
     let live = open_live(files, common, opts)?;
     let opened = t0.elapsed();
-    let mut snap = live.snapshot();
-    // CRASHDECK_LIVE_SNAPSHOTS=N: N snapshots of the one open kernel, each
-    // one's cost on stderr (what a refresh of the dashboard costs).
+    // CRASHDECK_LIVE_SNAPSHOTS=N: N refreshes of the one open kernel
+    // (CRASHDECK_LIVE_INTERVAL_MS apart, default none), each one's cost on
+    // stderr, then the run's CPU share and RSS: what the dashboard costs.
     let n: u32 = std::env::var("CRASHDECK_LIVE_SNAPSHOTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let interval = std::time::Duration::from_millis(
+        std::env::var("CRASHDECK_LIVE_INTERVAL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    );
     if n > 0 {
         eprintln!(
             "crashdeck: opened the live kernel in {} ms",
             opened.as_millis()
         );
     }
-    for i in 0..n {
-        snap = live.snapshot();
+    let mut i = 0;
+    let (snap, cost) = crashdeck::live::run_refreshes(&live, n.max(1), interval, |snap, watch| {
+        i += 1;
+        if n == 0 {
+            return;
+        }
         eprintln!(
-            "crashdeck: snapshot {}: generation {}, {} tasks, {} slab caches, {:.1} ms wall, {:.1} ms cpu",
-            i + 1,
-            snap.generation,
-            snap.model.tasks.len(),
-            snap.model.slabs.len(),
-            snap.elapsed.as_secs_f64() * 1000.0,
-            snap.cpu.as_secs_f64() * 1000.0
-        );
+                "crashdeck: snapshot {i}: generation {}, {} tasks, {} slab caches, {:.1} ms wall, {:.1} ms cpu, {} reads{}",
+                snap.generation,
+                snap.model.tasks.len(),
+                snap.model.slabs.len(),
+                snap.elapsed.as_secs_f64() * 1000.0,
+                snap.cpu.as_secs_f64() * 1000.0,
+                snap.reads,
+                if snap.kept.is_empty() {
+                    String::new()
+                } else {
+                    format!(", torn: kept {}", snap.kept.join(", "))
+                }
+            );
         let parts: Vec<String> = snap
             .parts
             .iter()
             .map(|(p, d)| format!("{p} {:.1}", d.as_secs_f64() * 1000.0))
             .collect();
         eprintln!("crashdeck:   ms per part: {}", parts.join(", "));
+        if i == n {
+            for f in watch.findings(&snap.model) {
+                eprintln!("crashdeck: now: {} [{}]", f.title, f.evidence.join("; "));
+            }
+        }
+    });
+    if n > 0 {
+        eprintln!("crashdeck: cost: {cost}");
     }
     if let Some(path) = record {
         crashdeck::live::record_line(path, &snap.model)?;

@@ -54,6 +54,11 @@ impl PageCache {
         &mut self.data[s * ps..(s + 1) * ps]
     }
 
+    /// Forgets every page, keeping the memory for the next ones.
+    pub(crate) fn clear(&mut self) {
+        self.tags.fill(EMPTY);
+    }
+
     pub(crate) fn commit(&mut self, pfn: u64) {
         let s = self.slot(pfn);
         if let Some(t) = self.tags.get_mut(s) {

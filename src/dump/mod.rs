@@ -27,12 +27,16 @@ mod cache;
 mod elf;
 mod flat;
 mod kcore;
+#[cfg(test)]
+pub(crate) use kcore::tests as kcore_tests;
 mod kdump;
 mod lzo;
 mod notes;
 mod source;
 
-pub use kcore::{open_error_cause, PROC_KCORE, SYS_VMCOREINFO};
+pub use kcore::{
+    open_error_cause, open_error_cause_at, HostRoot, PROC_KCORE, SYS_LOCKDOWN, SYS_VMCOREINFO,
+};
 use source::{Mapped, Source};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -218,6 +222,11 @@ pub trait PhysMem: Send + Sync {
     }
     /// Forget what was cached: the memory may have changed (a live source's refresh).
     fn invalidate(&self) {}
+    /// Reads of the underlying file so far (a live source's `pread`s; 0 for
+    /// a mapped dump, whose reads are page faults).
+    fn source_reads(&self) -> u64 {
+        0
+    }
 }
 
 /// An opened dump.
@@ -248,8 +257,19 @@ impl Dump {
     }
 
     /// `open_kcore` with another `/sys/kernel/vmcoreinfo` (tests).
-    pub(crate) fn open_kcore_with(path: &Path, sys_vmcoreinfo: &Path) -> Result<Dump> {
-        let k = kcore::open(path, 4096)?;
+    pub fn open_kcore_with(path: &Path, sys_vmcoreinfo: &Path) -> Result<Dump> {
+        Dump::open_kcore_in(&kcore::HostRoot::system(), path, sys_vmcoreinfo)
+    }
+
+    /// `open_kcore` of the kernel `host` shows (its /proc and /sys under a
+    /// root directory): `path` is its kcore; a refusal names its cause from
+    /// the files there.
+    pub fn open_kcore_at(host: &kcore::HostRoot, path: &Path) -> Result<Dump> {
+        Dump::open_kcore_in(host, path, &host.file(SYS_VMCOREINFO))
+    }
+
+    fn open_kcore_in(host: &kcore::HostRoot, path: &Path, sys_vmcoreinfo: &Path) -> Result<Dump> {
+        let k = kcore::open_in(host, path, 4096)?;
         let text = match k.vmcoreinfo.clone() {
             Some(t) => t,
             // Before 4.19 kcore carries no VMCOREINFO note: the kernel says where its own is.
@@ -284,11 +304,11 @@ impl Dump {
             .unwrap_or(4096);
         // The page cache works in the kernel's pages: reopen with its size if not 4 KiB.
         let k = if page_size != 4096 {
-            kcore::open(path, page_size as usize)?
+            kcore::open_in(host, path, page_size as usize)?
         } else {
             k
         };
-        let nr_cpus = std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        let nr_cpus = std::fs::read_to_string(host.file("/sys/devices/system/cpu/possible"))
             .ok()
             .and_then(|s| cpu_list_count(&s))
             .unwrap_or(0);
@@ -318,6 +338,16 @@ impl Dump {
     /// A live source (the running kernel): its memory changes under the reader.
     pub(crate) fn is_live(&self) -> bool {
         self.info.format == Format::Kcore
+    }
+
+    /// Reads of the underlying file so far (`pread`s of /proc/kcore).
+    pub fn source_reads(&self) -> u64 {
+        self.mem.source_reads()
+    }
+
+    /// How many refreshes this source has seen.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 
     /// A new generation: what was cached of the memory is forgotten, so the

@@ -1,16 +1,174 @@
 //! The dashboard on the running kernel: the same panels, from a new model
 //! every `--interval` seconds (a timer tick redraws without a key), `r`
 //! refreshes now, space pauses; the status line's title says the refresh's
-//! age, its cost and crashdeck's own CPU share. The process table keeps its
-//! selection by PID across refreshes, not by row.
+//! age, its cost and crashdeck's own CPU share, and which parts a torn
+//! refresh kept from the one before. The process table keeps its selection
+//! by PID across refreshes, not by row. Below the panels, the live strip:
+//! what is going wrong now (`live::watch`), with sparklines of each zone's
+//! free pages and of the top processes' RSS over the history kept.
 
 use super::app::{process_rows, update, UiState};
-use super::{draw, keys, theme, Restore};
-use crate::live::{process_cpu_time, record_line, LiveKernel, Snapshot};
+use super::{draw_in, keys, text, theme, Restore};
+use crate::live::watch::{Finding, History};
+use crate::live::{process_cpu_time, record_line, CpuShare, LiveKernel, Snapshot, Watch};
 use crate::model::DumpModel;
 use crossterm::event::{self, Event, KeyCode, KeyEvent};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Paragraph, Sparkline};
+use ratatui::Frame;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// Rows of the live strip (with its borders), when the terminal has room.
+pub const STRIP_ROWS: u16 = 8;
+/// The terminal height under which the strip is left out.
+pub const STRIP_MIN_HEIGHT: u16 = 28;
+
+/// The dashboard above, the live strip below.
+pub fn draw_live(
+    f: &mut Frame,
+    model: &DumpModel,
+    state: &UiState,
+    history: &History,
+    findings: &[Finding],
+) {
+    let area = f.area();
+    if area.height < STRIP_MIN_HEIGHT || area.width < 60 {
+        draw_in(f, area, model, state);
+        return;
+    }
+    let [top, strip] =
+        Layout::vertical([Constraint::Min(10), Constraint::Length(STRIP_ROWS)]).areas(area);
+    draw_in(f, top, model, state);
+    let [now, zones, tasks] = Layout::horizontal([
+        Constraint::Percentage(46),
+        Constraint::Percentage(27),
+        Constraint::Percentage(27),
+    ])
+    .areas(strip);
+    let t = &state.theme;
+    let span_s = match (history.samples().next(), history.last()) {
+        (Some(a), Some(b)) => b.uptime_s - a.uptime_s,
+        _ => 0.0,
+    };
+
+    // What is going wrong now.
+    let mut lines: Vec<Line> = Vec::new();
+    if findings.is_empty() {
+        lines.push(Line::styled(
+            format!(
+                "nothing going wrong across the last {} refreshes ({span_s:.0} s)",
+                history.len()
+            ),
+            t.dim(),
+        ));
+    }
+    for fd in findings {
+        lines.push(Line::styled(
+            format!("▲ {}", text::escape_control(&fd.title)),
+            t.warn(),
+        ));
+        for e in fd.evidence.iter().take(2) {
+            lines.push(Line::styled(
+                format!("  {}", text::escape_control(e)),
+                t.dim(),
+            ));
+        }
+    }
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" now: what is going wrong "),
+        ),
+        now,
+    );
+
+    // Free pages per zone.
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!(" free pages per zone ({span_s:.0} s) "));
+    let inner = block.inner(zones);
+    f.render_widget(block, zones);
+    let rows: Vec<(String, Vec<u64>)> = history
+        .last()
+        .map(|l| {
+            l.zones
+                .iter()
+                .map(|z| {
+                    (
+                        format!("{}:{:<7} {:>8}", z.node, z.name, z.free),
+                        history.zone_free(z.node, &z.name),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    spark_rows(f, inner, &rows);
+
+    // The top processes by RSS.
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!(" top RSS, MiB ({span_s:.0} s) "));
+    let inner = block.inner(tasks);
+    f.render_widget(block, tasks);
+    let rows: Vec<(String, Vec<u64>)> = history
+        .last()
+        .map(|l| {
+            l.top
+                .iter()
+                .map(|p| {
+                    (
+                        format!(
+                            "{:<7} {:<9.9} {:>6.0}",
+                            p.pid,
+                            text::escape_control(&p.comm),
+                            p.rss_kib as f64 / 1024.0
+                        ),
+                        history.task_rss(p.pid),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    spark_rows(f, inner, &rows);
+}
+
+/// One row per series: its label, then its last samples as a sparkline
+/// scaled between the series' own least and greatest (a fall shows).
+fn spark_rows(f: &mut Frame, area: Rect, rows: &[(String, Vec<u64>)]) {
+    for (i, (label, series)) in rows.iter().take(area.height as usize).enumerate() {
+        let y = area.y + i as u16;
+        let lw = (label.chars().count() as u16 + 1).min(area.width);
+        f.render_widget(
+            Paragraph::new(label.as_str()),
+            Rect {
+                x: area.x,
+                y,
+                width: lw,
+                height: 1,
+            },
+        );
+        let sw = area.width.saturating_sub(lw);
+        if sw == 0 {
+            continue;
+        }
+        let tail = &series[series.len().saturating_sub(sw as usize)..];
+        let lo = tail.iter().copied().min().unwrap_or(0);
+        let data: Vec<u64> = tail.iter().map(|v| v - lo + 1).collect();
+        let hi = data.iter().copied().max().unwrap_or(1);
+        f.render_widget(
+            Sparkline::default().data(&data).max(hi),
+            Rect {
+                x: area.x + lw,
+                y,
+                width: sw,
+                height: 1,
+            },
+        );
+    }
+}
 
 /// The PID of the selected process row.
 pub(crate) fn selected_pid(model: &DumpModel, state: &UiState) -> Option<i64> {
@@ -36,14 +194,20 @@ pub(crate) fn reselect(model: &DumpModel, state: &mut UiState, pid: Option<i64>)
 }
 
 /// The status line's title for a live view.
-pub(crate) fn live_title(snap: &Snapshot, paused: bool, cpu_share: f64, interval: f64) -> String {
+pub fn live_title(snap: &Snapshot, paused: bool, cpu_share: f64, interval: f64) -> String {
+    let torn = if snap.kept.is_empty() {
+        String::new()
+    } else {
+        format!(" · TORN: kept previous {}", snap.kept.join(", "))
+    };
     format!(
-        "live {} · {} tasks · refresh #{} {:.0} ms (cpu {:.0} ms) · crashdeck {:.1}% cpu · {}",
+        "live {} · {} tasks · refresh #{} {:.0} ms (cpu {:.0} ms, {} reads){torn} · crashdeck {:.1}% cpu (30 s) · {}",
         snap.model.summary.release,
         snap.model.tasks.len(),
         snap.generation,
         snap.elapsed.as_secs_f64() * 1000.0,
         snap.cpu.as_secs_f64() * 1000.0,
+        snap.reads,
         cpu_share,
         if paused {
             "PAUSED (space resumes)".to_string()
@@ -81,6 +245,8 @@ pub fn replay(models: Vec<DumpModel>, interval: f64) -> anyhow::Result<()> {
         cpu: Duration::ZERO,
         generation: i as u64 + 1,
         parts: Vec::new(),
+        kept: Vec::new(),
+        reads: 0,
     };
     let label = format!("replay of {n} refreshes");
     run_loop(snap(0, first), interval, &label, move |_| {
@@ -101,23 +267,21 @@ fn run_loop(
     let size = terminal.size()?;
     let mut state = UiState::new(&snap.model, label, size.width, size.height);
     state.theme = theme::Theme::from_env();
-    let (start, cpu0) = (Instant::now(), process_cpu_time());
+    let start = Instant::now();
+    // crashdeck's own CPU share over the last 30 s (the open's cost leaves it).
+    let mut share = CpuShare::new(Duration::from_secs(30));
     let mut paused = false;
     let mut last = Instant::now();
+    let mut watch = Watch::new();
+    watch.accept(None, &mut snap);
+    let mut findings = watch.findings(&snap.model);
     loop {
-        let share = {
-            let wall = start.elapsed().as_secs_f64();
-            if wall > 0.0 {
-                (process_cpu_time().saturating_sub(cpu0)).as_secs_f64() * 100.0 / wall
-            } else {
-                0.0
-            }
-        };
+        share.push(start.elapsed(), process_cpu_time());
         state.title = format!(
             "{label}: {}",
-            live_title(&snap, paused, share, interval.as_secs_f64())
+            live_title(&snap, paused, share.percent(), interval.as_secs_f64())
         );
-        terminal.draw(|f| draw(f, &snap.model, &state))?;
+        terminal.draw(|f| draw_live(f, &snap.model, &state, watch.history(), &findings))?;
         let wait = interval
             .saturating_sub(last.elapsed())
             .max(Duration::from_millis(50));
@@ -149,8 +313,10 @@ fn run_loop(
         }
         if refresh_now || (!paused && last.elapsed() >= interval) {
             last = Instant::now();
-            if let Some(new) = next(&snap)? {
+            if let Some(mut new) = next(&snap)? {
                 let pid = selected_pid(&snap.model, &state);
+                watch.accept(Some(&snap), &mut new);
+                findings = watch.findings(&new.model);
                 snap = new;
                 reselect(&snap.model, &mut state, pid);
             }
@@ -180,6 +346,116 @@ mod tests {
             tasks,
             ..Default::default()
         }
+    }
+
+    /// The live strip on a sequence of refreshes whose zone falls: the
+    /// finding, each zone's row with its sparkline, the top process.
+    #[test]
+    fn the_live_strip_shows_what_goes_wrong_and_the_sparklines() {
+        use crate::model::Zone;
+        use ratatui::backend::TestBackend;
+        let mut watch = Watch::new();
+        let mut prev: Option<Snapshot> = None;
+        for i in 0..6u64 {
+            let mut m = model(vec![task(1, 1000), task(77, 20_000 + 30_000 * i)]);
+            m.summary.uptime_s = 100.0 + 2.0 * i as f64;
+            m.zones = vec![Zone {
+                node: 0,
+                name: "DMA32".into(),
+                present_pages: 262_144,
+                managed_pages: 250_000,
+                min: 1_000,
+                low: 1_250,
+                high: 1_500,
+                free_pages: 200_000 - 15_000 * i,
+                populated: true,
+                ..Default::default()
+            }];
+            let mut snap = Snapshot {
+                model: m,
+                elapsed: Duration::ZERO,
+                cpu: Duration::ZERO,
+                generation: i + 1,
+                parts: Vec::new(),
+                kept: Vec::new(),
+                reads: 0,
+            };
+            watch.accept(prev.as_ref(), &mut snap);
+            prev = Some(snap);
+        }
+        let snap = prev.unwrap();
+        let findings = watch.findings(&snap.model);
+        let state = UiState::new(&snap.model, "live", 140, 40);
+        let mut term = ratatui::Terminal::new(TestBackend::new(140, 40)).unwrap();
+        term.draw(|f| draw_live(f, &snap.model, &state, watch.history(), &findings))
+            .unwrap();
+        let buf = term.backend().buffer();
+        let rows: Vec<String> = (0..buf.area.height)
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect()
+            })
+            .collect();
+        let screen = rows.join("\n");
+        assert!(screen.contains("now: what is going wrong"), "{screen}");
+        assert!(
+            screen.contains("zone DMA32 (node 0) is falling toward min"),
+            "{screen}"
+        );
+        assert!(screen.contains("pid 77 (t77) keeps growing"), "{screen}");
+        assert!(screen.contains("free pages per zone (10 s)"), "{screen}");
+        // The zone's row: its name, its last free count, and a sparkline
+        // that falls from full to empty across the 6 refreshes.
+        let zrow = rows
+            .iter()
+            .find(|r| r.contains("0:DMA32") && r.contains("125000"))
+            .unwrap_or_else(|| panic!("no zone row: {screen}"));
+        assert!(zrow.contains('█'), "{zrow}");
+        let trow = rows
+            .iter()
+            .find(|r| r.contains("77      t77          166"))
+            .unwrap_or_else(|| panic!("no top row: {screen}"));
+        assert!(trow.contains('█'), "{trow}");
+        // The dashboard itself is still above.
+        assert!(screen.contains("Processes"), "{screen}");
+        // On a small terminal the strip gives way to the panels.
+        let mut small = ratatui::Terminal::new(TestBackend::new(100, 20)).unwrap();
+        small
+            .draw(|f| draw_live(f, &snap.model, &state, watch.history(), &findings))
+            .unwrap();
+        let b = small.backend().buffer();
+        let all: String = (0..b.area.height)
+            .flat_map(|y| (0..b.area.width).map(move |x| (x, y)))
+            .map(|p| b[p].symbol().to_string())
+            .collect();
+        assert!(!all.contains("now: what is going wrong"));
+    }
+
+    #[test]
+    fn the_status_title_names_the_cost_and_a_torn_refresh() {
+        let mut m = model(vec![task(1, 100), task(2, 200)]);
+        m.summary.release = "6.1.0-56-amd64".into();
+        let mut snap = Snapshot {
+            model: m,
+            elapsed: Duration::from_millis(42),
+            cpu: Duration::from_millis(40),
+            generation: 7,
+            parts: Vec::new(),
+            kept: Vec::new(),
+            reads: 731,
+        };
+        let t = live_title(&snap, false, 1.5, 2.0);
+        assert!(
+            t.contains("6.1.0-56-amd64 · 2 tasks · refresh #7 42 ms (cpu 40 ms, 731 reads)"),
+            "{t}"
+        );
+        assert!(t.contains("crashdeck 1.5% cpu (30 s)"), "{t}");
+        assert!(t.contains("every 2s") && !t.contains("TORN"), "{t}");
+        snap.kept = vec!["tasks", "zones"];
+        let t = live_title(&snap, true, 1.5, 2.0);
+        assert!(t.contains("TORN: kept previous tasks, zones"), "{t}");
+        assert!(t.contains("PAUSED"), "{t}");
     }
 
     #[test]

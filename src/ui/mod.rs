@@ -34,7 +34,11 @@ use ratatui::Frame;
 
 /// Paints the whole dashboard for `state`.
 pub fn draw(f: &mut Frame, model: &DumpModel, state: &UiState) {
-    let area = f.area();
+    draw_in(f, f.area(), model, state);
+}
+
+/// `draw` within `area` (the live view keeps rows below it for its own strip).
+pub fn draw_in(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
     let a = layout::areas(area, state);
     let t = &state.theme;
     if let Some(b) = a.banner {

@@ -35,6 +35,7 @@ fi
 CRASHDECK_LIVE_SNAPSHOTS=5 ./crashdeck report --live > /tmp/out/report.txt 2> /tmp/out/cost.txt
 # Refreshes recorded while memory moves: one before a 160 MiB stress, one
 # while it holds its memory.
+cat /proc/zoneinfo > /tmp/out/zoneinfo.prestress
 ./crashdeck report --live --record /tmp/out/record.jsonl > /dev/null 2>> /tmp/out/record.err
 stress --vm 1 --vm-bytes 160M --vm-keep --vm-hang 0 >/dev/null 2>&1 &
 sleep 6
@@ -42,6 +43,72 @@ cat /proc/zoneinfo > /tmp/out/zoneinfo.stress
 ./crashdeck report --live --record /tmp/out/record.jsonl > /dev/null 2>> /tmp/out/record.err
 uname -r > /tmp/out/uname
 cat /proc/sys/kernel/kptr_restrict > /tmp/out/kptr_restrict
+
+# Soak: 300 refreshes back to back of one open kernel while the stress
+# holds its memory and a loop forks short-lived tasks (they exit mid-walk).
+(while :; do /bin/true; done) >/dev/null 2>&1 &
+forker=$!
+CRASHDECK_LIVE_SNAPSHOTS=300 ./crashdeck report --live > /dev/null 2> /tmp/out/soak.txt
+echo "$?" > /tmp/out/soak.rc
+kill "$forker"
+
+# Cost at the default interval with a few thousand tasks: 3000 sleepers,
+# 15 refreshes 2 s apart; the processes counted in /proc around it.
+i=0
+while [ "$i" -lt 3000 ]; do sleep 100000 & i=$((i + 1)); done
+sleep 2
+ls -d /proc/[0-9]* | wc -l > /tmp/out/procs.before
+CRASHDECK_LIVE_SNAPSHOTS=15 CRASHDECK_LIVE_INTERVAL_MS=2000 ./crashdeck report --live > /dev/null 2> /tmp/out/cost-tasks.txt
+echo "$?" > /tmp/out/cost-tasks.rc
+ls -d /proc/[0-9]* | wc -l > /tmp/out/procs.after
+# The same refreshes back to back with other sizes of kcore reads, for the note.
+for b in 1024 512; do
+  CRASHDECK_LIVE_SNAPSHOTS=5 CRASHDECK_KCORE_BLOCK=$b ./crashdeck report --live > /dev/null 2> /tmp/out/cost-block$b.txt
+done
+
+# Tasks blocked across refreshes: a writer on a frozen ext2 (the results'
+# disk, a filesystem for a moment; the tar overwrites it at the end) waits in
+# D state in sb_start_write while three refreshes are recorded.
+mkdir -p /mnt/frozen
+if mke2fs -q /dev/vda > /tmp/out/blocked.log 2>&1 && mount -t ext2 /dev/vda /mnt/frozen 2>> /tmp/out/blocked.log; then
+  fsfreeze --freeze /mnt/frozen 2>> /tmp/out/blocked.log
+  (echo blocked > /mnt/frozen/f) &
+  writer=$!
+  sleep 1
+  echo "$writer" > /tmp/out/blocked.pid
+  cat "/proc/$writer/stat" > /tmp/out/blocked.stat.before
+  for i in 1 2 3; do
+    ./crashdeck report --live --record /tmp/out/blocked.jsonl > /dev/null 2>> /tmp/out/blocked.err
+    sleep 1
+  done
+  cat "/proc/$writer/stat" > /tmp/out/blocked.stat.after
+  fsfreeze --unfreeze /mnt/frozen
+  wait "$writer"
+  umount /mnt/frozen
+fi
+
+# How much slower this guest runs than its host: the same CPU-bound command
+# (the test times it on the host too), for the note.
+time -f '%U %S' sh -c 'dd if=/dev/zero bs=1M count=64 2>/dev/null | sha256sum >/dev/null' 2> /tmp/out/calibrate.txt
+
+# Refusals. A user who is not root (busybox su to nobody; the binary copied
+# where nobody can reach it): /proc/kcore is root's.
+mkdir -p /etc
+echo 'root:x:0:0:root:/:/bin/sh' > /etc/passwd
+echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >> /etc/passwd
+echo 'root:x:0:' > /etc/group
+echo 'nogroup:x:65534:' >> /etc/group
+cp /extra/crashdeck /tmp/crashdeck && chmod 755 /tmp/crashdeck
+su -s /bin/sh nobody -c 'id -u' > /tmp/out/nonroot.uid 2>&1
+su -s /bin/sh nobody -c '/tmp/crashdeck report --live' > /dev/null 2> /tmp/out/nonroot.err
+echo "$?" > /tmp/out/nonroot.rc
+# Lockdown, raised to confidentiality at run time (one way: last of all).
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+cat /sys/kernel/security/lockdown > /tmp/out/lockdown.before 2>&1
+echo confidentiality > /sys/kernel/security/lockdown
+cat /sys/kernel/security/lockdown > /tmp/out/lockdown.after 2>&1
+./crashdeck report --live > /dev/null 2> /tmp/out/lockdown.err
+echo "$?" > /tmp/out/lockdown.rc
 ls /tmp/out
 cd /tmp/out && tar -cf /dev/vda . && sync
 echo "LIVE: wrote $(ls /tmp/out | wc -l) files"
