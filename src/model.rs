@@ -120,11 +120,11 @@ pub struct Source {
     pub pages_in_file: u64,
     /// The text log read beside the dump (`vmcore-dmesg.txt`, `dmesg.<stamp>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text_log: Option<String>,
+    pub(crate) text_log: Option<String>,
     /// What wrote the dump, as far as its header says ("makedumpfile
     /// (kdump-compressed, header version 6; …)").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub writer: Option<String>,
+    pub(crate) writer: Option<String>,
     /// Kernel objects no dump level drops (task_structs, signal_structs,
     /// struct pids, mm_structs, page tables, slab caches) whose pages the
     /// dump lacks all the same: its writer filtered them out by mistake.
@@ -159,7 +159,7 @@ impl Source {
 
     /// The dump lacks kernel objects its dump level should have kept (see
     /// `holes`): its writer dropped them.
-    pub fn spoiled(&self) -> bool {
+    pub(crate) fn spoiled(&self) -> bool {
         !self.holes.is_empty()
     }
 }

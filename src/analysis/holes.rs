@@ -28,7 +28,7 @@ const MAX_NODES: usize = 1 << 20;
 
 /// The holes of the dump under `k`, one entry per kind of object, in the
 /// order they are met. Empty for a running kernel (nothing is filtered).
-pub fn read(k: &Kernel, model: &DumpModel) -> Vec<DumpHole> {
+pub(crate) fn read(k: &Kernel, model: &DumpModel) -> Vec<DumpHole> {
     if k.is_live() {
         return Vec::new();
     }

@@ -381,7 +381,7 @@ fn mm_rss_pages(k: &Kernel, r: &RssLayout, mm: u64, group: &[u64], cpus: &[u32])
 /// `totalram_pages` is the %MEM denominator.
 /// What could not be read (a dump that lacks task_structs) is pushed onto
 /// `notes`; the tasks that could be read stand.
-pub fn read(k: &Kernel, totalram_pages: u64, notes: &mut Vec<String>) -> Result<Vec<Task>> {
+pub(crate) fn read(k: &Kernel, totalram_pages: u64, notes: &mut Vec<String>) -> Result<Vec<Task>> {
     let l = Layout::new(k)?;
     let addrs = all_tasks(k, &l, notes)?;
     let page_kib = k.dump().info().page_size / 1024;

@@ -43,7 +43,7 @@ const BLOCK_BYTES: usize = 4096;
 /// The default path of the running kernel's memory.
 pub const PROC_KCORE: &str = "/proc/kcore";
 /// Where the kernel says its VMCOREINFO note lies (physical address and size, hex).
-pub const SYS_VMCOREINFO: &str = "/sys/kernel/vmcoreinfo";
+pub(crate) const SYS_VMCOREINFO: &str = "/sys/kernel/vmcoreinfo";
 
 #[derive(Debug, Clone, Copy)]
 struct Segment {
@@ -79,29 +79,31 @@ pub(crate) struct KcoreMem {
 pub struct HostRoot(PathBuf);
 
 /// `/sys/kernel/security/lockdown`: the lockdown LSM's modes, the current in brackets.
-pub const SYS_LOCKDOWN: &str = "/sys/kernel/security/lockdown";
+pub(crate) const SYS_LOCKDOWN: &str = "/sys/kernel/security/lockdown";
 /// This process's ids and capabilities.
-pub const PROC_SELF_STATUS: &str = "/proc/self/status";
+pub(crate) const PROC_SELF_STATUS: &str = "/proc/self/status";
 /// `CAP_SYS_RAWIO`: open_kcore() asks for it.
 const CAP_SYS_RAWIO: u32 = 17;
 
 impl HostRoot {
     /// The host itself: `/proc` and `/sys`.
-    pub fn system() -> HostRoot {
+    pub(crate) fn system() -> HostRoot {
         HostRoot(PathBuf::from("/"))
     }
 
     /// `/proc` and `/sys` under `dir`.
-    pub fn at(dir: &Path) -> HostRoot {
+    #[cfg(test)]
+    pub(crate) fn at(dir: &Path) -> HostRoot {
         HostRoot(dir.to_path_buf())
     }
 
     /// An absolute path (`/proc/kcore`) under this root.
-    pub fn file(&self, abs: &str) -> PathBuf {
+    pub(crate) fn file(&self, abs: &str) -> PathBuf {
         self.0.join(abs.trim_start_matches('/'))
     }
 
-    pub fn kcore(&self) -> PathBuf {
+    #[cfg(test)]
+    pub(crate) fn kcore(&self) -> PathBuf {
         self.file(PROC_KCORE)
     }
 
@@ -112,7 +114,7 @@ impl HostRoot {
     }
 
     /// The effective uid (`Uid:`'s second field in /proc/self/status).
-    pub fn uid(&self) -> Option<u32> {
+    pub(crate) fn uid(&self) -> Option<u32> {
         self.status_field("Uid:")?
             .split_whitespace()
             .nth(1)?
@@ -121,29 +123,24 @@ impl HostRoot {
     }
 
     /// The effective capabilities (`CapEff:`).
-    pub fn cap_eff(&self) -> Option<u64> {
+    pub(crate) fn cap_eff(&self) -> Option<u64> {
         u64::from_str_radix(&self.status_field("CapEff:")?, 16).ok()
     }
 
     /// The lockdown mode in force (`none`, `integrity`, `confidentiality`),
     /// if the lockdown LSM shows itself.
-    pub fn lockdown(&self) -> Option<String> {
+    pub(crate) fn lockdown(&self) -> Option<String> {
         let text = std::fs::read_to_string(self.file(SYS_LOCKDOWN)).ok()?;
         let (_, rest) = text.split_once('[')?;
         Some(rest.split_once(']')?.0.to_string())
     }
 }
 
-/// Why the running kernel's memory cannot be opened, in words a user can act on.
-pub fn open_error_cause(path: &Path, e: &std::io::Error) -> String {
-    open_error_cause_at(&HostRoot::system(), path, e)
-}
-
 /// `open_error_cause` with the facts (uid, capabilities, lockdown) read under `host`.
 /// fs/proc/kcore.c: the file is root's, mode 0400 (EACCES to anyone else);
 /// open_kcore() wants CAP_SYS_RAWIO (EPERM) and asks the lockdown LSM
 /// (LOCKDOWN_KCORE, a confidentiality reason: EPERM in that mode only).
-pub fn open_error_cause_at(host: &HostRoot, path: &Path, e: &std::io::Error) -> String {
+pub(crate) fn open_error_cause_at(host: &HostRoot, path: &Path, e: &std::io::Error) -> String {
     let p = path.display();
     let uid = host.uid();
     let lockdown = host.lockdown();

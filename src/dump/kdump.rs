@@ -30,13 +30,13 @@ pub(crate) const CACHE_BYTES: usize = 4 << 20;
 const RANK_BLOCK_WORDS: usize = 8;
 
 pub(crate) struct KdumpHeader {
-    pub header_version: i32,
-    pub utsname: Utsname,
-    pub timestamp: i64,
-    pub status: u32,
-    pub block_size: u64,
-    pub nr_cpus: u32,
-    pub dump_level: Option<u32>,
+    pub(crate) header_version: i32,
+    pub(crate) utsname: Utsname,
+    pub(crate) timestamp: i64,
+    pub(crate) status: u32,
+    pub(crate) block_size: u64,
+    pub(crate) nr_cpus: u32,
+    pub(crate) dump_level: Option<u32>,
 }
 
 pub(crate) struct KdumpDump {

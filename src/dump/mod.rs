@@ -34,9 +34,8 @@ mod lzo;
 mod notes;
 mod source;
 
-pub use kcore::{
-    open_error_cause, open_error_cause_at, HostRoot, PROC_KCORE, SYS_LOCKDOWN, SYS_VMCOREINFO,
-};
+pub(crate) use kcore::SYS_VMCOREINFO;
+pub use kcore::{HostRoot, PROC_KCORE};
 use source::{Mapped, Source};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -130,7 +129,7 @@ pub struct DumpInfo {
     /// Physical memory ranges [start, end) the dump describes.
     pub phys_ranges: Vec<(u64, u64)>,
     /// How much of what the dump's headers promise the file holds.
-    pub completeness: Completeness,
+    pub(crate) completeness: Completeness,
     /// What wrote the dump, as far as the file says: makedumpfile for the
     /// kdump-compressed and flattened formats (its header version; makedumpfile
     /// records no version number of its own in the dump). `None` where the
@@ -142,7 +141,7 @@ pub struct DumpInfo {
 /// How much of the dump's promised content the file holds: a dump cut short
 /// (the disk filled during kdump) lacks its tail.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Completeness {
+pub(crate) struct Completeness {
     /// Bytes of the file (the logical stream of a flattened dump).
     pub(crate) file_bytes: u64,
     /// Where the file should end by its headers (the last page's data), where known.
@@ -257,14 +256,14 @@ impl Dump {
     }
 
     /// `open_kcore` with another `/sys/kernel/vmcoreinfo` (tests).
-    pub fn open_kcore_with(path: &Path, sys_vmcoreinfo: &Path) -> Result<Dump> {
+    pub(crate) fn open_kcore_with(path: &Path, sys_vmcoreinfo: &Path) -> Result<Dump> {
         Dump::open_kcore_in(&kcore::HostRoot::system(), path, sys_vmcoreinfo)
     }
 
     /// `open_kcore` of the kernel `host` shows (its /proc and /sys under a
     /// root directory): `path` is its kcore; a refusal names its cause from
     /// the files there.
-    pub fn open_kcore_at(host: &kcore::HostRoot, path: &Path) -> Result<Dump> {
+    pub(crate) fn open_kcore_at(host: &kcore::HostRoot, path: &Path) -> Result<Dump> {
         Dump::open_kcore_in(host, path, &host.file(SYS_VMCOREINFO))
     }
 
@@ -341,13 +340,8 @@ impl Dump {
     }
 
     /// Reads of the underlying file so far (`pread`s of /proc/kcore).
-    pub fn source_reads(&self) -> u64 {
+    pub(crate) fn source_reads(&self) -> u64 {
         self.mem.source_reads()
-    }
-
-    /// How many refreshes this source has seen.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Relaxed)
     }
 
     /// A new generation: what was cached of the memory is forgotten, so the
@@ -502,7 +496,7 @@ impl Dump {
     }
 
     /// Does the dump hold the page at `paddr` (see `PhysMem::holds`)?
-    pub fn holds(&self, paddr: u64) -> Result<()> {
+    pub(crate) fn holds(&self, paddr: u64) -> Result<()> {
         self.mem.holds(paddr)
     }
 

@@ -573,7 +573,7 @@ const MAX_SECTION: u64 = 256 << 20;
 /// neither its BTF nor `init_task` can be found by name, though the kernel
 /// may well carry BTF; else the kernel has no BTF
 /// (`CONFIG_DEBUG_INFO_BTF` off). Either way its vmlinux is needed.
-pub fn no_btf_reason(kallsyms: &Kallsyms, release: &str) -> String {
+pub(crate) fn no_btf_reason(kallsyms: &Kallsyms, release: &str) -> String {
     let package = format!(
         "Debian: linux-image-{release}-dbg; Ubuntu: linux-image-{release}-dbgsym; \
          RHEL, Fedora: kernel-debuginfo-{release}"

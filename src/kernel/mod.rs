@@ -37,7 +37,6 @@ pub use crate::arch::{Arch, KaslrSource, Mmu, WalkStep};
 use crate::arch::{ArchError, Registers};
 use crate::dump::{CpuState, Dump, DumpError, PhysMem, Utsname, VmcoreInfo};
 pub use layout::{Member, TypeError};
-pub use read::XaWalk;
 use std::path::{Path, PathBuf};
 pub use types::Types;
 pub use vmlinux::Vmlinux;

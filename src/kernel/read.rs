@@ -6,13 +6,13 @@ use std::collections::HashSet;
 
 /// An xarray's contents as far as they could be read (`Kernel::xa_walk`).
 #[derive(Debug, Default)]
-pub struct XaWalk {
+pub(crate) struct XaWalk {
     /// The non-NULL leaf entries, in index order where the nodes were read.
-    pub entries: Vec<u64>,
+    pub(crate) entries: Vec<u64>,
     /// The `xa_node`s read.
-    pub nodes: Vec<u64>,
+    pub(crate) nodes: Vec<u64>,
     /// The `xa_node`s that could not be read, with why.
-    pub unreadable: Vec<(u64, KernelError)>,
+    pub(crate) unreadable: Vec<(u64, KernelError)>,
 }
 
 impl Kernel {
@@ -21,7 +21,7 @@ impl Kernel {
     /// in `unreadable` and its subtree skipped: the rest still stands.
     /// Internal entries (low bits 10) above 4096 are node pointers; smaller
     /// ones (sibling, retry, zero entries) are no entries.
-    pub fn xa_walk(&self, xa: u64, max: usize) -> Result<XaWalk> {
+    pub(crate) fn xa_walk(&self, xa: u64, max: usize) -> Result<XaWalk> {
         let head = self.layout_offset("xarray", "xa_head")?;
         let slots = self.member("xa_node", "slots")?;
         let nslots = slots.array_len.unwrap_or(0).min(256) as usize;

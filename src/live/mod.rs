@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// `/proc/kallsyms` as the kernel shows it to this user.
-pub const PROC_KALLSYMS: &str = "/proc/kallsyms";
+pub(crate) const PROC_KALLSYMS: &str = "/proc/kallsyms";
 
 /// The running kernel, open.
 pub struct LiveKernel {
@@ -45,17 +45,17 @@ pub struct Snapshot {
 pub struct Watch {
     history: watch::History,
     /// Refreshes that kept a part of the one before.
-    pub torn: u64,
+    pub(crate) torn: u64,
 }
 
 impl Watch {
-    pub fn new() -> Watch {
+    pub(crate) fn new() -> Watch {
         Watch::default()
     }
 
     /// Takes in a refresh: a part read torn keeps `prev`'s figures (and
     /// says so in the model's problems); its sample joins the history.
-    pub fn accept(&mut self, prev: Option<&Snapshot>, snap: &mut Snapshot) {
+    pub(crate) fn accept(&mut self, prev: Option<&Snapshot>, snap: &mut Snapshot) {
         if let Some(p) = prev {
             snap.kept = watch::keep_torn(&p.model, p.generation, &mut snap.model, snap.generation);
             if !snap.kept.is_empty() {
@@ -66,7 +66,7 @@ impl Watch {
             .push(watch::Sample::of(&snap.model, snap.generation));
     }
 
-    pub fn history(&self) -> &watch::History {
+    pub(crate) fn history(&self) -> &watch::History {
         &self.history
     }
 
@@ -79,7 +79,7 @@ impl Watch {
 /// crashdeck's own CPU share over a sliding window: (wall, CPU) readings of
 /// this process (getrusage), the oldest dropped past `window`.
 #[derive(Debug, Clone)]
-pub struct CpuShare {
+pub(crate) struct CpuShare {
     readings: std::collections::VecDeque<(Duration, Duration)>,
     window: Duration,
 }
@@ -88,7 +88,7 @@ pub struct CpuShare {
 const CPU_READINGS: usize = 64;
 
 impl CpuShare {
-    pub fn new(window: Duration) -> CpuShare {
+    pub(crate) fn new(window: Duration) -> CpuShare {
         CpuShare {
             readings: std::collections::VecDeque::with_capacity(CPU_READINGS),
             window,
@@ -96,7 +96,7 @@ impl CpuShare {
     }
 
     /// A reading: `wall` since some fixed start, `cpu` of this process so far.
-    pub fn push(&mut self, wall: Duration, cpu: Duration) {
+    pub(crate) fn push(&mut self, wall: Duration, cpu: Duration) {
         while self.readings.len() >= CPU_READINGS
             || self
                 .readings
@@ -110,7 +110,7 @@ impl CpuShare {
     }
 
     /// CPU as a percentage of one core between the oldest reading and the newest.
-    pub fn percent(&self) -> f64 {
+    pub(crate) fn percent(&self) -> f64 {
         match (self.readings.front(), self.readings.back()) {
             (Some((w0, c0)), Some((w1, c1))) if w1 > w0 => {
                 c1.saturating_sub(*c0).as_secs_f64() * 100.0 / (*w1 - *w0).as_secs_f64()
@@ -119,17 +119,14 @@ impl CpuShare {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.readings.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.readings.is_empty()
     }
 }
 
 /// This process's resident memory (VmRSS of /proc/self/status), KiB.
-pub fn process_rss_kib() -> Option<u64> {
+pub(crate) fn process_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -139,17 +136,17 @@ pub fn process_rss_kib() -> Option<u64> {
 /// wall time, and this process's RSS after the first and the last refresh.
 #[derive(Debug, Clone, Default)]
 pub struct RunCost {
-    pub refreshes: u32,
-    pub wall: Duration,
-    pub cpu: Duration,
-    pub rss_first_kib: u64,
-    pub rss_last_kib: u64,
-    pub torn: u64,
+    pub(crate) refreshes: u32,
+    pub(crate) wall: Duration,
+    pub(crate) cpu: Duration,
+    pub(crate) rss_first_kib: u64,
+    pub(crate) rss_last_kib: u64,
+    pub(crate) torn: u64,
 }
 
 impl RunCost {
     /// crashdeck's CPU as a share of one core over the run, percent.
-    pub fn cpu_percent(&self) -> f64 {
+    pub(crate) fn cpu_percent(&self) -> f64 {
         let w = self.wall.as_secs_f64();
         if w > 0.0 {
             self.cpu.as_secs_f64() * 100.0 / w
@@ -218,7 +215,7 @@ pub fn is_kcore(path: &Path) -> bool {
 }
 
 /// This process's CPU time (user + system) so far.
-pub fn process_cpu_time() -> Duration {
+pub(crate) fn process_cpu_time() -> Duration {
     let mut ru = std::mem::MaybeUninit::<libc_rusage::Rusage>::zeroed();
     // SAFETY: getrusage writes a struct rusage into the buffer it is given.
     let rc = unsafe { libc_rusage::getrusage(0, ru.as_mut_ptr()) };
@@ -237,18 +234,18 @@ pub fn process_cpu_time() -> Duration {
 mod libc_rusage {
     #[repr(C)]
     #[derive(Clone, Copy)]
-    pub struct Timeval {
-        pub sec: i64,
-        pub usec: i64,
+    pub(crate) struct Timeval {
+        pub(crate) sec: i64,
+        pub(crate) usec: i64,
     }
     #[repr(C)]
-    pub struct Rusage {
-        pub utime: Timeval,
-        pub stime: Timeval,
-        pub rest: [i64; 14],
+    pub(crate) struct Rusage {
+        pub(crate) utime: Timeval,
+        pub(crate) stime: Timeval,
+        pub(crate) rest: [i64; 14],
     }
     extern "C" {
-        pub fn getrusage(who: i32, usage: *mut Rusage) -> i32;
+        pub(crate) fn getrusage(who: i32, usage: *mut Rusage) -> i32;
     }
 }
 
@@ -287,14 +284,14 @@ pub fn read_record(path: &Path) -> Result<Vec<DumpModel>> {
 
 /// `kernel.kptr_restrict`: 1 hides kernel addresses from users without
 /// CAP_SYSLOG, 2 from everyone (/proc/kallsyms then shows zeros).
-pub const PROC_KPTR_RESTRICT: &str = "/proc/sys/kernel/kptr_restrict";
+pub(crate) const PROC_KPTR_RESTRICT: &str = "/proc/sys/kernel/kptr_restrict";
 
 /// Why the running kernel cannot be read without its vmlinux, from what
 /// `/proc/kallsyms` (under `host`) shows: `kptr_restrict` (every address
 /// zero), a kernel without `CONFIG_KALLSYMS_ALL` (no data symbols such as
 /// `init_task`), or a kernel that writes no kallsyms tables into VMCOREINFO
 /// (before 6.0).
-pub fn symbols_problem(host: &HostRoot, release: &str) -> String {
+pub(crate) fn symbols_problem(host: &HostRoot, release: &str) -> String {
     let kallsyms_path = host.file(PROC_KALLSYMS);
     let kallsyms = std::fs::read_to_string(&kallsyms_path);
     let kptr_restrict = std::fs::read_to_string(host.file(PROC_KPTR_RESTRICT))
@@ -363,7 +360,7 @@ impl LiveKernel {
     /// `open` on the kernel `host` shows (its /proc and /sys under a root
     /// directory: tests fake each refusal there). A refusal is an error that
     /// names the file that could not be read and why.
-    pub fn open_in(
+    pub(crate) fn open_in(
         host: &HostRoot,
         kcore: &Path,
         vmlinux: Option<&Path>,
@@ -428,21 +425,8 @@ impl LiveKernel {
         Ok(LiveKernel { kernel, source })
     }
 
-    /// `/proc/kcore` with the vmlinux found by release, if any.
-    pub fn open_default(
-        vmlinux: Option<&Path>,
-        debuginfo_dirs: &[PathBuf],
-        opts: &KernelOptions,
-    ) -> Result<LiveKernel> {
-        LiveKernel::open(Path::new(PROC_KCORE), vmlinux, debuginfo_dirs, opts)
-    }
-
-    pub fn kernel(&self) -> &Kernel {
-        &self.kernel
-    }
-
     /// A fresh model of the kernel as it is now.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let t0 = Instant::now();
         let c0 = process_cpu_time();
         let r0 = self.kernel.dump().source_reads();

@@ -12,58 +12,58 @@ use crate::model::{DumpModel, Problem};
 use std::collections::VecDeque;
 
 /// Samples kept: 5 minutes at the default 2 s interval.
-pub const HISTORY_SAMPLES: usize = 150;
+pub(crate) const HISTORY_SAMPLES: usize = 150;
 /// Processes kept per sample, largest RSS first.
-pub const TOP_TASKS: usize = 16;
+pub(crate) const TOP_TASKS: usize = 16;
 /// Slab caches kept per sample, largest first.
-pub const TOP_SLABS: usize = 64;
+pub(crate) const TOP_SLABS: usize = 64;
 /// Blocked tasks kept per sample.
-pub const MAX_BLOCKED: usize = 256;
+pub(crate) const MAX_BLOCKED: usize = 256;
 /// Findings look back this far (seconds of the kernel's uptime).
-pub const WINDOW_S: f64 = 120.0;
+pub(crate) const WINDOW_S: f64 = 120.0;
 /// A zone falling toward min is named when, at its rate, it would get there
 /// within this many seconds.
-pub const ZONE_ETA_S: f64 = 600.0;
+pub(crate) const ZONE_ETA_S: f64 = 600.0;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ZoneSample {
-    pub node: u32,
-    pub name: String,
-    pub free: u64,
-    pub min: u64,
-    pub low: u64,
-    pub high: u64,
-    pub managed: u64,
+pub(crate) struct ZoneSample {
+    pub(crate) node: u32,
+    pub(crate) name: String,
+    pub(crate) free: u64,
+    pub(crate) min: u64,
+    pub(crate) low: u64,
+    pub(crate) high: u64,
+    pub(crate) managed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct TaskSample {
-    pub pid: i64,
-    pub comm: String,
-    pub rss_kib: u64,
+pub(crate) struct TaskSample {
+    pub(crate) pid: i64,
+    pub(crate) comm: String,
+    pub(crate) rss_kib: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct SlabSample {
-    pub name: String,
-    pub bytes: u64,
-    pub allocated: u64,
+pub(crate) struct SlabSample {
+    pub(crate) name: String,
+    pub(crate) bytes: u64,
+    pub(crate) allocated: u64,
 }
 
 /// What one refresh leaves in the history: the figures the findings and the
 /// sparklines need, bounded whatever the kernel holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    pub generation: u64,
+    pub(crate) generation: u64,
     /// The kernel's uptime at the refresh.
-    pub uptime_s: f64,
+    pub(crate) uptime_s: f64,
     /// Populated zones.
-    pub zones: Vec<ZoneSample>,
+    pub(crate) zones: Vec<ZoneSample>,
     /// Processes (thread-group leaders with memory), largest RSS first.
-    pub top: Vec<TaskSample>,
-    pub slabs: Vec<SlabSample>,
+    pub(crate) top: Vec<TaskSample>,
+    pub(crate) slabs: Vec<SlabSample>,
     /// Tasks in D state (`UN`), by PID.
-    pub blocked: Vec<(i64, String)>,
+    pub(crate) blocked: Vec<(i64, String)>,
 }
 
 impl Sample {
@@ -139,7 +139,7 @@ impl Default for History {
 }
 
 impl History {
-    pub fn new(capacity: usize) -> History {
+    pub(crate) fn new(capacity: usize) -> History {
         let capacity = capacity.max(1);
         History {
             samples: VecDeque::with_capacity(capacity),
@@ -159,28 +159,20 @@ impl History {
         self.samples.push_back(s);
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.samples.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    pub fn samples(&self) -> impl DoubleEndedIterator<Item = &Sample> + ExactSizeIterator {
+    pub(crate) fn samples(&self) -> impl DoubleEndedIterator<Item = &Sample> + ExactSizeIterator {
         self.samples.iter()
     }
 
-    pub fn last(&self) -> Option<&Sample> {
+    pub(crate) fn last(&self) -> Option<&Sample> {
         self.samples.back()
     }
 
     /// The samples of the last `secs` seconds (by uptime), oldest first.
-    pub fn window(&self, secs: f64) -> Vec<&Sample> {
+    pub(crate) fn window(&self, secs: f64) -> Vec<&Sample> {
         let Some(last) = self.samples.back() else {
             return Vec::new();
         };
@@ -191,7 +183,7 @@ impl History {
     }
 
     /// A zone's free pages, one per sample (absent: 0).
-    pub fn zone_free(&self, node: u32, name: &str) -> Vec<u64> {
+    pub(crate) fn zone_free(&self, node: u32, name: &str) -> Vec<u64> {
         self.samples
             .iter()
             .map(|s| {
@@ -204,7 +196,7 @@ impl History {
     }
 
     /// A process's RSS in KiB, one per sample (0 where it was not among the top).
-    pub fn task_rss(&self, pid: i64) -> Vec<u64> {
+    pub(crate) fn task_rss(&self, pid: i64) -> Vec<u64> {
         self.samples
             .iter()
             .map(|s| s.top.iter().find(|t| t.pid == pid).map_or(0, |t| t.rss_kib))
@@ -453,7 +445,7 @@ pub fn diagnose(history: &History, latest: &DumpModel) -> Vec<Finding> {
 /// A refresh that read a part torn (the part's reader failed, or its
 /// figures contradict themselves) keeps the previous refresh's figures for
 /// it, with a problem that says so. Returns the parts kept.
-pub fn keep_torn(
+pub(crate) fn keep_torn(
     prev: &DumpModel,
     prev_generation: u64,
     new: &mut DumpModel,

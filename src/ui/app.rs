@@ -261,10 +261,10 @@ pub struct UiState {
     /// Where the cursor was when a search started (Esc goes back there).
     search_origin: Option<(usize, usize)>,
 
-    pub ev_sel: usize,
+    pub(crate) ev_sel: usize,
     /// The selected task row of the lock chains (an index into
     /// `ui::locks::task_rows`).
-    pub locks_sel: usize,
+    pub(crate) locks_sel: usize,
     /// First line of the help shown (when it does not fit).
     pub(crate) help_scroll: usize,
     /// The process table's last row order and what it was computed from:

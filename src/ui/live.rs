@@ -21,12 +21,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Rows of the live strip (with its borders), when the terminal has room.
-pub const STRIP_ROWS: u16 = 8;
+pub(crate) const STRIP_ROWS: u16 = 8;
 /// The terminal height under which the strip is left out.
-pub const STRIP_MIN_HEIGHT: u16 = 28;
+pub(crate) const STRIP_MIN_HEIGHT: u16 = 28;
 
 /// The dashboard above, the live strip below.
-pub fn draw_live(
+pub(crate) fn draw_live(
     f: &mut Frame,
     model: &DumpModel,
     state: &UiState,
@@ -194,7 +194,7 @@ pub(crate) fn reselect(model: &DumpModel, state: &mut UiState, pid: Option<i64>)
 }
 
 /// The status line's title for a live view.
-pub fn live_title(snap: &Snapshot, paused: bool, cpu_share: f64, interval: f64) -> String {
+pub(crate) fn live_title(snap: &Snapshot, paused: bool, cpu_share: f64, interval: f64) -> String {
     let torn = if snap.kept.is_empty() {
         String::new()
     } else {

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 /// How a row is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowKind {
+pub(crate) enum RowKind {
     /// "Deadlock 1: …", "Other locks", "Blocked, no lock found".
     Heading,
     /// A lock: its name, kind and address.
@@ -29,15 +29,15 @@ pub enum RowKind {
 
 /// One row of the view.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    pub kind: RowKind,
-    pub text: String,
+pub(crate) struct Row {
+    pub(crate) kind: RowKind,
+    pub(crate) text: String,
     /// The task a `Task` row names (Enter shows its backtrace).
-    pub pid: Option<i64>,
+    pub(crate) pid: Option<i64>,
     /// The lock this row belongs to (a lock row and the rows under it).
-    pub lock: Option<u64>,
+    pub(crate) lock: Option<u64>,
     /// The task is part of a cycle.
-    pub in_cycle: bool,
+    pub(crate) in_cycle: bool,
 }
 
 /// The model's tasks, waits and locks by key (a view of thousands of
@@ -187,7 +187,7 @@ fn lock_rows(m: &Idx, l: &Lock, cycle: &HashSet<i64>, out: &mut Vec<Row>) {
 }
 
 /// The rows of the view, in order.
-pub fn rows(model: &DumpModel) -> Vec<Row> {
+pub(crate) fn rows(model: &DumpModel) -> Vec<Row> {
     let m = model;
     let ix = Idx::new(model);
     let mut out = Vec::new();
@@ -278,7 +278,7 @@ pub fn rows(model: &DumpModel) -> Vec<Row> {
 }
 
 /// The selectable rows' indices into `rows`.
-pub fn task_rows(rows: &[Row]) -> Vec<usize> {
+pub(crate) fn task_rows(rows: &[Row]) -> Vec<usize> {
     rows.iter()
         .enumerate()
         .filter(|(_, r)| r.kind == RowKind::Task)
@@ -295,7 +295,7 @@ pub fn selected(m: &DumpModel, state: &UiState) -> Option<i64> {
         .and_then(|r| r.pid)
 }
 
-pub fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
+pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
     let t = &state.theme;
     let w = area.width.saturating_sub(4).min(130);
     let h = area.height.saturating_sub(2);

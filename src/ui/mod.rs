@@ -38,7 +38,7 @@ pub fn draw(f: &mut Frame, model: &DumpModel, state: &UiState) {
 }
 
 /// `draw` within `area` (the live view keeps rows below it for its own strip).
-pub fn draw_in(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
+pub(crate) fn draw_in(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
     let a = layout::areas(area, state);
     let t = &state.theme;
     if let Some(b) = a.banner {

@@ -72,7 +72,7 @@ pub fn dump_verdict(model: &DumpModel) -> Option<String> {
 /// The dump's fault in a few words, for a panel left empty by it: "the
 /// dump is cut short", "its writer (makedumpfile, dump level 31) left out
 /// task_structs, signal_structs". `None` for a whole dump.
-pub fn dump_fault(model: &DumpModel) -> Option<String> {
+pub(crate) fn dump_fault(model: &DumpModel) -> Option<String> {
     let s = &model.source;
     if s.spoiled() {
         let writer = match s.writer.as_deref() {
@@ -104,7 +104,7 @@ pub fn dump_fault(model: &DumpModel) -> Option<String> {
 }
 
 /// What to do about the dump, before the cause's remedies (a spoiled dump).
-pub fn dump_remedies(model: &DumpModel) -> Vec<String> {
+pub(crate) fn dump_remedies(model: &DumpModel) -> Vec<String> {
     let s = &model.source;
     if !s.spoiled() {
         return Vec::new();
@@ -190,7 +190,7 @@ fn cut_short_verdict(model: &DumpModel) -> Option<String> {
 }
 
 /// What makedumpfile's dump level (-d) leaves out, bit by bit.
-pub fn dump_level_words(level: u32) -> String {
+pub(crate) fn dump_level_words(level: u32) -> String {
     let bits = [
         (1, "zero pages"),
         (2, "page-cache pages"),
