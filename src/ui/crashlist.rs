@@ -104,13 +104,16 @@ impl ListState {
         }
     }
 
-    /// Crashes just read: their rows join the list, the selection stays on
-    /// the row it was on.
+    /// Crashes just read: their rows join the list. A selection on the top
+    /// row stays on the top row (the newest crash, until the user moves);
+    /// one below stays on the crash it was on.
     pub(crate) fn add(&mut self, rows: Vec<Row>) {
         if rows.is_empty() {
             return;
         }
-        let selected = self.visible().get(self.sel).copied();
+        let selected = (self.sel > 0)
+            .then(|| self.visible().get(self.sel).copied())
+            .flatten();
         for row in rows {
             *self.same.entry(row.signature.clone()).or_default() += 1;
             self.rows.push(row);
@@ -554,8 +557,8 @@ mod tests {
         assert!(text.contains("1 crashes, 1 signatures"), "{text}");
         assert!(text.contains("1 of 1,000 read"), "{text}");
         assert!(text.contains("oom_panic title"), "{text}");
-        // The list is usable meanwhile: the selection stays on its row as
-        // newer crashes sort above it.
+        // The list is usable meanwhile: a selection below the top stays on
+        // its row as newer crashes sort above it.
         s.add(vec![row("2026-12-02 10:00", "bbb", "oops")]);
         s.key(KeyEvent::from(KeyCode::Down), 10);
         assert_eq!(s.visible().get(s.sel), Some(&0));
