@@ -91,7 +91,7 @@ fn one(tasks: usize, gib: u64) {
     let sleeping = model.backtraces.first().cloned().unwrap_or_default();
 
     // The dashboard: first state and frame, each sort key, a filter,
-    // scrolling to the end, folding threads.
+    // scrolling to the end, folding threads, threads beneath their process.
     let t = Instant::now();
     let mut term = Terminal::new(TestBackend::new(160, 50)).unwrap();
     let mut state = UiState::new(&model, "bench", 160, 50);
@@ -131,6 +131,22 @@ fn one(tasks: usize, gib: u64) {
     term.draw(|f| crashdeck::ui::draw(f, &model, &state))
         .unwrap();
     let scroll = ms(t) / 2.0;
+    // Threads beneath their process: every sort key, a filter.
+    app::update(&mut state, &model, Action::ToggleThreads);
+    let t = Instant::now();
+    for k in keys {
+        app::update(&mut state, &model, Action::SortBy(k));
+        term.draw(|f| crashdeck::ui::draw(f, &model, &state))
+            .unwrap();
+    }
+    app::update(&mut state, &model, Action::Filter("kworker".into()));
+    term.draw(|f| crashdeck::ui::draw(f, &model, &state))
+        .unwrap();
+    app::update(&mut state, &model, Action::Filter(String::new()));
+    term.draw(|f| crashdeck::ui::draw(f, &model, &state))
+        .unwrap();
+    let grouped = ms(t) / (keys.len() + 2) as f64;
+    app::update(&mut state, &model, Action::ToggleThreads);
 
     let t = Instant::now();
     let d = crashdeck::analysis::diagnosis::diagnose(&model);
@@ -168,7 +184,7 @@ fn one(tasks: usize, gib: u64) {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     println!(
-        "{tasks:>6} tasks {gib:>3} GiB | model {build:6.1} | first frame {first:6.1} | sort {sort:6.1} | filter {filter:6.1} | end+fold {scroll:6.1} | diagnose {diag:6.1} | json {json_startup:6.1} ({:.1} MB) | on-demand bookkeeping {on_demand:6.1} | json all {json_all:7.1} ({:.1} MB) | peak {:.0} MiB",
+        "{tasks:>6} tasks {gib:>3} GiB | model {build:6.1} | first frame {first:6.1} | sort {sort:6.1} | filter {filter:6.1} | end+fold {scroll:6.1} | grouped sort/filter {grouped:6.1} | diagnose {diag:6.1} | json {json_startup:6.1} ({:.1} MB) | on-demand bookkeeping {on_demand:6.1} | json all {json_all:7.1} ({:.1} MB) | peak {:.0} MiB",
         startup_json as f64 / 1e6,
         all_json as f64 / 1e6,
         hwm as f64 / 1024.0

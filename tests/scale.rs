@@ -223,6 +223,100 @@ fn dashboard_sorts_filters_scrolls_and_folds_twenty_thousand_tasks() {
     draw(&mut term, &model, &state);
 }
 
+/// Threads grouped under their process on 20,000 synthetic tasks (one
+/// process in four has three threads): each process row counts its thread
+/// group and its threads follow it; sorting and filtering keep the groups;
+/// folded, the threads are hidden.
+#[test]
+fn processes_group_threads_under_their_process_on_twenty_thousand_tasks() {
+    use crashdeck::ui::app::{self, Action, Panel, RowKind, SortKey, ThreadView, UiState};
+    use std::collections::HashMap;
+    let model = synthetic(20_000);
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 50)).unwrap();
+    let mut state = UiState::new(&model, "synthetic", 160, 50);
+    app::update(&mut state, &model, Action::Focus(Panel::Processes));
+    app::update(&mut state, &model, Action::ToggleThreads);
+    app::update(&mut state, &model, Action::ToggleThreads);
+    assert_eq!(state.threads, ThreadView::Grouped);
+    let mut size: HashMap<i64, usize> = HashMap::new();
+    for t in &model.tasks {
+        if t.tgid != 0 {
+            *size.entry(t.tgid).or_default() += 1;
+        }
+    }
+    assert!(size.values().any(|&n| n > 1), "the model has threads");
+
+    // Every row under its process, by the sort key given.
+    let check = |state: &UiState, key: fn(&crashdeck::model::Task) -> i64, desc: bool| {
+        let rows = app::process_rows(&model, state);
+        let kinds = app::process_row_kinds(&model, state);
+        let mut head: Option<&crashdeck::model::Task> = None;
+        let mut heads = Vec::new();
+        for (&i, k) in rows.iter().zip(kinds.iter()) {
+            let t = &model.tasks[i];
+            match *k {
+                RowKind::Process { threads } => {
+                    assert!(!app::is_thread(t), "pid {}", t.pid);
+                    let n = if t.tgid == 0 { 1 } else { size[&t.tgid] };
+                    assert_eq!(threads, n, "pid {}", t.pid);
+                    head = Some(t);
+                    heads.push(key(t));
+                }
+                RowKind::Thread { .. } => {
+                    assert!(app::is_thread(t), "pid {}", t.pid);
+                    assert_eq!(head.map(|h| h.tgid), Some(t.tgid), "pid {}", t.pid);
+                }
+                RowKind::Task => panic!("a task row in the grouped view"),
+            }
+        }
+        assert!(heads
+            .windows(2)
+            .all(|w| if desc { w[0] >= w[1] } else { w[0] <= w[1] }));
+        rows
+    };
+    let rows = check(&state, |t| t.rss_kib as i64, true);
+    assert_eq!(rows.len(), 20_000);
+    term.draw(|f| crashdeck::ui::draw(f, &model, &state))
+        .unwrap();
+    let scr = screen(&term);
+    assert!(scr.contains("threads beneath their process"), "{scr}");
+    assert!(scr.contains("(4 threads)"), "{scr}");
+    assert!(scr.contains("└ "), "{scr}");
+
+    app::update(&mut state, &model, Action::SortBy(SortKey::Pid));
+    check(&state, |t| t.pid, state.sort_desc);
+    app::update(&mut state, &model, Action::SortBy(SortKey::Name));
+    assert_eq!(check(&state, |_| 0, false).len(), 20_000);
+
+    // Filter by a thread's name: its process heads the rows it matches.
+    let thread = model.tasks.iter().find(|t| app::is_thread(t)).unwrap();
+    app::update(
+        &mut state,
+        &model,
+        Action::Filter(format!("={}", thread.comm)),
+    );
+    let filtered = check(&state, |_| 0, false);
+    assert!(filtered.len() < 20_000);
+    assert!(filtered.iter().any(|&i| model.tasks[i].pid == thread.pid));
+    assert!(filtered.iter().all(|&i| model.tasks[i].comm == thread.comm));
+    term.draw(|f| crashdeck::ui::draw(f, &model, &state))
+        .unwrap();
+    assert!(screen(&term).contains(&format!("{} of 20000", filtered.len())));
+
+    // Folded: the same processes, their threads hidden.
+    app::update(&mut state, &model, Action::Filter(String::new()));
+    app::update(&mut state, &model, Action::ToggleThreads);
+    assert_eq!(state.threads, ThreadView::All);
+    app::update(&mut state, &model, Action::ToggleThreads);
+    assert_eq!(state.threads, ThreadView::Folded);
+    let folded = check(&state, |_| 0, false);
+    let groups = model.tasks.iter().filter(|t| t.tgid == 0).count() + size.len();
+    assert_eq!(folded.len(), groups);
+    term.draw(|f| crashdeck::ui::draw(f, &model, &state))
+        .unwrap();
+    assert!(screen(&term).contains("threads folded"));
+}
+
 /// Many crashes: a tree of crash directories linking to the fixtures' dumps
 /// (distinct directories, the same files): the cached triage equals the
 /// cold one and one-at-a-time rows; a crash whose files change while it is

@@ -425,6 +425,80 @@ fn process_table_sorts_filters_and_folds() {
     assert_eq!(folded, model.tasks.len() - threads);
 }
 
+/// Threads grouped under their process on the fixture: every task (each of
+/// drgn's among them) on one row, each process row counting its thread
+/// group, processes in the sort order. (No fixture's machine ran a
+/// multi-threaded process: every group here is one task; the synthetic
+/// model in tests/scale.rs has threads.)
+#[test]
+fn processes_grouped_under_their_process_keep_every_task() {
+    let Some((_case, model, drgn)) = setup() else {
+        return;
+    };
+    let mut st = state(&model, 160, 60);
+    ui::update(&mut st, &model, Action::Focus(Panel::Processes));
+    ui::update(&mut st, &model, Action::ToggleThreads);
+    ui::update(&mut st, &model, Action::ToggleThreads);
+    assert_eq!(st.threads, app::ThreadView::Grouped);
+    let rows = app::process_rows(&model, &st);
+    let kinds = app::process_row_kinds(&model, &st);
+    assert_eq!(rows.len(), kinds.len());
+    let mut every = rows.to_vec();
+    every.sort_unstable();
+    assert_eq!(every, (0..model.tasks.len()).collect::<Vec<_>>());
+    for t in drgn["tasks"].as_array().unwrap() {
+        let pid = t["pid"].as_i64().unwrap();
+        let comm = t["comm"].as_str().unwrap();
+        assert!(
+            rows.iter()
+                .any(|&i| model.tasks[i].pid == pid && model.tasks[i].comm == comm),
+            "drgn's task {pid} {comm} is not on a row"
+        );
+    }
+    let mut group = None;
+    let mut heads = Vec::new();
+    for (&i, k) in rows.iter().zip(kinds.iter()) {
+        let t = &model.tasks[i];
+        match *k {
+            app::RowKind::Process { threads } => {
+                let n = if t.tgid == 0 {
+                    1
+                } else {
+                    model.tasks.iter().filter(|u| u.tgid == t.tgid).count()
+                };
+                assert_eq!(threads, n, "pid {}", t.pid);
+                group = (t.tgid != 0).then_some(t.tgid);
+                heads.push(t.rss_kib);
+            }
+            app::RowKind::Thread { .. } => assert_eq!(group, Some(t.tgid), "pid {}", t.pid),
+            app::RowKind::Task => panic!("a task row in the grouped view"),
+        }
+    }
+    assert!(
+        heads.windows(2).all(|w| w[0] >= w[1]),
+        "processes not by RSS"
+    );
+    let scr = screen(&model, &st);
+    assert!(
+        flat(&scr).contains("threads beneath their process"),
+        "{}",
+        scr.join("\n")
+    );
+    assert_eq!(row_pid(&first_ps_row(&scr)), model.tasks[rows[0]].pid);
+
+    // Every task again, then folded: the same processes, no thread row.
+    ui::update(&mut st, &model, Action::ToggleThreads);
+    assert_eq!(st.threads, app::ThreadView::All);
+    assert_eq!(app::process_rows(&model, &st).len(), model.tasks.len());
+    ui::update(&mut st, &model, Action::ToggleThreads);
+    assert_eq!(st.threads, app::ThreadView::Folded);
+    let folded = app::process_rows(&model, &st);
+    assert_eq!(folded.len(), heads.len());
+    ui::update(&mut st, &model, Action::ToggleThreads);
+    assert_eq!(st.threads, app::ThreadView::Grouped);
+    assert_eq!(app::process_rows(&model, &st).len(), model.tasks.len());
+}
+
 #[test]
 fn enter_on_a_task_shows_its_backtrace_or_says_none() {
     let Some((_case, model, _)) = setup() else {

@@ -185,12 +185,33 @@ pub fn read_all(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Vec<Row> {
     let total = crashes.len();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(total.max(1));
-    let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let rows: Mutex<Vec<Option<Row>>> = Mutex::new(vec![None; total]);
+    read_each(crashes, opts, &|i, row| {
+        if let Some(slot) = rows.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i) {
+            *slot = Some(row);
+        }
+        progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+    });
+    rows.into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Reads every crash in parallel (at most one worker per core), giving
+/// each row with its crash's index as soon as it is read; then prunes the
+/// cache (bounded, and without the crashes that no longer exist).
+pub(crate) fn read_each(
+    crashes: &[CrashDir],
+    opts: &LoadOptions,
+    row_read: &(dyn Fn(usize, Row) + Sync),
+) {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(crashes.len().max(1));
+    let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
@@ -198,21 +219,28 @@ pub fn read_all(
                 let Some(c) = crashes.get(i) else {
                     break;
                 };
-                let row = row_for(c, opts);
-                if let Some(slot) = rows.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i) {
-                    *slot = Some(row);
-                }
-                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                row_read(i, row_for(c, opts));
             });
         }
     });
-    // Bounded, and without the crashes that no longer exist.
     cache::prune();
-    rows.into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .flatten()
-        .collect()
+}
+
+/// Reads the crashes on a thread of their own (its workers one per core),
+/// sending each row as it is read: the list screen shows rows while the
+/// rest load. The channel closes when every crash is read.
+pub(crate) fn read_in_background(
+    crashes: std::sync::Arc<Vec<CrashDir>>,
+    opts: LoadOptions,
+) -> std::sync::mpsc::Receiver<Row> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        read_each(&crashes, &opts, &|_, row| {
+            // The list may have quit: nobody left to tell.
+            let _ = tx.send(row);
+        });
+    });
+    rx
 }
 
 /// Crashes that share a signature.

@@ -241,7 +241,9 @@ pub struct UiState {
 
     pub sort: SortKey,
     pub sort_desc: bool,
-    pub(crate) fold_threads: bool,
+    /// How threads show: every task by itself (crash's `ps`), or grouped
+    /// under their process, hidden or listed beneath it.
+    pub threads: ThreadView,
     pub filter: String,
     /// Selected row in the (sorted, filtered) process table.
     pub ps_sel: usize,
@@ -301,7 +303,7 @@ impl UiState {
             bt_mark: None,
             sort: SortKey::Rss,
             sort_desc: true,
-            fold_threads: false,
+            threads: ThreadView::All,
             filter: String::new(),
             ps_sel: 0,
             ps_top: 0,
@@ -417,17 +419,6 @@ pub fn is_thread(t: &Task) -> bool {
     t.tgid != 0 && t.tgid != t.pid
 }
 
-/// Threads per thread group (leaders included), for the folded view.
-pub(crate) fn thread_counts(model: &DumpModel) -> HashMap<i64, usize> {
-    let mut m = HashMap::new();
-    for t in &model.tasks {
-        if t.tgid != 0 {
-            *m.entry(t.tgid).or_insert(0) += 1;
-        }
-    }
-    m
-}
-
 fn task_matches(t: &Task, pat: &Pattern) -> bool {
     if pat.is_empty() {
         return true;
@@ -439,21 +430,49 @@ fn task_matches(t: &Task, pat: &Pattern) -> bool {
     pat.score(&t.comm).is_some()
 }
 
+/// How the process table shows threads (`t` cycles through them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadView {
+    /// Every task on its own row, as crash's `ps` lists them.
+    All,
+    /// One row per process (thread group) with its thread count; its
+    /// threads hidden.
+    Folded,
+    /// One row per process with its thread count, its threads listed
+    /// beneath it.
+    Grouped,
+}
+
+/// What a row of the process table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowKind {
+    /// A task by itself (`ThreadView::All`).
+    Task,
+    /// A process: its leader (or, when the dump lacks the leader, its first
+    /// thread in the sort order) and how many threads the group has.
+    Process { threads: usize },
+    /// A thread listed beneath its process; `last` of those shown.
+    Thread { last: bool },
+}
+
 /// What the process table's row order depends on.
 #[derive(Debug, Clone, PartialEq)]
 struct RowsKey {
     tasks: usize,
     len: usize,
     filter: String,
-    fold: bool,
+    threads: ThreadView,
     sort: SortKey,
     desc: bool,
 }
 
+/// The process table's rows: indices into `model.tasks`, and what each is.
+type Rows = (std::rc::Rc<Vec<usize>>, std::rc::Rc<Vec<RowKind>>);
+
 /// A cache of the process table's row order (see `UiState::rows_cache`).
 /// Equal to any other: it holds nothing the state's other fields do not decide.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct RowCache(std::cell::RefCell<Option<(RowsKey, std::rc::Rc<Vec<usize>>)>>);
+pub(crate) struct RowCache(std::cell::RefCell<Option<(RowsKey, Rows)>>);
 
 impl PartialEq for RowCache {
     fn eq(&self, _: &RowCache) -> bool {
@@ -461,14 +480,24 @@ impl PartialEq for RowCache {
     }
 }
 
-/// The process table's rows (indices into `model.tasks`): filtered, folded,
-/// sorted; computed again only when the sort, filter or folding changed.
+/// The process table's rows (indices into `model.tasks`): filtered,
+/// grouped, sorted; computed again only when the sort, filter or thread
+/// view changed.
 pub fn process_rows(model: &DumpModel, state: &UiState) -> std::rc::Rc<Vec<usize>> {
+    rows_and_kinds(model, state).0
+}
+
+/// What each of [`process_rows`] is (a task, a process, a thread beneath it).
+pub fn process_row_kinds(model: &DumpModel, state: &UiState) -> std::rc::Rc<Vec<RowKind>> {
+    rows_and_kinds(model, state).1
+}
+
+fn rows_and_kinds(model: &DumpModel, state: &UiState) -> Rows {
     let key = RowsKey {
         tasks: model.tasks.as_ptr() as usize,
         len: model.tasks.len(),
         filter: state.filter.clone(),
-        fold: state.fold_threads,
+        threads: state.threads,
         sort: state.sort,
         desc: state.sort_desc,
     };
@@ -477,24 +506,18 @@ pub fn process_rows(model: &DumpModel, state: &UiState) -> std::rc::Rc<Vec<usize
             return rows.clone();
         }
     }
-    let rows = std::rc::Rc::new(compute_process_rows(model, state));
+    let (rows, kinds) = compute_process_rows(model, state);
+    let rows = (std::rc::Rc::new(rows), std::rc::Rc::new(kinds));
     *state.rows_cache.0.borrow_mut() = Some((key, rows.clone()));
     rows
 }
 
-fn compute_process_rows(model: &DumpModel, state: &UiState) -> Vec<usize> {
+fn compute_process_rows(model: &DumpModel, state: &UiState) -> (Vec<usize>, Vec<RowKind>) {
+    let tasks = &model.tasks;
     let pat = Pattern::parse(&state.filter, false);
-    let mut rows: Vec<usize> = model
-        .tasks
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| !(state.fold_threads && is_thread(t)))
-        .filter(|(_, t)| task_matches(t, &pat))
-        .map(|(i, _)| i)
-        .collect();
     let key = state.sort;
-    rows.sort_by(|&a, &b| {
-        let (x, y) = (&model.tasks[a], &model.tasks[b]);
+    let cmp = |a: usize, b: usize| {
+        let (x, y) = (&tasks[a], &tasks[b]);
         let ord = match key {
             SortKey::Rss => x.rss_kib.cmp(&y.rss_kib),
             SortKey::Mem => x.mem_percent.total_cmp(&y.mem_percent),
@@ -506,8 +529,81 @@ fn compute_process_rows(model: &DumpModel, state: &UiState) -> Vec<usize> {
         };
         let ord = if state.sort_desc { ord.reverse() } else { ord };
         ord.then(x.pid.cmp(&y.pid)).then(x.cpu.cmp(&y.cpu))
+    };
+    if state.threads == ThreadView::All {
+        let mut rows: Vec<usize> = (0..tasks.len())
+            .filter(|&i| task_matches(&tasks[i], &pat))
+            .collect();
+        rows.sort_by(|&a, &b| cmp(a, b));
+        let kinds = vec![RowKind::Task; rows.len()];
+        return (rows, kinds);
+    }
+
+    // Thread groups: by tgid; a task without one (the idle tasks) alone.
+    let mut group = vec![0usize; tasks.len()];
+    let mut by_tgid: HashMap<i64, usize> = HashMap::with_capacity(tasks.len());
+    let mut groups = 0usize;
+    for (i, t) in tasks.iter().enumerate() {
+        group[i] = if t.tgid != 0 {
+            *by_tgid.entry(t.tgid).or_insert_with(|| {
+                groups += 1;
+                groups - 1
+            })
+        } else {
+            groups += 1;
+            groups - 1
+        };
+    }
+    // Every task in sort order, once: a group's head is its leader, else
+    // its first thread in that order; a group's rank is its head's.
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_by(|&a, &b| cmp(a, b));
+    let mut head = vec![usize::MAX; groups];
+    let mut size = vec![0usize; groups];
+    let mut shown = vec![false; groups];
+    let matches: Vec<bool> = tasks.iter().map(|t| task_matches(t, &pat)).collect();
+    for (i, t) in tasks.iter().enumerate() {
+        let g = group[i];
+        size[g] += 1;
+        shown[g] |= matches[i];
+        if !is_thread(t) && head[g] == usize::MAX {
+            head[g] = i;
+        }
+    }
+    for &i in &order {
+        let g = group[i];
+        if head[g] == usize::MAX {
+            head[g] = i;
+        }
+    }
+    let mut rank = vec![0usize; tasks.len()];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r;
+    }
+    let mut rows: Vec<usize> = (0..tasks.len())
+        .filter(|&i| {
+            let g = group[i];
+            shown[g] && (head[g] == i || (state.threads == ThreadView::Grouped && matches[i]))
+        })
+        .collect();
+    rows.sort_by_key(|&i| {
+        let g = group[i];
+        (rank[head[g]], head[g] != i, rank[i])
     });
-    rows
+    let kinds = rows
+        .iter()
+        .enumerate()
+        .map(|(n, &i)| {
+            let g = group[i];
+            if head[g] == i {
+                RowKind::Process { threads: size[g] }
+            } else {
+                let last = rows.get(n + 1).is_none_or(|&j| head[group[j]] == j);
+                RowKind::Thread { last }
+            }
+        })
+        .collect();
+    (rows, kinds)
 }
 
 /// The backtrace of a task, by task address (pid 0 is on every CPU), else by pid.
@@ -634,11 +730,15 @@ pub fn update(state: &mut UiState, model: &DumpModel, action: Action) {
             reset_ps(state);
         }
         Action::ToggleThreads => {
-            state.fold_threads = !state.fold_threads;
-            state.message = Some(if state.fold_threads {
-                "threads folded into their process".into()
-            } else {
-                "every thread shown".into()
+            state.threads = match state.threads {
+                ThreadView::All => ThreadView::Folded,
+                ThreadView::Folded => ThreadView::Grouped,
+                ThreadView::Grouped => ThreadView::All,
+            };
+            state.message = Some(match state.threads {
+                ThreadView::Folded => "threads folded into their process".into(),
+                ThreadView::Grouped => "threads listed beneath their process".into(),
+                ThreadView::All => "every thread shown".into(),
             });
             reset_ps(state);
         }
@@ -1070,9 +1170,9 @@ fn evidence_jump(state: &mut UiState, model: &DumpModel) {
             if model
                 .tasks
                 .iter()
-                .any(|t| t.pid == pid && is_thread(t) && state.fold_threads)
+                .any(|t| t.pid == pid && is_thread(t) && state.threads == ThreadView::Folded)
             {
-                state.fold_threads = false;
+                state.threads = ThreadView::Grouped;
             }
             let rows = process_rows(model, state);
             match rows.iter().position(|&i| model.tasks[i].pid == pid) {

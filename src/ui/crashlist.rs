@@ -52,6 +52,8 @@ impl ListSort {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListState {
     pub(crate) rows: Vec<Row>,
+    /// How many crashes there are to read (more than `rows` while loading).
+    pub(crate) total: usize,
     /// How many rows share each signature.
     pub(crate) same: HashMap<String, usize>,
     pub(crate) sort: ListSort,
@@ -77,6 +79,7 @@ impl ListState {
             *same.entry(r.signature.clone()).or_default() += 1;
         }
         ListState {
+            total: rows.len(),
             rows,
             same,
             sort: ListSort::Date,
@@ -90,6 +93,37 @@ impl ListState {
             message: None,
             title: title.to_string(),
             theme: Theme::default(),
+        }
+    }
+
+    /// The list before any crash is read: rows come with [`ListState::add`].
+    pub(crate) fn loading(total: usize, title: &str) -> ListState {
+        ListState {
+            total,
+            ..ListState::new(Vec::new(), title)
+        }
+    }
+
+    /// Crashes just read: their rows join the list. A selection on the top
+    /// row stays on the top row (the newest crash, until the user moves);
+    /// one below stays on the crash it was on.
+    pub(crate) fn add(&mut self, rows: Vec<Row>) {
+        if rows.is_empty() {
+            return;
+        }
+        let selected = (self.sel > 0)
+            .then(|| self.visible().get(self.sel).copied())
+            .flatten();
+        for row in rows {
+            *self.same.entry(row.signature.clone()).or_default() += 1;
+            self.rows.push(row);
+        }
+        self.total = self.total.max(self.rows.len());
+        if let Some(i) = selected {
+            if let Some(p) = self.visible().iter().position(|&j| j == i) {
+                self.top = (self.top + p).saturating_sub(self.sel);
+                self.sel = p;
+            }
         }
     }
 
@@ -183,6 +217,19 @@ impl ListState {
     }
 }
 
+/// 1000 as "1,000".
+fn with_commas(n: usize) -> String {
+    let d = n.to_string();
+    let mut s = String::new();
+    for (i, c) in d.chars().enumerate() {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
+            s.push(',');
+        }
+        s.push(c);
+    }
+    s
+}
+
 /// The text a filter matches: every column.
 fn row_text(r: &Row) -> String {
     format!(
@@ -213,20 +260,29 @@ pub fn draw(f: &mut Frame, state: &mut ListState) {
     }
     let visible = state.visible();
     let groups = triage::groups(&state.rows).len();
-    let head = Line::from(vec![
-        Span::styled(
-            format!("{} crashes, {} signatures", state.rows.len(), groups),
-            t.label(),
-        ),
-        Span::styled(
+    let mut head = vec![Span::styled(
+        format!("{} crashes, {} signatures", state.rows.len(), groups),
+        t.label(),
+    )];
+    if state.rows.len() < state.total {
+        head.push(Span::styled(
             format!(
-                "  sorted by {}{}",
-                state.sort.name(),
-                if state.desc { " ↓" } else { " ↑" }
+                "  {} of {} read",
+                with_commas(state.rows.len()),
+                with_commas(state.total)
             ),
-            t.dim(),
+            t.warn(),
+        ));
+    }
+    head.push(Span::styled(
+        format!(
+            "  sorted by {}{}",
+            state.sort.name(),
+            if state.desc { " ↓" } else { " ↑" }
         ),
-    ]);
+        t.dim(),
+    ));
+    let head = Line::from(head);
     f.render_widget(Paragraph::new(head), Rect { height: 1, ..area });
     let table_area = Rect {
         y: area.y + 1,
@@ -363,8 +419,9 @@ pub fn open_if_crashes(dir: &std::path::Path, opts: &LoadOptions) -> Option<anyh
     crate::crashes::holds_crashes(dir).then(|| run(&[dir.to_path_buf()], opts))
 }
 
-/// Reads the crashes under `roots` (progress on stderr), then runs the list
-/// until the user quits; Enter opens a crash's dashboard, Esc returns.
+/// Runs the list of the crashes under `roots` until the user quits, each
+/// row shown as its crash is read (a progress line until all are); Enter
+/// opens a crash's dashboard, Esc returns.
 pub fn run(roots: &[PathBuf], opts: &LoadOptions) -> anyhow::Result<()> {
     let crashes: Vec<CrashDir> = crate::crashes::scan(roots);
     let title = roots
@@ -375,24 +432,34 @@ pub fn run(roots: &[PathBuf], opts: &LoadOptions) -> anyhow::Result<()> {
     if crashes.is_empty() {
         anyhow::bail!("{title}: no crash directories");
     }
-    let progress = |done: usize, total: usize| {
-        eprint!("\rcrashdeck: read {done}/{total} crashes");
-        if done == total {
-            eprintln!();
-        }
-    };
-    let rows = triage::read_all(&crashes, opts, &progress);
+    // Rows arrive as each crash is read; the list is usable meanwhile.
+    let crashes = std::sync::Arc::new(crashes);
+    let incoming = triage::read_in_background(crashes.clone(), opts.clone());
     let by_dir: HashMap<String, &CrashDir> = crashes
         .iter()
         .map(|c| (c.dir.display().to_string(), c))
         .collect();
-    let mut state = ListState::new(rows, &title);
+    let mut state = ListState::loading(crashes.len(), &title);
     state.theme = Theme::from_env();
     let mut terminal = ratatui::try_init()?;
     let _restore = super::Restore;
+    let mut reading = true;
     loop {
+        let mut read = Vec::new();
+        while reading {
+            match incoming.try_recv() {
+                Ok(row) => read.push(row),
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => reading = false,
+            }
+        }
+        state.add(read);
         terminal.draw(|f| draw(f, &mut state))?;
         let page = terminal.size()?.height.saturating_sub(6) as usize;
+        // While crashes are read, wake for them as well as for keys.
+        if reading && !event::poll(std::time::Duration::from_millis(50))? {
+            continue;
+        }
         if let Event::Key(k) = event::read()? {
             state.key(k, page);
         }
@@ -464,5 +531,53 @@ mod tests {
         assert!(!s.quit, "Esc does not leave the list");
         s.key(KeyEvent::from(KeyCode::Char('q')), 10);
         assert!(s.quit);
+    }
+
+    fn screen(s: &mut ListState) -> String {
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 20)).unwrap();
+        term.draw(|f| draw(f, s)).unwrap();
+        let buf = term.backend().buffer();
+        let mut text = String::new();
+        for y in 0..buf.area.height {
+            for x in 0..buf.area.width {
+                text.push_str(buf[(x, y)].symbol());
+            }
+            text.push('\n');
+        }
+        text
+    }
+
+    #[test]
+    fn rows_appear_as_crashes_are_read_under_a_progress_line() {
+        let mut s = ListState::loading(1000, "t");
+        let text = screen(&mut s);
+        assert!(text.contains("0 of 1,000 read"), "{text}");
+        s.add(vec![row("2026-12-01 10:00", "aaa", "oom_panic")]);
+        let text = screen(&mut s);
+        assert!(text.contains("1 crashes, 1 signatures"), "{text}");
+        assert!(text.contains("1 of 1,000 read"), "{text}");
+        assert!(text.contains("oom_panic title"), "{text}");
+        // The list is usable meanwhile: a selection below the top stays on
+        // its row as newer crashes sort above it.
+        s.add(vec![row("2026-12-02 10:00", "bbb", "oops")]);
+        s.key(KeyEvent::from(KeyCode::Down), 10);
+        assert_eq!(s.visible().get(s.sel), Some(&0));
+        s.add(vec![
+            row("2026-12-03 10:00", "ccc", "oops"),
+            row("2026-12-04 10:00", "aaa", "oom_panic"),
+        ]);
+        assert_eq!(s.visible().get(s.sel), Some(&0));
+        assert_eq!(s.same.get("aaa"), Some(&2));
+        let text = screen(&mut s);
+        assert!(text.contains("4 of 1,000 read"), "{text}");
+        // Every crash read: the progress line goes.
+        s.add(
+            (4..1000)
+                .map(|i| row(&format!("2026-11-{:02} {i:05}", i % 28 + 1), "ddd", "warn"))
+                .collect(),
+        );
+        let text = screen(&mut s);
+        assert!(text.contains("1000 crashes, 4 signatures"), "{text}");
+        assert!(!text.contains(" read "), "{text}");
     }
 }

@@ -31,7 +31,7 @@ pub(crate) const KEYS: &[(&str, &str)] = &[
     ("R M V P C T O", "sort: RSS %MEM VSZ PID CPU state name"),
     ("", "  (the same key again reverses)"),
     ("s  S", "next sort column / reverse the order"),
-    ("t", "fold threads into their process"),
+    ("t", "threads: every task / folded / beneath their process"),
     ("/", "filter by name or PID (fuzzy; 'x or =x exact)"),
     ("Enter", "show the selected task's backtrace"),
     ("L", "lock chains, at the selected task if it is blocked"),

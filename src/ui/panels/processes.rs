@@ -1,8 +1,11 @@
-//! Processes: crash's `ps`, sortable, filterable, threads foldable.
+//! Processes: crash's `ps`, sortable, filterable, threads grouped under
+//! their process (hidden or listed beneath it).
 
 use super::block;
 use crate::model::{DumpModel, Task};
-use crate::ui::app::{process_rows, thread_counts, Mode, Panel, SortKey, UiState};
+use crate::ui::app::{
+    process_row_kinds, process_rows, Mode, Panel, RowKind, SortKey, ThreadView, UiState,
+};
 use crate::ui::text::escape_control;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -52,12 +55,18 @@ pub(crate) fn header(state: &UiState, with_task: bool) -> String {
     h
 }
 
-/// One row as crash prints it (`>` marks a task running on a CPU).
-pub(crate) fn row(t: &Task, with_task: bool, threads: Option<usize>) -> String {
+/// One row as crash prints it (`>` marks a task running on a CPU); a
+/// process says how many threads it has, a thread beneath it is indented.
+pub(crate) fn row(t: &Task, with_task: bool, kind: RowKind) -> String {
     let comm = escape_control(&t.comm);
     let comm = if t.kthread { format!("[{comm}]") } else { comm };
-    let thr = match threads {
-        Some(n) if n > 1 => format!(" ({n} threads)"),
+    let comm = match kind {
+        RowKind::Thread { last: false } => format!("├ {comm}"),
+        RowKind::Thread { last: true } => format!("└ {comm}"),
+        _ => comm,
+    };
+    let thr = match kind {
+        RowKind::Process { threads } if threads > 1 => format!(" ({threads} threads)"),
         _ => String::new(),
     };
     let task = if with_task {
@@ -90,8 +99,10 @@ pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState
         state.sort.name(),
         if state.sort_desc { "desc" } else { "asc" }
     );
-    if state.fold_threads {
-        extra.push_str(" · threads folded");
+    match state.threads {
+        ThreadView::All => {}
+        ThreadView::Folded => extra.push_str(" · threads folded"),
+        ThreadView::Grouped => extra.push_str(" · threads beneath their process"),
     }
     if !state.filter.is_empty() || state.mode == Mode::Filter {
         let f = if state.mode == Mode::Filter {
@@ -124,16 +135,14 @@ pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState
     } else if rows.is_empty() {
         lines.push(Line::styled("No task matches the filter.", th.dim()));
     }
-    let counts = state.fold_threads.then(|| thread_counts(model));
+    let kinds = process_row_kinds(model, state);
     let top = state.ps_top.min(rows.len().saturating_sub(h));
     for (n, &i) in rows.iter().enumerate().skip(top).take(h) {
         let Some(t) = model.tasks.get(i) else {
             continue;
         };
-        let threads = counts
-            .as_ref()
-            .and_then(|c| c.get(&if t.tgid != 0 { t.tgid } else { t.pid }).copied());
-        let text = row(t, with_task, threads);
+        let kind = kinds.get(n).copied().unwrap_or(RowKind::Task);
+        let text = row(t, with_task, kind);
         let mut style = if t.active {
             th.warn()
         } else if t.kthread {
