@@ -5,7 +5,7 @@ use super::{DumpError, Result};
 use std::path::{Path, PathBuf};
 
 /// Random access to the bytes of a (logical) dump file.
-pub(crate) trait Source: Send + Sync {
+pub trait Source: Send + Sync {
     /// Length of the logical file.
     fn len(&self) -> u64;
     /// Copies `[off, off + buf.len())` into `buf`. On failure returns the

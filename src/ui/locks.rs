@@ -29,7 +29,7 @@ pub(crate) enum RowKind {
 
 /// One row of the view.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Row {
+pub struct Row {
     pub(crate) kind: RowKind,
     pub(crate) text: String,
     /// The task a `Task` row names (Enter shows its backtrace).
