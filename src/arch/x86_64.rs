@@ -137,6 +137,51 @@ pub(crate) fn image_pa(vi: &VmcoreInfo, vaddr: u64, len: u64) -> Option<u64> {
     Some(off.wrapping_add(phys_base as u64))
 }
 
+/// One register of an x86_64 `struct pt_regs`, by its three spellings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PtReg {
+    /// The `struct pt_regs` member ("ip").
+    pub(crate) member: &'static str,
+    /// The `user_regs_struct` member, as `Registers` names it ("rip").
+    pub(crate) user: &'static str,
+    /// crash's label ("RIP").
+    pub(crate) label: &'static str,
+}
+
+const fn reg(member: &'static str, user: &'static str, label: &'static str) -> PtReg {
+    PtReg {
+        member,
+        user,
+        label,
+    }
+}
+
+/// The registers of a `struct pt_regs` in crash's display order: the one
+/// table of x86_64 register names the unwinder reads and shows.
+pub(crate) const PT_REGS: [PtReg; 21] = [
+    reg("ip", "rip", "RIP"),
+    reg("sp", "rsp", "RSP"),
+    reg("flags", "eflags", "RFLAGS"),
+    reg("ax", "rax", "RAX"),
+    reg("bx", "rbx", "RBX"),
+    reg("cx", "rcx", "RCX"),
+    reg("dx", "rdx", "RDX"),
+    reg("si", "rsi", "RSI"),
+    reg("di", "rdi", "RDI"),
+    reg("bp", "rbp", "RBP"),
+    reg("r8", "r8", "R8"),
+    reg("r9", "r9", "R9"),
+    reg("r10", "r10", "R10"),
+    reg("r11", "r11", "R11"),
+    reg("r12", "r12", "R12"),
+    reg("r13", "r13", "R13"),
+    reg("r14", "r14", "R14"),
+    reg("r15", "r15", "R15"),
+    reg("orig_ax", "orig_rax", "ORIG_RAX"),
+    reg("cs", "cs", "CS"),
+    reg("ss", "ss", "SS"),
+];
+
 /// `struct user_regs_struct` member names, in order.
 const USER_REGS: [&str; 27] = [
     "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi",

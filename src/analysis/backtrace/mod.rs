@@ -23,6 +23,7 @@ pub use service::BacktraceService;
 pub(crate) mod symbolize;
 pub(crate) mod unwind;
 
+use crate::arch::x86_64::PT_REGS;
 use crate::arch::{Registers, UnwindMethod};
 use crate::kernel::{Kernel, KernelError};
 use crate::model::{Backtrace, DumpModel, Frame, FrameKind};
@@ -30,7 +31,7 @@ use orc::{OrcLayout, OrcSet, OrcTable};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use symbolize::Symbolizer;
-use unwind::{PtRegsLayout, RawFrame, Regs, Stack, Start, Unwinder, REG_NAMES};
+use unwind::{PtRegsLayout, RawFrame, Regs, Stack, Start, Unwinder};
 
 /// THREAD_SIZE when the kernel does not tell (x86_64 without KASAN).
 const DEFAULT_THREAD_SIZE: u64 = 16 * 1024;
@@ -258,11 +259,11 @@ fn show_interrupted_regs(bt: &mut Backtrace, start: &Start) {
 }
 
 /// The unwinder's start from a CPU's saved registers: the `pt_regs` names
-/// of `REG_NAMES` looked up in the architecture's register set.
+/// of `PT_REGS` looked up in the architecture's register set.
 fn start_from_cpu(r: &Registers) -> Start {
     let mut vals = [0u64; 21];
     let mut full = true;
-    for (v, name) in vals.iter_mut().zip(unwind::USER_REG_NAMES) {
+    for (v, name) in vals.iter_mut().zip(PT_REGS.iter().map(|r| r.user)) {
         match r.get(name) {
             Some(x) => *v = x,
             None => full = false,
@@ -783,7 +784,7 @@ const MAX_ORC_BYTES: u64 = 64 << 20;
 
 fn pt_regs_layout(kernel: &Kernel) -> Result<PtRegsLayout, KernelError> {
     let mut fields = [(0u64, 8u64); 21];
-    for (i, name) in REG_NAMES.iter().enumerate() {
+    for (i, name) in PT_REGS.iter().map(|r| r.member).enumerate() {
         let m = kernel.member("pt_regs", name)?;
         fields[i] = (m.offset, m.size.min(8));
     }

@@ -8,6 +8,7 @@
 
 use super::cfi::CfiLookup;
 use super::orc::{reg, OrcEntry, OrcSet, OrcType};
+use crate::arch::x86_64::PT_REGS;
 use crate::model::FrameKind;
 use std::collections::HashSet;
 
@@ -41,22 +42,7 @@ impl Stack {
     }
 }
 
-/// Register names in crash's display order; `Regs::vals` follows it.
-pub(crate) const REG_NAMES: [&str; 21] = [
-    "ip", "sp", "flags", "ax", "bx", "cx", "dx", "si", "di", "bp", "r8", "r9", "r10", "r11", "r12",
-    "r13", "r14", "r15", "orig_ax", "cs", "ss",
-];
-/// The names `arch::Registers` gives the registers of `REG_NAMES` (the
-/// `user_regs_struct` spelling of an NT_PRSTATUS note).
-pub(crate) const USER_REG_NAMES: [&str; 21] = [
-    "rip", "rsp", "eflags", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10",
-    "r11", "r12", "r13", "r14", "r15", "orig_rax", "cs", "ss",
-];
-/// crash's labels for `REG_NAMES`.
-pub(crate) const CRASH_LABELS: [&str; 21] = [
-    "RIP", "RSP", "RFLAGS", "RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "R8", "R9", "R10",
-    "R11", "R12", "R13", "R14", "R15", "ORIG_RAX", "CS", "SS",
-];
+// Indexes into `PT_REGS` (and `Regs::vals`).
 const IP: usize = 0;
 const SP: usize = 1;
 const DX: usize = 6;
@@ -94,15 +80,15 @@ impl Regs {
     pub(crate) fn labelled(&self) -> Vec<(String, u64)> {
         (0..21)
             .filter(|i| self.full || IRET_REGS.contains(i))
-            .map(|i| (CRASH_LABELS[i].to_string(), self.vals[i]))
+            .map(|i| (PT_REGS[i].label.to_string(), self.vals[i]))
             .collect()
     }
 }
 
-/// Where `pt_regs`' members are (from the vmlinux types), by `REG_NAMES` index.
+/// Where `pt_regs`' members are (from the vmlinux types), by `PT_REGS` index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PtRegsLayout {
-    /// (offset, size) of each register, in `REG_NAMES` order.
+    /// (offset, size) of each register, in `PT_REGS` order.
     pub(crate) fields: [(u64, u64); 21],
     pub(crate) size: u64,
 }
@@ -661,8 +647,8 @@ pub(crate) mod tests {
             "si", "di", "orig_ax", "ip", "cs", "flags", "sp", "ss",
         ];
         let mut fields = [(0, 8); 21];
-        for (i, name) in REG_NAMES.iter().enumerate() {
-            let pos = order.iter().position(|n| n == name).unwrap();
+        for (i, name) in PT_REGS.iter().map(|r| r.member).enumerate() {
+            let pos = order.iter().position(|n| *n == name).unwrap();
             fields[i] = ((pos * 8) as u64, 8);
         }
         PtRegsLayout { fields, size: 168 }
@@ -779,8 +765,8 @@ pub(crate) mod tests {
         // ENTRY: pt_regs at its cfa (sp+0)
         let regs = std_pt_regs();
         let base = c_cfa;
-        for (i, name) in REG_NAMES.iter().enumerate() {
-            let v = match *name {
+        for (i, name) in PT_REGS.iter().map(|r| r.member).enumerate() {
+            let v = match name {
                 "ip" => 0x40_1000,
                 "sp" => 0x7ffe_0000,
                 "cs" => 0x33,
