@@ -6,6 +6,9 @@
 //!   frame pointers where an address has no ORC entry, then a scan for the
 //!   next kernel text address), on a memory reader; knows no kernel
 //!   structure. Every frame says which method found it (`FrameKind`).
+//! - `frame_records`: the aarch64 unwinder (frame records, exception frames).
+//! - `walk`: what both unwinders share: memory, stacks, the frames found,
+//!   and the loop checks (one message whichever architecture loops).
 //! - `symbolize`: symbols, modules, source lines and inline frames.
 //!
 //! Starting state: a task running on a CPU at the crash starts from the
@@ -22,6 +25,7 @@ pub(crate) mod service;
 pub use service::BacktraceService;
 pub(crate) mod symbolize;
 pub(crate) mod unwind;
+pub(crate) mod walk;
 
 use crate::arch::x86_64::PT_REGS;
 use crate::arch::{Registers, UnwindMethod};
@@ -31,7 +35,8 @@ use orc::{OrcLayout, OrcSet, OrcTable};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use symbolize::Symbolizer;
-use unwind::{PtRegsLayout, RawFrame, Regs, Stack, Start, Unwinder};
+use unwind::{PtRegsLayout, Regs, Start, Unwinder};
+use walk::{RawFrame, Stack};
 
 /// THREAD_SIZE when the kernel does not tell (x86_64 without KASAN).
 const DEFAULT_THREAD_SIZE: u64 = 16 * 1024;
@@ -638,10 +643,7 @@ impl<'k> Context<'k> {
                 line: None,
                 inline: false,
                 kind: r.kind,
-                regs: r
-                    .regs
-                    .map(|g| g.labelled())
-                    .unwrap_or_else(|| r.labelled.clone()),
+                regs: r.regs.clone(),
                 stack: r.stack.clone(),
             };
             let lookups = self.line_lookups.get();

@@ -8,39 +8,10 @@
 
 use super::cfi::CfiLookup;
 use super::orc::{reg, OrcEntry, OrcSet, OrcType};
+use super::walk::{too_many_frames, LoopCheck, Memory, RawFrame, Stack, Unwound, MAX_FRAMES};
 use crate::arch::x86_64::PT_REGS;
 use crate::model::FrameKind;
 use std::collections::HashSet;
-
-/// Most frames one unwind produces before it gives up.
-pub(crate) const MAX_FRAMES: usize = 128;
-
-/// Reads one 64-bit word of kernel memory.
-pub(crate) trait Memory {
-    fn read_u64(&self, addr: u64) -> Option<u64>;
-}
-
-impl<F: Fn(u64) -> Option<u64>> Memory for F {
-    fn read_u64(&self, addr: u64) -> Option<u64> {
-        self(addr)
-    }
-}
-
-/// A stack a task may run on: its own, the CPU's IRQ stack, an IST stack, …
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Stack {
-    /// "task", "irq", "NMI", "#DF", "#MC", "#DB", "entry".
-    pub(crate) name: String,
-    pub(crate) start: u64,
-    /// One past the last byte.
-    pub(crate) end: u64,
-}
-
-impl Stack {
-    pub(crate) fn contains(&self, addr: u64, len: u64) -> bool {
-        addr >= self.start && addr.checked_add(len).is_some_and(|e| e <= self.end)
-    }
-}
 
 // Indexes into `PT_REGS` (and `Regs::vals`).
 const IP: usize = 0;
@@ -144,31 +115,6 @@ pub(crate) struct Start {
     pub(crate) signal: bool,
 }
 
-/// One frame as the unwinder found it (symbols come later).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RawFrame {
-    pub(crate) pc: u64,
-    /// Where the frame's return address sits (the first frame: the stack pointer).
-    pub(crate) sp: u64,
-    pub(crate) kind: FrameKind,
-    /// The `pt_regs` this frame's code saved (an exception or interrupt entry).
-    pub(crate) regs: Option<Regs>,
-    /// Name of the stack `sp` is on.
-    pub(crate) stack: Option<String>,
-    /// `pc` is where the CPU was, not a return address.
-    pub(crate) signal: bool,
-    /// Registers saved at this frame, already labelled (for architectures
-    /// whose `pt_regs` is not `Regs`); shown when `regs` is `None`.
-    pub(crate) labelled: Vec<(String, u64)>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Unwound {
-    pub(crate) frames: Vec<RawFrame>,
-    /// Why the unwind stopped before the bottom of the stack, if it did.
-    pub(crate) error: Option<String>,
-}
-
 /// Everything the unwinder reads.
 pub(crate) struct Unwinder<'a> {
     pub(crate) orc: &'a OrcSet,
@@ -191,8 +137,8 @@ struct State {
 }
 
 enum Step {
-    /// A caller frame was found.
-    Next(Box<(RawFrame, State)>),
+    /// A caller frame was found (with the registers it saved, if any).
+    Next(Box<(RawFrame, Option<Regs>, State)>),
     /// The bottom of the stack.
     End,
 }
@@ -224,16 +170,15 @@ impl<'a> Unwinder<'a> {
             pc: start.ip,
             sp: start.sp,
             kind: FrameKind::Orc,
-            regs: None,
+            regs: Vec::new(),
             stack: self.stack_name(first_stack),
             signal: start.signal,
-            labelled: Vec::new(),
         });
         if let Some(r) = start.regs.filter(|r| r.user_mode()) {
             // The CPU was in user space: the registers are all there is.
             if let Some(f) = out.frames.last_mut() {
                 f.kind = FrameKind::Exception;
-                f.regs = Some(r);
+                f.regs = r.labelled();
             }
             return out;
         }
@@ -252,7 +197,11 @@ impl<'a> Unwinder<'a> {
             signal: start.signal,
             stack: first_stack,
         };
-        let mut left: HashSet<usize> = HashSet::new();
+        let mut loops = LoopCheck::default();
+        if let Err(why) = loops.next(state.stack, state.sp, self.stacks) {
+            out.error = Some(why);
+            return out;
+        }
         while out.frames.len() < MAX_FRAMES {
             let step = match self.step(&state) {
                 Ok(s) => s,
@@ -264,51 +213,29 @@ impl<'a> Unwinder<'a> {
                     }
                 },
             };
-            let (frame, next) = match step {
+            let (mut frame, saved, next) = match step {
                 Step::End => return out,
                 Step::Next(b) => *b,
             };
             // The current frame holds the pt_regs the next one comes from.
-            if frame.kind == FrameKind::Exception {
-                if let (Some(cur), Some(r)) = (out.frames.last_mut(), frame.regs) {
+            if let Some(r) = saved {
+                if let Some(cur) = out.frames.last_mut() {
                     cur.kind = FrameKind::Exception;
-                    cur.regs = Some(r);
+                    cur.regs = r.labelled();
                 }
-                if frame.regs.is_some_and(|r| r.user_mode()) {
+                if r.user_mode() {
                     return out; // the user-mode registers at the bottom of the task stack
                 }
-            }
-            // Prevent loops: the stack pointer only moves up on one stack, and a
-            // stack once left is not entered again.
-            if next.stack == state.stack && next.sp <= state.sp {
-                out.error = Some(format!(
-                    "stack going in the wrong direction at {:#x} (sp {:#x} -> {:#x})",
-                    state.ip, state.sp, next.sp
-                ));
-                return out;
-            }
-            if next.stack != state.stack {
-                if let Some(s) = state.stack {
-                    left.insert(s);
-                }
-                if next.stack.is_some_and(|s| left.contains(&s)) {
-                    out.error = Some(format!(
-                        "the unwind came back to the {} stack at {:#x}",
-                        self.stack_name(next.stack).unwrap_or_default(),
-                        next.sp
-                    ));
-                    return out;
-                }
-            }
-            let mut frame = frame;
-            if frame.kind == FrameKind::Exception {
                 frame.kind = FrameKind::Orc;
-                frame.regs = None;
+            }
+            if let Err(why) = loops.next(next.stack, next.sp, self.stacks) {
+                out.error = Some(why);
+                return out;
             }
             out.frames.push(frame);
             state = next;
         }
-        out.error = Some(format!("more than {MAX_FRAMES} frames: stopped"));
+        out.error = Some(too_many_frames());
         out
     }
 
@@ -376,7 +303,7 @@ impl<'a> Unwinder<'a> {
                 sp = sp.wrapping_add_signed(i64::from(orc.sp_offset));
             }
         }
-        let (frame, mut next) = match orc.kind {
+        let (frame, saved, mut next) = match orc.kind {
             OrcType::Call => {
                 let slot = sp.wrapping_sub(8);
                 let ip = self.read_stack(slot)?;
@@ -392,11 +319,11 @@ impl<'a> Unwinder<'a> {
                         pc: ip,
                         sp: slot,
                         kind,
-                        regs: None,
+                        regs: Vec::new(),
                         stack: self.stack_name(stack),
                         signal: orc.signal,
-                        labelled: Vec::new(),
                     },
+                    None,
                     State {
                         ip,
                         sp,
@@ -423,11 +350,11 @@ impl<'a> Unwinder<'a> {
                         pc: regs.ip(),
                         sp: regs.sp(),
                         kind: FrameKind::Exception,
-                        regs: Some(regs),
+                        regs: Vec::new(),
                         stack: self.stack_name(stack),
                         signal: true,
-                        labelled: Vec::new(),
                     },
+                    Some(regs),
                     State {
                         ip: regs.ip(),
                         sp: regs.sp(),
@@ -448,8 +375,8 @@ impl<'a> Unwinder<'a> {
                 )
             }
         };
-        if frame.regs.is_some_and(|r| r.user_mode()) {
-            return Ok(Step::Next(Box::new((frame, next))));
+        if saved.is_some_and(|r| r.user_mode()) {
+            return Ok(Step::Next(Box::new((frame, saved, next))));
         }
         // Find BP.
         match orc.bp_reg {
@@ -473,7 +400,7 @@ impl<'a> Unwinder<'a> {
                 next.sp, state.ip
             ));
         }
-        Ok(Step::Next(Box::new((frame, next))))
+        Ok(Step::Next(Box::new((frame, saved, next))))
     }
 
     /// One step by DWARF CFI.
@@ -501,10 +428,9 @@ impl<'a> Unwinder<'a> {
             pc: ip,
             sp: slot,
             kind: FrameKind::DwarfCfi,
-            regs: None,
+            regs: Vec::new(),
             stack: self.stack_name(stack),
             signal: false,
-            labelled: Vec::new(),
         };
         let next = State {
             ip,
@@ -520,7 +446,7 @@ impl<'a> Unwinder<'a> {
                 state.ip
             ));
         }
-        Ok(Step::Next(Box::new((frame, next))))
+        Ok(Step::Next(Box::new((frame, None, next))))
     }
 
     /// crash's fallback: the next kernel text address on the stack above `sp`.
@@ -545,12 +471,11 @@ impl<'a> Unwinder<'a> {
                         pc: v,
                         sp: addr,
                         kind: FrameKind::Scan,
-                        regs: None,
+                        regs: Vec::new(),
                         stack: Some(stack.name.clone()),
                         signal: false,
-                        labelled: Vec::new(),
                     };
-                    return Some(Step::Next(Box::new((frame, next))));
+                    return Some(Step::Next(Box::new((frame, None, next))));
                 }
             }
             addr += 8;
@@ -583,7 +508,7 @@ impl<'a> Unwinder<'a> {
         let mut slots: HashSet<u64> = frames.iter().map(|f| f.sp).collect();
         let mut skip: Vec<(u64, u64)> = Vec::new();
         for f in frames {
-            if f.regs.is_some() {
+            if !f.regs.is_empty() {
                 // the pt_regs sits just above this frame's return address
                 skip.push((f.sp, f.sp + 8 + self.pt_regs.size));
             }
@@ -618,10 +543,9 @@ impl<'a> Unwinder<'a> {
                             pc: v,
                             sp: addr,
                             kind: FrameKind::Stale,
-                            regs: None,
+                            regs: Vec::new(),
                             stack: Some(stack.name.clone()),
                             signal: false,
-                            labelled: Vec::new(),
                         });
                     }
                 }
@@ -793,10 +717,12 @@ pub(crate) mod tests {
         assert_eq!(pcs, vec![A + 4, B + 0x10, C + 0x20, ENTRY + 0x30]);
         assert_eq!(reliable[1].sp, s0);
         assert_eq!(reliable[3].kind, FrameKind::Exception);
-        let r = reliable[3].regs.unwrap();
-        assert!(r.user_mode());
-        assert_eq!((r.ip(), r.sp()), (0x40_1000, 0x7ffe_0000));
-        assert_eq!(r.labelled()[0], ("RIP".to_string(), 0x40_1000));
+        let r = &reliable[3].regs;
+        let get = |l: &str| r.iter().find(|(n, _)| n == l).map(|&(_, v)| v);
+        assert_eq!(r.len(), 21);
+        assert_eq!(r[0], ("RIP".to_string(), 0x40_1000));
+        assert_eq!(get("RSP"), Some(0x7ffe_0000));
+        assert!(get("CS").is_some_and(|cs| cs & 3 != 0));
         let stale: Vec<_> = u
             .frames
             .iter()
@@ -861,10 +787,7 @@ pub(crate) mod tests {
         st.bp = Some(bp);
         let u = run(&f, st);
         let err = u.error.expect("a loop is an error");
-        assert!(
-            err.contains("wrong direction") || err.contains("frames"),
-            "{err}"
-        );
+        assert!(err.contains("went down") || err.contains("frames"), "{err}");
         assert!(u.frames.len() <= MAX_FRAMES + 1);
         assert!(u.frames.iter().any(|f| f.kind == FrameKind::FramePointer));
     }

@@ -1,0 +1,144 @@
+//! What every unwinder shares, whatever the architecture: the memory it
+//! reads, the stacks a task may run on, the frames it finds, and the checks
+//! that stop a walk that loops.
+
+use crate::model::FrameKind;
+
+/// Most frames one unwind produces before it gives up.
+pub(crate) const MAX_FRAMES: usize = 128;
+
+/// Reads one 64-bit word of kernel memory.
+pub(crate) trait Memory {
+    fn read_u64(&self, addr: u64) -> Option<u64>;
+}
+
+impl<F: Fn(u64) -> Option<u64>> Memory for F {
+    fn read_u64(&self, addr: u64) -> Option<u64> {
+        self(addr)
+    }
+}
+
+/// A stack a task may run on: its own, the CPU's IRQ stack, an IST stack, …
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stack {
+    /// "task", "irq", "NMI", "#DF", "#MC", "#DB", "entry", "overflow".
+    pub(crate) name: String,
+    pub(crate) start: u64,
+    /// One past the last byte.
+    pub(crate) end: u64,
+}
+
+impl Stack {
+    pub(crate) fn contains(&self, addr: u64, len: u64) -> bool {
+        addr >= self.start && addr.checked_add(len).is_some_and(|e| e <= self.end)
+    }
+}
+
+/// One frame as an unwinder found it (symbols come later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawFrame {
+    pub(crate) pc: u64,
+    /// Where the frame's return address sits (the first frame: the stack pointer).
+    pub(crate) sp: u64,
+    pub(crate) kind: FrameKind,
+    /// The registers this frame's code saved (an exception or interrupt
+    /// entry), labelled as crash shows them, in its order; empty for a call.
+    pub(crate) regs: Vec<(String, u64)>,
+    /// Name of the stack `sp` is on.
+    pub(crate) stack: Option<String>,
+    /// `pc` is where the CPU was, not a return address.
+    pub(crate) signal: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Unwound {
+    pub(crate) frames: Vec<RawFrame>,
+    /// Why the unwind stopped before the bottom of the stack, if it did.
+    pub(crate) error: Option<String>,
+}
+
+/// The error of an unwind that reached `MAX_FRAMES`.
+pub(crate) fn too_many_frames() -> String {
+    format!("more than {MAX_FRAMES} frames: stopped")
+}
+
+/// The loop checks of every unwinder: on one stack each frame lies above
+/// the last (the stack pointer, or the frame record, only moves up), and a
+/// stack once left is not entered again.
+#[derive(Debug, Default)]
+pub(crate) struct LoopCheck {
+    /// The stack (index into the task's stacks) and address of the last frame.
+    last: Option<(Option<usize>, u64)>,
+    left: Vec<usize>,
+}
+
+impl LoopCheck {
+    /// Accepts the frame at `at` on stack `stack` (an index into `stacks`),
+    /// or says why the unwind loops.
+    pub(crate) fn next(
+        &mut self,
+        stack: Option<usize>,
+        at: u64,
+        stacks: &[Stack],
+    ) -> Result<(), String> {
+        let name = || {
+            stack
+                .and_then(|i| stacks.get(i))
+                .map(|s| s.name.as_str())
+                .unwrap_or("unknown")
+        };
+        if let Some((last_stack, last_at)) = self.last {
+            if last_stack == stack && at <= last_at {
+                return Err(format!(
+                    "the unwind went down the {} stack at {at:#x} (last frame at {last_at:#x})",
+                    name()
+                ));
+            }
+            if last_stack != stack {
+                if let Some(s) = last_stack {
+                    self.left.push(s);
+                }
+                if stack.is_some_and(|s| self.left.contains(&s)) {
+                    return Err(format!(
+                        "the unwind came back to the {} stack at {at:#x}",
+                        name()
+                    ));
+                }
+            }
+        }
+        self.last = Some((stack, at));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loops_stop_with_one_message_per_kind() {
+        let stacks = [
+            Stack {
+                name: "irq".into(),
+                start: 0x1000,
+                end: 0x2000,
+            },
+            Stack {
+                name: "task".into(),
+                start: 0x8000,
+                end: 0xc000,
+            },
+        ];
+        let mut c = LoopCheck::default();
+        assert_eq!(c.next(Some(0), 0x1100, &stacks), Ok(()));
+        assert_eq!(c.next(Some(0), 0x1200, &stacks), Ok(()));
+        let e = c.next(Some(0), 0x1200, &stacks).unwrap_err();
+        assert!(e.contains("went down the irq stack at 0x1200"), "{e}");
+
+        let mut c = LoopCheck::default();
+        assert_eq!(c.next(Some(0), 0x1100, &stacks), Ok(()));
+        assert_eq!(c.next(Some(1), 0x8100, &stacks), Ok(()));
+        let e = c.next(Some(0), 0x1800, &stacks).unwrap_err();
+        assert!(e.contains("came back to the irq stack"), "{e}");
+    }
+}
