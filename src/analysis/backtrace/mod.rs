@@ -8,7 +8,8 @@
 //!   structure. Every frame says which method found it (`FrameKind`).
 //! - `frame_records`: the aarch64 unwinder (frame records, exception frames).
 //! - `walk`: what both unwinders share: memory, stacks, the frames found,
-//!   and the loop checks (one message whichever architecture loops).
+//!   the loop checks (one message whichever architecture loops) and the
+//!   stale frames (the words the kernel's Call Trace marks `?`).
 //! - `symbolize`: symbols, modules, source lines and inline frames.
 //!
 //! Starting state: a task running on a CPU at the crash starts from the
@@ -36,7 +37,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use symbolize::Symbolizer;
 use unwind::{PtRegsLayout, Regs, Start, Unwinder};
-use walk::{RawFrame, Stack};
+use walk::{merge_stale, RawFrame, Stack};
 
 /// THREAD_SIZE when the kernel does not tell (x86_64 without KASAN).
 const DEFAULT_THREAD_SIZE: u64 = 16 * 1024;
@@ -704,29 +705,6 @@ impl cfi::CfiLookup for Context<'_> {
             .as_ref()?
             .row(pc)
     }
-}
-
-/// Puts each stale frame after the reliable frame below it on the same stack.
-fn merge_stale(reliable: Vec<RawFrame>, mut stale: Vec<RawFrame>) -> Vec<RawFrame> {
-    stale.sort_by_key(|s| s.sp);
-    let mut after: Vec<Vec<RawFrame>> = vec![Vec::new(); reliable.len()];
-    for s in stale {
-        let anchor = reliable
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.stack == s.stack && r.sp < s.sp)
-            .max_by_key(|(_, r)| r.sp)
-            .map(|(i, _)| i);
-        if let Some(slot) = anchor.and_then(|i| after.get_mut(i)) {
-            slot.push(s);
-        }
-    }
-    let mut out = Vec::new();
-    for (r, extra) in reliable.into_iter().zip(after) {
-        out.push(r);
-        out.extend(extra);
-    }
-    out
 }
 
 /// The vmlinux's ORC table; the layout's register numbering fitted to its

@@ -8,10 +8,11 @@
 
 use super::cfi::CfiLookup;
 use super::orc::{reg, OrcEntry, OrcSet, OrcType};
-use super::walk::{too_many_frames, LoopCheck, Memory, RawFrame, Stack, Unwound, MAX_FRAMES};
+use super::walk::{
+    stale_frames, too_many_frames, LoopCheck, Memory, RawFrame, Stack, Unwound, MAX_FRAMES,
+};
 use crate::arch::x86_64::PT_REGS;
 use crate::model::FrameKind;
-use std::collections::HashSet;
 
 // Indexes into `PT_REGS` (and `Regs::vals`).
 const IP: usize = 0;
@@ -500,59 +501,16 @@ impl<'a> Unwinder<'a> {
             || (indirect(1) && modrm(1) == 2)
             || (indirect(4) && modrm(4) == 1)
     }
-
-    /// The kernel text addresses on the stacks the reliable frames use that
-    /// are not their return addresses: what the kernel's Call Trace marks `?`.
-    /// Words inside a `pt_regs` a frame shows are skipped.
+    /// The stale frames (`walk::stale_frames`) beside the reliable
+    /// `frames`: a saved `pt_regs` is skipped.
     pub(crate) fn stale(&self, frames: &[RawFrame]) -> Vec<RawFrame> {
-        let mut slots: HashSet<u64> = frames.iter().map(|f| f.sp).collect();
-        let mut skip: Vec<(u64, u64)> = Vec::new();
-        for f in frames {
-            if !f.regs.is_empty() {
-                // the pt_regs sits just above this frame's return address
-                skip.push((f.sp, f.sp + 8 + self.pt_regs.size));
-            }
-        }
-        let mut out = Vec::new();
-        let mut done: HashSet<usize> = HashSet::new();
-        for f in frames {
-            let Some(si) = self.stack_of(f.sp) else {
-                continue;
-            };
-            if !done.insert(si) {
-                continue;
-            }
-            let Some(stack) = self.stacks.get(si) else {
-                continue;
-            };
-            // from the first frame on this stack to the last one's return
-            // address (or the stack's end when the unwind ended on it)
-            let last = frames
-                .iter()
-                .filter(|g| self.stack_of(g.sp) == Some(si))
-                .map(|g| g.sp)
-                .max()
-                .unwrap_or(f.sp);
-            let mut addr = f.sp;
-            while addr <= last && stack.contains(addr, 8) {
-                let in_regs = skip.iter().any(|&(s, e)| addr > s && addr < e);
-                if !slots.contains(&addr) && !in_regs {
-                    if let Some(v) = self.mem.read_u64(addr).filter(|&v| (self.is_text)(v)) {
-                        slots.insert(addr);
-                        out.push(RawFrame {
-                            pc: v,
-                            sp: addr,
-                            kind: FrameKind::Stale,
-                            regs: Vec::new(),
-                            stack: Some(stack.name.clone()),
-                            signal: false,
-                        });
-                    }
-                }
-                addr += 8;
-            }
-        }
-        out
+        stale_frames(
+            frames,
+            self.stacks,
+            self.mem,
+            self.is_text,
+            self.pt_regs.size,
+        )
     }
 }
 

@@ -3,6 +3,7 @@
 //! that stop a walk that loops.
 
 use crate::model::FrameKind;
+use std::collections::HashSet;
 
 /// Most frames one unwind produces before it gives up.
 pub(crate) const MAX_FRAMES: usize = 128;
@@ -109,6 +110,90 @@ impl LoopCheck {
         self.last = Some((stack, at));
         Ok(())
     }
+}
+
+/// The kernel text addresses on the stacks the reliable `frames` use that
+/// are not their return addresses: what the kernel's Call Trace marks `?`.
+/// A frame that shows saved registers has them just above its return
+/// address (`saved_regs_size` bytes); the words there are skipped.
+pub(crate) fn stale_frames(
+    frames: &[RawFrame],
+    stacks: &[Stack],
+    mem: &dyn Memory,
+    is_text: &dyn Fn(u64) -> bool,
+    saved_regs_size: u64,
+) -> Vec<RawFrame> {
+    let stack_of = |addr: u64| stacks.iter().position(|s| s.contains(addr, 8));
+    let mut slots: HashSet<u64> = frames.iter().map(|f| f.sp).collect();
+    let mut skip: Vec<(u64, u64)> = Vec::new();
+    for f in frames {
+        if !f.regs.is_empty() {
+            skip.push((f.sp, f.sp.saturating_add(8).saturating_add(saved_regs_size)));
+        }
+    }
+    let mut out = Vec::new();
+    let mut done: HashSet<usize> = HashSet::new();
+    for f in frames {
+        let Some(si) = stack_of(f.sp) else {
+            continue;
+        };
+        if !done.insert(si) {
+            continue;
+        }
+        let Some(stack) = stacks.get(si) else {
+            continue;
+        };
+        // from the first frame on this stack to the last one's return
+        // address (or the stack's end when the unwind ended on it)
+        let last = frames
+            .iter()
+            .filter(|g| stack_of(g.sp) == Some(si))
+            .map(|g| g.sp)
+            .max()
+            .unwrap_or(f.sp);
+        let mut addr = f.sp;
+        while addr <= last && stack.contains(addr, 8) {
+            let in_regs = skip.iter().any(|&(s, e)| addr > s && addr < e);
+            if !slots.contains(&addr) && !in_regs {
+                if let Some(v) = mem.read_u64(addr).filter(|&v| is_text(v)) {
+                    slots.insert(addr);
+                    out.push(RawFrame {
+                        pc: v,
+                        sp: addr,
+                        kind: FrameKind::Stale,
+                        regs: Vec::new(),
+                        stack: Some(stack.name.clone()),
+                        signal: false,
+                    });
+                }
+            }
+            addr += 8;
+        }
+    }
+    out
+}
+
+/// Puts each stale frame after the reliable frame below it on the same stack.
+pub(crate) fn merge_stale(reliable: Vec<RawFrame>, mut stale: Vec<RawFrame>) -> Vec<RawFrame> {
+    stale.sort_by_key(|s| s.sp);
+    let mut after: Vec<Vec<RawFrame>> = vec![Vec::new(); reliable.len()];
+    for s in stale {
+        let anchor = reliable
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.stack == s.stack && r.sp < s.sp)
+            .max_by_key(|(_, r)| r.sp)
+            .map(|(i, _)| i);
+        if let Some(slot) = anchor.and_then(|i| after.get_mut(i)) {
+            slot.push(s);
+        }
+    }
+    let mut out = Vec::new();
+    for (r, extra) in reliable.into_iter().zip(after) {
+        out.push(r);
+        out.extend(extra);
+    }
+    out
 }
 
 #[cfg(test)]
