@@ -28,7 +28,7 @@ pub(crate) mod symbolize;
 pub(crate) mod unwind;
 pub(crate) mod walk;
 
-use crate::arch::x86_64::PT_REGS;
+use crate::arch::x86_64::{Regs, PT_REGS};
 use crate::arch::{Registers, UnwindMethod};
 use crate::kernel::{Kernel, KernelError};
 use crate::model::{Backtrace, DumpModel, Frame, FrameKind};
@@ -36,7 +36,7 @@ use orc::{OrcLayout, OrcSet, OrcTable};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use symbolize::Symbolizer;
-use unwind::{PtRegsLayout, Regs, Start, Unwinder};
+use unwind::{PtRegsLayout, Start, Unwinder};
 use walk::{merge_stale, RawFrame, Stack};
 
 /// THREAD_SIZE when the kernel does not tell (x86_64 without KASAN).
@@ -264,22 +264,14 @@ fn show_interrupted_regs(bt: &mut Backtrace, start: &Start) {
     }
 }
 
-/// The unwinder's start from a CPU's saved registers: the `pt_regs` names
-/// of `PT_REGS` looked up in the architecture's register set.
+/// The unwinder's start from a CPU's saved registers (the full `pt_regs`
+/// set where the architecture has one: x86_64).
 fn start_from_cpu(r: &Registers) -> Start {
-    let mut vals = [0u64; 21];
-    let mut full = true;
-    for (v, name) in vals.iter_mut().zip(PT_REGS.iter().map(|r| r.user)) {
-        match r.get(name) {
-            Some(x) => *v = x,
-            None => full = false,
-        }
-    }
     Start {
         ip: r.pc(),
         sp: r.sp(),
         bp: Some(r.fp()),
-        regs: full.then_some(Regs { vals, full: true }),
+        regs: Regs::from_registers(r),
         signal: true,
     }
 }

@@ -11,51 +11,8 @@ use super::orc::{reg, OrcEntry, OrcSet, OrcType};
 use super::walk::{
     stale_frames, too_many_frames, LoopCheck, Memory, RawFrame, Stack, Unwound, MAX_FRAMES,
 };
-use crate::arch::x86_64::PT_REGS;
+use crate::arch::x86_64::Regs;
 use crate::model::FrameKind;
-
-// Indexes into `PT_REGS` (and `Regs::vals`).
-const IP: usize = 0;
-const SP: usize = 1;
-const DX: usize = 6;
-const DI: usize = 7;
-const BP: usize = 9;
-const R10: usize = 12;
-const R13: usize = 15;
-const CS: usize = 19;
-/// The registers an iret frame holds.
-const IRET_REGS: [usize; 5] = [IP, 19, 2, SP, 20];
-
-/// A register set: a full `pt_regs`, or just an iret frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Regs {
-    pub(crate) vals: [u64; 21],
-    /// All registers are valid (else only ip, cs, flags, sp, ss).
-    pub(crate) full: bool,
-}
-
-impl Regs {
-    pub(crate) fn ip(&self) -> u64 {
-        self.vals[IP]
-    }
-
-    pub(crate) fn sp(&self) -> u64 {
-        self.vals[SP]
-    }
-
-    /// The CPU was in user mode (CPL 3 in CS).
-    pub(crate) fn user_mode(&self) -> bool {
-        self.vals[CS] & 3 != 0
-    }
-
-    /// `(crash label, value)` pairs of the valid registers, in crash's order.
-    pub(crate) fn labelled(&self) -> Vec<(String, u64)> {
-        (0..21)
-            .filter(|i| self.full || IRET_REGS.contains(i))
-            .map(|i| (PT_REGS[i].label.to_string(), self.vals[i]))
-            .collect()
-    }
-}
 
 /// Where `pt_regs`' members are (from the vmlinux types), by `PT_REGS` index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +25,7 @@ pub(crate) struct PtRegsLayout {
 impl PtRegsLayout {
     /// The offset of `ip`: where an iret frame starts inside `pt_regs`.
     pub(crate) fn iret_offset(&self) -> u64 {
-        self.fields[IP].0
+        self.fields[Regs::IP].0
     }
 
     fn read_field(&self, mem: &dyn Memory, base: u64, i: usize) -> Option<u64> {
@@ -97,7 +54,7 @@ impl PtRegsLayout {
     pub(crate) fn read_iret(&self, mem: &dyn Memory, addr: u64) -> Option<Regs> {
         let base = addr.checked_sub(self.iret_offset())?;
         let mut r = Regs::default();
-        for i in IRET_REGS {
+        for i in Regs::IRET {
             r.vals[i] = self.read_field(mem, base, i)?;
         }
         Some(r)
@@ -193,7 +150,7 @@ impl<'a> Unwinder<'a> {
         let mut state = State {
             ip: start.ip,
             sp: start.sp,
-            bp: start.bp.or(start.regs.map(|r| r.vals[BP])),
+            bp: start.bp.or(start.regs.map(|r| r.vals[Regs::BP])),
             regs: start.regs,
             signal: start.signal,
             stack: first_stack,
@@ -287,10 +244,10 @@ impl<'a> Unwinder<'a> {
             }
             r @ (reg::R10 | reg::R13 | reg::DI | reg::DX) => {
                 let i = match r {
-                    reg::R10 => R10,
-                    reg::R13 => R13,
-                    reg::DI => DI,
-                    _ => DX,
+                    reg::R10 => Regs::R10,
+                    reg::R13 => Regs::R13,
+                    reg::DI => Regs::DI,
+                    _ => Regs::DX,
                 };
                 self.get_reg(state, i).ok_or_else(|| {
                     format!("ORC at {:#x} needs a register no pt_regs holds", state.ip)
@@ -360,7 +317,7 @@ impl<'a> Unwinder<'a> {
                         ip: regs.ip(),
                         sp: regs.sp(),
                         bp: if regs.full {
-                            Some(regs.vals[BP])
+                            Some(regs.vals[Regs::BP])
                         } else {
                             state.bp
                         },
@@ -382,7 +339,7 @@ impl<'a> Unwinder<'a> {
         // Find BP.
         match orc.bp_reg {
             reg::UNDEFINED => {
-                if let Some(v) = self.get_reg(&next, BP) {
+                if let Some(v) = self.get_reg(&next, Regs::BP) {
                     next.bp = Some(v);
                 }
             }
@@ -529,7 +486,11 @@ pub(crate) mod tests {
             "si", "di", "orig_ax", "ip", "cs", "flags", "sp", "ss",
         ];
         let mut fields = [(0, 8); 21];
-        for (i, name) in PT_REGS.iter().map(|r| r.member).enumerate() {
+        for (i, name) in crate::arch::x86_64::PT_REGS
+            .iter()
+            .map(|r| r.member)
+            .enumerate()
+        {
             let pos = order.iter().position(|n| *n == name).unwrap();
             fields[i] = ((pos * 8) as u64, 8);
         }
@@ -647,7 +608,11 @@ pub(crate) mod tests {
         // ENTRY: pt_regs at its cfa (sp+0)
         let regs = std_pt_regs();
         let base = c_cfa;
-        for (i, name) in PT_REGS.iter().map(|r| r.member).enumerate() {
+        for (i, name) in crate::arch::x86_64::PT_REGS
+            .iter()
+            .map(|r| r.member)
+            .enumerate()
+        {
             let v = match name {
                 "ip" => 0x40_1000,
                 "sp" => 0x7ffe_0000,
