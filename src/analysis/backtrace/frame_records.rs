@@ -10,7 +10,8 @@
 //! frame-record step and where a `pt_regs`' members are.
 
 use super::unwind::Start;
-use super::walk::{too_many_frames, LoopCheck, Memory, RawFrame, Stack, Unwound, MAX_FRAMES};
+use super::walk::{too_many_frames, LoopCheck, RawFrame, Unwound, MAX_FRAMES};
+use crate::arch::unwind::{Memory, Stack};
 use crate::model::FrameKind;
 
 /// Where the members of an exception frame's `struct pt_regs` are (from the types).

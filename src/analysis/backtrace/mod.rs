@@ -28,6 +28,7 @@ pub(crate) mod symbolize;
 pub(crate) mod unwind;
 pub(crate) mod walk;
 
+use crate::arch::unwind::Stack;
 use crate::arch::x86_64::{Regs, PT_REGS};
 use crate::arch::{Registers, UnwindMethod};
 use crate::kernel::{Kernel, KernelError};
@@ -37,7 +38,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use symbolize::Symbolizer;
 use unwind::{PtRegsLayout, Start, Unwinder};
-use walk::{merge_stale, RawFrame, Stack};
+use walk::{merge_stale, RawFrame};
 
 /// THREAD_SIZE when the kernel does not tell (x86_64 without KASAN).
 const DEFAULT_THREAD_SIZE: u64 = 16 * 1024;

@@ -8,9 +8,8 @@
 
 use super::cfi::CfiLookup;
 use super::orc::{reg, OrcEntry, OrcSet, OrcType};
-use super::walk::{
-    stale_frames, too_many_frames, LoopCheck, Memory, RawFrame, Stack, Unwound, MAX_FRAMES,
-};
+use super::walk::{stale_frames, too_many_frames, LoopCheck, RawFrame, Unwound, MAX_FRAMES};
+use crate::arch::unwind::{Memory, Stack};
 use crate::arch::x86_64::Regs;
 use crate::model::FrameKind;
 

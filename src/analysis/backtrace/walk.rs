@@ -1,39 +1,14 @@
-//! What every unwinder shares, whatever the architecture: the memory it
-//! reads, the stacks a task may run on, the frames it finds, and the checks
-//! that stop a walk that loops.
+//! What every unwinder shares, whatever the architecture: the frames it
+//! finds, the checks that stop a walk that loops, and the stale frames
+//! beside the reliable ones. The memory it reads and the stacks a task may
+//! run on are the `arch` layer's (`arch::unwind`).
 
+use crate::arch::unwind::{Memory, Stack};
 use crate::model::FrameKind;
 use std::collections::HashSet;
 
 /// Most frames one unwind produces before it gives up.
 pub(crate) const MAX_FRAMES: usize = 128;
-
-/// Reads one 64-bit word of kernel memory.
-pub(crate) trait Memory {
-    fn read_u64(&self, addr: u64) -> Option<u64>;
-}
-
-impl<F: Fn(u64) -> Option<u64>> Memory for F {
-    fn read_u64(&self, addr: u64) -> Option<u64> {
-        self(addr)
-    }
-}
-
-/// A stack a task may run on: its own, the CPU's IRQ stack, an IST stack, …
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Stack {
-    /// "task", "irq", "NMI", "#DF", "#MC", "#DB", "entry", "overflow".
-    pub(crate) name: String,
-    pub(crate) start: u64,
-    /// One past the last byte.
-    pub(crate) end: u64,
-}
-
-impl Stack {
-    pub(crate) fn contains(&self, addr: u64, len: u64) -> bool {
-        addr >= self.start && addr.checked_add(len).is_some_and(|e| e <= self.end)
-    }
-}
 
 /// One frame as an unwinder found it (symbols come later).
 #[derive(Debug, Clone, PartialEq, Eq)]
