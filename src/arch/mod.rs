@@ -9,11 +9,14 @@
 //!   kernel image with VMCOREINFO alone (`Arch::image_pa`),
 //! - the register set of an NT_PRSTATUS note or a QEMU CPU note
 //!   (`Arch::registers`),
-//! - the unwinder's per-architecture facts (`Arch::strip_return_address`).
+//! - the unwinder's per-architecture facts (`Arch::strip_return_address`,
+//!   x86_64's `pt_regs` register set) and the vocabulary every unwinder
+//!   shares (`unwind`: memory, stacks).
 //!
 //! The layers above name no architecture: they ask this one.
 
 pub(crate) mod aarch64;
+pub(crate) mod unwind;
 pub(crate) mod x86_64;
 
 use crate::dump::{CpuState, Dump, PhysMem, VmcoreInfo};

@@ -137,6 +137,106 @@ pub(crate) fn image_pa(vi: &VmcoreInfo, vaddr: u64, len: u64) -> Option<u64> {
     Some(off.wrapping_add(phys_base as u64))
 }
 
+/// One register of an x86_64 `struct pt_regs`, by its three spellings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PtReg {
+    /// The `struct pt_regs` member ("ip").
+    pub(crate) member: &'static str,
+    /// The `user_regs_struct` member, as `Registers` names it ("rip").
+    pub(crate) user: &'static str,
+    /// crash's label ("RIP").
+    pub(crate) label: &'static str,
+}
+
+const fn reg(member: &'static str, user: &'static str, label: &'static str) -> PtReg {
+    PtReg {
+        member,
+        user,
+        label,
+    }
+}
+
+/// The registers of a `struct pt_regs` in crash's display order: the one
+/// table of x86_64 register names the unwinder reads and shows.
+pub(crate) const PT_REGS: [PtReg; 21] = [
+    reg("ip", "rip", "RIP"),
+    reg("sp", "rsp", "RSP"),
+    reg("flags", "eflags", "RFLAGS"),
+    reg("ax", "rax", "RAX"),
+    reg("bx", "rbx", "RBX"),
+    reg("cx", "rcx", "RCX"),
+    reg("dx", "rdx", "RDX"),
+    reg("si", "rsi", "RSI"),
+    reg("di", "rdi", "RDI"),
+    reg("bp", "rbp", "RBP"),
+    reg("r8", "r8", "R8"),
+    reg("r9", "r9", "R9"),
+    reg("r10", "r10", "R10"),
+    reg("r11", "r11", "R11"),
+    reg("r12", "r12", "R12"),
+    reg("r13", "r13", "R13"),
+    reg("r14", "r14", "R14"),
+    reg("r15", "r15", "R15"),
+    reg("orig_ax", "orig_rax", "ORIG_RAX"),
+    reg("cs", "cs", "CS"),
+    reg("ss", "ss", "SS"),
+];
+
+/// An x86_64 register set as the unwinder reads it: a full `struct
+/// pt_regs`, or just an iret frame; `vals` in `PT_REGS` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Regs {
+    pub(crate) vals: [u64; 21],
+    /// All registers are valid (else only ip, cs, flags, sp, ss).
+    pub(crate) full: bool,
+}
+
+impl Regs {
+    pub(crate) const IP: usize = 0;
+    pub(crate) const SP: usize = 1;
+    pub(crate) const DX: usize = 6;
+    pub(crate) const DI: usize = 7;
+    pub(crate) const BP: usize = 9;
+    pub(crate) const R10: usize = 12;
+    pub(crate) const R13: usize = 15;
+    const FLAGS: usize = 2;
+    const CS: usize = 19;
+    const SS: usize = 20;
+    /// The registers an iret frame holds.
+    pub(crate) const IRET: [usize; 5] = [Regs::IP, Regs::CS, Regs::FLAGS, Regs::SP, Regs::SS];
+
+    /// The full register set of a CPU's saved registers (an NT_PRSTATUS
+    /// note or a QEMU CPU note), if every `pt_regs` register is there.
+    pub(crate) fn from_registers(r: &Registers) -> Option<Regs> {
+        let mut vals = [0u64; 21];
+        for (v, reg) in vals.iter_mut().zip(PT_REGS) {
+            *v = r.get(reg.user)?;
+        }
+        Some(Regs { vals, full: true })
+    }
+
+    pub(crate) fn ip(&self) -> u64 {
+        self.vals[Regs::IP]
+    }
+
+    pub(crate) fn sp(&self) -> u64 {
+        self.vals[Regs::SP]
+    }
+
+    /// The CPU was in user mode (CPL 3 in CS).
+    pub(crate) fn user_mode(&self) -> bool {
+        self.vals[Regs::CS] & 3 != 0
+    }
+
+    /// `(crash label, value)` pairs of the valid registers, in crash's order.
+    pub(crate) fn labelled(&self) -> Vec<(String, u64)> {
+        (0..21)
+            .filter(|i| self.full || Regs::IRET.contains(i))
+            .map(|i| (PT_REGS[i].label.to_string(), self.vals[i]))
+            .collect()
+    }
+}
+
 /// `struct user_regs_struct` member names, in order.
 const USER_REGS: [&str; 27] = [
     "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi",
@@ -573,6 +673,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// An NT_PRSTATUS `pr_reg` read into the unwinder's `pt_regs` order and
+    /// labelled as crash shows it; a short note gives no full set.
+    #[test]
+    fn prstatus_registers_become_pt_regs_in_crash_order() {
+        // user_regs_struct: register i holds 0x100 + i, but cs (17) is the
+        // kernel's code segment.
+        let raw: Vec<u8> = (0..USER_REGS.len() as u64)
+            .flat_map(|i| (if i == 17 { 0x10 } else { 0x100 + i }).to_le_bytes())
+            .collect();
+        let cpu = CpuState {
+            cpu: 0,
+            pid: Some(1),
+            raw,
+            source: "NT_PRSTATUS",
+        };
+        let regs = registers(&cpu).expect("a whole pr_reg");
+        let r = Regs::from_registers(&regs).expect("every pt_regs register");
+        // rip is user_regs_struct's member 16, rsp 19, rbp 4.
+        assert_eq!((r.ip(), r.sp()), (0x110, 0x113));
+        assert!(!r.user_mode());
+        let labels: Vec<String> = r.labelled().into_iter().map(|(l, _)| l).collect();
+        let want: Vec<&str> = PT_REGS.iter().map(|p| p.label).collect();
+        assert_eq!(labels, want);
+        assert_eq!(r.labelled()[9], ("RBP".to_string(), 0x104));
+
+        let short = Registers {
+            arch: Arch::X86_64,
+            values: vec![("rip", 1), ("rsp", 2)],
+        };
+        assert_eq!(Regs::from_registers(&short), None);
     }
 
     const VMALLOC_STACK: u64 = 0xff67_95b4_c013_3da8;

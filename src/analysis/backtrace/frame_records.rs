@@ -9,7 +9,9 @@
 //! memory reader, the stacks the task may run on, the architecture's
 //! frame-record step and where a `pt_regs`' members are.
 
-use super::unwind::{Memory, RawFrame, Stack, Start, Unwound, MAX_FRAMES};
+use super::unwind::Start;
+use super::walk::{too_many_frames, LoopCheck, RawFrame, Unwound, MAX_FRAMES};
+use crate::arch::unwind::{Memory, Stack};
 use crate::model::FrameKind;
 
 /// Where the members of an exception frame's `struct pt_regs` are (from the types).
@@ -87,21 +89,18 @@ impl FrameRecordUnwinder<'_> {
             pc: start.ip,
             sp: start.sp,
             kind: FrameKind::FramePointer,
-            regs: None,
+            regs: Vec::new(),
             stack: name(self.stack_of(start.sp, 8)),
             signal: start.signal,
-            labelled: Vec::new(),
         });
         let mut fp = start.bp.unwrap_or(0);
-        // (stack index, fp) of the last record; stacks already left.
-        let mut last: Option<(usize, u64)> = None;
-        let mut left: Vec<usize> = Vec::new();
+        let mut loops = LoopCheck::default();
         loop {
             if fp == 0 {
                 break;
             }
             if out.frames.len() >= MAX_FRAMES {
-                out.error = Some(format!("stopped after {MAX_FRAMES} frames"));
+                out.error = Some(too_many_frames());
                 break;
             }
             let Some(si) = self.stack_of(fp, 16) else {
@@ -110,22 +109,9 @@ impl FrameRecordUnwinder<'_> {
                 ));
                 break;
             };
-            if let Some((ls, lfp)) = last {
-                if ls == si && fp <= lfp {
-                    out.error = Some(format!(
-                        "frame pointer {fp:#x} is not above the previous one ({lfp:#x})"
-                    ));
-                    break;
-                }
-                if ls != si {
-                    if left.contains(&si) {
-                        out.error = Some(format!(
-                            "frame pointer {fp:#x} returns to a stack already left"
-                        ));
-                        break;
-                    }
-                    left.push(ls);
-                }
+            if let Err(why) = loops.next(Some(si), fp, self.stacks) {
+                out.error = Some(why);
+                break;
             }
             let Some((next_fp, ret)) = (self.step)(fp) else {
                 out.error = Some(format!("cannot read the frame record at {fp:#x}"));
@@ -145,29 +131,26 @@ impl FrameRecordUnwinder<'_> {
                     // is the interrupted code, exactly at its pc.
                     if let Some(entry) = out.frames.last_mut() {
                         entry.kind = FrameKind::Exception;
-                        entry.labelled = regs;
+                        entry.regs = regs;
                     }
                     out.frames.push(RawFrame {
                         pc,
                         sp: fp.wrapping_add(8),
                         kind: FrameKind::FramePointer,
-                        regs: None,
+                        regs: Vec::new(),
                         stack: name(Some(si)),
                         signal: true,
-                        labelled: Vec::new(),
                     });
                 }
                 None => out.frames.push(RawFrame {
                     pc: ret,
                     sp: fp.wrapping_add(8),
                     kind: FrameKind::FramePointer,
-                    regs: None,
+                    regs: Vec::new(),
                     stack: name(Some(si)),
                     signal: false,
-                    labelled: Vec::new(),
                 }),
             }
-            last = Some((si, fp));
             fp = next_fp;
         }
         out
@@ -263,7 +246,7 @@ mod tests {
         // The entry frame carries the saved registers; the interrupted one is exact.
         assert_eq!(out.frames[1].kind, FrameKind::Exception);
         assert!(out.frames[1]
-            .labelled
+            .regs
             .contains(&("PC".to_string(), 0xffff_8000_0000_3000)));
         assert!(out.frames[2].signal && !out.frames[3].signal);
         assert_eq!(out.frames[3].stack.as_deref(), Some("task"));
@@ -281,6 +264,6 @@ mod tests {
             is_kernel_state: &is_kernel,
         };
         let e = u.unwind(&start).error.unwrap_or_default();
-        assert!(e.contains("not above"), "{e}");
+        assert!(e.contains("went down the task stack"), "{e}");
     }
 }

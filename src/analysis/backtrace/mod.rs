@@ -6,6 +6,10 @@
 //!   frame pointers where an address has no ORC entry, then a scan for the
 //!   next kernel text address), on a memory reader; knows no kernel
 //!   structure. Every frame says which method found it (`FrameKind`).
+//! - `frame_records`: the aarch64 unwinder (frame records, exception frames).
+//! - `walk`: what both unwinders share: memory, stacks, the frames found,
+//!   the loop checks (one message whichever architecture loops) and the
+//!   stale frames (the words the kernel's Call Trace marks `?`).
 //! - `symbolize`: symbols, modules, source lines and inline frames.
 //!
 //! Starting state: a task running on a CPU at the crash starts from the
@@ -22,7 +26,10 @@ pub(crate) mod service;
 pub use service::BacktraceService;
 pub(crate) mod symbolize;
 pub(crate) mod unwind;
+pub(crate) mod walk;
 
+use crate::arch::unwind::Stack;
+use crate::arch::x86_64::{Regs, PT_REGS};
 use crate::arch::{Registers, UnwindMethod};
 use crate::kernel::{Kernel, KernelError};
 use crate::model::{Backtrace, DumpModel, Frame, FrameKind};
@@ -30,7 +37,8 @@ use orc::{OrcLayout, OrcSet, OrcTable};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use symbolize::Symbolizer;
-use unwind::{PtRegsLayout, RawFrame, Regs, Stack, Start, Unwinder, REG_NAMES};
+use unwind::{PtRegsLayout, Start, Unwinder};
+use walk::{merge_stale, RawFrame};
 
 /// THREAD_SIZE when the kernel does not tell (x86_64 without KASAN).
 const DEFAULT_THREAD_SIZE: u64 = 16 * 1024;
@@ -257,22 +265,14 @@ fn show_interrupted_regs(bt: &mut Backtrace, start: &Start) {
     }
 }
 
-/// The unwinder's start from a CPU's saved registers: the `pt_regs` names
-/// of `REG_NAMES` looked up in the architecture's register set.
+/// The unwinder's start from a CPU's saved registers (the full `pt_regs`
+/// set where the architecture has one: x86_64).
 fn start_from_cpu(r: &Registers) -> Start {
-    let mut vals = [0u64; 21];
-    let mut full = true;
-    for (v, name) in vals.iter_mut().zip(unwind::USER_REG_NAMES) {
-        match r.get(name) {
-            Some(x) => *v = x,
-            None => full = false,
-        }
-    }
     Start {
         ip: r.pc(),
         sp: r.sp(),
         bp: Some(r.fp()),
-        regs: full.then_some(Regs { vals, full: true }),
+        regs: Regs::from_registers(r),
         signal: true,
     }
 }
@@ -637,10 +637,7 @@ impl<'k> Context<'k> {
                 line: None,
                 inline: false,
                 kind: r.kind,
-                regs: r
-                    .regs
-                    .map(|g| g.labelled())
-                    .unwrap_or_else(|| r.labelled.clone()),
+                regs: r.regs.clone(),
                 stack: r.stack.clone(),
             };
             let lookups = self.line_lookups.get();
@@ -703,29 +700,6 @@ impl cfi::CfiLookup for Context<'_> {
     }
 }
 
-/// Puts each stale frame after the reliable frame below it on the same stack.
-fn merge_stale(reliable: Vec<RawFrame>, mut stale: Vec<RawFrame>) -> Vec<RawFrame> {
-    stale.sort_by_key(|s| s.sp);
-    let mut after: Vec<Vec<RawFrame>> = vec![Vec::new(); reliable.len()];
-    for s in stale {
-        let anchor = reliable
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.stack == s.stack && r.sp < s.sp)
-            .max_by_key(|(_, r)| r.sp)
-            .map(|(i, _)| i);
-        if let Some(slot) = anchor.and_then(|i| after.get_mut(i)) {
-            slot.push(s);
-        }
-    }
-    let mut out = Vec::new();
-    for (r, extra) in reliable.into_iter().zip(after) {
-        out.push(r);
-        out.extend(extra);
-    }
-    out
-}
-
 /// The vmlinux's ORC table; the layout's register numbering fitted to its
 /// entries first (a note in `problems` when they disagree with the standard).
 fn vmlinux_orc(
@@ -783,7 +757,7 @@ const MAX_ORC_BYTES: u64 = 64 << 20;
 
 fn pt_regs_layout(kernel: &Kernel) -> Result<PtRegsLayout, KernelError> {
     let mut fields = [(0u64, 8u64); 21];
-    for (i, name) in REG_NAMES.iter().enumerate() {
+    for (i, name) in PT_REGS.iter().map(|r| r.member).enumerate() {
         let m = kernel.member("pt_regs", name)?;
         fields[i] = (m.offset, m.size.min(8));
     }
