@@ -32,9 +32,8 @@ const MAX_PHDRS: usize = 65_535;
 const MAX_NOTES: u64 = 1 << 20;
 /// Pages kept between refreshes' invalidations (4 MiB of 4 KiB pages).
 const CACHE_BYTES: usize = 4 << 20;
-/// Bytes read by one `pread` on a miss, and cached: a page, unless
-/// `CRASHDECK_KCORE_BLOCK` (a power of two, 64 bytes to a page) says
-/// otherwise, to measure. In the guest test (3,000 tasks, QEMU TCG) 512,
+/// Bytes read by one `pread` on a miss, and cached: a page. Measured in the
+/// guest test (3,000 tasks, QEMU TCG, with a switch since removed): 512,
 /// 1024 and 4096-byte blocks cost 626, 566 and 528 ms per refresh, within
 /// the noise of one another; reading 4 pages ahead on a miss cost twice as
 /// much (1,460 ms against 750 ms in the same boot) and was dropped.
@@ -295,12 +294,7 @@ fn from_file(host: &HostRoot, file: File, path: &Path, page_size: usize) -> Resu
         }
     }
     let page_size = page_size.max(512);
-    let block = std::env::var("CRASHDECK_KCORE_BLOCK")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|b| b.is_power_of_two())
-        .unwrap_or(BLOCK_BYTES)
-        .clamp(64, page_size);
+    let block = BLOCK_BYTES.min(page_size);
     Ok(Kcore {
         mem: KcoreMem {
             file,
