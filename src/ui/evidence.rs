@@ -7,7 +7,6 @@ use super::text::escape_control;
 use crate::model::DumpModel;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 use ratatui::Frame;
 
 pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
@@ -57,22 +56,14 @@ pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState
     }
     let content_h = lines.len() as u16 + 2;
     let h = h.min(content_h).max(3);
-    let r = Rect::new(
-        area.x + (area.width - w) / 2,
-        area.y + (area.height - h) / 2,
-        w,
-        h,
-    );
     let view = h.saturating_sub(2) as usize;
     let top = (sel_line + 2).saturating_sub(view);
     let lines: Vec<Line> = lines.into_iter().skip(top).collect();
-    f.render_widget(Clear, r);
-    f.render_widget(
-        Paragraph::new(lines).block(
-            Block::bordered()
-                .border_type(BorderType::Double)
-                .title(" Diagnosis — j/k select, Enter jump, Esc close "),
-        ),
-        r,
+    super::layout::overlay(
+        f,
+        area,
+        (w, h),
+        lines,
+        " Diagnosis — j/k select, Enter jump, Esc close ",
     );
 }

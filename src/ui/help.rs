@@ -3,7 +3,6 @@
 use super::app::UiState;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 use ratatui::Frame;
 
 /// (keys, what they do); an empty key starts a section.
@@ -57,12 +56,6 @@ pub(crate) fn draw(f: &mut Frame, area: Rect, state: &UiState) {
     if w < 10 || h < 3 {
         return;
     }
-    let r = Rect::new(
-        area.x + (area.width - w) / 2,
-        area.y + (area.height - h) / 2,
-        w,
-        h,
-    );
     let view = h.saturating_sub(2) as usize;
     let top = state.help_scroll.min(KEYS.len().saturating_sub(view));
     let lines: Vec<Line> = KEYS
@@ -81,15 +74,10 @@ pub(crate) fn draw(f: &mut Frame, area: Rect, state: &UiState) {
             }
         })
         .collect();
-    f.render_widget(Clear, r);
-    f.render_widget(
-        Paragraph::new(lines).block(Block::bordered().border_type(BorderType::Double).title(
-            if view < KEYS.len() {
-                " Keys (j/k scroll, any other key closes) "
-            } else {
-                " Keys (any key closes) "
-            },
-        )),
-        r,
-    );
+    let title = if view < KEYS.len() {
+        " Keys (j/k scroll, any other key closes) "
+    } else {
+        " Keys (any key closes) "
+    };
+    super::layout::overlay(f, area, (w, h), lines, title);
 }

@@ -40,6 +40,34 @@ impl Areas {
     }
 }
 
+/// An overlay of `w`×`h` (no larger than `area`) centred in `area`: what
+/// is beneath is cleared and `lines` drawn in a double-bordered block.
+pub(crate) fn overlay(
+    f: &mut ratatui::Frame,
+    area: Rect,
+    (w, h): (u16, u16),
+    lines: Vec<ratatui::text::Line>,
+    title: &str,
+) {
+    use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
+    let (w, h) = (w.min(area.width), h.min(area.height));
+    let r = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .border_type(BorderType::Double)
+                .title(title.to_string()),
+        ),
+        r,
+    );
+}
+
 pub(crate) fn wide(area: Rect) -> bool {
     area.width >= WIDE_MIN_WIDTH && area.height >= WIDE_MIN_HEIGHT
 }

@@ -10,7 +10,6 @@ use super::text::escape_control;
 use crate::model::{DumpModel, Lock, TaskWait};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 use ratatui::Frame;
 use std::collections::{HashMap, HashSet};
 
@@ -334,12 +333,6 @@ pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState
     }
     let content_h = lines.len() as u16 + 2;
     let h = h.min(content_h).max(3);
-    let r = Rect::new(
-        area.x + (area.width - w) / 2,
-        area.y + (area.height - h) / 2,
-        w,
-        h,
-    );
     let view = h.saturating_sub(2) as usize;
     // Everything when it fits; else the selection with a line below it.
     let top = if lines.len() <= view {
@@ -348,13 +341,11 @@ pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState
         (sel_line + 2).saturating_sub(view).min(lines.len() - view)
     };
     let lines: Vec<Line> = lines.into_iter().skip(top).collect();
-    f.render_widget(Clear, r);
-    f.render_widget(
-        Paragraph::new(lines).block(
-            Block::bordered()
-                .border_type(BorderType::Double)
-                .title(" Lock chains — j/k select, Enter backtrace, Esc close "),
-        ),
-        r,
+    super::layout::overlay(
+        f,
+        area,
+        (w, h),
+        lines,
+        " Lock chains — j/k select, Enter backtrace, Esc close ",
     );
 }
