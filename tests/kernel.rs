@@ -3,41 +3,11 @@
 
 mod common;
 
-use crashdeck::dump::{Dump, PhysMem, VmcoreInfo};
+use crashdeck::dump::{Dump, VmcoreInfo};
 use crashdeck::kernel::{KaslrSource, Kernel, KernelError, KernelOptions};
 
 fn open(case: &common::Case) -> Kernel {
     case.kernel()
-}
-
-/// A dump seen through another VMCOREINFO and with some bytes patched.
-struct Overlay {
-    inner: Dump,
-    patches: Vec<(u64, Vec<u8>)>,
-}
-
-impl PhysMem for Overlay {
-    fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> crashdeck::dump::Result<()> {
-        self.inner.read_phys(paddr, buf)?;
-        let end = paddr + buf.len() as u64;
-        for (pa, bytes) in &self.patches {
-            for (i, b) in bytes.iter().enumerate() {
-                let a = pa + i as u64;
-                if a >= paddr && a < end {
-                    buf[(a - paddr) as usize] = *b;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn rewrap(case: &common::Case, vi: Option<VmcoreInfo>, patches: Vec<(u64, Vec<u8>)>) -> Dump {
-    let d = Dump::open(&case.vmcore).unwrap();
-    let info = d.info().clone();
-    let cpus = d.cpus().to_vec();
-    let vi = vi.unwrap_or_else(|| d.vmcoreinfo().clone());
-    Dump::from_parts(Box::new(Overlay { inner: d, patches }), info, vi, cpus)
 }
 
 fn with_entry(vi: &VmcoreInfo, key: &str, value: &str) -> VmcoreInfo {
@@ -356,7 +326,7 @@ fn list_walk_finds_the_stack_area_and_stops_on_cycles() {
         // Make the 3rd node point back to the 2nd: a cycle that never reaches head.
         if case.name == "tiny-sysrq-qemu-elf" {
             let pa = k.vtop(nodes[2]).unwrap();
-            let d = rewrap(case, None, vec![(pa, nodes[1].to_le_bytes().to_vec())]);
+            let d = common::patched_dump(case, None, vec![(pa, nodes[1].to_le_bytes().to_vec())]);
             let k2 = case.open_kernel(d, &KernelOptions::default()).unwrap();
             let e = k2.list_for_each(head, 1_000_000).unwrap_err().to_string();
             assert!(e.contains("cycle"), "{e}");
@@ -378,7 +348,7 @@ fn wrong_vmlinux_is_refused_with_both_values() {
             "build-id",
         ),
     ] {
-        let d = rewrap(&case, Some(with_entry(&vi, key, value)), vec![]);
+        let d = common::patched_dump(&case, Some(with_entry(&vi, key, value)), vec![]);
         let e = case
             .open_kernel(d, &KernelOptions::default())
             .err()
@@ -394,7 +364,7 @@ fn wrong_vmlinux_is_refused_with_both_values() {
         };
         assert!(text.contains(ours), "{text}");
         // --force opens it and keeps the finding.
-        let d = rewrap(&case, Some(with_entry(&vi, key, value)), vec![]);
+        let d = common::patched_dump(&case, Some(with_entry(&vi, key, value)), vec![]);
         let k = Kernel::open(
             case.vmlinux.as_ref().unwrap(),
             d,
@@ -412,7 +382,7 @@ fn wrong_vmlinux_is_refused_with_both_values() {
     // A banner in the dump that differs from the file's (same release and build-id).
     let k = open(&case);
     let pa = k.vtop(k.symbol("linux_banner").unwrap()).unwrap();
-    let d = rewrap(&case, None, vec![(pa + 14, b"9.9.9".to_vec())]);
+    let d = common::patched_dump(&case, None, vec![(pa + 14, b"9.9.9".to_vec())]);
     let text = case
         .open_kernel(d, &KernelOptions::default())
         .err()
@@ -448,7 +418,7 @@ fn kaslr_without_vmcoreinfo() {
             );
             continue;
         }
-        let d = rewrap(case, Some(VmcoreInfo::default()), vec![]);
+        let d = common::patched_dump(case, Some(VmcoreInfo::default()), vec![]);
         let k = case
             .open_kernel(d, &KernelOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
@@ -504,7 +474,7 @@ fn phys_base_and_kaslr_from_older_vmcoreinfo() {
             .filter(|l| !l.starts_with("NUMBER(phys_base)=") && !l.starts_with("KERNELOFFSET="))
             .map(|l| format!("{l}\n"))
             .collect();
-        let d = rewrap(case, Some(VmcoreInfo::parse(&text)), vec![]);
+        let d = common::patched_dump(case, Some(VmcoreInfo::parse(&text)), vec![]);
         let k = case
             .open_kernel(d, &KernelOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
@@ -573,7 +543,7 @@ fn corrupt_page_tables_give_errors() {
 
     // PTE → 28 GiB, far outside the 64 MiB of RAM.
     let bad = (pte.entry.unwrap() & !0x000f_ffff_ffff_f000) | 0x7_0000_0000;
-    let d = rewrap(
+    let d = common::patched_dump(
         &case,
         None,
         vec![(pte.entry_paddr, bad.to_le_bytes().to_vec())],
@@ -592,7 +562,7 @@ fn corrupt_page_tables_give_errors() {
 
     // PMD not present.
     let np = pmd.entry.unwrap() & !1;
-    let d = rewrap(
+    let d = common::patched_dump(
         &case,
         None,
         vec![(pmd.entry_paddr, np.to_le_bytes().to_vec())],

@@ -497,33 +497,8 @@ fn heap_addresses_are_named_by_slab_cache_and_offset() {
     }
 }
 
-/// The chain dump seen with some bytes patched (physical address, bytes).
-struct Patched {
-    inner: crashdeck::dump::Dump,
-    patches: Vec<(u64, Vec<u8>)>,
-}
-
-impl crashdeck::dump::PhysMem for Patched {
-    fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> crashdeck::dump::Result<()> {
-        self.inner.read_phys(paddr, buf)?;
-        let end = paddr + buf.len() as u64;
-        for (pa, bytes) in &self.patches {
-            for (i, b) in bytes.iter().enumerate() {
-                let a = pa + i as u64;
-                if a >= paddr && a < end {
-                    buf[(a - paddr) as usize] = *b;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 fn patched_kernel(case: &common::Case, patches: Vec<(u64, Vec<u8>)>) -> crashdeck::kernel::Kernel {
-    let d = crashdeck::dump::Dump::open(&case.vmcore).unwrap();
-    let (info, vi, cpus) = (d.info().clone(), d.vmcoreinfo().clone(), d.cpus().to_vec());
-    let dump =
-        crashdeck::dump::Dump::from_parts(Box::new(Patched { inner: d, patches }), info, vi, cpus);
+    let dump = common::patched_dump(case, None, patches);
     case.open_kernel(dump, &Default::default()).unwrap()
 }
 

@@ -452,3 +452,40 @@ pub fn with_vmlinux_btf(test: &str, cases: Vec<Case>) -> Vec<Case> {
         NO_BTF,
     )
 }
+
+/// A dump seen with some bytes patched (physical address, bytes): what the
+/// tests write into a real dump's memory to reach a layout it lacks.
+struct Patched {
+    inner: crashdeck::dump::Dump,
+    patches: Vec<(u64, Vec<u8>)>,
+}
+
+impl crashdeck::dump::PhysMem for Patched {
+    fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> crashdeck::dump::Result<()> {
+        self.inner.read_phys(paddr, buf)?;
+        let end = paddr + buf.len() as u64;
+        for (pa, bytes) in &self.patches {
+            for (i, b) in bytes.iter().enumerate() {
+                let a = pa + i as u64;
+                if a >= paddr && a < end {
+                    buf[(a - paddr) as usize] = *b;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The case's dump with `patches` applied, seen through `vmcoreinfo` when
+/// given (else its own).
+pub fn patched_dump(
+    case: &Case,
+    vmcoreinfo: Option<crashdeck::dump::VmcoreInfo>,
+    patches: Vec<(u64, Vec<u8>)>,
+) -> crashdeck::dump::Dump {
+    let d = crashdeck::dump::Dump::open(&case.vmcore).unwrap();
+    let info = d.info().clone();
+    let cpus = d.cpus().to_vec();
+    let vi = vmcoreinfo.unwrap_or_else(|| d.vmcoreinfo().clone());
+    crashdeck::dump::Dump::from_parts(Box::new(Patched { inner: d, patches }), info, vi, cpus)
+}
