@@ -13,6 +13,7 @@
 //! their trailing records). Both byte orders are read (the magic tells).
 
 use super::layout::{base_type_alias, Member, MemberPath, Result, TypeError};
+use super::symbols::name_hash;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -163,10 +164,13 @@ pub struct Btf {
     str_end: usize,
     /// `types[id]`; id 0 (void) is a placeholder.
     types: Vec<Ty>,
-    /// Named struct/union/enum/typedef/int/float/fwd types by name.
-    by_name: HashMap<String, Vec<u32>>,
-    /// Enumerator name → value, built on first use.
-    enumerators: OnceLock<HashMap<String, i64>>,
+    /// (name hash, id) of the named struct/union/enum/typedef/int/float/fwd
+    /// types, by hash then id (no per-name allocation: a distro kernel's BTF
+    /// names some 50,000 types).
+    by_name: Vec<(u64, u32)>,
+    /// (name hash, string offset, value) of every enumerator, by hash then
+    /// type id and position; built on first use.
+    enumerators: OnceLock<Vec<(u64, u32, i64)>>,
     pointer_size: u64,
 }
 
@@ -237,7 +241,7 @@ impl Btf {
             str_end,
             // A type record is at least 12 bytes: bound the reservation by the section.
             types: Vec::with_capacity(type_len as usize / 12 + 1),
-            by_name: HashMap::new(),
+            by_name: Vec::new(),
             enumerators: OnceLock::new(),
             pointer_size: 8,
         };
@@ -309,7 +313,8 @@ impl Btf {
             }
         }
         btf.index_names();
-        if let Some(&id) = btf.by_name.get("long unsigned int").and_then(|v| v.first()) {
+        let long = btf.named("long unsigned int").next();
+        if let Some(id) = long {
             let t = btf.ty(id);
             if t.kind == Kind::Int && t.size_or_type > 0 {
                 btf.pointer_size = t.size_or_type as u64;
@@ -380,7 +385,7 @@ impl Btf {
     }
 
     fn index_names(&mut self) {
-        let mut by_name: HashMap<String, Vec<u32>> = HashMap::with_capacity(self.types.len() / 2);
+        let mut by_name = Vec::with_capacity(self.types.len() / 2);
         for id in 1..self.types.len() as u32 {
             let t = self.ty(id);
             if !matches!(
@@ -397,17 +402,25 @@ impl Btf {
                 continue;
             }
             let name = self.str_at(t.name_off);
-            if name.is_empty() {
-                continue;
-            }
-            match by_name.get_mut(name) {
-                Some(v) => v.push(id),
-                None => {
-                    by_name.insert(name.to_string(), vec![id]);
-                }
+            if !name.is_empty() {
+                by_name.push((name_hash(name), id));
             }
         }
+        by_name.sort_unstable();
         self.by_name = by_name;
+    }
+
+    /// The ids of the named types called `name`, in id order.
+    fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = u32> + 'a {
+        let h = name_hash(name);
+        let start = self.by_name.partition_point(|&(x, _)| x < h);
+        self.by_name
+            .get(start..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(move |&&(x, _)| x == h)
+            .map(|&(_, id)| id)
+            .filter(move |&id| self.str_at(self.ty(id).name_off) == name)
     }
 
     fn u32_at(&self, off: usize) -> u32 {
@@ -609,16 +622,14 @@ impl Btf {
                 name,
             )
         };
-        let ids = self
-            .by_name
-            .get(bare)
-            .or_else(|| base_type_alias(bare).and_then(|a| self.by_name.get(a)))?;
-        for k in kinds {
-            if let Some(&id) = ids.iter().find(|&&id| self.ty(id).kind == *k) {
-                return Some(id);
-            }
-        }
-        None
+        let name = if self.named(bare).next().is_some() {
+            bare
+        } else {
+            base_type_alias(bare)?
+        };
+        kinds
+            .iter()
+            .find_map(|k| self.named(name).find(|&id| self.ty(id).kind == *k))
     }
 
     /// Size in bytes of the type called `name`.
@@ -802,25 +813,40 @@ impl Btf {
         }
     }
 
-    fn enumerator_index(&self) -> &HashMap<String, i64> {
+    fn enumerator_index(&self) -> &[(u64, u32, i64)] {
         self.enumerators.get_or_init(|| {
-            let mut map = HashMap::new();
+            let mut index = Vec::new();
             for id in 1..self.types.len() as u32 {
-                for (name, v) in self.enum_values(id) {
-                    if !name.is_empty() && !map.contains_key(name) {
-                        map.insert(name.to_string(), v);
+                let t = self.ty(id);
+                let (base, stride) = match t.kind {
+                    Kind::Enum => (t.extra as usize, 8),
+                    Kind::Enum64 => (t.extra as usize, 12),
+                    _ => continue,
+                };
+                for (i, (name, v)) in self.enum_values(id).into_iter().enumerate() {
+                    if !name.is_empty() {
+                        index.push((name_hash(name), self.u32_at(base + stride * i), v));
                     }
                 }
             }
-            map
+            // Stable: among enumerators of one name, the first type's wins.
+            index.sort_by_key(|e| e.0);
+            index
         })
     }
 
     /// Value of the enumerator `name` (of any enum).
     pub fn enum_value(&self, name: &str) -> Result<i64> {
-        self.enumerator_index()
-            .get(name)
-            .copied()
+        let index = self.enumerator_index();
+        let h = name_hash(name);
+        let start = index.partition_point(|e| e.0 < h);
+        index
+            .get(start..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(|e| e.0 == h)
+            .find(|e| self.str_at(e.1) == name)
+            .map(|e| e.2)
             .ok_or_else(|| TypeError::NoEnumerator(name.to_string()))
     }
 
@@ -829,18 +855,12 @@ impl Btf {
         let bare = enum_name.trim();
         let bare = bare.strip_prefix("enum ").unwrap_or(bare).trim();
         let id = self
-            .by_name
-            .get(bare)
-            .and_then(|ids| {
-                ids.iter()
-                    .copied()
-                    .find(|&id| matches!(self.ty(id).kind, Kind::Enum | Kind::Enum64))
-                    .or_else(|| {
-                        ids.iter()
-                            .copied()
-                            .find(|&id| self.ty(id).kind == Kind::Typedef)
-                            .map(|id| self.strip(id))
-                    })
+            .named(bare)
+            .find(|&id| matches!(self.ty(id).kind, Kind::Enum | Kind::Enum64))
+            .or_else(|| {
+                self.named(bare)
+                    .find(|&id| self.ty(id).kind == Kind::Typedef)
+                    .map(|id| self.strip(id))
             })
             .filter(|&id| matches!(self.ty(id).kind, Kind::Enum | Kind::Enum64))
             .ok_or_else(|| TypeError::NoType(enum_name.to_string()))?;
