@@ -707,38 +707,6 @@ fn vmlinux_orc(
     layout: &mut OrcLayout,
     problems: &mut Vec<String>,
 ) -> Result<OrcTable, String> {
-    let (ips, ip_addr) = kernel
-        .section(".orc_unwind_ip")
-        .ok_or("the vmlinux has no .orc_unwind_ip section")?;
-    let (ent, _) = kernel
-        .section(".orc_unwind")
-        .ok_or("the vmlinux has no .orc_unwind section")?;
-    // Opened without a vmlinux, the image keeps no copy of the tables: read
-    // them once out of the dump, at their run-time addresses (so no bias).
-    let (ips, ent, ip_addr, bias): (std::borrow::Cow<[u8]>, std::borrow::Cow<[u8]>, u64, u64) =
-        if ips.is_empty() || ent.is_empty() {
-            let span = |start: &str, stop: &str| -> Result<(u64, Vec<u8>), String> {
-                let (a, b) = (kernel.symbol(start), kernel.symbol(stop));
-                let (a, b) = (a.map_err(|e| e.to_string())?, b.map_err(|e| e.to_string())?);
-                let n = b
-                    .checked_sub(a)
-                    .filter(|&n| n <= MAX_ORC_BYTES)
-                    .ok_or_else(|| format!("{start}..{stop} is not a plausible ORC table"))?;
-                let mut buf = vec![0u8; n as usize];
-                kernel
-                    .read(a, &mut buf)
-                    .map_err(|e| format!("reading {start}: {e}"))?;
-                Ok((a, buf))
-            };
-            let (at, ips) = span("__start_orc_unwind_ip", "__stop_orc_unwind_ip")?;
-            let (_, ent) = span("__start_orc_unwind", "__stop_orc_unwind")?;
-            (ips.into(), ent.into(), at, 0)
-        } else {
-            (ips.into(), ent.into(), ip_addr, kernel.kaslr_offset())
-        };
-    if let Some(note) = layout.fit_registers(&ent) {
-        problems.push(note);
-    }
     let mut ranges = Vec::new();
     for (s, e) in [("_stext", "_etext"), ("_sinittext", "_einittext")] {
         if let (Ok(s), Ok(e)) = (kernel.symbol(s), kernel.symbol(e)) {
@@ -748,7 +716,77 @@ fn vmlinux_orc(
     if ranges.is_empty() {
         return Err("no _stext/_etext symbols".into());
     }
-    OrcTable::new(&ips, ip_addr, &ent, layout.clone(), bias, ranges).map_err(|e| e.to_string())
+    let (ips, ip_addr) = kernel
+        .section(".orc_unwind_ip")
+        .ok_or("the vmlinux has no .orc_unwind_ip section")?;
+    let (ent, _) = kernel
+        .section(".orc_unwind")
+        .ok_or("the vmlinux has no .orc_unwind section")?;
+    let size = layout.entry_size as u64;
+    if !ips.is_empty() && !ent.is_empty() {
+        let sample = fit_sample(ent.len() as u64 / size, size, |at, len| {
+            ent.get(at as usize..(at + len) as usize)
+                .map(<[u8]>::to_vec)
+        });
+        if let Some(note) = layout.fit_registers(&sample) {
+            problems.push(note);
+        }
+        return OrcTable::new(
+            &ips,
+            ip_addr,
+            &ent,
+            layout.clone(),
+            kernel.kaslr_offset(),
+            ranges,
+        )
+        .map_err(|e| e.to_string());
+    }
+    // Opened without a vmlinux, the image keeps no copy of the tables: they
+    // are searched where they lie in the dump, at their run-time addresses.
+    let span = |start: &str, stop: &str| -> Result<(u64, u64), String> {
+        let (a, b) = (kernel.symbol(start), kernel.symbol(stop));
+        let (a, b) = (a.map_err(|e| e.to_string())?, b.map_err(|e| e.to_string())?);
+        let n = b
+            .checked_sub(a)
+            .filter(|&n| n <= MAX_ORC_BYTES)
+            .ok_or_else(|| format!("{start}..{stop} is not a plausible ORC table"))?;
+        Ok((a, n))
+    };
+    let (ip_addr, ip_len) = span("__start_orc_unwind_ip", "__stop_orc_unwind_ip")?;
+    let (entry_addr, ent_len) = span("__start_orc_unwind", "__stop_orc_unwind")?;
+    let n = ip_len / 4;
+    if n == 0 || ent_len / size != n {
+        return Err(format!(
+            "__start_orc_unwind_ip has {n} entries, __start_orc_unwind {} ({ent_len} bytes of {size} each)",
+            ent_len / size
+        ));
+    }
+    let sample = fit_sample(n, size, |at, len| {
+        let mut buf = vec![0u8; len as usize];
+        kernel.read(entry_addr + at, &mut buf).ok().map(|_| buf)
+    });
+    if let Some(note) = layout.fit_registers(&sample) {
+        problems.push(note);
+    }
+    OrcTable::in_memory(ip_addr, entry_addr, n, layout.clone(), ranges).map_err(|e| e.to_string())
+}
+
+/// The entries `fit_registers` reads: all of a small table; of a large one,
+/// `FIT_RUNS` pages of consecutive entries spread evenly over it (some
+/// 10,000 entries, where the commonest registers stand out as they do in
+/// the whole table) rather than every compressed page of it.
+fn fit_sample(n: u64, size: u64, read: impl Fn(u64, u64) -> Option<Vec<u8>>) -> Vec<u8> {
+    const FIT_RUNS: u64 = 16;
+    let run = (4096 / size.max(1)).max(1);
+    if n <= FIT_RUNS * run {
+        return read(0, n * size).unwrap_or_default();
+    }
+    let mut out = Vec::with_capacity((FIT_RUNS * run * size) as usize);
+    for r in 0..FIT_RUNS {
+        let first = r * (n - run) / (FIT_RUNS - 1);
+        out.extend(read(first * size, run * size).unwrap_or_default());
+    }
+    out
 }
 
 /// The most bytes of one vmlinux ORC table read out of a dump (a distro

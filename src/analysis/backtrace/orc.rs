@@ -21,6 +21,7 @@
 //! that cannot be told apart that way stay unknown: an entry using one stops
 //! the ORC step (the unwinder falls back as for any unusable entry).
 
+use crate::arch::unwind::Memory;
 use crate::kernel::Types;
 
 /// ORC register numbers (arch/x86/include/asm/orc_types.h, unchanged since 4.14).
@@ -357,15 +358,7 @@ fn registers_from_types(types: &Types) -> Option<[u8; 16]> {
 /// the address ranges in `ranges`.
 #[derive(Debug, Clone)]
 pub(crate) struct OrcTable {
-    /// IPs as the table states them (link-time for the vmlinux), sorted,
-    /// as offsets from `base` (a kernel's or module's text spans far less
-    /// than 4 GiB): 4 bytes an entry, where 400,000 entries are common.
-    ips: Vec<u32>,
-    base: u64,
-    /// Entry index for each sorted IP; `None` when the table is already in
-    /// order (the kernel sorts it at build time), so the index is the position.
-    index: Option<Vec<u32>>,
-    entries: Vec<u8>,
+    data: Tables,
     layout: OrcLayout,
     /// Added to a table IP to get a run-time address (the KASLR offset for the vmlinux).
     bias: u64,
@@ -373,7 +366,61 @@ pub(crate) struct OrcTable {
     ranges: Vec<(u64, u64)>,
 }
 
+/// Where a table's IPs and entries are.
+#[derive(Debug, Clone)]
+enum Tables {
+    /// Copied out (a vmlinux's sections, a module's tables).
+    Loaded {
+        /// IPs as the table states them (link-time for the vmlinux), sorted,
+        /// as offsets from `base` (a kernel's or module's text spans far
+        /// less than 4 GiB): 4 bytes an entry, where 400,000 entries are common.
+        ips: Vec<u32>,
+        base: u64,
+        /// Entry index for each sorted IP; `None` when the table is already
+        /// in order (the kernel sorts it at build time), so the index is the
+        /// position.
+        index: Option<Vec<u32>>,
+        entries: Vec<u8>,
+    },
+    /// Left in the dump's memory at their run-time addresses and searched
+    /// there: a distro kernel's tables are 4 MiB (some 1,000 compressed
+    /// pages), of which a backtrace needs a few pages. Sorted, as the
+    /// kernel keeps them (at build time, or at boot before 5.6).
+    InMemory {
+        /// `__start_orc_unwind_ip`: entry `i`'s IP is the s32 at `ip_addr +
+        /// 4 i`, relative to its own address.
+        ip_addr: u64,
+        /// `__start_orc_unwind`.
+        entry_addr: u64,
+        len: u64,
+    },
+}
+
 impl OrcTable {
+    /// A table read where it lies in the kernel's memory (`len` entries).
+    pub(crate) fn in_memory(
+        ip_addr: u64,
+        entry_addr: u64,
+        len: u64,
+        layout: OrcLayout,
+        ranges: Vec<(u64, u64)>,
+    ) -> Result<OrcTable, OrcError> {
+        layout.check()?;
+        if len == 0 || u32::try_from(len).is_err() {
+            return Err(OrcError::Table(format!("{len} entries")));
+        }
+        Ok(OrcTable {
+            data: Tables::InMemory {
+                ip_addr,
+                entry_addr,
+                len,
+            },
+            layout,
+            bias: 0,
+            ranges,
+        })
+    }
+
     /// `ip_bytes` is `.orc_unwind_ip` as it sits at `ip_addr` (the address
     /// the relative offsets are taken from), `entries` is `.orc_unwind`.
     pub(crate) fn new(
@@ -431,10 +478,12 @@ impl OrcTable {
             )
         };
         Ok(OrcTable {
-            ips,
-            base,
-            index,
-            entries: entries.to_vec(),
+            data: Tables::Loaded {
+                ips,
+                base,
+                index,
+                entries: entries.to_vec(),
+            },
             layout,
             bias,
             ranges,
@@ -446,21 +495,59 @@ impl OrcTable {
         self.ranges.iter().any(|&(s, e)| ip >= s && ip < e)
     }
 
-    /// The entry for run-time address `ip` (the last entry at or below it).
-    pub(crate) fn find(&self, ip: u64) -> Option<OrcEntry> {
+    /// The entry for run-time address `ip` (the last entry at or below it);
+    /// a table left in memory is read through `mem`.
+    pub(crate) fn find(&self, ip: u64, mem: &dyn Memory) -> Option<OrcEntry> {
         if !self.covers(ip) {
             return None;
         }
-        let target = ip.wrapping_sub(self.bias).checked_sub(self.base)?;
-        let target = u32::try_from(target).unwrap_or(u32::MAX);
-        let pos = self.ips.partition_point(|&x| x <= target).checked_sub(1)?;
-        let i = match &self.index {
-            Some(index) => *index.get(pos)? as usize,
-            None => pos,
-        };
+        let target = ip.wrapping_sub(self.bias);
         let size = self.layout.entry_size;
-        let bytes = self.entries.get(i * size..(i + 1) * size)?;
-        self.layout.decode(bytes)
+        match &self.data {
+            Tables::Loaded {
+                ips,
+                base,
+                index,
+                entries,
+            } => {
+                let target = target.checked_sub(*base)?;
+                let target = u32::try_from(target).unwrap_or(u32::MAX);
+                let pos = ips.partition_point(|&x| x <= target).checked_sub(1)?;
+                let i = match index {
+                    Some(index) => *index.get(pos)? as usize,
+                    None => pos,
+                };
+                self.layout.decode(entries.get(i * size..(i + 1) * size)?)
+            }
+            Tables::InMemory {
+                ip_addr,
+                entry_addr,
+                len,
+            } => {
+                let ip_at = |i: u64| {
+                    let at = ip_addr.wrapping_add(4 * i);
+                    let rel = mem.read_u64(at)? as u32 as i32;
+                    Some(at.wrapping_add_signed(i64::from(rel)))
+                };
+                // The last i with ip_at(i) <= target.
+                let (mut lo, mut hi) = (0u64, *len);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if ip_at(mid)? <= target {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                let i = lo.checked_sub(1)?;
+                let at = entry_addr.wrapping_add(i * size as u64);
+                let mut bytes = [0u8; 16];
+                for (w, chunk) in bytes.chunks_mut(8).enumerate().take(size.div_ceil(8)) {
+                    chunk.copy_from_slice(&mem.read_u64(at + 8 * w as u64)?.to_le_bytes());
+                }
+                self.layout.decode(bytes.get(..size)?)
+            }
+        }
     }
 }
 
@@ -472,8 +559,8 @@ pub(crate) struct OrcSet {
 
 impl OrcSet {
     /// `None`: no table covers `ip`. `Some(entry)`: the entry for it.
-    pub(crate) fn find(&self, ip: u64) -> Option<OrcEntry> {
-        self.tables.iter().find(|t| t.covers(ip))?.find(ip)
+    pub(crate) fn find(&self, ip: u64, mem: &dyn Memory) -> Option<OrcEntry> {
+        self.tables.iter().find(|t| t.covers(ip))?.find(ip, mem)
     }
 }
 
@@ -679,14 +766,18 @@ pub(crate) mod tests {
             vec![(0xffff_ffff_9100_0000, 0xffff_ffff_9100_1000)],
         )
         .unwrap();
-        assert_eq!(t.ips.len(), 3);
-        let f = |ip: u64| t.find(ip).map(|e| (e.sp_offset, e.kind));
+        assert!(matches!(&t.data, Tables::Loaded { ips, .. } if ips.len() == 3));
+        let none = |_: u64| None;
+        let f = |ip: u64| t.find(ip, &none).map(|e| (e.sp_offset, e.kind));
         assert_eq!(f(0xffff_ffff_9100_0000), Some((8, OrcType::Call)));
         assert_eq!(f(0xffff_ffff_9100_000f), Some((8, OrcType::Call)));
         assert_eq!(f(0xffff_ffff_9100_0010), Some((16, OrcType::Call)));
         assert_eq!(f(0xffff_ffff_9100_0030), Some((0, OrcType::Undefined)));
         assert_eq!(f(0xffff_ffff_9100_2000), None, "outside the table's range");
-        assert!(t.index.is_some(), "an unsorted table keeps its permutation");
+        assert!(
+            matches!(&t.data, Tables::Loaded { index: Some(_), .. }),
+            "an unsorted table keeps its permutation"
+        );
         // The same table in order (as the kernel leaves it): no permutation
         // kept, the same answers.
         let sorted_ips = [ips[1], ips[0], ips[2]];
@@ -702,11 +793,56 @@ pub(crate) mod tests {
             vec![(0xffff_ffff_9100_0000, 0xffff_ffff_9100_1000)],
         )
         .unwrap();
-        assert!(s.index.is_none());
+        assert!(matches!(&s.data, Tables::Loaded { index: None, .. }));
         for ip in [0x9100_0000u64, 0x9100_000f, 0x9100_0010, 0x9100_0030] {
             let ip = 0xffff_ffff_0000_0000 | ip;
-            assert_eq!(s.find(ip).map(|e| (e.sp_offset, e.kind)), f(ip));
+            assert_eq!(s.find(ip, &none).map(|e| (e.sp_offset, e.kind)), f(ip));
         }
+        // The sorted table left in memory (as a dump holds the vmlinux's, at
+        // run-time addresses: the bias already applied) gives the same
+        // answers, read word by word; an unreadable word is no answer.
+        let run_ips: Vec<u64> = sorted_ips.iter().map(|&ip| ip + bias).collect();
+        let mut mem = std::collections::HashMap::new();
+        let entry_at = 0xffff_ffff_8300_0000u64;
+        for (base, bytes) in [(at, ip_bytes(at, &run_ips)), (entry_at, sorted_ent.clone())] {
+            let mut bytes = bytes;
+            bytes.resize(bytes.len().next_multiple_of(8) + 8, 0);
+            for (i, w) in bytes.chunks_exact(8).enumerate() {
+                mem.insert(
+                    base + 8 * i as u64,
+                    u64::from_le_bytes(w.try_into().unwrap()),
+                );
+            }
+        }
+        let read = |a: u64| {
+            let (lo, sh) = (a & !7, (a & 7) * 8);
+            let w = *mem.get(&lo)?;
+            Some(if sh == 0 {
+                w
+            } else {
+                (w >> sh) | (mem.get(&(lo + 8))? << (64 - sh))
+            })
+        };
+        let m = OrcTable::in_memory(
+            at,
+            entry_at,
+            3,
+            l.clone(),
+            vec![(0xffff_ffff_9100_0000, 0xffff_ffff_9100_1000)],
+        )
+        .unwrap();
+        for ip in [
+            0x9100_0000u64,
+            0x9100_000f,
+            0x9100_0010,
+            0x9100_0030,
+            0x9100_2000,
+        ] {
+            let ip = 0xffff_ffff_0000_0000 | ip;
+            assert_eq!(m.find(ip, &read).map(|e| (e.sp_offset, e.kind)), f(ip));
+        }
+        assert_eq!(m.find(0xffff_ffff_9100_0000, &none), None);
+        assert!(OrcTable::in_memory(at, entry_at, 0, l.clone(), vec![]).is_err());
         // counts that disagree are garbage
         assert!(OrcTable::new(&ip_bytes(at, &ips), at, &ent[..12], l.clone(), 0, vec![]).is_err());
         assert!(OrcTable::new(&[], at, &[], l, 0, vec![]).is_err());

@@ -208,7 +208,7 @@ impl<'a> Unwinder<'a> {
         } else {
             state.ip.wrapping_sub(1)
         };
-        let (orc, kind) = match self.orc.find(lookup) {
+        let (orc, kind) = match self.orc.find(lookup, self.mem) {
             Some(e) => (e, FrameKind::Orc),
             None if (self.is_text)(lookup) => (OrcEntry::FRAME_POINTER, FrameKind::FramePointer),
             None => return Err(format!("no unwind data for {:#x}", state.ip)),
