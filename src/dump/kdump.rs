@@ -492,12 +492,26 @@ impl KdumpMem {
             zlib,
             zstd,
         } = &mut *st;
-        scratch.resize(size as usize, 0);
-        self.src
-            .read_at(offset, scratch)
-            .map_err(|_| DumpError::Truncated { paddr })?;
+        // The compressed bytes in place where the file is mapped, else copied.
+        let input: &[u8] = match self.src.slice(offset, size as usize) {
+            Some(s) => s,
+            None => {
+                scratch.resize(size as usize, 0);
+                self.src
+                    .read_at(offset, scratch)
+                    .map_err(|_| DumpError::Truncated { paddr })?;
+                scratch
+            }
+        };
+        if in_page == 0 && out.len() == self.page_size as usize {
+            // A whole page goes straight to the reader, uncached: whoever
+            // reads pages whole (the unwinder, the BTF and kallsyms tables)
+            // keeps them, and one-time bulk reads would only evict the
+            // small reads' pages from the cache.
+            return decompress(flags, input, out, zlib, zstd).map_err(|what| corrupt(codec, what));
+        }
         let page = cache.slot_for(pfn);
-        decompress(flags, scratch, page, zlib, zstd).map_err(|what| corrupt(codec, what))?;
+        decompress(flags, input, page, zlib, zstd).map_err(|what| corrupt(codec, what))?;
         out.copy_from_slice(&page[in_page..in_page + out.len()]);
         cache.commit(pfn);
         Ok(())

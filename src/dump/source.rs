@@ -19,6 +19,12 @@ pub trait Source: Send + Sync {
         self.len()
     }
 
+    /// The bytes `[off, off + len)` in place, where the source holds them in
+    /// memory (a mapped file); `None` where they must be copied (`read_at`).
+    fn slice(&self, _off: u64, _len: usize) -> Option<&[u8]> {
+        None
+    }
+
     /// `read_at`, with a format error naming what was expected.
     fn read_exact_at(&self, off: u64, buf: &mut [u8], what: &str) -> Result<()> {
         self.read_at(off, buf).map_err(|missing| DumpError::Format {
@@ -110,6 +116,11 @@ impl Mapped {
 impl Source for Mapped {
     fn len(&self) -> u64 {
         self.bytes().len() as u64
+    }
+
+    fn slice(&self, off: u64, len: usize) -> Option<&[u8]> {
+        let start = usize::try_from(off).ok()?;
+        self.bytes().get(start..start.checked_add(len)?)
     }
 
     fn read_at(&self, off: u64, buf: &mut [u8]) -> std::result::Result<(), u64> {
