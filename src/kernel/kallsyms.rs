@@ -24,7 +24,7 @@
 //!     offset's own slot plus the offset.
 
 use super::btf::{Btf, BtfError};
-use super::symbols::{name_hash, Sym, SymKind};
+use super::symbols::{name_hash, SymKind, SymbolTable, SymbolTableBuilder};
 use super::vmlinux::Section;
 use crate::arch::Arch;
 use crate::dump::Dump;
@@ -120,27 +120,39 @@ pub enum AddressEncoding {
     PlaceRelative,
 }
 
-/// One kallsyms entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KallsymsSymbol {
-    pub name: String,
+/// One kallsyms entry (a view into `Kallsyms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KallsymsSymbol<'a> {
+    pub name: &'a str,
     pub addr: u64,
     /// The type letter, as /proc/kallsyms shows it (`T` global text, `t` local
     /// text, `D`/`d` data, `R`/`r` read-only, `B`/`b` bss, `A` absolute, `V`/`W` weak).
     pub kind: char,
 }
 
+/// A symbol as the table keeps it: its name is a range of `Kallsyms::names`.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    name_at: u32,
+    name_len: u32,
+    addr: u64,
+    kind: u8,
+}
+
 /// The decoded symbol table.
 #[derive(Debug, Clone)]
 pub struct Kallsyms {
+    /// Every name, one after the other (no allocation per symbol: a distro
+    /// kernel has 150,000).
+    names: String,
     /// In table order (sorted by address, as the kernel keeps them).
-    pub symbols: Vec<KallsymsSymbol>,
+    entries: Vec<Entry>,
     pub encoding: AddressEncoding,
     /// (name hash, index) by hash then table order; built on first lookup
-    /// (a dump opened without a vmlinux moves `symbols` into a
+    /// (a dump opened without a vmlinux moves the names into a
     /// `SymbolTable` and never needs it).
     by_name: OnceLock<Vec<(u64, u32)>>,
-    /// Indices of `symbols`, sorted by address then table order; built on
+    /// Indices of `entries`, sorted by address then table order; built on
     /// first use.
     by_addr: OnceLock<Vec<u32>>,
 }
@@ -281,28 +293,41 @@ impl Kallsyms {
             read,
             base: loc.names,
             what: "kallsyms_names",
-            buf: Vec::new(),
+            buf: Vec::with_capacity(32 * num),
         };
         // 6.1 and later encode long names in two bytes; older kernels never
         // have a length with the top bit set in practice, so try long first and
         // fall back if the addresses do not then agree with `_stext`.
         let mut last_err = None;
         for long_names in [true, false] {
-            let names = match decode_names(&mut names_stream, &tokens, num, long_names) {
+            let (names, entries) = match decode_names(&mut names_stream, &tokens, num, long_names) {
                 Ok(v) => v,
                 Err(e) => {
                     last_err = Some(e);
                     continue;
                 }
             };
-            match resolve_addresses(loc, &names, &raw, relative_base) {
+            let name =
+                |e: &(u8, u32, u32)| names.get(e.1 as usize..(e.1 + e.2) as usize).unwrap_or("");
+            let Some(stext_idx) = entries.iter().position(|e| name(e) == "_stext") else {
+                last_err = Some(KallsymsError::Bad(
+                    "no _stext among the decoded names".into(),
+                ));
+                continue;
+            };
+            match resolve_addresses(loc, stext_idx, &raw, relative_base) {
                 Ok((addrs, encoding)) => {
-                    let symbols = names
+                    let entries = entries
                         .into_iter()
                         .zip(addrs)
-                        .map(|((kind, name), addr)| KallsymsSymbol { name, addr, kind })
+                        .map(|((kind, name_at, name_len), addr)| Entry {
+                            name_at,
+                            name_len,
+                            addr,
+                            kind,
+                        })
                         .collect();
-                    return Ok(Kallsyms::new(symbols, encoding));
+                    return Ok(Kallsyms::from_parts(names, entries, encoding));
                 }
                 Err(e) => last_err = Some(e),
             }
@@ -321,21 +346,49 @@ impl Kallsyms {
         Kallsyms::decode(&loc, &|a, b: &mut [u8]| read_kernel_image(dump, a, b))
     }
 
-    /// Builds the indexes over `symbols`.
-    pub(crate) fn new(mut symbols: Vec<KallsymsSymbol>, encoding: AddressEncoding) -> Kallsyms {
-        symbols.truncate(u32::MAX as usize);
+    fn from_parts(names: String, mut entries: Vec<Entry>, encoding: AddressEncoding) -> Kallsyms {
+        entries.truncate(u32::MAX as usize);
         Kallsyms {
-            symbols,
+            names,
+            entries,
             encoding,
             by_name: OnceLock::new(),
             by_addr: OnceLock::new(),
         }
     }
 
+    /// How many symbols.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn name_of(&self, e: &Entry) -> &str {
+        let at = e.name_at as usize;
+        self.names.get(at..at + e.name_len as usize).unwrap_or("")
+    }
+
+    fn sym(&self, i: u32) -> Option<KallsymsSymbol<'_>> {
+        let e = self.entries.get(i as usize)?;
+        Some(KallsymsSymbol {
+            name: self.name_of(e),
+            addr: e.addr,
+            kind: char::from(e.kind),
+        })
+    }
+
+    /// Every symbol, in table order.
+    pub fn iter(&self) -> impl Iterator<Item = KallsymsSymbol<'_>> {
+        (0..self.entries.len() as u32).filter_map(|i| self.sym(i))
+    }
+
     fn by_name(&self) -> &[(u64, u32)] {
         self.by_name.get_or_init(|| {
-            let mut v: Vec<(u64, u32)> = (self.symbols.iter().enumerate())
-                .map(|(i, s)| (name_hash(&s.name), i as u32))
+            let mut v: Vec<(u64, u32)> = (self.entries.iter().enumerate())
+                .map(|(i, e)| (name_hash(self.name_of(e)), i as u32))
                 .collect();
             v.sort_unstable();
             v
@@ -344,15 +397,15 @@ impl Kallsyms {
 
     fn by_addr(&self) -> &[u32] {
         self.by_addr.get_or_init(|| {
-            let mut v: Vec<u32> = (0..self.symbols.len() as u32).collect();
-            v.sort_by_key(|&i| (self.symbols[i as usize].addr, i));
+            let mut v: Vec<u32> = (0..self.entries.len() as u32).collect();
+            v.sort_by_key(|&i| (self.entries[i as usize].addr, i));
             v
         })
     }
 
     /// Of the symbols called `name`, the one `lookup` means: a global one,
     /// else the first in table order.
-    fn named(&self, name: &str) -> Option<&KallsymsSymbol> {
+    fn named(&self, name: &str) -> Option<KallsymsSymbol<'_>> {
         let h = name_hash(name);
         let by_name = self.by_name();
         let start = by_name.partition_point(|&(x, _)| x < h);
@@ -360,7 +413,7 @@ impl Kallsyms {
             .get(start..)?
             .iter()
             .take_while(|&&(x, _)| x == h)
-            .filter_map(|&(_, i)| self.symbols.get(i as usize))
+            .filter_map(|&(_, i)| self.sym(i))
             .filter(|s| s.name == name)
             .enumerate()
             .min_by_key(|&(n, s)| (!s.kind.is_ascii_uppercase(), n))
@@ -371,15 +424,16 @@ impl Kallsyms {
     /// choice as `lookup`), without building the name index.
     fn lookup_few<'n>(&self, names: &[&'n str]) -> HashMap<&'n str, u64> {
         let mut out: HashMap<&str, (bool, u64)> = HashMap::new();
-        for s in &self.symbols {
-            let Some(&n) = names.iter().find(|&&n| n == s.name) else {
+        for e in &self.entries {
+            let name = self.name_of(e);
+            let Some(&n) = names.iter().find(|&&n| n == name) else {
                 continue;
             };
-            let global = s.kind.is_ascii_uppercase();
+            let global = e.kind.is_ascii_uppercase();
             match out.get(n) {
                 Some(&(g, _)) if g || !global => {}
                 _ => {
-                    out.insert(n, (global, s.addr));
+                    out.insert(n, (global, e.addr));
                 }
             }
         }
@@ -395,9 +449,9 @@ impl Kallsyms {
     /// keeps no sizes; as the kernel's own `kallsyms_lookup_size_offset`
     /// does, a symbol ends where the next one at a higher address starts.
     /// Absolute and per-CPU symbols (`A`, addresses near 0) are not matched.
-    pub fn symbolize(&self, addr: u64) -> Option<(&KallsymsSymbol, u64, u64)> {
+    pub fn symbolize(&self, addr: u64) -> Option<(KallsymsSymbol<'_>, u64, u64)> {
         let by_addr = self.by_addr();
-        let sym_at = |i: u32| self.symbols.get(i as usize);
+        let sym_at = |i: u32| self.sym(i);
         let pos = by_addr.partition_point(|&i| sym_at(i).is_some_and(|s| s.addr <= addr));
         let mut k = pos.checked_sub(1)?;
         // Of several aliases at one address, take the first global one, else the first.
@@ -430,16 +484,18 @@ impl Kallsyms {
     }
 }
 
-/// (type letter, name) of every symbol.
+/// Every symbol's name, one after the other, and its (type letter, start,
+/// length) there.
 fn decode_names<E: std::fmt::Display>(
     s: &mut Stream<'_, E>,
     tokens: &[&[u8]],
     num: usize,
     long_names: bool,
-) -> Result<Vec<(char, String)>> {
+) -> Result<(String, Vec<(u8, u32, u32)>)> {
     let mut out = Vec::with_capacity(num);
-    let mut pos = 0usize;
+    let mut names: Vec<u8> = Vec::with_capacity(24 * num);
     let mut name = Vec::with_capacity(64);
+    let mut pos = 0usize;
     for i in 0..num {
         let mut len = s.byte(pos)? as usize;
         pos += 1;
@@ -457,28 +513,44 @@ fn decode_names<E: std::fmt::Display>(
             return Err(KallsymsError::Bad(format!("symbol {i}: empty name")));
         }
         s.fill(pos + len)?;
+        // The first byte of the expansion is the type letter.
         name.clear();
         for &t in s.buf.get(pos..pos + len).unwrap_or(&[]) {
             name.extend_from_slice(tokens.get(t as usize).copied().unwrap_or(&[]));
         }
         pos += len;
-        let kind = name.first().copied().unwrap_or(b'?') as char;
-        let rest = name.get(1..).unwrap_or(&[]);
-        out.push((kind, String::from_utf8_lossy(rest).into_owned()));
+        let kind = name.first().copied().unwrap_or(b'?');
+        let start = names.len();
+        names.extend_from_slice(name.get(1..).unwrap_or(&[]));
+        let (Ok(at), Ok(n)) = (u32::try_from(start), u32::try_from(names.len() - start)) else {
+            return Err(KallsymsError::Bad("more than 4 GiB of names".into()));
+        };
+        out.push((kind, at, n));
     }
-    Ok(out)
+    let names = match String::from_utf8(names) {
+        Ok(s) => s,
+        // Kernel symbol names are ASCII; garbage is kept, lossily, per name.
+        Err(e) => {
+            let bytes = e.into_bytes();
+            let mut text = String::with_capacity(bytes.len());
+            for e in &mut out {
+                let name = bytes.get(e.1 as usize..(e.1 + e.2) as usize).unwrap_or(&[]);
+                let at = text.len();
+                text.push_str(&String::from_utf8_lossy(name));
+                *e = (e.0, at as u32, (text.len() - at) as u32);
+            }
+            text
+        }
+    };
+    Ok((names, out))
 }
 
 fn resolve_addresses(
     loc: &KallsymsLocations,
-    names: &[(char, String)],
+    stext_idx: usize,
     raw: &[u64],
     relative_base: Option<u64>,
 ) -> Result<(Vec<u64>, AddressEncoding)> {
-    let stext_idx = names
-        .iter()
-        .position(|(_, n)| n == "_stext")
-        .ok_or_else(|| KallsymsError::Bad("no _stext among the decoded names".into()))?;
     let stext_raw = raw.get(stext_idx).copied().unwrap_or(0);
     if loc.addresses.is_some() {
         if stext_raw == loc.stext {
@@ -534,7 +606,7 @@ fn resolve_addresses(
 /// for `Vmlinux` (link-time addresses, `Sym`, `Section` + the bytes).
 pub struct DumpImage {
     /// Link-time symbols; per-CPU ones (below `__START_KERNEL_map`) as offsets.
-    pub symbols: Vec<Sym>,
+    pub symbols: SymbolTable,
     /// Sections at link-time addresses; `file_range` indexes `data`.
     pub sections: Vec<Section>,
     pub data: Vec<u8>,
@@ -580,7 +652,6 @@ pub(crate) fn no_btf_reason(kallsyms: &Kallsyms, release: &str) -> String {
     );
     if kallsyms.lookup("init_task").is_none() {
         let functions = kallsyms
-            .symbols
             .iter()
             .filter(|s| matches!(s.kind, 't' | 'T' | 'w' | 'W'))
             .count();
@@ -590,7 +661,7 @@ pub(crate) fn no_btf_reason(kallsyms: &Kallsyms, release: &str) -> String {
              CONFIG_KALLSYMS_ALL, as Debian's arm64 kernels are, so its BTF and its data cannot \
              be found by name; crashdeck needs its vmlinux, from the kernel's debug package \
              ({package})",
-            kallsyms.symbols.len()
+            kallsyms.len()
         )
     } else {
         format!(
@@ -672,37 +743,46 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
     // describes it, else 0 (unknown) so that readers do not take the next
     // variable's bytes for its own.
     let var_sizes = btf.as_ref().map(|b| b.variable_sizes()).unwrap_or_default();
-    let mut by_addr: Vec<u64> = kallsyms.symbols.iter().map(|s| s.addr).collect();
+    let mut by_addr: Vec<u64> = kallsyms.entries.iter().map(|e| e.addr).collect();
     by_addr.sort_unstable();
     by_addr.dedup();
     let next_after = |a: u64| {
         let i = by_addr.partition_point(|&x| x <= a);
         by_addr.get(i).map(|&n| n - a).unwrap_or(0)
     };
-    let symbols: Vec<Sym> = kallsyms
-        .symbols
-        .into_iter()
-        .map(|s| {
-            let kind = match s.kind.to_ascii_lowercase() {
-                't' | 'w' => SymKind::Function,
-                'd' | 'b' | 'r' | 'v' | 'g' | 's' => SymKind::Object,
-                _ if percpu(s.addr) => SymKind::Object,
+    let sized: Vec<(SymKind, u64)> = kallsyms
+        .entries
+        .iter()
+        .map(|e| {
+            let kind = match e.kind.to_ascii_lowercase() {
+                b't' | b'w' => SymKind::Function,
+                b'd' | b'b' | b'r' | b'v' | b'g' | b's' => SymKind::Object,
+                _ if percpu(e.addr) => SymKind::Object,
                 _ => SymKind::Other,
             };
             let size = match kind {
-                SymKind::Function => next_after(s.addr),
-                _ => var_sizes.get(s.name.as_str()).copied().unwrap_or(0),
+                SymKind::Function => next_after(e.addr),
+                _ => var_sizes.get(kallsyms.name_of(e)).copied().unwrap_or(0),
             };
-            Sym {
-                addr: link(s.addr),
-                size,
-                kind,
-                percpu: percpu(s.addr),
-                name: s.name,
-            }
+            (kind, size)
         })
         .collect();
     drop(var_sizes);
+    drop(by_addr);
+    // The names move into the symbol table as they are.
+    let Kallsyms { names, entries, .. } = kallsyms;
+    let mut table = SymbolTableBuilder::over(names, entries.len());
+    for (e, (kind, size)) in entries.iter().zip(sized) {
+        table.push_at(
+            e.name_at as usize,
+            e.name_len as usize,
+            link(e.addr),
+            size,
+            kind,
+            percpu(e.addr),
+        );
+    }
+    let symbols = table.build();
 
     Ok(DumpImage {
         symbols,
@@ -867,7 +947,6 @@ mod tests {
         let k = t.decode().unwrap();
         assert_eq!(k.encoding, encoding);
         let got: Vec<(String, u64)> = k
-            .symbols
             .iter()
             .map(|s| (format!("{}{}", s.kind, s.name), s.addr))
             .collect();
@@ -902,7 +981,7 @@ mod tests {
         ];
         let t = build(&functions, AddressEncoding::BaseRelative, base, true);
         let k = t.decode().unwrap();
-        assert_eq!(k.symbols.len(), functions.len());
+        assert_eq!(k.len(), functions.len());
         let release = "6.12.48+deb13-arm64";
         let why = no_btf_reason(&k, release);
         assert!(why.contains("functions only"), "{why}");
@@ -935,10 +1014,10 @@ mod tests {
         assert_eq!(k.named("local_fn").unwrap().kind, 't');
         assert_eq!(k.lookup("nope"), None);
         let (s, off, size) = k.symbolize(0xffff_ffff_8100_0108).unwrap();
-        assert_eq!((s.name.as_str(), off, size), ("kallsyms_lookup", 8, 0x100));
+        assert_eq!((s.name, off, size), ("kallsyms_lookup", 8, 0x100));
         // Two names at one address: the first global one.
         let (s, off, _) = k.symbolize(0xffff_ffff_8100_0010).unwrap();
-        assert_eq!((s.name.as_str(), off), ("_stext", 0x10));
+        assert_eq!((s.name, off), ("_stext", 0x10));
         // Absolute symbols are not matched; past the last symbol nothing is.
         assert!(k.symbolize(0x10).is_none());
         assert!(k.symbolize(0xffff_ffff_8300_0000).is_none());

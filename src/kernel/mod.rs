@@ -237,7 +237,7 @@ impl Kernel {
                 dump.info().path.display()
             )),
             std::sync::Arc::new(img.data),
-            symbols::SymbolTable::new(img.symbols),
+            img.symbols,
             img.sections,
             img.build_id,
             img.arch,
@@ -487,7 +487,7 @@ impl Kernel {
         }
         let (s, size) = self.vmlinux.symbols.lookup(link)?;
         Some(SymbolRef {
-            name: s.name.clone(),
+            name: s.name.to_string(),
             addr: s.addr.wrapping_add(self.kaslr),
             offset: link - s.addr,
             size,

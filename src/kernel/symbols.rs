@@ -11,10 +11,10 @@ pub enum SymKind {
     Other,
 }
 
-/// One symbol at its link-time address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sym {
-    pub name: String,
+/// One symbol at its link-time address (a view into a `SymbolTable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sym<'a> {
+    pub name: &'a str,
     /// Link-time address (before KASLR).
     pub addr: u64,
     pub size: u64,
@@ -24,15 +24,29 @@ pub struct Sym {
     pub percpu: bool,
 }
 
+/// A symbol as the table keeps it: its name is a range of `names`.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    addr: u64,
+    size: u64,
+    name_at: u32,
+    name_len: u32,
+    kind: SymKind,
+    percpu: bool,
+}
+
 /// Symbols sorted by address, with a name index.
 ///
-/// Built for start-up speed on distribution kernels (100k+ symbols): the
-/// symbols stay in file order; two compact sorted arrays index them by
-/// address and by a 64-bit name hash (no per-name allocation, no hash map).
+/// Built for start-up speed and size on distribution kernels (100k+
+/// symbols): every name lives in one string (no allocation per symbol),
+/// the symbols stay in file order, and two compact sorted arrays index
+/// them by address and by a 64-bit name hash (no hash map).
 #[derive(Debug, Default)]
 pub struct SymbolTable {
+    /// Every name, one after the other.
+    names: String,
     /// All symbols, in file order.
-    syms: Vec<Sym>,
+    syms: Vec<Entry>,
     /// (link address, index) of the image symbols (not per-CPU), by address
     /// then file order.
     by_addr: Vec<(u64, u32)>,
@@ -51,31 +65,98 @@ pub(crate) fn name_hash(name: &str) -> u64 {
     h
 }
 
-impl SymbolTable {
-    /// Builds the table. When several symbols share a name (static functions
-    /// in different files), `get(name)` gives an image symbol before a
-    /// per-CPU one, a function or object before a label, then the first in
-    /// the file.
-    pub fn new(syms: Vec<Sym>) -> SymbolTable {
-        let syms: Vec<Sym> = syms.into_iter().take(u32::MAX as usize).collect();
-        let mut by_addr: Vec<(u64, u32)> = syms
+/// Fills a `SymbolTable` a symbol at a time.
+#[derive(Debug, Default)]
+pub(crate) struct SymbolTableBuilder {
+    names: String,
+    syms: Vec<Entry>,
+}
+
+impl SymbolTableBuilder {
+    pub(crate) fn with_capacity(symbols: usize, name_bytes: usize) -> SymbolTableBuilder {
+        SymbolTableBuilder {
+            names: String::with_capacity(name_bytes),
+            syms: Vec::with_capacity(symbols),
+        }
+    }
+
+    /// Takes `names` as the table's name store: `push_at` then names ranges of it.
+    pub(crate) fn over(names: String, symbols: usize) -> SymbolTableBuilder {
+        SymbolTableBuilder {
+            names,
+            syms: Vec::with_capacity(symbols),
+        }
+    }
+
+    pub(crate) fn push(&mut self, name: &str, addr: u64, size: u64, kind: SymKind, percpu: bool) {
+        let at = self.names.len();
+        self.names.push_str(name);
+        self.push_at(at, name.len(), addr, size, kind, percpu);
+    }
+
+    /// A symbol whose name is `names[at..at + len]` (already in the store).
+    pub(crate) fn push_at(
+        &mut self,
+        at: usize,
+        len: usize,
+        addr: u64,
+        size: u64,
+        kind: SymKind,
+        percpu: bool,
+    ) {
+        let (Ok(name_at), Ok(name_len)) = (u32::try_from(at), u32::try_from(len)) else {
+            return;
+        };
+        if self.syms.len() >= u32::MAX as usize {
+            return;
+        }
+        self.syms.push(Entry {
+            addr,
+            size,
+            name_at,
+            name_len,
+            kind,
+            percpu,
+        });
+    }
+
+    pub(crate) fn build(self) -> SymbolTable {
+        let mut t = SymbolTable {
+            names: self.names,
+            syms: self.syms,
+            by_addr: Vec::new(),
+            by_name: Vec::new(),
+        };
+        let mut by_addr: Vec<(u64, u32)> = t
+            .syms
             .iter()
             .enumerate()
             .filter(|(_, s)| !s.percpu)
             .map(|(i, s)| (s.addr, i as u32))
             .collect();
         by_addr.sort_unstable();
-        let mut by_name: Vec<(u64, u32)> = syms
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (name_hash(&s.name), i as u32))
+        let mut by_name: Vec<(u64, u32)> = (0..t.syms.len() as u32)
+            .map(|i| (name_hash(t.name_of(i)), i))
             .collect();
         by_name.sort_unstable();
-        SymbolTable {
-            syms,
-            by_addr,
-            by_name,
+        t.by_addr = by_addr;
+        t.by_name = by_name;
+        t
+    }
+}
+
+impl SymbolTable {
+    /// Builds the table. When several symbols share a name (static functions
+    /// in different files), `get(name)` gives an image symbol before a
+    /// per-CPU one, a function or object before a label, then the first in
+    /// the file.
+    pub fn new(syms: Vec<Sym<'_>>) -> SymbolTable {
+        let bytes = syms.iter().map(|s| s.name.len()).sum();
+        let mut b = SymbolTableBuilder::with_capacity(syms.len(), bytes);
+        for s in syms {
+            b.push(s.name, s.addr, s.size, s.kind, s.percpu);
         }
+        b.build()
     }
 
     pub fn len(&self) -> usize {
@@ -86,12 +167,29 @@ impl SymbolTable {
         self.syms.is_empty()
     }
 
-    fn at(&self, i: u32) -> Option<&Sym> {
-        self.syms.get(i as usize)
+    fn name_of(&self, i: u32) -> &str {
+        self.syms
+            .get(i as usize)
+            .and_then(|e| {
+                let at = e.name_at as usize;
+                self.names.get(at..at + e.name_len as usize)
+            })
+            .unwrap_or("")
+    }
+
+    fn at(&self, i: u32) -> Option<Sym<'_>> {
+        let e = self.syms.get(i as usize)?;
+        Some(Sym {
+            name: self.name_of(i),
+            addr: e.addr,
+            size: e.size,
+            kind: e.kind,
+            percpu: e.percpu,
+        })
     }
 
     /// The symbol called `name` (link-time address).
-    pub fn get(&self, name: &str) -> Option<&Sym> {
+    pub fn get(&self, name: &str) -> Option<Sym<'_>> {
         let h = name_hash(name);
         let start = self.by_name.partition_point(|&(x, _)| x < h);
         self.by_name
@@ -110,7 +208,7 @@ impl SymbolTable {
     /// size (the "/0x10" of "func+0xc/0x10"); the ELF size where it is last.
     /// A return address just past a `noreturn` call at a function's end still
     /// falls in that function (the padding up to the next symbol).
-    pub fn lookup(&self, addr: u64) -> Option<(&Sym, u64)> {
+    pub fn lookup(&self, addr: u64) -> Option<(Sym<'_>, u64)> {
         let end = self.by_addr.partition_point(|&(a, _)| a <= addr);
         if end == 0 {
             return None;
@@ -135,7 +233,7 @@ impl SymbolTable {
     }
 
     /// All image symbols (not per-CPU), sorted by link address.
-    pub fn iter(&self) -> impl Iterator<Item = &Sym> {
+    pub fn iter(&self) -> impl Iterator<Item = Sym<'_>> {
         self.by_addr.iter().filter_map(|&(_, i)| self.at(i))
     }
 }
@@ -144,9 +242,9 @@ impl SymbolTable {
 mod tests {
     use super::*;
 
-    fn sym(name: &str, addr: u64, size: u64, kind: SymKind) -> Sym {
+    fn sym(name: &str, addr: u64, size: u64, kind: SymKind) -> Sym<'_> {
         Sym {
-            name: name.into(),
+            name,
             addr,
             size,
             kind,
@@ -168,7 +266,7 @@ mod tests {
             sym("inner", 0x4100, 0x10, SymKind::Object),
             per,
         ]);
-        let name = |a| t.lookup(a).map(|(s, size)| (s.name.as_str(), size));
+        let name = |a| t.lookup(a).map(|(s, size)| (s.name, size));
         assert_eq!(name(0x1010), Some(("b", 0x1000)));
         assert_eq!(name(0x1000), Some(("b", 0x1000)));
         assert_eq!(name(0x808), Some(("a", 0x800)));

@@ -5,7 +5,7 @@
 //! borrows the parser.
 
 use super::section_data::{self, Compressed, SectionBytes};
-use super::symbols::{Sym, SymKind, SymbolTable};
+use super::symbols::{SymKind, SymbolTable, SymbolTableBuilder};
 use super::{KernelError, Result};
 use crate::arch::{Arch, ImageSymbols};
 use object::{Object, ObjectSection, SectionKind};
@@ -123,16 +123,16 @@ impl Vmlinux {
         }
         let percpu_index = obj.section_by_name(".data..percpu").map(|s| s.index());
 
-        let syms = elf_symbols(bytes, percpu_index.map(|i| i.0), arch)
+        let symbols = elf_symbols(bytes, percpu_index.map(|i| i.0), arch)
             .map_err(|e| bad(path, format!("bad symbol table: {e}")))?;
-        if syms.is_empty() {
+        if symbols.is_empty() {
             return Err(bad(
                 path,
                 "the file has no symbol table (.symtab): it is a stripped kernel; \
                  use the unstripped vmlinux (e.g. from the -dbg / debuginfo package)",
             ));
         }
-        if !syms.iter().any(|s| s.name == "linux_banner") {
+        if symbols.get("linux_banner").is_none() {
             return Err(bad(
                 path,
                 "the symbol table has no linux_banner: not a Linux kernel image",
@@ -145,7 +145,7 @@ impl Vmlinux {
         let inflated = sections.iter().map(|_| OnceLock::new()).collect();
         Ok(Vmlinux {
             path: path.to_path_buf(),
-            symbols: SymbolTable::new(syms),
+            symbols,
             sections,
             build_id,
             data,
@@ -345,14 +345,19 @@ pub(crate) fn release_from_banner(banner: &[u8]) -> Option<String> {
 
 /// The `.symtab` read straight from the ELF structures (the generic
 /// `object` iterator costs twice as much on a 100k-symbol kernel).
-fn elf_symbols(bytes: &[u8], percpu_index: Option<usize>, arch: Arch) -> object::Result<Vec<Sym>> {
+fn elf_symbols(
+    bytes: &[u8],
+    percpu_index: Option<usize>,
+    arch: Arch,
+) -> object::Result<SymbolTable> {
     use object::elf;
     use object::read::elf::{ElfFile64, Sym as _};
     let file = ElfFile64::<object::Endianness>::parse(bytes)?;
     let endian = file.endian();
     let table = file.elf_symbol_table();
     let strings = table.strings();
-    let mut out = Vec::with_capacity(table.symbols().len());
+    let mut out =
+        SymbolTableBuilder::with_capacity(table.symbols().len(), 24 * table.symbols().len());
     for sym in table.symbols() {
         let kind = match sym.st_type() {
             elf::STT_FUNC | elf::STT_GNU_IFUNC => SymKind::Function,
@@ -372,18 +377,18 @@ fn elf_symbols(bytes: &[u8], percpu_index: Option<usize>, arch: Arch) -> object:
         }
         let addr = sym.st_value(endian);
         let in_percpu = shndx.is_some() && shndx == percpu_index;
-        out.push(Sym {
-            name: String::from_utf8_lossy(name).into_owned(),
+        out.push(
+            &String::from_utf8_lossy(name),
             addr,
-            size: sym.st_size(endian),
+            sym.st_size(endian),
             kind,
             // x86_64 links .data..percpu at 0: its symbols are offsets;
             // aarch64 links it inside the image (per_cpu_ptr adds the offset
             // to the relocated address).
-            percpu: arch.is_percpu_offset(addr) || (in_percpu && addr == 0),
-        });
+            arch.is_percpu_offset(addr) || (in_percpu && addr == 0),
+        );
     }
-    Ok(out)
+    Ok(out.build())
 }
 
 pub(crate) fn hex(b: &[u8]) -> String {
