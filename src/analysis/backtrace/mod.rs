@@ -716,59 +716,77 @@ fn vmlinux_orc(
     if ranges.is_empty() {
         return Err("no _stext/_etext symbols".into());
     }
+    let size = layout.entry_size as u64;
+    // The tables where they lie in the dump, at their run-time addresses
+    // (the kernel sorted them at build time or at boot): searched there, a
+    // few pages of them read, whether or not a vmlinux was given.
+    let in_dump = (|| -> Result<OrcTable, String> {
+        let span = |start: &str, stop: &str| -> Result<(u64, u64), String> {
+            let (a, b) = (kernel.symbol(start), kernel.symbol(stop));
+            let (a, b) = (a.map_err(|e| e.to_string())?, b.map_err(|e| e.to_string())?);
+            let n = b
+                .checked_sub(a)
+                .filter(|&n| n <= MAX_ORC_BYTES)
+                .ok_or_else(|| format!("{start}..{stop} is not a plausible ORC table"))?;
+            // Both ends must be in the dump (a truncated one may lack them).
+            for at in [a, b.saturating_sub(8).max(a)] {
+                kernel
+                    .read_u64(at)
+                    .map_err(|e| format!("reading {start}: {e}"))?;
+            }
+            Ok((a, n))
+        };
+        let (ip_addr, ip_len) = span("__start_orc_unwind_ip", "__stop_orc_unwind_ip")?;
+        let (entry_addr, ent_len) = span("__start_orc_unwind", "__stop_orc_unwind")?;
+        let n = ip_len / 4;
+        if n == 0 || ent_len / size != n {
+            return Err(format!(
+                "__start_orc_unwind_ip has {n} entries, __start_orc_unwind {} ({ent_len} bytes of {size} each)",
+                ent_len / size
+            ));
+        }
+        let sample = fit_sample(n, size, |at, len| {
+            let mut buf = vec![0u8; len as usize];
+            kernel.read(entry_addr + at, &mut buf).ok().map(|_| buf)
+        });
+        let mut fitted = layout.clone();
+        if let Some(note) = fitted.fit_registers(&sample) {
+            problems.push(note);
+        }
+        *layout = fitted;
+        OrcTable::in_memory(ip_addr, entry_addr, n, layout.clone(), ranges.clone())
+            .map_err(|e| e.to_string())
+    })();
+    let in_dump_err = match in_dump {
+        Ok(t) => return Ok(t),
+        Err(e) => e,
+    };
+    // Else the vmlinux's own sections, copied.
     let (ips, ip_addr) = kernel
         .section(".orc_unwind_ip")
         .ok_or("the vmlinux has no .orc_unwind_ip section")?;
     let (ent, _) = kernel
         .section(".orc_unwind")
         .ok_or("the vmlinux has no .orc_unwind section")?;
-    let size = layout.entry_size as u64;
-    if !ips.is_empty() && !ent.is_empty() {
-        let sample = fit_sample(ent.len() as u64 / size, size, |at, len| {
-            ent.get(at as usize..(at + len) as usize)
-                .map(<[u8]>::to_vec)
-        });
-        if let Some(note) = layout.fit_registers(&sample) {
-            problems.push(note);
-        }
-        return OrcTable::new(
-            &ips,
-            ip_addr,
-            &ent,
-            layout.clone(),
-            kernel.kaslr_offset(),
-            ranges,
-        )
-        .map_err(|e| e.to_string());
+    if ips.is_empty() || ent.is_empty() {
+        return Err(in_dump_err);
     }
-    // Opened without a vmlinux, the image keeps no copy of the tables: they
-    // are searched where they lie in the dump, at their run-time addresses.
-    let span = |start: &str, stop: &str| -> Result<(u64, u64), String> {
-        let (a, b) = (kernel.symbol(start), kernel.symbol(stop));
-        let (a, b) = (a.map_err(|e| e.to_string())?, b.map_err(|e| e.to_string())?);
-        let n = b
-            .checked_sub(a)
-            .filter(|&n| n <= MAX_ORC_BYTES)
-            .ok_or_else(|| format!("{start}..{stop} is not a plausible ORC table"))?;
-        Ok((a, n))
-    };
-    let (ip_addr, ip_len) = span("__start_orc_unwind_ip", "__stop_orc_unwind_ip")?;
-    let (entry_addr, ent_len) = span("__start_orc_unwind", "__stop_orc_unwind")?;
-    let n = ip_len / 4;
-    if n == 0 || ent_len / size != n {
-        return Err(format!(
-            "__start_orc_unwind_ip has {n} entries, __start_orc_unwind {} ({ent_len} bytes of {size} each)",
-            ent_len / size
-        ));
-    }
-    let sample = fit_sample(n, size, |at, len| {
-        let mut buf = vec![0u8; len as usize];
-        kernel.read(entry_addr + at, &mut buf).ok().map(|_| buf)
+    let sample = fit_sample(ent.len() as u64 / size, size, |at, len| {
+        ent.get(at as usize..(at + len) as usize)
+            .map(<[u8]>::to_vec)
     });
     if let Some(note) = layout.fit_registers(&sample) {
         problems.push(note);
     }
-    OrcTable::in_memory(ip_addr, entry_addr, n, layout.clone(), ranges).map_err(|e| e.to_string())
+    OrcTable::new(
+        &ips,
+        ip_addr,
+        &ent,
+        layout.clone(),
+        kernel.kaslr_offset(),
+        ranges,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// The entries `fit_registers` reads: all of a small table; of a large one,
