@@ -9,6 +9,8 @@ use super::{
 };
 use crate::dump::{CpuState, Dump, PhysMem, VmcoreInfo};
 
+pub(crate) mod unwind;
+
 /// `__START_KERNEL_map`: the kernel image's virtual base.
 pub(crate) const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 /// Default `KERNEL_IMAGE_SIZE` with KASLR (1 GiB); VMCOREINFO may say otherwise.
