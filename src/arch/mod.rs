@@ -372,7 +372,10 @@ impl Arch {
     /// stack pointer ("RIP"/"RSP", "PC"/"SP").
     pub fn pc_sp_labels(self) -> (&'static str, &'static str) {
         match self {
-            Arch::X86_64 => ("RIP", "RSP"),
+            Arch::X86_64 => (
+                x86_64::REGS[x86_64::Regs::IP].label,
+                x86_64::REGS[x86_64::Regs::SP].label,
+            ),
             Arch::Aarch64 => ("PC", "SP"),
         }
     }
@@ -380,22 +383,22 @@ impl Arch {
     /// The register names of the program counter and stack pointer in `Registers`.
     pub(crate) fn pc_name(self) -> &'static str {
         match self {
-            Arch::X86_64 => "rip",
-            Arch::Aarch64 => "pc",
+            Arch::X86_64 => x86_64::REGS[x86_64::Regs::IP].user,
+            Arch::Aarch64 => aarch64::USER_PT_REGS[aarch64::PC],
         }
     }
 
     pub(crate) fn sp_name(self) -> &'static str {
         match self {
-            Arch::X86_64 => "rsp",
-            Arch::Aarch64 => "sp",
+            Arch::X86_64 => x86_64::REGS[x86_64::Regs::SP].user,
+            Arch::Aarch64 => aarch64::USER_PT_REGS[aarch64::SP],
         }
     }
 
     fn fp_name(self) -> &'static str {
         match self {
-            Arch::X86_64 => "rbp",
-            Arch::Aarch64 => "x29",
+            Arch::X86_64 => x86_64::REGS[x86_64::Regs::BP].user,
+            Arch::Aarch64 => aarch64::USER_PT_REGS[aarch64::FP],
         }
     }
 

@@ -32,8 +32,8 @@ mod walk_tests;
 
 use crate::arch::aarch64::unwind::{ExceptionRegs, RecordUnwinder};
 use crate::arch::unwind::{self as arch_unwind, Env, Method, Stack, StackKind, Start, SwitchedOut};
+use crate::arch::x86_64::pt_regs_members;
 use crate::arch::x86_64::unwind::{OrcUnwinder, PtRegsLayout};
-use crate::arch::x86_64::PT_REGS;
 use crate::arch::UnwindMethod;
 use crate::kernel::{Kernel, KernelError};
 use crate::model::{Backtrace, DumpModel, Frame, FrameKind};
@@ -797,7 +797,7 @@ const MAX_ORC_BYTES: u64 = 64 << 20;
 
 fn pt_regs_layout(kernel: &Kernel) -> Result<PtRegsLayout, KernelError> {
     let mut fields = [(0u64, 8u64); 21];
-    for (i, name) in PT_REGS.iter().map(|r| r.member).enumerate() {
+    for (i, name) in pt_regs_members().enumerate() {
         let m = kernel.member("pt_regs", name)?;
         fields[i] = (m.offset, m.size.min(8));
     }

@@ -14,20 +14,11 @@ mod x86_64 {
     use super::*;
 
     fn std_pt_regs() -> PtRegsLayout {
-        // struct pt_regs on x86_64: r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx
-        // dx si di orig_ax ip cs flags sp ss
-        let order = [
-            "r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx",
-            "si", "di", "orig_ax", "ip", "cs", "flags", "sp", "ss",
-        ];
+        // struct pt_regs on x86_64 holds its registers in user_regs_struct's
+        // order, 8 bytes each
         let mut fields = [(0, 8); 21];
-        for (i, name) in crate::arch::x86_64::PT_REGS
-            .iter()
-            .map(|r| r.member)
-            .enumerate()
-        {
-            let pos = order.iter().position(|n| *n == name).unwrap();
-            fields[i] = ((pos * 8) as u64, 8);
+        for (i, r) in crate::arch::x86_64::PT_REGS.iter().enumerate() {
+            fields[i] = ((r.user_index * 8) as u64, 8);
         }
         PtRegsLayout { fields, size: 168 }
     }
@@ -143,11 +134,7 @@ mod x86_64 {
         // ENTRY: pt_regs at its cfa (sp+0)
         let regs = std_pt_regs();
         let base = c_cfa;
-        for (i, name) in crate::arch::x86_64::PT_REGS
-            .iter()
-            .map(|r| r.member)
-            .enumerate()
-        {
+        for (i, name) in crate::arch::x86_64::pt_regs_members().enumerate() {
             let v = match name {
                 "ip" => 0x40_1000,
                 "sp" => 0x7ffe_0000,

@@ -18,11 +18,17 @@ use crate::dump::{CpuState, Dump, PhysMem, VmcoreInfo};
 pub(crate) mod unwind;
 
 /// `struct user_pt_regs` (arch/arm64/include/uapi/asm/ptrace.h) member names.
-const USER_PT_REGS: [&str; 34] = [
+pub(crate) const USER_PT_REGS: [&str; 34] = [
     "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14",
     "x15", "x16", "x17", "x18", "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27",
     "x28", "x29", "x30", "sp", "pc", "pstate",
 ];
+
+/// Places in `USER_PT_REGS`: the frame pointer (x29), sp, pc, pstate.
+pub(crate) const FP: usize = 29;
+pub(crate) const SP: usize = 31;
+pub(crate) const PC: usize = 32;
+pub(crate) const PSTATE: usize = 33;
 
 /// The shape of a translation table walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,9 +343,9 @@ impl Regs {
             .enumerate()
             .map(|(i, &v)| (label(i), v))
             .collect();
-        out.push((label(31), self.sp));
-        out.push((label(32), self.pc));
-        out.push((label(33), self.pstate));
+        out.push((label(SP), self.sp));
+        out.push((label(PC), self.pc));
+        out.push((label(PSTATE), self.pstate));
         out
     }
 }

@@ -10,7 +10,7 @@
 //! It is given where a `pt_regs`' members are (`ExceptionRegs`, from the
 //! types); the walk around the steps is the caller's.
 
-use super::{pstate_is_kernel, Regs};
+use super::{pstate_is_kernel, Regs, FP};
 use crate::arch::unwind::{
     Begin, CheckOrder, Env, Frame, FrameKind, Method, Next, Position, SavedRegs, StackKind, Start,
     State, Step, SwitchedOut, Unwinder,
@@ -30,9 +30,6 @@ pub(crate) struct ExceptionRegs {
     pub(crate) pc: u64,
     pub(crate) pstate: u64,
 }
-
-/// The frame-pointer register's index in `regs` (x29).
-const FP_INDEX: u64 = 29;
 
 /// The aarch64 unwinder.
 pub(crate) struct RecordUnwinder<'a> {
@@ -56,7 +53,7 @@ impl RecordUnwinder<'_> {
         let mem = env.mem;
         let base = fp.checked_sub(l.stackframe)?;
         let pc = mem.read_u64(base.checked_add(l.pc)?)?;
-        let x29 = mem.read_u64(base.checked_add(l.gprs)?.checked_add(FP_INDEX * 8)?)?;
+        let x29 = mem.read_u64(base.checked_add(l.gprs)?.checked_add(FP as u64 * 8)?)?;
         if pc != ret || x29 != next_fp {
             return None;
         }
