@@ -65,16 +65,16 @@ pub(crate) fn unwind(u: &dyn Unwinder, env: &Env, start: &Start) -> Unwound {
         }
     }
     while out.frames.len() < MAX_FRAMES {
-        let next = match u.step(&state, env) {
+        let (frame, saved, next) = match u.step(&state, env) {
             Ok(Step::End) => return out,
-            Ok(Step::Next(n)) => *n,
+            Ok(Step::Next(n)) => (n.frame, n.saved, n.state),
             Err(why) => {
                 out.error = Some(why);
                 return out;
             }
         };
         // The current frame holds the registers the next one comes from.
-        if let Some(r) = next.saved {
+        if let Some(r) = saved {
             let user = r.user_mode();
             if let Some(cur) = out.frames.last_mut() {
                 cur.kind = if user {
@@ -88,10 +88,11 @@ pub(crate) fn unwind(u: &dyn Unwinder, env: &Env, start: &Start) -> Unwound {
                 return out; // the user-mode registers at the bottom of the task stack
             }
         }
-        let position = u.position(&next.state, env);
-        let order = u.check_order();
-        if order == CheckOrder::AfterFrame {
-            out.frames.push(next.frame.clone());
+        let position = u.position(&next, env);
+        let mut frame = Some(frame);
+        if u.check_order() == CheckOrder::AfterFrame {
+            // The frame stands whatever the next state is.
+            out.frames.extend(frame.take());
             if position == Ok(Position::Bottom) {
                 return out;
             }
@@ -101,7 +102,7 @@ pub(crate) fn unwind(u: &dyn Unwinder, env: &Env, start: &Start) -> Unwound {
         }
         match position {
             Ok(Position::Bottom) => {
-                out.frames.push(next.frame);
+                out.frames.extend(frame.take());
                 return out;
             }
             Ok(Position::At { stack, addr }) => {
@@ -115,10 +116,8 @@ pub(crate) fn unwind(u: &dyn Unwinder, env: &Env, start: &Start) -> Unwound {
                 return out;
             }
         }
-        if order == CheckOrder::BeforeFrame {
-            out.frames.push(next.frame);
-        }
-        state = next.state;
+        out.frames.extend(frame.take());
+        state = next;
     }
     out.error = Some(too_many_frames());
     out
