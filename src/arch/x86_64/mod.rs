@@ -163,6 +163,9 @@ pub(crate) struct X86Reg {
     pub(crate) user: &'static str,
     /// crash's label ("RIP").
     pub(crate) label: &'static str,
+    /// Hex digits crash shows of it in an exception frame (RFLAGS 8,
+    /// segment selectors 4, the rest 16).
+    pub(crate) digits: usize,
     /// Its place in `user_regs_struct` (an NT_PRSTATUS `pr_reg`), whose
     /// first 21 members are `struct pt_regs`' in the same order.
     pub(crate) user_index: usize,
@@ -173,7 +176,7 @@ pub(crate) struct X86Reg {
 const fn reg(
     member: Option<&'static str>,
     user: &'static str,
-    label: &'static str,
+    (label, digits): (&'static str, usize),
     user_index: usize,
     qemu: QemuSlot,
 ) -> X86Reg {
@@ -181,6 +184,7 @@ const fn reg(
         member,
         user,
         label,
+        digits,
         user_index,
         qemu,
     }
@@ -192,33 +196,33 @@ use QemuSlot::{Absent, Base, Gpr, Selector};
 /// pt_regs` in crash's display order (`Regs` holds them in this order),
 /// then the rest of `user_regs_struct`.
 pub(crate) const REGS: [X86Reg; 27] = [
-    reg(Some("ip"), "rip", "RIP", 16, Gpr(16)),
-    reg(Some("sp"), "rsp", "RSP", 19, Gpr(6)),
-    reg(Some("flags"), "eflags", "RFLAGS", 18, Gpr(17)),
-    reg(Some("ax"), "rax", "RAX", 10, Gpr(0)),
-    reg(Some("bx"), "rbx", "RBX", 5, Gpr(1)),
-    reg(Some("cx"), "rcx", "RCX", 11, Gpr(2)),
-    reg(Some("dx"), "rdx", "RDX", 12, Gpr(3)),
-    reg(Some("si"), "rsi", "RSI", 13, Gpr(4)),
-    reg(Some("di"), "rdi", "RDI", 14, Gpr(5)),
-    reg(Some("bp"), "rbp", "RBP", 4, Gpr(7)),
-    reg(Some("r8"), "r8", "R8", 9, Gpr(8)),
-    reg(Some("r9"), "r9", "R9", 8, Gpr(9)),
-    reg(Some("r10"), "r10", "R10", 7, Gpr(10)),
-    reg(Some("r11"), "r11", "R11", 6, Gpr(11)),
-    reg(Some("r12"), "r12", "R12", 3, Gpr(12)),
-    reg(Some("r13"), "r13", "R13", 2, Gpr(13)),
-    reg(Some("r14"), "r14", "R14", 1, Gpr(14)),
-    reg(Some("r15"), "r15", "R15", 0, Gpr(15)),
-    reg(Some("orig_ax"), "orig_rax", "ORIG_RAX", 15, Absent),
-    reg(Some("cs"), "cs", "CS", 17, Selector(0)),
-    reg(Some("ss"), "ss", "SS", 20, Selector(5)),
-    reg(None, "fs_base", "FS_BASE", 21, Base(3)),
-    reg(None, "gs_base", "GS_BASE", 22, Base(4)),
-    reg(None, "ds", "DS", 23, Selector(1)),
-    reg(None, "es", "ES", 24, Selector(2)),
-    reg(None, "fs", "FS", 25, Selector(3)),
-    reg(None, "gs", "GS", 26, Selector(4)),
+    reg(Some("ip"), "rip", ("RIP", 16), 16, Gpr(16)),
+    reg(Some("sp"), "rsp", ("RSP", 16), 19, Gpr(6)),
+    reg(Some("flags"), "eflags", ("RFLAGS", 8), 18, Gpr(17)),
+    reg(Some("ax"), "rax", ("RAX", 16), 10, Gpr(0)),
+    reg(Some("bx"), "rbx", ("RBX", 16), 5, Gpr(1)),
+    reg(Some("cx"), "rcx", ("RCX", 16), 11, Gpr(2)),
+    reg(Some("dx"), "rdx", ("RDX", 16), 12, Gpr(3)),
+    reg(Some("si"), "rsi", ("RSI", 16), 13, Gpr(4)),
+    reg(Some("di"), "rdi", ("RDI", 16), 14, Gpr(5)),
+    reg(Some("bp"), "rbp", ("RBP", 16), 4, Gpr(7)),
+    reg(Some("r8"), "r8", ("R8", 16), 9, Gpr(8)),
+    reg(Some("r9"), "r9", ("R9", 16), 8, Gpr(9)),
+    reg(Some("r10"), "r10", ("R10", 16), 7, Gpr(10)),
+    reg(Some("r11"), "r11", ("R11", 16), 6, Gpr(11)),
+    reg(Some("r12"), "r12", ("R12", 16), 3, Gpr(12)),
+    reg(Some("r13"), "r13", ("R13", 16), 2, Gpr(13)),
+    reg(Some("r14"), "r14", ("R14", 16), 1, Gpr(14)),
+    reg(Some("r15"), "r15", ("R15", 16), 0, Gpr(15)),
+    reg(Some("orig_ax"), "orig_rax", ("ORIG_RAX", 16), 15, Absent),
+    reg(Some("cs"), "cs", ("CS", 4), 17, Selector(0)),
+    reg(Some("ss"), "ss", ("SS", 4), 20, Selector(5)),
+    reg(None, "fs_base", ("FS_BASE", 16), 21, Base(3)),
+    reg(None, "gs_base", ("GS_BASE", 16), 22, Base(4)),
+    reg(None, "ds", ("DS", 4), 23, Selector(1)),
+    reg(None, "es", ("ES", 4), 24, Selector(2)),
+    reg(None, "fs", ("FS", 4), 25, Selector(3)),
+    reg(None, "gs", ("GS", 4), 26, Selector(4)),
 ];
 
 /// The registers of a `struct pt_regs`: the first 21 of `REGS`.
@@ -247,7 +251,10 @@ impl Regs {
     pub(crate) const R10: usize = 12;
     pub(crate) const R13: usize = 15;
     const FLAGS: usize = 2;
-    const CS: usize = 19;
+    /// The last of the registers crash shows three to a line; `ORIG_RAX`,
+    /// CS and SS follow on one line.
+    pub(crate) const ORIG_AX: usize = 18;
+    pub(crate) const CS: usize = 19;
     const SS: usize = 20;
     /// The registers an iret frame holds.
     pub(crate) const IRET: [usize; 5] = [Regs::IP, Regs::CS, Regs::FLAGS, Regs::SP, Regs::SS];
