@@ -1,6 +1,7 @@
 //! kdump-compressed dumps whose header names the machine "Unknown" (QEMU's
 //! `dump-guest-memory -f kdump-zlib` writes that): the architecture comes
-//! from the vmlinux, else VMCOREINFO, else the NT_PRSTATUS notes' size.
+//! from VMCOREINFO, else the NT_PRSTATUS notes' size, else the vmlinux's
+//! ELF e_machine.
 //! The fixtures' dumps are copied into a temporary directory with the
 //! header's utsname rewritten as QEMU writes it (empty, machine "Unknown");
 //! the fixtures are never touched.
@@ -9,6 +10,7 @@ mod common;
 
 use crashdeck::arch::Arch;
 use crashdeck::dump::{Dump, VmcoreInfo};
+use crashdeck::kernel::Kernel;
 use std::path::PathBuf;
 
 /// utsname starts at byte 12 of the kdump header, six fields of 65 bytes;
@@ -74,6 +76,19 @@ fn without_arch_entries(d: Dump) -> Dump {
         }
     }
     Dump::from_parts(Box::new(Inner(d)), info, VmcoreInfo::parse(&text), cpus)
+}
+
+/// The dump without its NT_PRSTATUS notes.
+fn without_notes(d: Dump) -> Dump {
+    let info = d.info().clone();
+    let vi = d.vmcoreinfo().clone();
+    struct Inner(Dump);
+    impl crashdeck::dump::PhysMem for Inner {
+        fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> crashdeck::dump::Result<()> {
+            self.0.read_phys(paddr, buf)
+        }
+    }
+    Dump::from_parts(Box::new(Inner(d)), info, vi, Vec::new())
 }
 
 /// The architecture case.txt names.
@@ -158,5 +173,52 @@ fn arm64_dump_with_unknown_machine_opens_as_the_original() {
         let msg = "no arm64 kdump-compressed fixture";
         assert!(!common::require_fixtures(), "{msg}");
         eprintln!("SKIPPED arm64_dump_with_unknown_machine_opens_as_the_original: {msg}");
+    }
+}
+
+/// A dump that tells nothing of its architecture (the header's machine
+/// "Unknown", no VMCOREINFO entry that names one, no NT_PRSTATUS notes)
+/// takes the vmlinux's ELF e_machine: the arm64 kdump with its arm64
+/// vmlinux is read as aarch64. Its page tables cannot be set up then (an
+/// aarch64 kernel needs VMCOREINFO's `NUMBER(kimage_voffset)`, itself one of
+/// the entries that name the architecture), so the open fails, with the
+/// aarch64 reason; without the vmlinux the same dump is taken for x86_64
+/// (`Arch::of_dump`'s default), so the answer did come from the vmlinux.
+#[test]
+fn arm64_dump_that_tells_nothing_takes_the_vmlinux_e_machine() {
+    let Some(cases) = common::cases_or_skip("arm64_e_machine") else {
+        return;
+    };
+    let mut done = 0;
+    for case in cases
+        .iter()
+        .filter(|c| c.arch() == "arm64" && c.format().starts_with("kdump"))
+    {
+        let Some(vmlinux) = case.vmlinux_for(
+            "arm64_dump_that_tells_nothing_takes_the_vmlinux_e_machine",
+            "the architecture comes from its ELF header",
+        ) else {
+            continue;
+        };
+        let p = with_unknown_machine(case, "emachine");
+        let silent = || without_notes(without_arch_entries(Dump::open(&p).unwrap()));
+        let d = silent();
+        assert!(d.cpus().is_empty());
+        assert_eq!(Arch::told_by_dump(&d).unwrap(), None, "{}", case.name);
+        assert_eq!(Arch::of_dump(&d).unwrap(), Arch::X86_64, "{}", case.name);
+        let e = match Kernel::open(vmlinux, d, &Default::default()) {
+            Ok(k) => panic!("{}: opened as {:?}", case.name, k.arch()),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains("an aarch64 dump names it"), "{}: {e}", case.name);
+        // The untouched dump opens with the same vmlinux as aarch64.
+        assert_eq!(case.kernel().arch(), Arch::Aarch64);
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+        done += 1;
+    }
+    if done == 0 {
+        let msg = "no arm64 kdump-compressed fixture with a vmlinux";
+        assert!(!common::require_fixtures(), "{msg}");
+        eprintln!("SKIPPED arm64_dump_that_tells_nothing_takes_the_vmlinux_e_machine: {msg}");
     }
 }

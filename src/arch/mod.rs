@@ -9,9 +9,11 @@
 //!   kernel image with VMCOREINFO alone (`Arch::image_pa`),
 //! - the register set of an NT_PRSTATUS note or a QEMU CPU note
 //!   (`Arch::registers`),
-//! - the unwinder's per-architecture facts (`Arch::strip_return_address`,
-//!   x86_64's `pt_regs` register set) and the vocabulary every unwinder
-//!   shares (`unwind`: memory, stacks).
+//! - the unwinder: one `unwind::Unwinder` per architecture
+//!   (`x86_64::unwind::OrcUnwinder`: ORC, DWARF CFI, frame pointers, a scan;
+//!   `aarch64::unwind::RecordUnwinder`: frame records, PAC stripping) with
+//!   its start registers, stack kinds and step, and the vocabulary every
+//!   unwinder shares (`unwind`: memory, stacks, frames, saved registers).
 //!
 //! The layers above name no architecture: they ask this one.
 
@@ -370,7 +372,10 @@ impl Arch {
     /// stack pointer ("RIP"/"RSP", "PC"/"SP").
     pub fn pc_sp_labels(self) -> (&'static str, &'static str) {
         match self {
-            Arch::X86_64 => ("RIP", "RSP"),
+            Arch::X86_64 => (
+                x86_64::REGS[x86_64::Regs::IP].label,
+                x86_64::REGS[x86_64::Regs::SP].label,
+            ),
             Arch::Aarch64 => ("PC", "SP"),
         }
     }
@@ -378,22 +383,22 @@ impl Arch {
     /// The register names of the program counter and stack pointer in `Registers`.
     pub(crate) fn pc_name(self) -> &'static str {
         match self {
-            Arch::X86_64 => "rip",
-            Arch::Aarch64 => "pc",
+            Arch::X86_64 => x86_64::REGS[x86_64::Regs::IP].user,
+            Arch::Aarch64 => aarch64::USER_PT_REGS[aarch64::PC],
         }
     }
 
     pub(crate) fn sp_name(self) -> &'static str {
         match self {
-            Arch::X86_64 => "rsp",
-            Arch::Aarch64 => "sp",
+            Arch::X86_64 => x86_64::REGS[x86_64::Regs::SP].user,
+            Arch::Aarch64 => aarch64::USER_PT_REGS[aarch64::SP],
         }
     }
 
     fn fp_name(self) -> &'static str {
         match self {
-            Arch::X86_64 => "rbp",
-            Arch::Aarch64 => "x29",
+            Arch::X86_64 => x86_64::REGS[x86_64::Regs::BP].user,
+            Arch::Aarch64 => aarch64::USER_PT_REGS[aarch64::FP],
         }
     }
 
@@ -451,31 +456,12 @@ impl Arch {
         }
     }
 
-    /// Whether a saved processor state (aarch64 `pstate`, x86_64 `cs`) was in
-    /// the kernel.
-    pub(crate) fn state_is_kernel(self, state: u64) -> bool {
-        match self {
-            Arch::X86_64 => state & 3 == 0,
-            Arch::Aarch64 => aarch64::pstate_is_kernel(state),
-        }
-    }
-
     /// Whether a link-time symbol address is a per-CPU offset (x86_64 links
     /// `.data..percpu` at 0) rather than an address in the image.
     pub(crate) fn is_percpu_offset(self, link_addr: u64) -> bool {
         match self {
             Arch::X86_64 => link_addr < x86_64::START_KERNEL_MAP,
             Arch::Aarch64 => false,
-        }
-    }
-
-    /// A return address as saved on the stack, made a plain kernel address
-    /// (aarch64: the pointer-authentication code in the top bits replaced by
-    /// ones, `KERNELPACMASK`).
-    pub(crate) fn strip_return_address(self, vi: &VmcoreInfo, addr: u64) -> u64 {
-        match self {
-            Arch::X86_64 => addr,
-            Arch::Aarch64 => aarch64::strip_pac(vi, addr),
         }
     }
 }

@@ -433,12 +433,6 @@ impl Kernel {
         Ok(self.arch.registers(cpu)?)
     }
 
-    /// A return address as saved on the stack, with the architecture's
-    /// extra bits (aarch64 pointer authentication) made a plain address.
-    pub(crate) fn strip_return_address(&self, addr: u64) -> u64 {
-        self.arch.strip_return_address(self.dump.vmcoreinfo(), addr)
-    }
-
     /// vmlinux-vs-dump checks made at open (all pass unless opened with `force`).
     pub fn match_checks(&self) -> &[MatchCheck] {
         &self.checks

@@ -12,6 +12,7 @@
 //! followed by their registers, `[exception RIP: …]` first when the CPU was
 //! in the kernel.
 
+use crate::arch::x86_64::{Regs, X86Reg, PT_REGS};
 use crate::model::{Backtrace, DumpModel, Frame, FrameKind};
 use std::fmt::Write;
 
@@ -141,9 +142,12 @@ fn next_physical(frames: &[Frame], i: usize) -> Option<&Frame> {
 
 fn regs(o: &mut String, f: &Frame, next: Option<&Frame>) {
     let get = |name: &str| f.regs.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
-    let user = get("CS").is_some_and(|cs| cs & 3 != 0);
-    // The program counter's label: crash's x86_64 "RIP", else "PC".
-    let pc_label = if get("RIP").is_some() { "RIP" } else { "PC" };
+    let x86 = |i: usize| PT_REGS[i].label;
+    let user = get(x86(Regs::CS)).is_some_and(|cs| cs & 3 != 0);
+    // The program counter's label: crash's x86_64 one where the frame has
+    // it, else aarch64's.
+    let is_x86 = get(x86(Regs::IP)).is_some();
+    let pc_label = if is_x86 { x86(Regs::IP) } else { "PC" };
     if !user {
         if let Some(n) = next.filter(|n| Some(n.pc) == get(pc_label)) {
             let at = if n.offset > 0 {
@@ -154,7 +158,7 @@ fn regs(o: &mut String, f: &Frame, next: Option<&Frame>) {
             let _ = writeln!(o, "    [exception {pc_label}: {at}]");
         }
     }
-    if pc_label == "PC" {
+    if !is_x86 {
         // Registers in the order the architecture saved them, three a line.
         for chunk in f.regs.chunks(3) {
             let cells: Vec<String> = chunk
@@ -165,37 +169,22 @@ fn regs(o: &mut String, f: &Frame, next: Option<&Frame>) {
         }
         return;
     }
-    let row = |o: &mut String, names: &[&str]| {
-        let cells: Vec<String> = names
-            .iter()
-            .filter_map(|n| {
-                let v = get(n)?;
-                let w = if *n == "RFLAGS" { 8 } else { 16 };
-                Some(format!("{n:>3}: {v:0w$x}"))
-            })
-            .collect();
+    // crash's layout: the registers three a line in its order, then
+    // ORIG_RAX, CS and SS on one line; each as many hex digits as crash shows.
+    let cell = |r: &X86Reg, pad: usize| {
+        let v = get(r.label)?;
+        Some(format!("{:>pad$}: {v:0w$x}", r.label, w = r.digits))
+    };
+    let (rows, last) = PT_REGS.split_at(Regs::ORIG_AX);
+    for row in rows.chunks(3) {
+        let cells: Vec<String> = row.iter().filter_map(|r| cell(r, 3)).collect();
         if !cells.is_empty() {
             let _ = writeln!(o, "    {}", cells.join("  "));
         }
-    };
-    row(o, &["RIP", "RSP", "RFLAGS"]);
-    row(o, &["RAX", "RBX", "RCX"]);
-    row(o, &["RDX", "RSI", "RDI"]);
-    row(o, &["RBP", "R8", "R9"]);
-    row(o, &["R10", "R11", "R12"]);
-    row(o, &["R13", "R14", "R15"]);
-    let mut last = Vec::new();
-    if let Some(v) = get("ORIG_RAX") {
-        last.push(format!("ORIG_RAX: {v:016x}"));
     }
-    if let Some(v) = get("CS") {
-        last.push(format!("CS: {v:04x}"));
-    }
-    if let Some(v) = get("SS") {
-        last.push(format!("SS: {v:04x}"));
-    }
-    if !last.is_empty() {
-        let _ = writeln!(o, "    {}", last.join("  "));
+    let cells: Vec<String> = last.iter().filter_map(|r| cell(r, 0)).collect();
+    if !cells.is_empty() {
+        let _ = writeln!(o, "    {}", cells.join("  "));
     }
 }
 

@@ -4,6 +4,7 @@
 //! the panicking CPU's registers: without this, every kdump panic stack
 //! would start with a guess. drgn does the same (ORC, then DWARF CFI).
 
+use crate::arch::unwind::{CfiLookup, CfiRow};
 use crate::arch::DwarfRegisters;
 use addr2line::gimli;
 use gimli::{CfaRule, RegisterRule, UnwindSection};
@@ -13,23 +14,6 @@ type Slice<'a> = gimli::EndianSlice<'a, gimli::LittleEndian>;
 
 /// Most FDEs indexed (a vmlinux has tens of thousands).
 const MAX_FDES: usize = 2_000_000;
-
-/// How to find the caller from one address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CfiRow {
-    /// The CFA is `sp + offset` (`false`) or `bp + offset` (`true`).
-    pub(crate) cfa_from_bp: bool,
-    pub(crate) cfa_offset: i64,
-    /// The return address is at `CFA + ra_offset`.
-    pub(crate) ra_offset: i64,
-    /// The caller's rbp is at `CFA + offset`, if saved.
-    pub(crate) bp_offset: Option<i64>,
-}
-
-/// A lookup of unwind rows by run-time address.
-pub(crate) trait CfiLookup {
-    fn row(&self, pc: u64) -> Option<CfiRow>;
-}
 
 /// The vmlinux `.debug_frame`, indexed by address.
 pub(crate) struct DebugFrame<'a> {

@@ -1,13 +1,13 @@
-//! Backtraces: ORC unwinding over dump memory, symbolization.
+//! Backtraces: unwinding over dump memory, symbolization.
 //!
-//! - `orc`: the ORC tables and the `struct orc_entry` layout from the types.
+//! The per-architecture unwind step is the `arch` layer's
+//! (`arch::unwind::Unwinder`: x86_64's ORC step, aarch64's frame records);
+//! this module reads what it needs out of the kernel and runs one walk for
+//! every architecture:
+//! - `orc`: the ORC tables and the `struct orc_entry` layout from the types
+//!   (the x86_64 step's data, behind `arch::x86_64::unwind::OrcLookup`).
 //! - `cfi`: DWARF CFI from `.debug_frame`, for code ORC leaves undefined.
-//! - `unwind`: the unwinder (ORC, then DWARF CFI where ORC is undefined,
-//!   frame pointers where an address has no ORC entry, then a scan for the
-//!   next kernel text address), on a memory reader; knows no kernel
-//!   structure. Every frame says which method found it (`FrameKind`).
-//! - `frame_records`: the aarch64 unwinder (frame records, exception frames).
-//! - `walk`: what both unwinders share: memory, stacks, the frames found,
+//! - `walk`: the walk every architecture shares: the frames its steps find,
 //!   the loop checks (one message whichever architecture loops) and the
 //!   stale frames (the words the kernel's Call Trace marks `?`).
 //! - `symbolize`: symbols, modules, source lines and inline frames.
@@ -15,30 +15,33 @@
 //! Starting state: a task running on a CPU at the crash starts from the
 //! registers the dump saved for that CPU (kdump: the panicking CPU's from
 //! `crash_setup_regs`, the others' from the crash NMI; QEMU: each CPU's state
-//! when the VM stopped). Any other task starts from its saved kernel stack
-//! pointer, `task_struct.thread.sp`, which points at a `struct
-//! inactive_task_frame` whose `ret_addr` returns into `__schedule`.
+//! when the VM stopped). Any other task starts from what the scheduler saved
+//! when it switched the task out, read by the types: x86_64's
+//! `task_struct.thread.sp` points at a `struct inactive_task_frame` whose
+//! `ret_addr` returns into `__schedule`; aarch64's `thread.cpu_context`
+//! holds pc, sp and fp.
 
 pub(crate) mod cfi;
-pub(crate) mod frame_records;
 pub(crate) mod orc;
 pub(crate) mod service;
 pub use service::BacktraceService;
 pub(crate) mod symbolize;
-pub(crate) mod unwind;
 pub(crate) mod walk;
+#[cfg(test)]
+mod walk_tests;
 
-use crate::arch::unwind::Stack;
-use crate::arch::x86_64::{Regs, PT_REGS};
-use crate::arch::{Registers, UnwindMethod};
+use crate::arch::aarch64::unwind::{ExceptionRegs, RecordUnwinder};
+use crate::arch::unwind::{self as arch_unwind, Env, Method, Stack, StackKind, Start, SwitchedOut};
+use crate::arch::x86_64::pt_regs_members;
+use crate::arch::x86_64::unwind::{OrcUnwinder, PtRegsLayout};
+use crate::arch::UnwindMethod;
 use crate::kernel::{Kernel, KernelError};
 use crate::model::{Backtrace, DumpModel, Frame, FrameKind};
 use orc::{OrcLayout, OrcSet, OrcTable};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use symbolize::Symbolizer;
-use unwind::{PtRegsLayout, Start, Unwinder};
-use walk::{merge_stale, RawFrame};
+use walk::{merge_stale, stale_frames};
 
 /// THREAD_SIZE when the kernel does not tell (x86_64 without KASAN).
 const DEFAULT_THREAD_SIZE: u64 = 16 * 1024;
@@ -189,14 +192,22 @@ impl<'k> Backtracer<'k> {
         let mut bt = ctx.task_info(&self.tasks, task, Some(c.cpu));
         bt.panic = is_panic;
         bt.active = true;
-        let start = match ctx.kernel.registers(c) {
-            Ok(r) => start_from_cpu(&r),
+        let regs = match ctx.kernel.registers(c) {
+            Ok(r) => r,
             Err(e) => {
                 bt.error = Some(e.to_string());
                 return bt;
             }
         };
-        ctx.fill(&mut bt, task, start, None);
+        let unwinder = match ctx.unwinder() {
+            Ok(u) => u,
+            Err(e) => {
+                bt.error = Some(e);
+                return bt;
+            }
+        };
+        let start = unwinder.start_from_cpu(&regs);
+        ctx.fill(&mut bt, task, unwinder.as_ref(), start, None);
         // the kernel's own notes (kdump: they carry the pid; in QEMU's the
         // dump layer drops QEMU's vCPU number)
         if c.source == "NT_PRSTATUS" && c.pid.is_some() {
@@ -210,9 +221,19 @@ impl<'k> Backtracer<'k> {
         let facts = self.tasks.get(&task);
         let mut bt = ctx.task_info(&self.tasks, task, facts.map(|t| t.cpu));
         bt.active = facts.is_some_and(|t| t.active);
-        match ctx.start_inactive(task) {
-            Ok((start, shown)) => ctx.fill(&mut bt, task, start, Some(shown)),
-            Err(e) => bt.error = Some(format!("no saved stack pointer: {e}")),
+        let (saved, shown) = match ctx.switched_out(task) {
+            Ok(s) => s,
+            Err(e) => {
+                bt.error = Some(format!("no saved stack pointer: {e}"));
+                return bt;
+            }
+        };
+        match ctx.unwinder() {
+            Ok(u) => {
+                let start = u.start_switched_out(&saved);
+                ctx.fill(&mut bt, task, u.as_ref(), start, Some(shown));
+            }
+            Err(e) => bt.error = Some(e),
         }
         bt
     }
@@ -246,34 +267,22 @@ fn show_interrupted_regs(bt: &mut Backtrace, start: &Start) {
     let own_state = bt
         .frames
         .iter()
-        .any(|f| f.inline && f.pc == start.ip && f.function.as_deref() == Some("crash_setup_regs"))
+        .any(|f| f.inline && f.pc == start.pc && f.function.as_deref() == Some("crash_setup_regs"))
         // without DWARF the inlined call is not seen: the pc lies in the
         // function crash_setup_regs is inlined into (and only ever there)
-        || bt.frames.iter().find(|f| !f.inline && f.pc == start.ip).is_some_and(|f| {
+        || bt.frames.iter().find(|f| !f.inline && f.pc == start.pc).is_some_and(|f| {
             matches!(f.function.as_deref(), Some("__crash_kexec" | "crash_kexec"))
         });
     if own_state {
         return;
     }
     if let (Some(f), Some(r)) = (
-        bt.frames.iter_mut().find(|f| !f.inline && f.pc == start.ip),
+        bt.frames.iter_mut().find(|f| !f.inline && f.pc == start.pc),
         start.regs,
     ) {
         if f.regs.is_empty() {
             f.regs = r.labelled();
         }
-    }
-}
-
-/// The unwinder's start from a CPU's saved registers (the full `pt_regs`
-/// set where the architecture has one: x86_64).
-fn start_from_cpu(r: &Registers) -> Start {
-    Start {
-        ip: r.pc(),
-        sp: r.sp(),
-        bp: Some(r.fp()),
-        regs: Regs::from_registers(r),
-        signal: true,
     }
 }
 
@@ -284,7 +293,10 @@ struct Context<'k> {
     sym: Symbolizer<'k>,
     pt_regs: Option<PtRegsLayout>,
     /// Frame-record architectures: where an exception frame's registers are.
-    exception_regs: Option<frame_records::ExceptionRegs>,
+    exception_regs: Option<ExceptionRegs>,
+    /// Frame-record architectures: the bits a return address's
+    /// authentication code replaces.
+    pac_mask: u64,
     method: UnwindMethod,
     /// `.debug_frame`, indexed on first use.
     cfi: std::cell::OnceCell<Option<cfi::DebugFrame<'k>>>,
@@ -317,6 +329,7 @@ impl<'k> Context<'k> {
                 sym: Symbolizer::new(kernel, modules),
                 pt_regs: None,
                 exception_regs,
+                pac_mask: crate::arch::aarch64::pac_mask(kernel.dump().vmcoreinfo()),
                 method,
                 cfi: std::cell::OnceCell::new(),
                 thread_size: thread_size(kernel),
@@ -356,6 +369,7 @@ impl<'k> Context<'k> {
             sym: Symbolizer::new(kernel, modules),
             pt_regs,
             exception_regs: None,
+            pac_mask: 0,
             method,
             cfi: std::cell::OnceCell::new(),
             thread_size: thread_size(kernel),
@@ -424,9 +438,9 @@ impl<'k> Context<'k> {
         }
     }
 
-    /// The start of a task that is not running: its `inactive_task_frame`.
-    /// Also gives where frame 0's return address sits.
-    fn start_inactive(&self, task: u64) -> Result<(Start, u64), KernelError> {
+    /// What the scheduler saved of a task it switched out, read by the
+    /// types; also where frame 0's return address sits.
+    fn switched_out(&self, task: u64) -> Result<(SwitchedOut, u64), KernelError> {
         let k = self.kernel;
         if k.has_member("task_struct", "thread.cpu_context") {
             // cpu_switch_to saved the callee-saved registers, fp, sp and the
@@ -434,98 +448,127 @@ impl<'k> Context<'k> {
             let pc = k.read_member(task, "task_struct", "thread.cpu_context.pc")?;
             let sp = k.read_member(task, "task_struct", "thread.cpu_context.sp")?;
             let fp = k.read_member(task, "task_struct", "thread.cpu_context.fp")?;
-            return Ok((
-                Start {
-                    ip: k.strip_return_address(pc),
-                    sp,
-                    bp: Some(fp),
-                    regs: None,
-                    signal: false,
-                },
-                sp,
-            ));
+            return Ok((SwitchedOut { pc, sp, fp }, sp));
         }
+        // thread.sp points at the inactive_task_frame __switch_to_asm pushed.
         let sp = k.read_member(task, "task_struct", "thread.sp")?;
         let size = k.size_of("inactive_task_frame")?;
         let ret_off = k.offset_of("inactive_task_frame", "ret_addr")?;
         let ret = k.read_member(sp, "inactive_task_frame", "ret_addr")?;
         let bp = k.read_member(sp, "inactive_task_frame", "bp")?;
         Ok((
-            Start {
-                ip: ret,
+            SwitchedOut {
+                pc: ret,
                 sp: sp.wrapping_add(size),
-                bp: Some(bp),
-                regs: None,
-                signal: false,
+                fp: bp,
             },
             sp.wrapping_add(ret_off),
         ))
     }
 
-    /// The stacks a task on `cpu` may use.
-    fn stacks(&self, task: u64, cpu: u32) -> Vec<Stack> {
-        let k = self.kernel;
+    /// The architecture's unwinder over this dump's data, or why there is none.
+    fn unwinder(&self) -> Result<Box<dyn arch_unwind::Unwinder + '_>, String> {
+        match self.method {
+            UnwindMethod::Orc => match &self.pt_regs {
+                Some(pt_regs) => Ok(Box::new(OrcUnwinder {
+                    orc: &self.orc,
+                    pt_regs,
+                })),
+                None => Err(self.setup_problems.join("; ")),
+            },
+            UnwindMethod::FrameRecords => Ok(Box::new(RecordUnwinder {
+                pt_regs: self.exception_regs.as_ref(),
+                pac_mask: self.pac_mask,
+            })),
+        }
+    }
+
+    /// The stacks of `kinds` a task on `cpu` may use, in that order.
+    fn stacks(&self, task: u64, cpu: u32, kinds: &[StackKind]) -> Vec<Stack> {
         let mut out = Vec::new();
-        if let Ok(s) = k.read_member(task, "task_struct", "stack") {
-            if s != 0 {
-                out.push(Stack {
-                    name: "task".into(),
-                    start: s,
-                    end: s.wrapping_add(self.thread_size),
-                });
-            }
+        for &kind in kinds {
+            self.stacks_of(kind, task, cpu, &mut out);
         }
-        // A per-CPU pointer to the base of the IRQ stack (irq_stack_ptr), and
-        // a per-CPU overflow stack (an array), where the kernel has them.
-        if let Ok(p) = k
-            .per_cpu_addr("irq_stack_ptr", cpu)
-            .and_then(|a| k.read_u64(a))
-        {
-            if p != 0 {
-                out.push(Stack {
-                    name: "irq".into(),
-                    start: p,
-                    end: p.wrapping_add(self.thread_size),
-                });
+        out
+    }
+
+    /// The stacks of one kind, by the kernel's symbols and types.
+    fn stacks_of(&self, kind: StackKind, task: u64, cpu: u32, out: &mut Vec<Stack>) {
+        let k = self.kernel;
+        match kind {
+            StackKind::Task => {
+                if let Ok(s) = k.read_member(task, "task_struct", "stack") {
+                    if s != 0 {
+                        out.push(Stack {
+                            name: "task".into(),
+                            start: s,
+                            end: s.wrapping_add(self.thread_size),
+                        });
+                    }
+                }
             }
-        }
-        if let Ok(a) = k.per_cpu_addr("overflow_stack", cpu) {
-            let size = k.symbol_size("overflow_stack").unwrap_or(0);
-            if size > 0 {
-                out.push(Stack {
-                    name: "overflow".into(),
-                    start: a,
-                    end: a.wrapping_add(size),
-                });
+            // A per-CPU pointer to the base of the IRQ stack (irq_stack_ptr).
+            StackKind::IrqFromBase => {
+                if let Ok(p) = k
+                    .per_cpu_addr("irq_stack_ptr", cpu)
+                    .and_then(|a| k.read_u64(a))
+                {
+                    if p != 0 {
+                        out.push(Stack {
+                            name: "irq".into(),
+                            start: p,
+                            end: p.wrapping_add(self.thread_size),
+                        });
+                    }
+                }
             }
-        }
-        // IRQ stack: hardirq_stack_ptr points at its last word.
-        let irq_ptr = k
-            .per_cpu_addr("hardirq_stack_ptr", cpu)
-            .or_else(|_| {
-                Ok::<u64, KernelError>(
-                    k.per_cpu_addr("pcpu_hot", cpu)?
-                        + k.offset_of("pcpu_hot", "hardirq_stack_ptr")?,
-                )
-            })
-            .and_then(|a| k.read_u64(a));
-        if let Ok(p) = irq_ptr {
-            if p != 0 {
-                let size = k.size_of("irq_stack").unwrap_or(self.thread_size);
-                let end = p.wrapping_add(8);
-                out.push(Stack {
-                    name: "irq".into(),
-                    start: end.wrapping_sub(size),
-                    end,
-                });
+            // A per-CPU overflow stack (an array), where the kernel has one.
+            StackKind::Overflow => {
+                if let Ok(a) = k.per_cpu_addr("overflow_stack", cpu) {
+                    let size = k.symbol_size("overflow_stack").unwrap_or(0);
+                    if size > 0 {
+                        out.push(Stack {
+                            name: "overflow".into(),
+                            start: a,
+                            end: a.wrapping_add(size),
+                        });
+                    }
+                }
             }
-        }
-        // IST stacks of the CPU entry area.
-        if let Ok(estacks) = k
-            .per_cpu_addr("cea_exception_stacks", cpu)
-            .and_then(|a| k.read_u64(a))
-        {
-            if estacks != 0 {
+            // IRQ stack: hardirq_stack_ptr points at its last word.
+            StackKind::IrqFromTop => {
+                let irq_ptr = k
+                    .per_cpu_addr("hardirq_stack_ptr", cpu)
+                    .or_else(|_| {
+                        Ok::<u64, KernelError>(
+                            k.per_cpu_addr("pcpu_hot", cpu)?
+                                + k.offset_of("pcpu_hot", "hardirq_stack_ptr")?,
+                        )
+                    })
+                    .and_then(|a| k.read_u64(a));
+                if let Ok(p) = irq_ptr {
+                    if p != 0 {
+                        let size = k.size_of("irq_stack").unwrap_or(self.thread_size);
+                        let end = p.wrapping_add(8);
+                        out.push(Stack {
+                            name: "irq".into(),
+                            start: end.wrapping_sub(size),
+                            end,
+                        });
+                    }
+                }
+            }
+            // IST stacks of the CPU entry area.
+            StackKind::Exception => {
+                let Ok(estacks) = k
+                    .per_cpu_addr("cea_exception_stacks", cpu)
+                    .and_then(|a| k.read_u64(a))
+                else {
+                    return;
+                };
+                if estacks == 0 {
+                    return;
+                }
                 for (member, name) in [
                     ("NMI_stack", "NMI"),
                     ("DF_stack", "#DF"),
@@ -555,55 +598,39 @@ impl<'k> Context<'k> {
                 }
             }
         }
-        out
     }
 
-    /// Unwinds one task and fills `bt.frames` / `bt.error`.
-    fn fill(&self, bt: &mut Backtrace, task: u64, start: Start, shown_sp: Option<u64>) {
+    /// Unwinds one task with the architecture's unwinder and fills
+    /// `bt.frames` / `bt.error`: the one walk of every architecture.
+    fn fill(
+        &self,
+        bt: &mut Backtrace,
+        task: u64,
+        u: &dyn arch_unwind::Unwinder,
+        start: Start,
+        shown_sp: Option<u64>,
+    ) {
         self.line_lookups.set(0);
-        if self.method == UnwindMethod::FrameRecords {
-            let stacks = self.stacks(task, bt.cpu);
-            let mem = |a: u64| self.read_u64(a);
-            let step = |fp: u64| {
-                let next = self.read_u64(fp)?;
-                let ret = self.read_u64(fp.checked_add(8)?)?;
-                Some((next, self.kernel.strip_return_address(ret)))
-            };
-            let arch = self.kernel.arch();
-            let is_kernel = |state: u64| arch.state_is_kernel(state);
-            let u = frame_records::FrameRecordUnwinder {
-                mem: &mem,
-                stacks: &stacks,
-                step: &step,
-                pt_regs: self.exception_regs.as_ref(),
-                is_kernel_state: &is_kernel,
-            };
-            let unwound = u.unwind(&start);
-            bt.frames = self.frames(&unwound.frames);
-            bt.error = unwound.error;
-            return;
-        }
-        let Some(pt_regs) = &self.pt_regs else {
-            bt.error = Some(self.setup_problems.join("; "));
-            return;
-        };
-        let stacks = self.stacks(task, bt.cpu);
+        let stacks = self.stacks(task, bt.cpu, u.stack_kinds());
         let mem = |a: u64| self.read_u64(a);
         let is_text = |a: u64| self.sym.is_text(a);
-        let u = Unwinder {
-            orc: &self.orc,
+        let env = Env {
             mem: &mem,
             stacks: &stacks,
             is_text: &is_text,
-            pt_regs,
             cfi: Some(self),
         };
-        let mut unwound = u.unwind(start);
+        let mut unwound = walk::unwind(u, &env, &start);
         if let (Some(f), Some(sp)) = (unwound.frames.first_mut(), shown_sp) {
             f.sp = sp;
         }
-        let stale = u.stale(&unwound.frames);
-        let raw = merge_stale(unwound.frames, stale);
+        let raw = match u.stale_frames() {
+            Some(saved_regs_size) => {
+                let stale = stale_frames(&unwound.frames, &env, saved_regs_size);
+                merge_stale(unwound.frames, stale)
+            }
+            None => unwound.frames,
+        };
         bt.frames = self.frames(&raw);
         bt.error = unwound.error;
         if bt.error.is_some() && !self.setup_problems.is_empty() {
@@ -614,7 +641,7 @@ impl<'k> Context<'k> {
     }
 
     /// Model frames with symbols, modules, source lines and inline frames.
-    fn frames(&self, raw: &[RawFrame]) -> Vec<Frame> {
+    fn frames(&self, raw: &[arch_unwind::Frame]) -> Vec<Frame> {
         let mut out = Vec::new();
         for r in raw {
             // A return address may be the first byte after its function (a
@@ -636,12 +663,12 @@ impl<'k> Context<'k> {
                 file: None,
                 line: None,
                 inline: false,
-                kind: r.kind,
-                regs: r.regs.clone(),
+                kind: model_kind(r.kind),
+                regs: r.regs.map(|r| r.labelled()).unwrap_or_default(),
                 stack: r.stack.clone(),
             };
             let lookups = self.line_lookups.get();
-            if r.kind == FrameKind::Stale || lookups >= MAX_LINE_LOOKUPS {
+            if r.kind == arch_unwind::FrameKind::Stale || lookups >= MAX_LINE_LOOKUPS {
                 out.push(base);
                 continue;
             }
@@ -681,8 +708,21 @@ impl<'k> Context<'k> {
     }
 }
 
-impl cfi::CfiLookup for Context<'_> {
-    fn row(&self, pc: u64) -> Option<cfi::CfiRow> {
+/// The model's name for what a frame is and how it was found.
+fn model_kind(kind: arch_unwind::FrameKind) -> FrameKind {
+    use arch_unwind::FrameKind as K;
+    match kind {
+        K::Normal(Method::Orc) => FrameKind::Orc,
+        K::Normal(Method::FramePointer) => FrameKind::FramePointer,
+        K::Normal(Method::DwarfCfi) => FrameKind::DwarfCfi,
+        K::Normal(Method::Scan) => FrameKind::Scan,
+        K::Exception | K::UserBottom => FrameKind::Exception,
+        K::Stale => FrameKind::Stale,
+    }
+}
+
+impl arch_unwind::CfiLookup for Context<'_> {
+    fn row(&self, pc: u64) -> Option<arch_unwind::CfiRow> {
         if !self.sym.is_kernel_text(pc) {
             return None;
         }
@@ -813,7 +853,7 @@ const MAX_ORC_BYTES: u64 = 64 << 20;
 
 fn pt_regs_layout(kernel: &Kernel) -> Result<PtRegsLayout, KernelError> {
     let mut fields = [(0u64, 8u64); 21];
-    for (i, name) in PT_REGS.iter().map(|r| r.member).enumerate() {
+    for (i, name) in pt_regs_members().enumerate() {
         let m = kernel.member("pt_regs", name)?;
         fields[i] = (m.offset, m.size.min(8));
     }
@@ -825,7 +865,7 @@ fn pt_regs_layout(kernel: &Kernel) -> Result<PtRegsLayout, KernelError> {
 
 /// An exception frame's `struct pt_regs` from the types: its `stackframe`
 /// record, general registers, sp, pc and pstate.
-fn exception_regs_layout(kernel: &Kernel) -> Result<frame_records::ExceptionRegs, KernelError> {
+fn exception_regs_layout(kernel: &Kernel) -> Result<ExceptionRegs, KernelError> {
     let member = |name: &str| {
         kernel
             .offset_of("pt_regs", name)
@@ -834,14 +874,13 @@ fn exception_regs_layout(kernel: &Kernel) -> Result<frame_records::ExceptionRegs
     let regs = kernel
         .member("pt_regs", "regs")
         .or_else(|_| kernel.member("pt_regs", "user_regs.regs"))?;
-    Ok(frame_records::ExceptionRegs {
+    Ok(ExceptionRegs {
         stackframe: kernel.offset_of("pt_regs", "stackframe")?,
         gprs: regs.offset,
         nr_gprs: (regs.size / 8).min(31),
         sp: member("sp")?,
         pc: member("pc")?,
         pstate: member("pstate")?,
-        fp_index: 29,
     })
 }
 

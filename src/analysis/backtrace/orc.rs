@@ -22,23 +22,8 @@
 //! the ORC step (the unwinder falls back as for any unusable entry).
 
 use crate::arch::unwind::Memory;
+use crate::arch::x86_64::unwind::{reg, OrcEntry, OrcLookup, OrcType};
 use crate::kernel::Types;
-
-/// ORC register numbers (arch/x86/include/asm/orc_types.h, unchanged since 4.14).
-pub(crate) mod reg {
-    /// A raw register number this kernel's numbering does not name.
-    pub(crate) const UNKNOWN: u8 = 0xff;
-    pub(crate) const UNDEFINED: u8 = 0;
-    pub(crate) const PREV_SP: u8 = 1;
-    pub(crate) const DX: u8 = 2;
-    pub(crate) const DI: u8 = 3;
-    pub(crate) const BP: u8 = 4;
-    pub(crate) const SP: u8 = 5;
-    pub(crate) const R10: u8 = 6;
-    pub(crate) const R13: u8 = 7;
-    pub(crate) const BP_INDIRECT: u8 = 8;
-    pub(crate) const SP_INDIRECT: u8 = 9;
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum OrcError {
@@ -46,45 +31,6 @@ pub(crate) enum OrcError {
     Layout(String),
     #[error("ORC table: {0}")]
     Table(String),
-}
-
-/// What an entry says the frame is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OrcType {
-    /// No unwind information (a gap between functions, or garbage).
-    Undefined,
-    /// The bottom of a kernel stack (kernel threads, idle).
-    EndOfStack,
-    /// A normal call frame: the return address is just below the CFA.
-    Call,
-    /// A full `pt_regs` at the CFA (exception or interrupt entry).
-    Regs,
-    /// An iret frame (`ip, cs, flags, sp, ss`) at the CFA.
-    RegsPartial,
-}
-
-/// One decoded ORC entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct OrcEntry {
-    pub(crate) sp_offset: i16,
-    pub(crate) bp_offset: i16,
-    pub(crate) sp_reg: u8,
-    pub(crate) bp_reg: u8,
-    pub(crate) kind: OrcType,
-    /// 6.4+: the frame is a signal frame (use the IP itself, not IP-1).
-    pub(crate) signal: bool,
-}
-
-impl OrcEntry {
-    /// The entry the kernel assumes for code without ORC data: a frame-pointer frame.
-    pub(crate) const FRAME_POINTER: OrcEntry = OrcEntry {
-        sp_offset: 16,
-        bp_offset: -16,
-        sp_reg: reg::BP,
-        bp_reg: reg::PREV_SP,
-        kind: OrcType::Call,
-        signal: false,
-    };
 }
 
 /// How the `type` field's values are numbered.
@@ -557,9 +503,9 @@ pub(crate) struct OrcSet {
     pub(crate) tables: Vec<OrcTable>,
 }
 
-impl OrcSet {
+impl OrcLookup for OrcSet {
     /// `None`: no table covers `ip`. `Some(entry)`: the entry for it.
-    pub(crate) fn find(&self, ip: u64, mem: &dyn Memory) -> Option<OrcEntry> {
+    fn find(&self, ip: u64, mem: &dyn Memory) -> Option<OrcEntry> {
         self.tables.iter().find(|t| t.covers(ip))?.find(ip, mem)
     }
 }

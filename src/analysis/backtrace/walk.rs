@@ -1,34 +1,19 @@
-//! What every unwinder shares, whatever the architecture: the frames it
-//! finds, the checks that stop a walk that loops, and the stale frames
-//! beside the reliable ones. The memory it reads and the stacks a task may
-//! run on are the `arch` layer's (`arch::unwind`).
+//! The walk every architecture shares: the frames its unwinder's steps find
+//! (`arch::unwind::Unwinder`), the checks that stop a walk that loops, and
+//! the stale frames beside the reliable ones. The memory it reads and the
+//! stacks a task may run on are the `arch` layer's (`arch::unwind`).
 
-use crate::arch::unwind::{Memory, Stack};
-use crate::model::FrameKind;
+use crate::arch::unwind::{
+    Begin, CheckOrder, Env, Frame, FrameKind, Position, Stack, Start, Step, Unwinder,
+};
 use std::collections::HashSet;
 
 /// Most frames one unwind produces before it gives up.
 pub(crate) const MAX_FRAMES: usize = 128;
 
-/// One frame as an unwinder found it (symbols come later).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RawFrame {
-    pub(crate) pc: u64,
-    /// Where the frame's return address sits (the first frame: the stack pointer).
-    pub(crate) sp: u64,
-    pub(crate) kind: FrameKind,
-    /// The registers this frame's code saved (an exception or interrupt
-    /// entry), labelled as crash shows them, in its order; empty for a call.
-    pub(crate) regs: Vec<(String, u64)>,
-    /// Name of the stack `sp` is on.
-    pub(crate) stack: Option<String>,
-    /// `pc` is where the CPU was, not a return address.
-    pub(crate) signal: bool,
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Unwound {
-    pub(crate) frames: Vec<RawFrame>,
+    pub(crate) frames: Vec<Frame>,
     /// Why the unwind stopped before the bottom of the stack, if it did.
     pub(crate) error: Option<String>,
 }
@@ -36,6 +21,106 @@ pub(crate) struct Unwound {
 /// The error of an unwind that reached `MAX_FRAMES`.
 pub(crate) fn too_many_frames() -> String {
     format!("more than {MAX_FRAMES} frames: stopped")
+}
+
+/// Unwinds from `start` to the bottom of the stack, one step of the
+/// architecture's unwinder at a time: the frames, and why the walk stopped
+/// early if it did.
+pub(crate) fn unwind(u: &dyn Unwinder, env: &Env, start: &Start) -> Unwound {
+    let mut out = Unwound::default();
+    out.frames.push(Frame {
+        pc: start.pc,
+        sp: start.sp,
+        kind: FrameKind::Normal(u.start_method()),
+        regs: None,
+        stack: env.stack_name(env.stack_of(start.sp, 8)),
+        signal: start.signal,
+    });
+    let mut state = match u.begin(start, env) {
+        Ok(Begin::Walk(s)) => s,
+        Ok(Begin::UserBottom(regs)) => {
+            if let Some(f) = out.frames.last_mut() {
+                f.kind = FrameKind::UserBottom;
+                f.regs = Some(regs);
+            }
+            return out;
+        }
+        Err(why) => {
+            out.error = Some(why);
+            return out;
+        }
+    };
+    let mut loops = LoopCheck::default();
+    match u.position(&state, env) {
+        Ok(Position::Bottom) => return out,
+        Ok(Position::At { stack, addr }) => {
+            if let Err(why) = loops.next(stack, addr, env.stacks) {
+                out.error = Some(why);
+                return out;
+            }
+        }
+        Err(why) => {
+            out.error = Some(why);
+            return out;
+        }
+    }
+    while out.frames.len() < MAX_FRAMES {
+        let (frame, saved, next) = match u.step(&state, env) {
+            Ok(Step::End) => return out,
+            Ok(Step::Next(n)) => (n.frame, n.saved, n.state),
+            Err(why) => {
+                out.error = Some(why);
+                return out;
+            }
+        };
+        // The current frame holds the registers the next one comes from.
+        if let Some(r) = saved {
+            let user = r.user_mode();
+            if let Some(cur) = out.frames.last_mut() {
+                cur.kind = if user {
+                    FrameKind::UserBottom
+                } else {
+                    FrameKind::Exception
+                };
+                cur.regs = Some(r);
+            }
+            if user {
+                return out; // the user-mode registers at the bottom of the task stack
+            }
+        }
+        let position = u.position(&next, env);
+        let mut frame = Some(frame);
+        if u.check_order() == CheckOrder::AfterFrame {
+            // The frame stands whatever the next state is.
+            out.frames.extend(frame.take());
+            if position == Ok(Position::Bottom) {
+                return out;
+            }
+            if out.frames.len() >= MAX_FRAMES {
+                break;
+            }
+        }
+        match position {
+            Ok(Position::Bottom) => {
+                out.frames.extend(frame.take());
+                return out;
+            }
+            Ok(Position::At { stack, addr }) => {
+                if let Err(why) = loops.next(stack, addr, env.stacks) {
+                    out.error = Some(why);
+                    return out;
+                }
+            }
+            Err(why) => {
+                out.error = Some(why);
+                return out;
+            }
+        }
+        out.frames.extend(frame.take());
+        state = next;
+    }
+    out.error = Some(too_many_frames());
+    out
 }
 
 /// The loop checks of every unwinder: on one stack each frame lies above
@@ -91,18 +176,13 @@ impl LoopCheck {
 /// are not their return addresses: what the kernel's Call Trace marks `?`.
 /// A frame that shows saved registers has them just above its return
 /// address (`saved_regs_size` bytes); the words there are skipped.
-pub(crate) fn stale_frames(
-    frames: &[RawFrame],
-    stacks: &[Stack],
-    mem: &dyn Memory,
-    is_text: &dyn Fn(u64) -> bool,
-    saved_regs_size: u64,
-) -> Vec<RawFrame> {
-    let stack_of = |addr: u64| stacks.iter().position(|s| s.contains(addr, 8));
+pub(crate) fn stale_frames(frames: &[Frame], env: &Env, saved_regs_size: u64) -> Vec<Frame> {
+    let stacks = env.stacks;
+    let stack_of = |addr: u64| env.stack_of(addr, 8);
     let mut slots: HashSet<u64> = frames.iter().map(|f| f.sp).collect();
     let mut skip: Vec<(u64, u64)> = Vec::new();
     for f in frames {
-        if !f.regs.is_empty() {
+        if f.regs.is_some() {
             skip.push((f.sp, f.sp.saturating_add(8).saturating_add(saved_regs_size)));
         }
     }
@@ -130,13 +210,13 @@ pub(crate) fn stale_frames(
         while addr <= last && stack.contains(addr, 8) {
             let in_regs = skip.iter().any(|&(s, e)| addr > s && addr < e);
             if !slots.contains(&addr) && !in_regs {
-                if let Some(v) = mem.read_u64(addr).filter(|&v| is_text(v)) {
+                if let Some(v) = env.mem.read_u64(addr).filter(|&v| (env.is_text)(v)) {
                     slots.insert(addr);
-                    out.push(RawFrame {
+                    out.push(Frame {
                         pc: v,
                         sp: addr,
                         kind: FrameKind::Stale,
-                        regs: Vec::new(),
+                        regs: None,
                         stack: Some(stack.name.clone()),
                         signal: false,
                     });
@@ -149,9 +229,9 @@ pub(crate) fn stale_frames(
 }
 
 /// Puts each stale frame after the reliable frame below it on the same stack.
-pub(crate) fn merge_stale(reliable: Vec<RawFrame>, mut stale: Vec<RawFrame>) -> Vec<RawFrame> {
+pub(crate) fn merge_stale(reliable: Vec<Frame>, mut stale: Vec<Frame>) -> Vec<Frame> {
     stale.sort_by_key(|s| s.sp);
-    let mut after: Vec<Vec<RawFrame>> = vec![Vec::new(); reliable.len()];
+    let mut after: Vec<Vec<Frame>> = vec![Vec::new(); reliable.len()];
     for s in stale {
         let anchor = reliable
             .iter()

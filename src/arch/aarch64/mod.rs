@@ -15,12 +15,20 @@ use super::{
 };
 use crate::dump::{CpuState, Dump, PhysMem, VmcoreInfo};
 
+pub(crate) mod unwind;
+
 /// `struct user_pt_regs` (arch/arm64/include/uapi/asm/ptrace.h) member names.
-const USER_PT_REGS: [&str; 34] = [
+pub(crate) const USER_PT_REGS: [&str; 34] = [
     "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14",
     "x15", "x16", "x17", "x18", "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27",
     "x28", "x29", "x30", "sp", "pc", "pstate",
 ];
+
+/// Places in `USER_PT_REGS`: the frame pointer (x29), sp, pc, pstate.
+pub(crate) const FP: usize = 29;
+pub(crate) const SP: usize = 31;
+pub(crate) const PC: usize = 32;
+pub(crate) const PSTATE: usize = 33;
 
 /// The shape of a translation table walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,17 +299,55 @@ pub(crate) fn image_pa(vi: &VmcoreInfo, vaddr: u64, len: u64) -> Option<u64> {
     (vaddr >= upper_half && vaddr.checked_add(len).is_some()).then(|| vaddr.wrapping_sub(voff))
 }
 
-/// A saved return address with its pointer-authentication code replaced by
-/// the ones of a kernel address (`KERNELPACMASK`, else the bits above VA_BITS).
-pub(crate) fn strip_pac(vi: &VmcoreInfo, addr: u64) -> u64 {
-    if addr & (1 << 55) == 0 {
-        return addr;
-    }
-    let mask = vmcoreinfo_number(vi, "NUMBER(KERNELPACMASK)")
+/// The bits a kernel address has set above its VA: `KERNELPACMASK`, else
+/// the bits above VA_BITS.
+pub(crate) fn pac_mask(vi: &VmcoreInfo) -> u64 {
+    vmcoreinfo_number(vi, "NUMBER(KERNELPACMASK)")
         .filter(|&m| m != 0)
         .or_else(|| config_va_bits(vi).ok().map(|b| u64::MAX << b))
-        .unwrap_or(0xffff_0000_0000_0000);
-    addr | mask
+        .unwrap_or(0xffff_0000_0000_0000)
+}
+
+/// A saved return address with its pointer-authentication code replaced by
+/// the `mask` bits of a kernel address (`pac_mask`), where bit 55 says it is
+/// a kernel (TTBR1) address.
+pub(crate) fn strip_pac_with(mask: u64, addr: u64) -> u64 {
+    if addr & (1 << 55) == 0 {
+        addr
+    } else {
+        addr | mask
+    }
+}
+
+/// The registers an aarch64 exception frame saved (`struct pt_regs`'
+/// `user_pt_regs` part): x0..x30 (as many as the types give), sp, pc, pstate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Regs {
+    pub(crate) gprs: [u64; 31],
+    /// How many of `gprs` the frame holds.
+    pub(crate) nr_gprs: usize,
+    pub(crate) sp: u64,
+    pub(crate) pc: u64,
+    pub(crate) pstate: u64,
+}
+
+impl Regs {
+    /// `(label, value)` as crash shows them: X0.., SP, PC, PSTATE (the
+    /// `user_pt_regs` names in capitals).
+    pub(crate) fn labelled(&self) -> Vec<(String, u64)> {
+        let label = |i: usize| USER_PT_REGS[i].to_uppercase();
+        let mut out: Vec<(String, u64)> = self
+            .gprs
+            .iter()
+            .take(self.nr_gprs)
+            .enumerate()
+            .map(|(i, &v)| (label(i), v))
+            .collect();
+        out.push((label(SP), self.sp));
+        out.push((label(PC), self.pc));
+        out.push((label(PSTATE), self.pstate));
+        out
+    }
 }
 
 /// `pstate` of a context at EL1 (the kernel): PSTATE.M[3:2] is the exception level.
@@ -676,9 +722,15 @@ mod tests {
     fn pac_bits_are_stripped_from_kernel_addresses() {
         let vi =
             VmcoreInfo::parse("NUMBER(VA_BITS)=48\nNUMBER(KERNELPACMASK)=0xffff000000000000\n");
-        assert_eq!(strip_pac(&vi, 0x8fd2_adca_3313_d2f0), 0xffff_adca_3313_d2f0);
+        assert_eq!(
+            strip_pac_with(pac_mask(&vi), 0x8fd2_adca_3313_d2f0),
+            0xffff_adca_3313_d2f0
+        );
         // A user address (bit 55 clear) is left alone.
-        assert_eq!(strip_pac(&vi, 0x0000_aaaa_0000_1000), 0x0000_aaaa_0000_1000);
+        assert_eq!(
+            strip_pac_with(pac_mask(&vi), 0x0000_aaaa_0000_1000),
+            0x0000_aaaa_0000_1000
+        );
     }
 
     #[test]

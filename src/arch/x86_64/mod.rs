@@ -9,6 +9,8 @@ use super::{
 };
 use crate::dump::{CpuState, Dump, PhysMem, VmcoreInfo};
 
+pub(crate) mod unwind;
+
 /// `__START_KERNEL_map`: the kernel image's virtual base.
 pub(crate) const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 /// Default `KERNEL_IMAGE_SIZE` with KASLR (1 GiB); VMCOREINFO may say otherwise.
@@ -137,50 +139,99 @@ pub(crate) fn image_pa(vi: &VmcoreInfo, vaddr: u64, len: u64) -> Option<u64> {
     Some(off.wrapping_add(phys_base as u64))
 }
 
-/// One register of an x86_64 `struct pt_regs`, by its three spellings.
+/// Where a register sits in QEMU's `QEMUCPUState` note.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PtReg {
-    /// The `struct pt_regs` member ("ip").
-    pub(crate) member: &'static str,
+pub(crate) enum QemuSlot {
+    /// The `i`th of its 18 general registers (rax, rbx, rcx, rdx, rsi, rdi,
+    /// rsp, rbp, r8..r15, rip, rflags).
+    Gpr(usize),
+    /// The selector of its `i`th segment (cs, ds, es, fs, gs, ss).
+    Selector(usize),
+    /// The base of its `i`th segment.
+    Base(usize),
+    /// Not in the note (read as 0).
+    Absent,
+}
+
+/// One x86_64 register, by its spellings and places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct X86Reg {
+    /// The `struct pt_regs` member ("ip"); `None` for a register `pt_regs`
+    /// does not hold.
+    pub(crate) member: Option<&'static str>,
     /// The `user_regs_struct` member, as `Registers` names it ("rip").
     pub(crate) user: &'static str,
     /// crash's label ("RIP").
     pub(crate) label: &'static str,
+    /// Hex digits crash shows of it in an exception frame (RFLAGS 8,
+    /// segment selectors 4, the rest 16).
+    pub(crate) digits: usize,
+    /// Its place in `user_regs_struct` (an NT_PRSTATUS `pr_reg`), whose
+    /// first 21 members are `struct pt_regs`' in the same order.
+    pub(crate) user_index: usize,
+    /// Its place in QEMU's CPU note.
+    pub(crate) qemu: QemuSlot,
 }
 
-const fn reg(member: &'static str, user: &'static str, label: &'static str) -> PtReg {
-    PtReg {
+const fn reg(
+    member: Option<&'static str>,
+    user: &'static str,
+    (label, digits): (&'static str, usize),
+    user_index: usize,
+    qemu: QemuSlot,
+) -> X86Reg {
+    X86Reg {
         member,
         user,
         label,
+        digits,
+        user_index,
+        qemu,
     }
 }
 
-/// The registers of a `struct pt_regs` in crash's display order: the one
-/// table of x86_64 register names the unwinder reads and shows.
-pub(crate) const PT_REGS: [PtReg; 21] = [
-    reg("ip", "rip", "RIP"),
-    reg("sp", "rsp", "RSP"),
-    reg("flags", "eflags", "RFLAGS"),
-    reg("ax", "rax", "RAX"),
-    reg("bx", "rbx", "RBX"),
-    reg("cx", "rcx", "RCX"),
-    reg("dx", "rdx", "RDX"),
-    reg("si", "rsi", "RSI"),
-    reg("di", "rdi", "RDI"),
-    reg("bp", "rbp", "RBP"),
-    reg("r8", "r8", "R8"),
-    reg("r9", "r9", "R9"),
-    reg("r10", "r10", "R10"),
-    reg("r11", "r11", "R11"),
-    reg("r12", "r12", "R12"),
-    reg("r13", "r13", "R13"),
-    reg("r14", "r14", "R14"),
-    reg("r15", "r15", "R15"),
-    reg("orig_ax", "orig_rax", "ORIG_RAX"),
-    reg("cs", "cs", "CS"),
-    reg("ss", "ss", "SS"),
+use QemuSlot::{Absent, Base, Gpr, Selector};
+
+/// The one table of x86_64 register names: the 21 registers of a `struct
+/// pt_regs` in crash's display order (`Regs` holds them in this order),
+/// then the rest of `user_regs_struct`.
+pub(crate) const REGS: [X86Reg; 27] = [
+    reg(Some("ip"), "rip", ("RIP", 16), 16, Gpr(16)),
+    reg(Some("sp"), "rsp", ("RSP", 16), 19, Gpr(6)),
+    reg(Some("flags"), "eflags", ("RFLAGS", 8), 18, Gpr(17)),
+    reg(Some("ax"), "rax", ("RAX", 16), 10, Gpr(0)),
+    reg(Some("bx"), "rbx", ("RBX", 16), 5, Gpr(1)),
+    reg(Some("cx"), "rcx", ("RCX", 16), 11, Gpr(2)),
+    reg(Some("dx"), "rdx", ("RDX", 16), 12, Gpr(3)),
+    reg(Some("si"), "rsi", ("RSI", 16), 13, Gpr(4)),
+    reg(Some("di"), "rdi", ("RDI", 16), 14, Gpr(5)),
+    reg(Some("bp"), "rbp", ("RBP", 16), 4, Gpr(7)),
+    reg(Some("r8"), "r8", ("R8", 16), 9, Gpr(8)),
+    reg(Some("r9"), "r9", ("R9", 16), 8, Gpr(9)),
+    reg(Some("r10"), "r10", ("R10", 16), 7, Gpr(10)),
+    reg(Some("r11"), "r11", ("R11", 16), 6, Gpr(11)),
+    reg(Some("r12"), "r12", ("R12", 16), 3, Gpr(12)),
+    reg(Some("r13"), "r13", ("R13", 16), 2, Gpr(13)),
+    reg(Some("r14"), "r14", ("R14", 16), 1, Gpr(14)),
+    reg(Some("r15"), "r15", ("R15", 16), 0, Gpr(15)),
+    reg(Some("orig_ax"), "orig_rax", ("ORIG_RAX", 16), 15, Absent),
+    reg(Some("cs"), "cs", ("CS", 4), 17, Selector(0)),
+    reg(Some("ss"), "ss", ("SS", 4), 20, Selector(5)),
+    reg(None, "fs_base", ("FS_BASE", 16), 21, Base(3)),
+    reg(None, "gs_base", ("GS_BASE", 16), 22, Base(4)),
+    reg(None, "ds", ("DS", 4), 23, Selector(1)),
+    reg(None, "es", ("ES", 4), 24, Selector(2)),
+    reg(None, "fs", ("FS", 4), 25, Selector(3)),
+    reg(None, "gs", ("GS", 4), 26, Selector(4)),
 ];
+
+/// The registers of a `struct pt_regs`: the first 21 of `REGS`.
+pub(crate) const PT_REGS: &[X86Reg] = REGS.split_at(21).0;
+
+/// The `struct pt_regs` member names, in `PT_REGS` order.
+pub(crate) fn pt_regs_members() -> impl Iterator<Item = &'static str> {
+    PT_REGS.iter().filter_map(|r| r.member)
+}
 
 /// An x86_64 register set as the unwinder reads it: a full `struct
 /// pt_regs`, or just an iret frame; `vals` in `PT_REGS` order.
@@ -200,7 +251,10 @@ impl Regs {
     pub(crate) const R10: usize = 12;
     pub(crate) const R13: usize = 15;
     const FLAGS: usize = 2;
-    const CS: usize = 19;
+    /// The last of the registers crash shows three to a line; `ORIG_RAX`,
+    /// CS and SS follow on one line.
+    pub(crate) const ORIG_AX: usize = 18;
+    pub(crate) const CS: usize = 19;
     const SS: usize = 20;
     /// The registers an iret frame holds.
     pub(crate) const IRET: [usize; 5] = [Regs::IP, Regs::CS, Regs::FLAGS, Regs::SP, Regs::SS];
@@ -237,13 +291,6 @@ impl Regs {
     }
 }
 
-/// `struct user_regs_struct` member names, in order.
-const USER_REGS: [&str; 27] = [
-    "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi",
-    "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs",
-    "gs",
-];
-
 /// The registers of an NT_PRSTATUS `pr_reg` (`user_regs_struct`) or of QEMU's
 /// `QEMUCPUState` (target/i386/arch_dump.c): version, size, 16 general
 /// registers (rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp, r8..r15), rip, rflags,
@@ -271,12 +318,10 @@ pub(crate) fn registers(cpu: &CpuState) -> Result<Registers> {
         if size < 8 + 18 * 8 + 6 * 24 || size > b.len() {
             return Err(bad());
         }
-        const GPRS: [&str; 18] = [
-            "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", "r10", "r11",
-            "r12", "r13", "r14", "r15", "rip", "eflags",
-        ];
+        let named = |slot: QemuSlot| REGS.iter().find(|r| r.qemu == slot).map(|r| r.user);
         let mut values: Vec<(&'static str, u64)> = Vec::new();
-        for (i, n) in GPRS.iter().enumerate() {
+        for i in 0..18 {
+            let n = named(Gpr(i)).ok_or_else(bad)?;
             values.push((n, u64_at(8 + i * 8).ok_or_else(bad)?));
         }
         let seg = |i: usize| {
@@ -287,40 +332,34 @@ pub(crate) fn registers(cpu: &CpuState) -> Result<Registers> {
                 .map(|s: [u8; 2]| u64::from(u16::from_le_bytes(s)));
             Some((sel?, u64_at(at + 16)?))
         };
-        for (i, (n, base)) in [
-            ("cs", None),
-            ("ds", None),
-            ("es", None),
-            ("fs", Some("fs_base")),
-            ("gs", Some("gs_base")),
-            ("ss", None),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for i in 0..6 {
             let (sel, b) = seg(i).ok_or_else(bad)?;
-            values.push((n, sel));
-            if let Some(bn) = base {
-                values.push((bn, b));
+            values.push((named(Selector(i)).ok_or_else(bad)?, sel));
+            if let Some(n) = named(Base(i)) {
+                values.push((n, b));
             }
         }
-        values.push(("orig_rax", 0));
+        for r in REGS.iter().filter(|r| r.qemu == Absent) {
+            values.push((r.user, 0));
+        }
         return Ok(Registers {
             arch: Arch::X86_64,
             values,
         });
     }
-    let mut values = Vec::with_capacity(USER_REGS.len());
-    for (i, n) in USER_REGS.iter().enumerate() {
-        let v = u64_at(i * 8).ok_or_else(|| {
+    let mut by_place: Vec<&X86Reg> = REGS.iter().collect();
+    by_place.sort_by_key(|r| r.user_index);
+    let mut values = Vec::with_capacity(REGS.len());
+    for r in by_place {
+        let v = u64_at(r.user_index * 8).ok_or_else(|| {
             ArchError::Setup(format!(
                 "CPU {}: NT_PRSTATUS pr_reg of {} bytes: expected {} (x86_64 user_regs_struct)",
                 cpu.cpu,
                 b.len(),
-                USER_REGS.len() * 8
+                REGS.len() * 8
             ))
         })?;
-        values.push((*n, v));
+        values.push((r.user, v));
     }
     Ok(Registers {
         arch: Arch::X86_64,
@@ -675,13 +714,57 @@ mod tests {
         }
     }
 
+    /// QEMU's `QEMUCPUState` (target/i386/arch_dump.c): version, size, rax,
+    /// rbx, rcx, rdx, rsi, rdi, rsp, rbp, r8..r15, rip, rflags, then cs, ds,
+    /// es, fs, gs, ss as (selector, limit, flags, pad: u32; base: u64).
+    #[test]
+    fn qemu_cpu_note_registers_in_the_note_order() {
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&1u32.to_le_bytes());
+        raw.extend_from_slice(&(8u32 + 18 * 8 + 6 * 24).to_le_bytes());
+        for i in 0..18u64 {
+            raw.extend_from_slice(&(0x200 + i).to_le_bytes());
+        }
+        for i in 0..6u32 {
+            for w in [0x10 + i, 0xffff, 0, 0] {
+                raw.extend_from_slice(&w.to_le_bytes());
+            }
+            raw.extend_from_slice(&(0x3000 + u64::from(i)).to_le_bytes());
+        }
+        let cpu = CpuState {
+            cpu: 1,
+            pid: None,
+            raw,
+            source: "QEMU",
+        };
+        let r = registers(&cpu).expect("a whole QEMUCPUState");
+        let names: Vec<&str> = r.values.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", "r10", "r11",
+                "r12", "r13", "r14", "r15", "rip", "eflags", "cs", "ds", "es", "fs", "fs_base",
+                "gs", "gs_base", "ss", "orig_rax"
+            ]
+        );
+        assert_eq!((r.pc(), r.sp(), r.fp()), (0x210, 0x206, 0x207));
+        assert_eq!((r.get("fs"), r.get("fs_base")), (Some(0x13), Some(0x3003)));
+        assert_eq!((r.get("ss"), r.get("orig_rax")), (Some(0x15), Some(0)));
+        let full = Regs::from_registers(&r).expect("every pt_regs register");
+        assert_eq!(full.labelled()[2], ("RFLAGS".to_string(), 0x211));
+        // cut short: an error, not a panic
+        let mut short = cpu.clone();
+        short.raw.truncate(100);
+        assert!(registers(&short).is_err());
+    }
+
     /// An NT_PRSTATUS `pr_reg` read into the unwinder's `pt_regs` order and
     /// labelled as crash shows it; a short note gives no full set.
     #[test]
     fn prstatus_registers_become_pt_regs_in_crash_order() {
         // user_regs_struct: register i holds 0x100 + i, but cs (17) is the
         // kernel's code segment.
-        let raw: Vec<u8> = (0..USER_REGS.len() as u64)
+        let raw: Vec<u8> = (0..REGS.len() as u64)
             .flat_map(|i| (if i == 17 { 0x10 } else { 0x100 + i }).to_le_bytes())
             .collect();
         let cpu = CpuState {
@@ -702,7 +785,7 @@ mod tests {
 
         let short = Registers {
             arch: Arch::X86_64,
-            values: vec![("rip", 1), ("rsp", 2)],
+            values: vec![(REGS[Regs::IP].user, 1), (REGS[Regs::SP].user, 2)],
         };
         assert_eq!(Regs::from_registers(&short), None);
     }
