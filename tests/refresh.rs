@@ -6,7 +6,7 @@
 
 mod common;
 
-use crashdeck::analysis::{model_from_scratch, refresh_model, Refresh};
+use crashdeck::analysis::{model_from_scratch, refresh_model, tasks_field_by_field, Refresh};
 use crashdeck::model::{DumpModel, Source};
 
 /// The first part where two models differ, as JSON, for a readable failure.
@@ -85,6 +85,36 @@ fn an_incremental_refresh_equals_a_snapshot_from_scratch_on_a_frozen_source() {
             read_first,
             r.log_records_read()
         );
+        checked += 1;
+    }
+    if common::require_fixtures() {
+        assert!(checked > 0);
+    }
+}
+
+/// Every dump whose task list is whole is read one span per task_struct and
+/// one read per mm; the table must equal the one read field by field (the
+/// path around a dump's holes), task for task.
+#[test]
+fn tasks_read_a_span_at_a_time_equal_tasks_read_field_by_field() {
+    let Some(cases) = common::cases_or_skip("tasks by span and by field") else {
+        return;
+    };
+    let mut checked = 0;
+    for case in cases {
+        let k = case.kernel();
+        let model = model_from_scratch(&k, Source::default());
+        let by_field = tasks_field_by_field(&k).unwrap();
+        assert!(!model.tasks.is_empty(), "{}: no tasks", case.name);
+        assert_eq!(
+            model.tasks.len(),
+            by_field.len(),
+            "{}: task count",
+            case.name
+        );
+        for (a, b) in model.tasks.iter().zip(&by_field) {
+            assert_eq!(a, b, "{}: task {:#x}", case.name, a.task);
+        }
         checked += 1;
     }
     if common::require_fixtures() {

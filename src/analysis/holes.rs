@@ -17,6 +17,7 @@
 //! Only the dump's maps are asked (`Kernel::holds`): no page is read but
 //! the page tables and the pointers followed.
 
+use super::tasks::TaskObjects;
 use crate::kernel::{Kernel, KernelError};
 use crate::model::{DumpHole, DumpModel};
 use std::collections::{BTreeSet, HashSet};
@@ -28,7 +29,13 @@ const MAX_NODES: usize = 1 << 20;
 
 /// The holes of the dump under `k`, one entry per kind of object, in the
 /// order they are met. Empty for a running kernel (nothing is filtered).
-pub(crate) fn read(k: &Kernel, model: &DumpModel) -> Vec<DumpHole> {
+///
+/// `objects`: what the task reader met when it read the whole task list
+/// (each task's signal_struct, pid, mm and page directory); then the list is
+/// known whole and only the dump's maps are asked for those objects. Empty
+/// when the list was read around holes: then it is walked again here, with
+/// the PID table, and each task's pointers are read.
+pub(crate) fn read(k: &Kernel, model: &DumpModel, objects: &[TaskObjects]) -> Vec<DumpHole> {
     if k.is_live() {
         return Vec::new();
     }
@@ -36,8 +43,15 @@ pub(crate) fn read(k: &Kernel, model: &DumpModel) -> Vec<DumpHole> {
         k,
         holes: Vec::new(),
     };
-    let tasks = p.task_list(model);
-    p.task_objects(&tasks);
+    if objects.is_empty() {
+        let tasks = p.task_list(model);
+        p.task_objects(&tasks);
+    } else {
+        let init = k.symbol("init_task").ok();
+        let h = p.entry("task_struct", "init_task.tasks");
+        h.checked = model.tasks.iter().filter(|t| Some(t.task) != init).count() as u64;
+        p.objects_of(objects);
+    }
     p.pid_table();
     for c in &model.slabs {
         if c.cache != 0 {
@@ -243,6 +257,33 @@ impl Probe<'_> {
         // The tasks the model read beside the list (threads, idle tasks)
         // are held: they were read.
         tasks.into_iter().collect()
+    }
+
+    /// `task_objects`, from the pointers the task reader met.
+    fn objects_of(&mut self, objects: &[TaskObjects]) {
+        // As `task_objects` looks at them: by task address, init_task's
+        // own (static) objects left out.
+        let init = self.k.symbol("init_task").ok();
+        let mut objects: Vec<&TaskObjects> =
+            objects.iter().filter(|o| Some(o.task) != init).collect();
+        objects.sort_by_key(|o| o.task);
+        let mut seen = HashSet::new();
+        for o in objects {
+            if o.signal != 0 && seen.insert(o.signal) {
+                self.check("signal_struct", "task_struct.signal", o.signal);
+            }
+            if o.pid != 0 && seen.insert(o.pid) {
+                self.check("pid", "task_struct.thread_pid", o.pid);
+            }
+            if o.mm != 0
+                && seen.insert(o.mm)
+                && self.check("mm_struct", "task_struct.mm", o.mm)
+                && o.pgd != 0
+                && seen.insert(o.pgd)
+            {
+                self.check("page directory", "mm_struct.pgd", o.pgd);
+            }
+        }
     }
 
     /// Each task's signal_struct, struct pid, mm_struct and page directory.

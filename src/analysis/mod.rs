@@ -59,6 +59,15 @@ pub fn refresh_model(kernel: &Kernel, source: Source, refresh: &mut Refresh) -> 
     build_model_timed(kernel, source, &mut Vec::new(), Some(refresh))
 }
 
+/// The task table read field by field, the way a dump with holes in its
+/// task list is read (`tasks::read_rows`): the one-read-per-task path every
+/// complete dump takes is checked against it.
+#[doc(hidden)]
+pub fn tasks_field_by_field(kernel: &Kernel) -> Result<Vec<crate::model::Task>> {
+    let totalram = memory::totalram_pages(kernel).unwrap_or(0);
+    tasks::read_rows(kernel, totalram, &mut Vec::new())
+}
+
 /// The model built from scratch, as a first snapshot would be without a
 /// `Refresh` (every part read the way a dump is read).
 pub fn model_from_scratch(kernel: &Kernel, source: Source) -> DumpModel {
@@ -254,10 +263,11 @@ fn build_facts_timed(
     }
     lap("slabs", times);
     let mut notes = Vec::new();
+    let mut task_objects = Vec::new();
     let tasks = if refresh.is_some() {
         tasks::read_spans(kernel, totalram)
     } else {
-        tasks::read(kernel, totalram, &mut notes)
+        tasks::read(kernel, totalram, &mut notes, &mut task_objects)
     };
     match tasks {
         Ok(t) => model.tasks = t,
@@ -283,7 +293,7 @@ fn build_facts_timed(
     lap("summary", times);
     model.sysctls = sysctls::read(kernel);
     lap("sysctls", times);
-    model.source.holes = holes::read(kernel, &model);
+    model.source.holes = holes::read(kernel, &model, &task_objects);
     lap("holes", times);
     model
 }

@@ -386,7 +386,29 @@ fn mm_rss_pages(k: &Kernel, r: &RssLayout, mm: u64, group: &[u64], cpus: &[u32])
 /// `totalram_pages` is the %MEM denominator.
 /// What could not be read (a dump that lacks task_structs) is pushed onto
 /// `notes`; the tasks that could be read stand.
-pub(crate) fn read(k: &Kernel, totalram_pages: u64, notes: &mut Vec<String>) -> Result<Vec<Task>> {
+pub(crate) fn read(
+    k: &Kernel,
+    totalram_pages: u64,
+    notes: &mut Vec<String>,
+    objects: &mut Vec<TaskObjects>,
+) -> Result<Vec<Task>> {
+    // Each task_struct read once (its span), the list walked once: the
+    // whole list of a dump that holds it. A dump whose writer left a task
+    // out (or any other failure) is read row by row, around the holes.
+    if let Ok((tasks, objs)) = read_spans_with(k, totalram_pages) {
+        *objects = objs;
+        return Ok(tasks);
+    }
+    read_rows(k, totalram_pages, notes)
+}
+
+/// `read` a field at a time: the task list walked (around the tasks a
+/// dump lacks, through the PID table), then each task's row.
+pub(crate) fn read_rows(
+    k: &Kernel,
+    totalram_pages: u64,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Task>> {
     let l = Layout::new(k)?;
     let addrs = all_tasks(k, &l, notes)?;
     let page_kib = k.dump().info().page_size / 1024;
@@ -473,10 +495,16 @@ pub(crate) fn read(k: &Kernel, totalram_pages: u64, notes: &mut Vec<String>) -> 
 struct Span {
     lo: u64,
     len: usize,
+    /// `task_struct.thread_pid`, where the kernel has it (for `TaskObjects`).
+    thread_pid: Option<u64>,
+    /// The members kept of each span read: (offset in task_struct, place in
+    /// the kept bytes, length). A span is 3 KiB on 6.1, the members some
+    /// 100 bytes: 20,000 tasks' spans would otherwise hold 60 MB.
+    parts: std::sync::Arc<[(u64, usize, usize)]>,
 }
 
 impl Span {
-    fn new(l: &Layout, r: Option<&RssLayout>) -> Span {
+    fn new(l: &Layout, r: Option<&RssLayout>, thread_pid: Option<u64>) -> Span {
         let node = match l.threads {
             ThreadList::Signal { node, .. } | ThreadList::Group { node } => node,
         };
@@ -497,6 +525,9 @@ impl Span {
         if let Some(c) = l.cpu {
             parts.push((c.0, c.1 as u64));
         }
+        if let Some(p) = thread_pid {
+            parts.push((p, 8));
+        }
         if let Some((o, false)) = r
             .map(|r| (r.task_rss, r.percpu))
             .and_then(|(o, p)| Some((o?, p)))
@@ -506,30 +537,74 @@ impl Span {
         }
         let lo = parts.iter().map(|p| p.0).min().unwrap_or(0);
         let hi = parts.iter().map(|p| p.0 + p.1).max().unwrap_or(lo);
+        let mut pos = 0;
+        let kept = parts
+            .iter()
+            .map(|&(off, len)| {
+                let len = super::usz(len);
+                pos += len;
+                (off, pos - len, len)
+            })
+            .collect();
         Span {
             lo,
             len: super::usz(hi - lo),
+            thread_pid,
+            parts: kept,
         }
     }
 
+    /// The task_struct at `t`'s span, read with one read; its members kept.
     fn read(&self, k: &Kernel, t: u64) -> Result<TaskBytes> {
-        let mut b = vec![0u8; self.len];
-        k.read(t.wrapping_add(self.lo), &mut b)?;
-        Ok(TaskBytes { lo: self.lo, b })
+        let mut span = vec![0u8; self.len];
+        k.read(t.wrapping_add(self.lo), &mut span)?;
+        let mut b = Vec::with_capacity(self.parts.iter().map(|p| p.2).sum());
+        for &(off, _, len) in self.parts.iter() {
+            let at = super::usz(off - self.lo);
+            b.extend_from_slice(span.get(at..at + len).unwrap_or(&[]));
+        }
+        Ok(TaskBytes {
+            lo: self.lo,
+            b,
+            parts: Some(self.parts.clone()),
+        })
     }
 }
 
-/// A task_struct's span as read.
+/// Bytes of a kernel object as read: contiguous from `lo`, or (a task's
+/// span) only the members `parts` names.
 struct TaskBytes {
     lo: u64,
     b: Vec<u8>,
+    parts: Option<std::sync::Arc<[(u64, usize, usize)]>>,
 }
 
 impl TaskBytes {
+    /// The kept bytes from offset `off`, at most `max` of them.
+    fn from(&self, off: u64, max: usize) -> &[u8] {
+        let (at, end) = match &self.parts {
+            None => {
+                let at = super::usz(off.wrapping_sub(self.lo));
+                (at, at.saturating_add(max).min(self.b.len()))
+            }
+            Some(parts) => {
+                let Some(&(o, pos, len)) = parts
+                    .iter()
+                    .find(|&&(o, _, len)| off >= o && off < o + len as u64)
+                else {
+                    return &[];
+                };
+                let at = pos + super::usz(off - o);
+                (at, at.saturating_add(max).min(pos + len))
+            }
+        };
+        self.b.get(at..end).unwrap_or(&[])
+    }
+
     fn uint(&self, (off, w): (u64, usize)) -> u64 {
-        let at = super::usz(off.wrapping_sub(self.lo));
         let mut v = [0u8; 8];
-        if let Some(src) = at.checked_add(w.min(8)).and_then(|end| self.b.get(at..end)) {
+        let src = self.from(off, w.min(8));
+        if src.len() == w.min(8) {
             v[..src.len()].copy_from_slice(src);
         }
         u64::from_le_bytes(v)
@@ -541,11 +616,7 @@ impl TaskBytes {
 
     /// The C string of at most `max` bytes at `off`, as `read_str` decodes it.
     fn cstr(&self, off: u64, max: usize) -> String {
-        let at = super::usz(off.wrapping_sub(self.lo));
-        let raw = self
-            .b
-            .get(at..at.saturating_add(max).min(self.b.len()))
-            .unwrap_or(&[]);
+        let raw = self.from(off, max);
         let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
         String::from_utf8_lossy(&raw[..end]).into_owned()
     }
@@ -675,9 +746,29 @@ fn threads_from(
 /// PID from the parent's own span when it is on the list, and each mm's
 /// counters and `total_vm` with one read.
 pub(crate) fn read_spans(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
+    read_spans_with(k, totalram_pages).map(|(tasks, _)| tasks)
+}
+
+/// The kernel objects each task points at, as the task reader met them
+/// (for `holes`, which then asks the dump's maps without reading again).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TaskObjects {
+    pub(crate) task: u64,
+    pub(crate) signal: u64,
+    /// `thread_pid` (0 where the kernel has none).
+    pub(crate) pid: u64,
+    pub(crate) mm: u64,
+    /// The mm's page directory (0 without an mm, or where it was not read).
+    pub(crate) pgd: u64,
+}
+
+/// `read_spans`, with each task's `TaskObjects`.
+fn read_spans_with(k: &Kernel, totalram_pages: u64) -> Result<(Vec<Task>, Vec<TaskObjects>)> {
     let l = Layout::new(k)?;
     let rss_layout = RssLayout::new(k).ok();
-    let span = Span::new(&l, rss_layout.as_ref());
+    let thread_pid = k.offset_of("task_struct", "thread_pid").ok();
+    let span = Span::new(&l, rss_layout.as_ref(), thread_pid);
+    let pgd = k.offset_of("mm_struct", "pgd").ok();
     let spans = walk_spans(k, &l, &span)?;
     let page_kib = k.dump().info().page_size / 1024;
     let cpus = k.online_cpus().unwrap_or_default();
@@ -690,6 +781,7 @@ pub(crate) fn read_spans(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
         .collect();
     let mut mms: HashMap<(u64, i64), i64> = HashMap::new();
     let mut rows = Vec::with_capacity(spans.len());
+    let mut objects = Vec::with_capacity(spans.len());
     for (t, b) in &spans {
         let (t, b) = (*t, b);
         let mm = b.ptr(l.mm);
@@ -713,6 +805,13 @@ pub(crate) fn read_spans(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
         }
         let cpu = l.cpu.map_or(0, |c| b.uint(c) as u32);
         let state = state_abbrev(b.uint(l.state), b.uint(l.exit_state));
+        objects.push(TaskObjects {
+            task: t,
+            signal: b.ptr(l.signal),
+            pid: span.thread_pid.map_or(0, |o| b.ptr(o)),
+            mm,
+            pgd: 0,
+        });
         if mm != 0 {
             // Each thread's split counters (before 6.2), summed per group.
             let split: i64 = match &rss_layout {
@@ -745,23 +844,30 @@ pub(crate) fn read_spans(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
         ));
     }
     // Each mm's counters and total_vm: one read of the bytes between them.
-    let mut mm_of: HashMap<u64, Option<(i64, Option<u64>)>> = HashMap::new();
+    let mut mm_of: HashMap<u64, Option<MmFigures>> = HashMap::new();
     for &(mm, _) in mms.keys() {
-        mm_of
-            .entry(mm)
-            .or_insert_with(|| mm_figures(k, rss_layout.as_ref(), total_vm.as_ref(), mm, &cpus));
+        mm_of.entry(mm).or_insert_with(|| {
+            mm_figures(k, rss_layout.as_ref(), total_vm.as_ref(), pgd, mm, &cpus)
+        });
+    }
+    for o in &mut objects {
+        if let Some(Some(f)) = mm_of.get(&o.mm) {
+            o.pgd = f.pgd.unwrap_or(0);
+        }
     }
     let mut out = Vec::with_capacity(rows.len());
     for (mm, mut task) in rows {
         if mm != 0 {
             let figures = mm_of.get(&mm).copied().flatten();
             let rss = match (figures, mms.get(&(mm, task.tgid))) {
-                (Some((c, _)), Some(split)) if rss_layout.is_some() => (c + split).max(0) as u64,
+                (Some(f), Some(split)) if rss_layout.is_some() => {
+                    (f.counters + split).max(0) as u64
+                }
                 _ => 0,
             };
             task.rss_kib = rss * page_kib;
             if total_vm.is_some() {
-                match figures.and_then(|f| f.1) {
+                match figures.and_then(|f| f.total_vm) {
                     Some(v) => task.vsz_kib = v * page_kib,
                     None if live => continue,
                     None => {
@@ -781,20 +887,29 @@ pub(crate) fn read_spans(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
     if out.is_empty() {
         return Err(KernelError::Other("no task found on the task list".into()));
     }
-    Ok(out)
+    Ok((out, objects))
 }
 
-/// An mm's RSS counters (file + anon + shmem, without the threads' split
-/// counters) and `total_vm`, read with one read of the bytes from the
-/// first to the last (the percpu counters of 6.2+ are summed as `read`
-/// does). `None` when the mm cannot be read.
+/// What `mm_figures` reads of an mm.
+#[derive(Debug, Clone, Copy)]
+struct MmFigures {
+    /// The RSS counters (file + anon + shmem), without the threads' split ones.
+    counters: i64,
+    total_vm: Option<u64>,
+    pgd: Option<u64>,
+}
+
+/// An mm's RSS counters, `total_vm` and page directory, read with one read
+/// of the bytes from the first to the last (the percpu counters of 6.2+ are
+/// summed as `read` does). `None` when the mm cannot be read.
 fn mm_figures(
     k: &Kernel,
     r: Option<&RssLayout>,
     total_vm: Option<&crate::kernel::Member>,
+    pgd: Option<u64>,
     mm: u64,
     cpus: &[u32],
-) -> Option<(i64, Option<u64>)> {
+) -> Option<MmFigures> {
     let mut parts: Vec<(u64, u64)> = Vec::new();
     if let Some(r) = r.filter(|r| !r.percpu) {
         for &i in &r.idx {
@@ -804,11 +919,14 @@ fn mm_figures(
     if let Some(m) = total_vm {
         parts.push((m.offset, m.size.min(8)));
     }
+    if let Some(p) = pgd {
+        parts.push((p, 8));
+    }
     let lo = parts.iter().map(|p| p.0).min()?;
     let hi = parts.iter().map(|p| p.0 + p.1).max()?;
     let mut b = vec![0u8; super::usz(hi - lo)];
     k.read(mm.wrapping_add(lo), &mut b).ok()?;
-    let bytes = TaskBytes { lo, b };
+    let bytes = TaskBytes { lo, b, parts: None };
     let counters = match r {
         Some(r) if r.percpu => {
             let mut total = 0i64;
@@ -824,8 +942,11 @@ fn mm_figures(
             .sum(),
         None => 0,
     };
-    let vm = total_vm.map(|m| bytes.uint((m.offset, m.size.min(8) as usize)));
-    Some((counters, vm))
+    Some(MmFigures {
+        counters,
+        total_vm: total_vm.map(|m| bytes.uint((m.offset, m.size.min(8) as usize))),
+        pgd: pgd.map(|o| bytes.ptr(o)),
+    })
 }
 
 /// One task's row: (its mm, its tgid, the task without memory figures).
