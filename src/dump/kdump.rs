@@ -483,7 +483,7 @@ impl KdumpMem {
                 .ok_or_else(|| corrupt(codec, "page data offset overflows".into()))?;
             return self
                 .src
-                .read_at(at, out)
+                .read_at_unmapped(at, out)
                 .map_err(|_| DumpError::Truncated { paddr });
         }
         let State {
@@ -492,17 +492,11 @@ impl KdumpMem {
             zlib,
             zstd,
         } = &mut *st;
-        // The compressed bytes in place where the file is mapped, else copied.
-        let input: &[u8] = match self.src.slice(offset, size as usize) {
-            Some(s) => s,
-            None => {
-                scratch.resize(size as usize, 0);
-                self.src
-                    .read_at(offset, scratch)
-                    .map_err(|_| DumpError::Truncated { paddr })?;
-                scratch
-            }
-        };
+        scratch.resize(size as usize, 0);
+        self.src
+            .read_at_unmapped(offset, scratch)
+            .map_err(|_| DumpError::Truncated { paddr })?;
+        let input: &[u8] = scratch;
         if in_page == 0 && out.len() == self.page_size as usize {
             // A whole page goes straight to the reader, uncached: whoever
             // reads pages whole (the unwinder, the BTF and kallsyms tables)

@@ -19,10 +19,12 @@ pub trait Source: Send + Sync {
         self.len()
     }
 
-    /// The bytes `[off, off + len)` in place, where the source holds them in
-    /// memory (a mapped file); `None` where they must be copied (`read_at`).
-    fn slice(&self, _off: u64, _len: usize) -> Option<&[u8]> {
-        None
+    /// `read_at` from the file itself (pread) where the source is a mapped
+    /// file: the bytes are copied without this process's mapping of them
+    /// staying in its memory. A compressed dump's pages are read once each,
+    /// scattered over the file; mapped, every page touched would count.
+    fn read_at_unmapped(&self, off: u64, buf: &mut [u8]) -> std::result::Result<(), u64> {
+        self.read_at(off, buf)
     }
 
     /// `read_at`, with a format error naming what was expected.
@@ -75,6 +77,8 @@ pub(crate) struct Mapped {
     path: PathBuf,
     map: Option<memmap2::Mmap>,
     owned: Vec<u8>,
+    /// The file mapped (for `read_at_unmapped`).
+    file: Option<std::fs::File>,
 }
 
 impl Mapped {
@@ -96,6 +100,7 @@ impl Mapped {
             path: path.to_path_buf(),
             map,
             owned: Vec::new(),
+            file: Some(file),
         })
     }
 
@@ -105,6 +110,7 @@ impl Mapped {
             path: path.to_path_buf(),
             map: None,
             owned,
+            file: None,
         }
     }
 
@@ -118,9 +124,19 @@ impl Source for Mapped {
         self.bytes().len() as u64
     }
 
-    fn slice(&self, off: u64, len: usize) -> Option<&[u8]> {
-        let start = usize::try_from(off).ok()?;
-        self.bytes().get(start..start.checked_add(len)?)
+    fn read_at_unmapped(&self, off: u64, buf: &mut [u8]) -> std::result::Result<(), u64> {
+        use std::os::unix::fs::FileExt;
+        match &self.file {
+            // Within the file as mapped (its length when opened), else as `read_at` says.
+            Some(f)
+                if off
+                    .checked_add(buf.len() as u64)
+                    .is_some_and(|e| e <= self.len()) =>
+            {
+                f.read_exact_at(buf, off).map_err(|_| off)
+            }
+            _ => self.read_at(off, buf),
+        }
     }
 
     fn read_at(&self, off: u64, buf: &mut [u8]) -> std::result::Result<(), u64> {

@@ -300,8 +300,8 @@ impl Kernel {
         );
 
         let vmlinux_btf = || {
-            let (b, _) = vmlinux.section(".BTF").filter(|(b, _)| !b.is_empty())?;
-            btf::Btf::parse(b.to_vec()).ok().map(Types::from_btf)
+            let b = vmlinux.section_copy(".BTF").filter(|b| !b.is_empty())?;
+            btf::Btf::parse(b).ok().map(Types::from_btf)
         };
         let types = match types {
             Some(t) => t,

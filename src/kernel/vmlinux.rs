@@ -37,6 +37,8 @@ pub struct Vmlinux {
     compressed: Vec<Option<Compressed>>,
     /// Per section: its inflated bytes, once asked for.
     inflated: Vec<OnceLock<std::result::Result<Arc<[u8]>, String>>>,
+    /// The file mapped (`open`): sections copied out are read from it.
+    file: Option<std::fs::File>,
 }
 
 fn bad(path: &Path, what: impl Into<String>) -> KernelError {
@@ -53,9 +55,49 @@ impl Vmlinux {
         // SAFETY: the file is opened read-only and mapped privately; crashdeck
         // does not expect anyone to modify a vmlinux while it is being read
         // (the same assumption every debugger makes).
-        let map = unsafe { memmap2::Mmap::map(&file) }
-            .map_err(|e| bad(path, format!("cannot map: {e}")))?;
-        Vmlinux::parse(path, Arc::new(map))
+        let map = Arc::new(
+            unsafe { memmap2::Mmap::map(&file) }
+                .map_err(|e| bad(path, format!("cannot map: {e}")))?,
+        );
+        let mut v = Vmlinux::parse(path, map.clone())?;
+        // The symbol table has been copied into `symbols`: its pages of the
+        // mapping (5.7 MB of a distro vmlinux) leave the process's memory.
+        for name in [".symtab", ".strtab"] {
+            if let Some((off, len)) = v.file_range(name) {
+                // SAFETY: the mapping is private and read-only: MADV_DONTNEED
+                // only drops its pages from this process, and a later read
+                // faults them back in from the file unchanged.
+                let _ = unsafe {
+                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, off, len)
+                };
+            }
+        }
+        v.file = Some(file);
+        Ok(v)
+    }
+
+    /// Where section `name` lies in the file (stored, not compressed).
+    fn file_range(&self, name: &str) -> Option<(usize, usize)> {
+        let i = self.sections.iter().position(|s| s.name == name)?;
+        if self.compressed.get(i).copied().flatten().is_some() {
+            return None;
+        }
+        let (off, len) = self.sections.get(i)?.file_range?;
+        Some((usize::try_from(off).ok()?, usize::try_from(len).ok()?))
+    }
+
+    /// A copy of section `name`'s bytes, read from the file rather than
+    /// through the mapping (the mapping's pages would stay in the process
+    /// beside the copy); the mapped bytes where the file cannot be read.
+    pub(crate) fn section_copy(&self, name: &str) -> Option<Vec<u8>> {
+        if let (Some((off, len)), Some(file)) = (self.file_range(name), &self.file) {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; len];
+            if file.read_exact_at(&mut buf, off as u64).is_ok() {
+                return Some(buf);
+            }
+        }
+        self.section(name).map(|(b, _)| b.to_vec())
     }
 
     /// Parses a vmlinux held in memory (tests, hand-built files).
@@ -152,6 +194,7 @@ impl Vmlinux {
             arch,
             compressed,
             inflated,
+            file: None,
         })
     }
 
@@ -177,6 +220,7 @@ impl Vmlinux {
             arch,
             compressed,
             inflated,
+            file: None,
         }
     }
 
