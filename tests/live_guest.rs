@@ -440,6 +440,40 @@ fn check_blocked(files: &Path) {
         "pid {pid} not among {:?}",
         blocked.evidence
     );
+    // The filesystem it froze, as the guest's /proc/mounts names it
+    // ("/dev/vda /mnt/frozen ext2 ..."): the writer's lock is that
+    // superblock's freeze lock, and what is going wrong now says so.
+    let mounts = read(files, "blocked.mounts");
+    let mut w = mounts.split_whitespace();
+    let (dev, fstype) = (
+        w.next().expect("a device").trim_start_matches("/dev/"),
+        w.nth(1).expect("a type"),
+    );
+    let wait = last.waits.iter().find(|w| w.pid == pid).expect("its wait");
+    let lock = last
+        .locks
+        .iter()
+        .find(|l| Some(l.address) == wait.lock)
+        .unwrap_or_else(|| panic!("pid {pid}'s lock not found: {wait:?}"));
+    let sb = lock
+        .superblock
+        .as_ref()
+        .unwrap_or_else(|| panic!("{lock:?}"));
+    eprintln!("lock: {} ({}): {sb:?}", lock.name, lock.kind);
+    assert_eq!((sb.device.as_str(), sb.fs_type.as_str()), (dev, fstype));
+    assert_eq!(lock.kind, "percpu_rw_semaphore");
+    assert_eq!(lock.name, format!("{dev} ({fstype}) s_writers level 1"));
+    assert_eq!(sb.frozen_name.as_deref(), Some("SB_FREEZE_COMPLETE"));
+    assert!(lock.waiters.iter().any(|w| w.pid == pid), "{lock:?}");
+    let words = format!("writes to {dev} ({fstype}) wait because the filesystem is frozen (");
+    assert!(
+        blocked
+            .evidence
+            .iter()
+            .any(|e| e.starts_with(&format!("pid {pid} (")) && e.contains(&words)),
+        "{words:?} not in {:?}",
+        blocked.evidence
+    );
 }
 
 /// `key` followed by a number in `text` (`"VmRSS 1234 kB"` → 1234).

@@ -72,6 +72,7 @@ done
 mkdir -p /mnt/frozen
 if mke2fs -q /dev/vda > /tmp/out/blocked.log 2>&1 && mount -t ext2 /dev/vda /mnt/frozen 2>> /tmp/out/blocked.log; then
   fsfreeze --freeze /mnt/frozen 2>> /tmp/out/blocked.log
+  grep ' /mnt/frozen ' /proc/mounts > /tmp/out/blocked.mounts
   (echo blocked > /mnt/frozen/f) &
   writer=$!
   sleep 1
