@@ -528,11 +528,28 @@ fn check_soak_and_cost(files: &Path) {
         .find(|l| l.contains("cost: "))
         .expect("cost line");
     eprintln!("{} processes, 2 s interval: {cost}", before.min(after));
-    for b in [1024, 512] {
-        let other = read(files, &format!("cost-block{b}.txt"));
-        if let Some(c) = other.lines().find(|l| l.contains("cost: ")) {
-            eprintln!("the same back to back, kcore read in {b}-byte blocks: {c}");
+    // About 200 and about 5,000 processes, 2 s apart: each refresh's CPU
+    // and kcore reads printed (for the README), every refresh ran.
+    for n in [200, 5000] {
+        let run = read(files, &format!("cost-{n}.txt"));
+        let (before, after) = (
+            read(files, &format!("procs{n}.before")),
+            read(files, &format!("procs{n}.after")),
+        );
+        let snaps: Vec<&str> = run.lines().filter(|l| l.contains(": snapshot ")).collect();
+        assert_eq!(snaps.len(), 8, "{run}");
+        for l in &snaps {
+            eprintln!("{n}: {l}");
         }
+        let cost = run
+            .lines()
+            .find(|l| l.contains("cost: "))
+            .expect("cost line");
+        eprintln!(
+            "{} / {} processes, 2 s interval: {cost}",
+            before.trim(),
+            after.trim()
+        );
     }
 }
 

@@ -52,6 +52,19 @@ CRASHDECK_LIVE_SNAPSHOTS=300 ./crashdeck report --live > /dev/null 2> /tmp/out/s
 echo "$?" > /tmp/out/soak.rc
 kill "$forker"
 
+# Sleepers until /proc lists about $1 processes.
+sleepers_to() {
+  n=$(ls -d /proc/[0-9]* | wc -l)
+  while [ "$n" -lt "$1" ]; do sleep 100000 & n=$((n + 1)); done
+  sleep 2
+}
+# Cost at the default interval with about 200 processes: 8 refreshes 2 s
+# apart (the figures for the README; the counts in /proc around it).
+sleepers_to 200
+ls -d /proc/[0-9]* | wc -l > /tmp/out/procs200.before
+CRASHDECK_LIVE_SNAPSHOTS=8 CRASHDECK_LIVE_INTERVAL_MS=2000 ./crashdeck report --live > /dev/null 2> /tmp/out/cost-200.txt
+ls -d /proc/[0-9]* | wc -l > /tmp/out/procs200.after
+
 # Cost at the default interval with a few thousand tasks: 3000 sleepers,
 # 15 refreshes 2 s apart; the processes counted in /proc around it.
 i=0
@@ -61,10 +74,11 @@ ls -d /proc/[0-9]* | wc -l > /tmp/out/procs.before
 CRASHDECK_LIVE_SNAPSHOTS=15 CRASHDECK_LIVE_INTERVAL_MS=2000 ./crashdeck report --live > /dev/null 2> /tmp/out/cost-tasks.txt
 echo "$?" > /tmp/out/cost-tasks.rc
 ls -d /proc/[0-9]* | wc -l > /tmp/out/procs.after
-# The same refreshes back to back with other sizes of kcore reads, for the note.
-for b in 1024 512; do
-  CRASHDECK_LIVE_SNAPSHOTS=5 CRASHDECK_KCORE_BLOCK=$b ./crashdeck report --live > /dev/null 2> /tmp/out/cost-block$b.txt
-done
+# And with about 5000 processes: 8 refreshes 2 s apart.
+sleepers_to 5000
+ls -d /proc/[0-9]* | wc -l > /tmp/out/procs5000.before
+CRASHDECK_LIVE_SNAPSHOTS=8 CRASHDECK_LIVE_INTERVAL_MS=2000 ./crashdeck report --live > /dev/null 2> /tmp/out/cost-5000.txt
+ls -d /proc/[0-9]* | wc -l > /tmp/out/procs5000.after
 
 # Tasks blocked across refreshes: a writer on a frozen ext2 (the results'
 # disk, a filesystem for a moment; the tar overwrites it at the end) waits in
