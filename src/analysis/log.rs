@@ -99,78 +99,146 @@ fn caller_string(id: u32) -> String {
     }
 }
 
-/// Decodes every committed or finalized record of a lockless ring, oldest first.
-pub(crate) fn decode_prb(l: &PrbLayout, ring: &PrbRing) -> Vec<LogRecord> {
-    let sv_bits = (l.word * 8) as u32;
-    let flags_shift = sv_bits.saturating_sub(2);
-    let id_mask: u64 = if sv_bits >= 64 {
-        !(3u64 << flags_shift)
-    } else {
-        ((1u64 << sv_bits) - 1) & !(3u64 << flags_shift)
-    };
-    let count = 1u64 << ring.count_bits.min(40);
-    let data_size = 1u64 << ring.size_bits.min(40);
-    let mut out = Vec::new();
-    let mut add = |id: u64| {
-        let idx = (id % count) as usize;
-        let Some(desc) = idx
-            .checked_mul(l.desc_size)
-            .and_then(|o| ring.descs.get(o..o + l.desc_size))
-        else {
-            return;
+/// How a ring's ids and states are told apart: the state in the top two
+/// bits of `state_var`, the id below them; the rings' sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ids {
+    id_mask: u64,
+    flags_shift: u32,
+    count: u64,
+    data_size: u64,
+}
+
+impl Ids {
+    fn new(l: &PrbLayout, count_bits: u32, size_bits: u32) -> Ids {
+        let sv_bits = (l.word * 8) as u32;
+        let flags_shift = sv_bits.saturating_sub(2);
+        let id_mask: u64 = if sv_bits >= 64 {
+            !(3u64 << flags_shift)
+        } else {
+            ((1u64 << sv_bits) - 1) & !(3u64 << flags_shift)
         };
-        let Some(info) = idx
-            .checked_mul(l.info_size)
-            .and_then(|o| ring.infos.get(o..o + l.info_size))
-        else {
-            return;
-        };
-        let sv = le(desc, l.desc_state_var, l.word);
-        let state = (sv >> flags_shift) & 3;
-        if sv & id_mask != id || (state != l.desc_committed && state != l.desc_finalized) {
-            return;
+        Ids {
+            id_mask,
+            flags_shift,
+            count: 1u64 << count_bits.min(40),
+            data_size: 1u64 << size_bits.min(40),
         }
-        let mut begin = le(desc, l.desc_begin, l.word) % data_size;
-        let next = le(desc, l.desc_next, l.word) % data_size;
-        if begin == next {
-            return; // a data-less record
+    }
+
+    /// The ids from the tail to the head, at most one pass of the ring.
+    fn sequence(&self, tail_id: u64, head_id: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut id = tail_id & self.id_mask;
+        let head = head_id & self.id_mask;
+        for _ in 0..self.count {
+            if id == head {
+                break;
+            }
+            out.push(id);
+            id = id.wrapping_add(1) & self.id_mask;
         }
-        if begin > next {
-            begin = 0; // the block wrapped to the start of the ring
+        if id == head {
+            out.push(head);
         }
-        begin += l.word as u64;
-        let mut text_len = le(info, l.info_text_len, 2);
-        if next.saturating_sub(begin) < text_len {
-            text_len = next.saturating_sub(begin);
-        }
-        let text = ring
-            .data
-            .get(begin as usize..(begin + text_len) as usize)
-            .unwrap_or(&[]);
-        out.push(LogRecord {
+        out
+    }
+}
+
+/// The record of descriptor `id` (its `prb_desc` and `printk_info` bytes;
+/// `text(begin, len)` the bytes of the data ring there), if it is committed
+/// or finalized, and whether it is finalized (it will not change again
+/// until its descriptor is reused).
+fn decode_one(
+    l: &PrbLayout,
+    ids: &Ids,
+    id: u64,
+    desc: &[u8],
+    info: &[u8],
+    text: impl FnOnce(u64, u64) -> Vec<u8>,
+) -> Option<(LogRecord, bool)> {
+    let sv = le(desc, l.desc_state_var, l.word);
+    let state = (sv >> ids.flags_shift) & 3;
+    if sv & ids.id_mask != id || (state != l.desc_committed && state != l.desc_finalized) {
+        return None;
+    }
+    let mut begin = le(desc, l.desc_begin, l.word) % ids.data_size;
+    let next = le(desc, l.desc_next, l.word) % ids.data_size;
+    if begin == next {
+        return None; // a data-less record
+    }
+    if begin > next {
+        begin = 0; // the block wrapped to the start of the ring
+    }
+    begin += l.word as u64;
+    let mut text_len = le(info, l.info_text_len, 2);
+    if next.saturating_sub(begin) < text_len {
+        text_len = next.saturating_sub(begin);
+    }
+    let text = text(begin, text_len);
+    Some((
+        LogRecord {
             ts_ns: le(info, l.info_ts_nsec, 8),
             level: l.info_level.get(info) as u8,
             facility: le(info, l.info_facility, 1) as u8,
-            text: String::from_utf8_lossy(text).into_owned(),
+            text: String::from_utf8_lossy(&text).into_owned(),
             caller: l
                 .info_caller_id
                 .map(|o| caller_string(le(info, o, 4) as u32)),
-        });
-    };
-    let mut id = ring.tail_id & id_mask;
-    let head = ring.head_id & id_mask;
-    // At most one pass over the descriptor ring.
-    for _ in 0..count {
-        if id == head {
-            break;
-        }
-        add(id);
-        id = id.wrapping_add(1) & id_mask;
-    }
-    if id == head {
-        add(head);
-    }
-    out
+        },
+        state == l.desc_finalized,
+    ))
+}
+
+/// The descriptor and info bytes of `id` in a ring read whole.
+fn slots<'a>(
+    l: &PrbLayout,
+    ids: &Ids,
+    ring: &PrbRing<'a>,
+    id: u64,
+) -> Option<(&'a [u8], &'a [u8])> {
+    let idx = (id % ids.count) as usize;
+    let desc = idx
+        .checked_mul(l.desc_size)
+        .and_then(|o| ring.descs.get(o..o + l.desc_size))?;
+    let info = idx
+        .checked_mul(l.info_size)
+        .and_then(|o| ring.infos.get(o..o + l.info_size))?;
+    Some((desc, info))
+}
+
+fn ring_text(ring: &PrbRing, begin: u64, len: u64) -> Vec<u8> {
+    ring.data
+        .get(begin as usize..(begin + len) as usize)
+        .unwrap_or(&[])
+        .to_vec()
+}
+
+/// Decodes every committed or finalized record of a lockless ring, oldest first.
+pub(crate) fn decode_prb(l: &PrbLayout, ring: &PrbRing) -> Vec<LogRecord> {
+    let ids = Ids::new(l, ring.count_bits, ring.size_bits);
+    ids.sequence(ring.tail_id, ring.head_id)
+        .into_iter()
+        .filter_map(|id| {
+            let (desc, info) = slots(l, &ids, ring, id)?;
+            decode_one(l, &ids, id, desc, info, |b, n| ring_text(ring, b, n)).map(|r| r.0)
+        })
+        .collect()
+}
+
+/// What a refresh of the log keeps from the one before: the finalized
+/// records of the lockless ring by descriptor id (a finalized record does
+/// not change until the tail passes it and its descriptor is reused), for
+/// the ring they were read from.
+#[derive(Debug, Default)]
+pub(crate) struct LogState {
+    /// (descs, infos, data, count_bits, size_bits) of the ring.
+    ring: Option<(u64, u64, u64, u32, u32)>,
+    finalized: std::collections::BTreeMap<u64, LogRecord>,
+    /// Records the last refresh took from `finalized` without reading them.
+    pub(crate) reused: usize,
+    /// Records the last refresh read.
+    pub(crate) read: usize,
 }
 
 /// Offsets in the older `struct printk_log` (a.k.a. `struct log`).
@@ -267,13 +335,26 @@ fn read_vec(k: &Kernel, addr: u64, len: u64, what: &str) -> Result<Vec<u8>> {
 /// Every record of the kernel log, oldest first.
 pub(crate) fn read(k: &Kernel) -> Result<Vec<LogRecord>> {
     if k.symbol("prb").is_ok() {
-        read_lockless(k)
+        read_lockless(k, None)
     } else {
         read_log_buf(k)
     }
 }
 
-fn read_lockless(k: &Kernel) -> Result<Vec<LogRecord>> {
+/// `read`, keeping what `st` says the last refresh read: of the lockless
+/// ring only the descriptors not finalized then (the new records, and one
+/// still open for continuation) are read, each on its own, unless there are
+/// many (the first refresh: the rings are read whole, as `read` does).
+pub(crate) fn read_since(k: &Kernel, st: &mut LogState) -> Result<Vec<LogRecord>> {
+    if k.symbol("prb").is_ok() {
+        read_lockless(k, Some(st))
+    } else {
+        *st = LogState::default();
+        read_log_buf(k)
+    }
+}
+
+fn read_lockless(k: &Kernel, st: Option<&mut LogState>) -> Result<Vec<LogRecord>> {
     let prb = k.read_u64(k.symbol("prb")?)?;
     let rb = "printk_ringbuffer";
     // sizeof(unsigned long), from a member of that type (no base-type lookup).
@@ -309,6 +390,82 @@ fn read_lockless(k: &Kernel) -> Result<Vec<LogRecord>> {
         desc_finalized: k.enum_value("desc_finalized").unwrap_or(2) as u64,
     };
     let count = 1u64 << count_bits;
+    if let Some(st) = st {
+        let ids = Ids::new(&layout, count_bits, size_bits);
+        let ring = (descs_addr, infos_addr, data_addr, count_bits, size_bits);
+        if st.ring != Some(ring) {
+            *st = LogState {
+                ring: Some(ring),
+                ..Default::default()
+            };
+        }
+        let seq = ids.sequence(tail_id, head_id);
+        let new = seq
+            .iter()
+            .filter(|id| !st.finalized.contains_key(id))
+            .count();
+        // Many new records (the first refresh): the rings whole, as `read`.
+        let whole = if new as u64 > count / 8 {
+            Some((
+                read_vec(k, descs_addr, count * desc_size, "printk descriptors")?,
+                read_vec(k, infos_addr, count * info_size, "printk infos")?,
+                read_vec(k, data_addr, 1u64 << size_bits, "printk text ring")?,
+            ))
+        } else {
+            None
+        };
+        let mut out = Vec::with_capacity(seq.len());
+        let mut kept = std::collections::BTreeMap::new();
+        let (mut reused, mut read) = (0, 0);
+        for id in seq {
+            if let Some(r) = st.finalized.remove(&id) {
+                out.push(r.clone());
+                kept.insert(id, r);
+                reused += 1;
+                continue;
+            }
+            read += 1;
+            let idx = id % count;
+            let got = match &whole {
+                Some((descs, infos, data)) => {
+                    let ring = PrbRing {
+                        count_bits,
+                        descs,
+                        infos,
+                        size_bits,
+                        data,
+                        head_id,
+                        tail_id,
+                    };
+                    slots(&layout, &ids, &ring, id).and_then(|(d, i)| {
+                        decode_one(&layout, &ids, id, d, i, |b, n| ring_text(&ring, b, n))
+                    })
+                }
+                None => {
+                    let desc = read_vec(
+                        k,
+                        descs_addr + idx * desc_size,
+                        desc_size,
+                        "printk descriptor",
+                    )?;
+                    let info = read_vec(k, infos_addr + idx * info_size, info_size, "printk info")?;
+                    decode_one(&layout, &ids, id, &desc, &info, |b, n| {
+                        read_vec(k, data_addr + b, n, "printk text").unwrap_or_default()
+                    })
+                }
+            };
+            if let Some((r, finalized)) = got {
+                if finalized {
+                    kept.insert(id, r.clone());
+                }
+                out.push(r);
+            }
+        }
+        st.finalized = kept;
+        st.reused = reused;
+        st.read = read;
+        return Ok(out);
+    }
     let descs = read_vec(k, descs_addr, count * desc_size, "printk descriptors")?;
     let infos = read_vec(k, infos_addr, count * info_size, "printk infos")?;
     let data = read_vec(k, data_addr, 1u64 << size_bits, "printk text ring")?;

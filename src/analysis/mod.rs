@@ -27,6 +27,44 @@ use crate::model::{DumpModel, Problem, Source};
 /// Blocked tasks whose backtraces a live snapshot reads (each refresh).
 pub(crate) const LIVE_BACKTRACES: usize = 64;
 
+/// What a refresh keeps from the one before, so that it reads only what
+/// changed: the log's finalized records (only the new ones are read). Each
+/// refresh with it also reads the task list the cheap way
+/// (`tasks::read_spans`: one read per task_struct and one per mm).
+#[derive(Debug, Default)]
+pub struct Refresh {
+    log: log::LogState,
+}
+
+impl Refresh {
+    pub fn new() -> Refresh {
+        Refresh::default()
+    }
+
+    /// Log records the last refresh took from the one before (not read again).
+    pub fn log_records_reused(&self) -> usize {
+        self.log.reused
+    }
+
+    /// Log records the last refresh read.
+    pub fn log_records_read(&self) -> usize {
+        self.log.read
+    }
+}
+
+/// A model built the way a live refresh builds it, keeping `refresh` for
+/// the next one: on a frozen source (a dump) it equals the model built
+/// from scratch.
+pub fn refresh_model(kernel: &Kernel, source: Source, refresh: &mut Refresh) -> DumpModel {
+    build_model_timed(kernel, source, &mut Vec::new(), Some(refresh))
+}
+
+/// The model built from scratch, as a first snapshot would be without a
+/// `Refresh` (every part read the way a dump is read).
+pub fn model_from_scratch(kernel: &Kernel, source: Source) -> DumpModel {
+    build_model_timed(kernel, source, &mut Vec::new(), None)
+}
+
 /// `build_model`, with the wall time of each part pushed onto `times`.
 /// A running kernel has no saved registers and its running tasks' stacks
 /// move: there only the blocked tasks' (asleep in D state) backtraces are
@@ -35,8 +73,9 @@ pub(crate) fn build_model_timed(
     kernel: &Kernel,
     source: Source,
     times: &mut Vec<(&'static str, std::time::Duration)>,
+    refresh: Option<&mut Refresh>,
 ) -> DumpModel {
-    let mut model = build_facts_timed(kernel, source, times);
+    let mut model = build_facts_timed(kernel, source, times, refresh);
     let t = std::time::Instant::now();
     let backtraces = if kernel.is_live() {
         backtrace::read_blocked(kernel, &model, LIVE_BACKTRACES)
@@ -152,7 +191,7 @@ pub(crate) fn finish(
 
 /// Every part of the model but the backtraces and the diagnosis.
 pub(crate) fn build_facts(kernel: &Kernel, source: Source) -> DumpModel {
-    build_facts_timed(kernel, source, &mut Vec::new())
+    build_facts_timed(kernel, source, &mut Vec::new(), None)
 }
 
 /// `build_facts`, with the wall time of each part pushed onto `times`.
@@ -160,6 +199,7 @@ fn build_facts_timed(
     kernel: &Kernel,
     source: Source,
     times: &mut Vec<(&'static str, std::time::Duration)>,
+    mut refresh: Option<&mut Refresh>,
 ) -> DumpModel {
     let mut t = std::time::Instant::now();
     let mut lap = |name: &'static str, times: &mut Vec<_>| {
@@ -175,7 +215,11 @@ fn build_facts_timed(
         message: e.to_string(),
     };
     let mut problems = Vec::new();
-    match log::read(kernel) {
+    let log = match refresh.as_deref_mut() {
+        Some(r) => log::read_since(kernel, &mut r.log),
+        None => log::read(kernel),
+    };
+    match log {
         Ok(l) => model.log = l,
         Err(e) => problems.push(problem("log", &e)),
     }
@@ -210,7 +254,12 @@ fn build_facts_timed(
     }
     lap("slabs", times);
     let mut notes = Vec::new();
-    match tasks::read(kernel, totalram, &mut notes) {
+    let tasks = if refresh.is_some() {
+        tasks::read_spans(kernel, totalram)
+    } else {
+        tasks::read(kernel, totalram, &mut notes)
+    };
+    match tasks {
         Ok(t) => model.tasks = t,
         Err(e) => problems.push(problem("tasks", &e)),
     }

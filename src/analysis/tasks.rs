@@ -78,6 +78,9 @@ struct Layout {
     /// Thread list: (offset of the list head in signal_struct, offset of the node in task_struct).
     threads: ThreadList,
     signal: u64,
+    /// `list_head.next` and `.prev`.
+    list_next: u64,
+    list_prev: u64,
 }
 
 enum ThreadList {
@@ -129,6 +132,8 @@ impl Layout {
             mm: k.offset_of(t, "mm")?,
             threads,
             signal: k.offset_of(t, "signal")?,
+            list_next: k.offset_of("list_head", "next")?,
+            list_prev: k.offset_of("list_head", "prev")?,
         })
     }
 }
@@ -459,6 +464,368 @@ pub(crate) fn read(k: &Kernel, totalram_pages: u64, notes: &mut Vec<String>) -> 
         return Err(KernelError::Other("no task found on the task list".into()));
     }
     Ok(out)
+}
+
+/// The bytes of a task_struct a live refresh reads at once: from the first
+/// to the last byte of the members a row needs (on 6.1, `__state` at 0x18
+/// to `signal` at 0xc00: one `pread` where reading member by member took
+/// one per page touched).
+struct Span {
+    lo: u64,
+    len: usize,
+}
+
+impl Span {
+    fn new(l: &Layout, r: Option<&RssLayout>) -> Span {
+        let node = match l.threads {
+            ThreadList::Signal { node, .. } | ThreadList::Group { node } => node,
+        };
+        let link = l.list_next.max(l.list_prev) + 8;
+        let mut parts: Vec<(u64, u64)> = vec![
+            (l.tasks + l.list_next, 8),
+            (l.pid.0, l.pid.1 as u64),
+            (l.tgid.0, l.tgid.1 as u64),
+            (l.real_parent, 8),
+            (l.parent, 8),
+            (l.state.0, l.state.1 as u64),
+            (l.exit_state.0, l.exit_state.1 as u64),
+            (l.comm.0, l.comm.1.max(16) as u64),
+            (l.mm, 8),
+            (l.signal, 8),
+            (node, link),
+        ];
+        if let Some(c) = l.cpu {
+            parts.push((c.0, c.1 as u64));
+        }
+        if let Some((o, false)) = r
+            .map(|r| (r.task_rss, r.percpu))
+            .and_then(|(o, p)| Some((o?, p)))
+        {
+            let top = r.map_or(0, |r| r.idx.iter().copied().max().unwrap_or(0));
+            parts.push((o, (top + 1) * 4));
+        }
+        let lo = parts.iter().map(|p| p.0).min().unwrap_or(0);
+        let hi = parts.iter().map(|p| p.0 + p.1).max().unwrap_or(lo);
+        Span {
+            lo,
+            len: super::usz(hi - lo),
+        }
+    }
+
+    fn read(&self, k: &Kernel, t: u64) -> Result<TaskBytes> {
+        let mut b = vec![0u8; self.len];
+        k.read(t.wrapping_add(self.lo), &mut b)?;
+        Ok(TaskBytes { lo: self.lo, b })
+    }
+}
+
+/// A task_struct's span as read.
+struct TaskBytes {
+    lo: u64,
+    b: Vec<u8>,
+}
+
+impl TaskBytes {
+    fn uint(&self, (off, w): (u64, usize)) -> u64 {
+        let at = super::usz(off.wrapping_sub(self.lo));
+        let mut v = [0u8; 8];
+        if let Some(src) = at.checked_add(w.min(8)).and_then(|end| self.b.get(at..end)) {
+            v[..src.len()].copy_from_slice(src);
+        }
+        u64::from_le_bytes(v)
+    }
+
+    fn ptr(&self, off: u64) -> u64 {
+        self.uint((off, 8))
+    }
+
+    /// The C string of at most `max` bytes at `off`, as `read_str` decodes it.
+    fn cstr(&self, off: u64, max: usize) -> String {
+        let at = super::usz(off.wrapping_sub(self.lo));
+        let raw = self
+            .b
+            .get(at..at.saturating_add(max).min(self.b.len()))
+            .unwrap_or(&[]);
+        let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
+        String::from_utf8_lossy(&raw[..end]).into_owned()
+    }
+}
+
+/// The task list walked once, each task_struct's span read with one read
+/// (its `tasks.next` is in it), then its threads the same way from the
+/// leader's own thread link: a process with one thread costs no read of
+/// its signal_struct. A walk that meets a task freed under it is taken
+/// again from a fresh read, at most three times.
+fn walk_spans(k: &Kernel, l: &Layout, span: &Span) -> Result<Vec<(u64, TaskBytes)>> {
+    let mut tries = 0;
+    loop {
+        match walk_spans_once(k, l, span) {
+            Err(_) if k.is_live() && tries < 3 => {
+                tries += 1;
+                k.refresh();
+            }
+            r => return r,
+        }
+    }
+}
+
+fn walk_spans_once(k: &Kernel, l: &Layout, span: &Span) -> Result<Vec<(u64, TaskBytes)>> {
+    let init = k.symbol("init_task")?;
+    let head = init.wrapping_add(l.tasks);
+    let mut seen = BTreeSet::from([init]);
+    let mut leaders = vec![(init, span.read(k, init)?)];
+    loop {
+        let next = leaders
+            .last()
+            .map_or(0, |(_, b)| b.ptr(l.tasks + l.list_next));
+        if next == head {
+            break;
+        }
+        let t = next.wrapping_sub(l.tasks);
+        if next == 0 || !seen.insert(t) || leaders.len() >= MAX_TASKS {
+            return Err(KernelError::Other(format!(
+                "the task list is broken at {next:#x}"
+            )));
+        }
+        leaders.push((t, span.read(k, t)?));
+    }
+    let mut out = Vec::with_capacity(leaders.len());
+    for (leader, b) in leaders {
+        let threads = threads_from(k, l, span, leader, &b, &mut seen);
+        out.push((leader, b));
+        out.extend(threads);
+    }
+    for (_, idle) in idle_tasks(k) {
+        if seen.insert(idle) {
+            if let Ok(b) = span.read(k, idle) {
+                out.push((idle, b));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The threads of `leader`'s group other than itself (those not yet seen),
+/// each with its span: the list followed from the leader's own node; the
+/// signal_struct's head (`thread_head`) is read only when the leader is not
+/// the first on it. A list that cannot be read leaves the process listed.
+fn threads_from(
+    k: &Kernel,
+    l: &Layout,
+    span: &Span,
+    leader: u64,
+    b: &TaskBytes,
+    seen: &mut BTreeSet<u64>,
+) -> Vec<(u64, TaskBytes)> {
+    let (next_off, prev_off) = (l.list_next, l.list_prev);
+    let (node, head) = match l.threads {
+        ThreadList::Signal { head, node } => {
+            let signal = b.ptr(l.signal);
+            if signal == 0 {
+                return Vec::new();
+            }
+            (node, Some(signal.wrapping_add(head)))
+        }
+        ThreadList::Group { node } => (node, None),
+    };
+    let mine = leader.wrapping_add(node);
+    let stop = head.unwrap_or(mine);
+    let mut out = Vec::new();
+    // From the leader forwards to the head (or round to the leader).
+    let mut n = b.ptr(node + next_off);
+    let mut steps = 0;
+    while n != stop && n != mine && n != 0 && steps < MAX_TASKS {
+        let t = n.wrapping_sub(node);
+        if !seen.insert(t) {
+            break;
+        }
+        let Ok(tb) = span.read(k, t) else {
+            return out;
+        };
+        n = tb.ptr(node + next_off);
+        out.push((t, tb));
+        steps += 1;
+    }
+    // Threads before the leader on the signal's list: from the head.
+    if let Some(h) = head {
+        if b.ptr(node + prev_off) != h {
+            let Ok(mut n) = k.read_u64(h.wrapping_add(next_off)) else {
+                return out;
+            };
+            let mut steps = 0;
+            while n != h && n != mine && n != 0 && steps < MAX_TASKS {
+                let t = n.wrapping_sub(node);
+                if !seen.insert(t) {
+                    break;
+                }
+                let Ok(tb) = span.read(k, t) else {
+                    return out;
+                };
+                n = tb.ptr(node + next_off);
+                out.push((t, tb));
+                steps += 1;
+            }
+        }
+    }
+    out
+}
+
+/// `read` for a refresh of the running kernel: the same rows, each task's
+/// members read from one span of its task_struct (`Span`), the parent's
+/// PID from the parent's own span when it is on the list, and each mm's
+/// counters and `total_vm` with one read.
+pub(crate) fn read_spans(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
+    let l = Layout::new(k)?;
+    let rss_layout = RssLayout::new(k).ok();
+    let span = Span::new(&l, rss_layout.as_ref());
+    let spans = walk_spans(k, &l, &span)?;
+    let page_kib = k.dump().info().page_size / 1024;
+    let cpus = k.online_cpus().unwrap_or_default();
+    let active: BTreeSet<u64> = current_tasks(k).into_iter().map(|(_, t)| t).collect();
+    let total_vm = k.member("mm_struct", "total_vm").ok();
+    let live = k.is_live();
+    let pid_of: HashMap<u64, i64> = spans
+        .iter()
+        .map(|(t, b)| (*t, signed(b.uint(l.pid), l.pid.1)))
+        .collect();
+    let mut mms: HashMap<(u64, i64), i64> = HashMap::new();
+    let mut rows = Vec::with_capacity(spans.len());
+    for (t, b) in &spans {
+        let (t, b) = (*t, b);
+        let mm = b.ptr(l.mm);
+        let pid = signed(b.uint(l.pid), l.pid.1);
+        let tgid = signed(b.uint(l.tgid), l.tgid.1);
+        let parent = b.ptr(if pid == 0 { l.parent } else { l.real_parent });
+        let ppid = if parent == 0 {
+            0
+        } else if let Some(&p) = pid_of.get(&parent) {
+            p
+        } else {
+            match rd(k, parent, l.pid) {
+                Ok(v) => signed(v, l.pid.1),
+                Err(_) if live => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let comm = b.cstr(l.comm.0, l.comm.1.max(16));
+        if live && (pid < 0 || tgid < 0 || comm.is_empty()) {
+            continue;
+        }
+        let cpu = l.cpu.map_or(0, |c| b.uint(c) as u32);
+        let state = state_abbrev(b.uint(l.state), b.uint(l.exit_state));
+        if mm != 0 {
+            // Each thread's split counters (before 6.2), summed per group.
+            let split: i64 = match &rss_layout {
+                Some(r) if !r.percpu => r.task_rss.map_or(0, |o| {
+                    r.idx
+                        .iter()
+                        .map(|&i| i64::from(b.uint((o + i * 4, 4)) as u32 as i32))
+                        .sum()
+                }),
+                _ => 0,
+            };
+            *mms.entry((mm, tgid)).or_default() += split;
+        }
+        rows.push((
+            mm,
+            Task {
+                pid,
+                ppid,
+                tgid,
+                cpu,
+                task: t,
+                state: state.to_string(),
+                comm,
+                rss_kib: 0,
+                vsz_kib: 0,
+                mem_percent: 0.0,
+                active: active.contains(&t),
+                kthread: mm == 0,
+            },
+        ));
+    }
+    // Each mm's counters and total_vm: one read of the bytes between them.
+    let mut mm_of: HashMap<u64, Option<(i64, Option<u64>)>> = HashMap::new();
+    for &(mm, _) in mms.keys() {
+        mm_of
+            .entry(mm)
+            .or_insert_with(|| mm_figures(k, rss_layout.as_ref(), total_vm.as_ref(), mm, &cpus));
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for (mm, mut task) in rows {
+        if mm != 0 {
+            let figures = mm_of.get(&mm).copied().flatten();
+            let rss = match (figures, mms.get(&(mm, task.tgid))) {
+                (Some((c, _)), Some(split)) if rss_layout.is_some() => (c + split).max(0) as u64,
+                _ => 0,
+            };
+            task.rss_kib = rss * page_kib;
+            if total_vm.is_some() {
+                match figures.and_then(|f| f.1) {
+                    Some(v) => task.vsz_kib = v * page_kib,
+                    None if live => continue,
+                    None => {
+                        return Err(KernelError::Other(format!(
+                            "mm_struct {mm:#x}: total_vm unreadable"
+                        )))
+                    }
+                }
+            }
+            if totalram_pages > 0 {
+                task.mem_percent = rss as f64 * 100.0 / totalram_pages as f64;
+            }
+        }
+        out.push(task);
+    }
+    out.sort_by_key(|t| (t.pid, t.cpu));
+    if out.is_empty() {
+        return Err(KernelError::Other("no task found on the task list".into()));
+    }
+    Ok(out)
+}
+
+/// An mm's RSS counters (file + anon + shmem, without the threads' split
+/// counters) and `total_vm`, read with one read of the bytes from the
+/// first to the last (the percpu counters of 6.2+ are summed as `read`
+/// does). `None` when the mm cannot be read.
+fn mm_figures(
+    k: &Kernel,
+    r: Option<&RssLayout>,
+    total_vm: Option<&crate::kernel::Member>,
+    mm: u64,
+    cpus: &[u32],
+) -> Option<(i64, Option<u64>)> {
+    let mut parts: Vec<(u64, u64)> = Vec::new();
+    if let Some(r) = r.filter(|r| !r.percpu) {
+        for &i in &r.idx {
+            parts.push((r.mm_rss + i * r.mm_elem, 8));
+        }
+    }
+    if let Some(m) = total_vm {
+        parts.push((m.offset, m.size.min(8)));
+    }
+    let lo = parts.iter().map(|p| p.0).min()?;
+    let hi = parts.iter().map(|p| p.0 + p.1).max()?;
+    let mut b = vec![0u8; super::usz(hi - lo)];
+    k.read(mm.wrapping_add(lo), &mut b).ok()?;
+    let bytes = TaskBytes { lo, b };
+    let counters = match r {
+        Some(r) if r.percpu => {
+            let mut total = 0i64;
+            for &i in &r.idx {
+                total += percpu_counter_sum(k, mm + r.mm_rss + i * r.mm_elem, cpus).ok()?;
+            }
+            total
+        }
+        Some(r) => r
+            .idx
+            .iter()
+            .map(|&i| bytes.uint((r.mm_rss + i * r.mm_elem, 8)) as i64)
+            .sum(),
+        None => 0,
+    };
+    let vm = total_vm.map(|m| bytes.uint((m.offset, m.size.min(8) as usize)));
+    Some((counters, vm))
 }
 
 /// One task's row: (its mm, its tgid, the task without memory figures).

@@ -39,6 +39,9 @@ const CACHE_BYTES: usize = 4 << 20;
 /// much (1,460 ms against 750 ms in the same boot) and was dropped.
 const BLOCK_BYTES: usize = 4096;
 
+/// Most blocks one `pread` of a multi-block read covers (256 KiB).
+const MAX_BLOCKS_AT_ONCE: u64 = 64;
+
 /// The default path of the running kernel's memory.
 pub const PROC_KCORE: &str = "/proc/kcore";
 /// Where the kernel says its VMCOREINFO note lies (physical address and size, hex).
@@ -365,6 +368,53 @@ impl KcoreMem {
         Ok(())
     }
 
+    /// A read over several blocks of one segment, some not cached: the
+    /// blocks it covers read with one `pread` (a syscall costs far more than
+    /// the bytes: a task_struct's fields over three pages are one read, not
+    /// three), each cached. `false` when it is not such a read (one block,
+    /// all cached, or across segments): the caller reads it block by block.
+    fn read_blocks_at_once(&self, paddr: u64, buf: &mut [u8]) -> Result<bool> {
+        let bs = self.block as u64;
+        let Some(end) = paddr.checked_add(buf.len() as u64) else {
+            return Ok(false);
+        };
+        let (first, last) = (paddr / bs, (end.saturating_sub(1)) / bs);
+        if buf.is_empty() || first == last || last - first >= MAX_BLOCKS_AT_ONCE {
+            return Ok(false);
+        }
+        let start = first * bs;
+        let len = (last - first + 1) * bs;
+        let Some(seg) = self
+            .segment(start)
+            .filter(|s| start + len <= s.paddr + s.size)
+            .copied()
+        else {
+            return Ok(false);
+        };
+        let mut cache = self.cache.lock().map_err(|_| DumpError::NotRam { paddr })?;
+        if (first..=last).all(|b| cache.get(b).is_some()) {
+            return Ok(false);
+        }
+        let mut tmp = vec![0u8; len as usize];
+        self.count_read();
+        self.file
+            .read_exact_at(&mut tmp, seg.offset + (start - seg.paddr))
+            .map_err(|source| DumpError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        for (i, b) in (first..=last).enumerate() {
+            let from = i * self.block;
+            cache
+                .slot_for(b)
+                .copy_from_slice(&tmp[from..from + self.block]);
+            cache.commit(b);
+        }
+        let off = (paddr - start) as usize;
+        buf.copy_from_slice(&tmp[off..off + buf.len()]);
+        Ok(true)
+    }
+
     /// Forgets every page read: the next reads see the kernel as it is now.
     pub(crate) fn invalidate(&self) {
         if let Ok(mut c) = self.cache.lock() {
@@ -381,6 +431,21 @@ impl KcoreMem {
 impl PhysMem for KcoreMem {
     fn read_phys(&self, paddr: u64, buf: &mut [u8]) -> Result<()> {
         let bs = self.block as u64;
+        // A long read goes in pieces of at most MAX_BLOCKS_AT_ONCE blocks.
+        let piece = MAX_BLOCKS_AT_ONCE * bs;
+        if buf.len() as u64 > piece {
+            let mut done = 0usize;
+            while done < buf.len() {
+                let addr = paddr.wrapping_add(done as u64);
+                let n = ((piece - addr % piece) as usize).min(buf.len() - done);
+                self.read_phys(addr, &mut buf[done..done + n])?;
+                done += n;
+            }
+            return Ok(());
+        }
+        if self.read_blocks_at_once(paddr, buf)? {
+            return Ok(());
+        }
         let mut done = 0usize;
         while done < buf.len() {
             let addr = paddr
@@ -550,6 +615,28 @@ pub(crate) mod tests {
         k.mem.invalidate();
         k.mem.read_phys(0x10000, &mut b).unwrap();
         assert_eq!(b, [9; 4]);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn a_read_over_blocks_not_cached_is_one_pread() {
+        let ram: Vec<u8> = (0..0x2000u32).map(|i| (i / 5) as u8).collect();
+        let p = write_tmp("span", &fake_kcore(&ram, "PAGESIZE=4096\n"));
+        let k = open(&p, 4096).unwrap();
+        let bs = k.mem.block;
+        // Both pages, from a few bytes before the end of the first block.
+        let mut b = vec![0u8; 0x2000 - (bs - 8)];
+        k.mem.read_phys(0x10000 + bs as u64 - 8, &mut b).unwrap();
+        assert_eq!(&b[..], &ram[bs - 8..]);
+        assert_eq!(k.mem.source_reads(), 1);
+        // Every block it covered is cached.
+        let mut all = vec![0u8; 0x2000];
+        k.mem.read_phys(0x10000, &mut all).unwrap();
+        assert_eq!(all, ram);
+        assert_eq!(k.mem.source_reads(), 1);
+        // Across the end of the segment: an error, not a short read.
+        let mut over = vec![0u8; 0x20];
+        assert!(k.mem.read_phys(0x11ff0, &mut over).is_err());
         std::fs::remove_file(&p).unwrap();
     }
 

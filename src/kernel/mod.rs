@@ -515,14 +515,27 @@ impl Kernel {
             .map_err(|source| KernelError::Read { vaddr, source })
     }
 
-    /// Reads `buf.len()` bytes at `vaddr`, page by page.
+    /// Reads `buf.len()` bytes at `vaddr`, page by page; on a live kernel,
+    /// pages that lie next to each other in physical memory (the direct
+    /// map, a slab object over several pages) are asked of the dump at once
+    /// (kcore then reads them with one `pread`).
     pub(crate) fn read(&self, vaddr: u64, buf: &mut [u8]) -> Result<()> {
+        let live = self.is_live();
         let mut done = 0usize;
         while done < buf.len() {
             let va = vaddr.wrapping_add(done as u64);
             let in_page = 4096 - (va & 0xfff) as usize;
-            let n = in_page.min(buf.len() - done);
+            let mut n = in_page.min(buf.len() - done);
             let pa = self.vtop(va)?;
+            while live && done + n < buf.len() {
+                let next = va.wrapping_add(n as u64);
+                match self.vtop(next) {
+                    Ok(p) if p == pa.wrapping_add(n as u64) => {
+                        n += 4096.min(buf.len() - done - n);
+                    }
+                    _ => break,
+                }
+            }
             let chunk = buf
                 .get_mut(done..done + n)
                 .ok_or_else(|| KernelError::Other("read: bad range".into()))?;

@@ -21,6 +21,8 @@ pub(crate) const PROC_KALLSYMS: &str = "/proc/kallsyms";
 pub struct LiveKernel {
     kernel: Kernel,
     source: Source,
+    /// What each refresh keeps for the next.
+    refresh: std::sync::Mutex<analysis::Refresh>,
 }
 
 /// One snapshot and what it cost.
@@ -422,7 +424,11 @@ impl LiveKernel {
             va_bits: kernel.va_bits(),
             ..Default::default()
         };
-        Ok(LiveKernel { kernel, source })
+        Ok(LiveKernel {
+            kernel,
+            source,
+            refresh: std::sync::Mutex::new(analysis::Refresh::new()),
+        })
     }
 
     /// A fresh model of the kernel as it is now.
@@ -432,7 +438,16 @@ impl LiveKernel {
         let r0 = self.kernel.dump().source_reads();
         let generation = self.kernel.refresh();
         let mut parts = Vec::new();
-        let model = analysis::build_model_timed(&self.kernel, self.source.clone(), &mut parts);
+        let mut refresh = self
+            .refresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let model = analysis::build_model_timed(
+            &self.kernel,
+            self.source.clone(),
+            &mut parts,
+            Some(&mut refresh),
+        );
         Snapshot {
             model,
             parts,
