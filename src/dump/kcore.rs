@@ -72,6 +72,8 @@ pub(crate) struct KcoreMem {
     cache: Mutex<PageCache>,
     /// `pread`s so far.
     reads: std::sync::atomic::AtomicU64,
+    /// Bytes those reads brought.
+    bytes: std::sync::atomic::AtomicU64,
 }
 
 /// Where the running kernel shows itself: `/proc` and `/sys` under a root
@@ -306,6 +308,7 @@ fn from_file(host: &HostRoot, file: File, path: &Path, page_size: usize) -> Resu
             block,
             cache: Mutex::new(PageCache::new(block, CACHE_BYTES)),
             reads: std::sync::atomic::AtomicU64::new(0),
+            bytes: std::sync::atomic::AtomicU64::new(0),
         },
         vmcoreinfo,
         e_machine,
@@ -356,7 +359,7 @@ impl KcoreMem {
             let in_seg = addr - seg.paddr;
             let n = ((buf.len() - done) as u64).min(seg.size - in_seg) as usize;
             let out = &mut buf[done..done + n];
-            self.count_read();
+            self.count_read(n);
             self.file
                 .read_exact_at(out, seg.offset + in_seg)
                 .map_err(|source| DumpError::Io {
@@ -396,7 +399,7 @@ impl KcoreMem {
             return Ok(false);
         }
         let mut tmp = vec![0u8; len as usize];
-        self.count_read();
+        self.count_read(tmp.len());
         self.file
             .read_exact_at(&mut tmp, seg.offset + (start - seg.paddr))
             .map_err(|source| DumpError::Io {
@@ -422,9 +425,11 @@ impl KcoreMem {
         }
     }
 
-    fn count_read(&self) {
+    fn count_read(&self, bytes: usize) {
         self.reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.bytes
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -471,7 +476,7 @@ impl PhysMem for KcoreMem {
                 {
                     Some(seg) => {
                         let slot = cache.slot_for(blk);
-                        self.count_read();
+                        self.count_read(slot.len());
                         self.file
                             .read_exact_at(slot, seg.offset + (start - seg.paddr))
                             .map_err(|source| DumpError::Io {
@@ -498,6 +503,10 @@ impl PhysMem for KcoreMem {
 
     fn source_reads(&self) -> u64 {
         self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn source_bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
