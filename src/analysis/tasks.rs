@@ -512,11 +512,58 @@ impl Span {
         }
     }
 
-    fn read(&self, k: &Kernel, t: u64) -> Result<TaskBytes> {
+    /// Task `t`'s members, from one read of its span (decoded at once: no
+    /// task's bytes are kept).
+    fn read(&self, k: &Kernel, l: &Layout, r: Option<&RssLayout>, t: u64) -> Result<Raw> {
         let mut b = vec![0u8; self.len];
         k.read(t.wrapping_add(self.lo), &mut b)?;
-        Ok(TaskBytes { lo: self.lo, b })
+        let b = TaskBytes { lo: self.lo, b };
+        let node = match l.threads {
+            ThreadList::Signal { node, .. } | ThreadList::Group { node } => node,
+        };
+        let pid = signed(b.uint(l.pid), l.pid.1);
+        let split = match r {
+            Some(r) if !r.percpu => r.task_rss.map_or(0, |o| {
+                r.idx
+                    .iter()
+                    .map(|&i| i64::from(b.uint((o + i * 4, 4)) as u32 as i32))
+                    .sum()
+            }),
+            _ => 0,
+        };
+        Ok(Raw {
+            tasks_next: b.ptr(l.tasks + l.list_next),
+            thread_next: b.ptr(node + l.list_next),
+            thread_prev: b.ptr(node + l.list_prev),
+            signal: b.ptr(l.signal),
+            mm: b.ptr(l.mm),
+            pid,
+            tgid: signed(b.uint(l.tgid), l.tgid.1),
+            parent: b.ptr(if pid == 0 { l.parent } else { l.real_parent }),
+            state: state_abbrev(b.uint(l.state), b.uint(l.exit_state)),
+            cpu: l.cpu.map_or(0, |c| b.uint(c) as u32),
+            comm: b.cstr(l.comm.0, l.comm.1.max(16)),
+            split,
+        })
     }
+}
+
+/// What a row needs of one task_struct, decoded from its span.
+struct Raw {
+    tasks_next: u64,
+    thread_next: u64,
+    thread_prev: u64,
+    signal: u64,
+    mm: u64,
+    pid: i64,
+    tgid: i64,
+    /// `real_parent`, or `parent` for PID 0 (see `read_row`).
+    parent: u64,
+    state: &'static str,
+    cpu: u32,
+    comm: String,
+    /// The task's split RSS counters (before 6.2), summed.
+    split: i64,
 }
 
 /// A task_struct's span as read.
@@ -556,10 +603,15 @@ impl TaskBytes {
 /// leader's own thread link: a process with one thread costs no read of
 /// its signal_struct. A walk that meets a task freed under it is taken
 /// again from a fresh read, at most three times.
-fn walk_spans(k: &Kernel, l: &Layout, span: &Span) -> Result<Vec<(u64, TaskBytes)>> {
+fn walk_spans(
+    k: &Kernel,
+    l: &Layout,
+    r: Option<&RssLayout>,
+    span: &Span,
+) -> Result<Vec<(u64, Raw)>> {
     let mut tries = 0;
     loop {
-        match walk_spans_once(k, l, span) {
+        match walk_spans_once(k, l, r, span) {
             Err(_) if k.is_live() && tries < 3 => {
                 tries += 1;
                 k.refresh();
@@ -569,15 +621,18 @@ fn walk_spans(k: &Kernel, l: &Layout, span: &Span) -> Result<Vec<(u64, TaskBytes
     }
 }
 
-fn walk_spans_once(k: &Kernel, l: &Layout, span: &Span) -> Result<Vec<(u64, TaskBytes)>> {
+fn walk_spans_once(
+    k: &Kernel,
+    l: &Layout,
+    r: Option<&RssLayout>,
+    span: &Span,
+) -> Result<Vec<(u64, Raw)>> {
     let init = k.symbol("init_task")?;
     let head = init.wrapping_add(l.tasks);
     let mut seen = BTreeSet::from([init]);
-    let mut leaders = vec![(init, span.read(k, init)?)];
+    let mut leaders = vec![(init, span.read(k, l, r, init)?)];
     loop {
-        let next = leaders
-            .last()
-            .map_or(0, |(_, b)| b.ptr(l.tasks + l.list_next));
+        let next = leaders.last().map_or(0, |(_, b)| b.tasks_next);
         if next == head {
             break;
         }
@@ -587,17 +642,17 @@ fn walk_spans_once(k: &Kernel, l: &Layout, span: &Span) -> Result<Vec<(u64, Task
                 "the task list is broken at {next:#x}"
             )));
         }
-        leaders.push((t, span.read(k, t)?));
+        leaders.push((t, span.read(k, l, r, t)?));
     }
     let mut out = Vec::with_capacity(leaders.len());
     for (leader, b) in leaders {
-        let threads = threads_from(k, l, span, leader, &b, &mut seen);
+        let threads = threads_from(k, l, r, span, leader, &b, &mut seen);
         out.push((leader, b));
         out.extend(threads);
     }
     for (_, idle) in idle_tasks(k) {
         if seen.insert(idle) {
-            if let Ok(b) = span.read(k, idle) {
+            if let Ok(b) = span.read(k, l, r, idle) {
                 out.push((idle, b));
             }
         }
@@ -612,15 +667,16 @@ fn walk_spans_once(k: &Kernel, l: &Layout, span: &Span) -> Result<Vec<(u64, Task
 fn threads_from(
     k: &Kernel,
     l: &Layout,
+    r: Option<&RssLayout>,
     span: &Span,
     leader: u64,
-    b: &TaskBytes,
+    b: &Raw,
     seen: &mut BTreeSet<u64>,
-) -> Vec<(u64, TaskBytes)> {
-    let (next_off, prev_off) = (l.list_next, l.list_prev);
+) -> Vec<(u64, Raw)> {
+    let next_off = l.list_next;
     let (node, head) = match l.threads {
         ThreadList::Signal { head, node } => {
-            let signal = b.ptr(l.signal);
+            let signal = b.signal;
             if signal == 0 {
                 return Vec::new();
             }
@@ -632,23 +688,23 @@ fn threads_from(
     let stop = head.unwrap_or(mine);
     let mut out = Vec::new();
     // From the leader forwards to the head (or round to the leader).
-    let mut n = b.ptr(node + next_off);
+    let mut n = b.thread_next;
     let mut steps = 0;
     while n != stop && n != mine && n != 0 && steps < MAX_TASKS {
         let t = n.wrapping_sub(node);
         if !seen.insert(t) {
             break;
         }
-        let Ok(tb) = span.read(k, t) else {
+        let Ok(tb) = span.read(k, l, r, t) else {
             return out;
         };
-        n = tb.ptr(node + next_off);
+        n = tb.thread_next;
         out.push((t, tb));
         steps += 1;
     }
     // Threads before the leader on the signal's list: from the head.
     if let Some(h) = head {
-        if b.ptr(node + prev_off) != h {
+        if b.thread_prev != h {
             let Ok(mut n) = k.read_u64(h.wrapping_add(next_off)) else {
                 return out;
             };
@@ -658,10 +714,10 @@ fn threads_from(
                 if !seen.insert(t) {
                     break;
                 }
-                let Ok(tb) = span.read(k, t) else {
+                let Ok(tb) = span.read(k, l, r, t) else {
                     return out;
                 };
-                n = tb.ptr(node + next_off);
+                n = tb.thread_next;
                 out.push((t, tb));
                 steps += 1;
             }
@@ -678,24 +734,17 @@ pub(crate) fn read_spans(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
     let l = Layout::new(k)?;
     let rss_layout = RssLayout::new(k).ok();
     let span = Span::new(&l, rss_layout.as_ref());
-    let spans = walk_spans(k, &l, &span)?;
+    let spans = walk_spans(k, &l, rss_layout.as_ref(), &span)?;
     let page_kib = k.dump().info().page_size / 1024;
     let cpus = k.online_cpus().unwrap_or_default();
     let active: BTreeSet<u64> = current_tasks(k).into_iter().map(|(_, t)| t).collect();
     let total_vm = k.member("mm_struct", "total_vm").ok();
     let live = k.is_live();
-    let pid_of: HashMap<u64, i64> = spans
-        .iter()
-        .map(|(t, b)| (*t, signed(b.uint(l.pid), l.pid.1)))
-        .collect();
+    let pid_of: HashMap<u64, i64> = spans.iter().map(|(t, b)| (*t, b.pid)).collect();
     let mut mms: HashMap<(u64, i64), i64> = HashMap::new();
     let mut rows = Vec::with_capacity(spans.len());
-    for (t, b) in &spans {
-        let (t, b) = (*t, b);
-        let mm = b.ptr(l.mm);
-        let pid = signed(b.uint(l.pid), l.pid.1);
-        let tgid = signed(b.uint(l.tgid), l.tgid.1);
-        let parent = b.ptr(if pid == 0 { l.parent } else { l.real_parent });
+    for (t, b) in spans {
+        let (mm, pid, tgid, parent) = (b.mm, b.pid, b.tgid, b.parent);
         let ppid = if parent == 0 {
             0
         } else if let Some(&p) = pid_of.get(&parent) {
@@ -707,24 +756,14 @@ pub(crate) fn read_spans(k: &Kernel, totalram_pages: u64) -> Result<Vec<Task>> {
                 Err(e) => return Err(e),
             }
         };
-        let comm = b.cstr(l.comm.0, l.comm.1.max(16));
+        let comm = b.comm;
         if live && (pid < 0 || tgid < 0 || comm.is_empty()) {
             continue;
         }
-        let cpu = l.cpu.map_or(0, |c| b.uint(c) as u32);
-        let state = state_abbrev(b.uint(l.state), b.uint(l.exit_state));
+        let (cpu, state) = (b.cpu, b.state);
         if mm != 0 {
             // Each thread's split counters (before 6.2), summed per group.
-            let split: i64 = match &rss_layout {
-                Some(r) if !r.percpu => r.task_rss.map_or(0, |o| {
-                    r.idx
-                        .iter()
-                        .map(|&i| i64::from(b.uint((o + i * 4, 4)) as u32 as i32))
-                        .sum()
-                }),
-                _ => 0,
-            };
-            *mms.entry((mm, tgid)).or_default() += split;
+            *mms.entry((mm, tgid)).or_default() += b.split;
         }
         rows.push((
             mm,
