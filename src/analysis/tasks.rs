@@ -9,6 +9,14 @@
 //! `percpu_counter`s summed over the online CPUs. %MEM divides by
 //! `totalram_pages` (as /proc/meminfo's MemTotal and drgn; crash divides by
 //! all physical memory).
+//!
+//! `read` reads member by member (a dump: each read is a copy from a mapped
+//! page; the tasks around a hole in the dump are found another way).
+//! `read_spans`, for a live refresh, reads the same rows with one read per
+//! task_struct (the bytes from its first needed member to its last) and one
+//! per mm, each read a `pread` of /proc/kcore: a syscall costs the guest far
+//! more than the bytes. On a dump both give the same tasks
+//! (`tests/refresh.rs`).
 
 use super::{percpu_counter_sum, read_str};
 use crate::kernel::{Kernel, KernelError, Result};

@@ -1,8 +1,10 @@
 //! The running kernel as a model: `/proc/kcore` through the same layers as a
 //! dump (`dump` → `kernel` → `analysis`), opened once, snapshotted on every
 //! refresh. A refresh advances the dump's generation (its page cache and the
-//! arch's translations are dropped) and rebuilds the model from the same
-//! `Kernel`: symbols, types and the address space are read once.
+//! arch's translations are dropped) and builds the model from the same
+//! `Kernel` (symbols, types and the address space are read once) with the
+//! `analysis::Refresh` the refresh before left: the log's finalized records
+//! are not read again, the task list is read one span per task_struct.
 
 pub mod watch;
 
