@@ -480,7 +480,9 @@ pub(crate) fn read(k: &Kernel, totalram_pages: u64, notes: &mut Vec<String>) -> 
 /// one per page touched).
 struct Span {
     lo: u64,
-    len: usize,
+    /// One buffer for every task's bytes (not zeroed per task: each read
+    /// fills it whole).
+    buf: std::cell::RefCell<Vec<u8>>,
 }
 
 impl Span {
@@ -516,16 +518,19 @@ impl Span {
         let hi = parts.iter().map(|p| p.0 + p.1).max().unwrap_or(lo);
         Span {
             lo,
-            len: super::usz(hi - lo),
+            buf: std::cell::RefCell::new(vec![0u8; super::usz(hi - lo)]),
         }
     }
 
     /// Task `t`'s members, from one read of its span (decoded at once: no
     /// task's bytes are kept).
     fn read(&self, k: &Kernel, l: &Layout, r: Option<&RssLayout>, t: u64) -> Result<Raw> {
-        let mut b = vec![0u8; self.len];
-        k.read(t.wrapping_add(self.lo), &mut b)?;
-        let b = TaskBytes { lo: self.lo, b };
+        let mut buf = self.buf.borrow_mut();
+        k.read(t.wrapping_add(self.lo), &mut buf)?;
+        let b = TaskBytes {
+            lo: self.lo,
+            b: &buf,
+        };
         let node = match l.threads {
             ThreadList::Signal { node, .. } | ThreadList::Group { node } => node,
         };
@@ -575,12 +580,12 @@ struct Raw {
 }
 
 /// A task_struct's span as read.
-struct TaskBytes {
+struct TaskBytes<'a> {
     lo: u64,
-    b: Vec<u8>,
+    b: &'a [u8],
 }
 
-impl TaskBytes {
+impl TaskBytes<'_> {
     fn uint(&self, (off, w): (u64, usize)) -> u64 {
         let at = super::usz(off.wrapping_sub(self.lo));
         let mut v = [0u8; 8];
@@ -855,7 +860,7 @@ fn mm_figures(
     let hi = parts.iter().map(|p| p.0 + p.1).max()?;
     let mut b = vec![0u8; super::usz(hi - lo)];
     k.read(mm.wrapping_add(lo), &mut b).ok()?;
-    let bytes = TaskBytes { lo, b };
+    let bytes = TaskBytes { lo, b: &b };
     let counters = match r {
         Some(r) if r.percpu => {
             let mut total = 0i64;
