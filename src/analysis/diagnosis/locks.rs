@@ -303,7 +303,11 @@ pub(crate) fn story(cx: &Ctx) -> Option<Story> {
                     )
                 })
                 .collect();
-            parts.push(format!("{words}: {} waits", who.join(", ")));
+            parts.push(format!(
+                "{words}: {} {}",
+                who.join(", "),
+                if who.len() == 1 { "waits" } else { "wait" }
+            ));
             match l.superblock.as_ref().and_then(|f| f.freezer.as_deref()) {
                 Some(f) if f.starts_with("its block device") => remedies.push(
                     "Frozen through its block device (freeze_bdev): a device-mapper or LVM snapshot or suspend; finish it or resume the device (dmsetup resume)".into(),
@@ -479,5 +483,64 @@ mod tests {
         let mut l = frozen_lock(4, None, None);
         l.superblock = None;
         assert_eq!(frozen_words(&l), None);
+    }
+
+    #[test]
+    fn the_verdicts_story_names_the_frozen_filesystem_and_its_writers() {
+        use crate::model::{DumpModel, LockWaiter, Task};
+        let mut lock = frozen_lock(4, Some("SB_FREEZE_COMPLETE"), Some("fsfreeze"));
+        lock.address = 0xffff_8880_0400_02b8;
+        let writers = [(10, "sh"), (11, "dd")];
+        lock.waiters = writers
+            .iter()
+            .map(|&(pid, comm)| LockWaiter {
+                pid,
+                comm: comm.into(),
+                ..Default::default()
+            })
+            .collect();
+        let m = DumpModel {
+            tasks: writers
+                .iter()
+                .map(|&(pid, comm)| Task {
+                    pid,
+                    tgid: pid,
+                    comm: comm.into(),
+                    state: "UN".into(),
+                    ..Default::default()
+                })
+                .collect(),
+            waits: writers
+                .iter()
+                .map(|&(pid, comm)| TaskWait {
+                    pid,
+                    comm: comm.into(),
+                    kind: "percpu_rw_semaphore".into(),
+                    lock: Some(lock.address),
+                    function: Some("percpu_rwsem_wait".into()),
+                    ..Default::default()
+                })
+                .collect(),
+            locks: vec![lock],
+            ..Default::default()
+        };
+        let cx = Ctx::new(&m);
+        let st = story(&cx).expect("a story");
+        assert_eq!(
+            st.sentence,
+            "writes to vda (ext4) wait because the filesystem is frozen (fsfreeze): \
+             sh (PID 10) in percpu_rwsem_wait, dd (PID 11) in percpu_rwsem_wait wait"
+        );
+        assert!(
+            st.remedies
+                .iter()
+                .any(|r| r.contains("fsfreeze --unfreeze")),
+            "{:?}",
+            st.remedies
+        );
+        assert!(st
+            .evidence
+            .iter()
+            .any(|e| e.text.contains("the freeze lock of vda (ext4)")));
     }
 }
