@@ -249,8 +249,13 @@ fn live_snapshot(
     record: Option<&std::path::Path>,
 ) -> Result<crashdeck::model::DumpModel> {
     let t0 = std::time::Instant::now();
-    let live = open_live(files, common, opts)?;
+    let mut live = open_live(files, common, opts)?;
     let opened = t0.elapsed();
+    // CRASHDECK_LIVE_FROM_SCRATCH=1: every refresh from scratch, to measure
+    // what the kept state saves against the default in the same boot.
+    if std::env::var("CRASHDECK_LIVE_FROM_SCRATCH").is_ok_and(|v| v == "1") {
+        live.set_from_scratch(true);
+    }
     // CRASHDECK_LIVE_SNAPSHOTS=N: N refreshes of the one open kernel
     // (CRASHDECK_LIVE_INTERVAL_MS apart, default none), each one's cost on
     // stderr, then the run's CPU share and RSS: what the dashboard costs.
@@ -293,9 +298,20 @@ fn live_snapshot(
         let parts: Vec<String> = snap
             .parts
             .iter()
-            .map(|(p, d)| format!("{p} {:.1}", d.as_secs_f64() * 1000.0))
+            .map(|p| {
+                format!(
+                    "{} {:.1} ({} reads, {} KiB)",
+                    p.name,
+                    p.wall.as_secs_f64() * 1000.0,
+                    p.reads,
+                    p.bytes / 1024
+                )
+            })
             .collect();
-        eprintln!("crashdeck:   ms per part: {}", parts.join(", "));
+        eprintln!(
+            "crashdeck:   ms per part (kcore reads, KiB read): {}",
+            parts.join(", ")
+        );
         if i == n {
             for f in watch.findings(&snap.model) {
                 eprintln!("crashdeck: now: {} [{}]", f.title, f.evidence.join("; "));

@@ -511,6 +511,39 @@ pub struct Lock {
     pub count: Option<i64>,
     /// In queue order (the lock's `wait_list`).
     pub waiters: Vec<LockWaiter>,
+    /// A superblock's freeze lock (`s_writers.rw_sem[level - 1]`), found
+    /// on the kernel's `super_blocks` list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superblock: Option<SbFreeze>,
+}
+
+/// The filesystem whose freeze lock a `percpu_rw_semaphore` is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SbFreeze {
+    /// The `struct super_block`.
+    #[serde(with = "hex")]
+    pub sb: u64,
+    /// `s_id`: the device ("vda", "dm-0") or the filesystem's name.
+    pub device: String,
+    /// `s_type->name` ("ext4").
+    pub fs_type: String,
+    /// The freeze level this lock guards (SB_FREEZE_WRITE is 1).
+    pub level: u32,
+    /// Its enumerator ("SB_FREEZE_WRITE"), when the types have the enum.
+    #[serde(default)]
+    pub level_name: Option<String>,
+    /// `s_writers.frozen` (SB_UNFROZEN 0 … SB_FREEZE_COMPLETE).
+    pub frozen: u32,
+    /// Its enumerator ("SB_FREEZE_COMPLETE"), when the types have the enum.
+    #[serde(default)]
+    pub frozen_name: Option<String>,
+    /// Who froze it, as far as this kernel records it ("fsfreeze", "the
+    /// kernel", …); `None` when it records nothing.
+    #[serde(default)]
+    pub freezer: Option<String>,
+    /// The fields that told who froze it, as read.
+    #[serde(default)]
+    pub freezer_detail: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -707,3 +707,91 @@ fn wait_queues_found_from_the_stack_are_the_kernels_own() {
         assert!(checked > 0);
     }
 }
+
+#[test]
+fn superblock_freeze_locks_are_named_from_the_super_blocks_list() {
+    // Every superblock on the kernel's super_blocks list (fs/super.c),
+    // reached here through s_list as the types lay it out: each of its
+    // s_writers.rw_sem[] is recognised as that superblock's freeze lock at
+    // its level (include/linux/fs.h: rw_sem[level - 1], SB_FREEZE_WRITE 1),
+    // with its s_id and s_type->name; an address that is no such lock (a
+    // global percpu_rw_semaphore, an address inside one) is not.
+    use crashdeck::analysis::locks::superblock_of;
+    let mut checked = 0;
+    for name in [CHAIN, "debian612-oom-kdump-zlib"] {
+        let Some(case) = common::case_or_skip(name) else {
+            continue;
+        };
+        let k = case.kernel();
+        let head = k.symbol("super_blocks").unwrap();
+        let s_list = k.offset_of("super_block", "s_list").unwrap();
+        let rw = k.member("super_block", "s_writers.rw_sem").unwrap();
+        let levels = rw.array_len.unwrap();
+        // SB_FREEZE_LEVELS is SB_FREEZE_COMPLETE - 1.
+        assert_eq!(
+            levels as i64,
+            k.enum_value("SB_FREEZE_COMPLETE").unwrap() - 1,
+            "{name}"
+        );
+        let mut types = Vec::new();
+        for node in k.list_for_each(head, 10_000).unwrap() {
+            let sb = node - s_list;
+            for i in 0..levels {
+                let at = sb + rw.offset + i * rw.element_size.unwrap();
+                let f = superblock_of(&k, at).unwrap_or_else(|| panic!("{name}: {at:#x}"));
+                assert_eq!((f.sb, f.level as u64), (sb, i + 1), "{name}");
+                assert_eq!(f.frozen, 0, "{name}: nothing was frozen at the crash");
+                assert_eq!(f.frozen_name.as_deref(), Some("SB_UNFROZEN"));
+                assert!(!f.device.is_empty() && f.fs_type != "?", "{f:?}");
+                assert_eq!(superblock_of(&k, at + 8), None, "{name}: inside the lock");
+                if i == 0 {
+                    assert_eq!(f.level_name.as_deref(), Some("SB_FREEZE_WRITE"));
+                    types.push(f.fs_type.clone());
+                }
+                checked += 1;
+            }
+        }
+        // The guest's init mounts /proc and /sys: those superblocks are there.
+        for t in ["proc", "sysfs"] {
+            assert!(types.iter().any(|x| x == t), "{name}: {t} not in {types:?}");
+        }
+        let global = k.symbol("cgroup_threadgroup_rwsem").unwrap();
+        assert_eq!(superblock_of(&k, global), None, "{name}");
+
+        // The first superblock written frozen (SB_FREEZE_COMPLETE, the
+        // enumerator's value from the types): read back as frozen.
+        let sb = k.list_for_each(head, 10_000).unwrap()[0] - s_list;
+        let frozen = k.member("super_block", "s_writers.frozen").unwrap();
+        let complete = k.enum_value("SB_FREEZE_COMPLETE").unwrap() as u64;
+        let bytes = complete.to_le_bytes()[..frozen.size as usize].to_vec();
+        let pk = patched_kernel(&case, vec![(k.vtop(sb + frozen.offset).unwrap(), bytes)]);
+        let f = superblock_of(&pk, sb + rw.offset).unwrap();
+        eprintln!(
+            "{name}: {} superblocks ({types:?}); frozen: {f:?}",
+            types.len()
+        );
+        assert_eq!(f.frozen as u64, complete);
+        assert_eq!(f.frozen_name.as_deref(), Some("SB_FREEZE_COMPLETE"));
+        // A kernel that counts its freezers (6.12: freeze_ucount, a
+        // FIFREEZE from userspace; freeze_kcount, the kernel's): the count
+        // written names who froze it.
+        if let Ok(uc) = k.member("super_block", "s_writers.freeze_ucount") {
+            let one = 1u64.to_le_bytes()[..uc.size as usize].to_vec();
+            let pk = patched_kernel(
+                &case,
+                vec![
+                    (
+                        k.vtop(sb + frozen.offset).unwrap(),
+                        complete.to_le_bytes()[..frozen.size as usize].to_vec(),
+                    ),
+                    (k.vtop(sb + uc.offset).unwrap(), one),
+                ],
+            );
+            let f = superblock_of(&pk, sb + rw.offset).unwrap();
+            assert_eq!(f.freezer.as_deref(), Some("fsfreeze"), "{name}: {f:?}");
+        }
+    }
+    if common::require_fixtures() {
+        assert!(checked > 0);
+    }
+}

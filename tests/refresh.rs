@@ -92,6 +92,95 @@ fn an_incremental_refresh_equals_a_snapshot_from_scratch_on_a_frozen_source() {
     }
 }
 
+#[test]
+fn threads_are_found_the_same_from_the_leaders_link_as_from_the_signals_list() {
+    // No fixture dump holds a multi-threaded process: one is made by
+    // writing into the chain dump's memory, as the kernel links a thread
+    // (kernel/fork.c: the thread on its leader's signal->thread_head list
+    // by its thread_node, not on init_task.tasks, with the leader's tgid
+    // and signal). Once after the leader (as the kernel adds threads),
+    // once before it (the leader not first: the refresh reads the list's
+    // head). The refresh must list the thread as the from-scratch read of
+    // the signal's list does.
+    let Some(case) = common::case_or_skip("debian61-chain-kdump-zlib") else {
+        return;
+    };
+    let k = case.kernel();
+    let model = model_from_scratch(&k, Source::default());
+    // Two kernel threads (the dump's only process is init): each is a
+    // group of its own with a signal_struct, linked as any group is.
+    let groups: Vec<&crashdeck::model::Task> = model
+        .tasks
+        .iter()
+        .filter(|t| t.pid == t.tgid && t.pid > 2 && t.state == "IN")
+        .collect();
+    let (a, b) = match groups.as_slice() {
+        [a, b, ..] => (*a, *b),
+        _ => panic!("two sleeping tasks in the chain dump"),
+    };
+    let off = |ty: &str, m: &str| k.offset_of(ty, m).unwrap();
+    let (next, prev) = (off("list_head", "next"), off("list_head", "prev"));
+    let (tasks, node) = (
+        off("task_struct", "tasks"),
+        off("task_struct", "thread_node"),
+    );
+    let signal = k.read_member(a.task, "task_struct", "signal").unwrap();
+    let head = signal + off("signal_struct", "thread_head");
+    let (a_tn, b_tn) = (a.task + node, b.task + node);
+    let b_next = k.read_u64(b.task + tasks + next).unwrap();
+    let b_prev = k.read_u64(b.task + tasks + prev).unwrap();
+    let tgid = k.member("task_struct", "tgid").unwrap();
+    let w = |va: u64, v: u64| (k.vtop(va).unwrap(), v.to_le_bytes().to_vec());
+    // Common to both: B off the task list, with A's tgid and signal.
+    let common = vec![
+        w(b_prev + next, b_next),
+        w(b_next + prev, b_prev),
+        (
+            k.vtop(b.task + tgid.offset).unwrap(),
+            (a.pid as u64).to_le_bytes()[..tgid.size as usize].to_vec(),
+        ),
+        w(b.task + off("task_struct", "signal"), signal),
+    ];
+    let after = [
+        w(head + next, a_tn),
+        w(a_tn + next, b_tn),
+        w(b_tn + next, head),
+        w(head + prev, b_tn),
+        w(b_tn + prev, a_tn),
+        w(a_tn + prev, head),
+    ];
+    let before = [
+        w(head + next, b_tn),
+        w(b_tn + next, a_tn),
+        w(a_tn + next, head),
+        w(head + prev, a_tn),
+        w(a_tn + prev, b_tn),
+        w(b_tn + prev, head),
+    ];
+    for (name, links) in [("after", after), ("before", before)] {
+        let mut patches = common.clone();
+        patches.extend(links);
+        let dump = common::patched_dump(&case, None, patches);
+        let pk = case.open_kernel(dump, &Default::default()).unwrap();
+        let scratch = model_from_scratch(&pk, Source::default());
+        let thread: Vec<_> = scratch.tasks.iter().filter(|t| t.task == b.task).collect();
+        assert_eq!(thread.len(), 1, "{name}: the thread once");
+        assert_eq!(
+            (thread[0].pid, thread[0].tgid),
+            (b.pid, a.pid),
+            "{name}: a thread of {}",
+            a.pid
+        );
+        let mut r = Refresh::new();
+        let refreshed = refresh_model(&pk, Source::default(), &mut r);
+        assert!(
+            refreshed == scratch,
+            "thread {name} its leader: {}",
+            first_difference(&scratch, &refreshed)
+        );
+    }
+}
+
 /// Every dump whose task list is whole is read one span per task_struct and
 /// one read per mm; the table must equal the one read field by field (the
 /// path around a dump's holes), task for task.

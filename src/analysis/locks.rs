@@ -34,6 +34,15 @@
 //! record is; the queue's head stands for the lock, with no owner, and the
 //! task keeps the kind its frames gave (completion, page lock, I/O).
 //!
+//! A `percpu_rw_semaphore` (5.8+: a `wait_queue_entry` on the waiter's
+//! stack, `private` the task, on the semaphore's `waiters` queue) that is a
+//! superblock's freeze lock, `s_writers.rw_sem[level - 1]`, is found by its
+//! address among the superblocks of the kernel's `super_blocks` list and
+//! named after the filesystem: `s_id`, `s_type->name`, the level; with
+//! `s_writers.frozen` and who froze it, as far as the types show the kernel
+//! records it (`freeze_holders`, `freeze_ucount`/`freeze_kcount`, else the
+//! block device's `bd_fsfreeze_count`).
+//!
 //! A lock is named by its symbol (a module's own kallsyms too), else by the
 //! slab object it lies in ("in a task_struct object at +0x98": the page
 //! through the sparse memory map, the slab's `slab_cache`, checked against
@@ -48,7 +57,7 @@
 
 use super::backtrace;
 use crate::kernel::{Kernel, Result};
-use crate::model::{Backtrace, DeadlockHop, DumpModel, Lock, LockWaiter, TaskWait};
+use crate::model::{Backtrace, DeadlockHop, DumpModel, Lock, LockWaiter, SbFreeze, TaskWait};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Most nodes followed on one wait list.
@@ -221,7 +230,7 @@ struct LockKind {
     waiter_list: &'static str,
 }
 
-const LOCK_KINDS: [LockKind; 3] = [
+const LOCK_KINDS: [LockKind; 4] = [
     LockKind {
         kind: "mutex",
         lock_ty: "mutex",
@@ -245,6 +254,19 @@ const LOCK_KINDS: [LockKind; 3] = [
         waiter_ty: "semaphore_waiter",
         waiter_task: "task",
         waiter_list: "list",
+    },
+    // 5.8+ (kernel/locking/percpu-rwsem.c, percpu_rwsem_wait): a
+    // wait_queue_entry on the waiter's stack, `private` the task, queued on
+    // the semaphore's own wait queue `waiters`. Before 5.8 the semaphore
+    // had no such queue (readers slept in its inner rw_semaphore) and the
+    // member is missing: nothing is found this way.
+    LockKind {
+        kind: "percpu_rw_semaphore",
+        lock_ty: "percpu_rw_semaphore",
+        head: "waiters.head",
+        waiter_ty: "wait_queue_entry",
+        waiter_task: "private",
+        waiter_list: "entry",
     },
 ];
 
@@ -354,7 +376,7 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
                         if let Ok(l) = read_lock(k, &layout, lk, found.lock, &by_task, &model.slabs)
                         {
                             for w in &l.waiters {
-                                known.insert((w.waiter, lk.waiter_ty), found.lock);
+                                known.insert((w.waiter, lk.lock_ty), found.lock);
                             }
                             e.insert(l);
                         }
@@ -383,7 +405,7 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
                     {
                         l.kind = wait.kind.clone();
                         for w in &l.waiters {
-                            known.insert((w.waiter, lk.waiter_ty), found.lock);
+                            known.insert((w.waiter, lk.lock_ty), found.lock);
                         }
                         e.insert(l);
                     }
@@ -392,6 +414,7 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
         }
         graph.waits.push(wait);
     }
+    name_superblock_locks(k, &mut locks);
     graph.locks = locks.into_values().collect();
     name_on_stack_locks(k, &layout, &by_task, &mut graph.locks);
     graph.deadlocks = cycles(&graph.locks, &graph.waits);
@@ -513,7 +536,7 @@ pub fn wait_queue_of(k: &Kernel, model: &DumpModel, pid: i64) -> Option<u64> {
 }
 
 /// Waiter records already checked by walking their lock's list (record,
-/// lock kind) → lock: a task behind a lock with thousands of waiters is not
+/// lock type) → lock: a task behind a lock with thousands of waiters is not
 /// walked around the whole list again.
 type Known = HashMap<(u64, &'static str), u64>;
 
@@ -542,7 +565,7 @@ fn find_waiter(
             continue;
         }
         let w = (lo + 8 * i as u64).wrapping_sub(task_off);
-        if let Some(&lock) = known.get(&(w, lk.waiter_ty)) {
+        if let Some(&lock) = known.get(&(w, lk.lock_ty)) {
             return Some(Found { lock, waiter: w });
         }
         let node = w.wrapping_add(list_off);
@@ -605,6 +628,13 @@ fn read_lock(
         }
         "semaphore" => {
             if let Ok(c) = k.read_member(lock, "semaphore", "count") {
+                out.count = Some(i64::from(c as u32 as i32));
+            }
+        }
+        "percpu_rw_semaphore" => {
+            // `block`: set while a writer holds it or waits for the readers
+            // to leave (a frozen filesystem's levels stay blocked).
+            if let Ok(c) = k.read_member(lock, "percpu_rw_semaphore", "block") {
                 out.count = Some(i64::from(c as u32 as i32));
             }
         }
@@ -838,6 +868,184 @@ fn waited(k: &Kernel, l: &Layout, task: u64, cpu: u32) -> Option<u64> {
     (since != 0 && now >= since).then(|| now - since)
 }
 
+/// Most superblocks followed on the kernel's `super_blocks` list.
+const MAX_SUPER_BLOCKS: usize = 100_000;
+
+/// The freeze levels' enumerators (include/linux/fs.h: SB_UNFROZEN, then
+/// one per level up to SB_FREEZE_COMPLETE), looked up in the types.
+const SB_FREEZE_NAMES: [&str; 5] = [
+    "SB_UNFROZEN",
+    "SB_FREEZE_WRITE",
+    "SB_FREEZE_PAGEFAULT",
+    "SB_FREEZE_FS",
+    "SB_FREEZE_COMPLETE",
+];
+
+/// Renames the `percpu_rw_semaphore` locks that are a superblock's freeze
+/// locks after the filesystem ("vda (ext4) s_writers level 1").
+fn name_superblock_locks(k: &Kernel, locks: &mut BTreeMap<u64, Lock>) {
+    // Before 5.8 a reader of a percpu_rw_semaphore waits in its inner
+    // rw_semaphore: such a lock may be a superblock's too.
+    let inner = k.has_member("percpu_rw_semaphore", "rw_sem");
+    for l in locks.values_mut() {
+        let candidate = l.kind == "percpu_rw_semaphore" || (inner && l.kind == "rw_semaphore");
+        if !candidate {
+            continue;
+        }
+        if let Some(f) = superblock_of(k, l.address) {
+            l.name = format!("{} ({}) s_writers level {}", f.device, f.fs_type, f.level);
+            l.superblock = Some(f);
+        }
+    }
+}
+
+/// The filesystem whose freeze lock `lock` is: a superblock on the
+/// kernel's `super_blocks` list (fs/super.c) whose
+/// `s_writers.rw_sem[level - 1]` is at `lock` (or, before 5.8, that
+/// semaphore's inner `rw_sem`), compared address by address.
+pub fn superblock_of(k: &Kernel, lock: u64) -> Option<SbFreeze> {
+    let head = k.symbol("super_blocks").ok()?;
+    let s_list = k.offset_of("super_block", "s_list").ok()?;
+    let rw = k.member("super_block", "s_writers.rw_sem").ok()?;
+    let (n, es) = (rw.array_len?, rw.element_size?);
+    let inner = k.offset_of("percpu_rw_semaphore", "rw_sem").ok();
+    for node in k.list_for_each(head, MAX_SUPER_BLOCKS).ok()? {
+        let sb = node.wrapping_sub(s_list);
+        for i in 0..n {
+            let at = sb.wrapping_add(rw.offset).wrapping_add(i * es);
+            if lock == at || inner.is_some_and(|o| lock == at.wrapping_add(o)) {
+                return describe_superblock(k, sb, u32::try_from(i + 1).ok()?);
+            }
+        }
+    }
+    None
+}
+
+/// The enumerator of SB_FREEZE_NAMES whose value is `v`, if the types have it.
+fn freeze_name(k: &Kernel, v: i64) -> Option<String> {
+    SB_FREEZE_NAMES
+        .iter()
+        .find(|n| k.enum_value(n).ok() == Some(v))
+        .map(|n| n.to_string())
+}
+
+fn describe_superblock(k: &Kernel, sb: u64, level: u32) -> Option<SbFreeze> {
+    let id = k.member("super_block", "s_id").ok()?;
+    let device = super::read_str(k, sb.wrapping_add(id.offset), super::usz(id.size)).ok()?;
+    let fs_type = k
+        .read_member(sb, "super_block", "s_type")
+        .ok()
+        .filter(|&t| t != 0)
+        .and_then(|t| k.read_member(t, "file_system_type", "name").ok())
+        .filter(|&n| n != 0)
+        .and_then(|n| super::read_str(k, n, 64).ok())
+        .unwrap_or_else(|| "?".into());
+    let frozen = k.read_member(sb, "super_block", "s_writers.frozen").ok()?;
+    let frozen = u32::try_from(frozen).ok()?;
+    let (freezer, freezer_detail) = freezer(&freeze_record(k, sb));
+    Some(SbFreeze {
+        sb,
+        device,
+        fs_type,
+        level,
+        level_name: freeze_name(k, i64::from(level)),
+        frozen,
+        frozen_name: freeze_name(k, i64::from(frozen)),
+        freezer,
+        freezer_detail,
+    })
+}
+
+/// What a kernel records of who froze a filesystem, by the members its
+/// types have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FreezeRecord {
+    /// `s_writers.freeze_holders` (6.6+) and the values of
+    /// FREEZE_HOLDER_KERNEL and FREEZE_HOLDER_USERSPACE.
+    Holders {
+        bits: u64,
+        kernel: Option<u64>,
+        user: Option<u64>,
+    },
+    /// `s_writers.freeze_kcount` and `freeze_ucount` (nested freezes).
+    Counts { kernel: i64, user: i64 },
+    /// No holder kept: the block device's `bd_fsfreeze_count`
+    /// (freeze_bdev counts there; FIFREEZE calls freeze_super directly).
+    Bdev(i64),
+    /// No holder kept and no block device.
+    Nothing,
+}
+
+fn freeze_record(k: &Kernel, sb: u64) -> FreezeRecord {
+    let member = |p: &str| k.read_member(sb, "super_block", p).ok();
+    if k.has_member("super_block", "s_writers.freeze_holders") {
+        if let Some(bits) = member("s_writers.freeze_holders") {
+            let bit = |n: &str| k.enum_value(n).ok().and_then(|v| u64::try_from(v).ok());
+            return FreezeRecord::Holders {
+                bits,
+                kernel: bit("FREEZE_HOLDER_KERNEL"),
+                user: bit("FREEZE_HOLDER_USERSPACE"),
+            };
+        }
+    }
+    if let (Some(kc), Some(uc)) = (
+        member("s_writers.freeze_kcount"),
+        member("s_writers.freeze_ucount"),
+    ) {
+        return FreezeRecord::Counts {
+            kernel: i64::from(kc as u32 as i32),
+            user: i64::from(uc as u32 as i32),
+        };
+    }
+    let bdev = member("s_bdev").filter(|&b| b != 0);
+    match bdev.and_then(|b| k.read_member(b, "block_device", "bd_fsfreeze_count").ok()) {
+        Some(c) => FreezeRecord::Bdev(i64::from(c as u32 as i32)),
+        None => FreezeRecord::Nothing,
+    }
+}
+
+/// Who froze a filesystem, in words, and the fields that say so.
+pub(crate) fn freezer(r: &FreezeRecord) -> (Option<String>, String) {
+    let both = |kernel: bool, user: bool| match (kernel, user) {
+        (false, true) => Some("fsfreeze".to_string()),
+        (true, false) => Some("the kernel".to_string()),
+        (true, true) => Some("fsfreeze and the kernel".to_string()),
+        (false, false) => None,
+    };
+    match *r {
+        FreezeRecord::Holders { bits, kernel, user } => {
+            let has = |b: Option<u64>| b.is_some_and(|b| b != 0 && bits & b != 0);
+            let mut names = Vec::new();
+            if has(user) {
+                names.push("FREEZE_HOLDER_USERSPACE");
+            }
+            if has(kernel) {
+                names.push("FREEZE_HOLDER_KERNEL");
+            }
+            (
+                both(has(kernel), has(user)),
+                format!("s_writers.freeze_holders {bits:#x} ({})", names.join(" | ")),
+            )
+        }
+        FreezeRecord::Counts { kernel, user } => (
+            both(kernel > 0, user > 0),
+            format!("s_writers.freeze_ucount {user}, freeze_kcount {kernel}"),
+        ),
+        FreezeRecord::Bdev(n) if n > 0 => (
+            Some("its block device (freeze_bdev)".into()),
+            format!("s_bdev->bd_fsfreeze_count {n}; this kernel keeps no freeze holder"),
+        ),
+        FreezeRecord::Bdev(n) => (
+            Some("fsfreeze or another freeze_super caller, not its block device".into()),
+            format!("s_bdev->bd_fsfreeze_count {n}; this kernel keeps no freeze holder"),
+        ),
+        FreezeRecord::Nothing => (
+            None,
+            "this kernel keeps no freeze holder and the filesystem has no block device".into(),
+        ),
+    }
+}
+
 /// The cycles of the wait-for graph (task → lock → owner → …), each once,
 /// starting from its lowest PID.
 pub(crate) fn cycles(locks: &[Lock], waits: &[TaskWait]) -> Vec<Vec<DeadlockHop>> {
@@ -1033,6 +1241,42 @@ mod tests {
         assert_eq!(st.writer, None);
         assert_eq!(st.readers, Some(2));
         assert_eq!(st.reader_hint, None);
+    }
+
+    #[test]
+    fn freeze_holders_name_who_froze() {
+        // include/linux/fs.h (6.6+): FREEZE_HOLDER_KERNEL 1 << 0,
+        // FREEZE_HOLDER_USERSPACE 1 << 1 (the values come from the types).
+        let h = |bits| FreezeRecord::Holders {
+            bits,
+            kernel: Some(1),
+            user: Some(2),
+        };
+        assert_eq!(freezer(&h(2)).0.as_deref(), Some("fsfreeze"));
+        assert_eq!(freezer(&h(1)).0.as_deref(), Some("the kernel"));
+        assert_eq!(freezer(&h(3)).0.as_deref(), Some("fsfreeze and the kernel"));
+        assert_eq!(freezer(&h(0)).0, None);
+        assert!(freezer(&h(2)).1.contains("FREEZE_HOLDER_USERSPACE"));
+        // Enumerators missing from the types: no claim.
+        let none = FreezeRecord::Holders {
+            bits: 3,
+            kernel: None,
+            user: None,
+        };
+        assert_eq!(freezer(&none).0, None);
+        let c = FreezeRecord::Counts { kernel: 0, user: 1 };
+        assert_eq!(freezer(&c).0.as_deref(), Some("fsfreeze"));
+        let c = FreezeRecord::Counts { kernel: 2, user: 0 };
+        assert_eq!(freezer(&c).0.as_deref(), Some("the kernel"));
+        // 6.1: the block device's count tells freeze_bdev from FIFREEZE.
+        assert_eq!(
+            freezer(&FreezeRecord::Bdev(1)).0.as_deref(),
+            Some("its block device (freeze_bdev)")
+        );
+        assert!(freezer(&FreezeRecord::Bdev(0))
+            .0
+            .is_some_and(|w| w.starts_with("fsfreeze or") && w.contains("not its block device")));
+        assert_eq!(freezer(&FreezeRecord::Nothing).0, None);
     }
 
     #[test]

@@ -74,27 +74,72 @@ pub fn model_from_scratch(kernel: &Kernel, source: Source) -> DumpModel {
     build_model_timed(kernel, source, &mut Vec::new(), None)
 }
 
-/// `build_model`, with the wall time of each part pushed onto `times`.
+/// What reading one part of the model cost: its wall time, and the reads
+/// of the source (kcore's `pread`s) and the bytes they brought.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartCost {
+    pub name: &'static str,
+    pub wall: std::time::Duration,
+    pub reads: u64,
+    pub bytes: u64,
+}
+
+/// Measures the parts of a model one after the other.
+struct Laps<'a> {
+    kernel: &'a Kernel,
+    at: std::time::Instant,
+    reads: u64,
+    bytes: u64,
+    out: &'a mut Vec<PartCost>,
+}
+
+impl<'a> Laps<'a> {
+    fn new(kernel: &'a Kernel, out: &'a mut Vec<PartCost>) -> Laps<'a> {
+        Laps {
+            kernel,
+            at: std::time::Instant::now(),
+            reads: kernel.dump().source_reads(),
+            bytes: kernel.dump().source_bytes(),
+            out,
+        }
+    }
+
+    /// The part read since the last lap is `name`.
+    fn lap(&mut self, name: &'static str) {
+        let (r, b) = (
+            self.kernel.dump().source_reads(),
+            self.kernel.dump().source_bytes(),
+        );
+        self.out.push(PartCost {
+            name,
+            wall: self.at.elapsed(),
+            reads: r.saturating_sub(self.reads),
+            bytes: b.saturating_sub(self.bytes),
+        });
+        (self.at, self.reads, self.bytes) = (std::time::Instant::now(), r, b);
+    }
+}
+
+/// `build_model`, with what each part cost pushed onto `times`.
 /// A running kernel has no saved registers and its running tasks' stacks
 /// move: there only the blocked tasks' (asleep in D state) backtraces are
 /// read, at most `LIVE_BACKTRACES` of them per refresh.
 pub(crate) fn build_model_timed(
     kernel: &Kernel,
     source: Source,
-    times: &mut Vec<(&'static str, std::time::Duration)>,
+    times: &mut Vec<PartCost>,
     refresh: Option<&mut Refresh>,
 ) -> DumpModel {
     let mut model = build_facts_timed(kernel, source, times, refresh);
-    let t = std::time::Instant::now();
+    let mut laps = Laps::new(kernel, times);
     let backtraces = if kernel.is_live() {
         backtrace::read_blocked(kernel, &model, LIVE_BACKTRACES)
     } else {
         backtrace::read_all(kernel, &model)
     };
-    times.push(("backtraces", t.elapsed()));
-    let t = std::time::Instant::now();
+    laps.lap("backtraces");
     finish(kernel, &mut model, backtraces);
-    times.push(("locks and diagnosis", t.elapsed()));
+    laps.lap("locks and diagnosis");
     model
 }
 
@@ -203,18 +248,14 @@ pub(crate) fn build_facts(kernel: &Kernel, source: Source) -> DumpModel {
     build_facts_timed(kernel, source, &mut Vec::new(), None)
 }
 
-/// `build_facts`, with the wall time of each part pushed onto `times`.
+/// `build_facts`, with what each part cost pushed onto `times`.
 fn build_facts_timed(
     kernel: &Kernel,
     source: Source,
-    times: &mut Vec<(&'static str, std::time::Duration)>,
+    times: &mut Vec<PartCost>,
     mut refresh: Option<&mut Refresh>,
 ) -> DumpModel {
-    let mut t = std::time::Instant::now();
-    let mut lap = |name: &'static str, times: &mut Vec<_>| {
-        times.push((name, t.elapsed()));
-        t = std::time::Instant::now();
-    };
+    let mut laps = Laps::new(kernel, times);
     let mut model = DumpModel {
         source,
         ..Default::default()
@@ -232,28 +273,28 @@ fn build_facts_timed(
         Ok(l) => model.log = l,
         Err(e) => problems.push(problem("log", &e)),
     }
-    lap("log", times);
+    laps.lap("log");
     let totalram = memory::totalram_pages(kernel).unwrap_or(0);
     match memory::read_meminfo(kernel) {
         Ok(m) => model.meminfo = m,
         Err(e) => problems.push(problem("meminfo", &e)),
     }
-    lap("meminfo", times);
+    laps.lap("meminfo");
     match memory::read_zones(kernel) {
         Ok(z) => model.zones = z,
         Err(e) => problems.push(problem("zones", &e)),
     }
-    lap("zones", times);
+    laps.lap("zones");
     match memory::read_usage(kernel, &model.zones) {
         Ok(u) => model.memory_usage = u,
         Err(e) => problems.push(problem("memory_usage", &e)),
     }
-    lap("memory_usage", times);
+    laps.lap("memory_usage");
     match memcg::read(kernel) {
         Ok(c) => model.memcgs = c,
         Err(e) => problems.push(problem("memcgs", &e)),
     }
-    lap("memcgs", times);
+    laps.lap("memcgs");
     match slab::read(kernel) {
         Ok((s, notes)) => {
             model.slabs = s;
@@ -261,7 +302,7 @@ fn build_facts_timed(
         }
         Err(e) => problems.push(problem("slabs", &e)),
     }
-    lap("slabs", times);
+    laps.lap("slabs");
     let mut notes = Vec::new();
     let mut task_objects = Vec::new();
     let tasks = if refresh.is_some() {
@@ -274,7 +315,7 @@ fn build_facts_timed(
         Err(e) => problems.push(problem("tasks", &e)),
     }
     problems.extend(notes.iter().map(|n| problem("tasks", n)));
-    lap("tasks", times);
+    laps.lap("tasks");
     let mut notes = Vec::new();
     let summary = summary::read(kernel, &model.log, &mut notes);
     problems.extend(notes.iter().map(|n| problem("summary", n)));
@@ -290,11 +331,11 @@ fn build_facts_timed(
         Err(e) => problems.push(problem("summary", &e)),
     }
     model.problems.extend(problems);
-    lap("summary", times);
+    laps.lap("summary");
     model.sysctls = sysctls::read(kernel);
-    lap("sysctls", times);
+    laps.lap("sysctls");
     model.source.holes = holes::read(kernel, &model, &task_objects);
-    lap("holes", times);
+    laps.lap("holes");
     model
 }
 

@@ -9,6 +9,14 @@
 //! `percpu_counter`s summed over the online CPUs. %MEM divides by
 //! `totalram_pages` (as /proc/meminfo's MemTotal and drgn; crash divides by
 //! all physical memory).
+//!
+//! `read` reads member by member (a dump: each read is a copy from a mapped
+//! page; the tasks around a hole in the dump are found another way).
+//! `read_spans`, for a live refresh, reads the same rows with one read per
+//! task_struct (the bytes from its first needed member to its last) and one
+//! per mm, each read a `pread` of /proc/kcore: a syscall costs the guest far
+//! more than the bytes. On a dump both give the same tasks
+//! (`tests/refresh.rs`).
 
 use super::{percpu_counter_sum, read_str};
 use crate::kernel::{Kernel, KernelError, Result};
@@ -494,13 +502,11 @@ pub(crate) fn read_rows(
 /// one per page touched).
 struct Span {
     lo: u64,
-    len: usize,
+    /// One buffer for every task's bytes (not zeroed per task: each read
+    /// fills it whole).
+    buf: std::cell::RefCell<Vec<u8>>,
     /// `task_struct.thread_pid`, where the kernel has it (for `TaskObjects`).
     thread_pid: Option<u64>,
-    /// The members kept of each span read: (offset in task_struct, place in
-    /// the kept bytes, length). A span is 3 KiB on 6.1, the members some
-    /// 100 bytes: 20,000 tasks' spans would otherwise hold 60 MB.
-    parts: std::sync::Arc<[(u64, usize, usize)]>,
 }
 
 impl Span {
@@ -537,74 +543,84 @@ impl Span {
         }
         let lo = parts.iter().map(|p| p.0).min().unwrap_or(0);
         let hi = parts.iter().map(|p| p.0 + p.1).max().unwrap_or(lo);
-        let mut pos = 0;
-        let kept = parts
-            .iter()
-            .map(|&(off, len)| {
-                let len = super::usz(len);
-                pos += len;
-                (off, pos - len, len)
-            })
-            .collect();
         Span {
             lo,
-            len: super::usz(hi - lo),
+            buf: std::cell::RefCell::new(vec![0u8; super::usz(hi - lo)]),
             thread_pid,
-            parts: kept,
         }
     }
 
-    /// The task_struct at `t`'s span, read with one read; its members kept.
-    fn read(&self, k: &Kernel, t: u64) -> Result<TaskBytes> {
-        let mut span = vec![0u8; self.len];
-        k.read(t.wrapping_add(self.lo), &mut span)?;
-        let mut b = Vec::with_capacity(self.parts.iter().map(|p| p.2).sum());
-        for &(off, _, len) in self.parts.iter() {
-            let at = super::usz(off - self.lo);
-            b.extend_from_slice(span.get(at..at + len).unwrap_or(&[]));
-        }
-        Ok(TaskBytes {
+    /// Task `t`'s members, from one read of its span (decoded at once: no
+    /// task's bytes are kept).
+    fn read(&self, k: &Kernel, l: &Layout, r: Option<&RssLayout>, t: u64) -> Result<Raw> {
+        let mut buf = self.buf.borrow_mut();
+        k.read(t.wrapping_add(self.lo), &mut buf)?;
+        let b = TaskBytes {
             lo: self.lo,
-            b,
-            parts: Some(self.parts.clone()),
+            b: &buf,
+        };
+        let node = match l.threads {
+            ThreadList::Signal { node, .. } | ThreadList::Group { node } => node,
+        };
+        let pid = signed(b.uint(l.pid), l.pid.1);
+        let split = match r {
+            Some(r) if !r.percpu => r.task_rss.map_or(0, |o| {
+                r.idx
+                    .iter()
+                    .map(|&i| i64::from(b.uint((o + i * 4, 4)) as u32 as i32))
+                    .sum()
+            }),
+            _ => 0,
+        };
+        Ok(Raw {
+            tasks_next: b.ptr(l.tasks + l.list_next),
+            thread_next: b.ptr(node + l.list_next),
+            thread_prev: b.ptr(node + l.list_prev),
+            signal: b.ptr(l.signal),
+            thread_pid: self.thread_pid.map_or(0, |o| b.ptr(o)),
+            mm: b.ptr(l.mm),
+            pid,
+            tgid: signed(b.uint(l.tgid), l.tgid.1),
+            parent: b.ptr(if pid == 0 { l.parent } else { l.real_parent }),
+            state: state_abbrev(b.uint(l.state), b.uint(l.exit_state)),
+            cpu: l.cpu.map_or(0, |c| b.uint(c) as u32),
+            comm: b.cstr(l.comm.0, l.comm.1.max(16)),
+            split,
         })
     }
 }
 
-/// Bytes of a kernel object as read: contiguous from `lo`, or (a task's
-/// span) only the members `parts` names.
-struct TaskBytes {
-    lo: u64,
-    b: Vec<u8>,
-    parts: Option<std::sync::Arc<[(u64, usize, usize)]>>,
+/// What a row needs of one task_struct, decoded from its span.
+struct Raw {
+    tasks_next: u64,
+    thread_next: u64,
+    thread_prev: u64,
+    signal: u64,
+    /// `thread_pid` (0 where the kernel has none).
+    thread_pid: u64,
+    mm: u64,
+    pid: i64,
+    tgid: i64,
+    /// `real_parent`, or `parent` for PID 0 (see `read_row`).
+    parent: u64,
+    state: &'static str,
+    cpu: u32,
+    comm: String,
+    /// The task's split RSS counters (before 6.2), summed.
+    split: i64,
 }
 
-impl TaskBytes {
-    /// The kept bytes from offset `off`, at most `max` of them.
-    fn from(&self, off: u64, max: usize) -> &[u8] {
-        let (at, end) = match &self.parts {
-            None => {
-                let at = super::usz(off.wrapping_sub(self.lo));
-                (at, at.saturating_add(max).min(self.b.len()))
-            }
-            Some(parts) => {
-                let Some(&(o, pos, len)) = parts
-                    .iter()
-                    .find(|&&(o, _, len)| off >= o && off < o + len as u64)
-                else {
-                    return &[];
-                };
-                let at = pos + super::usz(off - o);
-                (at, at.saturating_add(max).min(pos + len))
-            }
-        };
-        self.b.get(at..end).unwrap_or(&[])
-    }
+/// A task_struct's span as read.
+struct TaskBytes<'a> {
+    lo: u64,
+    b: &'a [u8],
+}
 
+impl TaskBytes<'_> {
     fn uint(&self, (off, w): (u64, usize)) -> u64 {
+        let at = super::usz(off.wrapping_sub(self.lo));
         let mut v = [0u8; 8];
-        let src = self.from(off, w.min(8));
-        if src.len() == w.min(8) {
+        if let Some(src) = at.checked_add(w.min(8)).and_then(|end| self.b.get(at..end)) {
             v[..src.len()].copy_from_slice(src);
         }
         u64::from_le_bytes(v)
@@ -616,7 +632,11 @@ impl TaskBytes {
 
     /// The C string of at most `max` bytes at `off`, as `read_str` decodes it.
     fn cstr(&self, off: u64, max: usize) -> String {
-        let raw = self.from(off, max);
+        let at = super::usz(off.wrapping_sub(self.lo));
+        let raw = self
+            .b
+            .get(at..at.saturating_add(max).min(self.b.len()))
+            .unwrap_or(&[]);
         let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
         String::from_utf8_lossy(&raw[..end]).into_owned()
     }
@@ -627,10 +647,15 @@ impl TaskBytes {
 /// leader's own thread link: a process with one thread costs no read of
 /// its signal_struct. A walk that meets a task freed under it is taken
 /// again from a fresh read, at most three times.
-fn walk_spans(k: &Kernel, l: &Layout, span: &Span) -> Result<Vec<(u64, TaskBytes)>> {
+fn walk_spans(
+    k: &Kernel,
+    l: &Layout,
+    r: Option<&RssLayout>,
+    span: &Span,
+) -> Result<Vec<(u64, Raw)>> {
     let mut tries = 0;
     loop {
-        match walk_spans_once(k, l, span) {
+        match walk_spans_once(k, l, r, span) {
             Err(_) if k.is_live() && tries < 3 => {
                 tries += 1;
                 k.refresh();
@@ -640,15 +665,18 @@ fn walk_spans(k: &Kernel, l: &Layout, span: &Span) -> Result<Vec<(u64, TaskBytes
     }
 }
 
-fn walk_spans_once(k: &Kernel, l: &Layout, span: &Span) -> Result<Vec<(u64, TaskBytes)>> {
+fn walk_spans_once(
+    k: &Kernel,
+    l: &Layout,
+    r: Option<&RssLayout>,
+    span: &Span,
+) -> Result<Vec<(u64, Raw)>> {
     let init = k.symbol("init_task")?;
     let head = init.wrapping_add(l.tasks);
     let mut seen = BTreeSet::from([init]);
-    let mut leaders = vec![(init, span.read(k, init)?)];
+    let mut leaders = vec![(init, span.read(k, l, r, init)?)];
     loop {
-        let next = leaders
-            .last()
-            .map_or(0, |(_, b)| b.ptr(l.tasks + l.list_next));
+        let next = leaders.last().map_or(0, |(_, b)| b.tasks_next);
         if next == head {
             break;
         }
@@ -658,17 +686,17 @@ fn walk_spans_once(k: &Kernel, l: &Layout, span: &Span) -> Result<Vec<(u64, Task
                 "the task list is broken at {next:#x}"
             )));
         }
-        leaders.push((t, span.read(k, t)?));
+        leaders.push((t, span.read(k, l, r, t)?));
     }
     let mut out = Vec::with_capacity(leaders.len());
     for (leader, b) in leaders {
-        let threads = threads_from(k, l, span, leader, &b, &mut seen);
+        let threads = threads_from(k, l, r, span, leader, &b, &mut seen);
         out.push((leader, b));
         out.extend(threads);
     }
     for (_, idle) in idle_tasks(k) {
         if seen.insert(idle) {
-            if let Ok(b) = span.read(k, idle) {
+            if let Ok(b) = span.read(k, l, r, idle) {
                 out.push((idle, b));
             }
         }
@@ -683,15 +711,16 @@ fn walk_spans_once(k: &Kernel, l: &Layout, span: &Span) -> Result<Vec<(u64, Task
 fn threads_from(
     k: &Kernel,
     l: &Layout,
+    r: Option<&RssLayout>,
     span: &Span,
     leader: u64,
-    b: &TaskBytes,
+    b: &Raw,
     seen: &mut BTreeSet<u64>,
-) -> Vec<(u64, TaskBytes)> {
-    let (next_off, prev_off) = (l.list_next, l.list_prev);
+) -> Vec<(u64, Raw)> {
+    let next_off = l.list_next;
     let (node, head) = match l.threads {
         ThreadList::Signal { head, node } => {
-            let signal = b.ptr(l.signal);
+            let signal = b.signal;
             if signal == 0 {
                 return Vec::new();
             }
@@ -703,23 +732,23 @@ fn threads_from(
     let stop = head.unwrap_or(mine);
     let mut out = Vec::new();
     // From the leader forwards to the head (or round to the leader).
-    let mut n = b.ptr(node + next_off);
+    let mut n = b.thread_next;
     let mut steps = 0;
     while n != stop && n != mine && n != 0 && steps < MAX_TASKS {
         let t = n.wrapping_sub(node);
         if !seen.insert(t) {
             break;
         }
-        let Ok(tb) = span.read(k, t) else {
+        let Ok(tb) = span.read(k, l, r, t) else {
             return out;
         };
-        n = tb.ptr(node + next_off);
+        n = tb.thread_next;
         out.push((t, tb));
         steps += 1;
     }
     // Threads before the leader on the signal's list: from the head.
     if let Some(h) = head {
-        if b.ptr(node + prev_off) != h {
+        if b.thread_prev != h {
             let Ok(mut n) = k.read_u64(h.wrapping_add(next_off)) else {
                 return out;
             };
@@ -729,10 +758,10 @@ fn threads_from(
                 if !seen.insert(t) {
                     break;
                 }
-                let Ok(tb) = span.read(k, t) else {
+                let Ok(tb) = span.read(k, l, r, t) else {
                     return out;
                 };
-                n = tb.ptr(node + next_off);
+                n = tb.thread_next;
                 out.push((t, tb));
                 steps += 1;
             }
@@ -769,25 +798,25 @@ fn read_spans_with(k: &Kernel, totalram_pages: u64) -> Result<(Vec<Task>, Vec<Ta
     let thread_pid = k.offset_of("task_struct", "thread_pid").ok();
     let span = Span::new(&l, rss_layout.as_ref(), thread_pid);
     let pgd = k.offset_of("mm_struct", "pgd").ok();
-    let spans = walk_spans(k, &l, &span)?;
+    let spans = walk_spans(k, &l, rss_layout.as_ref(), &span)?;
     let page_kib = k.dump().info().page_size / 1024;
     let cpus = k.online_cpus().unwrap_or_default();
     let active: BTreeSet<u64> = current_tasks(k).into_iter().map(|(_, t)| t).collect();
     let total_vm = k.member("mm_struct", "total_vm").ok();
     let live = k.is_live();
-    let pid_of: HashMap<u64, i64> = spans
-        .iter()
-        .map(|(t, b)| (*t, signed(b.uint(l.pid), l.pid.1)))
-        .collect();
+    let pid_of: HashMap<u64, i64> = spans.iter().map(|(t, b)| (*t, b.pid)).collect();
     let mut mms: HashMap<(u64, i64), i64> = HashMap::new();
     let mut rows = Vec::with_capacity(spans.len());
     let mut objects = Vec::with_capacity(spans.len());
-    for (t, b) in &spans {
-        let (t, b) = (*t, b);
-        let mm = b.ptr(l.mm);
-        let pid = signed(b.uint(l.pid), l.pid.1);
-        let tgid = signed(b.uint(l.tgid), l.tgid.1);
-        let parent = b.ptr(if pid == 0 { l.parent } else { l.real_parent });
+    for (t, b) in spans {
+        let (mm, pid, tgid, parent) = (b.mm, b.pid, b.tgid, b.parent);
+        objects.push(TaskObjects {
+            task: t,
+            signal: b.signal,
+            pid: b.thread_pid,
+            mm,
+            pgd: 0,
+        });
         let ppid = if parent == 0 {
             0
         } else if let Some(&p) = pid_of.get(&parent) {
@@ -799,31 +828,14 @@ fn read_spans_with(k: &Kernel, totalram_pages: u64) -> Result<(Vec<Task>, Vec<Ta
                 Err(e) => return Err(e),
             }
         };
-        let comm = b.cstr(l.comm.0, l.comm.1.max(16));
+        let comm = b.comm;
         if live && (pid < 0 || tgid < 0 || comm.is_empty()) {
             continue;
         }
-        let cpu = l.cpu.map_or(0, |c| b.uint(c) as u32);
-        let state = state_abbrev(b.uint(l.state), b.uint(l.exit_state));
-        objects.push(TaskObjects {
-            task: t,
-            signal: b.ptr(l.signal),
-            pid: span.thread_pid.map_or(0, |o| b.ptr(o)),
-            mm,
-            pgd: 0,
-        });
+        let (cpu, state) = (b.cpu, b.state);
         if mm != 0 {
             // Each thread's split counters (before 6.2), summed per group.
-            let split: i64 = match &rss_layout {
-                Some(r) if !r.percpu => r.task_rss.map_or(0, |o| {
-                    r.idx
-                        .iter()
-                        .map(|&i| i64::from(b.uint((o + i * 4, 4)) as u32 as i32))
-                        .sum()
-                }),
-                _ => 0,
-            };
-            *mms.entry((mm, tgid)).or_default() += split;
+            *mms.entry((mm, tgid)).or_default() += b.split;
         }
         rows.push((
             mm,
@@ -926,7 +938,7 @@ fn mm_figures(
     let hi = parts.iter().map(|p| p.0 + p.1).max()?;
     let mut b = vec![0u8; super::usz(hi - lo)];
     k.read(mm.wrapping_add(lo), &mut b).ok()?;
-    let bytes = TaskBytes { lo, b, parts: None };
+    let bytes = TaskBytes { lo, b: &b };
     let counters = match r {
         Some(r) if r.percpu => {
             let mut total = 0i64;

@@ -72,6 +72,8 @@ pub(crate) struct KcoreMem {
     cache: Mutex<PageCache>,
     /// `pread`s so far.
     reads: std::sync::atomic::AtomicU64,
+    /// Bytes those reads brought.
+    bytes: std::sync::atomic::AtomicU64,
 }
 
 /// Where the running kernel shows itself: `/proc` and `/sys` under a root
@@ -306,6 +308,7 @@ fn from_file(host: &HostRoot, file: File, path: &Path, page_size: usize) -> Resu
             block,
             cache: Mutex::new(PageCache::new(block, CACHE_BYTES)),
             reads: std::sync::atomic::AtomicU64::new(0),
+            bytes: std::sync::atomic::AtomicU64::new(0),
         },
         vmcoreinfo,
         e_machine,
@@ -356,7 +359,7 @@ impl KcoreMem {
             let in_seg = addr - seg.paddr;
             let n = ((buf.len() - done) as u64).min(seg.size - in_seg) as usize;
             let out = &mut buf[done..done + n];
-            self.count_read();
+            self.count_read(n);
             self.file
                 .read_exact_at(out, seg.offset + in_seg)
                 .map_err(|source| DumpError::Io {
@@ -369,10 +372,11 @@ impl KcoreMem {
     }
 
     /// A read over several blocks of one segment, some not cached: the
-    /// blocks it covers read with one `pread` (a syscall costs far more than
-    /// the bytes: a task_struct's fields over three pages are one read, not
-    /// three), each cached. `false` when it is not such a read (one block,
-    /// all cached, or across segments): the caller reads it block by block.
+    /// bytes asked for, read with one `pread` (a syscall costs far more
+    /// than the bytes: a task_struct's members over three pages are one
+    /// read, not three), not cached (a refresh reads such a span once).
+    /// `false` when it is not such a read (within one block, all cached, or
+    /// across segments): the caller reads it block by block.
     fn read_blocks_at_once(&self, paddr: u64, buf: &mut [u8]) -> Result<bool> {
         let bs = self.block as u64;
         let Some(end) = paddr.checked_add(buf.len() as u64) else {
@@ -382,36 +386,26 @@ impl KcoreMem {
         if buf.is_empty() || first == last || last - first >= MAX_BLOCKS_AT_ONCE {
             return Ok(false);
         }
-        let start = first * bs;
-        let len = (last - first + 1) * bs;
         let Some(seg) = self
-            .segment(start)
-            .filter(|s| start + len <= s.paddr + s.size)
+            .segment(paddr)
+            .filter(|s| end <= s.paddr + s.size)
             .copied()
         else {
             return Ok(false);
         };
-        let mut cache = self.cache.lock().map_err(|_| DumpError::NotRam { paddr })?;
-        if (first..=last).all(|b| cache.get(b).is_some()) {
-            return Ok(false);
+        {
+            let cache = self.cache.lock().map_err(|_| DumpError::NotRam { paddr })?;
+            if (first..=last).all(|b| cache.get(b).is_some()) {
+                return Ok(false);
+            }
         }
-        let mut tmp = vec![0u8; len as usize];
-        self.count_read();
+        self.count_read(buf.len());
         self.file
-            .read_exact_at(&mut tmp, seg.offset + (start - seg.paddr))
+            .read_exact_at(buf, seg.offset + (paddr - seg.paddr))
             .map_err(|source| DumpError::Io {
                 path: self.path.clone(),
                 source,
             })?;
-        for (i, b) in (first..=last).enumerate() {
-            let from = i * self.block;
-            cache
-                .slot_for(b)
-                .copy_from_slice(&tmp[from..from + self.block]);
-            cache.commit(b);
-        }
-        let off = (paddr - start) as usize;
-        buf.copy_from_slice(&tmp[off..off + buf.len()]);
         Ok(true)
     }
 
@@ -422,9 +416,11 @@ impl KcoreMem {
         }
     }
 
-    fn count_read(&self) {
+    fn count_read(&self, bytes: usize) {
         self.reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.bytes
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -471,7 +467,7 @@ impl PhysMem for KcoreMem {
                 {
                     Some(seg) => {
                         let slot = cache.slot_for(blk);
-                        self.count_read();
+                        self.count_read(slot.len());
                         self.file
                             .read_exact_at(slot, seg.offset + (start - seg.paddr))
                             .map_err(|source| DumpError::Io {
@@ -498,6 +494,10 @@ impl PhysMem for KcoreMem {
 
     fn source_reads(&self) -> u64 {
         self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn source_bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -629,11 +629,17 @@ pub(crate) mod tests {
         k.mem.read_phys(0x10000 + bs as u64 - 8, &mut b).unwrap();
         assert_eq!(&b[..], &ram[bs - 8..]);
         assert_eq!(k.mem.source_reads(), 1);
-        // Every block it covered is cached.
-        let mut all = vec![0u8; 0x2000];
-        k.mem.read_phys(0x10000, &mut all).unwrap();
-        assert_eq!(all, ram);
-        assert_eq!(k.mem.source_reads(), 1);
+        // The bytes asked for, no more.
+        assert_eq!(k.mem.source_bytes(), b.len() as u64);
+        // The blocks, read one by one, are cached: the same span again is
+        // answered from the cache.
+        let mut one = vec![0u8; 8];
+        k.mem.read_phys(0x10000, &mut one).unwrap();
+        k.mem.read_phys(0x11000, &mut one).unwrap();
+        assert_eq!(k.mem.source_reads(), 3);
+        k.mem.read_phys(0x10000 + bs as u64 - 8, &mut b).unwrap();
+        assert_eq!(&b[..], &ram[bs - 8..]);
+        assert_eq!(k.mem.source_reads(), 3);
         // Across the end of the segment: an error, not a short read.
         let mut over = vec![0u8; 0x20];
         assert!(k.mem.read_phys(0x11ff0, &mut over).is_err());
@@ -653,16 +659,16 @@ pub(crate) mod tests {
         // The same block again: cached.
         k.mem.read_phys(0x10020, &mut b).unwrap();
         assert_eq!(k.mem.source_reads(), 1);
-        // Across a block boundary: the next block too.
+        // Across a block boundary (the first cached): one read.
         k.mem.read_phys(0x10000 + bs as u64 - 4, &mut b).unwrap();
         assert_eq!(&b[..], &ram[bs - 4..bs + 4]);
         assert_eq!(k.mem.source_reads(), 2);
-        // The second page in blocks (with page-sized blocks, the boundary
-        // read above brought it already).
+        // The second page: the boundary read above read only its bytes and
+        // cached nothing; one more read (one block, or one read of blocks).
         let mut page = vec![0u8; 4096];
         k.mem.read_phys(0x11000, &mut page).unwrap();
         assert_eq!(&page[..], &ram[0x1000..]);
-        let page_reads = if bs == 4096 { 0 } else { (4096 / bs) as u64 };
+        let page_reads = 1;
         assert_eq!(k.mem.source_reads(), 2 + page_reads);
         k.mem.invalidate();
         k.mem.read_phys(0x10010, &mut b).unwrap();

@@ -226,6 +226,11 @@ pub trait PhysMem: Send + Sync {
     fn source_reads(&self) -> u64 {
         0
     }
+
+    /// Bytes those reads brought.
+    fn source_bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// An opened dump.
@@ -342,6 +347,11 @@ impl Dump {
     /// Reads of the underlying file so far (`pread`s of /proc/kcore).
     pub(crate) fn source_reads(&self) -> u64 {
         self.mem.source_reads()
+    }
+
+    /// Bytes those reads brought.
+    pub(crate) fn source_bytes(&self) -> u64 {
+        self.mem.source_bytes()
     }
 
     /// A new generation: what was cached of the memory is forgotten, so the

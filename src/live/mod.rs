@@ -1,8 +1,10 @@
 //! The running kernel as a model: `/proc/kcore` through the same layers as a
 //! dump (`dump` → `kernel` → `analysis`), opened once, snapshotted on every
 //! refresh. A refresh advances the dump's generation (its page cache and the
-//! arch's translations are dropped) and rebuilds the model from the same
-//! `Kernel`: symbols, types and the address space are read once.
+//! arch's translations are dropped) and builds the model from the same
+//! `Kernel` (symbols, types and the address space are read once) with the
+//! `analysis::Refresh` the refresh before left: the log's finalized records
+//! are not read again, the task list is read one span per task_struct.
 
 pub mod watch;
 
@@ -23,6 +25,9 @@ pub struct LiveKernel {
     source: Source,
     /// What each refresh keeps for the next.
     refresh: std::sync::Mutex<analysis::Refresh>,
+    /// Every refresh from scratch (nothing kept, each part read as from a
+    /// dump): to measure what keeping saves, in the same boot.
+    from_scratch: bool,
 }
 
 /// One snapshot and what it cost.
@@ -33,8 +38,8 @@ pub struct Snapshot {
     /// CPU time of this process (user + system) spent on it.
     pub cpu: Duration,
     pub generation: u64,
-    /// Wall time per part of the model.
-    pub parts: Vec<(&'static str, Duration)>,
+    /// What each part of the model cost (wall time, kcore reads and bytes).
+    pub parts: Vec<analysis::PartCost>,
     /// Parts read torn at this refresh, shown with the previous refresh's figures.
     pub kept: Vec<&'static str>,
     /// `pread`s of /proc/kcore this refresh made.
@@ -428,7 +433,14 @@ impl LiveKernel {
             kernel,
             source,
             refresh: std::sync::Mutex::new(analysis::Refresh::new()),
+            from_scratch: false,
         })
+    }
+
+    /// Makes every refresh from scratch (`true`) or, as by default, keep
+    /// what the next refresh needs not read again.
+    pub fn set_from_scratch(&mut self, yes: bool) {
+        self.from_scratch = yes;
     }
 
     /// A fresh model of the kernel as it is now.
@@ -446,7 +458,7 @@ impl LiveKernel {
             &self.kernel,
             self.source.clone(),
             &mut parts,
-            Some(&mut refresh),
+            (!self.from_scratch).then_some(&mut *refresh),
         );
         Snapshot {
             model,

@@ -324,7 +324,16 @@ pub fn diagnose(history: &History, latest: &DumpModel) -> Vec<Finding> {
                     "pid {pid} ({comm}): D state for ≥ {:.0} s",
                     last.uptime_s - since
                 );
-                if let Some(w) = latest.waits.iter().find(|w| w.pid == *pid) {
+                let frozen = latest.waits.iter().find(|w| w.pid == *pid).and_then(|w| {
+                    let l = latest.locks.iter().find(|l| Some(l.address) == w.lock)?;
+                    Some((w, crate::analysis::diagnosis::frozen_words(l)?))
+                });
+                if let Some((w, words)) = frozen {
+                    line.push_str(&format!(", {words}"));
+                    if let Some(f) = &w.function {
+                        line.push_str(&format!(" (it waits in {f})"));
+                    }
+                } else if let Some(w) = latest.waits.iter().find(|w| w.pid == *pid) {
                     line.push_str(&format!(", waits for a {}", w.kind));
                     if let Some(f) = &w.function {
                         line.push_str(&format!(" in {f}"));

@@ -52,6 +52,28 @@ CRASHDECK_LIVE_SNAPSHOTS=300 ./crashdeck report --live > /dev/null 2> /tmp/out/s
 echo "$?" > /tmp/out/soak.rc
 kill "$forker"
 
+# Sleepers until /proc lists about $1 processes.
+sleepers_to() {
+  n=$(ls -d /proc/[0-9]* | wc -l)
+  while [ "$n" -lt "$1" ]; do sleep 100000 & n=$((n + 1)); done
+  sleep 2
+}
+# Cost at the default interval with about N processes: 6 refreshes 2 s
+# apart, each refresh from scratch (CRASHDECK_LIVE_FROM_SCRATCH=1) and the
+# default (keeping what the next refresh needs not read again), twice each,
+# alternating (the same boot, the host's load shared); the counts in /proc
+# around them.
+cost_at() {
+  sleepers_to "$1"
+  ls -d /proc/[0-9]* | wc -l > "/tmp/out/procs$1.before"
+  for run in 1 2; do
+    CRASHDECK_LIVE_FROM_SCRATCH=1 CRASHDECK_LIVE_SNAPSHOTS=6 CRASHDECK_LIVE_INTERVAL_MS=2000 ./crashdeck report --live > /dev/null 2> "/tmp/out/cost-$1-scratch-$run.txt"
+    CRASHDECK_LIVE_SNAPSHOTS=6 CRASHDECK_LIVE_INTERVAL_MS=2000 ./crashdeck report --live > /dev/null 2> "/tmp/out/cost-$1-kept-$run.txt"
+  done
+  ls -d /proc/[0-9]* | wc -l > "/tmp/out/procs$1.after"
+}
+cost_at 200
+
 # Cost at the default interval with a few thousand tasks: 3000 sleepers,
 # 15 refreshes 2 s apart; the processes counted in /proc around it.
 i=0
@@ -61,10 +83,8 @@ ls -d /proc/[0-9]* | wc -l > /tmp/out/procs.before
 CRASHDECK_LIVE_SNAPSHOTS=15 CRASHDECK_LIVE_INTERVAL_MS=2000 ./crashdeck report --live > /dev/null 2> /tmp/out/cost-tasks.txt
 echo "$?" > /tmp/out/cost-tasks.rc
 ls -d /proc/[0-9]* | wc -l > /tmp/out/procs.after
-# The same refreshes back to back with other sizes of kcore reads, for the note.
-for b in 1024 512; do
-  CRASHDECK_LIVE_SNAPSHOTS=5 CRASHDECK_KCORE_BLOCK=$b ./crashdeck report --live > /dev/null 2> /tmp/out/cost-block$b.txt
-done
+# And with about 5000 processes.
+cost_at 5000
 
 # Tasks blocked across refreshes: a writer on a frozen ext2 (the results'
 # disk, a filesystem for a moment; the tar overwrites it at the end) waits in
@@ -72,6 +92,7 @@ done
 mkdir -p /mnt/frozen
 if mke2fs -q /dev/vda > /tmp/out/blocked.log 2>&1 && mount -t ext2 /dev/vda /mnt/frozen 2>> /tmp/out/blocked.log; then
   fsfreeze --freeze /mnt/frozen 2>> /tmp/out/blocked.log
+  grep ' /mnt/frozen ' /proc/mounts > /tmp/out/blocked.mounts
   (echo blocked > /mnt/frozen/f) &
   writer=$!
   sleep 1

@@ -51,12 +51,56 @@ fn held(cx: &Ctx, l: &Lock) -> String {
             comm_of(cx, h)
         ),
         (Some(n), None) => format!("held for reading by {n} readers"),
+        _ if l.superblock.is_some() => {
+            let f = l.superblock.as_ref().map_or_else(String::new, |f| {
+                format!(
+                    "the freeze lock of {} ({}): s_writers.frozen {}{}; {}",
+                    f.device,
+                    f.fs_type,
+                    f.frozen,
+                    f.frozen_name
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default(),
+                    f.freezer_detail
+                )
+            });
+            f
+        }
         _ if l.kind == "semaphore" => "a semaphore, which records no owner".into(),
         _ if is_queue(l) => {
             "a wait queue, which records no owner (nothing says who should wake it)".into()
         }
         _ => "with no owner recorded".into(),
     }
+}
+
+/// A superblock's freeze lock in words: "writes to vda (ext4) wait
+/// because the filesystem is frozen (fsfreeze)".
+pub(crate) fn frozen_words(l: &Lock) -> Option<String> {
+    let f = l.superblock.as_ref()?;
+    let what = match f.level_name.as_deref() {
+        Some("SB_FREEZE_PAGEFAULT") => "page faults that write to",
+        Some("SB_FREEZE_FS") => "the filesystem's own writes to",
+        _ => "writes to",
+    };
+    let state = f
+        .frozen_name
+        .clone()
+        .unwrap_or_else(|| format!("s_writers.frozen {}", f.frozen));
+    Some(if f.frozen == 0 {
+        format!(
+            "{what} {} ({}) wait on its freeze lock (s_writers level {}), though the filesystem is not frozen now ({state})",
+            f.device, f.fs_type, f.level
+        )
+    } else {
+        format!(
+            "{what} {} ({}) wait because the filesystem is frozen ({})",
+            f.device,
+            f.fs_type,
+            f.freezer.as_deref().unwrap_or(&state)
+        )
+    })
 }
 
 /// `held`, as the lock's evidence says it: a reader named by the owner
@@ -239,6 +283,41 @@ pub(crate) fn story(cx: &Ctx) -> Option<Story> {
         if told.contains(&w.pid) {
             continue;
         }
+        // A frozen filesystem: its writers, said once per filesystem.
+        if let Some((l, words)) = lock_of(cx, w).and_then(|l| Some((l, frozen_words(l)?))) {
+            let who: Vec<String> = m
+                .waits
+                .iter()
+                .filter(|x| x.lock == Some(l.address))
+                .filter(|x| told.insert(x.pid))
+                .map(|x| {
+                    hop_evidence(cx, x, &mut evidence);
+                    format!(
+                        "{} (PID {}){}",
+                        x.comm,
+                        x.pid,
+                        x.function
+                            .as_deref()
+                            .map(|f| format!(" in {f}"))
+                            .unwrap_or_default()
+                    )
+                })
+                .collect();
+            parts.push(format!(
+                "{words}: {} {}",
+                who.join(", "),
+                if who.len() == 1 { "waits" } else { "wait" }
+            ));
+            match l.superblock.as_ref().and_then(|f| f.freezer.as_deref()) {
+                Some(f) if f.starts_with("its block device") => remedies.push(
+                    "Frozen through its block device (freeze_bdev): a device-mapper or LVM snapshot or suspend; finish it or resume the device (dmsetup resume)".into(),
+                ),
+                _ => remedies.push(
+                    "A frozen filesystem: thaw it with fsfreeze --unfreeze MOUNTPOINT (the FITHAW ioctl) once whatever froze it (a backup or snapshot tool) is done".into(),
+                ),
+            }
+            continue;
+        }
         match lock_of(cx, w) {
             Some(_) => {
                 let mut s = w.comm.to_string();
@@ -352,4 +431,116 @@ fn leads_into(cx: &Ctx, pid: i64, members: &HashSet<i64>) -> bool {
         cur = h;
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SbFreeze;
+
+    fn frozen_lock(frozen: u32, frozen_name: Option<&str>, freezer: Option<&str>) -> Lock {
+        Lock {
+            kind: "percpu_rw_semaphore".into(),
+            name: "vda (ext4) s_writers level 1".into(),
+            superblock: Some(SbFreeze {
+                device: "vda".into(),
+                fs_type: "ext4".into(),
+                level: 1,
+                level_name: Some("SB_FREEZE_WRITE".into()),
+                frozen,
+                frozen_name: frozen_name.map(str::to_string),
+                freezer: freezer.map(str::to_string),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_frozen_filesystem_is_named_with_who_froze_it() {
+        let l = frozen_lock(4, Some("SB_FREEZE_COMPLETE"), Some("fsfreeze"));
+        assert_eq!(
+            frozen_words(&l).as_deref(),
+            Some("writes to vda (ext4) wait because the filesystem is frozen (fsfreeze)")
+        );
+        // Nobody recorded: the state, by its enumerator or its number.
+        let l = frozen_lock(4, Some("SB_FREEZE_COMPLETE"), None);
+        assert!(frozen_words(&l)
+            .unwrap()
+            .ends_with("frozen (SB_FREEZE_COMPLETE)"));
+        let l = frozen_lock(4, None, None);
+        assert!(frozen_words(&l)
+            .unwrap()
+            .ends_with("frozen (s_writers.frozen 4)"));
+        // Not frozen (a freeze or thaw under way): not called frozen.
+        let l = frozen_lock(0, Some("SB_UNFROZEN"), None);
+        let w = frozen_words(&l).unwrap();
+        assert!(
+            w.contains("not frozen now") && !w.contains("because"),
+            "{w}"
+        );
+        // A percpu_rw_semaphore that is no superblock's: no such words.
+        let mut l = frozen_lock(4, None, None);
+        l.superblock = None;
+        assert_eq!(frozen_words(&l), None);
+    }
+
+    #[test]
+    fn the_verdicts_story_names_the_frozen_filesystem_and_its_writers() {
+        use crate::model::{DumpModel, LockWaiter, Task};
+        let mut lock = frozen_lock(4, Some("SB_FREEZE_COMPLETE"), Some("fsfreeze"));
+        lock.address = 0xffff_8880_0400_02b8;
+        let writers = [(10, "sh"), (11, "dd")];
+        lock.waiters = writers
+            .iter()
+            .map(|&(pid, comm)| LockWaiter {
+                pid,
+                comm: comm.into(),
+                ..Default::default()
+            })
+            .collect();
+        let m = DumpModel {
+            tasks: writers
+                .iter()
+                .map(|&(pid, comm)| Task {
+                    pid,
+                    tgid: pid,
+                    comm: comm.into(),
+                    state: "UN".into(),
+                    ..Default::default()
+                })
+                .collect(),
+            waits: writers
+                .iter()
+                .map(|&(pid, comm)| TaskWait {
+                    pid,
+                    comm: comm.into(),
+                    kind: "percpu_rw_semaphore".into(),
+                    lock: Some(lock.address),
+                    function: Some("percpu_rwsem_wait".into()),
+                    ..Default::default()
+                })
+                .collect(),
+            locks: vec![lock],
+            ..Default::default()
+        };
+        let cx = Ctx::new(&m);
+        let st = story(&cx).expect("a story");
+        assert_eq!(
+            st.sentence,
+            "writes to vda (ext4) wait because the filesystem is frozen (fsfreeze): \
+             sh (PID 10) in percpu_rwsem_wait, dd (PID 11) in percpu_rwsem_wait wait"
+        );
+        assert!(
+            st.remedies
+                .iter()
+                .any(|r| r.contains("fsfreeze --unfreeze")),
+            "{:?}",
+            st.remedies
+        );
+        assert!(st
+            .evidence
+            .iter()
+            .any(|e| e.text.contains("the freeze lock of vda (ext4)")));
+    }
 }

@@ -21,6 +21,7 @@ mod other;
 pub(crate) mod report_lines;
 mod watchdog;
 
+pub(crate) use locks::frozen_words;
 pub(crate) use oops::{parse_cpu_line, parse_rip};
 
 use crate::model::{Backtrace, Diagnosis, DumpModel, Evidence, Task};
