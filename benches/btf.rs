@@ -195,7 +195,7 @@ fn main() {
     let (t, k) = best(rounds, || Kallsyms::from_dump(&dump).expect("kallsyms"));
     println!(
         "kallsyms from the dump:           {t:?} ({} symbols, {:?})",
-        k.symbols.len(),
+        k.len(),
         k.encoding
     );
     let (t, img) = best(rounds, || image_from_dump(&dump).expect("image"));

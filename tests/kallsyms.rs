@@ -101,7 +101,7 @@ fn kallsyms_from_vmlinux_matches_symtab() {
         eprintln!(
             "{}: {} kallsyms symbols, {:?}, decoded in {:?}",
             case.name,
-            k.symbols.len(),
+            k.len(),
             k.encoding,
             t.elapsed()
         );
@@ -116,9 +116,9 @@ fn kallsyms_from_vmlinux_matches_symtab() {
             }
         }
         let mut missing = Vec::new();
-        for s in &k.symbols {
+        for s in k.iter() {
             let ok = symtab
-                .get(s.name.as_str())
+                .get(s.name)
                 .is_some_and(|v| v.contains(&s.addr));
             if !ok {
                 missing.push(format!("{} {} {:#x}", s.kind, s.name, s.addr));
@@ -154,8 +154,8 @@ fn kallsyms_from_vmlinux_matches_symtab() {
             &text_globals_missing[..text_globals_missing.len().min(10)]
         );
         let mut wrong_case = 0;
-        for s in &k.symbols {
-            let global = globals.contains(&(s.name.as_str(), s.addr));
+        for s in k.iter() {
+            let global = globals.contains(&(s.name, s.addr));
             if s.kind != 'A'
                 && s.kind.is_ascii_alphabetic()
                 && s.kind.is_ascii_uppercase() != global
@@ -173,9 +173,8 @@ fn kallsyms_from_vmlinux_matches_symtab() {
         );
 
         let kall: HashSet<(&str, u64)> = k
-            .symbols
             .iter()
-            .map(|s| (s.name.as_str(), s.addr))
+            .map(|s| (s.name, s.addr))
             .collect();
         let not_in_kallsyms = elf
             .symbols()
@@ -207,7 +206,7 @@ fn kallsyms_from_vmlinux_matches_symtab() {
         // Symbolize a function from the middle of its body.
         let sched = k.lookup("schedule").unwrap();
         let (s, off, size) = k.symbolize(sched + 4).unwrap();
-        assert_eq!((s.name.as_str(), off), ("schedule", 4));
+        assert_eq!((s.name, off), ("schedule", 4));
         let elf_size = elf
             .symbols()
             .find(|s| s.name() == Ok("schedule"))
@@ -243,7 +242,7 @@ fn kallsyms_from_dump_is_the_symtab_slid_by_kaslr() {
         eprintln!(
             "{}: {} symbols from the dump in {:?} (KASLR offset {kaslr:#x})",
             case.name,
-            k.symbols.len(),
+            k.len(),
             t.elapsed()
         );
         // The vmlinux's symbol table: every kallsyms symbol is in it at its
@@ -265,14 +264,14 @@ fn kallsyms_from_dump_is_the_symtab_slid_by_kaslr() {
             let percpu = elf.section_by_name(".data..percpu").unwrap();
             let percpu_end = percpu.address() + percpu.size();
             let mut bad = Vec::new();
-            for s in &k.symbols {
+            for s in k.iter() {
                 let link = if s.addr <= percpu_end {
                     s.addr
                 } else {
                     s.addr.wrapping_sub(kaslr)
                 };
                 if !symtab
-                    .get(s.name.as_str())
+                    .get(s.name)
                     .is_some_and(|v| v.contains(&link))
                 {
                     bad.push(format!("{} {} {:#x}", s.kind, s.name, s.addr));
@@ -335,7 +334,6 @@ fn kallsyms_from_dump_is_the_symtab_slid_by_kaslr() {
 #[test]
 fn image_from_dump_stands_in_for_the_vmlinux() {
     use crashdeck::kernel::kallsyms::image_from_dump;
-    use crashdeck::kernel::symbols::SymbolTable;
     use crashdeck::kernel::Vmlinux;
     let Some(cases) = common::cases_or_skip("image_from_dump_stands_in_for_the_vmlinux") else {
         return;
@@ -395,7 +393,7 @@ fn image_from_dump_stands_in_for_the_vmlinux() {
             }
         }
         // Every function start and a point inside it symbolize alike.
-        let table = SymbolTable::new(img.symbols.clone());
+        let table = &img.symbols;
         let mut checked = 0;
         for s in vmlinux.symbols.iter() {
             if s.kind != crashdeck::kernel::symbols::SymKind::Function || s.size < 2 {
