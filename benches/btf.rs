@@ -10,7 +10,7 @@
 //!   make (sizes, members, enumerators), on a fresh parse each round;
 //! - with VMLINUX: the vmlinux open (symtab), `Types::from_elf` (DWARF) and
 //!   the same queries through it, and how many answers differ from BTF;
-//! - time to a complete model (`open::build_model*`) without and with VMLINUX.
+//! - time to a complete model (`load::build_model*`) without and with VMLINUX.
 
 use crashdeck::dump::Dump;
 use crashdeck::kernel::btf::Btf;
@@ -219,14 +219,14 @@ fn main() {
 
     let opts = crashdeck::kernel::KernelOptions::default();
     let (t, _) = best(rounds, || {
-        crashdeck::open::build_model_without_vmlinux(&vmcore, &opts).expect("model")
+        crashdeck::load::build_model_without_vmlinux(&vmcore, &opts).expect("model")
     });
     println!("complete model, no vmlinux:       {t:?}");
     let Some(vmlinux) = vmlinux else {
         return;
     };
     let (t, _) = best(rounds, || {
-        crashdeck::open::build_model(&vmlinux, &vmcore, &opts).expect("model")
+        crashdeck::load::build_model(&vmlinux, &vmcore, &opts).expect("model")
     });
     println!("complete model, vmlinux (DWARF):  {t:?}");
     let (t, vm) = best(rounds, || Vmlinux::open(&vmlinux).expect("vmlinux"));

@@ -22,7 +22,7 @@ use ratatui::Terminal;
 use std::time::Instant;
 
 fn synthetic(tasks: usize, gib: u64) -> DumpModel {
-    let mut m = crashdeck::open::demo_model().expect("demo model");
+    let mut m = crashdeck::load::demo_model().expect("demo model");
     let templates: Vec<Task> = m.tasks.iter().filter(|t| t.pid > 0).cloned().collect();
     let sleeping: Backtrace = m
         .backtraces

@@ -12,6 +12,7 @@ pub mod fmt;
 pub mod info;
 pub mod kernel;
 pub mod live;
+pub mod load;
 pub mod model;
 pub mod open;
 pub mod report;

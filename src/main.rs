@@ -5,6 +5,7 @@ use crashdeck::analysis::backtrace::BacktraceService;
 use crashdeck::analysis::Backtraces;
 use crashdeck::dump::Dump;
 use crashdeck::kernel::{Kernel, KernelOptions};
+use crashdeck::load;
 use crashdeck::open::{self, Inputs};
 use std::path::PathBuf;
 
@@ -122,7 +123,7 @@ fn demo(asked_for_demo: bool, common: &Common, opts: &KernelOptions) -> Result<(
     }
     // Here /var/crash holds no crash directory (the list above would have
     // opened): the banner has none to name, and /var/crash is not scanned twice.
-    let model = open::demo_model()?;
+    let model = load::demo_model()?;
     crashdeck::ui::run_demo(&model, crashdeck::ui::banner::demo_banner(&[]))
 }
 
@@ -188,16 +189,16 @@ fn load_with(
 ) -> Result<(crashdeck::model::DumpModel, Option<BacktraceService>)> {
     let inputs = resolve(files, common)?;
     if let Some(model) = &inputs.model {
-        return Ok((open::load_model(model)?, None));
+        return Ok((load::load_model(model)?, None));
     }
     match (&inputs.vmlinux, &inputs.vmcore) {
-        (Some(vmlinux), Some(vmcore)) => open::open_dump(Some(vmlinux), vmcore, opts, which),
+        (Some(vmlinux), Some(vmcore)) => load::open_dump(Some(vmlinux), vmcore, opts, which),
         (_, None) => bail!("no vmcore given"),
         (None, Some(vmcore)) => {
             if let Some(help) = open::vmlinux_needed(vmcore, &common.debuginfo_dir)? {
                 bail!("{help}");
             }
-            open::open_dump(None, vmcore, opts, which).with_context(|| {
+            load::open_dump(None, vmcore, opts, which).with_context(|| {
             format!(
                 "{}: no vmlinux given, none matching the dump was found (give it on the command line or with --debuginfo-dir), and the dump alone could not be read",
                 vmcore.display()

@@ -117,9 +117,7 @@ fn kallsyms_from_vmlinux_matches_symtab() {
         }
         let mut missing = Vec::new();
         for s in k.iter() {
-            let ok = symtab
-                .get(s.name)
-                .is_some_and(|v| v.contains(&s.addr));
+            let ok = symtab.get(s.name).is_some_and(|v| v.contains(&s.addr));
             if !ok {
                 missing.push(format!("{} {} {:#x}", s.kind, s.name, s.addr));
             }
@@ -172,10 +170,7 @@ fn kallsyms_from_vmlinux_matches_symtab() {
             case.name
         );
 
-        let kall: HashSet<(&str, u64)> = k
-            .iter()
-            .map(|s| (s.name, s.addr))
-            .collect();
+        let kall: HashSet<(&str, u64)> = k.iter().map(|s| (s.name, s.addr)).collect();
         let not_in_kallsyms = elf
             .symbols()
             .filter(|s| matches!(s.kind(), SymbolKind::Text | SymbolKind::Data))
@@ -270,10 +265,7 @@ fn kallsyms_from_dump_is_the_symtab_slid_by_kaslr() {
                 } else {
                     s.addr.wrapping_sub(kaslr)
                 };
-                if !symtab
-                    .get(s.name)
-                    .is_some_and(|v| v.contains(&link))
-                {
+                if !symtab.get(s.name).is_some_and(|v| v.contains(&link)) {
                     bad.push(format!("{} {} {:#x}", s.kind, s.name, s.addr));
                 }
             }
@@ -409,7 +401,7 @@ fn image_from_dump_stands_in_for_the_vmlinux() {
                 checked += 1;
             }
             assert_eq!(
-                table.get(&s.name).map(|g| g.percpu),
+                table.get(s.name).map(|g| g.percpu),
                 Some(false),
                 "{}: {}",
                 case.name,

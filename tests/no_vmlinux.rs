@@ -14,8 +14,8 @@
 mod common;
 
 use crashdeck::kernel::KernelOptions;
+use crashdeck::load;
 use crashdeck::model::{Backtrace, FrameKind};
-use crashdeck::open;
 
 fn functions(bt: &Backtrace) -> Vec<(String, Option<String>)> {
     let mut out: Vec<(String, Option<String>)> = Vec::new();
@@ -51,9 +51,9 @@ fn model_without_vmlinux_is_the_model_with_it() {
     let opts = KernelOptions::default();
     for case in cases {
         let vmlinux = case.vmlinux.as_ref().unwrap();
-        let with = open::build_model(vmlinux, &case.vmcore, &opts)
+        let with = load::build_model(vmlinux, &case.vmcore, &opts)
             .unwrap_or_else(|e| panic!("{}: with vmlinux: {e:#}", case.name));
-        let without = open::build_model_without_vmlinux(&case.vmcore, &opts)
+        let without = load::build_model_without_vmlinux(&case.vmcore, &opts)
             .unwrap_or_else(|e| panic!("{}: without vmlinux: {e:#}", case.name));
         let n = &case.name;
         assert_eq!(with.source.symbols_from, "vmlinux symtab", "{n}");
@@ -101,13 +101,13 @@ fn vmlinux_btf_and_dwarf_types_give_the_same_model() {
     for case in cases {
         let n = &case.name;
         let vmlinux = case.vmlinux.as_ref().unwrap();
-        let btf = open::build_model(vmlinux, &case.vmcore, &KernelOptions::default())
+        let btf = load::build_model(vmlinux, &case.vmcore, &KernelOptions::default())
             .unwrap_or_else(|e| panic!("{n}: BTF types: {e:#}"));
         let dwarf_opts = KernelOptions {
             dwarf_types: true,
             ..Default::default()
         };
-        let mut dwarf = open::build_model(vmlinux, &case.vmcore, &dwarf_opts)
+        let mut dwarf = load::build_model(vmlinux, &case.vmcore, &dwarf_opts)
             .unwrap_or_else(|e| panic!("{n}: DWARF types: {e:#}"));
         assert_eq!(btf.source.types_from, "vmlinux BTF", "{n}");
         assert_eq!(dwarf.source.types_from, "vmlinux DWARF", "{n}");

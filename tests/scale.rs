@@ -5,7 +5,7 @@
 mod common;
 
 use crashdeck::analysis::{self, Backtraces};
-use crashdeck::open;
+use crashdeck::load;
 
 #[test]
 fn backtraces_on_demand_equal_those_built_at_start_up_in_any_order() {
@@ -16,7 +16,7 @@ fn backtraces_on_demand_equal_those_built_at_start_up_in_any_order() {
     };
     for c in cases {
         let all = c.model();
-        let (startup, service) = open::open_dump(
+        let (startup, service) = load::open_dump(
             c.vmlinux.as_deref(),
             &c.vmcore,
             &Default::default(),
@@ -67,7 +67,7 @@ fn backtraces_on_demand_equal_those_built_at_start_up_in_any_order() {
         }
         assert!(service.memoised() >= all.backtraces.len(), "{}", c.name);
         // All of them through the service equal the one-pass model.
-        let (full, _) = open::open_dump(
+        let (full, _) = load::open_dump(
             c.vmlinux.as_deref(),
             &c.vmcore,
             &Default::default(),
@@ -92,7 +92,7 @@ fn backtraces_on_demand_equal_those_built_at_start_up_in_any_order() {
 /// A model of `n` tasks: the demo's, repeated under new PIDs and task
 /// addresses, one process in four with three threads.
 fn synthetic(n: usize) -> crashdeck::model::DumpModel {
-    let mut m = open::demo_model().expect("demo model");
+    let mut m = load::demo_model().expect("demo model");
     let templates: Vec<_> = m.tasks.iter().filter(|t| t.pid > 0).cloned().collect();
     let mut out: Vec<_> = m.tasks.iter().filter(|t| t.pid == 0).cloned().collect();
     let (mut pid, mut i) = (1i64, 0usize);

@@ -187,7 +187,7 @@ fn open_excluding(case: &common::Case, dump: Dump, pfns: HashSet<u64>) -> DumpMo
         vi,
         cpus,
     );
-    let (m, _) = crashdeck::open::model_of_dump(
+    let (m, _) = crashdeck::load::model_of_dump(
         spoiled,
         case.vmlinux.as_deref(),
         &case.vmcore,

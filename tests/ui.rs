@@ -1050,7 +1050,7 @@ fn memory_panel_switches_to_where_memory_went_and_slab_caches() {
 /// dashboard has no banner.
 #[test]
 fn demo_opens_under_a_banner_saying_it_is_a_demo_and_what_to_pass() {
-    let model = crashdeck::open::demo_model().expect("the bundled demo model");
+    let model = crashdeck::load::demo_model().expect("the bundled demo model");
     let banner = ui::banner::demo_banner(&[]);
     let panic_start: String = model.summary.panic.chars().take(24).collect();
     for (w, h) in [(120, 40), (80, 24)] {
@@ -1112,14 +1112,14 @@ fn demo_banner_names_the_crash_directories_found() {
     std::fs::write(root.join("_usr_bin_foo.0.crash"), b"").unwrap();
     std::fs::write(root.join("kexec_cmd"), b"").unwrap();
 
-    let found = crashdeck::open::crash_dirs(&root);
+    let found = crashdeck::crashes::crash_dirs(&root);
     assert_eq!(
         found,
         vec![root.join("202612010830"), root.join("202612020915")]
     );
-    assert!(crashdeck::open::crash_dirs(&root.join("missing")).is_empty());
+    assert!(crashdeck::crashes::crash_dirs(&root.join("missing")).is_empty());
 
-    let model = crashdeck::open::demo_model().expect("the bundled demo model");
+    let model = crashdeck::load::demo_model().expect("the bundled demo model");
     let st = UiState::new(&model, ui::banner::DEMO_TITLE, 120, 40)
         .with_banner(&model, ui::banner::demo_banner(&found));
     let text = flat(&screen(&model, &st));

@@ -22,8 +22,8 @@ pub(crate) mod textlog;
 pub mod triage;
 
 use crate::kernel::KernelOptions;
+use crate::load::{self, FileKind};
 use crate::model::{DumpModel, Problem};
-use crate::open::{self, FileKind};
 use std::path::{Path, PathBuf};
 
 /// Which tool wrote a crash directory.
@@ -131,7 +131,7 @@ pub fn read_crash_dir(dir: &Path) -> Option<CrashDir> {
         c.vmcore = names
             .iter()
             .filter(|(n, _)| !n.ends_with(".txt") && !n.ends_with(".log"))
-            .find(|(_, p)| matches!(open::file_kind(p), Ok(FileKind::Vmcore)))
+            .find(|(_, p)| matches!(load::file_kind(p), Ok(FileKind::Vmcore)))
             .map(|(_, p)| p.clone());
     }
     if c.vmcore.is_none() && c.text_log.is_none() {
@@ -218,6 +218,25 @@ pub fn scan(roots: &[PathBuf]) -> Vec<CrashDir> {
         out.extend(dirs.iter().filter_map(|d| read_crash_dir(d)));
     }
     out
+}
+
+/// The crash directories directly under `root` (each holds a vmcore or a
+/// Debian/Ubuntu `dump.<date>`, as `read_crash_dir` finds them), sorted
+/// by name: kdump names them by date, so the newest is last. Files beside
+/// them (apport's `*.crash` reports of user programs, kdump-tools'
+/// `kexec_cmd`) are not crash directories. Empty when `root` is missing or
+/// unreadable.
+pub fn crash_dirs(root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && read_crash_dir(p).and_then(|d| d.vmcore).is_some())
+        .collect();
+    dirs.sort();
+    dirs
 }
 
 /// Does `dir` hold crash directories (or is it one)? For `crashdeck` with no
@@ -355,7 +374,7 @@ fn dump_model(c: &CrashDir, vmcore: &Path, opts: &LoadOptions) -> anyhow::Result
             // (two architectures, two builds); the first that fits the dump.
             let dump = crate::dump::Dump::open(vmcore)?;
             match dump.vmcoreinfo().get("OSRELEASE") {
-                Some(rel) => open::vmlinux_candidates(rel, &opts.debuginfo_dirs)
+                Some(rel) => load::vmlinux_candidates(rel, &opts.debuginfo_dirs)
                     .into_iter()
                     .filter(|p| p.is_file())
                     .collect(),
@@ -365,7 +384,7 @@ fn dump_model(c: &CrashDir, vmcore: &Path, opts: &LoadOptions) -> anyhow::Result
     };
     let mut first_error = None;
     for v in &candidates {
-        match open::build_model(v, vmcore, &opts.kernel) {
+        match load::build_model(v, vmcore, &opts.kernel) {
             Ok(m) => return Ok(m),
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -373,7 +392,7 @@ fn dump_model(c: &CrashDir, vmcore: &Path, opts: &LoadOptions) -> anyhow::Result
         }
     }
     // None fits (or none found): the dump's own kallsyms and BTF, if any.
-    open::build_model_without_vmlinux(vmcore, &opts.kernel).map_err(|e| first_error.unwrap_or(e))
+    load::build_model_without_vmlinux(vmcore, &opts.kernel).map_err(|e| first_error.unwrap_or(e))
 }
 
 fn log_only(c: &CrashDir, log: Vec<crate::model::LogRecord>, log_name: &str) -> DumpModel {

@@ -484,6 +484,9 @@ impl Kallsyms {
     }
 }
 
+/// A decoded symbol's (type letter, start of its name, length of its name).
+type NameAt = (u8, u32, u32);
+
 /// Every symbol's name, one after the other, and its (type letter, start,
 /// length) there.
 fn decode_names<E: std::fmt::Display>(
@@ -491,7 +494,7 @@ fn decode_names<E: std::fmt::Display>(
     tokens: &[&[u8]],
     num: usize,
     long_names: bool,
-) -> Result<(String, Vec<(u8, u32, u32)>)> {
+) -> Result<(String, Vec<NameAt>)> {
     let mut out = Vec::with_capacity(num);
     let mut names: Vec<u8> = Vec::with_capacity(24 * num);
     let mut name = Vec::with_capacity(64);

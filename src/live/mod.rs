@@ -384,7 +384,7 @@ impl LiveKernel {
         let vmlinux = match vmlinux {
             Some(v) => Some(v),
             None => {
-                found = crate::open::vmlinux_candidates(&release, debuginfo_dirs)
+                found = crate::load::vmlinux_candidates(&release, debuginfo_dirs)
                     .into_iter()
                     .find(|p| p.is_file());
                 found.as_deref()

@@ -19,7 +19,7 @@ pub const DEMO_TITLE: &str = "DEMO: bundled example";
 const MAX_ROWS: u16 = 4;
 
 /// The demo's banner. `crashes` are crash directories found on this host
-/// (`open::crash_dirs`); the newest is named with the command that opens it.
+/// (`crashes::crash_dirs`); the newest is named with the command that opens it.
 pub fn demo_banner(crashes: &[PathBuf]) -> Vec<String> {
     let mut lines = vec![
         "DEMO: this is a bundled example crash (an OOM on a test VM), not a crash of this host."

@@ -136,8 +136,8 @@ impl Case {
         opts: &crashdeck::kernel::KernelOptions,
     ) -> anyhow::Result<crashdeck::model::DumpModel> {
         match &self.vmlinux {
-            Some(v) => crashdeck::open::build_model(v, vmcore, opts),
-            None => crashdeck::open::build_model_without_vmlinux(vmcore, opts),
+            Some(v) => crashdeck::load::build_model(v, vmcore, opts),
+            None => crashdeck::load::build_model_without_vmlinux(vmcore, opts),
         }
     }
 

@@ -819,9 +819,9 @@ fn vmlinux_orc(
         problems.push(note);
     }
     OrcTable::new(
-        &ips,
+        ips,
         ip_addr,
-        &ent,
+        ent,
         layout.clone(),
         kernel.kaslr_offset(),
         ranges,
