@@ -110,6 +110,7 @@ pub fn model_of_dump(
         Some(v) => Kernel::open(v, dump, opts),
         None => Kernel::open_without_vmlinux(dump, opts),
     };
+    analysis::progress::done("kernel");
     let mut source = Source {
         vmcore: vmcore.display().to_string(),
         vmlinux: vmlinux.map(|v| v.display().to_string()),

@@ -101,7 +101,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             let (model, service) = {
-                let _notice = crashdeck::ui::LoadingNotice::start(&what);
+                let _screen = crashdeck::ui::loading::LoadingScreen::start(&what);
                 load_with(&cli.files, &cli.common, &opts, Backtraces::Startup)?
             };
             crashdeck::ui::run_with_service(model, service.as_ref(), &what)

@@ -16,6 +16,7 @@ pub mod locks;
 pub(crate) mod log;
 pub(crate) mod memcg;
 pub mod memory;
+pub mod progress;
 pub(crate) mod slab;
 pub(crate) mod summary;
 pub(crate) mod sysctls;
@@ -117,6 +118,7 @@ impl<'a> Laps<'a> {
             bytes: b.saturating_sub(self.bytes),
         });
         (self.at, self.reads, self.bytes) = (std::time::Instant::now(), r, b);
+        progress::done(name);
     }
 }
 
@@ -172,6 +174,7 @@ pub(crate) fn build_model_with_service(
 ) -> (DumpModel, backtrace::BacktraceService) {
     let mut model = build_facts(&kernel, source);
     let service = backtrace::BacktraceService::new(kernel.clone(), &model);
+    progress::done("unwinder");
     let all = match which {
         Backtraces::All => true,
         Backtraces::Startup => false,
@@ -191,7 +194,9 @@ pub(crate) fn build_model_with_service(
         }
         startup_backtraces(&model, &service)
     };
+    progress::done("backtraces");
     finish(service.kernel(), &mut model, backtraces);
+    progress::done("diagnosis");
     (model, service)
 }
 

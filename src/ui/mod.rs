@@ -17,6 +17,7 @@ pub(crate) mod help;
 pub mod keys;
 pub(crate) mod layout;
 pub mod live;
+pub mod loading;
 pub mod locks;
 pub mod panels;
 pub(crate) mod text;
@@ -166,44 +167,6 @@ fn status(f: &mut Frame, r: Rect, state: &UiState) {
                 ..r
             },
         );
-    }
-}
-
-/// Says on stderr what is being loaded if it takes longer than half a
-/// second (before the dashboard takes the screen); quiet otherwise.
-pub struct LoadingNotice {
-    done: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl LoadingNotice {
-    pub fn start(what: &str) -> LoadingNotice {
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let what = what.to_string();
-        let thread = std::thread::spawn(move || {
-            let start = std::time::Instant::now();
-            // Disconnected (loading ended, the sender dropped) is not a timeout.
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                rx.recv_timeout(std::time::Duration::from_millis(500))
-            {
-                eprintln!("crashdeck: reading {what} …");
-                let _ = rx.recv();
-                eprintln!("crashdeck: read in {:.1} s", start.elapsed().as_secs_f64());
-            }
-        });
-        LoadingNotice {
-            done: Some(tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for LoadingNotice {
-    fn drop(&mut self) {
-        drop(self.done.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
