@@ -729,42 +729,33 @@ fn threads_from(
         ThreadList::Group { node } => (node, None),
     };
     let mine = leader.wrapping_add(node);
-    let stop = head.unwrap_or(mine);
+    // Follows the list from node `n` up to `end` (or round to the leader);
+    // false when a thread cannot be read.
+    let mut follow = |mut n: u64, end: u64, out: &mut Vec<(u64, Raw)>| -> bool {
+        let mut steps = 0;
+        while n != end && n != mine && n != 0 && steps < MAX_TASKS {
+            let t = n.wrapping_sub(node);
+            if !seen.insert(t) {
+                break;
+            }
+            let Ok(tb) = span.read(k, l, r, t) else {
+                return false;
+            };
+            n = tb.thread_next;
+            out.push((t, tb));
+            steps += 1;
+        }
+        true
+    };
     let mut out = Vec::new();
     // From the leader forwards to the head (or round to the leader).
-    let mut n = b.thread_next;
-    let mut steps = 0;
-    while n != stop && n != mine && n != 0 && steps < MAX_TASKS {
-        let t = n.wrapping_sub(node);
-        if !seen.insert(t) {
-            break;
-        }
-        let Ok(tb) = span.read(k, l, r, t) else {
-            return out;
-        };
-        n = tb.thread_next;
-        out.push((t, tb));
-        steps += 1;
+    if !follow(b.thread_next, head.unwrap_or(mine), &mut out) {
+        return out;
     }
     // Threads before the leader on the signal's list: from the head.
-    if let Some(h) = head {
-        if b.thread_prev != h {
-            let Ok(mut n) = k.read_u64(h.wrapping_add(next_off)) else {
-                return out;
-            };
-            let mut steps = 0;
-            while n != h && n != mine && n != 0 && steps < MAX_TASKS {
-                let t = n.wrapping_sub(node);
-                if !seen.insert(t) {
-                    break;
-                }
-                let Ok(tb) = span.read(k, l, r, t) else {
-                    return out;
-                };
-                n = tb.thread_next;
-                out.push((t, tb));
-                steps += 1;
-            }
+    if let Some(h) = head.filter(|&h| b.thread_prev != h) {
+        if let Ok(n) = k.read_u64(h.wrapping_add(next_off)) {
+            follow(n, h, &mut out);
         }
     }
     out
