@@ -16,7 +16,7 @@ pub mod locks;
 pub(crate) mod log;
 pub(crate) mod memcg;
 pub mod memory;
-pub mod progress;
+pub(crate) mod progress;
 pub(crate) mod slab;
 pub(crate) mod summary;
 pub(crate) mod sysctls;

@@ -22,12 +22,12 @@ pub(crate) fn done(name: &'static str) {
 }
 
 /// The parts read from now on arrive on `parts` until the `Watch` is dropped.
-pub struct Watch {
-    pub parts: Receiver<&'static str>,
+pub(crate) struct Watch {
+    pub(crate) parts: Receiver<&'static str>,
 }
 
 impl Watch {
-    pub fn start() -> Watch {
+    pub(crate) fn start() -> Watch {
         let (tx, rx) = std::sync::mpsc::channel();
         if let Ok(mut sink) = SINK.lock() {
             *sink = Some(tx);
