@@ -171,41 +171,40 @@ fn triage(dirs: &[PathBuf], json: bool, common: &Common, opts: &KernelOptions) -
     Ok(())
 }
 
-fn resolve(files: &[PathBuf], common: &Common) -> Result<Inputs> {
-    let mut inputs = open::classify(files)?;
-    if inputs.vmcore.is_some() && inputs.vmlinux.is_none() {
-        inputs.vmlinux = open::find_vmlinux(inputs.vmcore.as_deref(), &common.debuginfo_dir)?;
-    }
-    Ok(inputs)
-}
-
 /// The model of the files, with the backtraces `which` asks for, and the
-/// service that gives any other task's (none for a saved model).
+/// service that gives any other task's (none for a saved model). The dump
+/// is opened once: its release finds the vmlinux, its VMCOREINFO tells
+/// whether it can be read without one.
 fn load_with(
     files: &[PathBuf],
     common: &Common,
     opts: &KernelOptions,
     which: Backtraces,
 ) -> Result<(crashdeck::model::DumpModel, Option<BacktraceService>)> {
-    let inputs = resolve(files, common)?;
+    let inputs: Inputs = open::classify(files)?;
     if let Some(model) = &inputs.model {
         return Ok((load::load_model(model)?, None));
     }
-    match (&inputs.vmlinux, &inputs.vmcore) {
-        (Some(vmlinux), Some(vmcore)) => load::open_dump(Some(vmlinux), vmcore, opts, which),
-        (_, None) => bail!("no vmcore given"),
-        (None, Some(vmcore)) => {
-            if let Some(help) = open::vmlinux_needed(vmcore, &common.debuginfo_dir)? {
-                bail!("{help}");
-            }
-            load::open_dump(None, vmcore, opts, which).with_context(|| {
-            format!(
-                "{}: no vmlinux given, none matching the dump was found (give it on the command line or with --debuginfo-dir), and the dump alone could not be read",
-                vmcore.display()
-            )
-        })
-        }
+    let Some(vmcore) = &inputs.vmcore else {
+        bail!("no vmcore given");
+    };
+    let dump = Dump::open(vmcore)?;
+    let vmlinux = match &inputs.vmlinux {
+        Some(v) => Some(v.clone()),
+        None => open::find_vmlinux(&dump, &common.debuginfo_dir),
+    };
+    if let Some(vmlinux) = vmlinux {
+        return load::model_of_dump(dump, Some(&vmlinux), vmcore, opts, which);
     }
+    if let Some(help) = open::vmlinux_needed(&dump, vmcore, &common.debuginfo_dir) {
+        bail!("{help}");
+    }
+    load::model_of_dump(dump, None, vmcore, opts, which).with_context(|| {
+        format!(
+            "{}: no vmlinux given, none matching the dump was found (give it on the command line or with --debuginfo-dir), and the dump alone could not be read",
+            vmcore.display()
+        )
+    })
 }
 
 /// A file of JSON lines (a `--record` file): its first line is a whole object.

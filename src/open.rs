@@ -46,17 +46,11 @@ pub(crate) fn find_vmcore_in_dir(dir: &Path) -> Option<PathBuf> {
 pub const CRASH_ROOT: &str = "/var/crash";
 
 /// Looks for the vmlinux of a dump by its OSRELEASE in the usual debuginfo places.
-pub fn find_vmlinux(vmcore: Option<&Path>, extra_dirs: &[PathBuf]) -> Result<Option<PathBuf>> {
-    let Some(vmcore) = vmcore else {
-        return Ok(None);
-    };
-    let dump = Dump::open(vmcore)?;
-    let Some(release) = dump.vmcoreinfo().get("OSRELEASE").map(str::to_string) else {
-        return Ok(None);
-    };
-    Ok(vmlinux_candidates(&release, extra_dirs)
+pub fn find_vmlinux(dump: &Dump, extra_dirs: &[PathBuf]) -> Option<PathBuf> {
+    let release = dump.vmcoreinfo().get("OSRELEASE")?;
+    vmlinux_candidates(release, extra_dirs)
         .into_iter()
-        .find(|p| p.is_file()))
+        .find(|p| p.is_file())
 }
 
 /// When a dump cannot be read without its vmlinux (its kernel wrote no
@@ -64,11 +58,10 @@ pub fn find_vmlinux(vmcore: Option<&Path>, extra_dirs: &[PathBuf]) -> Result<Opt
 /// Debian 11's 5.10 among them), what the user needs to know: the kernel
 /// release, the package that holds its vmlinux on each distribution, and
 /// where crashdeck looked. `None` when the dump could stand on its own.
-pub fn vmlinux_needed(vmcore: &Path, extra_dirs: &[PathBuf]) -> Result<Option<String>> {
-    let dump = Dump::open(vmcore)?;
+pub fn vmlinux_needed(dump: &Dump, vmcore: &Path, extra_dirs: &[PathBuf]) -> Option<String> {
     let vi = dump.vmcoreinfo();
     if vi.symbol("kallsyms_names").is_some() {
-        return Ok(None);
+        return None;
     }
     let release = vi
         .get("OSRELEASE")
@@ -82,7 +75,7 @@ pub fn vmlinux_needed(vmcore: &Path, extra_dirs: &[PathBuf]) -> Result<Option<St
         .iter()
         .map(|p| format!("    {}", p.display()))
         .collect();
-    Ok(Some(format!(
+    Some(format!(
         "{vmcore}: this dump's kernel {release} carries no kallsyms or BTF in the dump \
          (its VMCOREINFO names no kallsyms tables: kernels before 6.0 do not write them), \
          so crashdeck needs its vmlinux, the kernel image with debug information, \
@@ -99,5 +92,5 @@ pub fn vmlinux_needed(vmcore: &Path, extra_dirs: &[PathBuf]) -> Result<Option<St
          crashdeck looked for it in:\n{}",
         looked.join("\n"),
         vmcore = vmcore.display(),
-    )))
+    ))
 }

@@ -77,14 +77,19 @@ struct Bitmap {
 
 impl Bitmap {
     fn new(bytes: &[u8], with_rank: bool) -> Bitmap {
-        let words: Vec<u64> = bytes
-            .chunks(8)
-            .map(|c| {
-                let mut w = [0u8; 8];
-                w[..c.len()].copy_from_slice(c);
-                u64::from_le_bytes(w)
-            })
-            .collect();
+        let exact = bytes.chunks_exact(8);
+        let tail = exact.remainder();
+        let mut words: Vec<u64> = Vec::with_capacity(bytes.len().div_ceil(8));
+        words.extend(exact.map(|c| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            u64::from_le_bytes(w)
+        }));
+        if !tail.is_empty() {
+            let mut w = [0u8; 8];
+            w[..tail.len()].copy_from_slice(tail);
+            words.push(u64::from_le_bytes(w));
+        }
         let mut rank = Vec::new();
         if with_rank {
             let mut total = 0u64;
