@@ -51,14 +51,9 @@ pub(crate) fn unwind(u: &dyn Unwinder, env: &Env, start: &Start) -> Unwound {
         }
     };
     let mut loops = LoopCheck::default();
-    match u.position(&state, env) {
-        Ok(Position::Bottom) => return out,
-        Ok(Position::At { stack, addr }) => {
-            if let Err(why) = loops.next(stack, addr, env.stacks) {
-                out.error = Some(why);
-                return out;
-            }
-        }
+    match loops.position(u.position(&state, env), env.stacks) {
+        Ok(true) => return out,
+        Ok(false) => {}
         Err(why) => {
             out.error = Some(why);
             return out;
@@ -100,17 +95,12 @@ pub(crate) fn unwind(u: &dyn Unwinder, env: &Env, start: &Start) -> Unwound {
                 break;
             }
         }
-        match position {
-            Ok(Position::Bottom) => {
+        match loops.position(position, env.stacks) {
+            Ok(true) => {
                 out.frames.extend(frame.take());
                 return out;
             }
-            Ok(Position::At { stack, addr }) => {
-                if let Err(why) = loops.next(stack, addr, env.stacks) {
-                    out.error = Some(why);
-                    return out;
-                }
-            }
+            Ok(false) => {}
             Err(why) => {
                 out.error = Some(why);
                 return out;
@@ -136,6 +126,19 @@ pub(crate) struct LoopCheck {
 impl LoopCheck {
     /// Accepts the frame at `at` on stack `stack` (an index into `stacks`),
     /// or says why the unwind loops.
+    /// Takes a state's position: `true` at the bottom of the stacks, `false`
+    /// where the walk goes on (the frame accepted), or why it cannot.
+    fn position(
+        &mut self,
+        position: Result<Position, String>,
+        stacks: &[Stack],
+    ) -> Result<bool, String> {
+        match position? {
+            Position::Bottom => Ok(true),
+            Position::At { stack, addr } => self.next(stack, addr, stacks).map(|()| false),
+        }
+    }
+
     pub(crate) fn next(
         &mut self,
         stack: Option<usize>,
