@@ -13,8 +13,7 @@
 //! their trailing records). Both byte orders are read (the magic tells).
 
 use super::layout::{base_type_alias, Member, MemberPath, Result, TypeError};
-use super::symbols::name_hash;
-use std::collections::HashMap;
+use super::symbols::{index_hash, NameMap};
 use std::sync::OnceLock;
 
 pub(crate) const BTF_MAGIC: u16 = 0xeb9f;
@@ -170,7 +169,7 @@ pub struct Btf {
     by_name: Vec<(u64, u32)>,
     /// (name hash, string offset, value) of every enumerator, by hash then
     /// type id and position; built on first use.
-    enumerators: OnceLock<Vec<(u64, u32, i64)>>,
+    enumerators: OnceLock<Vec<(u64, u32, u32, u32)>>,
     pointer_size: u64,
 }
 
@@ -354,8 +353,8 @@ impl Btf {
 
     /// Size of every variable the BTF describes (`VAR`; pahole emits the
     /// per-CPU ones), by name.
-    pub(crate) fn variable_sizes(&self) -> HashMap<&str, u64> {
-        let mut out = HashMap::new();
+    pub(crate) fn variable_sizes(&self) -> NameMap<&str, u64> {
+        let mut out = NameMap::default();
         for id in 1..self.types.len() as u32 {
             let t = self.ty(id);
             if t.kind == Kind::Var {
@@ -401,9 +400,9 @@ impl Btf {
             ) {
                 continue;
             }
-            let name = self.str_at(t.name_off);
+            let name = self.str_bytes_at(t.name_off);
             if !name.is_empty() {
-                by_name.push((name_hash(name), id));
+                by_name.push((index_hash(name), id));
             }
         }
         by_name.sort_unstable();
@@ -412,7 +411,7 @@ impl Btf {
 
     /// The ids of the named types called `name`, in id order.
     fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = u32> + 'a {
-        let h = name_hash(name);
+        let h = index_hash(name.as_bytes());
         let start = self.by_name.partition_point(|&(x, _)| x < h);
         self.by_name
             .get(start..)
@@ -450,15 +449,20 @@ impl Btf {
 
     /// A string of the string section ("" if out of range or not UTF-8).
     fn str_at(&self, off: u32) -> &str {
+        std::str::from_utf8(self.str_bytes_at(off)).unwrap_or("")
+    }
+
+    /// The bytes of the string at `off`, up to its NUL (not checked for
+    /// UTF-8: what the name indexes hash; a match is confirmed with `str_at`).
+    fn str_bytes_at(&self, off: u32) -> &[u8] {
         let start = self.str_start.saturating_add(off as usize);
-        if start >= self.str_end {
-            return "";
-        }
         let Some(bytes) = self.data.get(start..self.str_end) else {
-            return "";
+            return &[];
         };
-        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-        std::str::from_utf8(bytes.get(..end).unwrap_or(&[])).unwrap_or("")
+        match std::ffi::CStr::from_bytes_until_nul(bytes) {
+            Ok(c) => c.to_bytes(),
+            Err(_) => bytes,
+        }
     }
 
     fn member_at(&self, t: &Ty, i: usize) -> RawMember {
@@ -786,34 +790,42 @@ impl Btf {
 
     fn enum_values(&self, id: u32) -> Vec<(&str, i64)> {
         let t = self.ty(id);
+        let stride = match t.kind {
+            Kind::Enum => 8,
+            Kind::Enum64 => 12,
+            _ => return Vec::new(),
+        };
+        (0..t.vlen as usize)
+            .map(|i| {
+                let name = self.str_at(self.u32_at(t.extra as usize + stride * i));
+                (name, self.enumerator_value(&t, i))
+            })
+            .collect()
+    }
+
+    /// The value of enumerator `i` of the enum `t`.
+    fn enumerator_value(&self, t: &Ty, i: usize) -> i64 {
         let base = t.extra as usize;
         match t.kind {
-            Kind::Enum => (0..t.vlen as usize)
-                .map(|i| {
-                    let raw = self.u32_at(base + 8 * i + 4);
-                    let v = if t.kind_flag {
-                        raw as i32 as i64
-                    } else {
-                        raw as i64
-                    };
-                    (self.str_at(self.u32_at(base + 8 * i)), v)
-                })
-                .collect(),
-            Kind::Enum64 => (0..t.vlen as usize)
-                .map(|i| {
-                    let lo = self.u32_at(base + 12 * i + 4) as u64;
-                    let hi = self.u32_at(base + 12 * i + 8) as u64;
-                    (
-                        self.str_at(self.u32_at(base + 12 * i)),
-                        (hi << 32 | lo) as i64,
-                    )
-                })
-                .collect(),
-            _ => Vec::new(),
+            Kind::Enum => {
+                let raw = self.u32_at(base + 8 * i + 4);
+                if t.kind_flag {
+                    raw as i32 as i64
+                } else {
+                    raw as i64
+                }
+            }
+            Kind::Enum64 => {
+                let lo = self.u32_at(base + 12 * i + 4) as u64;
+                let hi = self.u32_at(base + 12 * i + 8) as u64;
+                (hi << 32 | lo) as i64
+            }
+            _ => 0,
         }
     }
 
-    fn enumerator_index(&self) -> &[(u64, u32, i64)] {
+    /// (name hash, name offset, position, enum id) of every named enumerator.
+    fn enumerator_index(&self) -> &[(u64, u32, u32, u32)] {
         self.enumerators.get_or_init(|| {
             let mut index = Vec::new();
             for id in 1..self.types.len() as u32 {
@@ -823,9 +835,11 @@ impl Btf {
                     Kind::Enum64 => (t.extra as usize, 12),
                     _ => continue,
                 };
-                for (i, (name, v)) in self.enum_values(id).into_iter().enumerate() {
+                for i in 0..t.vlen as usize {
+                    let name_off = self.u32_at(base + stride * i);
+                    let name = self.str_bytes_at(name_off);
                     if !name.is_empty() {
-                        index.push((name_hash(name), self.u32_at(base + stride * i), v));
+                        index.push((index_hash(name), name_off, i as u32, id));
                     }
                 }
             }
@@ -838,7 +852,7 @@ impl Btf {
     /// Value of the enumerator `name` (of any enum).
     pub fn enum_value(&self, name: &str) -> Result<i64> {
         let index = self.enumerator_index();
-        let h = name_hash(name);
+        let h = index_hash(name.as_bytes());
         let start = index.partition_point(|e| e.0 < h);
         index
             .get(start..)
@@ -846,7 +860,7 @@ impl Btf {
             .iter()
             .take_while(|e| e.0 == h)
             .find(|e| self.str_at(e.1) == name)
-            .map(|e| e.2)
+            .map(|e| self.enumerator_value(&self.ty(e.3), e.2 as usize))
             .ok_or_else(|| TypeError::NoEnumerator(name.to_string()))
     }
 

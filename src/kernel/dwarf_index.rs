@@ -12,6 +12,7 @@
 
 use super::layout::{Member, MemberPath, Result, TypeError, TypeStats};
 use super::section_data::{self, SectionBytes};
+use super::symbols::index_hash as name_hash;
 use super::vmlinux::Vmlinux;
 use gimli::constants as dw;
 use gimli::{
@@ -70,25 +71,8 @@ impl Kind {
 
 // ---------------------------------------------------------------------------
 // Name hashing: the index holds 64-bit hashes of names, never the names (no
-// allocation per DIE); a hit is confirmed by reading the DIE's name.
-
-fn name_hash(b: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = (b.len() as u64).wrapping_mul(K);
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    h ^ (h >> 29)
-}
+// allocation per DIE); a hit is confirmed by reading the DIE's name
+// (`symbols::index_hash`, as the other in-memory name indexes).
 
 fn type_key(kind: Kind, name: &[u8]) -> u64 {
     name_hash(name).wrapping_add((kind as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))

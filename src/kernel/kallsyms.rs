@@ -24,7 +24,7 @@
 //!     offset's own slot plus the offset.
 
 use super::btf::{Btf, BtfError};
-use super::symbols::{name_hash, SymKind, SymbolTable, SymbolTableBuilder};
+use super::symbols::{index_hash, SymKind, SymbolTable, SymbolTableBuilder};
 use super::vmlinux::Section;
 use crate::arch::Arch;
 use crate::dump::Dump;
@@ -388,7 +388,7 @@ impl Kallsyms {
     fn by_name(&self) -> &[(u64, u32)] {
         self.by_name.get_or_init(|| {
             let mut v: Vec<(u64, u32)> = (self.entries.iter().enumerate())
-                .map(|(i, e)| (name_hash(self.name_of(e)), i as u32))
+                .map(|(i, e)| (index_hash(self.name_of(e).as_bytes()), i as u32))
                 .collect();
             v.sort_unstable();
             v
@@ -406,7 +406,7 @@ impl Kallsyms {
     /// Of the symbols called `name`, the one `lookup` means: a global one,
     /// else the first in table order.
     fn named(&self, name: &str) -> Option<KallsymsSymbol<'_>> {
-        let h = name_hash(name);
+        let h = index_hash(name.as_bytes());
         let by_name = self.by_name();
         let start = by_name.partition_point(|&(x, _)| x < h);
         by_name
@@ -495,9 +495,22 @@ fn decode_names<E: std::fmt::Display>(
     num: usize,
     long_names: bool,
 ) -> Result<(String, Vec<NameAt>)> {
+    // Tokens are copied 16 bytes at a time (a fixed-size copy, not a
+    // `memcpy` call per token: a distro kernel's names are ~1.5 million
+    // tokens) into `names`, which is kept 16 bytes longer than what is
+    // written (`used`); a longer token takes the slice copy.
+    const WIDE: usize = 16;
+    let mut wide = [[0u8; WIDE]; 256];
+    let mut lens = [0usize; 256];
+    for (i, t) in tokens.iter().enumerate().take(256) {
+        lens[i] = t.len();
+        if t.len() <= WIDE {
+            wide[i][..t.len()].copy_from_slice(t);
+        }
+    }
     let mut out = Vec::with_capacity(num);
-    let mut names: Vec<u8> = Vec::with_capacity(24 * num);
-    let mut name = Vec::with_capacity(64);
+    let mut names: Vec<u8> = vec![0u8; 24 * num + WIDE];
+    let mut used = 0usize;
     let mut pos = 0usize;
     for i in 0..num {
         let mut len = s.byte(pos)? as usize;
@@ -516,20 +529,33 @@ fn decode_names<E: std::fmt::Display>(
             return Err(KallsymsError::Bad(format!("symbol {i}: empty name")));
         }
         s.fill(pos + len)?;
-        // The first byte of the expansion is the type letter.
-        name.clear();
-        for &t in s.buf.get(pos..pos + len).unwrap_or(&[]) {
-            name.extend_from_slice(tokens.get(t as usize).copied().unwrap_or(&[]));
-        }
+        let encoded = s.buf.get(pos..pos + len).unwrap_or(&[]);
         pos += len;
-        let kind = name.first().copied().unwrap_or(b'?');
-        let start = names.len();
-        names.extend_from_slice(name.get(1..).unwrap_or(&[]));
-        let (Ok(at), Ok(n)) = (u32::try_from(start), u32::try_from(names.len() - start)) else {
+        // The expansion is written at `used`: the type letter, then the
+        // name (the letters stay between the names in the store).
+        let start = used;
+        for &t in encoded {
+            let t = t as usize;
+            let n = lens[t];
+            if names.len() < used + n.max(WIDE) {
+                names.resize((names.len() * 2).max(used + n + WIDE), 0);
+            }
+            if n <= WIDE {
+                names[used..used + WIDE].copy_from_slice(&wide[t]);
+            } else {
+                names[used..used + n].copy_from_slice(tokens.get(t).copied().unwrap_or(&[]));
+            }
+            used += n;
+        }
+        let kind = if used > start { names[start] } else { b'?' };
+        let name_len = used.saturating_sub(start + 1);
+        used = used.max(start + 1);
+        let (Ok(at), Ok(n)) = (u32::try_from(start + 1), u32::try_from(name_len)) else {
             return Err(KallsymsError::Bad("more than 4 GiB of names".into()));
         };
         out.push((kind, at, n));
     }
+    names.truncate(used);
     let names = match String::from_utf8(names) {
         Ok(s) => s,
         // Kernel symbol names are ASCII; garbage is kept, lossily, per name.
@@ -746,17 +772,41 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
     // describes it, else 0 (unknown) so that readers do not take the next
     // variable's bytes for its own.
     let var_sizes = btf.as_ref().map(|b| b.variable_sizes()).unwrap_or_default();
-    let mut by_addr: Vec<u64> = kallsyms.entries.iter().map(|e| e.addr).collect();
-    by_addr.sort_unstable();
-    by_addr.dedup();
-    let next_after = |a: u64| {
+    // The next higher address after each entry's: one pass from the end
+    // when the table is sorted by address (as the kernel keeps it), else a
+    // search of the sorted addresses.
+    let entries = &kallsyms.entries;
+    let sorted = entries.windows(2).all(|w| w[0].addr <= w[1].addr);
+    let mut next_addr = vec![0u64; if sorted { entries.len() } else { 0 }];
+    let mut by_addr: Vec<u64> = Vec::new();
+    if sorted {
+        let mut next = 0u64;
+        for i in (0..entries.len()).rev() {
+            next_addr[i] = next;
+            if entries
+                .get(i.wrapping_sub(1))
+                .is_none_or(|p| p.addr < entries[i].addr)
+            {
+                next = entries[i].addr;
+            }
+        }
+    } else {
+        by_addr = entries.iter().map(|e| e.addr).collect();
+        by_addr.sort_unstable();
+        by_addr.dedup();
+    }
+    let next_after = |i: usize, a: u64| {
+        if sorted {
+            return next_addr[i].checked_sub(a).unwrap_or(0);
+        }
         let i = by_addr.partition_point(|&x| x <= a);
         by_addr.get(i).map(|&n| n - a).unwrap_or(0)
     };
     let sized: Vec<(SymKind, u64)> = kallsyms
         .entries
         .iter()
-        .map(|e| {
+        .enumerate()
+        .map(|(i, e)| {
             let kind = match e.kind.to_ascii_lowercase() {
                 b't' | b'w' => SymKind::Function,
                 b'd' | b'b' | b'r' | b'v' | b'g' | b's' => SymKind::Object,
@@ -764,14 +814,14 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
                 _ => SymKind::Other,
             };
             let size = match kind {
-                SymKind::Function => next_after(e.addr),
+                SymKind::Function => next_after(i, e.addr),
                 _ => var_sizes.get(kallsyms.name_of(e)).copied().unwrap_or(0),
             };
             (kind, size)
         })
         .collect();
     drop(var_sizes);
-    drop(by_addr);
+    drop((by_addr, next_addr));
     // The names move into the symbol table as they are.
     let Kallsyms { names, entries, .. } = kallsyms;
     let mut table = SymbolTableBuilder::over(names, entries.len());

@@ -50,8 +50,10 @@ pub struct SymbolTable {
     /// (link address, index) of the image symbols (not per-CPU), by address
     /// then file order.
     by_addr: Vec<(u64, u32)>,
-    /// (name hash, index) of every symbol, by hash then file order.
-    by_name: Vec<(u64, u32)>,
+    /// Every symbol by name: an open-addressing table of `index + 1` (0:
+    /// empty) at `index_hash(name)`, probed linearly; a power of two at
+    /// least twice the symbols.
+    by_name: Vec<u32>,
 }
 
 /// FNV-1a 64: fast on short names, good enough spread for a sorted index;
@@ -64,6 +66,46 @@ pub(crate) fn name_hash(name: &str) -> u64 {
     }
     h
 }
+
+/// The hash of the in-memory name indexes (symbols, BTF, DWARF): a word at
+/// a time (FNV's byte at a time is several times slower over the 3-4 MB of
+/// names of a distribution kernel). Not stable across releases of
+/// crashdeck: nothing that is stored uses it.
+pub(crate) fn index_hash(b: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = (b.len() as u64).wrapping_mul(K);
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    h ^ (h >> 29)
+}
+
+/// `index_hash` as a `Hasher`, for maps keyed by names built at start-up.
+#[derive(Default)]
+pub(crate) struct IndexHasher(u64);
+
+impl std::hash::Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = self.0.rotate_left(17) ^ index_hash(bytes);
+    }
+}
+
+/// A map keyed by names, hashed with `index_hash`.
+pub(crate) type NameMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IndexHasher>>;
 
 /// Fills a `SymbolTable` a symbol at a time.
 #[derive(Debug, Default)]
@@ -135,10 +177,16 @@ impl SymbolTableBuilder {
             .map(|(i, s)| (s.addr, i as u32))
             .collect();
         by_addr.sort_unstable();
-        let mut by_name: Vec<(u64, u32)> = (0..t.syms.len() as u32)
-            .map(|i| (name_hash(t.name_of(i)), i))
-            .collect();
-        by_name.sort_unstable();
+        let slots = (t.syms.len() * 2).next_power_of_two().max(16);
+        let mask = slots - 1;
+        let mut by_name = vec![0u32; slots];
+        for i in 0..t.syms.len() as u32 {
+            let mut at = index_hash(t.name_of(i).as_bytes()) as usize & mask;
+            while by_name[at] != 0 {
+                at = (at + 1) & mask;
+            }
+            by_name[at] = i + 1;
+        }
         t.by_addr = by_addr;
         t.by_name = by_name;
         t
@@ -190,15 +238,24 @@ impl SymbolTable {
 
     /// The symbol called `name` (link-time address).
     pub fn get(&self, name: &str) -> Option<Sym<'_>> {
-        let h = name_hash(name);
-        let start = self.by_name.partition_point(|&(x, _)| x < h);
-        self.by_name
-            .get(start..)?
-            .iter()
-            .take_while(|&&(x, _)| x == h)
-            .filter_map(|&(_, i)| self.at(i))
-            .filter(|s| s.name == name)
-            .min_by_key(|s| (s.percpu, s.kind))
+        let mask = self.by_name.len().checked_sub(1)?;
+        let mut at = index_hash(name.as_bytes()) as usize & mask;
+        let mut best: Option<(Sym<'_>, u32)> = None;
+        // Every symbol of this name lies between the hash's slot and the
+        // next empty one.
+        while let Some(&slot) = self.by_name.get(at).filter(|&&s| s != 0) {
+            let i = slot - 1;
+            if let Some(s) = self.at(i).filter(|s| s.name == name) {
+                let better = best
+                    .as_ref()
+                    .is_none_or(|(b, j)| (s.percpu, s.kind, i) < (b.percpu, b.kind, *j));
+                if better {
+                    best = Some((s, i));
+                }
+            }
+            at = (at + 1) & mask;
+        }
+        best.map(|(s, _)| s)
     }
 
     /// The symbol an address falls in, the way the kernel's kallsyms sees
