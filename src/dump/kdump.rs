@@ -26,8 +26,15 @@ pub(crate) const DUMP_DH_COMPRESSED_ZSTD: u32 = 0x20;
 /// Default size of the decompressed page cache.
 pub(crate) const CACHE_BYTES: usize = 4 << 20;
 
-/// Bits per rank block: the rank of a pfn is `rank[block] + popcount` of at most 8 words.
-const RANK_BLOCK_WORDS: usize = 8;
+/// Bytes of a bitmap read at a time: a block covers 32,768 pfns (128 MiB
+/// of RAM with 4 KiB pages).
+const BLOCK_BYTES: u64 = 4096;
+const BLOCK_BITS: u64 = BLOCK_BYTES * 8;
+const BLOCK_WORDS: usize = (BLOCK_BYTES / 8) as usize;
+/// Blocks a bitmap keeps read (1 MiB): past that its cache starts again.
+const BLOCKS_KEPT: usize = 256;
+/// Bytes read at a time when a bitmap is scanned whole at open.
+const SCAN_BYTES: u64 = 64 << 10;
 
 pub(crate) struct KdumpHeader {
     pub(crate) header_version: i32,
@@ -68,71 +75,54 @@ impl KdumpHeader {
     }
 }
 
-/// A bitmap over pfns with O(1) rank (number of set bits before a pfn).
+/// One of the dump's two page bitmaps, left in the file. Opening scans it
+/// once, a chunk at a time, keeping only what cannot wait (the runs of RAM
+/// for the first, the set bits before each block for the second: 8 bytes
+/// per 128 MiB of RAM); a block is read when a pfn in it is asked, and kept.
+/// A 1 TiB machine's bitmaps are 32 MiB each: nothing of that size is held.
 struct Bitmap {
-    words: Vec<u64>,
-    /// Set bits before each block of `RANK_BLOCK_WORDS` words.
-    rank: Vec<u64>,
+    /// Where it lies in the file, and its length in bytes.
+    off: u64,
+    len: u64,
+    /// Set bits before each block, then the total (the second bitmap only).
+    before: Vec<u64>,
+    /// Blocks read so far, by index.
+    blocks: Mutex<std::collections::HashMap<u64, Box<[u64]>>>,
 }
 
-impl Bitmap {
-    fn new(bytes: &[u8], with_rank: bool) -> Bitmap {
-        let exact = bytes.chunks_exact(8);
-        let tail = exact.remainder();
-        let mut words: Vec<u64> = Vec::with_capacity(bytes.len().div_ceil(8));
-        words.extend(exact.map(|c| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            u64::from_le_bytes(w)
-        }));
-        if !tail.is_empty() {
-            let mut w = [0u8; 8];
-            w[..tail.len()].copy_from_slice(tail);
-            words.push(u64::from_le_bytes(w));
-        }
-        let mut rank = Vec::new();
-        if with_rank {
-            let mut total = 0u64;
-            for block in words.chunks(RANK_BLOCK_WORDS) {
-                rank.push(total);
-                total += block.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
-            }
-            rank.push(total);
-        }
-        Bitmap { words, rank }
+/// Little-endian words of `bytes` (a short tail padded with zeros).
+fn words_of(bytes: &[u8], out: &mut Vec<u64>) {
+    out.clear();
+    let exact = bytes.chunks_exact(8);
+    let tail = exact.remainder();
+    out.extend(exact.map(|c| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        u64::from_le_bytes(w)
+    }));
+    if !tail.is_empty() {
+        let mut w = [0u8; 8];
+        w[..tail.len()].copy_from_slice(tail);
+        out.push(u64::from_le_bytes(w));
     }
+}
 
-    fn get(&self, bit: u64) -> bool {
-        let w = usize::try_from(bit / 64).unwrap_or(usize::MAX);
-        self.words.get(w).is_some_and(|w| w >> (bit % 64) & 1 == 1)
-    }
+/// Runs of set bits [start, end), fed a chunk of words at a time.
+#[derive(Default)]
+struct Runs {
+    out: Vec<(u64, u64)>,
+    start: Option<u64>,
+}
 
-    /// Set bits in [0, bit).
-    fn rank(&self, bit: u64) -> u64 {
-        let w = usize::try_from(bit / 64).unwrap_or(usize::MAX);
-        let block = w / RANK_BLOCK_WORDS;
-        let Some(&base) = self.rank.get(block) else {
-            return self.rank.last().copied().unwrap_or(0);
-        };
-        let first = block * RANK_BLOCK_WORDS;
-        let mut r = base;
-        for i in first..w {
-            r += u64::from(self.words.get(i).map_or(0, |x| x.count_ones()));
-        }
-        let mask = (1u64 << (bit % 64)) - 1;
-        r + u64::from(self.words.get(w).map_or(0, |x| (x & mask).count_ones()))
-    }
-
-    /// Runs of set bits [start, end) below `limit`.
-    fn runs(&self, limit: u64) -> Vec<(u64, u64)> {
-        let mut out = Vec::new();
-        let mut start = None;
-        for (wi, &w) in self.words.iter().enumerate() {
-            let base = wi as u64 * 64;
+impl Runs {
+    /// `words` hold bits from `base` on; bits at or past `limit` are not looked at.
+    fn feed(&mut self, base: u64, words: &[u64], limit: u64) {
+        for (wi, &w) in words.iter().enumerate() {
+            let base = base + wi as u64 * 64;
             if base >= limit {
                 break;
             }
-            if (w == 0 && start.is_none()) || (w == u64::MAX && start.is_some()) {
+            if (w == 0 && self.start.is_none()) || (w == u64::MAX && self.start.is_some()) {
                 continue;
             }
             for b in 0..64 {
@@ -140,20 +130,122 @@ impl Bitmap {
                 if bit >= limit {
                     break;
                 }
-                match (w >> b & 1 == 1, start) {
-                    (true, None) => start = Some(bit),
+                match (w >> b & 1 == 1, self.start) {
+                    (true, None) => self.start = Some(bit),
                     (false, Some(s)) => {
-                        out.push((s, bit));
-                        start = None;
+                        self.out.push((s, bit));
+                        self.start = None;
                     }
                     _ => {}
                 }
             }
         }
-        if let Some(s) = start {
-            out.push((s, limit.min(self.words.len() as u64 * 64)));
+    }
+
+    /// The runs, the last one closed at `end` (the bits there are).
+    fn finish(mut self, end: u64) -> Vec<(u64, u64)> {
+        if let Some(s) = self.start {
+            self.out.push((s, end));
         }
-        out
+        self.out
+    }
+}
+
+impl Bitmap {
+    /// Scans the bitmap at `off` (`len` bytes, inside the file): its runs
+    /// of set bits below `runs_below` when asked, and the rank table when
+    /// `with_rank`.
+    fn open(
+        src: &dyn Source,
+        off: u64,
+        len: u64,
+        with_rank: bool,
+        runs_below: Option<u64>,
+    ) -> (Bitmap, Vec<(u64, u64)>) {
+        let mut before = Vec::new();
+        let mut runs = Runs::default();
+        let mut total = 0u64;
+        let mut chunk = vec![0u8; SCAN_BYTES.min(len) as usize];
+        let mut words = Vec::with_capacity(chunk.len() / 8 + 1);
+        let mut at = 0u64;
+        while at < len {
+            let n = (len - at).min(SCAN_BYTES) as usize;
+            let buf = &mut chunk[..n];
+            if src.read_at_unmapped(off + at, buf).is_err() {
+                buf.fill(0);
+            }
+            words_of(buf, &mut words);
+            if let Some(limit) = runs_below {
+                runs.feed(at * 8, &words, limit);
+            }
+            if with_rank {
+                for block in words.chunks(BLOCK_WORDS) {
+                    before.push(total);
+                    total += block.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
+                }
+            }
+            at += n as u64;
+        }
+        if with_rank {
+            before.push(total);
+        }
+        let end = runs_below.unwrap_or(0).min(len * 8);
+        let bitmap = Bitmap {
+            off,
+            len,
+            before,
+            blocks: Mutex::new(Default::default()),
+        };
+        (bitmap, runs.finish(end))
+    }
+
+    /// Calls `f` with the words of the block holding `bit`, read on first use.
+    fn with_block<T>(&self, src: &dyn Source, bit: u64, f: impl FnOnce(&[u64]) -> T) -> T {
+        let block = bit / BLOCK_BITS;
+        let mut blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
+        if !blocks.contains_key(&block) {
+            let start = block.saturating_mul(BLOCK_BYTES);
+            let n = self.len.saturating_sub(start).min(BLOCK_BYTES) as usize;
+            let mut bytes = vec![0u8; n];
+            if n > 0 && src.read_at_unmapped(self.off + start, &mut bytes).is_err() {
+                bytes.fill(0);
+            }
+            let mut words = Vec::with_capacity(BLOCK_WORDS);
+            words_of(&bytes, &mut words);
+            if blocks.len() >= BLOCKS_KEPT {
+                blocks.clear();
+            }
+            blocks.insert(block, words.into_boxed_slice());
+        }
+        f(blocks.get(&block).map_or(&[][..], |w| &w[..]))
+    }
+
+    fn get(&self, src: &dyn Source, bit: u64) -> bool {
+        if bit / 8 >= self.len {
+            return false;
+        }
+        let w = ((bit % BLOCK_BITS) / 64) as usize;
+        self.with_block(src, bit, |words| {
+            words.get(w).is_some_and(|w| w >> (bit % 64) & 1 == 1)
+        })
+    }
+
+    /// Set bits in [0, bit).
+    fn rank(&self, src: &dyn Source, bit: u64) -> u64 {
+        let block = usize::try_from(bit / BLOCK_BITS).unwrap_or(usize::MAX);
+        let Some(&base) = self.before.get(block).filter(|_| bit / 8 < self.len) else {
+            return self.before.last().copied().unwrap_or(0);
+        };
+        let w = ((bit % BLOCK_BITS) / 64) as usize;
+        let mask = (1u64 << (bit % 64)) - 1;
+        self.with_block(src, bit, |words| {
+            let whole: u64 = words
+                .iter()
+                .take(w)
+                .map(|x| u64::from(x.count_ones()))
+                .sum();
+            base + whole + u64::from(words.get(w).map_or(0, |x| (x & mask).count_ones()))
+        })
     }
 }
 
@@ -309,14 +401,14 @@ pub(crate) fn open_with_cache(src: Box<dyn Source>, cache_bytes: usize) -> Resul
             ),
         )
     })?;
-    let bitmaps = src.read_vec(bitmap_off, bitmap_len, "the two page bitmaps")?;
-    let half = bitmaps.len() / 2;
-    if max_mapnr > half as u64 * 8 {
+    src.check_range(bitmap_off, bitmap_len, "the two page bitmaps")?;
+    let half = bitmap_len / 2;
+    if max_mapnr > half * 8 {
         return Err(ferr(
             bitmap_off,
             format!(
                 "max_mapnr {max_mapnr} pages: expected at most {} (the bitmaps are {bitmap_len} bytes)",
-                half as u64 * 8
+                half * 8
             ),
         ));
     }
@@ -328,11 +420,10 @@ pub(crate) fn open_with_cache(src: Box<dyn Source>, cache_bytes: usize) -> Resul
             ),
         ));
     }
-    let ram = Bitmap::new(&bitmaps[..half], false);
-    let dumped = Bitmap::new(&bitmaps[half..], true);
+    let (ram, ram_runs) = Bitmap::open(&*src, bitmap_off, half, false, Some(max_mapnr));
+    let (dumped, _) = Bitmap::open(&*src, bitmap_off + half, half, true, None);
     let desc_offset = bitmap_off + bitmap_len;
-    let phys_ranges = ram
-        .runs(max_mapnr)
+    let phys_ranges = ram_runs
         .into_iter()
         .map(|(s, e)| (s * block_size, e * block_size))
         .collect();
@@ -381,10 +472,11 @@ impl KdumpMem {
     /// file" holds for a prefix of the descriptors: a binary search finds it.
     pub(crate) fn completeness(&self) -> super::Completeness {
         let len = self.src.len();
+        let src = &*self.src;
         let dumped = self
             .dumped
-            .rank(self.end_pfn)
-            .saturating_sub(self.dumped.rank(self.start_pfn));
+            .rank(src, self.end_pfn)
+            .saturating_sub(self.dumped.rank(src, self.start_pfn));
         let desc = |i: u64| -> Option<(u64, u64)> {
             let at = self
                 .desc_offset
@@ -418,26 +510,28 @@ impl KdumpMem {
         }
     }
 
-    /// The index of `pfn`'s page descriptor: written pages before it (O(1) rank).
+    /// The index of `pfn`'s page descriptor: written pages before it (the
+    /// rank table and one block of the bitmap).
     fn desc_index(&self, pfn: u64, paddr: u64) -> Result<u64> {
-        if pfn >= self.max_mapnr || !self.ram.get(pfn) {
+        let src = &*self.src;
+        if pfn >= self.max_mapnr || !self.ram.get(src, pfn) {
             return Err(DumpError::NotRam { paddr });
         }
-        if !self.dumped.get(pfn) || pfn < self.start_pfn || pfn >= self.end_pfn {
+        if !self.dumped.get(src, pfn) || pfn < self.start_pfn || pfn >= self.end_pfn {
             return Err(DumpError::Excluded { paddr });
         }
-        Ok(self.dumped.rank(pfn) - self.dumped.rank(self.start_pfn))
+        Ok(self.dumped.rank(src, pfn) - self.dumped.rank(src, self.start_pfn))
     }
 
     /// Reads page `pfn` bytes [in_page, in_page + out.len()).
     fn read_page(&self, pfn: u64, in_page: usize, out: &mut [u8]) -> Result<()> {
         let paddr = pfn * self.page_size + in_page as u64;
-        let index = self.desc_index(pfn, paddr)?;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(page) = st.cache.get(pfn) {
             out.copy_from_slice(&page[in_page..in_page + out.len()]);
             return Ok(());
         }
+        let index = self.desc_index(pfn, paddr)?;
         let desc_at = self.desc_offset + index * PAGE_DESC_SIZE;
         let mut pd = [0u8; PAGE_DESC_SIZE as usize];
         self.src
@@ -612,25 +706,53 @@ mod tests {
 
     #[test]
     fn rank_counts_set_bits_before() {
-        let mut bytes = vec![0u8; 200];
-        for i in [0usize, 3, 64, 65, 511, 512, 513, 1000, 1599] {
-            bytes[i / 8] |= 1 << (i % 8);
+        // Three blocks and a short tail, so that ranks cross blocks.
+        let len = 3 * BLOCK_BYTES as usize + 200;
+        let mut bytes = vec![0u8; len];
+        let bits = [
+            0u64,
+            3,
+            64,
+            65,
+            511,
+            512,
+            513,
+            1000,
+            1599,
+            BLOCK_BITS - 1,
+            BLOCK_BITS,
+            2 * BLOCK_BITS + 7,
+            3 * BLOCK_BITS + 1599,
+        ];
+        for i in bits {
+            bytes[(i / 8) as usize] |= 1 << (i % 8);
         }
-        let b = Bitmap::new(&bytes, true);
-        let naive = |bit: u64| (0..bit).filter(|&i| b.get(i)).count() as u64;
-        for bit in 0..1600 {
-            assert_eq!(b.rank(bit), naive(bit), "bit {bit}");
+        let src = super::super::source::Mapped::from_vec(std::path::Path::new("bitmap"), bytes);
+        let limit = len as u64 * 8;
+        let (b, runs) = Bitmap::open(&src, 0, len as u64, true, Some(limit));
+        let naive = |bit: u64| bits.iter().filter(|&&i| i < bit).count() as u64;
+        for bit in (0..limit).step_by(7).chain([limit, limit + 1, u64::MAX]) {
+            assert_eq!(b.rank(&src, bit), naive(bit), "bit {bit}");
+        }
+        for bit in 0..limit {
+            assert_eq!(b.get(&src, bit), bits.contains(&bit), "bit {bit}");
         }
         assert_eq!(
-            b.runs(1600),
+            runs,
             vec![
                 (0, 1),
                 (3, 4),
                 (64, 66),
                 (511, 514),
                 (1000, 1001),
-                (1599, 1600)
+                (1599, 1600),
+                (BLOCK_BITS - 1, BLOCK_BITS + 1),
+                (2 * BLOCK_BITS + 7, 2 * BLOCK_BITS + 8),
+                (3 * BLOCK_BITS + 1599, 3 * BLOCK_BITS + 1600)
             ]
         );
+        // Runs only below the limit, the last one closed there.
+        let (_, short) = Bitmap::open(&src, 0, len as u64, false, Some(513));
+        assert_eq!(short.last(), Some(&(511, 513)));
     }
 }

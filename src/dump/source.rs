@@ -40,9 +40,9 @@ pub trait Source: Send + Sync {
         })
     }
 
-    /// Reads `len` bytes after checking they lie inside the file (so a length
+    /// Checks that `len` bytes at `off` lie inside the file (so a length
     /// taken from the file never allocates more than the file holds).
-    fn read_vec(&self, off: u64, len: u64, what: &str) -> Result<Vec<u8>> {
+    fn check_range(&self, off: u64, len: u64, what: &str) -> Result<()> {
         let end = off.checked_add(len);
         if end.is_none_or(|e| e > self.len()) || len > self.stored() {
             return Err(DumpError::Format {
@@ -61,6 +61,12 @@ pub trait Source: Send + Sync {
                 },
             });
         }
+        Ok(())
+    }
+
+    /// Reads `len` bytes after checking they lie inside the file (`check_range`).
+    fn read_vec(&self, off: u64, len: u64, what: &str) -> Result<Vec<u8>> {
+        self.check_range(off, len, what)?;
         let n = usize::try_from(len).map_err(|_| DumpError::Format {
             path: self.path().to_path_buf(),
             offset: off,
