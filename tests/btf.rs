@@ -370,6 +370,63 @@ fn btf_and_dwarf_agree(
             }
         }
     }
+    // The member at an offset, by the struct it must be: every struct
+    // member of these (through nested and anonymous members, into arrays),
+    // named alike from both, and its own path back from its offset.
+    let mut at_offset = 0;
+    for ty in [
+        "task_struct",
+        "mm_struct",
+        "signal_struct",
+        "super_block",
+        "inode",
+        "rq",
+    ] {
+        for m in raw.member_names(ty).unwrap() {
+            let Ok(w) = btf.member(ty, &m) else { continue };
+            let Some(want) = w.type_name.strip_prefix("struct ") else {
+                continue;
+            };
+            if w.is_pointer || w.array_len.is_some() || w.bit_size.is_some() || w.size == 0 {
+                continue;
+            }
+            let from_btf = btf.member_path_at(ty, w.offset, want);
+            assert_eq!(
+                from_btf,
+                dwarf.member_path_at(ty, w.offset, want),
+                "{ty} at {:#x}",
+                w.offset
+            );
+            // The first member of that struct at that offset: this one, or
+            // (a struct whose first member is another) an outer one.
+            let path =
+                from_btf.unwrap_or_else(|| panic!("{ty}.{m} ({want}) not found at its offset"));
+            assert_eq!(
+                btf.member(ty, &path).map(|x| x.offset),
+                Ok(w.offset),
+                "{ty}.{path}"
+            );
+            at_offset += 1;
+        }
+    }
+    // Into an array of structs, and nothing inside a lock.
+    let rw = btf.member("super_block", "s_writers.rw_sem[1]").unwrap();
+    for t in [&btf, &dwarf] {
+        assert_eq!(
+            t.member_path_at("super_block", rw.offset, "percpu_rw_semaphore")
+                .as_deref(),
+            Some("s_writers.rw_sem[1]")
+        );
+        assert_eq!(
+            t.member_path_at("super_block", rw.offset + 1, "percpu_rw_semaphore"),
+            None
+        );
+        assert_eq!(t.member_path_at("super_block", rw.offset, "mutex"), None);
+    }
+    assert!(
+        at_offset > 20,
+        "{at_offset} struct members looked up by offset"
+    );
     for (ty, p) in [
         ("zone", "_watermark["),
         ("zone", "_watermark[x]"),

@@ -795,3 +795,108 @@ fn superblock_freeze_locks_are_named_from_the_super_blocks_list() {
         assert!(checked > 0);
     }
 }
+
+#[test]
+fn heap_locks_are_named_by_the_member_their_struct_puts_there() {
+    // A lock inside a slab object whose cache names its struct is named by
+    // the member: an mm's mmap lock (in an anonymous struct of mm_struct
+    // since 6.1, the member then named without it), a signal_struct's
+    // cred_guard_mutex (cache "signal_cache": a signal_struct by its size),
+    // a sighand_struct's wait queue (cache "sighand_cache"). The objects are
+    // the tasks' own (task_struct.mm, .signal, .sighand); the offsets are
+    // the types' and the cache names crash's `kmem -s` rows.
+    use crashdeck::analysis::locks::{cache_struct, heap_object, lock_name};
+    let (mut checked, mut merged) = (0, 0);
+    for case in common::cases_for("heap_locks_are_named_by_the_member_their_struct_puts_there") {
+        let Some(crash) = case
+            .read("crash-8.0.6.txt")
+            .or_else(|| case.read("crash.txt"))
+        else {
+            continue;
+        };
+        let caches = crash_caches(&crash);
+        let k = case.kernel();
+        let model = case.model();
+        let mmap_lock = ["mmap_lock", "mmap_sem"]
+            .into_iter()
+            .find(|m| k.member("mm_struct", m).is_ok())
+            .expect("mm_struct has its mmap lock");
+        let wanted: [(&str, &str, &str, &str); 3] = [
+            ("mm", "mm_struct", mmap_lock, "rw_semaphore"),
+            ("signal", "signal_struct", "cred_guard_mutex", "mutex"),
+            (
+                "sighand",
+                "sighand_struct",
+                "signalfd_wqh",
+                "wait_queue_head",
+            ),
+        ];
+        for t in model
+            .tasks
+            .iter()
+            .filter(|t| t.pid > 0 && !t.kthread)
+            .take(8)
+        {
+            for (field, ty, member, lock_ty) in wanted {
+                let Ok(obj) = k.read_member(t.task, "task_struct", field) else {
+                    continue;
+                };
+                let off = k.offset_of(ty, member).unwrap();
+                let Some(o) = heap_object(&k, &model.slabs, obj + off) else {
+                    continue;
+                };
+                assert!(
+                    caches.contains_key(&o.cache_name),
+                    "{}: {}",
+                    case.name,
+                    o.cache_name
+                );
+                assert_eq!(o.object, obj, "{}: PID {} {field}", case.name, t.pid);
+                // A merged cache (aliases counted in refcount) holds objects
+                // of several types: it names no member.
+                let refcount = k.read_member(o.cache, "kmem_cache", "refcount").unwrap() as i32;
+                let strukt = cache_struct(&k, o.cache, &o.cache_name, o.objsize);
+                let name = lock_name(&k, &model.slabs, obj + off, Some(lock_ty));
+                let place = format!("in a {} object at +{off:#x}", o.cache_name);
+                if refcount > 1 {
+                    assert_eq!(strukt, None, "{}: merged cache {}", case.name, o.cache_name);
+                    assert_eq!(name, Some(place), "{}", case.name);
+                    merged += 1;
+                    continue;
+                }
+                assert_eq!(
+                    strukt.as_deref(),
+                    Some(ty),
+                    "{}: cache {}",
+                    case.name,
+                    o.cache_name
+                );
+                assert_eq!(
+                    name,
+                    Some(format!("{ty}.{member} {place}")),
+                    "{}: PID {} {field}",
+                    case.name,
+                    t.pid
+                );
+                // Another type at that offset, or an offset inside the
+                // lock, names no member.
+                let place = format!("in a {} object at +{:#x}", o.cache_name, off + 1);
+                assert_eq!(
+                    lock_name(&k, &model.slabs, obj + off + 1, Some(lock_ty)),
+                    Some(place),
+                    "{}",
+                    case.name
+                );
+                checked += 1;
+            }
+        }
+        // kmalloc caches name no struct.
+        if let Some(c) = model.slabs.iter().find(|c| c.name.starts_with("kmalloc-")) {
+            assert_eq!(cache_struct(&k, c.cache, &c.name, c.objsize), None);
+        }
+    }
+    eprintln!("named {checked} members; {merged} in merged caches, unnamed");
+    if common::require_fixtures() {
+        assert!(checked > 0);
+    }
+}

@@ -46,10 +46,12 @@
 //! A lock is named by its symbol (a module's own kallsyms too), else by the
 //! slab object it lies in ("in a task_struct object at +0x98": the page
 //! through the sparse memory map, the slab's `slab_cache`, checked against
-//! the model's cache list, the object by the cache's stride). The member
-//! inside the object is not named (the types facade lists no members by
-//! offset); else by the task whose stack holds it ("on the stack of
-//! kworker/0:1 (PID 14)"), else by its address.
+//! the model's cache list, the object by the cache's stride), with the
+//! member when the cache's name names the object's struct and the types
+//! agree on its size (`cache_struct`) and a member of the lock's type starts
+//! there (`Types::member_path_at`): "ext4_inode_info.vfs_inode.i_rwsem in a
+//! ext4_inode_cache object at +0x98"; else by the task whose stack holds it
+//! ("on the stack of kworker/0:1 (PID 14)"), else by its address.
 //!
 //! How long a task has waited: its CPU's `rq.clock` at the crash minus the
 //! task's `sched_info.last_arrival` (when it last got the CPU, as crash's
@@ -597,7 +599,7 @@ fn read_lock(
     let pid_of = |t: u64| by_task.get(&t).map(|t| (t.pid, t.comm.clone()));
     let mut out = Lock {
         address: lock,
-        name: lock_name(k, caches, lock).unwrap_or_else(|| format!("{lock:#x}")),
+        name: lock_name(k, caches, lock, Some(lk.lock_ty)).unwrap_or_else(|| format!("{lock:#x}")),
         kind: lk.kind.into(),
         ..Default::default()
     };
@@ -688,6 +690,8 @@ pub struct HeapObject {
     pub object: u64,
     /// `addr - object`.
     pub offset: u64,
+    /// The cache's `object_size`.
+    pub objsize: u64,
 }
 
 /// The `struct page` of a page frame, through the sparse memory model's
@@ -803,12 +807,57 @@ pub fn heap_object(
         cache_name: c.name.clone(),
         object,
         offset,
+        objsize: c.objsize,
     })
 }
 
-/// The lock's symbol (kernel or module), the slab object it lies in, or
-/// its address.
-fn lock_name(k: &Kernel, caches: &[crate::model::SlabCache], addr: u64) -> Option<String> {
+/// The struct a slab cache's objects are, when the cache's name says it
+/// and the types agree. The cache must hold one kind of object: SLUB merges
+/// caches of like size (`kmem_cache.refcount` counts the aliases; then
+/// `object_size` is the largest of theirs and an object may be any of their
+/// types), so a merged cache names none. Then a struct named as the cache
+/// (`task_struct`, `mm_struct`: its size at most the object's, as the
+/// kernel may add room after it), else the name without `_cache`/`_cachep`,
+/// or that with `_info` or `_struct` (`ext4_inode_cache` holds
+/// `ext4_inode_info`, `sighand_cache` a `sighand_struct`), whose size must
+/// equal the cache's `object_size`. `kmalloc-*` and the like name no type.
+pub fn cache_struct(k: &Kernel, cache: u64, cache_name: &str, objsize: u64) -> Option<String> {
+    let refcount = k.read_member(cache, "kmem_cache", "refcount").ok()? as u32 as i32;
+    if refcount > 1 {
+        return None;
+    }
+    let fits = |name: &str, exact: bool| {
+        let valid =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        valid
+            && k.size_of(&format!("struct {name}"))
+                .is_ok_and(|n| n > 0 && if exact { n == objsize } else { n <= objsize })
+    };
+    if fits(cache_name, false) {
+        return Some(cache_name.to_string());
+    }
+    let base = cache_name
+        .strip_suffix("_cachep")
+        .or_else(|| cache_name.strip_suffix("_cache"))?;
+    [
+        base.to_string(),
+        format!("{base}_info"),
+        format!("{base}_struct"),
+    ]
+    .into_iter()
+    .find(|n| fits(n, true))
+}
+
+/// The lock's symbol (kernel or module), the slab object it lies in (with
+/// the member, "ext4_inode_info.vfs_inode.i_rwsem in a ext4_inode_cache
+/// object at +0x98", when the cache names the object's struct and a
+/// `lock_ty` lies at that offset in it), or its address.
+pub fn lock_name(
+    k: &Kernel,
+    caches: &[crate::model::SlabCache],
+    addr: u64,
+    lock_ty: Option<&str>,
+) -> Option<String> {
     let with_off = |name: &str, off: u64| {
         if off == 0 {
             name.to_string()
@@ -824,8 +873,17 @@ fn lock_name(k: &Kernel, caches: &[crate::model::SlabCache], addr: u64) -> Optio
     if let Some((module, name, off)) = backtrace::symbolize::module_symbol_at(k, addr) {
         return Some(format!("{} [{module}]", with_off(&name, off)));
     }
-    heap_object(k, caches, addr)
-        .map(|o| format!("in a {} object at +{:#x}", o.cache_name, o.offset))
+    let o = heap_object(k, caches, addr)?;
+    let place = format!("in a {} object at +{:#x}", o.cache_name, o.offset);
+    let member = lock_ty.and_then(|want| {
+        let ty = cache_struct(k, o.cache, &o.cache_name, o.objsize)?;
+        let path = k.member_path_at(&ty, o.offset, want)?;
+        Some(format!("{ty}.{path}"))
+    });
+    Some(match member {
+        Some(m) => format!("{m} {place}"),
+        None => place,
+    })
 }
 
 /// Names "on the stack of kworker/0:1 (PID 14)" the locks nothing else

@@ -650,6 +650,78 @@ impl Btf {
     }
 
     /// [`Btf::member`] of a parsed path (`path` names it in errors).
+    /// The path ("vfs_inode.i_rwsem", "s_writers.rw_sem[1]") of the
+    /// member of `ty` that starts at byte `offset` and is a `want` (a struct
+    /// or union name, "struct " optional), through nested and anonymous
+    /// members and arrays; among a union's members the first that leads
+    /// there. None when no member there is one.
+    pub(crate) fn member_path_at(&self, ty: &str, offset: u64, want: &str) -> Option<String> {
+        let want = want.trim();
+        let want = want
+            .strip_prefix("struct ")
+            .or_else(|| want.strip_prefix("union "))
+            .unwrap_or(want)
+            .trim();
+        let agg = self.strip(self.find(ty)?);
+        let mut path = String::new();
+        self.path_at(agg, offset.checked_mul(8)?, want, &mut path, 0)
+            .then_some(path)
+    }
+
+    fn is_aggregate_named(&self, id: u32, want: &str) -> bool {
+        let t = self.ty(id);
+        matches!(t.kind, Kind::Struct | Kind::Union) && self.str_at(t.name_off) == want
+    }
+
+    fn path_at(&self, agg: u32, bits: u64, want: &str, path: &mut String, depth: u32) -> bool {
+        let t = self.ty(agg);
+        if depth >= MAX_DEPTH || agg == 0 || !matches!(t.kind, Kind::Struct | Kind::Union) {
+            return false;
+        }
+        for i in 0..t.vlen as usize {
+            let m = self.member_at(&t, i);
+            if m.bitfield_size != 0 {
+                continue;
+            }
+            let start = u64::from(m.bit_offset);
+            let end = start.saturating_add(self.size_of_id(m.ty).saturating_mul(8));
+            if bits < start || bits >= end {
+                continue;
+            }
+            let before = path.len();
+            let name = self.str_at(m.name_off);
+            if !name.is_empty() {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(name);
+            }
+            let mut cur = self.strip(m.ty);
+            let mut rel = bits - start;
+            for _ in 0..MAX_DEPTH {
+                let arr = self.ty(cur);
+                if arr.kind != Kind::Array {
+                    break;
+                }
+                let elem = self.u32_at(arr.extra as usize);
+                let size = self.size_of_id(elem).saturating_mul(8);
+                if size == 0 {
+                    break;
+                }
+                path.push_str(&format!("[{}]", rel / size));
+                rel %= size;
+                cur = self.strip(elem);
+            }
+            if (rel == 0 && self.is_aggregate_named(cur, want))
+                || self.path_at(cur, rel, want, path, depth + 1)
+            {
+                return true;
+            }
+            path.truncate(before);
+        }
+        false
+    }
+
     pub(crate) fn member_of_path(
         &self,
         ty: &str,

@@ -1258,6 +1258,95 @@ impl Dwarf {
         Ok(None)
     }
 
+    /// The path of the member of `agg` that starts at byte `offset` and is
+    /// the struct or union called `want`: `Btf::member_path_at`'s rules.
+    pub(crate) fn member_path_at(
+        &self,
+        agg: DieRef,
+        offset: u64,
+        want: &[u8],
+    ) -> Result<Option<String>> {
+        let s = self.secs();
+        let mut ctx = self.unit_ctx(&s, agg.0)?;
+        let d = self.die_at(&s, &mut ctx, agg.0)?;
+        let t = self.strip(&s, &mut ctx, d)?;
+        let mut path = String::new();
+        let Some(bits) = offset.checked_mul(8) else {
+            return Ok(None);
+        };
+        let found = self.path_at(&s, &mut ctx, &t, bits, want, &mut path, 0)?;
+        Ok(found.then_some(path))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn path_at<'a>(
+        &'a self,
+        s: &Secs<'a>,
+        ctx: &mut UnitCtx<'a>,
+        agg: &Die<'a>,
+        bits: u64,
+        want: &[u8],
+        path: &mut String,
+        depth: usize,
+    ) -> Result<bool> {
+        let aggregate =
+            |d: &Die<'_>| d.tag == dw::DW_TAG_structure_type || d.tag == dw::DW_TAG_union_type;
+        if depth > MAX_DEPTH || !aggregate(agg) {
+            return Ok(false);
+        }
+        for m in self.children(s, ctx, agg)? {
+            if m.tag != dw::DW_TAG_member || m.bit_size.is_some() {
+                continue;
+            }
+            let Some(t) = m.ty else { continue };
+            let saved = ctx.start;
+            let start = member_bits(&m);
+            let td = self.die_at(s, ctx, t)?;
+            let size = self.size_in(s, ctx, clone_die(&td), 0)?.unwrap_or(0);
+            let end = start.saturating_add(size.saturating_mul(8));
+            if bits >= start && bits < end {
+                let before = path.len();
+                if let Some(name) = m.name {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(&String::from_utf8_lossy(name));
+                }
+                let mut cur = self.strip(s, ctx, td)?;
+                let mut rel = bits - start;
+                if cur.tag == dw::DW_TAG_array_type {
+                    if let Some(elem) = cur.ty {
+                        let dims = self.dims(s, ctx, &cur)?;
+                        let ed = self.die_at(s, ctx, elem)?;
+                        let esize = self.size_in(s, ctx, clone_die(&ed), 0)?.unwrap_or(0);
+                        for i in 0..dims.len() {
+                            let stride = dims[i + 1..]
+                                .iter()
+                                .fold(esize, |a, n| a.saturating_mul(*n))
+                                .saturating_mul(8);
+                            if stride == 0 {
+                                break;
+                            }
+                            path.push_str(&format!("[{}]", rel / stride));
+                            rel %= stride;
+                        }
+                        cur = self.strip(s, ctx, ed)?;
+                    }
+                }
+                if (rel == 0 && aggregate(&cur) && cur.name == Some(want))
+                    || self.path_at(s, ctx, &cur, rel, want, path, depth + 1)?
+                {
+                    return Ok(true);
+                }
+                path.truncate(before);
+            }
+            if ctx.start != saved {
+                *ctx = self.unit_ctx(s, saved)?;
+            }
+        }
+        Ok(false)
+    }
+
     /// The member at `parsed` (named `path` in errors) of the struct or
     /// union `agg` (called `ty_name`): the grammar and its rules are
     /// `layout::MemberPath`'s, as for BTF.

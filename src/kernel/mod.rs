@@ -597,6 +597,12 @@ impl Kernel {
         self.types.has_member(ty, path)
     }
 
+    /// The member of `ty` at byte `offset` that is a `want` (see
+    /// `Types::member_path_at`).
+    pub fn member_path_at(&self, ty: &str, offset: u64, want: &str) -> Option<String> {
+        self.types.member_path_at(ty, offset, want)
+    }
+
     pub fn enum_value(&self, name: &str) -> Result<i64> {
         Ok(self.types.enum_value(name)?)
     }

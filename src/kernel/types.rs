@@ -117,6 +117,28 @@ impl Types {
         r
     }
 
+    /// The path of the member of `ty` that starts at byte `offset` and is a
+    /// `want` (a struct or union: "rw_semaphore", "struct mutex"), through
+    /// nested and anonymous members and arrays: "vfs_inode.i_rwsem" in an
+    /// `ext4_inode_info` at the inode's lock. None when no member there is
+    /// one (a bit-field, padding, another type): never a guess.
+    pub fn member_path_at(&self, ty: &str, offset: u64, want: &str) -> Option<String> {
+        if let Some(b) = &self.btf {
+            return b.member_path_at(ty, offset, want);
+        }
+        let want = want.trim();
+        let want = want
+            .strip_prefix("struct ")
+            .or_else(|| want.strip_prefix("union "))
+            .unwrap_or(want)
+            .trim();
+        let die = self.lookup_type(ty).ok()?;
+        self.dwarf
+            .member_path_at(die, offset, want.as_bytes())
+            .ok()
+            .flatten()
+    }
+
     pub fn has_member(&self, ty: &str, path: &str) -> bool {
         self.member(ty, path).is_ok()
     }
