@@ -15,9 +15,12 @@
 //! peak RSS, VmHWM, is the configuration's own) and deleted.
 //!
 //! Per configuration: `open` = `Dump::open` + the kernel opened from the
-//! dump's kallsyms and BTF; `report --json` = what the command does,
-//! `load::open_dump(.., Backtraces::Auto)` then `report::json` (it opens
-//! the dump again). The model must hold at least TASKS tasks, or the
+//! dump's kallsyms and BTF (5 runs); `report --json` = what the command
+//! does, `load::open_dump(.., Backtraces::Auto)` then `report::json` (3
+//! runs, each opening the dump again). Times are the median CPU time of
+//! the measuring thread (model building is single-threaded without a
+//! vmlinux; on a shared machine CPU time is what others' load disturbs
+//! least), with the least wall time beside it. The model must hold at least TASKS tasks, or the
 //! configuration is reported as failed. The dump file was just written, so
 //! it is in the page cache: these are warm-cache figures.
 
@@ -66,33 +69,61 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// On-CPU time of this thread, ns (`/proc/thread-self/schedstat`: model
+/// building is single-threaded without a vmlinux, and CPU time is what a
+/// shared machine's load disturbs least).
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `f` `runs` times: the median CPU ms and the least wall ms.
+fn timed<T>(
+    runs: usize,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> Result<(f64, f64, T), String> {
+    let mut cpu = Vec::new();
+    let mut wall = Vec::new();
+    let mut last = None;
+    for _ in 0..runs {
+        // The previous run's result is dropped outside the timing.
+        drop(last.take());
+        let (c, t) = (cpu_ns(), Instant::now());
+        let r = f()?;
+        wall.push(ms(t));
+        cpu.push((cpu_ns() - c) as f64 / 1e6);
+        last = Some(r);
+    }
+    cpu.sort_by(f64::total_cmp);
+    wall.sort_by(f64::total_cmp);
+    let r = last.ok_or("no run")?;
+    Ok((cpu[cpu.len() / 2], wall[0], r))
+}
+
 /// The child: measures one written dump and prints its row's figures.
 fn measure(path: &Path, tasks: usize) -> Result<(), String> {
     let opts = crashdeck::kernel::KernelOptions::default();
-    let t = Instant::now();
-    let dump = crashdeck::dump::Dump::open(path).map_err(|e| e.to_string())?;
-    let kernel =
-        crashdeck::kernel::Kernel::open_without_vmlinux(dump, &opts).map_err(|e| e.to_string())?;
-    let open = ms(t);
-    drop(kernel);
-
-    let t = Instant::now();
-    let (model, service) =
-        crashdeck::load::open_dump(None, path, &opts, crashdeck::analysis::Backtraces::Auto)
-            .map_err(|e| format!("{e:#}"))?;
-    let json = crashdeck::report::json(&model);
-    let report = ms(t);
+    let (open_cpu, open_wall, _) = timed(5, || {
+        let dump = crashdeck::dump::Dump::open(path).map_err(|e| e.to_string())?;
+        crashdeck::kernel::Kernel::open_without_vmlinux(dump, &opts).map_err(|e| e.to_string())
+    })?;
+    let (report_cpu, report_wall, (model, json_len)) = timed(3, || {
+        let (model, _service) =
+            crashdeck::load::open_dump(None, path, &opts, crashdeck::analysis::Backtraces::Auto)
+                .map_err(|e| format!("{e:#}"))?;
+        let json = crashdeck::report::json(&model);
+        Ok((model, json.len()))
+    })?;
     let hwm = vm_hwm_kib();
     let got = model.tasks.len();
     println!(
-        "RESULT {open:.1} {report:.1} {:.1} {got} {} {:.0}",
-        json.len() as f64 / 1e6,
+        "RESULT {open_cpu:.1} {open_wall:.1} {report_cpu:.1} {report_wall:.1} {:.1} {got} {} {:.0}",
+        json_len as f64 / 1e6,
         model.backtraces.len(),
         hwm as f64 / 1024.0
     );
-    // As the command does: the process ends, the memory returns whole.
-    std::mem::forget(service);
-    std::mem::forget(model);
     if got < tasks {
         return Err(format!(
             "the model has {got} tasks, the dump was written with {tasks}: the synthetic dump is broken"
@@ -133,9 +164,9 @@ fn one(seed: &Path, tasks: usize, gib: u64) -> bool {
                 .find_map(|l| l.strip_prefix("RESULT "))
                 .map(|r| r.split_whitespace().collect::<Vec<_>>());
             match row {
-                Some(r) if r.len() == 6 => {
+                Some(r) if r.len() == 8 => {
                     println!(
-                        "{tasks:>6} tasks {gib:>3} GiB | file {:>7.1} MB ({} pages, written in {:>6.0} ms) | open {:>7} ms | report --json {:>8} ms ({:>6} MB, {} tasks, {} backtraces) | peak {:>5} MiB{}",
+                        "{tasks:>6} tasks {gib:>3} GiB | file {:>6.1} MB ({:>6} pages, written in {:>5.0} ms) | open {:>6} ms ({:>6}) | report --json {:>7} ms ({:>7}), {:>5} MB, {} tasks, {} backtraces | peak {:>4} MiB{}",
                         w.file_bytes as f64 / 1e6,
                         w.pages_written,
                         write_ms,
@@ -145,6 +176,8 @@ fn one(seed: &Path, tasks: usize, gib: u64) -> bool {
                         r[3],
                         r[4],
                         r[5],
+                        r[6],
+                        r[7],
                         if out.status.success() { "" } else { " | FAILED" }
                     );
                 }
@@ -193,7 +226,7 @@ fn main() {
             .collect(),
     };
     println!(
-        "seed {}; times in ms; peak = VmHWM of the measuring process",
+        "seed {}; open: CPU ms, median of 5 (least wall ms); report --json: CPU ms, median of 3 (least wall ms); peak = VmHWM of the measuring process",
         seed.display()
     );
     let mut failed = 0;
