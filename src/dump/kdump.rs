@@ -75,21 +75,62 @@ struct Bitmap {
     rank: Vec<u64>,
 }
 
+/// Bytes of a bitmap read at once by `Bitmap::read`.
+const BITMAP_CHUNK: usize = 64 << 10;
+
+/// Appends the little-endian words of `bytes` (a last partial word
+/// zero-filled) to `words`.
+fn push_words(words: &mut Vec<u64>, bytes: &[u8]) {
+    let exact = bytes.chunks_exact(8);
+    let tail = exact.remainder();
+    words.extend(exact.map(|c| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        u64::from_le_bytes(w)
+    }));
+    if !tail.is_empty() {
+        let mut w = [0u8; 8];
+        w[..tail.len()].copy_from_slice(tail);
+        words.push(u64::from_le_bytes(w));
+    }
+}
+
 impl Bitmap {
+    #[cfg(test)]
     fn new(bytes: &[u8], with_rank: bool) -> Bitmap {
-        let exact = bytes.chunks_exact(8);
-        let tail = exact.remainder();
         let mut words: Vec<u64> = Vec::with_capacity(bytes.len().div_ceil(8));
-        words.extend(exact.map(|c| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            u64::from_le_bytes(w)
-        }));
-        if !tail.is_empty() {
-            let mut w = [0u8; 8];
-            w[..tail.len()].copy_from_slice(tail);
-            words.push(u64::from_le_bytes(w));
+        push_words(&mut words, bytes);
+        Bitmap::from_words(words, with_rank)
+    }
+
+    /// The bitmap of `len` bytes at `off` (inside the file: the caller
+    /// checked), read with `pread` a chunk at a time: neither a copy of its
+    /// bytes nor the file's mapping of them stays in memory beside the
+    /// words (a 64 GiB machine's two bitmaps are 4 MiB; read whole through
+    /// the mapping they cost three times that at the peak).
+    fn read(src: &dyn Source, off: u64, len: usize, with_rank: bool, what: &str) -> Result<Bitmap> {
+        let mut words: Vec<u64> = Vec::with_capacity(len.div_ceil(8));
+        let mut chunk = vec![0u8; len.min(BITMAP_CHUNK)];
+        let mut done = 0usize;
+        while done < len {
+            let n = (len - done).min(BITMAP_CHUNK);
+            let at = off + done as u64;
+            src.read_at_unmapped(at, &mut chunk[..n])
+                .map_err(|_| DumpError::Format {
+                    path: src.path().to_path_buf(),
+                    offset: at,
+                    what: format!(
+                        "expected {what} ({len} bytes), but the file ends at {:#x}",
+                        src.len()
+                    ),
+                })?;
+            push_words(&mut words, &chunk[..n]);
+            done += n;
         }
+        Ok(Bitmap::from_words(words, with_rank))
+    }
+
+    fn from_words(words: Vec<u64>, with_rank: bool) -> Bitmap {
         let mut rank = Vec::new();
         if with_rank {
             let mut total = 0u64;
@@ -309,8 +350,7 @@ pub(crate) fn open_with_cache(src: Box<dyn Source>, cache_bytes: usize) -> Resul
             ),
         )
     })?;
-    let bitmaps = src.read_vec(bitmap_off, bitmap_len, "the two page bitmaps")?;
-    let half = bitmaps.len() / 2;
+    let half = src.check_span(bitmap_off, bitmap_len, "the two page bitmaps")? / 2;
     if max_mapnr > half as u64 * 8 {
         return Err(ferr(
             bitmap_off,
@@ -328,8 +368,14 @@ pub(crate) fn open_with_cache(src: Box<dyn Source>, cache_bytes: usize) -> Resul
             ),
         ));
     }
-    let ram = Bitmap::new(&bitmaps[..half], false);
-    let dumped = Bitmap::new(&bitmaps[half..], true);
+    let ram = Bitmap::read(&*src, bitmap_off, half, false, "the RAM page bitmap")?;
+    let dumped = Bitmap::read(
+        &*src,
+        bitmap_off + half as u64,
+        half,
+        true,
+        "the dumped page bitmap",
+    )?;
     let desc_offset = bitmap_off + bitmap_len;
     let phys_ranges = ram
         .runs(max_mapnr)

@@ -43,6 +43,15 @@ pub trait Source: Send + Sync {
     /// Reads `len` bytes after checking they lie inside the file (so a length
     /// taken from the file never allocates more than the file holds).
     fn read_vec(&self, off: u64, len: u64, what: &str) -> Result<Vec<u8>> {
+        let n = self.check_span(off, len, what)?;
+        let mut v = vec![0u8; n];
+        self.read_exact_at(off, &mut v, what)?;
+        Ok(v)
+    }
+
+    /// `len` bytes at `off` lie inside the file (and fit in memory): the
+    /// check `read_vec` makes before it allocates; the length as a `usize`.
+    fn check_span(&self, off: u64, len: u64, what: &str) -> Result<usize> {
         let end = off.checked_add(len);
         if end.is_none_or(|e| e > self.len()) || len > self.stored() {
             return Err(DumpError::Format {
@@ -61,14 +70,11 @@ pub trait Source: Send + Sync {
                 },
             });
         }
-        let n = usize::try_from(len).map_err(|_| DumpError::Format {
+        usize::try_from(len).map_err(|_| DumpError::Format {
             path: self.path().to_path_buf(),
             offset: off,
             what: format!("{what}: length {len} does not fit in memory: expected a smaller length"),
-        })?;
-        let mut v = vec![0u8; n];
-        self.read_exact_at(off, &mut v, what)?;
-        Ok(v)
+        })
     }
 }
 
