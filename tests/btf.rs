@@ -413,7 +413,7 @@ fn btf_and_dwarf_agree(
     let rw = btf.member("super_block", "s_writers.rw_sem[1]").unwrap();
     for t in [&btf, &dwarf] {
         assert_eq!(
-            t.member_path_at("super_block", rw.offset, "percpu_rw_semaphore")
+            t.member_path_at("super_block", rw.offset, "struct percpu_rw_semaphore")
                 .as_deref(),
             Some("s_writers.rw_sem[1]")
         );

@@ -652,16 +652,10 @@ impl Btf {
     /// [`Btf::member`] of a parsed path (`path` names it in errors).
     /// The path ("vfs_inode.i_rwsem", "s_writers.rw_sem[1]") of the
     /// member of `ty` that starts at byte `offset` and is a `want` (a struct
-    /// or union name, "struct " optional), through nested and anonymous
-    /// members and arrays; among a union's members the first that leads
-    /// there. None when no member there is one.
+    /// or union's bare name), through nested and anonymous members and
+    /// arrays; among a union's members the first that leads there. None
+    /// when no member there is one.
     pub(crate) fn member_path_at(&self, ty: &str, offset: u64, want: &str) -> Option<String> {
-        let want = want.trim();
-        let want = want
-            .strip_prefix("struct ")
-            .or_else(|| want.strip_prefix("union "))
-            .unwrap_or(want)
-            .trim();
         let agg = self.strip(self.find(ty)?);
         let mut path = String::new();
         self.path_at(agg, offset.checked_mul(8)?, want, &mut path, 0)

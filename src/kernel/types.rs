@@ -123,15 +123,15 @@ impl Types {
     /// `ext4_inode_info` at the inode's lock. None when no member there is
     /// one (a bit-field, padding, another type): never a guess.
     pub fn member_path_at(&self, ty: &str, offset: u64, want: &str) -> Option<String> {
-        if let Some(b) = &self.btf {
-            return b.member_path_at(ty, offset, want);
-        }
         let want = want.trim();
         let want = want
             .strip_prefix("struct ")
             .or_else(|| want.strip_prefix("union "))
             .unwrap_or(want)
             .trim();
+        if let Some(b) = &self.btf {
+            return b.member_path_at(ty, offset, want);
+        }
         let die = self.lookup_type(ty).ok()?;
         self.dwarf
             .member_path_at(die, offset, want.as_bytes())
