@@ -900,3 +900,134 @@ fn heap_locks_are_named_by_the_member_their_struct_puts_there() {
         assert!(checked > 0);
     }
 }
+
+#[test]
+fn rt_mutex_waiters_are_found_in_the_locks_tree() {
+    // No fixture has an rt_mutex: the chain dump's memory is patched with
+    // one, laid out by the dump's own types (6.1: `rt_mutex_base`, waiters
+    // in the `waiters` red-black tree through the records' tree nodes).
+    // labcrash/w's backtrace is made to sleep in rt_mutex_slowlock_block;
+    // its waiter record is put on its stack at that frame, the tree's root;
+    // labcrash/q's record, on its own stack, is the root's left child (a
+    // higher priority: first in the tree's order). The lock lies on
+    // labcrash/1's stack, owned by labcrash/rd with RT_MUTEX_HAS_WAITERS
+    // (bit 0, kernel/locking/rtmutex.c) set.
+    let Some((case, mut model)) = chain_model() else {
+        return;
+    };
+    let k = case.kernel();
+    let off = |ty: &str, m: &str| k.offset_of(ty, m).unwrap();
+    let phys = |va: u64| k.vtop(va).unwrap();
+    let task = |comm: &str| model.tasks.iter().find(|t| t.comm == comm).unwrap().clone();
+    let (w, q, one, rd) = (
+        task("labcrash/w"),
+        task("labcrash/q"),
+        task("labcrash/1"),
+        task("labcrash/rd"),
+    );
+    let stack = |t: &crashdeck::model::Task| k.read_member(t.task, "task_struct", "stack").unwrap();
+    let base_ty = if k.member("rt_mutex_base", "owner").is_ok() {
+        "rt_mutex_base"
+    } else {
+        "rt_mutex"
+    };
+    // `tree.entry` since 6.6 (and in 6.1 stable: Debian's 6.1.192 has it),
+    // `tree_entry` before.
+    let node = ["tree.entry", "tree_entry"]
+        .into_iter()
+        .find_map(|m| k.offset_of("rt_mutex_waiter", m).ok())
+        .unwrap();
+    let bt = model
+        .backtraces
+        .iter_mut()
+        .find(|b| b.pid == w.pid)
+        .unwrap();
+    let frame = bt
+        .frames
+        .iter_mut()
+        .find(|f| {
+            f.function
+                .as_deref()
+                .is_some_and(|f| f.contains("mutex_lock"))
+        })
+        .unwrap();
+    frame.function = Some("rt_mutex_slowlock_block.constprop.0".into());
+    let w_rec = frame.sp + 0x40;
+    let q_rec = stack(&q) + 0x800;
+    let lock = stack(&one) + 0x200;
+    let u64s = |v: u64| v.to_le_bytes().to_vec();
+    let mut patches = vec![
+        // The lock: its tree's root is w's node, the leftmost q's; the owner.
+        (
+            phys(lock + off(base_ty, "waiters.rb_root.rb_node")),
+            u64s(w_rec + node),
+        ),
+        (
+            phys(lock + off(base_ty, "waiters.rb_leftmost")),
+            u64s(q_rec + node),
+        ),
+        (phys(lock + off(base_ty, "owner")), u64s(rd.task | 1)),
+    ];
+    for (rec, t, parent, left) in [(w_rec, &w, 0, q_rec + node), (q_rec, &q, w_rec + node, 0)] {
+        patches.extend([
+            (
+                phys(rec + node + off("rb_node", "__rb_parent_color")),
+                u64s(parent),
+            ),
+            (phys(rec + node + off("rb_node", "rb_left")), u64s(left)),
+            (phys(rec + node + off("rb_node", "rb_right")), u64s(0)),
+            (phys(rec + off("rt_mutex_waiter", "task")), u64s(t.task)),
+            (phys(rec + off("rt_mutex_waiter", "lock")), u64s(lock)),
+        ]);
+    }
+    let pk = patched_kernel(&case, patches.clone());
+    let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
+    let l = g
+        .locks
+        .iter()
+        .find(|l| l.address == lock)
+        .expect("the rt_mutex");
+    assert_eq!(l.kind, "rt_mutex");
+    assert_eq!((l.owner, l.owner_word), (Some(rd.pid), rd.task | 1));
+    assert_eq!(
+        l.waiters
+            .iter()
+            .map(|x| (x.pid, x.waiter))
+            .collect::<Vec<_>>(),
+        [(q.pid, q_rec), (w.pid, w_rec)]
+    );
+    assert_eq!(
+        l.name,
+        format!("on the stack of labcrash/1 (PID {})", one.pid)
+    );
+    let wait = g.waits.iter().find(|x| x.pid == w.pid).unwrap();
+    assert_eq!((wait.kind.as_str(), wait.lock), ("rt_mutex", Some(lock)));
+
+    // A record not in the tree (the root points elsewhere) is no waiter:
+    // w waits on nothing found, and no rt_mutex is made up.
+    patches[0] = (
+        phys(lock + off(base_ty, "waiters.rb_root.rb_node")),
+        u64s(q_rec + node),
+    );
+    let pk = patched_kernel(&case, patches.clone());
+    let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
+    let wait = g.waits.iter().find(|x| x.pid == w.pid).unwrap();
+    assert_eq!((wait.kind.as_str(), wait.lock), ("rt_mutex", None));
+    assert!(g
+        .locks
+        .iter()
+        .all(|l| l.address != lock || l.waiters.len() == 1));
+    // A tree whose node points back at itself (a cycle) is no tree.
+    patches[0] = (
+        phys(lock + off(base_ty, "waiters.rb_root.rb_node")),
+        u64s(w_rec + node),
+    );
+    patches.push((
+        phys(q_rec + node + off("rb_node", "rb_left")),
+        u64s(w_rec + node),
+    ));
+    let pk = patched_kernel(&case, patches);
+    let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
+    let wait = g.waits.iter().find(|x| x.pid == w.pid).unwrap();
+    assert_eq!(wait.lock, None);
+}

@@ -12,6 +12,9 @@
 //! around, every node but one is a waiter record on the stack of the task
 //! it names: the one left is the lock's `wait_list`, and container_of gives
 //! the lock. A stale stack word fails one of these checks and is not taken.
+//! An `rt_mutex` queues its waiters in a red-black tree instead: its
+//! `rt_mutex_waiter` on the stack names the task and the lock, and is taken
+//! only when walking the lock's `waiters` tree finds it (`RtLayout`).
 //!
 //! Owners (flag bits from kernel/locking/*.c, which keeps them in macros,
 //! not types; the layout is told apart by the types):
@@ -24,6 +27,7 @@
 //!   which a `task_struct`, aligned to a cache line, never has set). `count`:
 //!   RWSEM_WRITER_LOCKED bit 0, WAITERS bit 1, HANDOFF bit 2, the readers
 //!   from RWSEM_READER_SHIFT (8) up, RWSEM_FLAG_READFAIL the top bit.
+//! - `rt_mutex(_base).owner`: the task, RT_MUTEX_HAS_WAITERS in bit 0.
 //! - `rw_semaphore.owner` a `struct task_struct *` (4.18, the xadd rwsem):
 //!   the writer, or RWSEM_READER_OWNED (bit 0) when readers hold it; `count`
 //!   keeps the active lockers in its low 32 bits (RWSEM_ACTIVE_MASK).
@@ -368,6 +372,19 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
             wait.kind = kind.into();
             wait.function = Some(function.to_string());
             wait.level = Some(level);
+            if kind == "rt_mutex" {
+                let hi = next_sp.max(sp.saturating_add(SCAN_BYTES));
+                if let Some(rl) = RtLayout::new(k) {
+                    if let Some(found) = rl.find_waiter(k, &layout, &by_task, task.task, sp, hi) {
+                        wait.lock = Some(found.lock);
+                        if let std::collections::btree_map::Entry::Vacant(e) =
+                            locks.entry(found.lock)
+                        {
+                            e.insert(rl.read_lock(k, &layout, found.lock, &by_task, &model.slabs));
+                        }
+                    }
+                }
+            }
             if let Some(lk) = LOCK_KINDS.iter().find(|l| l.kind == kind) {
                 let hi = next_sp.max(sp.saturating_add(SCAN_BYTES));
                 if let Some(found) =
@@ -678,6 +695,155 @@ fn read_lock(
         });
     }
     Ok(out)
+}
+
+/// An `rt_mutex` (kernel/locking/rtmutex.c) keeps its waiters in a
+/// red-black tree by priority (`waiters`, an `rb_root_cached`), not a list:
+/// each waiter's `rt_mutex_waiter` lives on its stack, names its task and
+/// its lock (`lock`), and is a node of that tree (`tree_entry` to 6.5,
+/// `tree.entry` from 6.6). The owner is `owner` with bit 0
+/// (RT_MUTEX_HAS_WAITERS) masked. From 5.15 the lock proper is `struct
+/// rt_mutex_base`, the first member of `rt_mutex`; before, `rt_mutex`.
+struct RtLayout {
+    lock_ty: &'static str,
+    /// In `rt_mutex_waiter`: the tree node, the task, the lock.
+    node: u64,
+    task: u64,
+    lock: u64,
+    /// In the lock: the tree's root node pointer, the owner.
+    root: u64,
+    owner: u64,
+    /// In `rb_node`.
+    left: u64,
+    right: u64,
+}
+
+/// RT_MUTEX_HAS_WAITERS (kernel/locking/rtmutex.c): bit 0 of `owner`.
+const RT_MUTEX_HAS_WAITERS: u64 = 1;
+
+impl RtLayout {
+    fn new(k: &Kernel) -> Option<RtLayout> {
+        let lock_ty = if k.has_member("rt_mutex_base", "owner") {
+            "rt_mutex_base"
+        } else {
+            "rt_mutex"
+        };
+        let node = ["tree.entry", "tree_entry"]
+            .into_iter()
+            .find_map(|m| k.offset_of("rt_mutex_waiter", m).ok())?;
+        Some(RtLayout {
+            lock_ty,
+            node,
+            task: k.offset_of("rt_mutex_waiter", "task").ok()?,
+            lock: k.offset_of("rt_mutex_waiter", "lock").ok()?,
+            root: k.offset_of(lock_ty, "waiters.rb_root.rb_node").ok()?,
+            owner: k.offset_of(lock_ty, "owner").ok()?,
+            left: k.offset_of("rb_node", "rb_left").ok()?,
+            right: k.offset_of("rb_node", "rb_right").ok()?,
+        })
+    }
+
+    /// The waiter records of the lock's tree, in order (highest priority
+    /// first); None for a tree that does not read as one (a cycle, more
+    /// than MAX_WAITERS nodes, an unreadable node).
+    fn waiters(&self, k: &Kernel, lock: u64) -> Option<Vec<u64>> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut stack = Vec::new();
+        let mut n = k.read_u64(lock.wrapping_add(self.root)).ok()?;
+        loop {
+            while n != 0 {
+                if !seen.insert(n) || seen.len() > MAX_WAITERS {
+                    return None;
+                }
+                stack.push(n);
+                n = k.read_u64(n.wrapping_add(self.left)).ok()?;
+            }
+            let Some(top) = stack.pop() else {
+                return Some(out);
+            };
+            out.push(top.wrapping_sub(self.node));
+            n = k.read_u64(top.wrapping_add(self.right)).ok()?;
+        }
+    }
+
+    /// A waiter record for `task` on its stack in [lo, hi) whose lock's
+    /// tree holds it.
+    fn find_waiter(
+        &self,
+        k: &Kernel,
+        l: &Layout,
+        by_task: &HashMap<u64, &crate::model::Task>,
+        task: u64,
+        lo: u64,
+        hi: u64,
+    ) -> Option<Found> {
+        let (slo, shi) = stack_of(k, l, task)?;
+        let mut at = lo.max(slo) & !7;
+        while at + 8 <= hi.min(shi) {
+            if k.read_u64(at).ok() == Some(task) {
+                let w = at.wrapping_sub(self.task);
+                let lock = k.read_u64(w.wrapping_add(self.lock)).unwrap_or(0);
+                if lock != 0
+                    && on_stack_of(k, l, by_task, w, task)
+                    && self.waiters(k, lock).is_some_and(|ws| ws.contains(&w))
+                {
+                    return Some(Found { lock, waiter: w });
+                }
+            }
+            at += 8;
+        }
+        None
+    }
+
+    fn read_lock(
+        &self,
+        k: &Kernel,
+        l: &Layout,
+        lock: u64,
+        by_task: &HashMap<u64, &crate::model::Task>,
+        caches: &[crate::model::SlabCache],
+    ) -> Lock {
+        let word = k.read_u64(lock.wrapping_add(self.owner)).unwrap_or(0);
+        let pid_of = |t: u64| by_task.get(&t).map(|t| (t.pid, t.comm.clone()));
+        let mut out = Lock {
+            address: lock,
+            name: lock_name(k, caches, lock, Some(self.lock_ty))
+                .unwrap_or_else(|| format!("{lock:#x}")),
+            kind: "rt_mutex".into(),
+            owner_word: word,
+            ..Default::default()
+        };
+        let owner = word & !RT_MUTEX_HAS_WAITERS;
+        if owner != 0 {
+            match pid_of(owner) {
+                Some((pid, comm)) => {
+                    out.owner = Some(pid);
+                    out.owner_comm = Some(comm);
+                }
+                None => out.owner_comm = Some(format!("task {owner:#x} (not on the task list)")),
+            }
+        }
+        for w in self.waiters(k, lock).unwrap_or_default() {
+            let Ok(t) = k.read_u64(w.wrapping_add(self.task)) else {
+                continue;
+            };
+            let Some((pid, comm)) = pid_of(t) else {
+                continue;
+            };
+            if !on_stack_of(k, l, by_task, w, t) {
+                continue;
+            }
+            out.waiters.push(LockWaiter {
+                pid,
+                comm,
+                mode: String::new(),
+                waited_ns: waited(k, l, t, by_task.get(&t).map_or(0, |t| t.cpu)),
+                waiter: w,
+            });
+        }
+        out
+    }
 }
 
 /// Where a heap address lies: the slab cache and the object's start.
