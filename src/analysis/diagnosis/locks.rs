@@ -119,7 +119,10 @@ fn held_detail(cx: &Ctx, l: &Lock) -> String {
 /// A wait queue found from the stack (the task's wait kind is kept: a
 /// completion, a page lock, I/O, a percpu_rw_semaphore).
 fn is_queue(l: &Lock) -> bool {
-    !matches!(l.kind.as_str(), "mutex" | "rw_semaphore" | "semaphore")
+    !matches!(
+        l.kind.as_str(),
+        "mutex" | "rw_semaphore" | "semaphore" | "rt_mutex"
+    )
 }
 
 /// The lock as a sentence names it: a global by its symbol, a queue in a
@@ -454,6 +457,25 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn an_rt_mutex_is_a_lock_not_a_wait_queue() {
+        let l = Lock {
+            kind: "rt_mutex".into(),
+            name: "on the stack of labcrash/1 (PID 128)".into(),
+            ..Default::default()
+        };
+        assert!(!is_queue(&l));
+        assert_eq!(
+            lock_words(&l),
+            "the rt mutex on the stack of labcrash/1 (PID 128)"
+        );
+        let q = Lock {
+            kind: "completion".into(),
+            ..l
+        };
+        assert!(is_queue(&q));
     }
 
     #[test]
