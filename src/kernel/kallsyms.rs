@@ -797,7 +797,7 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
     }
     let next_after = |i: usize, a: u64| {
         if sorted {
-            return next_addr[i].checked_sub(a).unwrap_or(0);
+            return next_addr[i].saturating_sub(a);
         }
         let i = by_addr.partition_point(|&x| x <= a);
         by_addr.get(i).map(|&n| n - a).unwrap_or(0)
