@@ -1031,3 +1031,111 @@ fn rt_mutex_waiters_are_found_in_the_locks_tree() {
     let wait = g.waits.iter().find(|x| x.pid == w.pid).unwrap();
     assert_eq!(wait.lock, None);
 }
+
+#[test]
+fn headless_wait_rings_of_7x_locks_are_followed_to_their_lock() {
+    // 7.x keeps no list head in a mutex: the waiters' records are linked in
+    // a ring among themselves and `mutex.first_waiter` points at the first
+    // (kernel/locking/mutex.c, __mutex_add_waiter). The 7.2 dump's memory is
+    // patched with such a mutex: two sleeping tasks made to wait in
+    // __mutex_lock with their records on their stacks, ringed; the mutex on
+    // a third task's stack, owned by it, its first waiter the first task's
+    // record. Nothing in a record names the lock: it is found from the
+    // lock pointer on the waiter's stack, or from `task_struct.blocker`.
+    let Some(case) = common::case_or_skip("debian72-sysrq-kdump-zlib") else {
+        return;
+    };
+    let k = case.kernel();
+    if k.member("mutex", "first_waiter").is_err() {
+        panic!("the 7.2 kernel's mutex has first_waiter (its types say otherwise)");
+    }
+    let mut model = case.model();
+    let off = |ty: &str, m: &str| k.offset_of(ty, m).unwrap();
+    let phys = |va: u64| k.vtop(va).unwrap();
+    let u64s = |v: u64| v.to_le_bytes().to_vec();
+    let sleepers: Vec<crashdeck::model::Task> = model
+        .tasks
+        .iter()
+        .filter(|t| t.pid > 1 && !t.active && t.state == "IN")
+        .filter(|t| {
+            model
+                .backtraces
+                .iter()
+                .any(|b| b.pid == t.pid && b.frames.len() > 2)
+        })
+        .take(3)
+        .cloned()
+        .collect();
+    assert_eq!(sleepers.len(), 3, "three sleeping tasks with backtraces");
+    let (a, b, o) = (&sleepers[0], &sleepers[1], &sleepers[2]);
+    let stack = |t: &crashdeck::model::Task| k.read_member(t.task, "task_struct", "stack").unwrap();
+    let mut frame_sp = |pid: i64| {
+        let bt = model.backtraces.iter_mut().find(|x| x.pid == pid).unwrap();
+        let f = &mut bt.frames[1];
+        f.function = Some("__mutex_lock.constprop.0".into());
+        f.sp
+    };
+    let (a_sp, b_sp) = (frame_sp(a.pid), frame_sp(b.pid));
+    let (ra, rb) = (a_sp + 0x40, b_sp + 0x40);
+    let lock = stack(o) + 0x300;
+    let (list, task, next, prev) = (
+        off("mutex_waiter", "list"),
+        off("mutex_waiter", "task"),
+        off("list_head", "next"),
+        off("list_head", "prev"),
+    );
+    let ring = |(r, t, other): (u64, u64, u64)| {
+        vec![
+            (phys(r + list + next), u64s(other + list)),
+            (phys(r + list + prev), u64s(other + list)),
+            (phys(r + task), u64s(t)),
+        ]
+    };
+    let mut base = vec![
+        (phys(lock + off("mutex", "owner")), u64s(o.task)),
+        (phys(lock + off("mutex", "first_waiter")), u64s(ra)),
+    ];
+    base.extend(ring((ra, a.task, rb)));
+    base.extend(ring((rb, b.task, ra)));
+    let check = |patches: Vec<(u64, Vec<u8>)>, how: &str| {
+        let pk = patched_kernel(&case, patches);
+        let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
+        let l = g
+            .locks
+            .iter()
+            .find(|l| l.address == lock)
+            .unwrap_or_else(|| panic!("{how}: the mutex is found: {:#?}", g.waits));
+        assert_eq!((l.kind.as_str(), l.owner), ("mutex", Some(o.pid)), "{how}");
+        assert_eq!(
+            l.waiters
+                .iter()
+                .map(|w| (w.pid, w.waiter))
+                .collect::<Vec<_>>(),
+            [(a.pid, ra), (b.pid, rb)],
+            "{how}"
+        );
+        for t in [a, b] {
+            let w = g.waits.iter().find(|w| w.pid == t.pid).unwrap();
+            assert_eq!((w.kind.as_str(), w.lock), ("mutex", Some(lock)), "{how}");
+        }
+    };
+    // The lock pointer the slow path keeps, spilled on a waiter's stack.
+    let mut spilled = base.clone();
+    spilled.push((phys(a_sp + 0x80), u64s(lock)));
+    check(spilled.clone(), "from the stack");
+    // The same from the hung-task blocker, where the kernel has one
+    // (BLOCKER_TYPE_MUTEX is 0).
+    if k.member("task_struct", "blocker").is_ok() {
+        let mut blocked = base.clone();
+        let at = off("task_struct", "blocker");
+        blocked.push((phys(a.task + at), u64s(lock)));
+        blocked.push((phys(b.task + at), u64s(lock)));
+        check(blocked, "from task_struct.blocker");
+        eprintln!("task_struct.blocker: checked");
+    }
+    // A ring broken (b's record no longer links back): no lock is taken.
+    spilled.push((phys(rb + list + next), u64s(rb + 0x1000)));
+    let pk = patched_kernel(&case, spilled);
+    let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
+    assert!(g.locks.iter().all(|l| l.address != lock), "{:#?}", g.locks);
+}

@@ -12,6 +12,11 @@
 //! around, every node but one is a waiter record on the stack of the task
 //! it names: the one left is the lock's `wait_list`, and container_of gives
 //! the lock. A stale stack word fails one of these checks and is not taken.
+//! 7.x keeps no list head in these locks: the records form a ring among
+//! themselves and the lock points at the first (`first_waiter`); the lock
+//! is then the pointer, from the task's hung-task `blocker` or the waiters'
+//! stacks, whose `first_waiter` is one of the ring's records
+//! (`headless_lock`).
 //! An `rt_mutex` queues its waiters in a red-black tree instead: its
 //! `rt_mutex_waiter` on the stack names the task and the lock, and is taken
 //! only when walking the lock's `waiters` tree finds it (`RtLayout`).
@@ -572,7 +577,14 @@ fn find_waiter(
 ) -> Option<Found> {
     let list_off = k.offset_of(lk.waiter_ty, lk.waiter_list).ok()?;
     let task_off = k.offset_of(lk.waiter_ty, lk.waiter_task).ok()?;
-    let wl_off = k.offset_of(lk.lock_ty, lk.head).ok()?;
+    let head_off = match k.offset_of(lk.lock_ty, lk.head) {
+        Ok(o) => Some(o),
+        // 7.x: no list head in the lock, only `first_waiter`.
+        Err(_) => {
+            k.offset_of(lk.lock_ty, FIRST_WAITER).ok()?;
+            None
+        }
+    };
     let (slo, shi) = stack_of(k, l, task)?;
     let lo = lo.max(slo) & !7;
     let hi = hi.min(shi);
@@ -591,6 +603,12 @@ fn find_waiter(
         if !consistent(k, l, node) {
             continue;
         }
+        let Some(wl_off) = head_off else {
+            if let Some(lock) = headless_lock(k, l, lk, by_task, task, node) {
+                return Some(Found { lock, waiter: w });
+            }
+            continue;
+        };
         let Some(head) = wait_list_head(k, l, by_task, node, list_off, task_off) else {
             continue;
         };
@@ -602,6 +620,100 @@ fn find_waiter(
     None
 }
 
+/// 7.x keeps no list head in a mutex, rw_semaphore or semaphore: the
+/// waiter records are linked in a ring among themselves and the lock
+/// points at the first (`first_waiter`; kernel/locking/mutex.c
+/// `__mutex_add_waiter`). Nothing in a record names its lock, so the lock
+/// is found the other way: a pointer whose `first_waiter` is one of the
+/// ring's records, taken from the task's `blocker` (hung-task blocker
+/// tracking: the lock with BLOCKER_TYPE in its low 2 bits) or else from the
+/// words on the waiting tasks' stacks (the lock pointer the slow path keeps
+/// in a callee-saved register, spilled by the scheduler). Every node of the
+/// ring must be a record on the stack of the task it names.
+fn headless_lock(
+    k: &Kernel,
+    l: &Layout,
+    lk: &LockKind,
+    by_task: &HashMap<u64, &crate::model::Task>,
+    task: u64,
+    node: u64,
+) -> Option<u64> {
+    let list_off = k.offset_of(lk.waiter_ty, lk.waiter_list).ok()?;
+    let task_off = k.offset_of(lk.waiter_ty, lk.waiter_task).ok()?;
+    let first_off = k.offset_of(lk.lock_ty, FIRST_WAITER).ok()?;
+    let mut ring = vec![node];
+    ring.extend(k.list_for_each(node, MAX_WAITERS).ok()?);
+    let mut records = HashSet::new();
+    let mut tasks = Vec::new();
+    for n in ring {
+        let w = n.wrapping_sub(list_off);
+        let t = k.read_u64(w.wrapping_add(task_off)).ok()?;
+        if !on_stack_of(k, l, by_task, w, t) {
+            return None;
+        }
+        records.insert(w);
+        tasks.push(t);
+    }
+    // Not an address on the waiters' own stacks: a pointer to a stack slot
+    // just below a record would read that record's list link as a
+    // `first_waiter`.
+    let stacks: Vec<(u64, u64)> = tasks.iter().filter_map(|&t| stack_of(k, l, t)).collect();
+    let is_lock = |p: u64| {
+        p != 0
+            && !stacks.iter().any(|&(lo, hi)| p >= lo && p < hi)
+            && k.read_u64(p.wrapping_add(first_off))
+                .is_ok_and(|f| records.contains(&f))
+    };
+    const BLOCKER_TYPE_MASK: u64 = 0x3;
+    if let Ok(b) = k.read_member(task, "task_struct", "blocker") {
+        if is_lock(b & !BLOCKER_TYPE_MASK) {
+            return Some(b & !BLOCKER_TYPE_MASK);
+        }
+    }
+    for &(lo, hi) in &stacks {
+        let n = usize::try_from((hi - lo) / 8).ok()?;
+        let Ok(words) = k.read_u64_array(lo, n) else {
+            continue;
+        };
+        // Kernel addresses only (the upper half), each looked at once.
+        let mut tried = HashSet::new();
+        for &p in words.iter().filter(|&&p| p >> 63 == 1 && p & 7 == 0) {
+            if tried.insert(p) && is_lock(p) {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// The lock member that points at the first waiter record (7.x).
+const FIRST_WAITER: &str = "first_waiter";
+
+/// The waiter records queued on a lock, in queue order: the lock's list
+/// from its head, or (7.x) the ring from `first_waiter`.
+fn queued_records(k: &Kernel, lk: &LockKind, lock: u64) -> Result<Vec<u64>> {
+    let list_off = k.offset_of(lk.waiter_ty, lk.waiter_list)?;
+    if let Ok(head) = k.offset_of(lk.lock_ty, lk.head) {
+        let nodes = k.list_for_each(lock.wrapping_add(head), MAX_WAITERS)?;
+        return Ok(nodes
+            .into_iter()
+            .map(|n| n.wrapping_sub(list_off))
+            .collect());
+    }
+    let first = k.read_u64(lock.wrapping_add(k.offset_of(lk.lock_ty, FIRST_WAITER)?))?;
+    if first == 0 {
+        return Ok(Vec::new());
+    }
+    let node = first.wrapping_add(list_off);
+    let mut out = vec![first];
+    out.extend(
+        k.list_for_each(node, MAX_WAITERS)?
+            .into_iter()
+            .map(|n| n.wrapping_sub(list_off)),
+    );
+    Ok(out)
+}
+
 fn read_lock(
     k: &Kernel,
     l: &Layout,
@@ -610,9 +722,7 @@ fn read_lock(
     by_task: &HashMap<u64, &crate::model::Task>,
     caches: &[crate::model::SlabCache],
 ) -> Result<Lock> {
-    let list_off = k.offset_of(lk.waiter_ty, lk.waiter_list)?;
     let task_off = k.offset_of(lk.waiter_ty, lk.waiter_task)?;
-    let wl = lock.wrapping_add(k.offset_of(lk.lock_ty, lk.head)?);
     let pid_of = |t: u64| by_task.get(&t).map(|t| (t.pid, t.comm.clone()));
     let mut out = Lock {
         address: lock,
@@ -670,8 +780,7 @@ fn read_lock(
     }
     let write = k.enum_value("RWSEM_WAITING_FOR_WRITE").ok();
     let type_m = k.member("rwsem_waiter", "type").ok();
-    for n in k.list_for_each(wl, MAX_WAITERS)? {
-        let w = n.wrapping_sub(list_off);
+    for w in queued_records(k, lk, lock)? {
         let t = k.read_u64(w + task_off)?;
         let Some((pid, comm)) = pid_of(t) else {
             continue;
