@@ -1915,3 +1915,35 @@ fn free_cma_pages_do_not_lift_a_zone_over_min() {
     assert_eq!(zone_level(&m.zones[0]), ZoneLevel::BelowMin);
     assert_eq!(zone_level(&m.zones[1]), ZoneLevel::Ok);
 }
+
+#[test]
+fn an_oom_verdict_leads_with_what_held_the_memory() {
+    // The tasks held it: the verdict's first fact is the largest RSS, before
+    // the sysctl and the allocation.
+    let user = [
+        "stress invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=0",
+        "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+    ];
+    let mut m = oom_model(&user, &[("vm.panic_on_oom", 1)]);
+    m.tasks[1].rss_kib = 1_258_291;
+    let v = diag(&m).verdict;
+    let body = v.split_once(": ").map(|x| x.1).expect(&v);
+    assert!(body.starts_with("largest RSS: worker ("), "{v}");
+    // A kernel allocation made for a task (a page table for stress): that
+    // allocation opens, then the task that held the memory.
+    let kernel = [
+        "stress invoked oom-killer: gfp_mask=0x400dc0(GFP_KERNEL_ACCOUNT|__GFP_ZERO), order=0, oom_score_adj=0",
+        "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+    ];
+    let mut m = oom_model(&kernel, &[("vm.panic_on_oom", 1)]);
+    m.tasks[1].rss_kib = 1_258_291;
+    let v = diag(&m).verdict;
+    let body = v.split_once(": ").map(|x| x.1).expect(&v);
+    assert!(
+        body.starts_with(
+            "the failed allocation was a kernel one (0x400dc0(GFP_KERNEL_ACCOUNT|__GFP_ZERO)) by stress; largest RSS: worker ("
+        ),
+        "{v}"
+    );
+    assert!(!v.contains("kernel memory, not user tasks"), "{v}");
+}

@@ -28,6 +28,9 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         }
     }
     let mut facts: Vec<String> = Vec::new();
+    // What the verdict leads with (who or what held the memory, and a
+    // failed kernel allocation made for a task), before the other facts.
+    let mut lead: Vec<String> = Vec::new();
     let mut remedies: Vec<String> = Vec::new();
 
     // The sysctl that made it a panic.
@@ -156,7 +159,7 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             .filter(|t| Some(t) != path.as_ref())
             .map(|t| format!(" (the task is in {t})"))
             .unwrap_or_default();
-        facts.push(format!("memory cgroup OOM: {what}{task_cg}"));
+        lead.push(format!("memory cgroup OOM: {what}{task_cg}"));
         if pom == Var::Read(2) || cx.panic_has("compulsory") {
             facts
                 .push("vm.panic_on_oom=2 made this cgroup OOM a panic of the whole machine".into());
@@ -173,7 +176,7 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         evidence.push(log_ev(c.log, &c.line));
         let nodes = c.mems_allowed.as_deref().unwrap_or("?");
         if c.kind == "CONSTRAINT_CPUSET" {
-            facts.push(format!(
+            lead.push(format!(
                 "cpuset-constrained OOM: the cpuset {} may use only memory node(s) {nodes}, and those were full (other nodes may have had free memory)",
                 c.cpuset.as_deref().unwrap_or("?")
             ));
@@ -181,7 +184,7 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
                 "Widen the cpuset's cpuset.mems (now {nodes}) or move the workload to a cpuset whose nodes have room"
             ));
         } else {
-            facts.push(format!(
+            lead.push(format!(
                 "memory-policy-constrained OOM: the task's NUMA policy (mbind/set_mempolicy MPOL_BIND) allowed only node(s) {}, and those were full",
                 c.nodemask.as_deref().unwrap_or("?")
             ));
@@ -265,7 +268,7 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         other => (None, other),
     };
     if let Some(k) = &kernel {
-        facts.insert(0, k.fact.clone());
+        lead.insert(0, k.fact.clone());
         for (j, r) in k.remedies.iter().enumerate() {
             remedies.insert(j, r.clone());
         }
@@ -273,16 +276,23 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
     if let Some(a) = &alloc {
         if let Some((f, e)) = kernel_allocation(cx, a) {
             evidence.push(e);
-            facts.insert(usize::from(kernel.is_some()), f);
+            lead.insert(usize::from(kernel.is_some()).min(lead.len()), f);
         }
     }
     if let Some((comm, (kib, n, _))) = groups.first() {
-        facts.push(format!(
+        let fact = format!(
             "largest RSS: {comm} ({n} process{}, {} MiB, {}% of RAM)",
             if *n == 1 { "" } else { "es" },
             kib / 1024,
             pct(*kib as f64, ram_kib as f64)
-        ));
+        );
+        // The tasks held it: they lead (a cgroup's limit or the kernel's
+        // own consumer leads instead where that is the cause).
+        if kernel.is_none() && !constrained {
+            lead.push(fact);
+        } else {
+            facts.push(fact);
+        }
         if kernel.is_none() && !constrained {
             remedies.push(format!(
                 "Limit the offending workload ({comm}): run it in a cgroup with memory.max (systemd MemoryMax=), or fix its memory use"
@@ -480,7 +490,7 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
     };
     Some(Diagnosis {
         class: if panic_on_oom { "oom_panic" } else { "oom" }.into(),
-        verdict: format!("{head}: {}", facts.join("; ")),
+        verdict: format!("{head}: {}", [lead, facts].concat().join("; ")),
         evidence,
         remedies,
     })
