@@ -312,8 +312,9 @@ fn live_snapshot(
             "crashdeck:   ms per part (kcore reads, KiB read): {}",
             parts.join(", ")
         );
-        // The refresh's own figures and this process's RSS, for a soak to
-        // check every refresh by (tests/live_guest.rs).
+        // The refresh's own figures, its problems (part: message) and this
+        // process's RSS, for a soak to check every refresh by
+        // (tests/live_guest.rs).
         let m = &snap.model;
         let zones: Vec<String> = m
             .zones
@@ -326,7 +327,11 @@ fn live_snapshot(
                 )
             })
             .collect();
-        let problems: Vec<&str> = m.problems.iter().map(|p| p.part.as_str()).collect();
+        let problems: Vec<String> = m
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.part, p.message))
+            .collect();
         eprintln!(
             "crashdeck:   figures at {:.1} s: VmRSS {} kB, MemTotal {} MemFree {} pages, zones: {}; problems: [{}]",
             t0.elapsed().as_secs_f64(),
