@@ -8,8 +8,12 @@
 //! lie between the two reads, widened only by what the kernel itself
 //! batches (per-CPU counter drift, per-thread RSS caches).
 //!
-//! Needs QEMU, busybox-static, stress, cpio, kmod and Debian's archive (the
-//! kernel package); a TCG boot takes a minute or two. Runs when
+//! The dashboard itself (`crashdeck --live --interval 1`) runs in tmux
+//! inside the guest and is read from its captured screens; with
+//! CRASHDECK_LIVE_SOAK_SECS=N the soak is N refreshes 1 s apart.
+//!
+//! Needs QEMU, busybox-static, stress, cpio, kmod, tmux and Debian's archive
+//! (the kernel package); a TCG boot takes a minute or two. Runs when
 //! CRASHDECK_LIVE_GUEST=1 (see README: "Live guest test").
 
 use crashdeck::model::DumpModel;
@@ -750,6 +754,131 @@ fn check_timed_soak(files: &Path, soak: &str, secs: usize) {
     }
 }
 
+/// The refresh number on a live dashboard's status line ("refresh #12").
+fn refresh_no(screen: &str) -> Option<u64> {
+    number_after(screen, "refresh #").map(|v| v as u64)
+}
+
+/// The zones' free pages as the Memory panel prints them ("0 DMA32 OK free
+/// 123456 min ..."): "node name" → free pages. Panels beside it are cut
+/// off at their borders.
+fn screen_zone_free(screen: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for piece in screen.lines().flat_map(|l| l.split(['│', '┃'])) {
+        let Some(i) = piece.find(" free ") else {
+            continue;
+        };
+        if !piece[i..].contains(" min ") {
+            continue;
+        }
+        let w: Vec<&str> = piece[..i].split_whitespace().collect();
+        let (Some(node), Some(name)) = (w.first(), w.get(1)) else {
+            continue;
+        };
+        if node.parse::<u32>().is_err() {
+            continue;
+        }
+        if let Some(free) = number_after(&piece[i..], " free ") {
+            out.insert(format!("{node} {name}"), free as u64);
+        }
+    }
+    out
+}
+
+/// The dashboard (`crashdeck --live --interval 1`) in tmux inside the guest,
+/// read as a user reads it: the panels drew; the status line's refresh
+/// number and crashdeck's own CPU share are there and the number advanced
+/// between captures a few seconds apart; a zone's free pages on the Memory
+/// panel fell while a 128 MiB stress took its memory (by at least half of
+/// it: 16,384 pages; the guest's own /proc/zoneinfo beside each capture is
+/// printed); space paused it (the status line says PAUSED and the number
+/// stays), r refreshed once while paused, q quit with status 0.
+fn check_dashboard(files: &Path) {
+    if !files.join("screen.1-before").exists() {
+        // guest.sh found no tmux on this host
+        assert!(
+            std::env::var("CRASHDECK_REQUIRE_FIXTURES").map_or(true, |v| v != "1"),
+            "no tmux on the host: the dashboard was not run in the guest"
+        );
+        eprintln!("skipped the dashboard in tmux: no tmux on the host");
+        return;
+    }
+    let tmux_err = std::fs::read_to_string(files.join("tmux.err")).unwrap_or_default();
+    let screen = |n: &str| read(files, &format!("screen.{n}"));
+    let first = screen("1-before");
+    eprintln!("dashboard, first capture:\n{first}");
+    for title in ["Summary", "Backtrace", "Processes", "Memory", "Kernel log"] {
+        assert!(
+            first.contains(title),
+            "no {title} panel: {tmux_err}\n{first}"
+        );
+    }
+    let names = [
+        "1-before",
+        "2-before",
+        "3-stress",
+        "4-stress",
+        "5-paused",
+        "6-paused",
+        "7-paused-r",
+    ];
+    let no: Vec<u64> = names
+        .iter()
+        .map(|n| refresh_no(&screen(n)).unwrap_or_else(|| panic!("no refresh # on {n}")))
+        .collect();
+    eprintln!(
+        "dashboard: refresh # at each capture: {:?}",
+        names.iter().zip(&no).collect::<Vec<_>>()
+    );
+    assert!(no[0] < no[1] && no[1] < no[2] && no[2] < no[3], "{no:?}");
+    for n in ["1-before", "2-before", "3-stress", "4-stress"] {
+        assert!(!screen(n).contains("PAUSED"), "{n} says PAUSED");
+    }
+    // Paused: the status line says so, and nothing refreshes until r.
+    let paused = screen("6-paused");
+    assert!(paused.contains("PAUSED"), "{paused}");
+    // crashdeck's own CPU share over 30 s, on the status line (at 160
+    // columns it shows beside PAUSED; while refreshing its end is the
+    // refresh's own cost, "refresh #N 70 ms (cpu 70 ms, ...)").
+    assert!(paused.contains("% cpu (30 s)"), "{paused}");
+    assert!(first.contains(" ms (cpu "), "{first}");
+    assert!(screen("5-paused").contains("PAUSED"));
+    assert_eq!(no[4], no[5], "refreshed while paused");
+    assert_eq!(no[6], no[5] + 1, "r refreshes once while paused");
+    assert!(screen("7-paused-r").contains("PAUSED"));
+    let quit = screen("8-quit");
+    assert!(quit.contains("crashdeck exited 0"), "{quit}");
+
+    // A zone's free pages on screen fell while the stress took 128 MiB.
+    let (before, during) = (
+        screen_zone_free(&screen("2-before")),
+        screen_zone_free(&screen("4-stress")),
+    );
+    let zb = zoneinfo(&read(files, "screen-zoneinfo.2-before"));
+    let zd = zoneinfo(&read(files, "screen-zoneinfo.4-stress"));
+    let mut fell = 0;
+    for (z, b) in &before {
+        let d = during.get(z).copied().unwrap_or(*b);
+        let key = z
+            .split_once(' ')
+            .map(|(n, name)| (n.parse::<u32>().unwrap_or(0), name.to_string()));
+        let proc_free = |zi: &BTreeMap<(u32, String), ZoneInfo>| {
+            key.as_ref().and_then(|k| zi.get(k)).map_or(0, |z| z.free)
+        };
+        eprintln!(
+            "dashboard: zone {z}: free {b} -> {d} on screen; /proc/zoneinfo {} -> {}",
+            proc_free(&zb),
+            proc_free(&zd)
+        );
+        fell = fell.max(b.saturating_sub(d));
+    }
+    assert!(!before.is_empty(), "no zone on the Memory panel");
+    assert!(
+        fell >= 16384,
+        "no zone's free pages fell on screen: {before:?} -> {during:?}"
+    );
+}
+
 /// The guest's slowdown against this host on one CPU-bound command (busybox
 /// dd | sha256sum of 64 MiB, user + system seconds), to read the guest's
 /// figures as a host's: printed, not asserted.
@@ -829,6 +958,7 @@ fn live_snapshot_matches_the_guests_own_proc_files() {
     check_record(&files);
     check_findings(&files);
     check_blocked(&files);
+    check_dashboard(&files);
     check_soak_and_cost(&files);
     calibrate(&files);
     check_refusals(&files);

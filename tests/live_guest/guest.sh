@@ -24,6 +24,19 @@ trap 'rm -rf "$extra"' EXIT
 cp "$here/run.sh" "$extra/run.sh"
 strip -o "$extra/crashdeck" "$bin"
 [ -n "$vmlinux" ] && cp "$vmlinux" "$extra/vmlinux"
+# The dashboard in tmux inside the guest: the host's tmux (its libraries
+# follow through mkinitrd.sh), the terminfo entries run.sh uses and the
+# C.UTF-8 locale (tmux wants a UTF-8 locale; the initramfs has none).
+if tmux=$(command -v tmux); then
+  mkdir -p "$extra/bin" "$extra/terminfo/s" "$extra/terminfo/t" "$extra/locale"
+  cp "$tmux" "$extra/bin/tmux"
+  for t in s/screen t/tmux-256color; do
+    for d in /usr/share/terminfo /lib/terminfo; do
+      [ -e "$d/$t" ] && { cp -L "$d/$t" "$extra/terminfo/$t"; break; }
+    done
+  done
+  [ -d /usr/lib/locale/C.utf8 ] && cp -a /usr/lib/locale/C.utf8 "$extra/locale/"
+fi
 # CRASHDECK_LIVE_SOAK_SECS=N: run.sh's soak is N refreshes 1 s apart (read
 # from /extra/soak_secs) instead of 300 back to back; the guest's time grows
 # by N s, and by as much again for refreshes slower than 1 s.

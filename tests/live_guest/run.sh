@@ -52,6 +52,51 @@ kill_stress() {
   kill "$1" 2>/dev/null  # gone already when its last worker was
 }
 
+# The dashboard in tmux (guest.sh puts tmux, its libraries, the terminfo of
+# screen and tmux-256color and the C.UTF-8 locale under /extra), refreshing
+# every second at 160x50: screens captured twice before a 128 MiB stress,
+# twice while it takes and holds its memory, twice paused (space), once
+# after a refresh while paused (r), and after quitting (q). /proc/zoneinfo
+# beside each capture.
+if [ -x /extra/bin/tmux ]; then
+  mkdir -p /dev/pts
+  grep -q " /dev/pts " /proc/mounts || mount -t devpts devpts /dev/pts
+  export TERMINFO=/extra/terminfo LOCPATH=/extra/locale LANG=C.UTF-8 TERM=screen
+  tm() { /extra/bin/tmux -u -S /tmp/tmux.sock -f /dev/null "$@"; }
+  shot() {
+    tm capture-pane -p -t dash > "/tmp/out/screen.$1" 2>> /tmp/out/tmux.err
+    cat /proc/zoneinfo > "/tmp/out/screen-zoneinfo.$1"
+  }
+  tm new-session -d -s dash -x 160 -y 50 'cd /extra && ./crashdeck --live --interval 1; echo "crashdeck exited $?"; sleep 1000' 2>> /tmp/out/tmux.err
+  i=0
+  until tm capture-pane -p -t dash 2>/dev/null | grep -q 'refresh #'; do
+    i=$((i + 1)); [ "$i" -ge 120 ] && break
+    sleep 0.5
+  done
+  sleep 1
+  shot 1-before
+  sleep 3
+  shot 2-before
+  stress --vm 1 --vm-bytes 128M --vm-keep --vm-hang 0 >/dev/null 2>&1 &
+  grower=$!
+  sleep 3
+  shot 3-stress
+  sleep 3
+  shot 4-stress
+  tm send-keys -t dash Space
+  sleep 2
+  shot 5-paused
+  sleep 3
+  shot 6-paused
+  tm send-keys -t dash r
+  sleep 3
+  shot 7-paused-r
+  tm send-keys -t dash q
+  sleep 2
+  shot 8-quit
+  tm kill-server
+  kill_stress "$grower"
+fi
 cat /proc/sys/kernel/kptr_restrict > /tmp/out/kptr_restrict
 
 # Soak: 300 refreshes back to back of one open kernel while the stress
