@@ -846,7 +846,9 @@ fn check_dashboard(files: &Path) {
     assert!(first.contains(" ms (cpu "), "{first}");
     assert!(screen("5-paused").contains("PAUSED"));
     assert_eq!(no[4], no[5], "refreshed while paused");
-    assert_eq!(no[6], no[5] + 1, "r refreshes once while paused");
+    // The number is the kcore generation: a refresh that re-read a torn
+    // list (retried_live) advances it by more than one.
+    assert!(no[6] > no[5], "r refreshes while paused: {no:?}");
     assert!(screen("7-paused-r").contains("PAUSED"));
     let quit = screen("8-quit");
     assert!(quit.contains("crashdeck exited 0"), "{quit}");
