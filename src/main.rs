@@ -312,6 +312,35 @@ fn live_snapshot(
             "crashdeck:   ms per part (kcore reads, KiB read): {}",
             parts.join(", ")
         );
+        // The refresh's own figures, its problems (part: message) and this
+        // process's RSS, for a soak to check every refresh by
+        // (tests/live_guest.rs).
+        let m = &snap.model;
+        let zones: Vec<String> = m
+            .zones
+            .iter()
+            .filter(|z| z.populated)
+            .map(|z| {
+                format!(
+                    "{} {} free {} min {} managed {} present {}",
+                    z.node, z.name, z.free_pages, z.min, z.managed_pages, z.present_pages
+                )
+            })
+            .collect();
+        let problems: Vec<String> = m
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.part, p.message))
+            .collect();
+        eprintln!(
+            "crashdeck:   figures at {:.1} s: VmRSS {} kB, MemTotal {} MemFree {} pages, zones: {}; problems: [{}]",
+            t0.elapsed().as_secs_f64(),
+            crashdeck::live::process_rss_kib().unwrap_or(0),
+            m.meminfo.total_pages,
+            m.meminfo.free_pages,
+            zones.join("; "),
+            problems.join(", ")
+        );
         if i == n {
             for f in watch.findings(&snap.model) {
                 eprintln!("crashdeck: now: {} [{}]", f.title, f.evidence.join("; "));

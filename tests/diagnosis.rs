@@ -684,6 +684,27 @@ fn soft_lockup_with_softlockup_panic() {
         .contains("kernel.softlockup_panic reads 0"));
 }
 
+/// The running kernel (`--live`, a kcore source) with no panic in its log
+/// has not crashed, and its verdict says so; a dump without a panic
+/// message is still an unrecognised crash.
+#[test]
+fn a_live_kernel_without_a_panic_is_no_crash() {
+    let log = ["Run /init as init process"];
+    let mut m = model("", &log, &[]);
+    m.summary.panic_pid = None;
+    m.summary.panic_comm = None;
+    // (no evidence to resolve: diagnose, not diag)
+    let d = diagnose(&m);
+    assert!(d.verdict.starts_with("Unrecognised crash"), "{}", d.verdict);
+    m.source.format = "kcore".into();
+    let d = diagnose(&m);
+    assert_eq!(d.class, "unknown");
+    assert_eq!(
+        d.verdict,
+        "No crash: the running kernel, read live; no panic message in its log"
+    );
+}
+
 #[test]
 fn hard_lockup_with_hardlockup_panic() {
     let log = [

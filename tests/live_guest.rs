@@ -8,8 +8,12 @@
 //! lie between the two reads, widened only by what the kernel itself
 //! batches (per-CPU counter drift, per-thread RSS caches).
 //!
-//! Needs QEMU, busybox-static, stress, cpio, kmod and Debian's archive (the
-//! kernel package); a TCG boot takes a minute or two. Runs when
+//! The dashboard itself (`crashdeck --live --interval 1`) runs in tmux
+//! inside the guest and is read from its captured screens; with
+//! CRASHDECK_LIVE_SOAK_SECS=N the soak is N refreshes 1 s apart.
+//!
+//! Needs QEMU, busybox-static, stress, cpio, kmod, tmux and Debian's archive
+//! (the kernel package); a TCG boot takes a minute or two. Runs when
 //! CRASHDECK_LIVE_GUEST=1 (see README: "Live guest test").
 
 use crashdeck::model::DumpModel;
@@ -494,7 +498,14 @@ fn check_soak_and_cost(files: &Path) {
     let soak = read(files, "soak.txt");
     assert_eq!(read(files, "soak.rc").trim(), "0", "{soak}");
     let lines: Vec<&str> = soak.lines().filter(|l| l.contains(": snapshot ")).collect();
-    assert_eq!(lines.len(), 300, "{soak}");
+    // CRASHDECK_LIVE_SOAK_SECS=N: N refreshes 1 s apart (soak.secs), else 300.
+    let secs: Option<usize> = std::fs::read_to_string(files.join("soak.secs"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    assert_eq!(lines.len(), secs.unwrap_or(300), "{soak}");
+    if let Some(secs) = secs {
+        check_timed_soak(files, &soak, secs);
+    }
     for l in &lines {
         let tasks = number_after(l, ", ").unwrap_or(0.0);
         let slabs = number_after(l, "tasks, ").unwrap_or(0.0);
@@ -561,6 +572,315 @@ fn check_soak_and_cost(files: &Path) {
             }
         }
     }
+}
+
+/// One refresh's figures line of a soak (`crashdeck:   figures at T s: ...`).
+#[derive(Debug, Default)]
+struct Figures {
+    at_s: f64,
+    rss_kib: u64,
+    mem_total: u64,
+    mem_free: u64,
+    /// node, name, free, min, managed, present
+    zones: Vec<(String, u64, u64, u64, u64)>,
+    problems: String,
+}
+
+fn figures(line: &str) -> Option<Figures> {
+    let rest = line.split_once("figures at ")?.1;
+    let (head, tail) = rest.split_once(", zones: ")?;
+    let (zones, problems) = tail.rsplit_once("; problems: ")?;
+    let num = |k: &str| number_after(head, k).map(|v| v as u64);
+    let zones = zones
+        .split("; ")
+        .filter_map(|z| {
+            let w: Vec<&str> = z.split_whitespace().collect();
+            let n = |i: usize| w.get(i).and_then(|v| v.parse::<u64>().ok());
+            Some((
+                format!("{} {}", w.first()?, w.get(1)?),
+                n(3)?,
+                n(5)?,
+                n(7)?,
+                n(9)?,
+            ))
+        })
+        .collect();
+    Some(Figures {
+        at_s: number_after(head, "")?,
+        rss_kib: num("VmRSS ")?,
+        mem_total: num("MemTotal ")?,
+        mem_free: num("MemFree ")?,
+        zones,
+        problems: problems.trim().trim_matches(['[', ']']).to_string(),
+    })
+}
+
+/// A soak of `secs` refreshes 1 s apart (CRASHDECK_LIVE_SOAK_SECS) while
+/// memory moves (2 x 64 MiB of stress allocating and freeing) and a loop
+/// forks: every refresh is there with sane figures (each zone's free pages
+/// at most its managed pages, those at most its present pages, min below
+/// managed; MemFree at most MemTotal; tasks and slab caches seen; no part
+/// failed), the torn refreshes are the ones crashdeck reported (each kept
+/// the part before), and crashdeck's RSS is flat: the most it held in the
+/// last 10 minutes is at most the most it held in the first 5 plus 1 MiB
+/// (the history the dashboard keeps is 150 refreshes, full after 150 s, so
+/// nothing kept grows after the first 5 minutes; 1 MiB is the allocator's
+/// slack for a task list that moves by a few dozen forked tasks and the
+/// log's new records, about 2% of the 48 MiB crashdeck holds). For a soak
+/// shorter than 15 minutes the windows are its first sixth and last third.
+/// The rate (refreshes per second of guest time) and the CPU per refresh are
+/// printed, not asserted.
+fn check_timed_soak(files: &Path, soak: &str, secs: usize) {
+    let snaps: Vec<&str> = soak.lines().filter(|l| l.contains(": snapshot ")).collect();
+    let figs: Vec<Figures> = soak
+        .lines()
+        .filter(|l| l.contains("figures at "))
+        .map(|l| figures(l).unwrap_or_else(|| panic!("not a figures line: {l}")))
+        .collect();
+    assert_eq!(figs.len(), secs, "one figures line per refresh");
+    let mut torn = 0;
+    let mut cpu_ms = Vec::new();
+    let mut wall_ms = Vec::new();
+    for (i, (l, f)) in snaps.iter().zip(&figs).enumerate() {
+        let tasks = number_after(l, ", ").unwrap_or(0.0);
+        let slabs = number_after(l, "tasks, ").unwrap_or(0.0);
+        assert!(tasks >= 60.0 && slabs > 50.0, "refresh {}: {l}", i + 1);
+        wall_ms.push(number_after(l, "slab caches, ").unwrap_or(0.0));
+        cpu_ms.push(number_after(l, "ms wall, ").unwrap_or(0.0));
+        if l.contains("torn: kept") {
+            torn += 1;
+        }
+        assert!(
+            f.problems.is_empty(),
+            "refresh {}: problems {}",
+            i + 1,
+            f.problems
+        );
+        assert!(
+            f.mem_total > 0 && f.mem_free <= f.mem_total,
+            "refresh {}: MemFree {} MemTotal {}",
+            i + 1,
+            f.mem_free,
+            f.mem_total
+        );
+        assert!(f.zones.len() >= 2, "refresh {}: zones {:?}", i + 1, f.zones);
+        for (z, free, min, managed, present) in &f.zones {
+            assert!(
+                free <= managed && managed <= present && min < managed,
+                "refresh {}: zone {z}: free {free} min {min} managed {managed} present {present}",
+                i + 1
+            );
+        }
+        let free: u64 = f.zones.iter().map(|z| z.1).sum();
+        assert!(free <= f.mem_total, "refresh {}: zones' free {free}", i + 1);
+    }
+    let cost = soak
+        .lines()
+        .find(|l| l.contains("cost: "))
+        .expect("cost line");
+    let reported = number_after(cost, "kB after the last; ").unwrap_or(-1.0) as u64;
+    assert_eq!(torn, reported, "torn refreshes: {cost}");
+
+    // The rate: the refreshes' start times (from the open) against 1 s.
+    let span = figs.last().map_or(0.0, |f| f.at_s) - figs.first().map_or(0.0, |f| f.at_s);
+    let late = wall_ms.iter().filter(|&&w| w > 1000.0).count();
+    let q = |v: &mut Vec<f64>, p: f64| -> f64 {
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let (mut c, mut w) = (cpu_ms.clone(), wall_ms.clone());
+    eprintln!(
+        "timed soak: {} refreshes over {span:.0} s ({:.3} per s); {late} took over 1 s; cpu per refresh median {:.0} ms, p95 {:.0}, max {:.0}; wall median {:.0} ms, p95 {:.0}, max {:.0}; {torn} torn",
+        figs.len(),
+        (figs.len() as f64 - 1.0) / span.max(1.0),
+        q(&mut c, 0.5),
+        q(&mut c, 0.95),
+        q(&mut c, 1.0),
+        q(&mut w, 0.5),
+        q(&mut w, 0.95),
+        q(&mut w, 1.0),
+    );
+    eprintln!("timed soak: {cost}");
+
+    // RSS: crashdeck's own per refresh, and the loop outside's every second.
+    let outside: Vec<(f64, u64)> = read(files, "soak.rss")
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?))
+        })
+        .collect();
+    // A sample a second and the loop's own time (1,639 samples in 1,800 s
+    // of a busy TCG guest).
+    assert!(outside.len() * 2 >= secs, "{} RSS samples", outside.len());
+    let t0 = outside.first().map_or(0.0, |s| s.0);
+    let outside: Vec<(f64, u64)> = outside.iter().map(|&(t, r)| (t - t0, r)).collect();
+    let own: Vec<(f64, u64)> = figs.iter().map(|f| (f.at_s, f.rss_kib)).collect();
+    let total = secs as f64;
+    let (early, late) = if total >= 900.0 {
+        (300.0, total - 600.0)
+    } else {
+        (total / 6.0, total * 2.0 / 3.0)
+    };
+    let margin_kib = 1024;
+    for (what, series) in [("per refresh", &own), ("outside, every second", &outside)] {
+        let max_in = |a: f64, b: f64| {
+            series
+                .iter()
+                .filter(|s| s.0 >= a && s.0 < b)
+                .map(|s| s.1)
+                .max()
+                .unwrap_or(0)
+        };
+        let at = |t: f64| {
+            series
+                .iter()
+                .find(|s| s.0 >= t)
+                .or(series.last())
+                .map_or(0, |s| s.1)
+        };
+        let (first, last) = (max_in(0.0, early), max_in(late, f64::INFINITY));
+        eprintln!(
+            "timed soak RSS ({what}): {} kB at start, {} at 10 min, {} at 20 min, {} at the end; max {first} kB in the first {early:.0} s, {last} kB from {late:.0} s on",
+            at(0.0),
+            at(600.0),
+            at(1200.0),
+            series.last().map_or(0, |s| s.1)
+        );
+        assert!(
+            first > 0 && last <= first + margin_kib,
+            "crashdeck's RSS grew ({what}): {first} kB early, {last} kB late"
+        );
+    }
+}
+
+/// The refresh number on a live dashboard's status line ("refresh #12").
+fn refresh_no(screen: &str) -> Option<u64> {
+    number_after(screen, "refresh #").map(|v| v as u64)
+}
+
+/// The zones' free pages as the Memory panel prints them ("0 DMA32 OK free
+/// 123456 min ..."): "node name" → free pages. Panels beside it are cut
+/// off at their borders.
+fn screen_zone_free(screen: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for piece in screen.lines().flat_map(|l| l.split(['│', '┃'])) {
+        let Some(i) = piece.find(" free ") else {
+            continue;
+        };
+        if !piece[i..].contains(" min ") {
+            continue;
+        }
+        let w: Vec<&str> = piece[..i].split_whitespace().collect();
+        let (Some(node), Some(name)) = (w.first(), w.get(1)) else {
+            continue;
+        };
+        if node.parse::<u32>().is_err() {
+            continue;
+        }
+        if let Some(free) = number_after(&piece[i..], " free ") {
+            out.insert(format!("{node} {name}"), free as u64);
+        }
+    }
+    out
+}
+
+/// The dashboard (`crashdeck --live --interval 1`) in tmux inside the guest,
+/// read as a user reads it: the panels drew; the status line's refresh
+/// number and crashdeck's own CPU share are there and the number advanced
+/// between captures a few seconds apart; a zone's free pages on the Memory
+/// panel fell while a 128 MiB stress took its memory (by at least half of
+/// it: 16,384 pages; the guest's own /proc/zoneinfo beside each capture is
+/// printed); space paused it (the status line says PAUSED and the number
+/// stays), r refreshed once while paused, q quit with status 0.
+fn check_dashboard(files: &Path) {
+    if !files.join("screen.1-before").exists() {
+        // guest.sh found no tmux on this host
+        assert!(
+            std::env::var("CRASHDECK_REQUIRE_FIXTURES").map_or(true, |v| v != "1"),
+            "no tmux on the host: the dashboard was not run in the guest"
+        );
+        eprintln!("skipped the dashboard in tmux: no tmux on the host");
+        return;
+    }
+    let tmux_err = std::fs::read_to_string(files.join("tmux.err")).unwrap_or_default();
+    let screen = |n: &str| read(files, &format!("screen.{n}"));
+    let first = screen("1-before");
+    eprintln!("dashboard, first capture:\n{first}");
+    for title in ["Summary", "Backtrace", "Processes", "Memory", "Kernel log"] {
+        assert!(
+            first.contains(title),
+            "no {title} panel: {tmux_err}\n{first}"
+        );
+    }
+    let names = [
+        "1-before",
+        "2-before",
+        "3-stress",
+        "4-stress",
+        "5-paused",
+        "6-paused",
+        "7-paused-r",
+    ];
+    let no: Vec<u64> = names
+        .iter()
+        .map(|n| refresh_no(&screen(n)).unwrap_or_else(|| panic!("no refresh # on {n}")))
+        .collect();
+    eprintln!(
+        "dashboard: refresh # at each capture: {:?}",
+        names.iter().zip(&no).collect::<Vec<_>>()
+    );
+    assert!(no[0] < no[1] && no[1] < no[2] && no[2] < no[3], "{no:?}");
+    for n in ["1-before", "2-before", "3-stress", "4-stress"] {
+        assert!(!screen(n).contains("PAUSED"), "{n} says PAUSED");
+    }
+    // Paused: the status line says so, and nothing refreshes until r.
+    let paused = screen("6-paused");
+    assert!(paused.contains("PAUSED"), "{paused}");
+    // crashdeck's own CPU share over 30 s, on the status line (at 160
+    // columns it shows beside PAUSED; while refreshing its end is the
+    // refresh's own cost, "refresh #N 70 ms (cpu 70 ms, ...)").
+    assert!(paused.contains("% cpu (30 s)"), "{paused}");
+    assert!(first.contains(" ms (cpu "), "{first}");
+    assert!(screen("5-paused").contains("PAUSED"));
+    assert_eq!(no[4], no[5], "refreshed while paused");
+    // The number is the kcore generation: a refresh that re-read a torn
+    // list (retried_live) advances it by more than one.
+    assert!(no[6] > no[5], "r refreshes while paused: {no:?}");
+    assert!(screen("7-paused-r").contains("PAUSED"));
+    let quit = screen("8-quit");
+    assert!(quit.contains("crashdeck exited 0"), "{quit}");
+
+    // A zone's free pages on screen fell while the stress took 128 MiB.
+    let (before, during) = (
+        screen_zone_free(&screen("2-before")),
+        screen_zone_free(&screen("4-stress")),
+    );
+    let zb = zoneinfo(&read(files, "screen-zoneinfo.2-before"));
+    let zd = zoneinfo(&read(files, "screen-zoneinfo.4-stress"));
+    let mut fell = 0;
+    for (z, b) in &before {
+        let d = during.get(z).copied().unwrap_or(*b);
+        let key = z
+            .split_once(' ')
+            .map(|(n, name)| (n.parse::<u32>().unwrap_or(0), name.to_string()));
+        let proc_free = |zi: &BTreeMap<(u32, String), ZoneInfo>| {
+            key.as_ref().and_then(|k| zi.get(k)).map_or(0, |z| z.free)
+        };
+        eprintln!(
+            "dashboard: zone {z}: free {b} -> {d} on screen; /proc/zoneinfo {} -> {}",
+            proc_free(&zb),
+            proc_free(&zd)
+        );
+        fell = fell.max(b.saturating_sub(d));
+    }
+    assert!(!before.is_empty(), "no zone on the Memory panel");
+    assert!(
+        fell >= 16384,
+        "no zone's free pages fell on screen: {before:?} -> {during:?}"
+    );
 }
 
 /// The guest's slowdown against this host on one CPU-bound command (busybox
@@ -632,11 +952,17 @@ fn live_snapshot_matches_the_guests_own_proc_files() {
         eprintln!("skipped: set CRASHDECK_LIVE_GUEST=1 to boot the QEMU guest");
         return;
     }
-    let files = run_guest("no-vmlinux", None);
+    // A soak's guest keeps its own folder (a default run leaves it alone).
+    let name = match std::env::var("CRASHDECK_LIVE_SOAK_SECS") {
+        Ok(secs) if !secs.is_empty() => format!("soak-{secs}"),
+        _ => "no-vmlinux".to_string(),
+    };
+    let files = run_guest(&name, None);
     check_snapshot(&files, "report", false);
     check_record(&files);
     check_findings(&files);
     check_blocked(&files);
+    check_dashboard(&files);
     check_soak_and_cost(&files);
     calibrate(&files);
     check_refusals(&files);

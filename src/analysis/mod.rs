@@ -355,6 +355,22 @@ pub(crate) const PARTS: [&str; 7] = [
     "diagnosis",
 ];
 
+/// `walk`, taken again from a fresh read (at most three times) where it
+/// fails on a live kernel: a list met an object freed under it (a task
+/// leaving the task list, a slab leaving a partial list).
+pub(crate) fn retried_live<T>(k: &Kernel, mut walk: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut tries = 0;
+    loop {
+        match walk() {
+            Err(_) if k.is_live() && tries < 3 => {
+                tries += 1;
+                k.refresh();
+            }
+            r => return r,
+        }
+    }
+}
+
 /// A count or offset read from a dump, as usize (saturating).
 pub(crate) fn usz(v: u64) -> usize {
     usize::try_from(v).unwrap_or(usize::MAX)

@@ -248,7 +248,9 @@ fn read_slab_allocator(k: &Kernel) -> Result<(Vec<SlabCache>, Vec<String>)> {
 }
 
 /// Every cache on `slab_caches`, read by `cache`, largest first; a cache
-/// that cannot be read is a problem naming it.
+/// that cannot be read is a problem naming it. On a live kernel a cache
+/// whose read failed is read again from a fresh read (its partial lists
+/// change under the reader: a slab leaving one mid-walk).
 fn each_cache(
     k: &Kernel,
     cache: impl Fn(u64) -> Result<SlabCache>,
@@ -258,7 +260,7 @@ fn each_cache(
     let (mut out, mut problems) = (Vec::new(), Vec::new());
     for n in k.list_for_each(head, MAX_CACHES)? {
         let s = n.wrapping_sub(list);
-        match cache(s) {
+        match super::retried_live(k, || cache(s)) {
             Ok(c) => out.push(c),
             Err(e) => problems.push(format!("slab cache at {s:#x}: {e}")),
         }

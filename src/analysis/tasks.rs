@@ -283,22 +283,7 @@ pub(crate) fn pid_table_tasks(k: &Kernel) -> Result<Vec<u64>> {
 /// The task list. On a live kernel a walk that meets a task freed under it
 /// (a torn list) is taken again from a fresh read, at most three times.
 fn walk_tasks(k: &Kernel, head: u64) -> Result<Vec<u64>> {
-    retried_live(k, || k.list_for_each(head, MAX_TASKS))
-}
-
-/// `walk`, taken again from a fresh read (at most three times) where it
-/// fails on a live kernel: a list met a task freed under it.
-fn retried_live<T>(k: &Kernel, mut walk: impl FnMut() -> Result<T>) -> Result<T> {
-    let mut tries = 0;
-    loop {
-        match walk() {
-            Err(_) if k.is_live() && tries < 3 => {
-                tries += 1;
-                k.refresh();
-            }
-            r => return r,
-        }
-    }
+    super::retried_live(k, || k.list_for_each(head, MAX_TASKS))
 }
 
 /// Each possible CPU's idle task (`runqueues.idle`).
@@ -659,7 +644,7 @@ fn walk_spans(
     r: Option<&RssLayout>,
     span: &Span,
 ) -> Result<Vec<(u64, Raw)>> {
-    retried_live(k, || walk_spans_once(k, l, r, span))
+    super::retried_live(k, || walk_spans_once(k, l, r, span))
 }
 
 fn walk_spans_once(

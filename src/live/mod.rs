@@ -133,7 +133,7 @@ impl CpuShare {
 }
 
 /// This process's resident memory (VmRSS of /proc/self/status), KiB.
-pub(crate) fn process_rss_kib() -> Option<u64> {
+pub fn process_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

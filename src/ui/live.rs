@@ -200,20 +200,22 @@ pub(crate) fn live_title(snap: &Snapshot, paused: bool, cpu_share: f64, interval
     } else {
         format!(" · TORN: kept previous {}", snap.kept.join(", "))
     };
+    // What changes every refresh last: a status line too narrow for the
+    // whole title keeps its end.
     format!(
-        "live {} · {} tasks · refresh #{} {:.0} ms (cpu {:.0} ms, {} reads){torn} · crashdeck {:.1}% cpu (30 s) · {}",
+        "live {} · {} tasks · crashdeck {:.1}% cpu (30 s) · {} · refresh #{} {:.0} ms (cpu {:.0} ms, {} reads){torn}",
         snap.model.summary.release,
         snap.model.tasks.len(),
-        snap.generation,
-        snap.elapsed.as_secs_f64() * 1000.0,
-        snap.cpu.as_secs_f64() * 1000.0,
-        snap.reads,
         cpu_share,
         if paused {
             "PAUSED (space resumes)".to_string()
         } else {
             format!("every {interval}s (r now, space pauses)")
-        }
+        },
+        snap.generation,
+        snap.elapsed.as_secs_f64() * 1000.0,
+        snap.cpu.as_secs_f64() * 1000.0,
+        snap.reads,
     )
 }
 
@@ -446,16 +448,64 @@ mod tests {
             reads: 731,
         };
         let t = live_title(&snap, false, 1.5, 2.0);
+        assert!(t.starts_with("live 6.1.0-56-amd64 · 2 tasks · "), "{t}");
         assert!(
-            t.contains("6.1.0-56-amd64 · 2 tasks · refresh #7 42 ms (cpu 40 ms, 731 reads)"),
+            t.ends_with(" · refresh #7 42 ms (cpu 40 ms, 731 reads)"),
             "{t}"
         );
         assert!(t.contains("crashdeck 1.5% cpu (30 s)"), "{t}");
         assert!(t.contains("every 2s") && !t.contains("TORN"), "{t}");
         snap.kept = vec!["tasks", "zones"];
         let t = live_title(&snap, true, 1.5, 2.0);
-        assert!(t.contains("TORN: kept previous tasks, zones"), "{t}");
+        assert!(t.ends_with("TORN: kept previous tasks, zones"), "{t}");
         assert!(t.contains("PAUSED"), "{t}");
+    }
+
+    /// At 160 columns the status line shows the refresh, its cost and a
+    /// torn refresh's note (the title's end; its start gives way), and
+    /// whether the view is paused.
+    #[test]
+    fn the_status_line_shows_the_refresh_at_160_columns() {
+        use ratatui::backend::TestBackend;
+        let mut m = model(vec![task(1, 100), task(2, 200)]);
+        m.summary.release = "6.1.0-56-amd64".into();
+        let mut snap = Snapshot {
+            model: m,
+            elapsed: Duration::from_millis(42),
+            cpu: Duration::from_millis(40),
+            generation: 7,
+            parts: Vec::new(),
+            kept: Vec::new(),
+            reads: 731,
+        };
+        for (torn, paused) in [(true, false), (false, true), (true, true)] {
+            snap.kept = if torn { vec!["tasks"] } else { Vec::new() };
+            let mut state = UiState::new(&snap.model, "live", 160, 50);
+            state.title = format!("live: {}", live_title(&snap, paused, 1.5, 1.0));
+            let mut term = ratatui::Terminal::new(TestBackend::new(160, 50)).unwrap();
+            term.draw(|f| draw_live(f, &snap.model, &state, &History::default(), &[]))
+                .unwrap();
+            let buf = term.backend().buffer();
+            let row = (0..buf.area.height)
+                .map(|y| {
+                    (0..buf.area.width)
+                        .map(|x| buf[(x, y)].symbol().to_string())
+                        .collect::<String>()
+                })
+                .find(|r| r.contains("?:help"))
+                .expect("a status line");
+            assert!(
+                row.contains("refresh #7 42 ms (cpu 40 ms, 731 reads)"),
+                "{row}"
+            );
+            assert_eq!(row.contains("TORN: kept previous tasks"), torn, "{row}");
+            // Paused and torn at once: "…space resumes) · refresh #7 …".
+            assert_eq!(row.contains("space resumes)"), paused, "{row}");
+            if !torn {
+                assert_eq!(row.contains("PAUSED"), paused, "{row}");
+                assert!(row.contains("1.5% cpu (30 s)"), "{row}");
+            }
+        }
     }
 
     #[test]

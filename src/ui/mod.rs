@@ -147,12 +147,18 @@ fn status(f: &mut Frame, r: Rect, state: &UiState) {
         },
     };
     let title = text::escape_control(&state.title);
-    let tw = (title.chars().count() as u16 + 2).min(r.width / 3);
+    // The title takes the room the left side leaves blank, a third at least.
+    let room = r
+        .width
+        .saturating_sub(left.width() as u16 + 1)
+        .max(r.width / 3);
+    let tw = (title.chars().count() as u16 + 2).min(room);
     let left_w = r.width.saturating_sub(tw);
     f.render_widget(Paragraph::new(left), Rect { width: left_w, ..r });
     if tw > 2 {
         let shown: String = if title.chars().count() as u16 + 2 > tw {
-            // Keep the end of a long path: the file name matters most.
+            // Keep the end: of a path the file name, of a live title the
+            // refresh (`live::live_title`).
             let n = tw.saturating_sub(3) as usize;
             let skip = title.chars().count().saturating_sub(n);
             format!("…{}", title.chars().skip(skip).collect::<String>())

@@ -42,14 +42,91 @@ sleep 6
 cat /proc/zoneinfo > /tmp/out/zoneinfo.stress
 ./crashdeck report --live --record /tmp/out/record.jsonl > /dev/null 2>> /tmp/out/record.err
 uname -r > /tmp/out/uname
+
+# stress's parent does not take its workers down with it: the workers
+# (its children, by the parent pid in /proc/PID/stat) first, then it.
+kill_stress() {
+  for d in /proc/[0-9]*; do
+    [ "$(cut -d' ' -f4 "$d/stat" 2>/dev/null)" = "$1" ] && kill "${d#/proc/}"
+  done
+  kill "$1" 2>/dev/null  # gone already when its last worker was
+}
+
+# The dashboard in tmux (guest.sh puts tmux, its libraries, the terminfo of
+# screen and tmux-256color and the C.UTF-8 locale under /extra), refreshing
+# every second at 160x50: screens captured twice before a 128 MiB stress,
+# twice while it takes and holds its memory, twice paused (space), once
+# after a refresh while paused (r), and after quitting (q). /proc/zoneinfo
+# beside each capture.
+if [ -x /extra/bin/tmux ]; then
+  mkdir -p /dev/pts
+  grep -q " /dev/pts " /proc/mounts || mount -t devpts devpts /dev/pts
+  export TERMINFO=/extra/terminfo LOCPATH=/extra/locale LANG=C.UTF-8 TERM=screen
+  tm() { /extra/bin/tmux -u -S /tmp/tmux.sock -f /dev/null "$@"; }
+  shot() {
+    tm capture-pane -p -t dash > "/tmp/out/screen.$1" 2>> /tmp/out/tmux.err
+    cat /proc/zoneinfo > "/tmp/out/screen-zoneinfo.$1"
+  }
+  tm new-session -d -s dash -x 160 -y 50 'cd /extra && ./crashdeck --live --interval 1; echo "crashdeck exited $?"; sleep 1000' 2>> /tmp/out/tmux.err
+  i=0
+  until tm capture-pane -p -t dash 2>/dev/null | grep -q 'refresh #'; do
+    i=$((i + 1)); [ "$i" -ge 120 ] && break
+    sleep 0.5
+  done
+  sleep 1
+  shot 1-before
+  sleep 3
+  shot 2-before
+  stress --vm 1 --vm-bytes 128M --vm-keep --vm-hang 0 >/dev/null 2>&1 &
+  grower=$!
+  sleep 3
+  shot 3-stress
+  sleep 3
+  shot 4-stress
+  tm send-keys -t dash Space
+  sleep 2
+  shot 5-paused
+  sleep 3
+  shot 6-paused
+  tm send-keys -t dash r
+  sleep 3
+  shot 7-paused-r
+  tm send-keys -t dash q
+  sleep 2
+  shot 8-quit
+  tm kill-server
+  kill_stress "$grower"
+fi
 cat /proc/sys/kernel/kptr_restrict > /tmp/out/kptr_restrict
 
 # Soak: 300 refreshes back to back of one open kernel while the stress
 # holds its memory and a loop forks short-lived tasks (they exit mid-walk).
+# With /extra/soak_secs (guest.sh: CRASHDECK_LIVE_SOAK_SECS=N) instead N
+# refreshes 1 s apart, as the dashboard makes them, while two more stress
+# workers allocate, touch and free 64 MiB each over and over (memory moving)
+# and the forking loop runs; each refresh prints its figures and crashdeck's
+# VmRSS, and a loop outside reads crashdeck's VmRSS every second.
 (while :; do /bin/true; done) >/dev/null 2>&1 &
 forker=$!
-CRASHDECK_LIVE_SNAPSHOTS=300 ./crashdeck report --live > /dev/null 2> /tmp/out/soak.txt
-echo "$?" > /tmp/out/soak.rc
+soak_secs=$(cat /extra/soak_secs 2>/dev/null)
+if [ -n "$soak_secs" ]; then
+  echo "$soak_secs" > /tmp/out/soak.secs
+  stress --vm 2 --vm-bytes 64M >/dev/null 2>&1 &
+  mover=$!
+  CRASHDECK_LIVE_SNAPSHOTS=$soak_secs CRASHDECK_LIVE_INTERVAL_MS=1000 ./crashdeck report --live > /dev/null 2> /tmp/out/soak.txt &
+  soaker=$!
+  # uptime (s) and crashdeck's VmRSS (kB), every second while it runs
+  while kill -0 "$soaker" 2>/dev/null; do
+    echo "$(cut -d' ' -f1 /proc/uptime) $(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$soaker/status" 2>/dev/null)"
+    sleep 1
+  done > /tmp/out/soak.rss
+  wait "$soaker"
+  echo "$?" > /tmp/out/soak.rc
+  kill_stress "$mover"
+else
+  CRASHDECK_LIVE_SNAPSHOTS=300 ./crashdeck report --live > /dev/null 2> /tmp/out/soak.txt
+  echo "$?" > /tmp/out/soak.rc
+fi
 kill "$forker"
 
 # Sleepers until /proc lists about $1 processes.

@@ -398,6 +398,15 @@ pub(super) fn unknown(cx: &Ctx) -> Diagnosis {
         }
     }
     let log_unread = cx.m.log.is_empty() && cx.m.problems.iter().any(|p| p.part == "log");
+    // The running kernel (`--live`): nothing crashed.
+    if cx.panic.is_empty() && cx.m.source.format == "kcore" {
+        return Diagnosis {
+            class: "unknown".into(),
+            verdict: "No crash: the running kernel, read live; no panic message in its log".into(),
+            evidence,
+            remedies: Vec::new(),
+        };
+    }
     let verdict = if cx.panic.is_empty() && log_unread {
         "Unknown: the kernel log could not be read, so nothing says why it panicked".to_string()
     } else if cx.panic.is_empty() {
