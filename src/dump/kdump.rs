@@ -87,7 +87,13 @@ struct Bitmap {
     /// Set bits before each block, then the total (the second bitmap only).
     before: Vec<u64>,
     /// Blocks read so far, by index.
-    blocks: Mutex<std::collections::HashMap<u64, Box<[u64]>>>,
+    blocks: Mutex<std::collections::HashMap<u64, Block>>,
+}
+
+/// A block of a bitmap: its words, and the set bits before each word.
+struct Block {
+    words: Box<[u64]>,
+    before: Box<[u16]>,
 }
 
 /// Little-endian words of `bytes` (a short tail padded with zeros).
@@ -199,8 +205,8 @@ impl Bitmap {
         (bitmap, runs.finish(end))
     }
 
-    /// Calls `f` with the words of the block holding `bit`, read on first use.
-    fn with_block<T>(&self, src: &dyn Source, bit: u64, f: impl FnOnce(&[u64]) -> T) -> T {
+    /// Calls `f` with the block holding `bit`, read on first use.
+    fn with_block<T>(&self, src: &dyn Source, bit: u64, f: impl FnOnce(&Block) -> T) -> T {
         let block = bit / BLOCK_BITS;
         let mut blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
         if !blocks.contains_key(&block) {
@@ -212,12 +218,32 @@ impl Bitmap {
             }
             let mut words = Vec::with_capacity(BLOCK_WORDS);
             words_of(&bytes, &mut words);
+            let mut total = 0u16;
+            let before = words
+                .iter()
+                .map(|w| {
+                    let b = total;
+                    // At most 32,768 bits in a block: a u16 holds the count.
+                    total = total.saturating_add(w.count_ones() as u16);
+                    b
+                })
+                .collect();
             if blocks.len() >= BLOCKS_KEPT {
                 blocks.clear();
             }
-            blocks.insert(block, words.into_boxed_slice());
+            blocks.insert(
+                block,
+                Block {
+                    words: words.into_boxed_slice(),
+                    before,
+                },
+            );
         }
-        f(blocks.get(&block).map_or(&[][..], |w| &w[..]))
+        let empty = Block {
+            words: Box::new([]),
+            before: Box::new([]),
+        };
+        f(blocks.get(&block).unwrap_or(&empty))
     }
 
     fn get(&self, src: &dyn Source, bit: u64) -> bool {
@@ -225,8 +251,8 @@ impl Bitmap {
             return false;
         }
         let w = ((bit % BLOCK_BITS) / 64) as usize;
-        self.with_block(src, bit, |words| {
-            words.get(w).is_some_and(|w| w >> (bit % 64) & 1 == 1)
+        self.with_block(src, bit, |b| {
+            b.words.get(w).is_some_and(|w| w >> (bit % 64) & 1 == 1)
         })
     }
 
@@ -238,13 +264,12 @@ impl Bitmap {
         };
         let w = ((bit % BLOCK_BITS) / 64) as usize;
         let mask = (1u64 << (bit % 64)) - 1;
-        self.with_block(src, bit, |words| {
-            let whole: u64 = words
-                .iter()
-                .take(w)
-                .map(|x| u64::from(x.count_ones()))
-                .sum();
-            base + whole + u64::from(words.get(w).map_or(0, |x| (x & mask).count_ones()))
+        self.with_block(src, bit, |b| {
+            let whole = b.before.get(w).map_or_else(
+                || b.words.iter().map(|x| u64::from(x.count_ones())).sum(),
+                |&n| u64::from(n),
+            );
+            base + whole + u64::from(b.words.get(w).map_or(0, |x| (x & mask).count_ones()))
         })
     }
 }
