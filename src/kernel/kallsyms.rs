@@ -775,57 +775,44 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
     // The next higher address after each entry's: one pass from the end
     // when the table is sorted by address (as the kernel keeps it), else a
     // search of the sorted addresses.
-    let entries = &kallsyms.entries;
+    // The names move into the symbol table as they are; each symbol is
+    // pushed as it is sized (no per-symbol vector beside the table).
+    let Kallsyms { names, entries, .. } = kallsyms;
     let sorted = entries.windows(2).all(|w| w[0].addr <= w[1].addr);
-    let mut next_addr = vec![0u64; if sorted { entries.len() } else { 0 }];
     let mut by_addr: Vec<u64> = Vec::new();
-    if sorted {
-        let mut next = 0u64;
-        for i in (0..entries.len()).rev() {
-            next_addr[i] = next;
-            if entries
-                .get(i.wrapping_sub(1))
-                .is_none_or(|p| p.addr < entries[i].addr)
-            {
-                next = entries[i].addr;
-            }
-        }
-    } else {
+    if !sorted {
         by_addr = entries.iter().map(|e| e.addr).collect();
         by_addr.sort_unstable();
         by_addr.dedup();
     }
-    let next_after = |i: usize, a: u64| {
-        if sorted {
-            return next_addr[i].saturating_sub(a);
-        }
-        let i = by_addr.partition_point(|&x| x <= a);
-        by_addr.get(i).map(|&n| n - a).unwrap_or(0)
-    };
-    let sized: Vec<(SymKind, u64)> = kallsyms
-        .entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let kind = match e.kind.to_ascii_lowercase() {
-                b't' | b'w' => SymKind::Function,
-                b'd' | b'b' | b'r' | b'v' | b'g' | b's' => SymKind::Object,
-                _ if percpu(e.addr) => SymKind::Object,
-                _ => SymKind::Other,
-            };
-            let size = match kind {
-                SymKind::Function => next_after(i, e.addr),
-                _ => var_sizes.get(kallsyms.name_of(e)).copied().unwrap_or(0),
-            };
-            (kind, size)
-        })
-        .collect();
-    drop(var_sizes);
-    drop((by_addr, next_addr));
-    // The names move into the symbol table as they are.
-    let Kallsyms { names, entries, .. } = kallsyms;
-    let mut table = SymbolTableBuilder::over(names, entries.len());
-    for (e, (kind, size)) in entries.iter().zip(sized) {
+    // Sorted (as the kernel keeps them): the next higher address is found
+    // by a cursor that only moves forward.
+    let mut next = 0usize;
+    let mut table = SymbolTableBuilder::over(String::new(), entries.len());
+    for e in &entries {
+        let kind = match e.kind.to_ascii_lowercase() {
+            b't' | b'w' => SymKind::Function,
+            b'd' | b'b' | b'r' | b'v' | b'g' | b's' => SymKind::Object,
+            _ if percpu(e.addr) => SymKind::Object,
+            _ => SymKind::Other,
+        };
+        let size = match kind {
+            SymKind::Function if sorted => {
+                while entries.get(next).is_some_and(|n| n.addr <= e.addr) {
+                    next += 1;
+                }
+                entries.get(next).map_or(0, |n| n.addr - e.addr)
+            }
+            SymKind::Function => {
+                let i = by_addr.partition_point(|&x| x <= e.addr);
+                by_addr.get(i).map_or(0, |&n| n - e.addr)
+            }
+            _ => {
+                let at = e.name_at as usize;
+                let name = names.get(at..at + e.name_len as usize).unwrap_or("");
+                var_sizes.get(name).copied().unwrap_or(0)
+            }
+        };
         table.push_at(
             e.name_at as usize,
             e.name_len as usize,
@@ -835,6 +822,9 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
             percpu(e.addr),
         );
     }
+    drop(var_sizes);
+    drop(by_addr);
+    table.set_names(names);
     let symbols = table.build();
 
     Ok(DumpImage {

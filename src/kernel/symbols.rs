@@ -52,7 +52,7 @@ pub struct SymbolTable {
     by_addr: Vec<(u64, u32)>,
     /// Every symbol by name: an open-addressing table of `index + 1` (0:
     /// empty) at `index_hash(name)`, probed linearly; a power of two at
-    /// least twice the symbols.
+    /// least 1.5 times the symbols.
     by_name: Vec<u32>,
 }
 
@@ -130,6 +130,12 @@ impl SymbolTableBuilder {
         }
     }
 
+    /// Gives the table its name store after `push_at` named ranges of it
+    /// (replacing the store: only for a builder made `over` an empty one).
+    pub(crate) fn set_names(&mut self, names: String) {
+        self.names = names;
+    }
+
     pub(crate) fn push(&mut self, name: &str, addr: u64, size: u64, kind: SymKind, percpu: bool) {
         let at = self.names.len();
         self.names.push_str(name);
@@ -177,7 +183,11 @@ impl SymbolTableBuilder {
             .map(|(i, s)| (s.addr, i as u32))
             .collect();
         by_addr.sort_unstable();
-        let slots = (t.syms.len() * 2).next_power_of_two().max(16);
+        // At most ~2/3 full: short probes, and a distro kernel's 150,000
+        // symbols in 1 MiB.
+        let slots = (t.syms.len() + t.syms.len() / 2)
+            .next_power_of_two()
+            .max(16);
         let mask = slots - 1;
         let mut by_name = vec![0u32; slots];
         for i in 0..t.syms.len() as u32 {
