@@ -509,7 +509,9 @@ fn decode_names<E: std::fmt::Display>(
         }
     }
     let mut out = Vec::with_capacity(num);
-    let mut names: Vec<u8> = vec![0u8; 24 * num + WIDE];
+    // Zeroed, so only the pages written count (a distro kernel's names
+    // average 20-30 bytes).
+    let mut names: Vec<u8> = vec![0u8; 32 * num + WIDE];
     let mut used = 0usize;
     let mut pos = 0usize;
     for i in 0..num {
@@ -538,7 +540,11 @@ fn decode_names<E: std::fmt::Display>(
             let t = t as usize;
             let n = lens[t];
             if names.len() < used + n.max(WIDE) {
-                names.resize((names.len() * 2).max(used + n + WIDE), 0);
+                // A new zeroed store (its pages untouched until written),
+                // not `resize`, which would write every new byte.
+                let mut more = vec![0u8; (names.len() * 2).max(used + n + WIDE)];
+                more[..used].copy_from_slice(&names[..used]);
+                names = more;
             }
             if n <= WIDE {
                 names[used..used + WIDE].copy_from_slice(&wide[t]);
