@@ -1024,6 +1024,20 @@ fn run_search(state: &mut UiState, model: &DumpModel) {
 }
 
 /// Moves the log cursor, keeping it in view with some context around it.
+/// A log view on its last record follows the records a live refresh adds
+/// (`old_len`: the records before it): the new last one selected, at the
+/// bottom of the view. A selection elsewhere stays where the user put it.
+pub(crate) fn follow_log_tail(state: &mut UiState, model: &DumpModel, old_len: usize) {
+    let n = model.log.len();
+    if n == 0 || n <= old_len || state.log_sel + 1 < old_len || state.search.is_some() {
+        return;
+    }
+    let h = state.log_height().max(1);
+    state.log_sel = n - 1;
+    state.log_top = n.saturating_sub(h);
+    clamp_log(state, model);
+}
+
 fn set_log_sel(state: &mut UiState, model: &DumpModel, line: usize) {
     let n = model.log.len();
     if n == 0 {

@@ -317,10 +317,12 @@ fn run_loop(
             last = Instant::now();
             if let Some(mut new) = next(&snap)? {
                 let pid = selected_pid(&snap.model, &state);
+                let log_len = snap.model.log.len();
                 watch.accept(Some(&snap), &mut new);
                 findings = watch.findings(&new.model);
                 snap = new;
                 reselect(&snap.model, &mut state, pid);
+                super::app::follow_log_tail(&mut state, &snap.model, log_len);
             }
         }
     }
@@ -348,6 +350,38 @@ mod tests {
             tasks,
             ..Default::default()
         }
+    }
+
+    /// The log view follows new records while its last one is selected,
+    /// and stays put when the user selected another.
+    #[test]
+    fn the_log_follows_new_records_from_its_last_one() {
+        use crate::model::LogRecord;
+        let rec = |i: usize| LogRecord {
+            text: format!("line {i}"),
+            ..Default::default()
+        };
+        let mut m = model(vec![task(1, 10)]);
+        m.log = (0..100).map(rec).collect();
+        let mut state = UiState::new(&m, "live", 160, 50);
+        assert_eq!(state.log_sel, 99);
+        let mut more = m.clone();
+        more.log.extend((100..130).map(rec));
+        super::super::app::follow_log_tail(&mut state, &more, m.log.len());
+        assert_eq!(state.log_sel, 129);
+        let h = state.log_top..state.log_top + 50;
+        assert!(
+            h.contains(&129),
+            "{} in view from {}",
+            state.log_sel,
+            state.log_top
+        );
+        // Selected elsewhere: left there.
+        state.log_sel = 40;
+        let mut even_more = more.clone();
+        even_more.log.extend((130..140).map(rec));
+        super::super::app::follow_log_tail(&mut state, &even_more, more.log.len());
+        assert_eq!(state.log_sel, 40);
     }
 
     /// The live strip on a sequence of refreshes whose zone falls: the
