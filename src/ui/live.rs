@@ -468,11 +468,11 @@ mod tests {
         assert!(!all.contains("now: what is going wrong"));
     }
 
-    #[test]
-    fn the_status_title_names_the_cost_and_a_torn_refresh() {
+    /// Refresh 7 of a two-task kernel: 42 ms, 40 of them CPU, 731 reads.
+    fn two_task_snapshot() -> Snapshot {
         let mut m = model(vec![task(1, 100), task(2, 200)]);
         m.summary.release = "6.1.0-56-amd64".into();
-        let mut snap = Snapshot {
+        Snapshot {
             model: m,
             elapsed: Duration::from_millis(42),
             cpu: Duration::from_millis(40),
@@ -480,7 +480,12 @@ mod tests {
             parts: Vec::new(),
             kept: Vec::new(),
             reads: 731,
-        };
+        }
+    }
+
+    #[test]
+    fn the_status_title_names_the_cost_and_a_torn_refresh() {
+        let mut snap = two_task_snapshot();
         let t = live_title(&snap, false, 1.5, 2.0);
         assert!(t.starts_with("live 6.1.0-56-amd64 · 2 tasks · "), "{t}");
         assert!(
@@ -501,17 +506,7 @@ mod tests {
     #[test]
     fn the_status_line_shows_the_refresh_at_160_columns() {
         use ratatui::backend::TestBackend;
-        let mut m = model(vec![task(1, 100), task(2, 200)]);
-        m.summary.release = "6.1.0-56-amd64".into();
-        let mut snap = Snapshot {
-            model: m,
-            elapsed: Duration::from_millis(42),
-            cpu: Duration::from_millis(40),
-            generation: 7,
-            parts: Vec::new(),
-            kept: Vec::new(),
-            reads: 731,
-        };
+        let mut snap = two_task_snapshot();
         for (torn, paused) in [(true, false), (false, true), (true, true)] {
             snap.kept = if torn { vec!["tasks"] } else { Vec::new() };
             let mut state = UiState::new(&snap.model, "live", 160, 50);
