@@ -582,6 +582,11 @@ pub struct TaskWait {
     pub(crate) mode: String,
     #[serde(default)]
     pub waited_ns: Option<u64>,
+    /// A page lock or writeback wait: the page, from the `wait_page_queue`
+    /// on the task's stack ("lock of page 7 of inode 1234 on vda (ext4)
+    /// (folio 0x…)").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
 }
 
 /// One task of a deadlock cycle.

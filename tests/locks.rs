@@ -1139,3 +1139,117 @@ fn headless_wait_rings_of_7x_locks_are_followed_to_their_lock() {
     let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
     assert!(g.locks.iter().all(|l| l.address != lock), "{:#?}", g.locks);
 }
+
+#[test]
+fn a_page_lock_wait_names_the_page_and_its_file() {
+    // A task asleep in folio_wait_bit_common has a wait_page_queue on its
+    // stack: its entry (`func` wake_page_function) queued on a hashed wait
+    // queue, the folio and the flag bit it waits for. The chain dump is
+    // patched with one for labcrash/w: the folio is made up on another
+    // stack, in the page cache of a real file (the mapping of a user task's
+    // executable: mm->exe_file->f_mapping), index 7, PG_locked.
+    let Some((case, mut model)) = chain_model() else {
+        return;
+    };
+    let k = case.kernel();
+    let off = |ty: &str, m: &str| k.offset_of(ty, m).unwrap();
+    let phys = |va: u64| k.vtop(va).unwrap();
+    let u64s = |v: u64| v.to_le_bytes().to_vec();
+    let task = |comm: &str| model.tasks.iter().find(|t| t.comm == comm).unwrap().clone();
+    let (w, q, one) = (task("labcrash/w"), task("labcrash/q"), task("labcrash/1"));
+    let stack = |t: &crashdeck::model::Task| k.read_member(t.task, "task_struct", "stack").unwrap();
+    // A user task's executable: its address_space, inode and superblock.
+    let mapping = model
+        .tasks
+        .iter()
+        .filter(|t| !t.kthread && t.pid > 0)
+        .find_map(|t| {
+            let mm = k
+                .read_member(t.task, "task_struct", "mm")
+                .ok()
+                .filter(|&m| m != 0)?;
+            let file = k
+                .read_member(mm, "mm_struct", "exe_file")
+                .ok()
+                .filter(|&f| f != 0)?;
+            k.read_member(file, "file", "f_mapping")
+                .ok()
+                .filter(|&m| m != 0)
+        })
+        .expect("a user task with an executable");
+    let host = k.read_member(mapping, "address_space", "host").unwrap();
+    let ino = k.read_member(host, "inode", "i_ino").unwrap();
+    let sb = k.read_member(host, "inode", "i_sb").unwrap();
+    // A C string of at most 32 bytes, read a word at a time.
+    let cstr = |at: u64| {
+        let bytes: Vec<u8> = (0..4)
+            .flat_map(|i| k.read_u64(at + 8 * i).unwrap().to_le_bytes())
+            .collect();
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..end]).to_string()
+    };
+    let dev = cstr(sb + off("super_block", "s_id"));
+    let s_type = k.read_member(sb, "super_block", "s_type").unwrap();
+    let fstype = cstr(k.read_member(s_type, "file_system_type", "name").unwrap());
+
+    let bt = model
+        .backtraces
+        .iter_mut()
+        .find(|b| b.pid == w.pid)
+        .unwrap();
+    bt.frames[1].function = Some("folio_wait_bit_common".into());
+    let wpq = bt.frames[0].sp + 0x100;
+    let entry = wpq + off("wait_page_queue", "wait");
+    let node = entry + off("wait_queue_entry", "entry");
+    let head = stack(&q) + 0x300 + off("wait_queue_head", "head");
+    let folio = stack(&one) + 0x400;
+    let pg_locked = k.enum_value("PG_locked").unwrap() as u32;
+    let patches = vec![
+        (phys(wpq + off("wait_page_queue", "folio")), u64s(folio)),
+        (
+            phys(wpq + off("wait_page_queue", "bit_nr")),
+            pg_locked.to_le_bytes().to_vec(),
+        ),
+        (
+            phys(entry + off("wait_queue_entry", "private")),
+            u64s(w.task),
+        ),
+        (
+            phys(entry + off("wait_queue_entry", "func")),
+            u64s(k.symbol("wake_page_function").unwrap()),
+        ),
+        (phys(node + off("list_head", "next")), u64s(head)),
+        (phys(node + off("list_head", "prev")), u64s(head)),
+        (phys(head + off("list_head", "next")), u64s(node)),
+        (phys(head + off("list_head", "prev")), u64s(node)),
+        (phys(folio + off("folio", "mapping")), u64s(mapping)),
+        (phys(folio + off("folio", "index")), u64s(7)),
+    ];
+    let pk = patched_kernel(&case, patches.clone());
+    let g = crashdeck::analysis::locks::read(&pk, &model).unwrap();
+    let wait = g.waits.iter().find(|x| x.pid == w.pid).unwrap();
+    assert_eq!(wait.kind, "page_lock");
+    eprintln!(
+        "labcrash/w waits for the {}",
+        wait.page.as_deref().unwrap_or("?")
+    );
+    assert_eq!(
+        wait.page.as_deref(),
+        Some(
+            format!("lock of page 7 of inode {ino} on {dev} ({fstype}) (folio {folio:#x})")
+                .as_str()
+        )
+    );
+    // Another function in the entry: not a page's wait queue, no page named.
+    let mut other = patches;
+    other[3] = (
+        phys(entry + off("wait_queue_entry", "func")),
+        u64s(k.symbol("default_wake_function").unwrap()),
+    );
+    let g = crashdeck::analysis::locks::read(&patched_kernel(&case, other), &model).unwrap();
+    let wait = g.waits.iter().find(|x| x.pid == w.pid).unwrap();
+    assert_eq!(
+        (wait.kind.as_str(), wait.page.as_deref()),
+        ("page_lock", None)
+    );
+}

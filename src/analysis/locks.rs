@@ -419,6 +419,9 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
         if wait.lock.is_none() && task.state == "UN" {
             if let Some((lk, found)) = find_queue(k, &layout, &by_task, &known, bt, task.task) {
                 wait.lock = Some(found.lock);
+                if wait.kind == "page_lock" {
+                    wait.page = page_of_wait(k, found.waiter);
+                }
                 // What the frames said stays (a page lock, I/O, a
                 // completion); else it is a wait queue.
                 if wait.kind == "none" {
@@ -955,6 +958,69 @@ impl RtLayout {
     }
 }
 
+/// The page a task waits on, from the `wait_page_queue` whose
+/// `wait_queue_entry` is on its stack (mm/filemap.c
+/// `folio_wait_bit_common`: the entry's `func` is `wake_page_function`,
+/// checked): which flag (PG_locked, PG_writeback, by the types' enum), the
+/// page's index and whose it is (the inode and filesystem of its mapping,
+/// or anonymous). 5.16+ names a `folio`, before a `page`.
+pub fn page_of_wait(k: &Kernel, entry: u64) -> Option<String> {
+    let func = k.read_member(entry, "wait_queue_entry", "func").ok()?;
+    let s = k.symbolize(func)?;
+    if s.name != "wake_page_function" || s.offset != 0 {
+        return None;
+    }
+    let wpq = entry.checked_sub(k.offset_of("wait_page_queue", "wait").ok()?)?;
+    let ty = if k.has_member("wait_page_queue", "folio") {
+        "folio"
+    } else {
+        "page"
+    };
+    let page = k.read_member(wpq, "wait_page_queue", ty).ok()?;
+    let bit = k.read_member(wpq, "wait_page_queue", "bit_nr").ok()? as u32 as i32;
+    let flag = ["PG_locked", "PG_writeback"]
+        .into_iter()
+        .find(|n| k.enum_value(n).ok() == Some(i64::from(bit)));
+    let what = match flag {
+        Some("PG_locked") => "lock".to_string(),
+        Some(_) => "writeback".to_string(),
+        None => format!("flag bit {bit}"),
+    };
+    let mapping = k.read_member(page, ty, "mapping").ok()?;
+    let index = k.read_member(page, ty, "index").ok()?;
+    // PAGE_MAPPING_ANON (bit 0) marks an anon_vma, not an address_space.
+    let whose = if mapping == 0 {
+        "with no mapping".to_string()
+    } else if mapping & 1 != 0 {
+        "of anonymous memory".to_string()
+    } else {
+        let host = k.read_member(mapping, "address_space", "host").ok()?;
+        let ino = k.read_member(host, "inode", "i_ino").ok()?;
+        let sb = k.read_member(host, "inode", "i_sb").ok()?;
+        let on = describe_superblock_name(k, sb).unwrap_or_else(|| "?".into());
+        format!("of inode {ino} on {on}")
+    };
+    Some(format!("{what} of page {index} {whose} ({ty} {page:#x})"))
+}
+
+/// "vda (ext4)": a superblock's `s_id` and filesystem type.
+fn describe_superblock_name(k: &Kernel, sb: u64) -> Option<String> {
+    let id = k.member("super_block", "s_id").ok()?;
+    let device = super::read_str(k, sb.wrapping_add(id.offset), super::usz(id.size)).ok()?;
+    Some(format!("{device} ({})", fs_type_name(k, sb)))
+}
+
+/// The name of a superblock's filesystem type ("?" when unreadable).
+fn fs_type_name(k: &Kernel, sb: u64) -> String {
+    k.read_member(sb, "super_block", "s_type")
+        .ok()
+        .filter(|&t| t != 0)
+        .and_then(|t| k.read_member(t, "file_system_type", "name").ok())
+        .filter(|&n| n != 0)
+        .and_then(|n| super::read_str(k, n, 64).ok())
+        .unwrap_or_else(|| "?".into())
+}
+
 /// Where a heap address lies: the slab cache and the object's start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeapObject {
@@ -1265,14 +1331,7 @@ fn freeze_name(k: &Kernel, v: i64) -> Option<String> {
 fn describe_superblock(k: &Kernel, sb: u64, level: u32) -> Option<SbFreeze> {
     let id = k.member("super_block", "s_id").ok()?;
     let device = super::read_str(k, sb.wrapping_add(id.offset), super::usz(id.size)).ok()?;
-    let fs_type = k
-        .read_member(sb, "super_block", "s_type")
-        .ok()
-        .filter(|&t| t != 0)
-        .and_then(|t| k.read_member(t, "file_system_type", "name").ok())
-        .filter(|&n| n != 0)
-        .and_then(|n| super::read_str(k, n, 64).ok())
-        .unwrap_or_else(|| "?".into());
+    let fs_type = fs_type_name(k, sb);
     let frozen = k.read_member(sb, "super_block", "s_writers.frozen").ok()?;
     let frozen = u32::try_from(frozen).ok()?;
     let (freezer, freezer_detail) = freezer(&freeze_record(k, sb));

@@ -382,7 +382,10 @@ pub(crate) fn story(cx: &Ctx) -> Option<Story> {
                 told.insert(w.pid);
                 let what = match w.kind.as_str() {
                     "io" => "I/O".to_string(),
-                    "page_lock" => "a page lock (I/O on the page)".to_string(),
+                    "page_lock" => match &w.page {
+                        Some(p) => format!("the {p}"),
+                        None => "a page lock (I/O on the page)".to_string(),
+                    },
                     "completion" => "a completion".to_string(),
                     "percpu_rw_semaphore" => {
                         remedies.push("A percpu_rw_semaphore wait is usually a frozen filesystem: look for fsfreeze (FIFREEZE) and thaw it".into());
