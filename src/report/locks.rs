@@ -29,7 +29,7 @@ fn holder(m: &DumpModel, l: &Lock) -> String {
         ),
         (Some(n), None) => format!("held for reading by {n} readers"),
         _ if l.kind == "semaphore" => "a semaphore has no owner".into(),
-        _ if l.kind != "mutex" && l.kind != "rw_semaphore" => {
+        _ if !matches!(l.kind.as_str(), "mutex" | "rw_semaphore" | "rt_mutex") => {
             "a wait queue: no owner is recorded".into()
         }
         _ => "owner: none recorded".into(),
@@ -60,6 +60,15 @@ pub(crate) fn section(m: &DumpModel) -> String {
                 if w.mode.is_empty() { "-" } else { &w.mode },
                 secs(w.waited_ns)
             ));
+            // A page's wait queue is shared by many pages: each waiter's own.
+            if let Some(p) = m
+                .waits
+                .iter()
+                .find(|x| x.pid == w.pid)
+                .and_then(|x| x.page.as_ref())
+            {
+                o.push_str(&format!("                  waits for the {p}\n"));
+            }
         }
     }
     for (i, cycle) in m.deadlocks.iter().enumerate() {
@@ -101,4 +110,46 @@ pub(crate) fn section(m: &DumpModel) -> String {
     }
     o.push('\n');
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LockWaiter, TaskWait};
+
+    #[test]
+    fn an_rt_mutex_has_an_owner_field_and_a_page_wait_names_its_page() {
+        let rt = Lock {
+            kind: "rt_mutex".into(),
+            name: "lk".into(),
+            ..Default::default()
+        };
+        let m = DumpModel::default();
+        assert_eq!(holder(&m, &rt), "owner: none recorded");
+        let queue = Lock {
+            kind: "page_lock".into(),
+            name: "folio_wait_table+0x40".into(),
+            waiters: vec![LockWaiter {
+                pid: 7,
+                comm: "cp".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(holder(&m, &queue), "a wait queue: no owner is recorded");
+        let m = DumpModel {
+            locks: vec![queue],
+            waits: vec![TaskWait {
+                pid: 7,
+                comm: "cp".into(),
+                kind: "page_lock".into(),
+                page: Some("lock of page 3 of inode 12 on vda (ext4) (folio 0x10)".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert!(section(&m).contains(
+            "\n                  waits for the lock of page 3 of inode 12 on vda (ext4) (folio 0x10)\n"
+        ));
+    }
 }
