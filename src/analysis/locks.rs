@@ -673,7 +673,9 @@ fn headless_lock(
             return Some(b & !BLOCKER_TYPE_MASK);
         }
     }
-    for &(lo, hi) in &stacks {
+    // The task's own stack first (it holds the pointer it called with);
+    // a few more of the ring's, not thousands.
+    for &(lo, hi) in stacks.iter().take(RING_STACKS_SCANNED) {
         let n = usize::try_from((hi - lo) / 8).ok()?;
         let Ok(words) = k.read_u64_array(lo, n) else {
             continue;
@@ -688,6 +690,9 @@ fn headless_lock(
     }
     None
 }
+
+/// Stacks of a ring's tasks scanned for its lock's address, at most.
+const RING_STACKS_SCANNED: usize = 16;
 
 /// The lock member that points at the first waiter record (7.x).
 const FIRST_WAITER: &str = "first_waiter";
