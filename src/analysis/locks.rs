@@ -377,8 +377,9 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
             wait.kind = kind.into();
             wait.function = Some(function.to_string());
             wait.level = Some(level);
+            // The slow path's frame, and at least SCAN_BYTES above it.
+            let hi = next_sp.max(sp.saturating_add(SCAN_BYTES));
             if kind == "rt_mutex" {
-                let hi = next_sp.max(sp.saturating_add(SCAN_BYTES));
                 if let Some(rl) = RtLayout::new(k) {
                     if let Some(found) = rl.find_waiter(k, &layout, &by_task, task.task, sp, hi) {
                         wait.lock = Some(found.lock);
@@ -391,7 +392,6 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
                 }
             }
             if let Some(lk) = LOCK_KINDS.iter().find(|l| l.kind == kind) {
-                let hi = next_sp.max(sp.saturating_add(SCAN_BYTES));
                 if let Some(found) =
                     find_waiter(k, &layout, lk, &by_task, &known, task.task, sp, hi)
                 {
@@ -588,17 +588,9 @@ fn find_waiter(
             None
         }
     };
-    let (slo, shi) = stack_of(k, l, task)?;
-    let lo = lo.max(slo) & !7;
-    let hi = hi.min(shi);
-    let n = usize::try_from(hi.checked_sub(lo)? / 8).ok()?;
-    let words = k.read_u64_array(lo, n).ok()?;
     // A waiter record at `w` has `task` at w + task_off: find that word.
-    for (i, &word) in words.iter().enumerate() {
-        if word != task {
-            continue;
-        }
-        let w = (lo + 8 * i as u64).wrapping_sub(task_off);
+    for at in words_naming(k, l, task, lo, hi) {
+        let w = at.wrapping_sub(task_off);
         if let Some(&lock) = known.get(&(w, lk.lock_ty)) {
             return Some(Found { lock, waiter: w });
         }
@@ -778,40 +770,74 @@ fn read_lock(
         _ => {}
     }
     if let Some(t) = owner_task {
-        match pid_of(t) {
-            Some((pid, comm)) => {
-                out.owner = Some(pid);
-                out.owner_comm = Some(comm);
-            }
-            None => out.owner_comm = Some(format!("task {t:#x} (not on the task list)")),
-        }
+        set_owner(&mut out, t, by_task);
     }
     let write = k.enum_value("RWSEM_WAITING_FOR_WRITE").ok();
     let type_m = k.member("rwsem_waiter", "type").ok();
     for w in queued_records(k, lk, lock)? {
         let t = k.read_u64(w + task_off)?;
-        let Some((pid, comm)) = pid_of(t) else {
+        let Some(mut waiter) = waiter_of(k, l, by_task, w, t) else {
             continue;
         };
-        if !on_stack_of(k, l, by_task, w, t) {
-            continue;
+        if let ("rw_semaphore", Some(m), Some(wv)) = (lk.kind, &type_m, write) {
+            let v = k.read_uint(w + m.offset, m.size.min(8) as usize)?;
+            waiter.mode = if v as i64 == wv { "write" } else { "read" }.to_string();
         }
-        let mode = match (lk.kind, &type_m, write) {
-            ("rw_semaphore", Some(m), Some(wv)) => {
-                let v = k.read_uint(w + m.offset, m.size.min(8) as usize)?;
-                if v as i64 == wv { "write" } else { "read" }.to_string()
-            }
-            _ => String::new(),
-        };
-        out.waiters.push(LockWaiter {
-            pid,
-            comm,
-            mode,
-            waited_ns: waited(k, l, t, by_task.get(&t).map_or(0, |t| t.cpu)),
-            waiter: w,
-        });
+        out.waiters.push(waiter);
     }
     Ok(out)
+}
+
+/// The lock's owner: the task's PID and comm, or that the task is not on
+/// the task list.
+fn set_owner(out: &mut Lock, t: u64, by_task: &HashMap<u64, &crate::model::Task>) {
+    match by_task.get(&t) {
+        Some(task) => {
+            out.owner = Some(task.pid);
+            out.owner_comm = Some(task.comm.clone());
+        }
+        None => out.owner_comm = Some(format!("task {t:#x} (not on the task list)")),
+    }
+}
+
+/// The waiter record `w` of task `t`, when `t` is on the task list and the
+/// record on its stack (no mode: the caller knows the lock's kind).
+fn waiter_of(
+    k: &Kernel,
+    l: &Layout,
+    by_task: &HashMap<u64, &crate::model::Task>,
+    w: u64,
+    t: u64,
+) -> Option<LockWaiter> {
+    let task = by_task.get(&t)?;
+    on_stack_of(k, l, by_task, w, t).then(|| LockWaiter {
+        pid: task.pid,
+        comm: task.comm.clone(),
+        mode: String::new(),
+        waited_ns: waited(k, l, t, task.cpu),
+        waiter: w,
+    })
+}
+
+/// Addresses of the words in [lo, hi), within `task`'s stack, that hold
+/// `task`: where a waiter record names it. One read of the range.
+fn words_naming(k: &Kernel, l: &Layout, task: u64, lo: u64, hi: u64) -> Vec<u64> {
+    let Some((slo, shi)) = stack_of(k, l, task) else {
+        return Vec::new();
+    };
+    let lo = lo.max(slo) & !7;
+    let hi = hi.min(shi);
+    let n = hi
+        .checked_sub(lo)
+        .and_then(|b| usize::try_from(b / 8).ok())
+        .unwrap_or(0);
+    let Ok(words) = k.read_u64_array(lo, n) else {
+        return Vec::new();
+    };
+    (words.iter().enumerate())
+        .filter(|&(_, &w)| w == task)
+        .map(|(i, _)| lo + 8 * i as u64)
+        .collect()
 }
 
 /// An `rt_mutex` (kernel/locking/rtmutex.c) keeps its waiters in a
@@ -895,22 +921,14 @@ impl RtLayout {
         lo: u64,
         hi: u64,
     ) -> Option<Found> {
-        let (slo, shi) = stack_of(k, l, task)?;
-        let mut at = lo.max(slo) & !7;
-        while at + 8 <= hi.min(shi) {
-            if k.read_u64(at).ok() == Some(task) {
-                let w = at.wrapping_sub(self.task);
-                let lock = k.read_u64(w.wrapping_add(self.lock)).unwrap_or(0);
-                if lock != 0
-                    && on_stack_of(k, l, by_task, w, task)
-                    && self.waiters(k, lock).is_some_and(|ws| ws.contains(&w))
-                {
-                    return Some(Found { lock, waiter: w });
-                }
-            }
-            at += 8;
-        }
-        None
+        words_naming(k, l, task, lo, hi).into_iter().find_map(|at| {
+            let w = at.wrapping_sub(self.task);
+            let lock = k.read_u64(w.wrapping_add(self.lock)).unwrap_or(0);
+            (lock != 0
+                && on_stack_of(k, l, by_task, w, task)
+                && self.waiters(k, lock).is_some_and(|ws| ws.contains(&w)))
+            .then_some(Found { lock, waiter: w })
+        })
     }
 
     fn read_lock(
@@ -922,7 +940,6 @@ impl RtLayout {
         caches: &[crate::model::SlabCache],
     ) -> Lock {
         let word = k.read_u64(lock.wrapping_add(self.owner)).unwrap_or(0);
-        let pid_of = |t: u64| by_task.get(&t).map(|t| (t.pid, t.comm.clone()));
         let mut out = Lock {
             address: lock,
             name: lock_name(k, caches, lock, Some(self.lock_ty))
@@ -933,31 +950,13 @@ impl RtLayout {
         };
         let owner = word & !RT_MUTEX_HAS_WAITERS;
         if owner != 0 {
-            match pid_of(owner) {
-                Some((pid, comm)) => {
-                    out.owner = Some(pid);
-                    out.owner_comm = Some(comm);
-                }
-                None => out.owner_comm = Some(format!("task {owner:#x} (not on the task list)")),
-            }
+            set_owner(&mut out, owner, by_task);
         }
         for w in self.waiters(k, lock).unwrap_or_default() {
             let Ok(t) = k.read_u64(w.wrapping_add(self.task)) else {
                 continue;
             };
-            let Some((pid, comm)) = pid_of(t) else {
-                continue;
-            };
-            if !on_stack_of(k, l, by_task, w, t) {
-                continue;
-            }
-            out.waiters.push(LockWaiter {
-                pid,
-                comm,
-                mode: String::new(),
-                waited_ns: waited(k, l, t, by_task.get(&t).map_or(0, |t| t.cpu)),
-                waiter: w,
-            });
+            out.waiters.extend(waiter_of(k, l, by_task, w, t));
         }
         out
     }
@@ -1010,9 +1009,13 @@ pub fn page_of_wait(k: &Kernel, entry: u64) -> Option<String> {
 
 /// "vda (ext4)": a superblock's `s_id` and filesystem type.
 fn describe_superblock_name(k: &Kernel, sb: u64) -> Option<String> {
+    Some(format!("{} ({})", sb_device(k, sb)?, fs_type_name(k, sb)))
+}
+
+/// A superblock's device name (`s_id`).
+fn sb_device(k: &Kernel, sb: u64) -> Option<String> {
     let id = k.member("super_block", "s_id").ok()?;
-    let device = super::read_str(k, sb.wrapping_add(id.offset), super::usz(id.size)).ok()?;
-    Some(format!("{device} ({})", fs_type_name(k, sb)))
+    super::read_str(k, sb.wrapping_add(id.offset), super::usz(id.size)).ok()
 }
 
 /// The name of a superblock's filesystem type ("?" when unreadable).
@@ -1334,8 +1337,7 @@ fn freeze_name(k: &Kernel, v: i64) -> Option<String> {
 }
 
 fn describe_superblock(k: &Kernel, sb: u64, level: u32) -> Option<SbFreeze> {
-    let id = k.member("super_block", "s_id").ok()?;
-    let device = super::read_str(k, sb.wrapping_add(id.offset), super::usz(id.size)).ok()?;
+    let device = sb_device(k, sb)?;
     let fs_type = fs_type_name(k, sb);
     let frozen = k.read_member(sb, "super_block", "s_writers.frozen").ok()?;
     let frozen = u32::try_from(frozen).ok()?;
