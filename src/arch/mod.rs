@@ -144,6 +144,42 @@ pub struct WalkStep {
     pub entry: Option<u64>,
 }
 
+/// Reads the table entry at `entry_pa` of a walk at `level` (its bits not
+/// part of the entry cleared by `mask`) and tells `step` of it; unreadable,
+/// the step has no value and the error names the entry ("cannot read the
+/// PMD entry at physical 0x…", `noun` being the architecture's word).
+pub(crate) fn read_table_entry(
+    mem: &dyn PhysMem,
+    entry_pa: u64,
+    (level, levels): (u32, u32),
+    noun: &str,
+    mask: u64,
+    step: &mut dyn FnMut(WalkStep),
+) -> std::result::Result<u64, (u32, String)> {
+    let name = level_name(level, levels);
+    let mut b = [0u8; 8];
+    if let Err(e) = mem.read_phys(entry_pa, &mut b) {
+        step(WalkStep {
+            level,
+            name,
+            entry_paddr: entry_pa,
+            entry: None,
+        });
+        return Err((
+            level,
+            format!("cannot read the {name} {noun} at physical {entry_pa:#x}: {e}"),
+        ));
+    }
+    let entry = u64::from_le_bytes(b) & !mask;
+    step(WalkStep {
+        level,
+        name,
+        entry_paddr: entry_pa,
+        entry: Some(entry),
+    });
+    Ok(entry)
+}
+
 /// The kernel's name for the table at `level` (1 = PTE … `levels` = PGD).
 pub(crate) fn level_name(level: u32, levels: u32) -> &'static str {
     if level == levels {

@@ -10,8 +10,8 @@
 //! `NUMBER(KERNELPACMASK)`, `NUMBER(VMALLOC_START)`, `SYMBOL(swapper_pg_dir)`.
 
 use super::{
-    kaslr_from_vmcoreinfo, level_name, vmcoreinfo_number, AddressSpace, Arch, ArchError,
-    ImageSymbols, KaslrSource, Mmu, Registers, Result, Tlb, WalkStep,
+    kaslr_from_vmcoreinfo, level_name, read_table_entry, vmcoreinfo_number, AddressSpace, Arch,
+    ArchError, ImageSymbols, KaslrSource, Mmu, Registers, Result, Tlb, WalkStep,
 };
 use crate::dump::{CpuState, Dump, PhysMem, VmcoreInfo};
 
@@ -134,26 +134,8 @@ fn walk_with(
         let idx = (vaddr >> shift) & ((1u64 << width) - 1);
         let entry_pa = table.wrapping_add(idx * 8);
         let name = level_name(level, g.levels);
-        let mut b = [0u8; 8];
-        if let Err(e) = mem.read_phys(entry_pa, &mut b) {
-            step(WalkStep {
-                level,
-                name,
-                entry_paddr: entry_pa,
-                entry: None,
-            });
-            return Err(err(
-                level,
-                format!("cannot read the {name} descriptor at physical {entry_pa:#x}: {e}"),
-            ));
-        }
-        let desc = u64::from_le_bytes(b);
-        step(WalkStep {
-            level,
-            name,
-            entry_paddr: entry_pa,
-            entry: Some(desc),
-        });
+        let desc = read_table_entry(mem, entry_pa, (level, g.levels), "descriptor", 0, step)
+            .map_err(|(l, what)| err(l, what))?;
         if desc & 1 == 0 {
             return Err(err(
                 level,

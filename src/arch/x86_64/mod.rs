@@ -4,8 +4,8 @@
 //! `QEMUCPUState` note.
 
 use super::{
-    kaslr_from_vmcoreinfo, level_name, AddressSpace, Arch, ArchError, ImageSymbols, KaslrSource,
-    Mmu, Registers, Result, Tlb, WalkStep,
+    kaslr_from_vmcoreinfo, level_name, read_table_entry, AddressSpace, Arch, ArchError,
+    ImageSymbols, KaslrSource, Mmu, Registers, Result, Tlb, WalkStep,
 };
 use crate::dump::{CpuState, Dump, PhysMem, VmcoreInfo};
 
@@ -624,26 +624,8 @@ fn walk_with(
         let idx = (vaddr >> shift) & 0x1ff;
         let entry_pa = table + idx * 8;
         let name = level_name(level, levels);
-        let mut b = [0u8; 8];
-        if let Err(e) = mem.read_phys(entry_pa, &mut b) {
-            step(WalkStep {
-                level,
-                name,
-                entry_paddr: entry_pa,
-                entry: None,
-            });
-            return Err(err(
-                level,
-                format!("cannot read the {name} entry at physical {entry_pa:#x}: {e}"),
-            ));
-        }
-        let entry = u64::from_le_bytes(b) & !sme_mask;
-        step(WalkStep {
-            level,
-            name,
-            entry_paddr: entry_pa,
-            entry: Some(entry),
-        });
+        let entry = read_table_entry(mem, entry_pa, (level, levels), "entry", sme_mask, step)
+            .map_err(|(l, what)| err(l, what))?;
         if entry & PRESENT == 0 {
             return Err(err(
                 level,
