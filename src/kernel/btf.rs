@@ -162,7 +162,9 @@ pub struct Btf {
     str_start: usize,
     str_end: usize,
     /// `types[id]`; id 0 (void) is a placeholder.
-    types: Vec<Ty>,
+    /// Where each type's record starts in `data` (id 0, void, has none):
+    /// 4 bytes a type, its fields read from the record when asked.
+    types: Vec<u32>,
     /// (name hash, id) of the named struct/union/enum/typedef/int/float/fwd
     /// types, by hash then id (no per-name allocation: a distro kernel's BTF
     /// names some 50,000 types).
@@ -244,14 +246,7 @@ impl Btf {
             enumerators: OnceLock::new(),
             pointer_size: 8,
         };
-        btf.types.push(Ty {
-            kind: Kind::Int,
-            kind_flag: false,
-            vlen: 0,
-            name_off: 0,
-            size_or_type: 0,
-            extra: 0,
-        });
+        btf.types.push(0);
         let mut off = type_start;
         while off < type_end {
             let id = btf.types.len() as u32;
@@ -262,9 +257,7 @@ impl Btf {
                     what: "record cut short by the end of the type section".into(),
                 });
             }
-            let name_off = btf.u32_at(off);
             let info = btf.u32_at(off + 4);
-            let size_or_type = btf.u32_at(off + 8);
             let kind = Kind::from_u32((info >> 24) & 0x1f).ok_or_else(|| BtfError::Type {
                 id,
                 offset: off,
@@ -280,14 +273,7 @@ impl Btf {
                     what: format!("{kind:?} with {vlen} entries runs past the type section"),
                 });
             }
-            btf.types.push(Ty {
-                kind,
-                kind_flag: info >> 31 != 0,
-                vlen,
-                name_off,
-                size_or_type,
-                extra: extra as u32,
-            });
+            btf.types.push(off as u32);
             off = next;
         }
         // Every reference must name a type that exists.
@@ -437,14 +423,30 @@ impl Btf {
 
     /// The type with id `id` (void for 0 or an id out of range).
     fn ty(&self, id: u32) -> Ty {
-        self.types.get(id as usize).copied().unwrap_or(Ty {
+        let void = Ty {
             kind: Kind::Int,
             kind_flag: false,
             vlen: 0,
             name_off: 0,
             size_or_type: 0,
             extra: 0,
-        })
+        };
+        match self.types.get(id as usize) {
+            Some(&off) if id != 0 => {
+                let off = off as usize;
+                let info = self.u32_at(off + 4);
+                Ty {
+                    // Checked when the record was parsed.
+                    kind: Kind::from_u32((info >> 24) & 0x1f).unwrap_or(Kind::Int),
+                    kind_flag: info >> 31 != 0,
+                    vlen: (info & 0xffff) as u16,
+                    name_off: self.u32_at(off),
+                    size_or_type: self.u32_at(off + 8),
+                    extra: off as u32 + 12,
+                }
+            }
+            _ => void,
+        }
     }
 
     /// A string of the string section ("" if out of range or not UTF-8).

@@ -24,7 +24,7 @@
 //!     offset's own slot plus the offset.
 
 use super::btf::{Btf, BtfError};
-use super::symbols::{index_hash, SymKind, SymbolTable, SymbolTableBuilder};
+use super::symbols::{self, index_hash, SymKind, SymbolTable, SymbolTableBuilder};
 use super::vmlinux::Section;
 use crate::arch::Arch;
 use crate::dump::Dump;
@@ -132,10 +132,14 @@ pub struct KallsymsSymbol<'a> {
 
 /// A symbol as the table keeps it: its name is a range of `Kallsyms::names`.
 #[derive(Debug, Clone, Copy)]
+/// 24 bytes, as a `symbols::Entry`: a dump's symbols become its symbol
+/// table in place (one vector, not two), and `size` has room here.
 struct Entry {
-    name_at: u32,
-    name_len: u32,
     addr: u64,
+    /// Filled only on the way to a `SymbolTable` (kallsyms keeps no sizes).
+    size: u32,
+    name_at: u32,
+    name_len: u16,
     kind: u8,
 }
 
@@ -264,20 +268,20 @@ impl Kallsyms {
             })
             .collect();
 
-        // The offsets (or absolute addresses) of every symbol.
-        let raw: Vec<u64> = if let Some(addrs) = loc.addresses {
-            read_exact(read, "kallsyms_addresses", addrs, num * 8)?
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                .collect()
+        // The offsets (or absolute addresses) of every symbol, as read.
+        let raw = if let Some(addrs) = loc.addresses {
+            RawAddrs {
+                bytes: read_exact(read, "kallsyms_addresses", addrs, num * 8)?,
+                width: 8,
+            }
         } else {
             let offs = loc.offsets.ok_or_else(|| {
                 KallsymsError::Bad("neither kallsyms_offsets nor kallsyms_addresses".into())
             })?;
-            read_exact(read, "kallsyms_offsets", offs, num * 4)?
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64)
-                .collect()
+            RawAddrs {
+                bytes: read_exact(read, "kallsyms_offsets", offs, num * 4)?,
+                width: 4,
+            }
         };
         let relative_base = match loc.relative_base {
             Some(a) => {
@@ -300,35 +304,26 @@ impl Kallsyms {
         // fall back if the addresses do not then agree with `_stext`.
         let mut last_err = None;
         for long_names in [true, false] {
-            let (names, entries) = match decode_names(&mut names_stream, &tokens, num, long_names) {
-                Ok(v) => v,
-                Err(e) => {
-                    last_err = Some(e);
-                    continue;
-                }
+            let (names, mut entries) =
+                match decode_names(&mut names_stream, &tokens, num, long_names) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        last_err = Some(e);
+                        continue;
+                    }
+                };
+            let name = |e: &Entry| {
+                let at = e.name_at as usize;
+                names.get(at..at + e.name_len as usize).unwrap_or("")
             };
-            let name =
-                |e: &(u8, u32, u32)| names.get(e.1 as usize..(e.1 + e.2) as usize).unwrap_or("");
             let Some(stext_idx) = entries.iter().position(|e| name(e) == "_stext") else {
                 last_err = Some(KallsymsError::Bad(
                     "no _stext among the decoded names".into(),
                 ));
                 continue;
             };
-            match resolve_addresses(loc, stext_idx, &raw, relative_base) {
-                Ok((addrs, encoding)) => {
-                    let entries = entries
-                        .into_iter()
-                        .zip(addrs)
-                        .map(|((kind, name_at, name_len), addr)| Entry {
-                            name_at,
-                            name_len,
-                            addr,
-                            kind,
-                        })
-                        .collect();
-                    return Ok(Kallsyms::from_parts(names, entries, encoding));
-                }
+            match resolve_addresses(loc, stext_idx, &raw, relative_base, &mut entries) {
+                Ok(encoding) => return Ok(Kallsyms::from_parts(names, entries, encoding)),
                 Err(e) => last_err = Some(e),
             }
         }
@@ -484,17 +479,32 @@ impl Kallsyms {
     }
 }
 
-/// A decoded symbol's (type letter, start of its name, length of its name).
-type NameAt = (u8, u32, u32);
+/// `kallsyms_offsets` (4 bytes a symbol) or `kallsyms_addresses` (8), as
+/// read: each value is decoded where it is used, not copied into a vector.
+struct RawAddrs {
+    bytes: Vec<u8>,
+    width: usize,
+}
 
-/// Every symbol's name, one after the other, and its (type letter, start,
-/// length) there.
+impl RawAddrs {
+    fn get(&self, i: usize) -> u64 {
+        let at = i * self.width;
+        match self.bytes.get(at..at + self.width) {
+            Some(&[a, b, c, d]) => u64::from(u32::from_le_bytes([a, b, c, d])),
+            Some(&[a, b, c, d, e, f, g, h]) => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+            _ => 0,
+        }
+    }
+}
+
+/// Every symbol's name, one after the other, and its entry (type letter,
+/// where its name is; the address is filled by `resolve_addresses`).
 fn decode_names<E: std::fmt::Display>(
     s: &mut Stream<'_, E>,
     tokens: &[&[u8]],
     num: usize,
     long_names: bool,
-) -> Result<(String, Vec<NameAt>)> {
+) -> Result<(String, Vec<Entry>)> {
     // Tokens are copied 16 bytes at a time (a fixed-size copy, not a
     // `memcpy` call per token: a distro kernel's names are ~1.5 million
     // tokens) into `names`, which is kept 16 bytes longer than what is
@@ -556,10 +566,19 @@ fn decode_names<E: std::fmt::Display>(
         let kind = if used > start { names[start] } else { b'?' };
         let name_len = used.saturating_sub(start + 1);
         used = used.max(start + 1);
-        let (Ok(at), Ok(n)) = (u32::try_from(start + 1), u32::try_from(name_len)) else {
-            return Err(KallsymsError::Bad("more than 4 GiB of names".into()));
+        let (Ok(name_at), Ok(name_len)) = (u32::try_from(start + 1), u16::try_from(name_len))
+        else {
+            return Err(KallsymsError::Bad(format!(
+                "symbol {i}: a name of {name_len} bytes, or more than 4 GiB of names"
+            )));
         };
-        out.push((kind, at, n));
+        out.push(Entry {
+            addr: 0,
+            size: 0,
+            name_at,
+            name_len,
+            kind,
+        });
     }
     names.truncate(used);
     let names = match String::from_utf8(names) {
@@ -569,10 +588,12 @@ fn decode_names<E: std::fmt::Display>(
             let bytes = e.into_bytes();
             let mut text = String::with_capacity(bytes.len());
             for e in &mut out {
-                let name = bytes.get(e.1 as usize..(e.1 + e.2) as usize).unwrap_or(&[]);
+                let at = e.name_at as usize;
+                let name = bytes.get(at..at + e.name_len as usize).unwrap_or(&[]);
                 let at = text.len();
                 text.push_str(&String::from_utf8_lossy(name));
-                *e = (e.0, at as u32, (text.len() - at) as u32);
+                e.name_at = at as u32;
+                e.name_len = u16::try_from(text.len() - at).unwrap_or(u16::MAX);
             }
             text
         }
@@ -580,16 +601,25 @@ fn decode_names<E: std::fmt::Display>(
     Ok((names, out))
 }
 
+/// Finds the encoding that puts `_stext` where VMCOREINFO says, and gives
+/// every entry its address by it.
 fn resolve_addresses(
     loc: &KallsymsLocations,
     stext_idx: usize,
-    raw: &[u64],
+    raw: &RawAddrs,
     relative_base: Option<u64>,
-) -> Result<(Vec<u64>, AddressEncoding)> {
-    let stext_raw = raw.get(stext_idx).copied().unwrap_or(0);
+    entries: &mut [Entry],
+) -> Result<AddressEncoding> {
+    let mut fill = |f: &dyn Fn(usize, u64) -> u64| {
+        for (i, e) in entries.iter_mut().enumerate() {
+            e.addr = f(i, raw.get(i));
+        }
+    };
+    let stext_raw = raw.get(stext_idx);
     if loc.addresses.is_some() {
         if stext_raw == loc.stext {
-            return Ok((raw.to_vec(), AddressEncoding::Absolute));
+            fill(&|_, v| v);
+            return Ok(AddressEncoding::Absolute);
         }
         return Err(KallsymsError::Bad(format!(
             "kallsyms_addresses puts _stext at {stext_raw:#x}, VMCOREINFO at {:#x}",
@@ -612,22 +642,16 @@ fn resolve_addresses(
     };
     if let Some(base) = relative_base {
         if base.wrapping_add(stext_raw) == loc.stext {
-            return Ok((
-                raw.iter().map(|&v| base.wrapping_add(v)).collect(),
-                AddressEncoding::BaseRelative,
-            ));
+            fill(&|_, v| base.wrapping_add(v));
+            return Ok(AddressEncoding::BaseRelative);
         }
         if abs_percpu(base, stext_raw) == loc.stext {
-            return Ok((
-                raw.iter().map(|&v| abs_percpu(base, v)).collect(),
-                AddressEncoding::AbsolutePercpu,
-            ));
+            fill(&|_, v| abs_percpu(base, v));
+            return Ok(AddressEncoding::AbsolutePercpu);
         }
     } else if place(stext_idx, stext_raw) == loc.stext {
-        return Ok((
-            raw.iter().enumerate().map(|(i, &v)| place(i, v)).collect(),
-            AddressEncoding::PlaceRelative,
-        ));
+        fill(&place);
+        return Ok(AddressEncoding::PlaceRelative);
     }
     Err(KallsymsError::Bad(format!(
         "no address encoding puts _stext (symbol {stext_idx}, raw {stext_raw:#x}) at {:#x}",
@@ -707,6 +731,16 @@ pub(crate) fn no_btf_reason(kallsyms: &Kallsyms, release: &str) -> String {
     }
 }
 
+/// What a kallsyms type letter names.
+fn sym_kind(letter: u8, percpu: bool) -> SymKind {
+    match letter.to_ascii_lowercase() {
+        b't' | b'w' => SymKind::Function,
+        b'd' | b'b' | b'r' | b'v' | b'g' | b's' => SymKind::Object,
+        _ if percpu => SymKind::Object,
+        _ => SymKind::Other,
+    }
+}
+
 /// Reads kallsyms, the BTF and the image sections out of `dump`.
 pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
     let kallsyms = Kallsyms::from_dump(dump)?;
@@ -778,12 +812,13 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
     // describes it, else 0 (unknown) so that readers do not take the next
     // variable's bytes for its own.
     let var_sizes = btf.as_ref().map(|b| b.variable_sizes()).unwrap_or_default();
-    // The next higher address after each entry's: one pass from the end
-    // when the table is sorted by address (as the kernel keeps it), else a
-    // search of the sorted addresses.
-    // The names move into the symbol table as they are; each symbol is
-    // pushed as it is sized (no per-symbol vector beside the table).
-    let Kallsyms { names, entries, .. } = kallsyms;
+    // The next higher address after each entry's, found by a cursor that
+    // only moves forward when the table is sorted by address (as the kernel
+    // keeps it), else by a search of the sorted addresses. Sizes are kept
+    // in the entries, which then become the table's in place.
+    let Kallsyms {
+        names, mut entries, ..
+    } = kallsyms;
     let sorted = entries.windows(2).all(|w| w[0].addr <= w[1].addr);
     let mut by_addr: Vec<u64> = Vec::new();
     if !sorted {
@@ -791,18 +826,10 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
         by_addr.sort_unstable();
         by_addr.dedup();
     }
-    // Sorted (as the kernel keeps them): the next higher address is found
-    // by a cursor that only moves forward.
     let mut next = 0usize;
-    let mut table = SymbolTableBuilder::over(String::new(), entries.len());
-    for e in &entries {
-        let kind = match e.kind.to_ascii_lowercase() {
-            b't' | b'w' => SymKind::Function,
-            b'd' | b'b' | b'r' | b'v' | b'g' | b's' => SymKind::Object,
-            _ if percpu(e.addr) => SymKind::Object,
-            _ => SymKind::Other,
-        };
-        let size = match kind {
+    for i in 0..entries.len() {
+        let e = entries[i];
+        let size = match sym_kind(e.kind, percpu(e.addr)) {
             SymKind::Function if sorted => {
                 while entries.get(next).is_some_and(|n| n.addr <= e.addr) {
                     next += 1;
@@ -819,18 +846,25 @@ pub fn image_from_dump(dump: &Dump) -> Result<DumpImage> {
                 var_sizes.get(name).copied().unwrap_or(0)
             }
         };
-        table.push_at(
-            e.name_at as usize,
-            e.name_len as usize,
-            link(e.addr),
-            size,
-            kind,
-            percpu(e.addr),
-        );
+        entries[i].size = u32::try_from(size).unwrap_or(u32::MAX);
     }
     drop(var_sizes);
     drop(by_addr);
-    table.set_names(names);
+    let syms: Vec<symbols::Entry> = entries
+        .into_iter()
+        .filter_map(|e| {
+            let percpu = percpu(e.addr);
+            symbols::Entry::at(
+                e.name_at as usize,
+                e.name_len as usize,
+                link(e.addr),
+                u64::from(e.size),
+                sym_kind(e.kind, percpu),
+                percpu,
+            )
+        })
+        .collect();
+    let table = SymbolTableBuilder::from_parts(names, syms);
     let symbols = table.build();
 
     Ok(DumpImage {

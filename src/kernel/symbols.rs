@@ -24,13 +24,15 @@ pub struct Sym<'a> {
     pub percpu: bool,
 }
 
-/// A symbol as the table keeps it: its name is a range of `names`.
+/// A symbol as the table keeps it: its name is a range of `names`. 24
+/// bytes: a symbol's size fits 32 bits (a kernel's largest object is
+/// megabytes) and its name's length 16 (KSYM_NAME_LEN is 512).
 #[derive(Debug, Clone, Copy)]
-struct Entry {
+pub(crate) struct Entry {
     addr: u64,
-    size: u64,
+    size: u32,
     name_at: u32,
-    name_len: u32,
+    name_len: u16,
     kind: SymKind,
     percpu: bool,
 }
@@ -47,13 +49,18 @@ pub struct SymbolTable {
     names: String,
     /// All symbols, in file order.
     syms: Vec<Entry>,
-    /// (link address, index) of the image symbols (not per-CPU), by address
-    /// then file order.
-    by_addr: Vec<(u64, u32)>,
-    /// Every symbol by name: an open-addressing table of `index + 1` (0:
-    /// empty) at `index_hash(name)`, probed linearly; a power of two at
-    /// least 1.5 times the symbols.
+    /// Indexes of the image symbols (not per-CPU), by link address then
+    /// file order.
+    by_addr: Vec<u32>,
+    /// Each name's symbol (the one `get` gives): an open-addressing table,
+    /// probed linearly from `NameSlot::of(name)`, of `index + 1` (0: empty)
+    /// in the low `idx_bits` bits and a tag of the name's hash above them
+    /// (a probe past another name rarely reads that symbol's name); a power
+    /// of two at least 1.5 times the symbols. One slot a name: a distro
+    /// kernel has hundreds of symbols of one name (`__func__.0`), and a
+    /// slot each would make the probe runs quadratic.
     by_name: Vec<u32>,
+    idx_bits: u32,
 }
 
 /// FNV-1a 64: fast on short names, good enough spread for a sorted index;
@@ -89,6 +96,36 @@ pub(crate) fn index_hash(b: &[u8]) -> u64 {
     h ^ (h >> 29)
 }
 
+/// Where a name goes in `SymbolTable::by_name`.
+struct NameSlot {
+    /// The first slot to probe: the hash's top bits after a multiply (its
+    /// low bits alone cluster).
+    first: usize,
+    /// The bits of a slot above the index: other bits of the hash.
+    tag: u32,
+    idx_mask: u32,
+}
+
+impl NameSlot {
+    /// In a table of `mask + 1` (a power of two) slots whose indexes take
+    /// `idx_bits` bits.
+    fn of(name: &str, mask: usize, idx_bits: u32) -> NameSlot {
+        let h = index_hash(name.as_bytes()).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let bits = mask.count_ones();
+        let first = if bits == 0 {
+            0
+        } else {
+            (h >> (64 - bits)) as usize
+        };
+        let idx_mask = u32::MAX.checked_shr(32 - idx_bits).unwrap_or(u32::MAX);
+        NameSlot {
+            first,
+            tag: (h as u32) & !idx_mask,
+            idx_mask,
+        }
+    }
+}
+
 /// `index_hash` as a `Hasher`, for maps keyed by names built at start-up.
 #[derive(Default)]
 pub(crate) struct IndexHasher(u64);
@@ -114,6 +151,28 @@ pub(crate) struct SymbolTableBuilder {
     syms: Vec<Entry>,
 }
 
+impl Entry {
+    /// A symbol whose name is `names[at..at + len]` of its table's store;
+    /// `None` for a name past 4 GiB of names or longer than 64 KiB.
+    pub(crate) fn at(
+        at: usize,
+        len: usize,
+        addr: u64,
+        size: u64,
+        kind: SymKind,
+        percpu: bool,
+    ) -> Option<Entry> {
+        Some(Entry {
+            addr,
+            size: u32::try_from(size).unwrap_or(u32::MAX),
+            name_at: u32::try_from(at).ok()?,
+            name_len: u16::try_from(len).ok()?,
+            kind,
+            percpu,
+        })
+    }
+}
+
 impl SymbolTableBuilder {
     pub(crate) fn with_capacity(symbols: usize, name_bytes: usize) -> SymbolTableBuilder {
         SymbolTableBuilder {
@@ -122,18 +181,10 @@ impl SymbolTableBuilder {
         }
     }
 
-    /// Takes `names` as the table's name store: `push_at` then names ranges of it.
-    pub(crate) fn over(names: String, symbols: usize) -> SymbolTableBuilder {
-        SymbolTableBuilder {
-            names,
-            syms: Vec::with_capacity(symbols),
-        }
-    }
-
-    /// Gives the table its name store after `push_at` named ranges of it
-    /// (replacing the store: only for a builder made `over` an empty one).
-    pub(crate) fn set_names(&mut self, names: String) {
-        self.names = names;
+    /// A table of `syms` (made by `Entry::at`), whose names are ranges of
+    /// `names`.
+    pub(crate) fn from_parts(names: String, syms: Vec<Entry>) -> SymbolTableBuilder {
+        SymbolTableBuilder { names, syms }
     }
 
     pub(crate) fn push(&mut self, name: &str, addr: u64, size: u64, kind: SymKind, percpu: bool) {
@@ -152,50 +203,61 @@ impl SymbolTableBuilder {
         kind: SymKind,
         percpu: bool,
     ) {
-        let (Ok(name_at), Ok(name_len)) = (u32::try_from(at), u32::try_from(len)) else {
-            return;
-        };
         if self.syms.len() >= u32::MAX as usize {
             return;
         }
-        self.syms.push(Entry {
-            addr,
-            size,
-            name_at,
-            name_len,
-            kind,
-            percpu,
-        });
+        if let Some(e) = Entry::at(at, len, addr, size, kind, percpu) {
+            self.syms.push(e);
+        }
     }
 
-    pub(crate) fn build(self) -> SymbolTable {
+    pub(crate) fn build(mut self) -> SymbolTable {
+        // Indexes are u32, and the name table keeps `index + 1`.
+        self.syms.truncate(u32::MAX as usize - 1);
         let mut t = SymbolTable {
             names: self.names,
             syms: self.syms,
             by_addr: Vec::new(),
             by_name: Vec::new(),
+            idx_bits: 32,
         };
-        let mut by_addr: Vec<(u64, u32)> = t
-            .syms
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.percpu)
-            .map(|(i, s)| (s.addr, i as u32))
-            .collect();
-        by_addr.sort_unstable();
+        let image = t.syms.iter().filter(|s| !s.percpu).count();
+        let mut by_addr: Vec<u32> = Vec::with_capacity(image);
+        by_addr.extend(
+            (0..t.syms.len() as u32).filter(|&i| t.syms.get(i as usize).is_some_and(|s| !s.percpu)),
+        );
+        // In file order already where the table is sorted (kallsyms): a
+        // stable sort of a sorted run is one pass.
+        let syms = &t.syms;
+        by_addr.sort_by_key(|&i| syms.get(i as usize).map_or(0, |s| s.addr));
         // At most ~2/3 full: short probes, and a distro kernel's 150,000
         // symbols in 1 MiB.
         let slots = (t.syms.len() + t.syms.len() / 2)
             .next_power_of_two()
             .max(16);
         let mask = slots - 1;
+        t.idx_bits = (32 - (t.syms.len() as u32 + 1).leading_zeros()).max(1);
         let mut by_name = vec![0u32; slots];
         for i in 0..t.syms.len() as u32 {
-            let mut at = index_hash(t.name_of(i).as_bytes()) as usize & mask;
-            while by_name[at] != 0 {
+            let name = t.name_of(i);
+            let key = NameSlot::of(name, mask, t.idx_bits);
+            let mut at = key.first;
+            while let Some(slot) = by_name.get_mut(at) {
+                if *slot == 0 {
+                    *slot = key.tag | (i + 1);
+                    break;
+                }
+                if *slot & !key.idx_mask == key.tag {
+                    let j = (*slot & key.idx_mask) - 1;
+                    if t.name_of(j) == name {
+                        if t.rank(i) < t.rank(j) {
+                            *slot = key.tag | (i + 1);
+                        }
+                        break;
+                    }
+                }
                 at = (at + 1) & mask;
             }
-            by_name[at] = i + 1;
         }
         t.by_addr = by_addr;
         t.by_name = by_name;
@@ -240,7 +302,7 @@ impl SymbolTable {
         Some(Sym {
             name: self.name_of(i),
             addr: e.addr,
-            size: e.size,
+            size: u64::from(e.size),
             kind: e.kind,
             percpu: e.percpu,
         })
@@ -249,23 +311,26 @@ impl SymbolTable {
     /// The symbol called `name` (link-time address).
     pub fn get(&self, name: &str) -> Option<Sym<'_>> {
         let mask = self.by_name.len().checked_sub(1)?;
-        let mut at = index_hash(name.as_bytes()) as usize & mask;
-        let mut best: Option<(Sym<'_>, u32)> = None;
-        // Every symbol of this name lies between the hash's slot and the
-        // next empty one.
+        let key = NameSlot::of(name, mask, self.idx_bits);
+        let mut at = key.first;
+        // The name's slot lies between the hash's and the next empty one.
         while let Some(&slot) = self.by_name.get(at).filter(|&&s| s != 0) {
-            let i = slot - 1;
-            if let Some(s) = self.at(i).filter(|s| s.name == name) {
-                let better = best
-                    .as_ref()
-                    .is_none_or(|(b, j)| (s.percpu, s.kind, i) < (b.percpu, b.kind, *j));
-                if better {
-                    best = Some((s, i));
+            if slot & !key.idx_mask == key.tag {
+                let i = (slot & key.idx_mask) - 1;
+                if let Some(s) = self.at(i).filter(|s| s.name == name) {
+                    return Some(s);
                 }
             }
             at = (at + 1) & mask;
         }
-        best.map(|(s, _)| s)
+        None
+    }
+
+    /// Which of several symbols of one name `get` gives: the least.
+    fn rank(&self, i: u32) -> (bool, SymKind, u32) {
+        self.syms
+            .get(i as usize)
+            .map_or((true, SymKind::Other, i), |e| (e.percpu, e.kind, i))
     }
 
     /// The symbol an address falls in, the way the kernel's kallsyms sees
@@ -276,19 +341,20 @@ impl SymbolTable {
     /// A return address just past a `noreturn` call at a function's end still
     /// falls in that function (the padding up to the next symbol).
     pub fn lookup(&self, addr: u64) -> Option<(Sym<'_>, u64)> {
-        let end = self.by_addr.partition_point(|&(a, _)| a <= addr);
+        let addr_of = |i: u32| self.syms.get(i as usize).map_or(0, |s| s.addr);
+        let end = self.by_addr.partition_point(|&i| addr_of(i) <= addr);
         if end == 0 {
             return None;
         }
-        let top = self.by_addr.get(end - 1)?.0;
-        let start = self.by_addr[..end].partition_point(|&(a, _)| a < top);
+        let top = addr_of(*self.by_addr.get(end - 1)?);
+        let start = self.by_addr[..end].partition_point(|&i| addr_of(i) < top);
         let best = self
             .by_addr
             .get(start..end)?
             .iter()
-            .filter_map(|&(_, i)| self.at(i))
+            .filter_map(|&i| self.at(i))
             .min_by_key(|s| (s.kind, s.size == 0))?;
-        let next = self.by_addr.get(end).map(|&(a, _)| a);
+        let next = self.by_addr.get(end).map(|&i| addr_of(i));
         let size = match next {
             Some(n) => n - top,
             None => best.size,
@@ -301,7 +367,7 @@ impl SymbolTable {
 
     /// All image symbols (not per-CPU), sorted by link address.
     pub fn iter(&self) -> impl Iterator<Item = Sym<'_>> {
-        self.by_addr.iter().filter_map(|&(_, i)| self.at(i))
+        self.by_addr.iter().filter_map(|&i| self.at(i))
     }
 }
 
@@ -362,5 +428,40 @@ mod tests {
             [0x8000, 0x9000]
         );
         assert_eq!(t.get("b").map(|s| s.kind), Some(SymKind::Function));
+    }
+
+    /// Hundreds of symbols of one name (`__func__.0` in a distro kernel)
+    /// take one slot: `get` still gives the one it prefers, and every other
+    /// name is found.
+    #[test]
+    fn many_symbols_of_one_name() {
+        let names: Vec<String> = (0..300).map(|i| format!("f{i}")).collect();
+        let mut syms = Vec::new();
+        for i in 0..600u64 {
+            let kind = if i == 450 {
+                SymKind::Function
+            } else {
+                SymKind::Object
+            };
+            let mut s = sym("__func__.0", 0x10_0000 + i * 16, 8, kind);
+            s.percpu = i == 0;
+            syms.push(s);
+            if let Some(n) = names.get(i as usize) {
+                syms.push(sym(n, 0x20_0000 + i * 16, 16, SymKind::Function));
+            }
+        }
+        let t = SymbolTable::new(syms);
+        assert_eq!(t.len(), 900);
+        let dup = t.get("__func__.0").unwrap();
+        assert_eq!(
+            (dup.addr, dup.kind),
+            (0x10_0000 + 450 * 16, SymKind::Function)
+        );
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(t.get(n).map(|s| s.addr), Some(0x20_0000 + i as u64 * 16));
+        }
+        assert_eq!(t.get("__func__.1"), None);
+        // Every one of them is still in the address order.
+        assert_eq!(t.iter().filter(|s| s.name == "__func__.0").count(), 599);
     }
 }

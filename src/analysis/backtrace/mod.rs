@@ -304,7 +304,8 @@ struct Context<'k> {
     /// Why the unwinder runs without some of its data.
     setup_problems: Vec<String>,
     /// Words of memory already read (stacks are read word by word).
-    cache: RefCell<HashMap<u64, Option<[u8; 4096]>>>,
+    /// Pages read, boxed: the map's growth moves 16-byte entries, not pages.
+    cache: RefCell<HashMap<u64, Option<Box<[u8; 4096]>>>>,
     /// Source-line lookups made so far for the task being unwound.
     line_lookups: std::cell::Cell<usize>,
 }
@@ -394,8 +395,8 @@ impl<'k> Context<'k> {
             cache.clear();
         }
         let entry = cache.entry(page).or_insert_with(|| {
-            let mut buf = [0u8; 4096];
-            self.kernel.read(page, &mut buf).ok().map(|_| buf)
+            let mut buf = Box::new([0u8; 4096]);
+            self.kernel.read(page, &mut buf[..]).ok().map(|_| buf)
         });
         let bytes = entry.as_ref()?.get(off..off + 8)?;
         let mut w = [0u8; 8];
