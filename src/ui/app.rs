@@ -657,7 +657,8 @@ pub fn update(state: &mut UiState, model: &DumpModel, action: Action) {
         Action::ToggleEvidence => {
             if state.mode == Mode::Evidence {
                 state.mode = Mode::Normal;
-            } else if model.diagnosis.is_some() {
+            } else if model.diagnosis.is_some() || model.is_pending("diagnosis") {
+                // Still loading: the overlay says so until the verdict comes.
                 state.mode = Mode::Evidence;
                 state.ev_sel = 0;
             } else {

@@ -51,10 +51,19 @@ pub(crate) fn draw_in(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiSt
                 format!("▶ {}", text::escape_control(&d.verdict)),
                 t.verdict(),
             ),
-            None => Line::from(vec![
-                Span::styled("PANIC: ", t.label()),
-                Span::styled(text::escape_control(&model.summary.panic), t.panic()),
-            ]),
+            None if model.is_pending("summary") => {
+                Line::styled(format!("reading {} …", model.source.vmcore), t.dim())
+            }
+            None => {
+                let mut spans = vec![
+                    Span::styled("PANIC: ", t.label()),
+                    Span::styled(text::escape_control(&model.summary.panic), t.panic()),
+                ];
+                if model.is_pending("diagnosis") {
+                    spans.push(Span::styled("   (diagnosis loading…)", t.dim()));
+                }
+                Line::from(spans)
+            }
         };
         f.render_widget(Paragraph::new(line), h);
     }
@@ -74,6 +83,10 @@ pub(crate) fn draw_in(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiSt
     }
     for (p, r) in &a.panels {
         if r.width < 2 || r.height < 2 {
+            continue;
+        }
+        if let Some(what) = panels::loading(model, panels::parts_of(*p)) {
+            panels::draw_loading(f, *r, *p, state, &what);
             continue;
         }
         match p {
