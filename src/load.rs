@@ -100,6 +100,21 @@ pub fn model_of_dump(
     opts: &KernelOptions,
     which: analysis::Backtraces,
 ) -> Result<(DumpModel, Option<analysis::backtrace::BacktraceService>)> {
+    model_of_dump_then(dump, vmlinux, vmcore, opts, which, &mut |_| {})
+}
+
+/// `model_of_dump`, giving `first` the model's first parts as soon as they
+/// are read (the log, memory, slabs, summary, sysctls; its `pending` names
+/// the task table and what reads it), for a dashboard to draw while the
+/// rest is read. A dump whose kernel cannot be opened gives no first parts.
+pub fn model_of_dump_then(
+    dump: Dump,
+    vmlinux: Option<&Path>,
+    vmcore: &Path,
+    opts: &KernelOptions,
+    which: analysis::Backtraces,
+    first: &mut dyn FnMut(&DumpModel),
+) -> Result<(DumpModel, Option<analysis::backtrace::BacktraceService>)> {
     let info = dump.info().clone();
     let release = dump
         .vmcoreinfo()
@@ -110,7 +125,6 @@ pub fn model_of_dump(
         Some(v) => Kernel::open(v, dump, opts),
         None => Kernel::open_without_vmlinux(dump, opts),
     };
-    analysis::progress::done("kernel");
     let mut source = Source {
         vmcore: vmcore.display().to_string(),
         vmlinux: vmlinux.map(|v| v.display().to_string()),
@@ -142,8 +156,38 @@ pub fn model_of_dump(
     source.arch = kernel.arch().name().into();
     source.va_bits = kernel.va_bits();
     let (model, service) =
-        analysis::build_model_with_service(std::sync::Arc::new(kernel), source, which);
+        analysis::build_model_with_service(std::sync::Arc::new(kernel), source, which, first);
     Ok((model, Some(service)))
+}
+
+/// What a model read on a thread of its own for the dashboard sends
+/// (`ui::run_loading` draws it), in this order: at most one `First`, then
+/// `Whole` or `Failed`.
+pub enum Step {
+    /// The parts read first; `pending` names the others.
+    First(DumpModel),
+    /// The whole model, and the kernel that gives any other task's
+    /// backtrace (none for a saved model or a dump whose kernel could not
+    /// be opened).
+    Whole(DumpModel, Option<std::sync::Arc<Kernel>>),
+    /// Why the files could not be read.
+    Failed(anyhow::Error),
+}
+
+/// The model the dashboard shows before the first parts of `vmcore`'s are
+/// read: every part pending, the kernel first.
+pub fn opening_model(vmcore: &str) -> DumpModel {
+    let mut pending = vec!["kernel".to_string()];
+    pending.extend(analysis::FIRST_PARTS.iter().map(|p| p.to_string()));
+    pending.extend(analysis::LATER_PARTS.iter().map(|p| p.to_string()));
+    DumpModel {
+        source: Source {
+            vmcore: vmcore.to_string(),
+            ..Default::default()
+        },
+        pending,
+        ..Default::default()
+    }
 }
 
 /// The model of a dump cut short before the kernel could be opened: the

@@ -49,7 +49,7 @@ fn run(cli: Cli) -> Result<()> {
                     None,
                 )
             } else {
-                load_with(&files, &cli.common, &opts, which)?
+                load_with(&files, &cli.common, &opts, which, &mut |_| {})?
             };
             if json {
                 println!("{}", crashdeck::report::json(&model));
@@ -100,11 +100,25 @@ fn run(cli: Cli) -> Result<()> {
                     return crashdeck::ui::live::replay(models, cli.interval);
                 }
             }
-            let (model, service) = {
-                let _screen = crashdeck::ui::loading::LoadingScreen::start(&what);
-                load_with(&cli.files, &cli.common, &opts, Backtraces::Startup)?
-            };
-            crashdeck::ui::run_with_service(model, service.as_ref(), &what)
+            // The model is read on a thread of its own; the dashboard draws
+            // its first parts while the task table and what reads it are read.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (files, common) = (cli.files.clone(), cli.common.clone());
+            std::thread::spawn(move || {
+                let first = tx.clone();
+                let mut send_first = |m: &crashdeck::model::DumpModel| {
+                    let _ = first.send(load::Step::First(m.clone()));
+                };
+                let step =
+                    match load_with(&files, &common, &opts, Backtraces::Startup, &mut send_first) {
+                        Ok((model, service)) => {
+                            load::Step::Whole(model, service.map(BacktraceService::into_kernel))
+                        }
+                        Err(e) => load::Step::Failed(e),
+                    };
+                let _ = tx.send(step);
+            });
+            crashdeck::ui::run_loading(rx, &what)
         }
     }
 }
@@ -174,12 +188,14 @@ fn triage(dirs: &[PathBuf], json: bool, common: &Common, opts: &KernelOptions) -
 /// The model of the files, with the backtraces `which` asks for, and the
 /// service that gives any other task's (none for a saved model). The dump
 /// is opened once: its release finds the vmlinux, its VMCOREINFO tells
-/// whether it can be read without one.
+/// whether it can be read without one. `first` is given the model's first
+/// parts as soon as they are read (`load::model_of_dump_then`).
 fn load_with(
     files: &[PathBuf],
     common: &Common,
     opts: &KernelOptions,
     which: Backtraces,
+    first: &mut dyn FnMut(&crashdeck::model::DumpModel),
 ) -> Result<(crashdeck::model::DumpModel, Option<BacktraceService>)> {
     let inputs: Inputs = open::classify(files)?;
     if let Some(model) = &inputs.model {
@@ -194,12 +210,12 @@ fn load_with(
         None => open::find_vmlinux(&dump, &common.debuginfo_dir),
     };
     if let Some(vmlinux) = vmlinux {
-        return load::model_of_dump(dump, Some(&vmlinux), vmcore, opts, which);
+        return load::model_of_dump_then(dump, Some(&vmlinux), vmcore, opts, which, first);
     }
     if let Some(help) = open::vmlinux_needed(&dump, vmcore, &common.debuginfo_dir) {
         bail!("{help}");
     }
-    load::model_of_dump(dump, None, vmcore, opts, which).with_context(|| {
+    load::model_of_dump_then(dump, None, vmcore, opts, which, first).with_context(|| {
         format!(
             "{}: no vmlinux given, none matching the dump was found (give it on the command line or with --debuginfo-dir), and the dump alone could not be read",
             vmcore.display()

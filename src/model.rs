@@ -65,9 +65,19 @@ pub struct DumpModel {
     /// here came from the dump (models saved before this field).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sources: BTreeMap<String, String>,
+    /// Parts not read yet (`kernel`, `summary`, `log`, `tasks`,
+    /// `backtraces`, `locks`, `diagnosis`, …): a model the dashboard draws
+    /// while the rest is still being read. Empty in every whole model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
 }
 
 impl DumpModel {
+    /// Whether `part` is still being read (see `pending`).
+    pub fn is_pending(&self, part: &str) -> bool {
+        self.pending.iter().any(|p| p == part)
+    }
+
     /// Where `part`'s figures came from: `dump` unless the model says otherwise.
     pub(crate) fn source_of(&self, part: &str) -> &str {
         self.sources.get(part).map_or("dump", String::as_str)

@@ -741,3 +741,95 @@ fn json_round_trips_with_the_documented_keys() {
         assert_eq!(back, m, "{n}: JSON round trip");
     }
 }
+
+/// The dashboard draws a model's first parts while the rest is read: on
+/// every fixture those parts (the log, meminfo, zones, where memory went,
+/// memory cgroups, slab caches, the summary but its task count, sysctls,
+/// the files read) equal the whole model's, the parts `pending` names are
+/// the ones still empty, and the whole model, with nothing pending, equals
+/// the one `report` builds (the backtraces aside: the dashboard keeps the
+/// start-up ones).
+#[test]
+fn first_parts_equal_the_whole_model_in_what_they_claim_read() {
+    let Some(cases) = common::cases_or_skip("first_parts") else {
+        return;
+    };
+    for case in cases {
+        let dump = crashdeck::dump::Dump::open(&case.vmcore).unwrap();
+        let mut first = None;
+        let (whole, _service) = crashdeck::load::model_of_dump_then(
+            dump,
+            case.vmlinux.as_deref(),
+            &case.vmcore,
+            &Default::default(),
+            crashdeck::analysis::Backtraces::Startup,
+            &mut |m| first = Some(m.clone()),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e:#}", case.name));
+        let first: DumpModel = first.unwrap_or_else(|| panic!("{}: no first parts", case.name));
+        let n = &case.name;
+        assert_eq!(
+            first.pending,
+            ["tasks", "backtraces", "locks", "diagnosis"],
+            "{n}"
+        );
+        assert!(whole.pending.is_empty(), "{n}: {:?}", whole.pending);
+        assert_eq!(first.log, whole.log, "{n}: log");
+        assert_eq!(first.meminfo, whole.meminfo, "{n}: meminfo");
+        assert_eq!(first.zones, whole.zones, "{n}: zones");
+        assert_eq!(first.memory_usage, whole.memory_usage, "{n}: memory_usage");
+        assert_eq!(first.memcgs, whole.memcgs, "{n}: memcgs");
+        assert_eq!(first.slabs, whole.slabs, "{n}: slabs");
+        assert_eq!(first.sysctls, whole.sysctls, "{n}: sysctls");
+        let mut summary = first.summary.clone();
+        assert_eq!(summary.tasks, 0, "{n}: the task count is not read yet");
+        summary.tasks = whole.summary.tasks;
+        assert_eq!(summary, whole.summary, "{n}: summary");
+        // The files read; the holes in the task list come with the tasks.
+        let mut source = first.source.clone();
+        source.holes = whole.source.holes.clone();
+        assert_eq!(source, whole.source, "{n}: source");
+        // What is pending is empty, not wrong.
+        assert!(first.tasks.is_empty() && first.backtraces.is_empty(), "{n}");
+        assert!(first.locks.is_empty() && first.waits.is_empty(), "{n}");
+        assert!(first.diagnosis.is_none(), "{n}");
+        // The first parts' problems are the whole model's, in its order.
+        let mut rest = whole.problems.iter();
+        for p in &first.problems {
+            assert!(
+                rest.any(|q| q == p),
+                "{n}: {p:?} not among {:?} in order",
+                whole.problems
+            );
+        }
+        // The dashboard's whole model is report's (`--all-backtraces`) but
+        // for the backtraces it keeps (the start-up ones) and the evidence
+        // that points at them by index.
+        let mut one = model(&case);
+        let mut two = whole.clone();
+        one.backtraces.clear();
+        two.backtraces.clear();
+        one.problems.retain(|p| p.part != "backtraces");
+        two.problems.retain(|p| p.part != "backtraces");
+        let (d1, d2) = (one.diagnosis.take(), two.diagnosis.take());
+        let (d1, d2) = (d1.expect("a verdict"), d2.expect("a verdict"));
+        assert_eq!(
+            (&d1.verdict, &d1.class, d1.evidence.len()),
+            (&d2.verdict, &d2.class, d2.evidence.len()),
+            "{n}: verdict"
+        );
+        if one != two {
+            let (a, b) = (
+                serde_json::to_value(&one).unwrap(),
+                serde_json::to_value(&two).unwrap(),
+            );
+            let differ: Vec<&String> = a
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| a[k.as_str()] != b[k.as_str()])
+                .collect();
+            panic!("{n}: the models read in one and two steps differ in {differ:?}");
+        }
+    }
+}

@@ -1300,3 +1300,168 @@ fn lock_chains_view_lists_a_blocked_task_with_no_lock() {
         .join("\n")
         .contains(&format!("PID: {}", w.pid)));
 }
+
+/// The OOM fixture's model in the two steps the dashboard gets it: the
+/// first parts (`pending` naming the rest), then the whole model.
+fn first_and_whole(case: &common::Case) -> (DumpModel, DumpModel) {
+    let dump = crashdeck::dump::Dump::open(&case.vmcore).unwrap();
+    let mut first = None;
+    let (whole, _service) = crashdeck::load::model_of_dump_then(
+        dump,
+        case.vmlinux.as_deref(),
+        &case.vmcore,
+        &Default::default(),
+        crashdeck::analysis::Backtraces::Startup,
+        &mut |m| first = Some(m.clone()),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e:#}", case.name));
+    (first.expect("the first parts were given"), whole)
+}
+
+/// The dashboard drawn from the first parts of a real dump: the panels
+/// whose parts are pending (processes, backtrace, the diagnosis, the task
+/// count) say they are loading and what they wait for; the others show
+/// their data. Keys work while loading. Then the whole model swapped in
+/// (as the dashboard does when it arrives): no loading mark is left, the
+/// panels show the tasks and the panicking task's stack, and the user's
+/// focus and log place stay.
+#[test]
+fn first_parts_draw_the_dashboard_with_loading_panels_then_the_whole_model_clears_them() {
+    let Some(case) = common::case_or_skip(OOM) else {
+        return;
+    };
+    let (first, whole) = first_and_whole(&case);
+    for part in ["tasks", "backtraces", "locks", "diagnosis"] {
+        assert!(first.is_pending(part), "{part}: {:?}", first.pending);
+    }
+    assert!(whole.pending.is_empty(), "{:?}", whole.pending);
+
+    let mut st = state(&first, 160, 50);
+    let rows = screen(&first, &st);
+    let all = rows.join("\n");
+    let ps = flat(&crop(&rows, &st, Panel::Processes));
+    assert!(ps.contains("loading… waiting for the task list"), "{all}");
+    let bt = flat(&crop(&rows, &st, Panel::Backtrace));
+    assert!(
+        bt.contains("loading… waiting for the task list, the backtraces"),
+        "{all}"
+    );
+    let sum = flat(&crop(&rows, &st, Panel::Summary));
+    assert!(sum.contains("▶ diagnosis loading…"), "{all}");
+    assert!(!sum.contains("no verdict"), "{all}");
+    assert!(sum.contains("TASKS: loading…"), "{all}");
+    // Ready: the panic, the release, the zones, the log at the panic line.
+    assert!(sum.contains(&whole.summary.panic), "{all}");
+    assert!(sum.contains(&whole.summary.release), "{all}");
+    let mem = flat(&crop(&rows, &st, Panel::Memory));
+    assert!(!mem.contains("loading"), "{all}");
+    let zone = whole.zones.iter().find(|z| z.populated).unwrap();
+    assert!(mem.contains(&zone.name), "{all}");
+    let log = flat(&crop(&rows, &st, Panel::Log));
+    assert!(!log.contains("loading"), "{all}");
+    assert!(log.contains("Kernel panic - not syncing"), "{all}");
+
+    // Keys while loading: panels switch, the log scrolls, the overlays
+    // that need a pending part say so, nothing panics.
+    let at_panic = st.log_sel;
+    ui::update(&mut st, &first, Action::Focus(Panel::Log));
+    ui::update(&mut st, &first, Action::Up);
+    ui::update(&mut st, &first, Action::Up);
+    assert_eq!(st.log_sel + 2, at_panic);
+    ui::update(&mut st, &first, Action::ToggleLocks);
+    assert_eq!(st.mode, Mode::Locks);
+    let text = flat(&screen(&first, &st));
+    assert!(
+        text.contains("Lock chains") && text.contains("loading… waiting for the task list"),
+        "{text}"
+    );
+    ui::update(&mut st, &first, Action::Down);
+    ui::update(&mut st, &first, Action::Submit);
+    assert_eq!(st.mode, Mode::Normal);
+    ui::update(&mut st, &first, Action::ToggleEvidence);
+    assert_eq!(st.mode, Mode::Evidence);
+    let text = flat(&screen(&first, &st));
+    assert!(
+        text.contains("the diagnosis is loading… waiting for the task list"),
+        "{text}"
+    );
+    ui::update(&mut st, &first, Action::Down);
+    ui::update(&mut st, &first, Action::ToggleEvidence);
+    assert_eq!(st.mode, Mode::Normal);
+    for p in Panel::ALL {
+        ui::update(&mut st, &first, Action::Focus(p));
+        ui::update(&mut st, &first, Action::Down);
+        ui::update(&mut st, &first, Action::Bottom);
+        ui::update(&mut st, &first, Action::Top);
+        let _ = screen(&first, &st);
+    }
+    ui::update(&mut st, &first, Action::Focus(Panel::Log));
+    ui::update(&mut st, &first, Action::Up);
+    let log_sel = st.log_sel;
+
+    // The whole model arrives.
+    app::replace_model(&mut st, &first, &whole);
+    let rows = screen(&whole, &st);
+    let all = rows.join("\n");
+    assert!(!all.contains("loading"), "{all}");
+    assert_eq!(st.focus, Panel::Log);
+    assert_eq!(st.log_sel, log_sel, "the log stays where the user put it");
+    let (pid, comm) = {
+        let t = whole
+            .tasks
+            .iter()
+            .max_by_key(|t| (t.rss_kib, -t.pid))
+            .unwrap();
+        (t.pid, t.comm.clone())
+    };
+    let row = first_ps_row(&rows);
+    assert_eq!(row_pid(&row), pid, "top RSS row: {row}");
+    assert!(row.contains(&comm));
+    let sum = flat(&crop(&rows, &st, Panel::Summary));
+    assert!(
+        sum.contains(&format!("TASKS: {}", whole.tasks.len())),
+        "{all}"
+    );
+    let d = whole.diagnosis.as_ref().expect("a verdict");
+    let start = d
+        .verdict
+        .split_whitespace()
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(sum.contains(&format!("▶ {start}")), "{all}");
+    let bt = flat(&crop(&rows, &st, Panel::Backtrace));
+    let panic_bt = whole
+        .backtraces
+        .iter()
+        .find(|b| b.panic)
+        .expect("the panic stack");
+    assert!(bt.contains(&format!("PID {}", panic_bt.pid)), "{all}");
+}
+
+/// Before the kernel is open the dashboard has no part yet: every panel
+/// says it waits for the kernel; keys work.
+#[test]
+fn the_opening_model_shows_every_panel_loading() {
+    let model = crashdeck::load::opening_model("/var/crash/x/vmcore");
+    let mut st = state(&model, 160, 50);
+    let rows = screen(&model, &st);
+    for p in Panel::ALL {
+        let text = flat(&crop(&rows, &st, p));
+        assert!(
+            text.contains("loading… waiting for the kernel (symbols and types)"),
+            "{}: {}",
+            p.name(),
+            rows.join("\n")
+        );
+    }
+    // In tab mode the header line, which holds the panic once read, says
+    // what is being read.
+    let small = state(&model, 80, 24);
+    let top = screen(&model, &small)[0].clone();
+    assert!(top.contains("reading /var/crash/x/vmcore"), "{top}");
+    ui::update(&mut st, &model, Action::Focus(Panel::Processes));
+    ui::update(&mut st, &model, Action::Down);
+    ui::update(&mut st, &model, Action::Quit);
+    assert!(st.quit);
+}

@@ -657,7 +657,8 @@ pub fn update(state: &mut UiState, model: &DumpModel, action: Action) {
         Action::ToggleEvidence => {
             if state.mode == Mode::Evidence {
                 state.mode = Mode::Normal;
-            } else if model.diagnosis.is_some() {
+            } else if model.diagnosis.is_some() || model.is_pending("diagnosis") {
+                // Still loading: the overlay says so until the verdict comes.
                 state.mode = Mode::Evidence;
                 state.ev_sel = 0;
             } else {
@@ -1024,6 +1025,28 @@ fn run_search(state: &mut UiState, model: &DumpModel) {
 }
 
 /// Moves the log cursor, keeping it in view with some context around it.
+/// `new` replaces `old` under a running dashboard (the rest of a model
+/// read while the dashboard showed its first parts). A part `old` was
+/// still waiting for starts where a fresh dashboard starts it: the log at
+/// the panic line, the panicking task's backtrace. Everything the user set
+/// stays: the focus, the sort, the filter, the scrolls, and the selected
+/// process (by PID, as a live refresh keeps it).
+pub fn replace_model(state: &mut UiState, old: &DumpModel, new: &DumpModel) {
+    let pid = super::live::selected_pid(old, state);
+    if old.is_pending("log") && !new.is_pending("log") {
+        state.search = None;
+        state.log_sel = panic_log_line(new).unwrap_or(new.log.len().saturating_sub(1));
+        state.place_log_at_start(new);
+    }
+    if old.is_pending("backtraces") && !new.is_pending("backtraces") {
+        state.bt = BtView::Index(initial_backtrace(new));
+        state.bt_scroll = 0;
+        state.bt_hscroll = 0;
+    }
+    super::live::reselect(new, state, pid);
+    clamp_all(state, new);
+}
+
 /// A log view on its last record follows the records a live refresh adds
 /// (`old_len`: the records before it): the new last one selected, at the
 /// bottom of the view. A selection elsewhere stays where the user put it.

@@ -10,15 +10,20 @@ use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
 pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState) {
-    let Some(d) = &model.diagnosis else {
-        return;
-    };
     let t = &state.theme;
     let w = area.width.saturating_sub(4).min(110);
     let h = area.height.saturating_sub(2);
     if w < 12 || h < 3 {
         return;
     }
+    let Some(d) = &model.diagnosis else {
+        // Still loading: the overlay says so until the verdict comes.
+        if let Some(what) = super::panels::loading(model, &["tasks", "backtraces", "locks"]) {
+            let line = Line::styled(format!("the diagnosis is {what}"), t.dim());
+            super::layout::overlay(f, area, (w, 3), vec![line], " Diagnosis — Esc close ");
+        }
+        return;
+    };
     let inner = w.saturating_sub(2) as usize;
     let mut lines: Vec<Line> = Vec::new();
     for l in wrap(&escape_control(&d.verdict), inner, 2) {

@@ -302,7 +302,17 @@ pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState
         return;
     }
     let inner = w.saturating_sub(2) as usize;
-    let rows = rows(model);
+    // Still loading: the overlay says so until the lock graph comes.
+    let rows = match super::panels::loading(model, &["tasks", "backtraces", "locks"]) {
+        Some(what) => vec![Row {
+            kind: RowKind::Note,
+            text: what,
+            pid: None,
+            lock: None,
+            in_cycle: false,
+        }],
+        None => rows(model),
+    };
     let sel_row = task_rows(&rows).get(state.locks_sel).copied();
     let mut lines: Vec<Line> = Vec::new();
     let mut sel_line = 0;

@@ -5,9 +5,11 @@
 //! - `panels::*`: one module per panel; `help`, `evidence`, `locks`: overlays;
 //! - `theme`: 16 colours or none (`NO_COLOR`); `text`: escaping, formats, matching.
 //!
-//! `draw(frame, model, state)` paints one frame; `run` is the terminal loop,
-//! which redraws on input and resize only (`run_demo`: the same under the
-//! demo's `banner`).
+//! `draw(frame, model, state)` paints one frame; `run_loading` is the
+//! terminal loop of a dump's dashboard, drawn from the model's first parts
+//! while the rest is read on another thread (a panel whose parts are
+//! `pending` says it is loading and what it waits for), then on input and
+//! resize only (`run_demo`: the same under the demo's `banner`).
 
 pub mod app;
 pub mod banner;
@@ -17,7 +19,6 @@ pub(crate) mod help;
 pub mod keys;
 pub(crate) mod layout;
 pub mod live;
-pub mod loading;
 pub mod locks;
 pub mod panels;
 pub(crate) mod text;
@@ -26,12 +27,15 @@ pub mod theme;
 pub use app::{update, Action, MemView, Mode, Panel, SortKey, UiState};
 
 use crate::analysis::backtrace::BacktraceService;
+use crate::load::Step;
 use crate::model::DumpModel;
 use crossterm::event::{self, Event};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Tabs};
 use ratatui::Frame;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
 
 /// Paints the whole dashboard for `state`.
 pub fn draw(f: &mut Frame, model: &DumpModel, state: &UiState) {
@@ -51,10 +55,19 @@ pub(crate) fn draw_in(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiSt
                 format!("▶ {}", text::escape_control(&d.verdict)),
                 t.verdict(),
             ),
-            None => Line::from(vec![
-                Span::styled("PANIC: ", t.label()),
-                Span::styled(text::escape_control(&model.summary.panic), t.panic()),
-            ]),
+            None if model.is_pending("summary") => {
+                Line::styled(format!("reading {} …", model.source.vmcore), t.dim())
+            }
+            None => {
+                let mut spans = vec![
+                    Span::styled("PANIC: ", t.label()),
+                    Span::styled(text::escape_control(&model.summary.panic), t.panic()),
+                ];
+                if model.is_pending("diagnosis") {
+                    spans.push(Span::styled("   (diagnosis loading…)", t.dim()));
+                }
+                Line::from(spans)
+            }
         };
         f.render_widget(Paragraph::new(line), h);
     }
@@ -74,6 +87,10 @@ pub(crate) fn draw_in(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiSt
     }
     for (p, r) in &a.panels {
         if r.width < 2 || r.height < 2 {
+            continue;
+        }
+        if let Some(what) = panels::loading(model, panels::parts_of(*p)) {
+            panels::draw_loading(f, *r, *p, state, &what);
             continue;
         }
         match p {
@@ -185,16 +202,51 @@ impl Drop for Restore {
     }
 }
 
-/// The dashboard of a dump whose model holds the start-up backtraces: any
-/// other task's comes from `service` when its stack is shown.
-pub fn run_with_service(
-    mut model: DumpModel,
-    service: Option<&BacktraceService>,
-    title: &str,
-) -> anyhow::Result<()> {
+/// How long the dashboard waits for a model read on another thread before
+/// it opens on what is read so far: a dump read whole by then (every
+/// fixture but the largest) never shows a loading mark, and an error is
+/// printed before the terminal is taken.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// How often a dashboard whose model is still being read looks for it
+/// between keys.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The dashboard of a model read on another thread, step by step (`rx`:
+/// the first parts, then the whole model with the kernel that gives any
+/// other task's backtrace). What arrives within `SETTLE` is drawn first;
+/// else the dashboard opens on the first parts (or on none yet: every
+/// panel loading) and takes the whole model in when it comes, keeping the
+/// user's place. Keys work throughout; `q` quits at once.
+pub fn run_loading(rx: Receiver<Step>, title: &str) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut model = crate::load::opening_model(title);
+    let mut kernel = None;
+    let mut whole = false;
+    while !whole {
+        match rx.recv_timeout(SETTLE.saturating_sub(start.elapsed())) {
+            Ok(Step::First(m)) => model = m,
+            Ok(Step::Whole(m, k)) => {
+                (model, kernel, whole) = (m, k, true);
+            }
+            Ok(Step::Failed(e)) => return Err(e),
+            Err(RecvTimeoutError::Timeout) => break,
+            Err(RecvTimeoutError::Disconnected) => anyhow::bail!("reading {title} stopped"),
+        }
+    }
+    let service = kernel.map(|k| BacktraceService::new(k, &model));
     let mut terminal = ratatui::try_init()?;
     let _restore = Restore;
-    dashboard_with(&mut terminal, &mut model, service, title, Vec::new(), false)?;
+    let rest = if whole { None } else { Some(rx) };
+    dashboard_with(
+        &mut terminal,
+        &mut model,
+        service.as_ref(),
+        title,
+        Vec::new(),
+        false,
+        rest,
+    )?;
     Ok(())
 }
 
@@ -223,7 +275,7 @@ pub(crate) fn dashboard(
     can_go_back: bool,
 ) -> anyhow::Result<bool> {
     let mut model = model.clone();
-    dashboard_with(terminal, &mut model, None, title, banner, can_go_back)
+    dashboard_with(terminal, &mut model, None, title, banner, can_go_back, None)
 }
 
 /// The backtrace the panel waits for, from the service (the app loop, not
@@ -233,11 +285,17 @@ pub(crate) fn serve_backtrace(
     model: &mut DumpModel,
     service: Option<&BacktraceService>,
 ) {
-    if let (Some(task), Some(s)) = (state.bt_request.take(), service) {
+    // Without a service (yet) the request waits for one.
+    if let (Some(task), Some(s)) = (state.bt_request, service) {
+        state.bt_request = None;
         app::add_backtrace(state, model, s.backtrace(task));
     }
 }
 
+/// The dashboard loop. With `loading`, the model is still being read: the
+/// loop looks for its steps between keys (every `POLL`), swaps each in
+/// (`app::replace_model`) and redraws; the whole model brings the kernel
+/// for the backtrace service.
 fn dashboard_with(
     terminal: &mut ratatui::DefaultTerminal,
     model: &mut DumpModel,
@@ -245,12 +303,37 @@ fn dashboard_with(
     title: &str,
     banner: Vec<String>,
     can_go_back: bool,
+    mut loading: Option<Receiver<Step>>,
 ) -> anyhow::Result<bool> {
     let size = terminal.size()?;
     let mut state = UiState::new(model, title, size.width, size.height).with_banner(model, banner);
     state.theme = theme::Theme::from_env();
+    let mut arrived: Option<BacktraceService> = None;
     terminal.draw(|f| draw(f, model, &state))?;
     loop {
+        if let Some(rx) = &loading {
+            if !event::poll(POLL)? {
+                let step = match rx.try_recv() {
+                    Ok(step) => step,
+                    Err(TryRecvError::Empty) => continue,
+                    Err(TryRecvError::Disconnected) => anyhow::bail!("reading {title} stopped"),
+                };
+                let new = match step {
+                    Step::First(m) => m,
+                    Step::Whole(m, kernel) => {
+                        arrived = kernel.map(|k| BacktraceService::new(k, &m));
+                        loading = None;
+                        m
+                    }
+                    Step::Failed(e) => return Err(e),
+                };
+                let old = std::mem::replace(model, new);
+                app::replace_model(&mut state, &old, model);
+                serve_backtrace(&mut state, model, arrived.as_ref().or(service));
+                terminal.draw(|f| draw(f, model, &state))?;
+                continue;
+            }
+        }
         let action = match event::read()? {
             Event::Key(k) => {
                 let at_top = state.mode == Mode::Normal
@@ -269,7 +352,7 @@ fn dashboard_with(
             continue;
         };
         update(&mut state, model, action);
-        serve_backtrace(&mut state, model, service);
+        serve_backtrace(&mut state, model, arrived.as_ref().or(service));
         if state.quit {
             return Ok(false);
         }

@@ -39,6 +39,12 @@ impl BacktraceService {
         }
     }
 
+    /// The kernel, the service given up (another service, on another
+    /// thread, can be made from it: the service itself is not `Send`).
+    pub fn into_kernel(self) -> Arc<Kernel> {
+        self.kernel.clone()
+    }
+
     /// The kernel the service unwinds in.
     pub(crate) fn kernel(&self) -> &Kernel {
         &self.kernel

@@ -8,6 +8,7 @@ pub(crate) mod processes;
 pub(crate) mod summary;
 
 use super::app::{Panel, UiState};
+use crate::model::DumpModel;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph};
@@ -39,6 +40,55 @@ pub(crate) fn block(panel: Panel, state: &UiState, extra: &str) -> Block<'static
         })
         .border_style(t.border(focused))
         .title(Line::from(title))
+}
+
+/// What a part of the model is, in "loading… waiting for …".
+fn part_name(part: &str) -> &str {
+    match part {
+        "kernel" => "the kernel (symbols and types)",
+        "summary" => "the summary",
+        "log" => "the kernel log",
+        "meminfo" => "meminfo",
+        "zones" => "the zones",
+        "slabs" => "the slab caches",
+        "tasks" => "the task list",
+        "backtraces" => "the backtraces",
+        "locks" => "the lock graph",
+        "diagnosis" => "the diagnosis",
+        other => other,
+    }
+}
+
+/// "loading… waiting for the task list, the backtraces" when any of
+/// `parts` is still being read (`DumpModel::pending`), else none.
+pub(crate) fn loading(model: &DumpModel, parts: &[&str]) -> Option<String> {
+    let waiting: Vec<&str> = parts
+        .iter()
+        .filter(|p| model.is_pending(p))
+        .map(|p| part_name(p))
+        .collect();
+    if waiting.is_empty() {
+        return None;
+    }
+    Some(format!("loading… waiting for {}", waiting.join(", ")))
+}
+
+/// The parts of the model each panel draws from.
+pub(crate) fn parts_of(panel: Panel) -> &'static [&'static str] {
+    match panel {
+        Panel::Summary => &["kernel", "summary"],
+        Panel::Backtrace => &["kernel", "tasks", "backtraces"],
+        Panel::Processes => &["kernel", "tasks"],
+        Panel::Memory => &["kernel", "meminfo", "zones"],
+        Panel::Log => &["kernel", "log"],
+    }
+}
+
+/// A panel whose parts are not read yet: its border and title, and what it
+/// waits for.
+pub(crate) fn draw_loading(f: &mut Frame, area: Rect, panel: Panel, state: &UiState, what: &str) {
+    let line = Line::styled(what.to_string(), state.theme.dim());
+    draw_lines(f, area, block(panel, state, ""), vec![line], 0, 0);
 }
 
 /// Draws `lines` from `scroll` (clamped so the last page is full) inside the block.

@@ -18,7 +18,11 @@ pub(crate) fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendere
     let mut out: Vec<Line<'static>> = Vec::new();
     let mut mark = None;
 
-    if let Some(d) = &model.diagnosis {
+    if model.is_pending("diagnosis") {
+        let what = super::loading(model, &["tasks", "backtraces", "locks"])
+            .unwrap_or_else(|| "loading…".into());
+        out.push(Line::styled(format!("▶ diagnosis {what}"), t.dim()));
+    } else if let Some(d) = &model.diagnosis {
         // The verdict's first two lines here; all of it, with the evidence,
         // in the `e` overlay.
         let mut v = wrap(&format!("▶ {}", escape_control(&d.verdict)), width, 2);
@@ -92,7 +96,14 @@ pub(crate) fn lines(model: &DumpModel, state: &UiState, width: usize) -> Rendere
     out.push(kv(vec![
         ("MEMORY", crash_size(s.memory_bytes)),
         ("CPUS", cpus),
-        ("TASKS", s.tasks.to_string()),
+        (
+            "TASKS",
+            if model.is_pending("tasks") {
+                "loading…".into()
+            } else {
+                s.tasks.to_string()
+            },
+        ),
     ]));
     out.push(kv(vec![
         ("UPTIME", uptime(s.uptime_s)),
@@ -167,6 +178,7 @@ pub(crate) fn draw(f: &mut Frame, area: Rect, model: &DumpModel, state: &UiState
     let w = area.width.saturating_sub(2) as usize;
     let r = lines(model, state, w);
     let extra = match &model.diagnosis {
+        None if model.is_pending("diagnosis") => "diagnosis loading…".to_string(),
         Some(d) => format!(
             "cause {} · e: {} evidence items",
             escape_control(&d.class),
