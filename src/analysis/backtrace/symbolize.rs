@@ -453,7 +453,9 @@ fn read_module_symbols(
 }
 
 /// A module's ORC table (`module.arch.orc_unwind_ip/orc_unwind`, already
-/// relocated and sorted by the kernel at load time).
+/// relocated and sorted by the kernel at load time: `unwind_module_init`),
+/// searched where it lies in the module's memory, as the vmlinux's: a
+/// backtrace needs a few of its pages, most stacks none.
 fn read_module_orc(
     kernel: &Kernel,
     m: u64,
@@ -479,11 +481,7 @@ fn read_module_orc(
     let ent = kernel
         .read_member(m, "module", "arch.orc_unwind")
         .map_err(e)?;
-    let mut ip_bytes = vec![0u8; n as usize * 4];
-    kernel.read(ip, &mut ip_bytes).map_err(e)?;
-    let mut ent_bytes = vec![0u8; n as usize * layout.entry_size];
-    kernel.read(ent, &mut ent_bytes).map_err(e)?;
-    OrcTable::new(&ip_bytes, ip, &ent_bytes, layout.clone(), 0, text.to_vec())
+    OrcTable::in_memory(ip, ent, n, layout.clone(), text.to_vec())
         .map(Some)
         .map_err(|e| e.to_string())
 }
