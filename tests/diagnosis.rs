@@ -387,6 +387,24 @@ fn check_sysrq(case: &Case, model: &DumpModel) {
         .find(|l| l.starts_with("Kernel panic - not syncing"))
         .unwrap();
     assert!(d.evidence.iter().any(|e| &e.text == panic));
+    // kernel.sysrq does not bind a write to /proc/sysrq-trigger: evidence,
+    // not the verdict.
+    if let Some(v) = model.sysctls.get("kernel.sysrq") {
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.reference == "sysctl:kernel.sysrq"
+                    && e.text.starts_with(&format!("kernel.sysrq = {v}"))),
+            "{}: {:?}",
+            case.name,
+            d.evidence
+        );
+    }
+    assert!(
+        d.verdict.ends_with("; nothing failed in the kernel"),
+        "{}",
+        d.verdict
+    );
     assert_refs_resolve(model, &d, &case.name);
 }
 
@@ -457,7 +475,7 @@ fn check_hung(case: &Case, model: &DumpModel) {
         .filter_map(|l| l.split_once("+0x").map(|(f, _)| f))
         .find(|f| !f.contains("schedule"))
         .expect("console.log has the blocked task's call trace");
-    assert!(v.contains(&format!("waits in {waits}+")), "{v}");
+    assert!(v.contains(&format!(", waiting in {waits}+")), "{v}");
     if model
         .backtraces
         .iter()
@@ -697,6 +715,12 @@ fn soft_lockup_with_softlockup_panic() {
     );
     let d = diag(&m);
     assert_eq!(d.class, "soft_lockup");
+    // One sentence: what was stuck, where, and what made it a panic.
+    assert_eq!(
+        d.verdict,
+        "Soft lockup: CPU#1 stuck in kernel mode for 22s running worker (PID 77) at \
+         spin_forever+0x10/0x20 [buggy], and kernel.softlockup_panic=1 made it a panic"
+    );
     assert!(
         d.verdict
             .contains("CPU#1 stuck in kernel mode for 22s running worker (PID 77)"),
@@ -835,11 +859,16 @@ fn hung_task_set_up_here_lists_blocked_tasks() {
         d.verdict
     );
     assert!(
-        d.verdict
-            .contains("worker waits in wait_on_page_bit+0x10/0x80"),
+        d.verdict.contains(
+            "worker (PID 77) blocked in D state for more than 120 seconds, waiting in wait_on_page_bit+0x10/0x80"
+        ),
         "{}",
         d.verdict
     );
+    assert!(d
+        .evidence
+        .iter()
+        .any(|e| e.text == "worker waits in wait_on_page_bit+0x10/0x80"));
     assert!(d.verdict.contains(
         "kernel.hung_task_panic=1 made khungtaskd panic (kernel.hung_task_timeout_secs=120)"
     ));
@@ -1626,7 +1655,7 @@ const GENERATIONS: &[Gen] = &[
         ],
         sysctls: &[("kernel.panic_on_oops", 1), ("kernel.sysrq", 16)],
         class: "sysrq",
-        says: &["SysRq 'c'", "by worker (PID 77)", "NULL write oopsed"],
+        says: &["worker (PID 77) asked for it with SysRq 'c'", "NULL write oopsed"],
     },
     Gen {
         generation: "4.18: the panic line as the panic",
@@ -1681,7 +1710,7 @@ const GENERATIONS: &[Gen] = &[
         ],
         sysctls: &[("kernel.sysrq", 1)],
         class: "sysrq",
-        says: &["SysRq 'c'", "kernel.sysrq=1"],
+        says: &["worker (PID 77) asked for it with SysRq 'c'"],
     },
     // ---- NULL dereference / page fault oops
     Gen {
@@ -1699,8 +1728,8 @@ const GENERATIONS: &[Gen] = &[
         class: "oops",
         says: &[
             "kernel NULL pointer dereference at address 0000000000000008",
-            "drv_poll+0x12/0x40 [drv]",
-            "task worker (PID 77) on CPU 2",
+            "drv_poll+0x12/0x40 of module drv",
+            "task worker (PID 77) on CPU 2 hit a kernel NULL pointer dereference",
         ],
     },
     Gen {
@@ -1719,7 +1748,7 @@ const GENERATIONS: &[Gen] = &[
         class: "oops",
         says: &[
             "kernel NULL pointer dereference at address 0000000000000008",
-            "drv_poll+0x12/0x40 [drv]",
+            "drv_poll+0x12/0x40 of module drv",
         ],
     },
     Gen {
@@ -1757,7 +1786,7 @@ const GENERATIONS: &[Gen] = &[
         ],
         sysctls: &[],
         class: "oops",
-        says: &["kernel NULL pointer dereference at address 0", "drv_poll+0x12/0x40 [drv]"],
+        says: &["kernel NULL pointer dereference at address 0", "drv_poll+0x12/0x40 of module drv"],
     },
     Gen {
         generation: "arm64 NULL dereference",
@@ -1773,7 +1802,7 @@ const GENERATIONS: &[Gen] = &[
         class: "oops",
         says: &[
             "kernel NULL pointer dereference at address 0000000000000010",
-            "drv_poll+0x1c/0x30 [drv]",
+            "drv_poll+0x1c/0x30 of module drv",
         ],
     },
     // ---- BUG() and GPF
@@ -1799,7 +1828,7 @@ const GENERATIONS: &[Gen] = &[
         ],
         sysctls: &[("kernel.panic_on_oops", 1)],
         class: "oops",
-        says: &["BUG() at fs/ext4/inode.c:1234", "ext4_foo+0x40/0x50 [ext4]"],
+        says: &["BUG() at fs/ext4/inode.c:1234", "ext4_foo+0x40/0x50 of module ext4"],
     },
     Gen {
         generation: "4.18 general protection fault",

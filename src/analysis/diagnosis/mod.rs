@@ -488,6 +488,33 @@ pub(crate) fn var_phrase(name: &str, v: Var) -> String {
     }
 }
 
+/// What happened, then what made it a panic: "CPU#1 stuck … at f+0x1/0x2,
+/// and kernel.softlockup_panic=1 made it a panic".
+pub(crate) fn and_then_panic(what: &[String], panic: String) -> String {
+    if what.is_empty() {
+        panic
+    } else {
+        format!("{}, and {panic}", what.join(", "))
+    }
+}
+
+/// "a", "a and b", "a, b and c".
+pub(crate) fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// "a" or "an" before `word`.
+pub(crate) fn article(word: &str) -> &'static str {
+    match word.chars().next() {
+        Some(c) if "aeiouAEIOU".contains(c) => "an",
+        _ => "a",
+    }
+}
+
 /// The diagnosis for a log string whose tunable reads otherwise.
 pub(crate) fn contradiction(
     cx: &Ctx,

@@ -9,7 +9,7 @@
 
 use super::oops::parse_cpu_line;
 use super::report_lines::parse_zone_line;
-use super::{contradiction, ev, field_after, log_ev, pct, var_phrase, Ctx, Var};
+use super::{and_list, contradiction, ev, field_after, log_ev, pct, var_phrase, Ctx, Var};
 use crate::model::{Diagnosis, Evidence, Task, Zone};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -600,15 +600,6 @@ fn zone_label(z: &Zone, numa: bool) -> String {
         format!("node {} zone {}", z.node, z.name)
     } else {
         format!("zone {}", z.name)
-    }
-}
-
-/// "a", "a and b", "a, b and c".
-fn and_list(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => one.clone(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
