@@ -433,6 +433,29 @@ fn check_oops(case: &Case, model: &DumpModel) {
     assert!(v.contains(&format!("in {func}+")), "{v}");
     assert!(v.contains(&format!("module {module}")), "{v}");
     assert!(v.contains("kernel.panic_on_oops"), "{v}");
+    // Who hit it, from console.log's "CPU: 1 PID: 53 Comm: sh …" line,
+    // which is evidence too.
+    let cpu_line = con
+        .iter()
+        .skip_while(|l| !l.starts_with("BUG: "))
+        .find(|l| l.starts_with("CPU: ") && l.contains(" PID: "))
+        .expect("console.log has the oops's CPU line");
+    let w: Vec<&str> = cpu_line.split_whitespace().collect();
+    let (cpu, pid, comm) = (w[1], w[3], w[5]);
+    assert!(
+        v.starts_with(&format!(
+            "Kernel oops: task {comm} (PID {pid}) on CPU {cpu} hit a kernel NULL pointer dereference"
+        )),
+        "{v}"
+    );
+    assert!(
+        d.evidence
+            .iter()
+            .any(|e| e.kind == "log" && &e.text == cpu_line),
+        "{}: {:?}",
+        case.name,
+        d.evidence
+    );
     if model.sysctls.contains_key("kernel.panic_on_oops") {
         assert!(
             v.contains("kernel.panic_on_oops=1 made the oops a panic"),

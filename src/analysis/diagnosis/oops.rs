@@ -258,9 +258,10 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
     }
     // Who: the CPU/PID line.
     let mut who = None;
-    if let Some((_, l)) = after(&|l: &str| l.starts_with("CPU: ") && l.contains(" PID: ")) {
+    if let Some((i, l)) = after(&|l: &str| l.starts_with("CPU: ") && l.contains(" PID: ")) {
         if let Some((cpu, pid, comm, taint)) = parse_cpu_line(l) {
             who = Some(format!("task {comm} (PID {pid}) on CPU {cpu}"));
+            evidence.push(log_ev(i, l));
             if let Some(e) =
                 cx.task_evidence(pid, &format!("was running the faulting code ({taint})"))
             {

@@ -196,12 +196,13 @@ pub(super) fn stack_overflow(cx: &Ctx) -> Option<Diagnosis> {
     let mut facts = vec![line.trim_start_matches("BUG: ").to_string()];
     // Who and where, as one phrase after the report.
     let mut at = String::new();
-    if let Some((_, l)) = super::log_lines(cx.m)
+    if let Some((j, l)) = super::log_lines(cx.m)
         .skip_while(|(j, _)| *j < i)
         .find(|(_, l)| l.starts_with("CPU: ") && l.contains(" PID: "))
     {
         if let Some((cpu, pid, comm, _)) = parse_cpu_line(l) {
             at.push_str(&format!(" in task {comm} (PID {pid}) on CPU {cpu}"));
+            evidence.push(log_ev(j, l));
             if let Some(e) = cx.task_evidence(pid, "overran its kernel stack") {
                 evidence.push(e);
             }
