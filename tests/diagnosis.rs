@@ -2173,3 +2173,71 @@ fn an_oom_verdict_leads_with_what_held_the_memory() {
         d.evidence
     );
 }
+
+/// Swap present and commit under its limit: the verdict says how much swap
+/// was left and nothing of overcommit; a compulsory panic_on_oom on a
+/// global OOM says it panics on any OOM.
+#[test]
+fn oom_with_swap_and_compulsory_panic_reads_as_one_sentence() {
+    let log = [
+        "stress invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=0",
+        "Kernel panic - not syncing: Out of memory: compulsory panic_on_oom is enabled",
+    ];
+    let mut m = oom_model(&log, &[("vm.panic_on_oom", 2)]);
+    m.tasks[1].rss_kib = 1_258_291;
+    m.meminfo.swap_total_pages = 262_144;
+    m.meminfo.swap_free_pages = 256;
+    m.meminfo.commit_limit_pages = 524_288;
+    m.meminfo.committed_pages = 400_000;
+    m.zones = vec![Zone {
+        node: 0,
+        name: "Normal".into(),
+        managed_pages: 500_000,
+        present_pages: 524_288,
+        populated: true,
+        free_pages: 4000,
+        min: 4096,
+        low: 5120,
+        high: 6144,
+        ..Default::default()
+    }];
+    let d = diag(&m);
+    assert_eq!(
+        d.verdict,
+        "Out of memory: worker (1 process) held 1228 MiB, 60% of RAM, with 1024 MiB of swap, 1 MiB \
+         of it free; an allocation by stress (GFP_HIGHUSER_MOVABLE, order 0) found zone Normal \
+         under its min watermark (free 4000 < min 4096 pages) and vm.panic_on_oom=2 (compulsory: \
+         panics on any OOM, cgroup ones too) made the OOM a panic"
+    );
+    for (reference, text) in [
+        (
+            "meminfo:swap_free_pages",
+            "swap 1024 MiB, 1 MiB free: 256 of 262144 pages free",
+        ),
+        (
+            "meminfo:committed_pages",
+            "committed 400000 pages vs commit limit 524288 pages (76.3%, 0.8x)",
+        ),
+        (
+            "zone:0:Normal",
+            "zone Normal free 4000 < min 4096 pages: under its min watermark (low 5120, high 6144)",
+        ),
+        (
+            "sysctl:vm.panic_on_oom",
+            "vm.panic_on_oom = 2: the kernel panics on OOM instead of killing a task",
+        ),
+    ] {
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.reference == reference && e.text == text),
+            "{text}: {:#?}",
+            d.evidence
+        );
+    }
+    assert!(
+        !d.remedies.iter().any(|r| r.contains("Add swap")),
+        "{:?}",
+        d.remedies
+    );
+}

@@ -284,10 +284,15 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         Some(k) => Some(k.fact.clone()),
         None => groups.first().map(|(comm, (kib, n, _))| {
             format!(
-                "{comm} ({n} process{}) held {} MiB, {}% of RAM",
+                "{comm} ({n} process{}) held {} MiB{}",
                 if *n == 1 { "" } else { "es" },
                 kib / 1024,
-                pct(*kib as f64, ram_kib as f64)
+                // (a model without the machine's RAM: no share of it)
+                if ram_kib > 0 {
+                    format!(", {}% of RAM", pct(*kib as f64, ram_kib as f64))
+                } else {
+                    String::new()
+                }
             )
         }),
     };
