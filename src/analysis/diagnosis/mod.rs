@@ -236,7 +236,7 @@ fn spoiled_verdict(model: &DumpModel) -> Option<String> {
                 );
             }
             format!(
-                "{} of {} {} (reached from {}; the first at {:#x})",
+                "{} of {} {} (reached from {}, the first at {:#x})",
                 h.missing,
                 h.checked,
                 plural(&h.structure, h.checked),
@@ -254,7 +254,7 @@ fn spoiled_verdict(model: &DumpModel) -> Option<String> {
     Some(format!(
         "Dump spoiled by its writer: {writer}, at {level}, left out pages no dump level drops: {}; lost: {}; from the dump: {}; \
          capture the next dump with a makedumpfile that knows this kernel, or at a lower dump level",
-        holes.join("; "),
+        and_list(&holes),
         or_none(lost, "nothing the panels show (they read around the holes)"),
         or_none(stands.iter().map(|s| s.to_string()).collect(), "nothing"),
     ))
