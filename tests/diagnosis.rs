@@ -1873,7 +1873,7 @@ const GENERATIONS: &[Gen] = &[
         ],
         sysctls: &[("kernel.panic_on_oops", 1)],
         class: "oops",
-        says: &["general protection fault at address 0xdead000000000100"],
+        says: &["general protection fault at address 0xdead000000000100 in list_del_entry+0x20/0x60,"],
     },
     // ---- hung task
     Gen {
@@ -1978,7 +1978,7 @@ const GENERATIONS: &[Gen] = &[
         log: &["rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:"],
         sysctls: &[("kernel.panic_on_rcu_stall", 1)],
         class: "rcu_stall",
-        says: &["rcu_preempt detected stalls on CPUs/tasks"],
+        says: &["rcu_preempt detected stalls on CPUs/tasks, and kernel.panic_on_rcu_stall=1 made it a panic"],
     },
     // ---- OOM
     Gen {

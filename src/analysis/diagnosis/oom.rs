@@ -85,7 +85,7 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         }
         if let Some(c) = constraint
             .as_ref()
-            .filter(|c| memcg.is_none_or(|(i, _)| i != c.log))
+            .filter(|c| memcg.is_none_or(|(_, l)| l.trim() != c.line))
         {
             evidence.push(log_ev(c.log, &c.line));
         }

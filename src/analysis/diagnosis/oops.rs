@@ -36,7 +36,8 @@ fn header(line: &str) -> Option<(String, Option<String>)> {
         line.find(key)
             .map(|a| line[a + key.len()..].trim())
             .and_then(|r| r.split_whitespace().next())
-            .map(|s| s.trim_end_matches(['.', ',']).to_string())
+            // "…non-canonical address 0xdead000000000100: 0000 [#1]"
+            .map(|s| s.trim_end_matches(['.', ',', ':']).to_string())
     };
     if line.contains("BUG: kernel NULL pointer dereference")
         || line.contains("BUG: unable to handle kernel NULL pointer dereference")

@@ -310,7 +310,7 @@ pub(super) fn nmi(cx: &Ctx) -> Option<Diagnosis> {
     let mut facts = Vec::new();
     if let Some((i, l)) = report {
         evidence.push(log_ev(i, l));
-        facts.push(l.to_string());
+        facts.push(l.trim_end_matches('.').to_string());
     }
     let set: Vec<String> = vars
         .iter()

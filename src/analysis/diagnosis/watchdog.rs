@@ -400,6 +400,8 @@ pub(super) fn rcu_stall(cx: &Ctx) -> Option<Diagnosis> {
         facts.push(
             line.trim_start_matches("rcu: ")
                 .trim_start_matches("INFO: ")
+                // "…detected stalls on CPUs/tasks:" opens a list
+                .trim_end_matches(':')
                 .to_string(),
         );
     }
