@@ -255,13 +255,19 @@ fn check_oom(case: &Case, model: &DumpModel) {
     for t in drgn["tasks"].as_array().unwrap() {
         *by_comm.entry(s(&t["comm"])).or_default() += u(&t["rss_kib"]);
     }
-    let top = by_comm.iter().max_by_key(|(_, k)| **k).unwrap().0;
+    let (top, top_kib) = by_comm.iter().max_by_key(|(_, k)| **k).unwrap();
+    // The verdict leads with who held the memory.
     assert!(
-        v.contains(&format!("largest RSS: {top} ")),
+        v.starts_with(&format!("Out of memory: {top} (")),
         "{}: top {top}: {v}",
         case.name
     );
-    // The zone under min, from drgn's zones.
+    assert!(
+        v.contains(&format!(") held {} MiB, ", top_kib / 1024)),
+        "{}: top {top} {top_kib} KiB: {v}",
+        case.name
+    );
+    // The zone under min, from drgn's zones: in the verdict, and as evidence.
     let low: Vec<&Value> = drgn["zones"]
         .as_array()
         .unwrap()
@@ -274,34 +280,59 @@ fn check_oom(case: &Case, model: &DumpModel) {
         case.name
     );
     for z in low {
-        let want = format!(
-            "zone {} free {} pages < min {} pages",
-            s(&z["name"]),
-            u(&z["free_pages"]),
-            u(&z["min"])
-        );
+        let (name, free, min) = (s(&z["name"]), u(&z["free_pages"]), u(&z["min"]));
+        let want = format!("zone {name} under its min watermark (free {free} < min {min} pages)");
         assert!(v.contains(&want), "{}: want {want:?}: {v}", case.name);
+        let want = format!("zone {name} free {free} < min {min} pages");
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.kind == "zone" && e.text.starts_with(&want)),
+            "{}: want {want:?}: {:?}",
+            case.name,
+            d.evidence
+        );
     }
-    assert!(v.contains("no swap"), "{}: {v}", case.name);
-    // The failed allocation, as console.log has it.
+    assert!(v.contains("with no swap"), "{}: {v}", case.name);
+    // The failed allocation, as console.log has it: its kind in the
+    // verdict, the whole mask in the evidence.
     let con = console(case);
     let invoke = con
         .iter()
         .find(|l| l.contains("invoked oom-killer:"))
         .expect("console.log has the OOM report");
-    let gfp = invoke
+    let (comm, rest) = invoke.split_once(" invoked oom-killer:").unwrap();
+    let gfp = rest
         .split("gfp_mask=")
         .nth(1)
         .unwrap()
         .split(", order=")
         .next()
         .unwrap();
+    let kind = gfp.split(['(', '|']).nth(1).unwrap();
     assert!(
-        v.contains(&format!("gfp_mask={gfp} order=0")),
+        v.contains(&format!("an allocation by {comm} ({kind}, order 0) found ")),
         "{}: {v}",
         case.name
     );
-    assert!(v.contains("global OOM"), "{}: {v}", case.name);
+    assert!(
+        d.evidence
+            .iter()
+            .any(|e| e.text == format!("failed allocation by {comm}: gfp_mask={gfp}, order=0")),
+        "{}: {:?}",
+        case.name,
+        d.evidence
+    );
+    assert!(v.ends_with("made the OOM a panic"), "{}: {v}", case.name);
+    // A global OOM: not in the verdict, which names no cgroup, but in the
+    // evidence.
+    assert!(!v.contains("cgroup"), "{}: {v}", case.name);
+    assert!(
+        d.evidence.iter().any(|e| e.text.starts_with("global OOM")),
+        "{}: {:?}",
+        case.name,
+        d.evidence
+    );
     // The per-zone line of the OOM report is evidence too.
     assert!(
         d.evidence
@@ -356,6 +387,24 @@ fn check_sysrq(case: &Case, model: &DumpModel) {
         .find(|l| l.starts_with("Kernel panic - not syncing"))
         .unwrap();
     assert!(d.evidence.iter().any(|e| &e.text == panic));
+    // kernel.sysrq does not bind a write to /proc/sysrq-trigger: evidence,
+    // not the verdict.
+    if let Some(v) = model.sysctls.get("kernel.sysrq") {
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.reference == "sysctl:kernel.sysrq"
+                    && e.text.starts_with(&format!("kernel.sysrq = {v}"))),
+            "{}: {:?}",
+            case.name,
+            d.evidence
+        );
+    }
+    assert!(
+        d.verdict.ends_with("; nothing failed in the kernel"),
+        "{}",
+        d.verdict
+    );
     assert_refs_resolve(model, &d, &case.name);
 }
 
@@ -384,6 +433,29 @@ fn check_oops(case: &Case, model: &DumpModel) {
     assert!(v.contains(&format!("in {func}+")), "{v}");
     assert!(v.contains(&format!("module {module}")), "{v}");
     assert!(v.contains("kernel.panic_on_oops"), "{v}");
+    // Who hit it, from console.log's "CPU: 1 PID: 53 Comm: sh …" line,
+    // which is evidence too.
+    let cpu_line = con
+        .iter()
+        .skip_while(|l| !l.starts_with("BUG: "))
+        .find(|l| l.starts_with("CPU: ") && l.contains(" PID: "))
+        .expect("console.log has the oops's CPU line");
+    let w: Vec<&str> = cpu_line.split_whitespace().collect();
+    let (cpu, pid, comm) = (w[1], w[3], w[5]);
+    assert!(
+        v.starts_with(&format!(
+            "Kernel oops: task {comm} (PID {pid}) on CPU {cpu} hit a kernel NULL pointer dereference"
+        )),
+        "{v}"
+    );
+    assert!(
+        d.evidence
+            .iter()
+            .any(|e| e.kind == "log" && &e.text == cpu_line),
+        "{}: {:?}",
+        case.name,
+        d.evidence
+    );
     if model.sysctls.contains_key("kernel.panic_on_oops") {
         assert!(
             v.contains("kernel.panic_on_oops=1 made the oops a panic"),
@@ -426,7 +498,7 @@ fn check_hung(case: &Case, model: &DumpModel) {
         .filter_map(|l| l.split_once("+0x").map(|(f, _)| f))
         .find(|f| !f.contains("schedule"))
         .expect("console.log has the blocked task's call trace");
-    assert!(v.contains(&format!("waits in {waits}+")), "{v}");
+    assert!(v.contains(&format!(", waiting in {waits}+")), "{v}");
     if model
         .backtraces
         .iter()
@@ -666,6 +738,12 @@ fn soft_lockup_with_softlockup_panic() {
     );
     let d = diag(&m);
     assert_eq!(d.class, "soft_lockup");
+    // One sentence: what was stuck, where, and what made it a panic.
+    assert_eq!(
+        d.verdict,
+        "Soft lockup: CPU#1 stuck in kernel mode for 22s running worker (PID 77) at \
+         spin_forever+0x10/0x20 [buggy], and kernel.softlockup_panic=1 made it a panic"
+    );
     assert!(
         d.verdict
             .contains("CPU#1 stuck in kernel mode for 22s running worker (PID 77)"),
@@ -804,11 +882,16 @@ fn hung_task_set_up_here_lists_blocked_tasks() {
         d.verdict
     );
     assert!(
-        d.verdict
-            .contains("worker waits in wait_on_page_bit+0x10/0x80"),
+        d.verdict.contains(
+            "worker (PID 77) blocked in D state for more than 120 seconds, waiting in wait_on_page_bit+0x10/0x80"
+        ),
         "{}",
         d.verdict
     );
+    assert!(d
+        .evidence
+        .iter()
+        .any(|e| e.text == "worker waits in wait_on_page_bit+0x10/0x80"));
     assert!(d.verdict.contains(
         "kernel.hung_task_panic=1 made khungtaskd panic (kernel.hung_task_timeout_secs=120)"
     ));
@@ -1003,11 +1086,25 @@ fn memory_cgroup_oom_with_compulsory_panic() {
         "{}",
         d.verdict
     );
-    assert!(d.verdict.contains("memory cgroup OOM"));
+    // Who held the memory first, then the cgroup's limit, the cause.
+    let v = &d.verdict;
+    assert!(
+        v.starts_with("Out of memory: worker (1 process) held "),
+        "{v}"
+    );
+    assert!(v.contains(", but this was a memory cgroup OOM: "), "{v}");
+    assert!(
+        v.contains("a kernel allocation (GFP_KERNEL, order 2) made for worker failed"),
+        "{v}"
+    );
     assert!(d
-        .verdict
-        .contains("gfp_mask=0xcc0(GFP_KERNEL) order=2 by worker"));
-    assert!(d.verdict.contains("largest RSS: worker"));
+        .evidence
+        .iter()
+        .any(|e| e.text == "failed allocation by worker: gfp_mask=0xcc0(GFP_KERNEL), order=2"));
+    assert!(d
+        .evidence
+        .iter()
+        .any(|e| e.text == "memory: usage 524288kB, limit 524288kB, failcnt 12"));
 }
 
 #[test]
@@ -1197,15 +1294,18 @@ fn slab_leak_names_the_cache_and_the_kernel_thread_not_the_largest_rss() {
     assert_eq!(d.class, "oom_panic", "{v}");
     let facts = v.split_once(": ").unwrap().1;
     assert!(
-        facts.starts_with("kernel memory, not user tasks, held the RAM: unreclaimable slab 1595 MiB (77.9% of RAM)"),
+        facts.starts_with("kernel memory, not user tasks, held the RAM: unreclaimable slab took 1595 MiB (77.9% of RAM)"),
         "{v}"
     );
     // The unreclaimable cache, not the larger reclaimable dentry cache.
     assert!(
-        v.contains("the cache that grew: kmalloc-4k (1593 MiB, 77.8% of RAM)"),
+        v.contains("the cache that grew is kmalloc-4k (1593 MiB, 77.8% of RAM)"),
         "{v}"
     );
-    assert!(v.contains("by kernel thread kworker/u4:2 (PID 40)"), "{v}");
+    assert!(
+        v.contains("a kernel allocation (GFP_KERNEL, order 0) by kernel thread kworker/u4:2 (PID 40) failed"),
+        "{v}"
+    );
     assert!(d.evidence.iter().any(|e| e.reference == "slab:kmalloc-4k"));
     assert!(d
         .evidence
@@ -1247,14 +1347,14 @@ fn slab_leak_from_the_log_alone_uses_the_reports_unreclaimable_slab_table() {
     let d = diag(&m);
     let v = &d.verdict;
     assert!(v.contains("kernel memory, not user tasks"), "{v}");
-    assert!(v.contains("unreclaimable slab 1595 MiB"), "{v}");
+    assert!(v.contains("unreclaimable slab took 1595 MiB"), "{v}");
     assert!(
-        v.contains("the cache that grew: kmalloc-4k (1595 MiB"),
+        v.contains("the cache that grew is kmalloc-4k (1595 MiB"),
         "{v}"
     );
     // insmod with GFP_KERNEL: a kernel allocation, though not a kthread here.
     assert!(
-        v.contains("the failed allocation was a kernel one (0xcc0(GFP_KERNEL)) by insmod"),
+        v.contains("a kernel allocation (GFP_KERNEL, order 0) made for insmod"),
         "{v}"
     );
     assert!(d
@@ -1279,7 +1379,7 @@ fn idle_hugepages_are_named_with_their_remedy() {
     let d = diag(&m);
     let v = &d.verdict;
     assert!(
-        v.contains("huge pages, not user tasks, held the RAM: 1600 MiB reserved as huge pages (1600 MiB of them free and idle"),
+        v.contains("huge pages, not user tasks, held the RAM: 1600 MiB reserved as huge pages (78.1% of RAM, 1600 MiB of them free and idle)"),
         "{v}"
     );
     assert!(
@@ -1310,9 +1410,19 @@ fn memcg_oom_with_panic_on_oom_2_names_the_cgroup_and_its_limit() {
         "{v}"
     );
     assert!(
-        v.contains("vm.panic_on_oom=2 made this cgroup OOM a panic"),
+        v.ends_with(
+            "vm.panic_on_oom=2 (compulsory) made this cgroup OOM a panic of the whole machine"
+        ),
         "{v}"
     );
+    // Who held the memory opens; the cgroup, the cause, follows.
+    let who = v.find("worker (1 process) held ").expect(v);
+    let cgroup = v.find("memory cgroup OOM").expect(v);
+    assert!(who < cgroup, "{v}");
+    assert!(d
+        .evidence
+        .iter()
+        .any(|e| e.text == "Memory cgroup stats for /system.slice/x.service:"));
     assert!(!v.contains("kernel memory, not user tasks"), "{v}");
     assert!(d
         .remedies
@@ -1393,23 +1503,93 @@ fn two_node_machine_lists_populated_zones_per_node() {
     ];
     let d = diag(&m);
     assert!(
-        d.verdict
-            .contains("populated zones: node 0: DMA, DMA32; node 1: DMA32"),
+        d.evidence.iter().any(|e| e
+            .text
+            .starts_with("populated zones: node 0: DMA, DMA32; node 1: DMA32")),
+        "{:?}",
+        d.evidence
+    );
+    assert!(!d.verdict.contains("DMA/DMA32/DMA32"), "{}", d.verdict);
+    // Each zone under min is named with its node: two DMA32s are told
+    // apart, in the verdict and in the evidence.
+    assert!(
+        d.verdict.contains(
+            "found node 0 zone DMA (free 10 < min 20 pages), node 0 zone DMA32 (free 10 < min 20 pages) \
+             and node 1 zone DMA32 (free 10 < min 20 pages) under their min watermarks"
+        ),
         "{}",
         d.verdict
     );
-    assert!(!d.verdict.contains("DMA/DMA32/DMA32"), "{}", d.verdict);
-    // Each zone under min is named with its node: two DMA32s are told apart.
-    for want in [
-        "node 0 zone DMA free 10 pages < min 20 pages",
-        "node 0 zone DMA32 free 10 pages < min 20 pages",
-        "node 1 zone DMA32 free 10 pages < min 20 pages",
+    for (reference, want) in [
+        ("zone:0:DMA", "node 0 zone DMA free 10 < min 20 pages"),
+        ("zone:0:DMA32", "node 0 zone DMA32 free 10 < min 20 pages"),
+        ("zone:1:DMA32", "node 1 zone DMA32 free 10 < min 20 pages"),
     ] {
-        assert!(d.verdict.contains(want), "{want}: {}", d.verdict);
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.reference == reference && e.text.starts_with(want)),
+            "{want}: {:?}",
+            d.evidence
+        );
     }
     // User memory held it: the workload is still the one to limit.
-    assert!(d.verdict.contains("largest RSS: worker"), "{}", d.verdict);
+    assert!(
+        d.verdict
+            .starts_with("Out of memory: worker (1 process) held "),
+        "{}",
+        d.verdict
+    );
     assert!(!d.verdict.contains("kernel memory"), "{}", d.verdict);
+    // Node 1 without memory: one node has memory, the zone goes by its name.
+    m.zones = vec![zone(0, "DMA32", true), zone(1, "Normal", false)];
+    let d = diag(&m);
+    assert!(
+        d.verdict
+            .contains("found zone DMA32 under its min watermark (free 10 < min 20 pages)"),
+        "{}",
+        d.verdict
+    );
+    assert!(!d.verdict.contains("node "), "{}", d.verdict);
+}
+
+/// The OOM report of a kernel with two nodes of memory: each zone line names
+/// its node ("Node 1 DMA32 free:…"), and so does the verdict.
+#[test]
+fn two_node_oom_report_names_the_node_of_each_zone() {
+    let log = [
+        "stress invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=0",
+        "Node 0 DMA32 free:37636kB boost:0kB min:37668kB low:47084kB high:56500kB present:2080640kB managed:2015104kB",
+        "Node 1 DMA32 free:28744kB boost:0kB min:29308kB low:36632kB high:43956kB present:1048576kB managed:1015808kB",
+        "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+    ];
+    let d = diag(&oom_model(&log, &[("vm.panic_on_oom", 1)]));
+    assert!(
+        d.verdict.contains(
+            "found node 0 zone DMA32 (free 37636 kB < min 37668 kB) and node 1 zone DMA32 \
+             (free 28744 kB < min 29308 kB) under their min watermarks, and vm.panic_on_oom=1"
+        ),
+        "{}",
+        d.verdict
+    );
+    for (reference, want) in [
+        (
+            "log:1",
+            "OOM report: node 0 zone DMA32 free 37636 kB under min 37668 kB",
+        ),
+        (
+            "log:2",
+            "OOM report: node 1 zone DMA32 free 28744 kB under min 29308 kB",
+        ),
+    ] {
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.reference == reference && e.text == want),
+            "{want}: {:?}",
+            d.evidence
+        );
+    }
 }
 
 #[test]
@@ -1498,7 +1678,7 @@ const GENERATIONS: &[Gen] = &[
         ],
         sysctls: &[("kernel.panic_on_oops", 1), ("kernel.sysrq", 16)],
         class: "sysrq",
-        says: &["SysRq 'c'", "by worker (PID 77)", "NULL write oopsed"],
+        says: &["worker (PID 77) asked for it with SysRq 'c'", "NULL write oopsed"],
     },
     Gen {
         generation: "4.18: the panic line as the panic",
@@ -1553,7 +1733,7 @@ const GENERATIONS: &[Gen] = &[
         ],
         sysctls: &[("kernel.sysrq", 1)],
         class: "sysrq",
-        says: &["SysRq 'c'", "kernel.sysrq=1"],
+        says: &["worker (PID 77) asked for it with SysRq 'c'"],
     },
     // ---- NULL dereference / page fault oops
     Gen {
@@ -1571,8 +1751,8 @@ const GENERATIONS: &[Gen] = &[
         class: "oops",
         says: &[
             "kernel NULL pointer dereference at address 0000000000000008",
-            "drv_poll+0x12/0x40 [drv]",
-            "task worker (PID 77) on CPU 2",
+            "drv_poll+0x12/0x40 of module drv",
+            "task worker (PID 77) on CPU 2 hit a kernel NULL pointer dereference",
         ],
     },
     Gen {
@@ -1591,7 +1771,7 @@ const GENERATIONS: &[Gen] = &[
         class: "oops",
         says: &[
             "kernel NULL pointer dereference at address 0000000000000008",
-            "drv_poll+0x12/0x40 [drv]",
+            "drv_poll+0x12/0x40 of module drv",
         ],
     },
     Gen {
@@ -1629,7 +1809,7 @@ const GENERATIONS: &[Gen] = &[
         ],
         sysctls: &[],
         class: "oops",
-        says: &["kernel NULL pointer dereference at address 0", "drv_poll+0x12/0x40 [drv]"],
+        says: &["kernel NULL pointer dereference at address 0", "drv_poll+0x12/0x40 of module drv"],
     },
     Gen {
         generation: "arm64 NULL dereference",
@@ -1645,7 +1825,7 @@ const GENERATIONS: &[Gen] = &[
         class: "oops",
         says: &[
             "kernel NULL pointer dereference at address 0000000000000010",
-            "drv_poll+0x1c/0x30 [drv]",
+            "drv_poll+0x1c/0x30 of module drv",
         ],
     },
     // ---- BUG() and GPF
@@ -1671,7 +1851,7 @@ const GENERATIONS: &[Gen] = &[
         ],
         sysctls: &[("kernel.panic_on_oops", 1)],
         class: "oops",
-        says: &["BUG() at fs/ext4/inode.c:1234", "ext4_foo+0x40/0x50 [ext4]"],
+        says: &["BUG() at fs/ext4/inode.c:1234", "ext4_foo+0x40/0x50 of module ext4"],
     },
     Gen {
         generation: "4.18 general protection fault",
@@ -1693,7 +1873,7 @@ const GENERATIONS: &[Gen] = &[
         ],
         sysctls: &[("kernel.panic_on_oops", 1)],
         class: "oops",
-        says: &["general protection fault at address 0xdead000000000100"],
+        says: &["general protection fault at address 0xdead000000000100 in list_del_entry+0x20/0x60,"],
     },
     // ---- hung task
     Gen {
@@ -1798,7 +1978,7 @@ const GENERATIONS: &[Gen] = &[
         log: &["rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:"],
         sysctls: &[("kernel.panic_on_rcu_stall", 1)],
         class: "rcu_stall",
-        says: &["rcu_preempt detected stalls on CPUs/tasks"],
+        says: &["rcu_preempt detected stalls on CPUs/tasks, and kernel.panic_on_rcu_stall=1 made it a panic"],
     },
     // ---- OOM
     Gen {
@@ -1820,8 +2000,8 @@ const GENERATIONS: &[Gen] = &[
         class: "oom_panic",
         says: &[
             "vm.panic_on_oom=1",
-            "zone Node 0 DMA32 free 44176 kB < min 44336 kB",
-            "gfp_mask=0x6280ca(GFP_HIGHUSER_MOVABLE|__GFP_ZERO) order=0 by worker",
+            "zone DMA32 under its min watermark (free 44176 kB < min 44336 kB)",
+            "an allocation by worker (GFP_HIGHUSER_MOVABLE, order 0) found",
         ],
     },
     Gen {
@@ -1837,7 +2017,10 @@ const GENERATIONS: &[Gen] = &[
         ],
         sysctls: &[("vm.panic_on_oom", 2)],
         class: "oom_panic",
-        says: &["vm.panic_on_oom=2 (compulsory", "zone DMA32 free 2164 kB < min 2260 kB"],
+        says: &[
+            "vm.panic_on_oom=2 (compulsory",
+            "zone DMA32 under its min watermark (free 2164 kB < min 2260 kB)",
+        ],
     },
 ];
 
@@ -1886,11 +2069,20 @@ fn a_large_kernel_consumer_second_to_the_tasks_is_said_after_them() {
     let d = diag(&m);
     let v = &d.verdict;
     assert!(!v.contains("kernel memory, not user tasks"), "{v}");
-    let rss = v.find("largest RSS: worker").expect(v);
+    let rss = v.find("worker (1 process) held 1228 MiB").expect(v);
     let slab = v
-        .find("unreclaimable slab also held 512 MiB (25% of RAM), less than the tasks' 1229 MiB")
+        .find("unreclaimable slab held another 512 MiB (25% of RAM), less than the tasks' 1229 MiB")
         .expect(v);
     assert!(rss < slab, "{v}");
+    assert!(
+        d.evidence
+            .iter()
+            .any(|e| e.reference == "usage:slab_unreclaimable"
+                && e.text
+                    .contains("512 MiB = 25% of RAM, second to the 1229 MiB")),
+        "{:?}",
+        d.evidence
+    );
     assert!(d
         .remedies
         .iter()
@@ -1922,16 +2114,17 @@ fn free_cma_pages_do_not_lift_a_zone_over_min() {
     let d = diag(&m);
     assert_eq!(d.class, "oom_panic");
     assert!(
-        d.verdict
-            .contains("zone DMA32 free 50 pages less 30 CMA = 20 < min 36 pages"),
+        d.verdict.contains(
+            "zone DMA32 was under its min watermark (free 50 less 30 CMA = 20 < min 36 pages)"
+        ),
         "{}",
         d.verdict
     );
     assert!(!d.verdict.contains("zone Normal"), "{}", d.verdict);
-    assert!(d
-        .evidence
-        .iter()
-        .any(|e| e.reference == "zone:0:DMA32" && e.text.contains("30 of them CMA")));
+    assert!(d.evidence.iter().any(|e| e.reference == "zone:0:DMA32"
+        && e.text
+            .starts_with("zone DMA32 free 50 less 30 CMA = 20 < min 36 pages")
+        && e.text.contains("30 of the 50 free pages are CMA")));
     use crashdeck::ui::panels::memory::{zone_level, ZoneLevel};
     assert_eq!(zone_level(&m.zones[0]), ZoneLevel::BelowMin);
     assert_eq!(zone_level(&m.zones[1]), ZoneLevel::Ok);
@@ -1939,8 +2132,8 @@ fn free_cma_pages_do_not_lift_a_zone_over_min() {
 
 #[test]
 fn an_oom_verdict_leads_with_what_held_the_memory() {
-    // The tasks held it: the verdict's first fact is the largest RSS, before
-    // the sysctl and the allocation.
+    // The tasks held it: the verdict opens with the command with the
+    // largest RSS, then the allocation and the sysctl.
     let user = [
         "stress invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=0",
         "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
@@ -1948,23 +2141,103 @@ fn an_oom_verdict_leads_with_what_held_the_memory() {
     let mut m = oom_model(&user, &[("vm.panic_on_oom", 1)]);
     m.tasks[1].rss_kib = 1_258_291;
     let v = diag(&m).verdict;
-    let body = v.split_once(": ").map(|x| x.1).expect(&v);
-    assert!(body.starts_with("largest RSS: worker ("), "{v}");
-    // A kernel allocation made for a task (a page table for stress): that
-    // allocation opens, then the task that held the memory.
+    assert_eq!(
+        v,
+        "Out of memory: worker (1 process) held 1228 MiB, 60% of RAM, with no swap; an allocation \
+         by stress (GFP_HIGHUSER_MOVABLE, order 0) failed and vm.panic_on_oom=1 made the OOM a panic"
+    );
+    // A kernel allocation made for a task (a page table for stress) is that
+    // task's memory, not a kernel consumer: the tasks still open, and the
+    // allocation says it was made for stress.
     let kernel = [
         "stress invoked oom-killer: gfp_mask=0x400dc0(GFP_KERNEL_ACCOUNT|__GFP_ZERO), order=0, oom_score_adj=0",
         "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
     ];
     let mut m = oom_model(&kernel, &[("vm.panic_on_oom", 1)]);
     m.tasks[1].rss_kib = 1_258_291;
-    let v = diag(&m).verdict;
-    let body = v.split_once(": ").map(|x| x.1).expect(&v);
+    let d = diag(&m);
+    let v = &d.verdict;
     assert!(
-        body.starts_with(
-            "the failed allocation was a kernel one (0x400dc0(GFP_KERNEL_ACCOUNT|__GFP_ZERO)) by stress; largest RSS: worker ("
-        ),
+        v.starts_with("Out of memory: worker (1 process) held "),
+        "{v}"
+    );
+    assert!(
+        v.contains("; a kernel allocation (GFP_KERNEL_ACCOUNT, order 0) made for stress failed"),
         "{v}"
     );
     assert!(!v.contains("kernel memory, not user tasks"), "{v}");
+    assert!(
+        d.evidence.iter().any(|e| e.text
+            == "stress (0x400dc0(GFP_KERNEL_ACCOUNT|__GFP_ZERO), order 0): a kernel allocation made for the task, counted as its memory"),
+        "{:?}",
+        d.evidence
+    );
+}
+
+/// Swap present and commit under its limit: the verdict says how much swap
+/// was left and nothing of overcommit; a compulsory panic_on_oom on a
+/// global OOM says it panics on any OOM.
+#[test]
+fn oom_with_swap_and_compulsory_panic_reads_as_one_sentence() {
+    let log = [
+        "stress invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=0",
+        "Kernel panic - not syncing: Out of memory: compulsory panic_on_oom is enabled",
+    ];
+    let mut m = oom_model(&log, &[("vm.panic_on_oom", 2)]);
+    m.tasks[1].rss_kib = 1_258_291;
+    m.meminfo.swap_total_pages = 262_144;
+    m.meminfo.swap_free_pages = 256;
+    m.meminfo.commit_limit_pages = 524_288;
+    m.meminfo.committed_pages = 400_000;
+    m.zones = vec![Zone {
+        node: 0,
+        name: "Normal".into(),
+        managed_pages: 500_000,
+        present_pages: 524_288,
+        populated: true,
+        free_pages: 4000,
+        min: 4096,
+        low: 5120,
+        high: 6144,
+        ..Default::default()
+    }];
+    let d = diag(&m);
+    assert_eq!(
+        d.verdict,
+        "Out of memory: worker (1 process) held 1228 MiB, 60% of RAM, with 1024 MiB of swap, 1 MiB \
+         of it free; an allocation by stress (GFP_HIGHUSER_MOVABLE, order 0) found zone Normal \
+         under its min watermark (free 4000 < min 4096 pages) and vm.panic_on_oom=2 (compulsory: \
+         panics on any OOM, cgroup ones too) made the OOM a panic"
+    );
+    for (reference, text) in [
+        (
+            "meminfo:swap_free_pages",
+            "swap 1024 MiB, 1 MiB free: 256 of 262144 pages free",
+        ),
+        (
+            "meminfo:committed_pages",
+            "committed 400000 pages vs commit limit 524288 pages (76.3%, 0.8x)",
+        ),
+        (
+            "zone:0:Normal",
+            "zone Normal free 4000 < min 4096 pages: under its min watermark (low 5120, high 6144)",
+        ),
+        (
+            "sysctl:vm.panic_on_oom",
+            "vm.panic_on_oom = 2: the kernel panics on OOM instead of killing a task",
+        ),
+    ] {
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.reference == reference && e.text == text),
+            "{text}: {:#?}",
+            d.evidence
+        );
+    }
+    assert!(
+        !d.remedies.iter().any(|r| r.contains("Add swap")),
+        "{:?}",
+        d.remedies
+    );
 }

@@ -236,7 +236,7 @@ fn spoiled_verdict(model: &DumpModel) -> Option<String> {
                 );
             }
             format!(
-                "{} of {} {} (reached from {}; the first at {:#x})",
+                "{} of {} {} (reached from {}, the first at {:#x})",
                 h.missing,
                 h.checked,
                 plural(&h.structure, h.checked),
@@ -254,7 +254,7 @@ fn spoiled_verdict(model: &DumpModel) -> Option<String> {
     Some(format!(
         "Dump spoiled by its writer: {writer}, at {level}, left out pages no dump level drops: {}; lost: {}; from the dump: {}; \
          capture the next dump with a makedumpfile that knows this kernel, or at a lower dump level",
-        holes.join("; "),
+        and_list(&holes),
         or_none(lost, "nothing the panels show (they read around the holes)"),
         or_none(stands.iter().map(|s| s.to_string()).collect(), "nothing"),
     ))
@@ -485,6 +485,33 @@ pub(crate) fn var_phrase(name: &str, v: Var) -> String {
     match v {
         Var::Read(v) => format!("{name}={v}"),
         Var::Unknown => format!("{name} (not readable in the dump; from the log)"),
+    }
+}
+
+/// What happened, then what made it a panic: "CPU#1 stuck … at f+0x1/0x2,
+/// and kernel.softlockup_panic=1 made it a panic".
+pub(crate) fn and_then_panic(what: &[String], panic: String) -> String {
+    if what.is_empty() {
+        panic
+    } else {
+        format!("{}, and {panic}", what.join(", "))
+    }
+}
+
+/// "a", "a and b", "a, b and c".
+pub(crate) fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// "a" or "an" before `word`.
+pub(crate) fn article(word: &str) -> &'static str {
+    match word.chars().next() {
+        Some(c) if "aeiouAEIOU".contains(c) => "an",
+        _ => "a",
     }
 }
 

@@ -1,10 +1,17 @@
 //! Out of memory: panic_on_oom, or no task left to kill.
+//!
+//! The verdict is one sentence: who or what held the memory (the largest
+//! command by RSS, or the kernel's own consumer when it held more than the
+//! tasks), what made it short (no swap, overcommit; a cgroup's limit, a
+//! cpuset or a memory policy, which is then the cause), the allocation that
+//! failed and the zones it found under their min watermark, and what made
+//! the OOM a panic. Every figure of it is also an evidence item.
 
 use super::oops::parse_cpu_line;
 use super::report_lines::parse_zone_line;
-use super::{contradiction, ev, field_after, log_ev, pct, var_phrase, Ctx, Var};
-use crate::model::{Diagnosis, Evidence, Task};
-use std::collections::BTreeMap;
+use super::{and_list, contradiction, ev, field_after, log_ev, pct, var_phrase, Ctx, Var};
+use crate::model::{Diagnosis, Evidence, Task, Zone};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
     let panic_on_oom = cx.panic_has("Out of memory") && cx.panic_has("panic_on_oom");
@@ -27,34 +34,21 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             ));
         }
     }
-    let mut facts: Vec<String> = Vec::new();
-    // What the verdict leads with (who or what held the memory, and a
-    // failed kernel allocation made for a task), before the other facts.
-    let mut lead: Vec<String> = Vec::new();
     let mut remedies: Vec<String> = Vec::new();
+    let compulsory = pom == Var::Read(2) || cx.panic_has("compulsory");
 
     // The sysctl that made it a panic.
     if panic_on_oom {
-        let mode = if cx.panic_has("compulsory") {
-            " (compulsory: panics on any OOM, cgroup ones too)"
-        } else if cx.panic_has("system-wide") {
-            " (system-wide OOM)"
-        } else {
-            ""
-        };
         if let Some(e) = cx.sysctl_evidence(
             "vm.panic_on_oom",
             "the kernel panics on OOM instead of killing a task",
         ) {
             evidence.push(e);
         }
-        facts.push(format!("{}{mode}", var_phrase("vm.panic_on_oom", pom)));
         remedies.push(
             "Set vm.panic_on_oom=0 so the OOM killer kills the largest task instead of panicking the machine"
                 .into(),
         );
-    } else {
-        facts.push("no task was left that the OOM killer could kill".into());
     }
 
     // The failed allocation.
@@ -70,14 +64,11 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
                 a.comm, a.gfp, a.order
             ),
         ));
-        facts.push(format!(
-            "failed allocation gfp_mask={} order={} by {}",
-            a.gfp, a.order, a.comm
-        ));
         alloc = Some(a);
     }
 
-    // Memory cgroup, cpuset, memory policy, or global.
+    // Memory cgroup, cpuset, memory policy, or global: a constraint is the
+    // cause, said after who held the memory.
     let constraint = oom_constraint(cx);
     let memcg = cx.first_line(|l| {
         l.contains("Memory cgroup out of memory") || l.contains("constraint=CONSTRAINT_MEMCG")
@@ -86,21 +77,28 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
     let is_memcg = constraint.as_ref().map(|c| c.kind.as_str()) == Some("CONSTRAINT_MEMCG")
         || memcg.is_some()
         || memcg_usage.is_some();
-    let mut constrained = false;
+    // (the cause, what made it a panic of the whole machine)
+    let mut cause: Option<(String, &str)> = None;
     if is_memcg {
-        constrained = true;
         if let Some((i, line)) = memcg {
             evidence.push(log_ev(i, line));
         }
+        if let Some(c) = constraint
+            .as_ref()
+            .filter(|c| memcg.is_none_or(|(_, l)| l.trim() != c.line))
+        {
+            evidence.push(log_ev(c.log, &c.line));
+        }
+        let stats = cx.last_line(|l| l.starts_with("Memory cgroup stats for "));
         let mut path = constraint
             .as_ref()
             .and_then(|c| c.oom_memcg.clone())
             .or_else(|| {
-                cx.last_line(|l| l.starts_with("Memory cgroup stats for "))
-                    .and_then(|(_, l)| {
-                        let p = l.strip_prefix("Memory cgroup stats for ")?;
-                        Some(p.trim_end_matches(':').to_string())
-                    })
+                stats.and_then(|(i, l)| {
+                    let p = l.strip_prefix("Memory cgroup stats for ")?;
+                    evidence.push(log_ev(i, l));
+                    Some(p.trim_end_matches(':').to_string())
+                })
             });
         let mut usage = memcg_usage.and_then(|(i, l)| {
             evidence.push(log_ev(i, l));
@@ -151,7 +149,7 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
                 mib(limit),
                 mib(used)
             ),
-            (None, None) => "memory cgroup OOM (the cgroup hit its limit)".into(),
+            (None, None) => "a memory cgroup hit its limit".into(),
         };
         let task_cg = constraint
             .as_ref()
@@ -159,11 +157,10 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             .filter(|t| Some(t) != path.as_ref())
             .map(|t| format!(" (the task is in {t})"))
             .unwrap_or_default();
-        lead.push(format!("memory cgroup OOM: {what}{task_cg}"));
-        if pom == Var::Read(2) || cx.panic_has("compulsory") {
-            facts
-                .push("vm.panic_on_oom=2 made this cgroup OOM a panic of the whole machine".into());
-        }
+        cause = Some((
+            format!("but this was a memory cgroup OOM: {what}{task_cg}"),
+            "this cgroup OOM",
+        ));
         remedies.push(format!(
             "Raise {}'s memory.max (systemd MemoryMax=) or cut the workload's use inside it",
             path.as_deref().unwrap_or("the cgroup")
@@ -172,37 +169,45 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         .as_ref()
         .filter(|c| c.kind == "CONSTRAINT_CPUSET" || c.kind == "CONSTRAINT_MEMORY_POLICY")
     {
-        constrained = true;
         evidence.push(log_ev(c.log, &c.line));
         let nodes = c.mems_allowed.as_deref().unwrap_or("?");
         if c.kind == "CONSTRAINT_CPUSET" {
-            lead.push(format!(
-                "cpuset-constrained OOM: the cpuset {} may use only memory node(s) {nodes}, and those were full (other nodes may have had free memory)",
-                c.cpuset.as_deref().unwrap_or("?")
+            cause = Some((
+                format!(
+                    "but this was a cpuset-constrained OOM: the cpuset {} may use only memory node(s) {nodes}, and those were full (other nodes may have had free memory)",
+                    c.cpuset.as_deref().unwrap_or("?")
+                ),
+                "this constrained OOM",
             ));
             remedies.push(format!(
                 "Widen the cpuset's cpuset.mems (now {nodes}) or move the workload to a cpuset whose nodes have room"
             ));
         } else {
-            lead.push(format!(
-                "memory-policy-constrained OOM: the task's NUMA policy (mbind/set_mempolicy MPOL_BIND) allowed only node(s) {}, and those were full",
-                c.nodemask.as_deref().unwrap_or("?")
+            cause = Some((
+                format!(
+                    "but this was a memory-policy-constrained OOM: the task's NUMA policy (mbind/set_mempolicy MPOL_BIND) allowed only node(s) {}, and those were full",
+                    c.nodemask.as_deref().unwrap_or("?")
+                ),
+                "this constrained OOM",
             ));
             remedies.push(
                 "Relax the task's NUMA memory policy (numactl --membind / MPOL_BIND) or give the bound nodes more memory".into(),
             );
         }
-        if pom == Var::Read(2) || cx.panic_has("compulsory") {
-            facts.push(
-                "vm.panic_on_oom=2 made this constrained OOM a panic of the whole machine".into(),
-            );
-        }
     } else if let Some((i, line)) = cx.first_line(|l| l.contains("constraint=CONSTRAINT_NONE")) {
-        evidence.push(log_ev(i, line));
-        facts.push("global OOM (not a cgroup limit)".into());
-    } else if cx.panic_has("system-wide") {
-        facts.push("global OOM (not a cgroup limit)".into());
+        evidence.push(ev(
+            "log",
+            format!("log:{i}"),
+            format!("global OOM (not a cgroup limit): {line}"),
+        ));
+    } else if let Some(i) = cx.panic_log.filter(|_| cx.panic_has("system-wide")) {
+        evidence.push(ev(
+            "log",
+            format!("log:{i}"),
+            "global OOM (not a cgroup limit): the panic says system-wide".into(),
+        ));
     }
+    let constrained = cause.is_some();
 
     // Who held the memory.
     let ram_kib = ram_kib(cx);
@@ -227,7 +232,8 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             "task",
             format!("task:{}", top.pid),
             format!(
-                "command {comm}: {n} process(es), RSS {kib} KiB = {}% of RAM (largest PID {})",
+                "command {comm}: {n} process(es), RSS {kib} KiB = {} MiB, {}% of RAM (largest PID {})",
+                kib / 1024,
                 pct(*kib as f64, ram_kib as f64),
                 top.pid
             ),
@@ -268,116 +274,136 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         other => (None, other),
     };
     if let Some(k) = &kernel {
-        lead.insert(0, k.fact.clone());
         for (j, r) in k.remedies.iter().enumerate() {
             remedies.insert(j, r.clone());
         }
     }
-    if let Some(a) = &alloc {
-        if let Some((f, e)) = kernel_allocation(cx, a) {
-            evidence.push(e);
-            lead.insert(usize::from(kernel.is_some()).min(lead.len()), f);
-        }
-    }
-    if let Some((comm, (kib, n, _))) = groups.first() {
-        let fact = format!(
-            "largest RSS: {comm} ({n} process{}, {} MiB, {}% of RAM)",
-            if *n == 1 { "" } else { "es" },
-            kib / 1024,
-            pct(*kib as f64, ram_kib as f64)
-        );
-        // The tasks held it: they lead (a cgroup's limit or the kernel's
-        // own consumer leads instead where that is the cause).
-        if kernel.is_none() && !constrained {
-            lead.push(fact);
-        } else {
-            facts.push(fact);
-        }
-        if kernel.is_none() && !constrained {
+    // Who held it: the kernel's own consumer where it held more than the
+    // tasks, else the command with the largest RSS.
+    let holder = match &kernel {
+        Some(k) => Some(k.fact.clone()),
+        None => groups.first().map(|(comm, (kib, n, _))| {
+            format!(
+                "{comm} ({n} process{}) held {} MiB{}",
+                if *n == 1 { "" } else { "es" },
+                kib / 1024,
+                // (a model without the machine's RAM: no share of it)
+                if ram_kib > 0 {
+                    format!(", {}% of RAM", pct(*kib as f64, ram_kib as f64))
+                } else {
+                    String::new()
+                }
+            )
+        }),
+    };
+    if kernel.is_none() && !constrained {
+        if let Some((comm, _)) = groups.first() {
             remedies.push(format!(
                 "Limit the offending workload ({comm}): run it in a cgroup with memory.max (systemd MemoryMax=), or fix its memory use"
             ));
         }
     }
-    if let Some(a) = also {
-        facts.push(a.fact);
-    }
+    // The allocation's subject: by a task, made in the kernel for a task,
+    // or by a kernel thread.
+    let subject = alloc.as_ref().map(|a| {
+        let what = format!("{}, order {}", gfp_name(&a.gfp), a.order);
+        match kernel_allocation(cx, a) {
+            Some((KernelAlloc::Kthread, e)) => {
+                evidence.push(e);
+                format!(
+                    "a kernel allocation ({what}) by kernel thread {}{}",
+                    a.comm,
+                    a.pid.map(|p| format!(" (PID {p})")).unwrap_or_default()
+                )
+            }
+            Some((KernelAlloc::ForTask, e)) => {
+                evidence.push(e);
+                format!("a kernel allocation ({what}) made for {}", a.comm)
+            }
+            None => format!("an allocation by {} ({what})", a.comm),
+        }
+    });
 
     // Zones under their min watermark, as __zone_watermark_ok judges an
-    // allocation without ALLOC_CMA: free CMA pages do not count.
-    let mut low_zones = Vec::new();
-    // On a machine of several nodes each node has its own DMA32, Normal…:
-    // the zone is named with its node.
-    let numa = m.zones.iter().any(|z| z.node != m.zones[0].node);
-    let zone_name = |z: &crate::model::Zone| {
-        if numa {
-            format!("node {} zone {}", z.node, z.name)
-        } else {
-            format!("zone {}", z.name)
-        }
-    };
+    // allocation without ALLOC_CMA: free CMA pages do not count. On a
+    // machine where more than one node has memory each node has its own
+    // DMA32, Normal…: the zone is named with its node.
+    let mut low_zones: Vec<(String, String)> = Vec::new();
+    let numa = m
+        .zones
+        .iter()
+        .filter(|z| z.populated)
+        .map(|z| z.node)
+        .collect::<BTreeSet<u32>>()
+        .len()
+        > 1;
     for z in m.zones.iter().filter(|z| z.below_min()) {
+        let label = zone_label(z, numa);
         let cma = z.free_cma_pages();
-        let free = if cma > 0 {
+        let detail = if cma > 0 {
             format!(
-                "free {} pages ({} of them CMA, which the failed allocation cannot use: {} usable)",
-                z.free_pages,
-                cma,
-                z.free_non_cma_pages()
-            )
-        } else {
-            format!("free {} pages", z.free_pages)
-        };
-        evidence.push(ev(
-            "zone",
-            format!("zone:{}:{}", z.node, z.name),
-            format!(
-                "node {} zone {}: {free} under min watermark {} pages (low {}, high {})",
-                z.node, z.name, z.min, z.low, z.high
-            ),
-        ));
-        low_zones.push(if cma > 0 {
-            format!(
-                "{} free {} pages less {} CMA = {} < min {} pages",
-                zone_name(z),
+                "free {} less {} CMA = {} < min {} pages",
                 z.free_pages,
                 cma,
                 z.free_non_cma_pages(),
                 z.min
             )
         } else {
+            format!("free {} < min {} pages", z.free_pages, z.min)
+        };
+        let cma_note = if cma > 0 {
             format!(
-                "{} free {} pages < min {} pages",
-                zone_name(z),
-                z.free_pages,
-                z.min
+                " ({cma} of the {} free pages are CMA, which the failed allocation cannot use)",
+                z.free_pages
             )
-        });
+        } else {
+            String::new()
+        };
+        evidence.push(ev(
+            "zone",
+            format!("zone:{}:{}", z.node, z.name),
+            format!(
+                "{label} {detail}: under its min watermark{cma_note} (low {}, high {})",
+                z.low, z.high
+            ),
+        ));
+        low_zones.push((label, detail));
     }
     // The OOM report's per-zone lines: "DMA32 free:2164kB boost:0kB min:2260kB …"
-    // ("Node 0 DMA32 free:…" on a NUMA kernel, RHEL's among them).
-    for (i, line) in cx.lines(|l| parse_zone_line(l).is_some()) {
+    // ("Node 0 DMA32 free:…" on a NUMA kernel, RHEL's among them, which
+    // prints the node even when there is one).
+    let zone_lines: Vec<(usize, &str, bool)> = cx
+        .lines(|l| parse_zone_line(l).is_some())
+        .into_iter()
+        .map(|(i, l)| (i, l, l.starts_with("Node ")))
+        .collect();
+    let log_nodes: BTreeSet<u32> = zone_lines
+        .iter()
+        .filter_map(|(_, l, _)| parse_zone_line(l))
+        .map(|z| z.node)
+        .collect();
+    let from_log = low_zones.is_empty();
+    for (i, line, _) in zone_lines {
         let Some(z) = parse_zone_line(line) else {
             continue;
         };
-        let name = if line.starts_with("Node ") {
-            format!("Node {} {}", z.node, z.name)
+        let label = if log_nodes.len() > 1 {
+            format!("node {} zone {}", z.node, z.name)
         } else {
-            z.name
+            format!("zone {}", z.name)
         };
         let (free, min) = (z.free_kib, z.min_kib);
         if free < min {
             evidence.push(ev(
                 "log",
                 format!("log:{i}"),
-                format!("OOM report: zone {name} free {free} kB under min {min} kB"),
+                format!("OOM report: {label} free {free} kB under min {min} kB"),
             ));
-            if low_zones.is_empty() {
-                low_zones.push(format!("zone {name} free {free} kB < min {min} kB"));
+            if from_log {
+                low_zones.push((label, format!("free {free} kB < min {min} kB")));
             }
         }
     }
-    facts.extend(low_zones);
     let populated: Vec<_> = m.zones.iter().filter(|z| z.populated).collect();
     if !populated.is_empty()
         && populated
@@ -404,11 +430,13 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             format!("zone:{}:{}", z.node, z.name),
             format!("{phrase}: all RAM lies below 4 GiB"),
         ));
-        facts.push(phrase);
     }
 
-    // Swap.
+    // Swap and overcommit: what left the tasks' memory nowhere to go.
+    let mut short: Vec<String> = Vec::new();
     let mi = &m.meminfo;
+    let no_swap_remedy =
+        "Add swap (a swap file or zram) so anonymous memory can be paged out under pressure";
     if mi.total_pages > 0 {
         if mi.swap_total_pages == 0 {
             evidence.push(ev(
@@ -416,58 +444,61 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
                 "meminfo:swap_total_pages".into(),
                 "no swap: SwapTotal 0".into(),
             ));
-            facts.push("no swap".into());
-            remedies.push(
-                "Add swap (a swap file or zram) so anonymous memory can be paged out under pressure"
-                    .into(),
-            );
+            short.push("no swap".into());
+            remedies.push(no_swap_remedy.into());
         } else {
+            let mib = |p: u64| p.saturating_mul(mi.page_size) / (1 << 20);
             evidence.push(ev(
                 "meminfo",
                 "meminfo:swap_free_pages".into(),
                 format!(
-                    "swap {} of {} pages free",
-                    mi.swap_free_pages, mi.swap_total_pages
+                    "swap {} MiB, {} MiB free: {} of {} pages free",
+                    mib(mi.swap_total_pages),
+                    mib(mi.swap_free_pages),
+                    mi.swap_free_pages,
+                    mi.swap_total_pages
                 ),
             ));
-            facts.push(format!(
-                "swap {} MiB, {} MiB free",
-                mi.swap_total_pages * mi.page_size / (1 << 20),
-                mi.swap_free_pages * mi.page_size / (1 << 20)
+            short.push(format!(
+                "{} MiB of swap, {} MiB of it free",
+                mib(mi.swap_total_pages),
+                mib(mi.swap_free_pages)
             ));
         }
     } else if let Some((i, line)) = cx.first_line(|l| l.starts_with("Total swap = ")) {
-        evidence.push(log_ev(i, line));
         if line.trim_end().ends_with("= 0kB") {
-            facts.push("no swap".into());
-            remedies.push(
-                "Add swap (a swap file or zram) so anonymous memory can be paged out under pressure"
-                    .into(),
-            );
+            evidence.push(ev(
+                "log",
+                format!("log:{i}"),
+                format!("no swap: {}", line.trim()),
+            ));
+            short.push("no swap".into());
+            remedies.push(no_swap_remedy.into());
+        } else {
+            evidence.push(log_ev(i, line));
         }
     }
-
-    // Overcommit.
     if mi.commit_limit_pages > 0 {
         let over = mi.committed_pages > mi.commit_limit_pages;
+        let ratio = mi.committed_pages as f64 / mi.commit_limit_pages as f64;
         let oc = cx.sysctl("vm.overcommit_memory");
         evidence.push(ev(
             "meminfo",
             "meminfo:committed_pages".into(),
             format!(
-                "committed {} pages vs commit limit {} pages ({}%)",
+                "committed {} pages vs commit limit {} pages ({}%, {ratio:.1}x){}",
                 mi.committed_pages,
                 mi.commit_limit_pages,
-                pct(mi.committed_pages as f64, mi.commit_limit_pages as f64)
+                pct(mi.committed_pages as f64, mi.commit_limit_pages as f64),
+                if over { ": overcommitted" } else { "" }
             ),
         ));
         if let Some(e) = cx.sysctl_evidence("vm.overcommit_memory", overcommit_meaning(oc)) {
             evidence.push(e);
         }
         if over {
-            facts.push(format!(
-                "committed {} pages vs commit limit {} (overcommitted)",
-                mi.committed_pages, mi.commit_limit_pages
+            short.push(format!(
+                "{ratio:.1}x more memory committed than the commit limit"
             ));
             if oc != Var::Read(2) {
                 remedies.push(
@@ -483,17 +514,115 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         ));
     }
 
+    // The sentence. Who held the memory, what left it short (swap and
+    // overcommit matter to the tasks' memory, not the kernel's own), a
+    // second consumer, the cause when a limit constrained it.
+    let mut held = holder.unwrap_or_default();
+    if kernel.is_none() && !held.is_empty() && !short.is_empty() {
+        held.push_str(&format!(", with {}", and_list(&short)));
+    }
+    if let Some(a) = also {
+        held.push_str(&format!(
+            "{}{}",
+            if held.is_empty() { "" } else { ", and " },
+            a.fact
+        ));
+    }
+    if let Some((c, _)) = &cause {
+        if held.is_empty() {
+            held = c.trim_start_matches("but ").to_string();
+        } else {
+            held.push_str(&format!(", {c}"));
+        }
+    }
+    // The allocation and the zones it found under min (a constrained OOM
+    // failed on its limit, not on the zones).
+    let zones = if constrained || low_zones.is_empty() {
+        None
+    } else if let [(label, detail)] = &low_zones[..] {
+        Some((
+            label.clone(),
+            format!("under its min watermark ({detail})"),
+            "was",
+        ))
+    } else {
+        let each: Vec<String> = low_zones
+            .iter()
+            .map(|(label, detail)| format!("{label} ({detail})"))
+            .collect();
+        Some((and_list(&each), "under their min watermarks".into(), "were"))
+    };
+    let failed = match (subject, zones) {
+        (Some(s), Some((z, under, _))) => Some(format!("{s} found {z} {under}")),
+        (Some(s), None) => Some(format!("{s} failed")),
+        (None, Some((z, under, verb))) => Some(format!("{z} {verb} {under}")),
+        (None, None) => None,
+    };
+    // What made it a panic.
+    let made_panic = panic_on_oom.then(|| {
+        let var = var_phrase("vm.panic_on_oom", pom);
+        match &cause {
+            Some((_, what)) if compulsory => {
+                format!("{var} (compulsory) made {what} a panic of the whole machine")
+            }
+            _ if compulsory => format!(
+                "{var} (compulsory: panics on any OOM, cgroup ones too) made the OOM a panic"
+            ),
+            _ => format!("{var} made the OOM a panic"),
+        }
+    });
+    let tail = match (failed, made_panic) {
+        // "…, and" after a list that has its own "and".
+        (Some(f), Some(p)) if f.contains(" and ") => Some(format!("{f}, and {p}")),
+        (Some(f), Some(p)) => Some(format!("{f} and {p}")),
+        (f, p) => f.or(p),
+    };
     let head = if panic_on_oom {
-        "Out of memory, and vm.panic_on_oom turned it into a panic"
+        "Out of memory"
     } else {
         "Out of memory with no task left to kill"
     };
+    let body: Vec<String> = [Some(held).filter(|h| !h.is_empty()), tail]
+        .into_iter()
+        .flatten()
+        .collect();
+    let verdict = if body.is_empty() {
+        head.to_string()
+    } else {
+        format!("{head}: {}", body.join("; "))
+    };
     Some(Diagnosis {
         class: if panic_on_oom { "oom_panic" } else { "oom" }.into(),
-        verdict: format!("{head}: {}", [lead, facts].concat().join("; ")),
+        verdict,
         evidence,
         remedies,
     })
+}
+
+/// "zone DMA32", or "node 1 zone DMA32" where more than one node has memory.
+fn zone_label(z: &Zone, numa: bool) -> String {
+    if numa {
+        format!("node {} zone {}", z.node, z.name)
+    } else {
+        format!("zone {}", z.name)
+    }
+}
+
+/// The allocation's kind as a reader names it: "0x140dca(GFP_HIGHUSER_MOVABLE|
+/// __GFP_COMP|__GFP_ZERO)" → "GFP_HIGHUSER_MOVABLE" (the whole mask is
+/// evidence); a mask printed without names stays as printed.
+fn gfp_name(gfp: &str) -> String {
+    let Some(names) = gfp
+        .split_once('(')
+        .map(|(_, r)| r.trim_end_matches(')'))
+        .filter(|n| !n.is_empty())
+    else {
+        return format!("gfp_mask={gfp}");
+    };
+    match names.split('|').next() {
+        Some(first) if first.starts_with("GFP_") => first.to_string(),
+        _ => names.to_string(),
+    }
 }
 
 /// RAM the tasks share: totalram (MemTotal), else all physical memory.
@@ -783,17 +912,6 @@ fn kernel_consumer(
     if kib == 0 {
         return None;
     }
-    if kib <= user {
-        return (share >= 20.0).then(|| KernelConsumer {
-            fact: format!(
-                "{label} also held {} MiB ({share}% of RAM), less than the tasks' {} MiB",
-                mib(kib),
-                mib(user)
-            ),
-            remedies: Vec::new(),
-            dominant: false,
-        });
-    }
     let reference = if usage.rows.iter().any(|r| r.what == what) {
         format!("usage:{what}")
     } else if let Some((i, _)) = &mem_info {
@@ -802,6 +920,29 @@ fn kernel_consumer(
         "meminfo:huge_total_pages".into()
     };
     let kind = reference.split(':').next().unwrap_or("usage").to_string();
+    if kib <= user {
+        if share < 20.0 {
+            return None;
+        }
+        evidence.push(ev(
+            &kind,
+            reference,
+            format!(
+                "{label}: {} MiB = {share}% of RAM, second to the {} MiB of user task RSS",
+                mib(kib),
+                mib(user)
+            ),
+        ));
+        return Some(KernelConsumer {
+            fact: format!(
+                "{label} held another {} MiB ({share}% of RAM), less than the tasks' {} MiB",
+                mib(kib),
+                mib(user)
+            ),
+            remedies: Vec::new(),
+            dominant: false,
+        });
+    }
     evidence.insert(
         0,
         ev(
@@ -815,7 +956,7 @@ fn kernel_consumer(
         ),
     );
     let mut fact = format!(
-        "kernel memory, not user tasks, held the RAM: {label} {} MiB ({share}% of RAM) against {} MiB of user RSS",
+        "kernel memory, not user tasks, held the RAM: {label} took {} MiB ({share}% of RAM) against {} MiB of user RSS",
         mib(kib),
         mib(user)
     );
@@ -872,7 +1013,7 @@ fn kernel_consumer(
             }
             if let Some((name, kib)) = &cache {
                 fact.push_str(&format!(
-                    "; the cache that grew: {name} ({} MiB, {}% of RAM)",
+                    ", and the cache that grew is {name} ({} MiB, {}% of RAM)",
                     kib / 1024,
                     pct(*kib as f64, ram_kib as f64)
                 ));
@@ -890,7 +1031,7 @@ fn kernel_consumer(
         }
         "hugepages" => {
             fact = format!(
-                "huge pages, not user tasks, held the RAM: {} MiB reserved as huge pages ({} MiB of them free and idle, {share}% of RAM in all) against {} MiB of user RSS",
+                "huge pages, not user tasks, held the RAM: {} MiB reserved as huge pages ({share}% of RAM, {} MiB of them free and idle) against {} MiB of user RSS",
                 mib(kib),
                 mib(huge_free_kib),
                 mib(user)
@@ -921,25 +1062,32 @@ fn kernel_consumer(
     })
 }
 
-/// "the allocation that failed was the kernel's own (GFP_KERNEL by kernel
-/// thread kworker/u4:2)", when it was.
-fn kernel_allocation(cx: &Ctx, a: &Allocation) -> Option<(String, Evidence)> {
+/// How a failed allocation was the kernel's.
+enum KernelAlloc {
+    /// By a kernel thread.
+    Kthread,
+    /// A kernel allocation (GFP_KERNEL…) made for a user task: that task's
+    /// memory, not a kernel consumer.
+    ForTask,
+}
+
+/// Was the failed allocation the kernel's own (by a kernel thread, or a
+/// GFP_KERNEL one made for a task), with its evidence.
+fn kernel_allocation(cx: &Ctx, a: &Allocation) -> Option<(KernelAlloc, Evidence)> {
     let task = a
         .pid
         .and_then(|p| cx.task(p))
         .or_else(|| cx.m.tasks.iter().find(|t| t.comm == a.comm));
     let kthread = task.map(|t| t.kthread);
     let user_gfp = a.gfp.contains("GFP_USER") || a.gfp.contains("HIGHUSER");
-    let fact = match kthread {
-        Some(true) => format!(
-            "the failed allocation ({}) was by kernel thread {}{}",
-            a.gfp,
-            a.comm,
-            a.pid.map(|p| format!(" (PID {p})")).unwrap_or_default()
+    let (kind, what) = match kthread {
+        Some(true) => (
+            KernelAlloc::Kthread,
+            "a kernel allocation by a kernel thread",
         ),
-        _ if !user_gfp && a.gfp.contains("GFP_KERNEL") => format!(
-            "the failed allocation was a kernel one ({}) by {}",
-            a.gfp, a.comm
+        _ if !user_gfp && a.gfp.contains("GFP_KERNEL") => (
+            KernelAlloc::ForTask,
+            "a kernel allocation made for the task, counted as its memory",
         ),
         _ => return None,
     };
@@ -948,13 +1096,19 @@ fn kernel_allocation(cx: &Ctx, a: &Allocation) -> Option<(String, Evidence)> {
             "task",
             format!("task:{}", t.pid),
             format!(
-                "PID {} {}{}: its allocation failed",
+                "PID {} {}{}: its allocation failed ({}, order {}): {what}",
                 t.pid,
                 t.comm,
-                if t.kthread { " (kernel thread)" } else { "" }
+                if t.kthread { " (kernel thread)" } else { "" },
+                a.gfp,
+                a.order
             ),
         ),
-        None => ev("log", format!("log:{}", a.log), fact.clone()),
+        None => ev(
+            "log",
+            format!("log:{}", a.log),
+            format!("{} ({}, order {}): {what}", a.comm, a.gfp, a.order),
+        ),
     };
-    Some((fact, e))
+    Some((kind, e))
 }

@@ -20,7 +20,7 @@
 //!   and the instruction as `pc : func+0x1c/0x30 [mod]` (4.x–6.x; `PC is at
 //!   func+…` before 4.15).
 
-use super::{ev, log_ev, var_phrase, Ctx, Var};
+use super::{article, ev, log_ev, var_phrase, Ctx, Var};
 use crate::model::{Diagnosis, Evidence};
 
 /// The first line of an oops report, what it means, and the address it names.
@@ -36,7 +36,8 @@ fn header(line: &str) -> Option<(String, Option<String>)> {
         line.find(key)
             .map(|a| line[a + key.len()..].trim())
             .and_then(|r| r.split_whitespace().next())
-            .map(|s| s.trim_end_matches(['.', ',']).to_string())
+            // "…non-canonical address 0xdead000000000100: 0000 [#1]"
+            .map(|s| s.trim_end_matches(['.', ',', ':']).to_string())
     };
     if line.contains("BUG: kernel NULL pointer dereference")
         || line.contains("BUG: unable to handle kernel NULL pointer dereference")
@@ -207,14 +208,16 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             }
         }
     }
-    let mut facts = vec![match &h.address {
+    // What: the fault, where.
+    let mut what = match &h.address {
         Some(a) => format!("{} at address {a}", h.kind),
         None => h.kind.clone(),
-    }];
+    };
     // Where: the RIP line.
     let rip = after(&|l: &str| is_pc_line(l));
     let mut func = None;
     let mut module = None;
+    let mut at = None;
     if let Some((i, l)) = rip {
         if let Some((f, loc, m)) = parse_rip(l) {
             evidence.push(ev(
@@ -225,10 +228,7 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
                     m.as_ref().map(|m| format!(" [{m}]")).unwrap_or_default()
                 ),
             ));
-            facts.push(format!(
-                "in {loc}{}",
-                m.as_ref().map(|m| format!(" [{m}]")).unwrap_or_default()
-            ));
+            at = Some(loc);
             func = Some(f);
             module = m;
         }
@@ -248,16 +248,21 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             }
         }
     }
+    if let Some(loc) = &at {
+        what.push_str(&format!(" in {loc}"));
+    }
     if let Some(m) = &module {
-        facts.push(format!("module {m}"));
+        what.push_str(&format!(" of module {m}"));
     }
     if let Some((i, l)) = after(&|l: &str| l.starts_with("Modules linked in:")) {
         evidence.push(log_ev(i, l));
     }
     // Who: the CPU/PID line.
-    if let Some((_, l)) = after(&|l: &str| l.starts_with("CPU: ") && l.contains(" PID: ")) {
+    let mut who = None;
+    if let Some((i, l)) = after(&|l: &str| l.starts_with("CPU: ") && l.contains(" PID: ")) {
         if let Some((cpu, pid, comm, taint)) = parse_cpu_line(l) {
-            facts.push(format!("task {comm} (PID {pid}) on CPU {cpu}"));
+            who = Some(format!("task {comm} (PID {pid}) on CPU {cpu}"));
+            evidence.push(log_ev(i, l));
             if let Some(e) =
                 cx.task_evidence(pid, &format!("was running the faulting code ({taint})"))
             {
@@ -277,12 +282,16 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
     }
     let why = match poo {
         Var::Read(0) if cx.panic_has("in interrupt") => {
-            "kernel.panic_on_oops=0, but the oops hit interrupt context, which always panics".to_string()
+            "; kernel.panic_on_oops=0, but the oops hit interrupt context, which always panics".to_string()
         }
-        Var::Read(0) => "kernel.panic_on_oops=0: the oops was fatal because it hit interrupt context, the idle task or init".to_string(),
-        v => format!("{} made the oops a panic", var_phrase("kernel.panic_on_oops", v)),
+        Var::Read(0) => "; kernel.panic_on_oops=0: the oops was fatal because it hit interrupt context, the idle task or init".to_string(),
+        v => format!(", and {} made the oops a panic", var_phrase("kernel.panic_on_oops", v)),
     };
-    facts.push(why);
+    // Who hit what, where, and why it became a panic.
+    let sentence = match who {
+        Some(w) => format!("{w} hit {} {what}{why}", article(&what)),
+        None => format!("{} {what}{why}", article(&what)),
+    };
 
     let mut remedies = Vec::new();
     if let Some(m) = &module {
@@ -312,7 +321,7 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
     }
     Some(Diagnosis {
         class: "oops".into(),
-        verdict: format!("Kernel oops: {}", facts.join("; ")),
+        verdict: format!("Kernel oops: {sentence}"),
         evidence,
         remedies,
     })

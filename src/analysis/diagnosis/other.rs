@@ -2,7 +2,7 @@
 //! panic_on_warn, and the unknown class.
 
 use super::{
-    contradiction, ev, log_ev,
+    and_list, and_then_panic, contradiction, ev, log_ev,
     oops::parse_cpu_line,
     oops::{is_pc_line, parse_rip},
     var_phrase, Ctx, Var,
@@ -84,9 +84,9 @@ pub(super) fn sysrq(cx: &Ctx) -> Option<Diagnosis> {
             if let Some(e) = cx.task_evidence(p, "the task that triggered the crash") {
                 evidence.push(e);
             }
-            format!(" by {c} (PID {p})")
+            Some(format!("{c} (PID {p})"))
         }
-        _ => String::new(),
+        _ => None,
     };
     let sysrq = cx.sysctl("kernel.sysrq");
     let meaning = match sysrq {
@@ -98,18 +98,21 @@ pub(super) fn sysrq(cx: &Ctx) -> Option<Diagnosis> {
     if let Some(e) = cx.sysctl_evidence("kernel.sysrq", meaning) {
         evidence.push(e);
     }
-    let mut verdict = format!(
-        "Deliberate crash: SysRq 'c' (sysrq trigger{}){who}",
+    // Who asked for it and how; kernel.sysrq (evidence) does not bind a
+    // write to /proc/sysrq-trigger.
+    let how = format!(
+        "SysRq 'c' (sysrq trigger{})",
         via.map(|v| format!(", {v}")).unwrap_or_default()
     );
+    let mut verdict = match who {
+        Some(w) => format!("Deliberate crash: {w} asked for it with {how}"),
+        None => format!("Deliberate crash: {how} asked for it"),
+    };
     if null_write.is_some() {
         verdict.push_str(
-            "; the handler's deliberate NULL write oopsed and its forced panic_on_oops=1 made \
+            ", and the handler's deliberate NULL write oopsed and its forced panic_on_oops=1 made \
              the panic (kernels before 5.x)",
         );
-    }
-    if let Var::Read(v) = sysrq {
-        verdict.push_str(&format!("; kernel.sysrq={v}"));
     }
     verdict.push_str("; nothing failed in the kernel");
     Some(Diagnosis {
@@ -191,12 +194,15 @@ pub(super) fn stack_overflow(cx: &Ctx) -> Option<Diagnosis> {
     let protector = line.contains("stack-protector");
     let mut evidence = vec![log_ev(i, line)];
     let mut facts = vec![line.trim_start_matches("BUG: ").to_string()];
-    if let Some((_, l)) = super::log_lines(cx.m)
+    // Who and where, as one phrase after the report.
+    let mut at = String::new();
+    if let Some((j, l)) = super::log_lines(cx.m)
         .skip_while(|(j, _)| *j < i)
         .find(|(_, l)| l.starts_with("CPU: ") && l.contains(" PID: "))
     {
         if let Some((cpu, pid, comm, _)) = parse_cpu_line(l) {
-            facts.push(format!("task {comm} (PID {pid}) on CPU {cpu}"));
+            at.push_str(&format!(" in task {comm} (PID {pid}) on CPU {cpu}"));
+            evidence.push(log_ev(j, l));
             if let Some(e) = cx.task_evidence(pid, "overran its kernel stack") {
                 evidence.push(e);
             }
@@ -208,13 +214,16 @@ pub(super) fn stack_overflow(cx: &Ctx) -> Option<Diagnosis> {
     {
         if let Some((_, loc, _)) = parse_rip(l) {
             evidence.push(ev("log", format!("log:{j}"), format!("at {loc}")));
-            facts.push(format!("at {loc}"));
+            at.push_str(&format!(" at {loc}"));
         }
     }
     if let Some(e) = cx.panic_evidence() {
         if e.reference != format!("log:{i}") {
             evidence.push(e);
         }
+    }
+    if !at.is_empty() {
+        facts.push(at.trim_start().to_string());
     }
     Some(Diagnosis {
         class: "stack_overflow".into(),
@@ -225,7 +234,7 @@ pub(super) fn stack_overflow(cx: &Ctx) -> Option<Diagnosis> {
             } else {
                 "Kernel stack overflow"
             },
-            facts.join("; ")
+            facts.join(", ")
         ),
         evidence,
         remedies: vec![
@@ -301,17 +310,17 @@ pub(super) fn nmi(cx: &Ctx) -> Option<Diagnosis> {
     let mut facts = Vec::new();
     if let Some((i, l)) = report {
         evidence.push(log_ev(i, l));
-        facts.push(l.to_string());
+        facts.push(l.trim_end_matches('.').to_string());
     }
     let set: Vec<String> = vars
         .iter()
         .zip(&values)
         .map(|(n, v)| var_phrase(n, *v))
         .collect();
-    facts.push(format!("{} made it a panic", set.join(", ")));
+    let made = format!("{} made it a panic", and_list(&set));
     Some(Diagnosis {
         class: "nmi".into(),
-        verdict: format!("NMI panic: {}", facts.join("; ")),
+        verdict: format!("NMI panic: {}", and_then_panic(&facts, made)),
         evidence,
         remedies: vec![
             "An NMI from the platform: an operator's NMI button / BMC 'diagnostic interrupt' (often used to force a dump of a hung machine), or a hardware error (PCI SERR, I/O check)".into(),
@@ -353,13 +362,13 @@ pub(super) fn warn_panic(cx: &Ctx) -> Option<Diagnosis> {
     {
         evidence.push(e);
     }
-    facts.push(format!(
+    let made = format!(
         "{} made it a panic",
         var_phrase("kernel.panic_on_warn", var)
-    ));
+    );
     Some(Diagnosis {
         class: "warn_panic".into(),
-        verdict: format!("Kernel warning turned panic: {}", facts.join("; ")),
+        verdict: format!("Kernel warning turned panic: {}", and_then_panic(&facts, made)),
         evidence,
         remedies: vec![
             "Look at the WARNING's file:line and backtrace: a kernel bug or a driver misuse the kernel caught".into(),

@@ -2,7 +2,7 @@
 //! a panic by its `*_panic` sysctl.
 
 use super::{
-    contradiction, ev, log_ev,
+    and_then_panic, contradiction, ev, log_ev,
     oops::{is_pc_line, parse_rip},
     var_phrase, Ctx, Var,
 };
@@ -73,8 +73,8 @@ pub(super) fn hung_task(cx: &Ctx) -> Option<Diagnosis> {
         Err(d) => return Some(d),
     };
     let mut evidence: Vec<Evidence> = Vec::new();
-    let mut blocked: Vec<(String, i64, u64)> = Vec::new();
-    let mut waits: Vec<String> = Vec::new();
+    // (comm, pid, seconds, the frame it waits in as the report printed it)
+    let mut blocked: Vec<(String, i64, u64, Option<String>)> = Vec::new();
     for (i, line) in cx.lines(is_report) {
         let Some((comm, pid, secs)) = parse_hung(line) else {
             continue;
@@ -108,7 +108,6 @@ pub(super) fn hung_task(cx: &Ctx) -> Option<Diagnosis> {
                 format!("log:{j}"),
                 format!("{comm} waits in {l}"),
             ));
-            waits.push(format!("{comm} waits in {l}"));
         }
         if let Some(b) = cx.backtrace_of(pid) {
             let frames = cx.m.backtraces.get(b).map_or(&[][..], |bt| &bt.frames[..]);
@@ -131,7 +130,7 @@ pub(super) fn hung_task(cx: &Ctx) -> Option<Diagnosis> {
                 ));
             }
         }
-        blocked.push((comm, pid, secs));
+        blocked.push((comm, pid, secs, trace.map(|(_, l)| l.to_string())));
     }
     // Every task in D state (crash's UN) at the crash.
     for t in cx.m.tasks.iter().filter(|t| t.state == "UN") {
@@ -157,6 +156,7 @@ pub(super) fn hung_task(cx: &Ctx) -> Option<Diagnosis> {
     if let Some(e) = cx.panic_evidence() {
         evidence.push(e);
     }
+    // Who is blocked and where, what holds it up, then what made it a panic.
     let who = if blocked.is_empty() {
         let un: Vec<String> =
             cx.m.tasks
@@ -172,38 +172,31 @@ pub(super) fn hung_task(cx: &Ctx) -> Option<Diagnosis> {
     } else {
         blocked
             .iter()
-            .map(|(c, p, s)| format!("{c} (PID {p}) blocked in D state for more than {s} seconds"))
+            .map(|(c, p, s, w)| {
+                format!(
+                    "{c} (PID {p}) blocked in D state for more than {s} seconds{}",
+                    w.as_ref()
+                        .map(|w| format!(", waiting in {w}"))
+                        .unwrap_or_default()
+                )
+            })
             .collect::<Vec<_>>()
-            .join(", ")
+            .join("; ")
     };
-    let mut verdict = format!(
-        "Hung task: {who}; {} made khungtaskd panic",
+    let mut made_panic = format!(
+        "{} made khungtaskd panic",
         var_phrase("kernel.hung_task_panic", var)
     );
     if let Var::Read(t) = timeout {
-        verdict.push_str(&format!(" (kernel.hung_task_timeout_secs={t})"));
+        made_panic.push_str(&format!(" (kernel.hung_task_timeout_secs={t})"));
     }
     let story = super::locks::story(cx);
-    match &story {
-        Some(st) if st.deadlock => {
-            verdict = format!(
-                "{}; {} made khungtaskd panic",
-                st.sentence,
-                var_phrase("kernel.hung_task_panic", var)
-            );
-            if let Var::Read(t) = timeout {
-                verdict.push_str(&format!(" (kernel.hung_task_timeout_secs={t})"));
-            }
-        }
-        _ => {
-            if !waits.is_empty() {
-                verdict.push_str(&format!("; {}", waits.join(", ")));
-            }
-            if let Some(st) = &story {
-                verdict.push_str(&format!("; {}", st.sentence));
-            }
-        }
-    }
+    let verdict = match &story {
+        // The deadlock's sentence is the verdict, word for word.
+        Some(st) if st.deadlock => format!("{}; {made_panic}", st.sentence),
+        Some(st) => format!("Hung task: {who}; {}, and {made_panic}", st.sentence),
+        None => format!("Hung task: {who}, and {made_panic}"),
+    };
     let mut remedies = vec![
         "Find what the blocked task waits for (its backtrace): a lock held by another task, I/O to a stalled disk or NFS server, a driver that never completes".into(),
         "Check the storage and network paths for errors before the hang in the log".into(),
@@ -216,7 +209,10 @@ pub(super) fn hung_task(cx: &Ctx) -> Option<Diagnosis> {
             ));
         }
     }
-    if waits.iter().any(|w| w.contains("[lkdtm]")) {
+    if blocked
+        .iter()
+        .any(|b| b.3.as_ref().is_some_and(|w| w.contains("[lkdtm]")))
+    {
         remedies.insert(0, "The task hangs inside lkdtm, the kernel's crash-test module: this hang was provoked on purpose".into());
     }
     if let Some(st) = story {
@@ -277,7 +273,11 @@ pub(super) fn soft_lockup(cx: &Ctx) -> Option<Diagnosis> {
                     format!("log:{j}"),
                     format!("spinning in {loc}{m}"),
                 ));
-                facts.push(format!("at {loc}{m}"));
+                if let Some(first) = facts.first_mut() {
+                    first.push_str(&format!(" at {loc}{m}"));
+                } else {
+                    facts.push(format!("at {loc}{m}"));
+                }
                 if let Some((r, _)) = cx.frame_of(&f) {
                     evidence.push(ev("frame", r, format!("backtrace frame {f}")));
                 }
@@ -301,14 +301,14 @@ pub(super) fn soft_lockup(cx: &Ctx) -> Option<Diagnosis> {
     if let Some(e) = cx.panic_evidence() {
         evidence.push(e);
     }
-    facts.push(format!(
+    let made = format!(
         "{} made it a panic",
         var_phrase("kernel.softlockup_panic", var)
-    ));
+    );
     remedies.push("kernel.softlockup_panic=0 only warns; on a VM, host overcommit (steal time) can stall a vCPU and look like a lockup".into());
     Some(Diagnosis {
         class: "soft_lockup".into(),
-        verdict: format!("Soft lockup: {}", facts.join("; ")),
+        verdict: format!("Soft lockup: {}", and_then_panic(&facts, made)),
         evidence,
         remedies,
     })
@@ -341,7 +341,9 @@ pub(super) fn hard_lockup(cx: &Ctx) -> Option<Diagnosis> {
             if let Some((_, loc, m)) = parse_rip(l) {
                 let m = m.map(|m| format!(" [{m}]")).unwrap_or_default();
                 evidence.push(ev("log", format!("log:{j}"), format!("stuck in {loc}{m}")));
-                facts.push(format!("at {loc}{m}"));
+                if let Some(first) = facts.first_mut() {
+                    first.push_str(&format!(" at {loc}{m}"));
+                }
             }
         }
     }
@@ -359,13 +361,13 @@ pub(super) fn hard_lockup(cx: &Ctx) -> Option<Diagnosis> {
     if let Some(e) = cx.panic_evidence() {
         evidence.push(e);
     }
-    facts.push(format!(
+    let made = format!(
         "{} made it a panic",
         var_phrase("kernel.hardlockup_panic", var)
-    ));
+    );
     Some(Diagnosis {
         class: "hard_lockup".into(),
-        verdict: format!("Hard lockup: {}", facts.join("; ")),
+        verdict: format!("Hard lockup: {}", and_then_panic(&facts, made)),
         evidence,
         remedies: vec![
             "Find the code that spins with interrupts off (the NMI backtrace of the stuck CPU): a spinlock taken with irqsave and never released, a stuck device access".into(),
@@ -398,6 +400,8 @@ pub(super) fn rcu_stall(cx: &Ctx) -> Option<Diagnosis> {
         facts.push(
             line.trim_start_matches("rcu: ")
                 .trim_start_matches("INFO: ")
+                // "…detected stalls on CPUs/tasks:" opens a list
+                .trim_end_matches(':')
                 .to_string(),
         );
     }
@@ -412,13 +416,13 @@ pub(super) fn rcu_stall(cx: &Ctx) -> Option<Diagnosis> {
     if let Some(e) = cx.panic_evidence() {
         evidence.push(e);
     }
-    facts.push(format!(
+    let made = format!(
         "{} made it a panic",
         var_phrase("kernel.panic_on_rcu_stall", var)
-    ));
+    );
     Some(Diagnosis {
         class: "rcu_stall".into(),
-        verdict: format!("RCU stall: {}", facts.join("; ")),
+        verdict: format!("RCU stall: {}", and_then_panic(&facts, made)),
         evidence,
         remedies: vec![
             "Find the CPU or task that does not pass through a quiescent state (the stall report's backtraces): a long loop in kernel code without cond_resched(), interrupts disabled, a preempted RCU reader".into(),
