@@ -498,7 +498,7 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
         }
         if over {
             short.push(format!(
-                "{ratio:.1}x more memory committed than the commit limit"
+                "memory committed at {ratio:.1}x the commit limit"
             ));
             if oc != Var::Read(2) {
                 remedies.push(
