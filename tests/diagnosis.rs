@@ -1430,6 +1430,57 @@ fn memcg_oom_with_panic_on_oom_2_names_the_cgroup_and_its_limit() {
         .any(|r| r.contains("Raise /system.slice/x.service's memory.max")));
 }
 
+/// In a memory cgroup OOM the memory that counts is the cgroup's: who held
+/// it is read from the tasks the kernel's OOM report lists (the cgroup's),
+/// not the machine's largest RSS.
+#[test]
+fn memcg_oom_holder_is_among_the_cgroups_tasks() {
+    let log = [
+        "worker invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+        "memory: usage 524288kB, limit 524288kB, failcnt 12",
+        "Memory cgroup stats for /app:",
+        "Tasks state (memory values in pages):",
+        "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+        "[     77]     0    77   140000     1250   200704        0             0 worker",
+        "Memory cgroup out of memory: Killed process 77 (worker)",
+        "Kernel panic - not syncing: Out of memory: compulsory panic_on_oom is enabled",
+    ];
+    let mut m = oom_model(&log, &[("vm.panic_on_oom", 2)]);
+    m.tasks.push(Task {
+        pid: 90,
+        tgid: 90,
+        comm: "bigdb".into(),
+        state: "IN".into(),
+        rss_kib: 900_000,
+        ..Default::default()
+    });
+    let v = diag(&m).verdict;
+    assert!(
+        v.starts_with("Out of memory: worker (1 process) held "),
+        "{v}"
+    );
+    assert!(!v.contains("bigdb"), "{v}");
+    assert!(v.contains("memory cgroup OOM: the cgroup /app"), "{v}");
+    // Without the report's table, the machine's tasks are all there is.
+    let mut m = oom_model(
+        &[log[0], log[1], log[2], log[6], log[7]],
+        &[("vm.panic_on_oom", 2)],
+    );
+    m.tasks.push(Task {
+        pid: 90,
+        tgid: 90,
+        comm: "bigdb".into(),
+        state: "IN".into(),
+        rss_kib: 900_000,
+        ..Default::default()
+    });
+    let v = diag(&m).verdict;
+    assert!(
+        v.starts_with("Out of memory: bigdb (1 process) held "),
+        "{v}"
+    );
+}
+
 #[test]
 fn memcg_oom_kill_constraint_line_gives_the_cgroup_path() {
     let log = [

@@ -209,13 +209,29 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
     }
     let constrained = cause.is_some();
 
-    // Who held the memory.
+    // Who held the memory: in a memory cgroup OOM, of the cgroup's tasks,
+    // those the kernel's OOM report lists (`dump_tasks` walks the cgroup's
+    // tasks only), where it lists any the dump has.
     let ram_kib = ram_kib(cx);
-    let procs: Vec<&Task> = m
+    let mut procs: Vec<&Task> = m
         .tasks
         .iter()
         .filter(|t| !t.kthread && (t.tgid == 0 || t.tgid == t.pid) && t.rss_kib > 0)
         .collect();
+    if is_memcg {
+        let listed = oom_table_rows(cx)
+            .into_iter()
+            .map(|(_, _, pid, _)| pid)
+            .collect::<BTreeSet<i64>>();
+        let in_cgroup: Vec<&Task> = procs
+            .iter()
+            .copied()
+            .filter(|t| listed.contains(&t.pid))
+            .collect();
+        if !in_cgroup.is_empty() {
+            procs = in_cgroup;
+        }
+    }
     let mut by_comm: BTreeMap<&str, (u64, usize, &Task)> = BTreeMap::new();
     for t in &procs {
         let e = by_comm.entry(t.comm.as_str()).or_insert((0, 0, t));
@@ -497,9 +513,7 @@ pub(super) fn diagnose(cx: &Ctx) -> Option<Diagnosis> {
             evidence.push(e);
         }
         if over {
-            short.push(format!(
-                "memory committed at {ratio:.1}x the commit limit"
-            ));
+            short.push(format!("memory committed at {ratio:.1}x the commit limit"));
             if oc != Var::Read(2) {
                 remedies.push(
                     "Consider vm.overcommit_memory=2 (strict accounting) so allocations beyond the commit limit fail with ENOMEM instead of ending in the OOM killer".into(),
@@ -647,10 +661,17 @@ fn overcommit_meaning(v: Var) -> &'static str {
 /// The row with the largest rss in the last OOM report's task table
 /// ("[  pid  ]   uid  tgid total_vm      rss … name"): (record, line, pid, rss pages).
 fn largest_oom_table_row<'a>(cx: &Ctx<'a>) -> Option<(usize, &'a str, i64, u64)> {
+    oom_table_rows(cx).into_iter().max_by_key(|r| r.3)
+}
+
+/// The last OOM report's task table: (log index, line, pid, rss pages) a row.
+fn oom_table_rows<'a>(cx: &Ctx<'a>) -> Vec<(usize, &'a str, i64, u64)> {
     // 4.17+: "Tasks state (memory values in pages):" then the column
     // header; before, the header alone ("[ pid ]   uid  tgid total_vm …").
     let is_header = super::report_lines::is_task_table_start;
-    let start = cx.last_line(is_header)?;
+    let Some(start) = cx.last_line(is_header) else {
+        return Vec::new();
+    };
     super::log_lines(cx.m)
         .skip_while(|(i, l)| *i < start.0 || !is_header(l))
         .skip(1)
@@ -659,7 +680,7 @@ fn largest_oom_table_row<'a>(cx: &Ctx<'a>) -> Option<(usize, &'a str, i64, u64)>
             let row = super::report_lines::parse_task_row(l)?;
             Some((i, l, row.pid, row.rss_pages))
         })
-        .max_by_key(|r| r.3)
+        .collect()
 }
 
 /// The allocation that failed: "COMM invoked oom-killer: gfp_mask=…, order=N".
