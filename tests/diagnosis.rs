@@ -1445,16 +1445,20 @@ fn memcg_oom_holder_is_among_the_cgroups_tasks() {
         "Memory cgroup out of memory: Killed process 77 (worker)",
         "Kernel panic - not syncing: Out of memory: compulsory panic_on_oom is enabled",
     ];
-    let mut m = oom_model(&log, &[("vm.panic_on_oom", 2)]);
-    m.tasks.push(Task {
-        pid: 90,
-        tgid: 90,
-        comm: "bigdb".into(),
-        state: "IN".into(),
-        rss_kib: 900_000,
-        ..Default::default()
-    });
-    let v = diag(&m).verdict;
+    // A process outside the cgroup with the machine's largest RSS.
+    let verdict = |log: &[&str]| {
+        let mut m = oom_model(log, &[("vm.panic_on_oom", 2)]);
+        m.tasks.push(Task {
+            pid: 90,
+            tgid: 90,
+            comm: "bigdb".into(),
+            state: "IN".into(),
+            rss_kib: 900_000,
+            ..Default::default()
+        });
+        diag(&m).verdict
+    };
+    let v = verdict(&log);
     assert!(
         v.starts_with("Out of memory: worker (1 process) held "),
         "{v}"
@@ -1462,19 +1466,7 @@ fn memcg_oom_holder_is_among_the_cgroups_tasks() {
     assert!(!v.contains("bigdb"), "{v}");
     assert!(v.contains("memory cgroup OOM: the cgroup /app"), "{v}");
     // Without the report's table, the machine's tasks are all there is.
-    let mut m = oom_model(
-        &[log[0], log[1], log[2], log[6], log[7]],
-        &[("vm.panic_on_oom", 2)],
-    );
-    m.tasks.push(Task {
-        pid: 90,
-        tgid: 90,
-        comm: "bigdb".into(),
-        state: "IN".into(),
-        rss_kib: 900_000,
-        ..Default::default()
-    });
-    let v = diag(&m).verdict;
+    let v = verdict(&[log[0], log[1], log[2], log[6], log[7]]);
     assert!(
         v.starts_with("Out of memory: bigdb (1 process) held "),
         "{v}"

@@ -188,25 +188,11 @@ impl SymbolTableBuilder {
     }
 
     pub(crate) fn push(&mut self, name: &str, addr: u64, size: u64, kind: SymKind, percpu: bool) {
-        let at = self.names.len();
-        self.names.push_str(name);
-        self.push_at(at, name.len(), addr, size, kind, percpu);
-    }
-
-    /// A symbol whose name is `names[at..at + len]` (already in the store).
-    pub(crate) fn push_at(
-        &mut self,
-        at: usize,
-        len: usize,
-        addr: u64,
-        size: u64,
-        kind: SymKind,
-        percpu: bool,
-    ) {
         if self.syms.len() >= u32::MAX as usize {
             return;
         }
-        if let Some(e) = Entry::at(at, len, addr, size, kind, percpu) {
+        if let Some(e) = Entry::at(self.names.len(), name.len(), addr, size, kind, percpu) {
+            self.names.push_str(name);
             self.syms.push(e);
         }
     }
