@@ -167,11 +167,30 @@ fn jiffies_uptime_matches_crash() {
                 .unwrap();
             assert_eq!(k.hz().unwrap(), hz_config, "{}", case.name);
         }
+        // Every case, crash's reading or not (crash 8.0.x cannot read the
+        // 7.x ones, which have no tick_nsec): the jiffies clock against the
+        // kernel's own printk clock at the panic (its last record where an
+        // oops goes to kdump before panic() prints). A kdump's memory is the
+        // panic's moment; QEMU dumps the halted guest a little later.
+        let ours = k.uptime_secs().unwrap();
+        let model = case.model();
+        let panic_at = model
+            .log
+            .iter()
+            .find(|r| r.text.contains("Kernel panic - not syncing"))
+            .or(model.log.last())
+            .map(|r| r.ts_ns as f64 / 1e9)
+            .unwrap_or_else(|| panic!("{}: an empty log", case.name));
+        let kdump = case.meta("capture").is_some_and(|c| c.starts_with("kdump"));
+        assert!(
+            ours > panic_at - 1.0 && (!kdump || ours < panic_at + 1.0),
+            "{}: jiffies uptime {ours} s, the log's panic at {panic_at} s",
+            case.name
+        );
         let Some(sys) = case.crash_or_note("sys", false) else {
             continue;
         };
         let crash = parse_uptime(&common::sys_field(&sys, "UPTIME").unwrap());
-        let ours = k.uptime_secs().unwrap();
         // crash prints whole seconds (truncated).
         assert!(
             (ours - crash).abs() < 1.0,

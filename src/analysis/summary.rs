@@ -85,24 +85,6 @@ fn uts_field(k: &Kernel, uts: u64, field: &str) -> Result<String> {
     read_str(k, uts + m.offset, m.size.clamp(1, 65) as usize)
 }
 
-fn hz(k: &Kernel) -> u64 {
-    match k.symbol("tick_nsec").and_then(|a| k.read_u64(a)) {
-        Ok(t) if t > 0 && t <= 1_000_000_000 => (1_000_000_000 + t / 2) / t,
-        _ => 1000,
-    }
-}
-
-fn uptime_s(k: &Kernel) -> Result<f64> {
-    let j = k
-        .symbol("jiffies_64")
-        .or_else(|_| k.symbol("jiffies"))
-        .and_then(|a| k.read_u64(a))?;
-    let hz = hz(k);
-    // INITIAL_JIFFIES: ((unsigned long)(unsigned int)(-300 * HZ)).
-    let initial = u64::from((-300i64 * hz as i64) as u32);
-    Ok(j.wrapping_sub(initial) as f64 / hz as f64)
-}
-
 fn crash_time(k: &Kernel) -> Option<i64> {
     // crash's get_xtime: `shadow_timekeeper` (up to 6.12: the anonymous
     // `tk_core` of those kernels has no type name to ask), else
@@ -195,7 +177,7 @@ pub(crate) fn read(k: &Kernel, log: &[LogRecord], notes: &mut Vec<String>) -> Re
     s.cpus = k.possible_cpus().map(|c| c.len() as u32).unwrap_or(0);
     s.online_cpus = k.online_cpus().map(|c| c.len() as u32).unwrap_or(0);
     s.crash_time = crash_time(k);
-    s.uptime_s = uptime_s(k).unwrap_or(0.0);
+    s.uptime_s = k.uptime_secs().unwrap_or(0.0);
     if let Ok(a) = k.symbol("avenrun") {
         for (i, slot) in s.load_average.iter_mut().enumerate() {
             *slot = load_figure(k.read_u64(a + 8 * i as u64).unwrap_or(0));

@@ -215,10 +215,29 @@ impl Kernel {
     /// `write_expire` (5 * HZ) or the old CFQ `cfq_slice_async` (HZ / 25)
     /// from the debug info; on the fixtures that gives 250, as does this, and
     /// as does the build's CONFIG_HZ (the test checks both).
+    ///
+    /// Kernels without `tick_nsec` (7.x) give the tick by the jiffies
+    /// clocksource, registered as `mult = TICK_NSEC << JIFFIES_SHIFT`,
+    /// `shift = JIFFIES_SHIFT` (kernel/time/jiffies.c).
     pub fn hz(&self) -> Result<u64> {
-        let tick_nsec = self.read_u64(self.symbol("tick_nsec")?)?;
+        let tick_nsec = match self.symbol("tick_nsec") {
+            Ok(a) => self.read_u64(a)?,
+            Err(_) => {
+                let cs = self.symbol("clocksource_jiffies")?;
+                let mult = self.read_member(cs, "clocksource", "mult")?;
+                let shift = self.read_member(cs, "clocksource", "shift")?;
+                if shift >= 64 {
+                    return Err(KernelError::Other(format!(
+                        "clocksource_jiffies.shift is {shift}: cannot tell HZ"
+                    )));
+                }
+                mult >> shift
+            }
+        };
         if tick_nsec == 0 {
-            return Err(KernelError::Other("tick_nsec is 0: cannot tell HZ".into()));
+            return Err(KernelError::Other(
+                "the tick is 0 ns: cannot tell HZ".into(),
+            ));
         }
         let raw = (1_000_000_000 + tick_nsec / 2) / tick_nsec;
         Ok([
