@@ -24,6 +24,20 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Writes `text` to standard output. A reader that went away (`| head`,
+/// `| grep -m1`) ends the output quietly: `print!` would panic on the
+/// broken pipe.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing to standard output")
+        }
+        _ => Ok(()),
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     let opts = KernelOptions {
         force: cli.common.force,
@@ -52,9 +66,9 @@ fn run(cli: Cli) -> Result<()> {
                 load_with(&files, &cli.common, &opts, which, &mut |_| {})?
             };
             if json {
-                println!("{}", crashdeck::report::json(&model));
+                emit(&format!("{}\n", crashdeck::report::json(&model)))?;
             } else {
-                print!("{}", crashdeck::report::text(&model));
+                emit(&crashdeck::report::text(&model))?;
             }
             // The process ends here: freeing the kernel's symbol and type
             // tables and the model one allocation at a time was 5% of a
@@ -178,9 +192,9 @@ fn triage(dirs: &[PathBuf], json: bool, common: &Common, opts: &KernelOptions) -
     let rows =
         crashdeck::crashes::triage::read_all(&crashes, &load_options(common, opts), &progress);
     if json {
-        print!("{}", crashdeck::crashes::triage::json_lines(&rows));
+        emit(&crashdeck::crashes::triage::json_lines(&rows))?;
     } else {
-        print!("{}", crashdeck::crashes::triage::table(&rows));
+        emit(&crashdeck::crashes::triage::table(&rows))?;
     }
     Ok(())
 }
@@ -396,9 +410,9 @@ fn info(files: &[PathBuf], json: bool, opts: &KernelOptions) -> Result<()> {
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&out_json)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&out_json)?))?;
     } else {
-        print!("{out_text}");
+        emit(&out_text)?;
     }
     Ok(())
 }

@@ -179,3 +179,37 @@ fn a_dump_without_kallsyms_names_the_vmlinux_it_needs() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A report piped into a reader that stops early (`| head`, `| grep -m1`)
+/// ends quietly and successfully: no panic on the broken pipe.
+#[test]
+fn a_report_into_a_closed_pipe_ends_quietly() {
+    let Some(cases) = common::cases_or_skip("closed_pipe") else {
+        return;
+    };
+    let case = &cases[0];
+    for json in [false, true] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_crashdeck"));
+        cmd.arg("report");
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args(case.vmlinux.iter()).arg(&case.vmcore);
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before a byte is read.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{}: {:?} {err}",
+            case.name,
+            out.status
+        );
+        assert!(!err.contains("panicked"), "{}: {err}", case.name);
+    }
+}
