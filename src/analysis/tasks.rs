@@ -457,6 +457,7 @@ pub(crate) fn read_rows(
         }
     }
     let mut out = Vec::with_capacity(rows.len());
+    let (mut no_mm, mut first_no_mm) = (0usize, None);
     for (mm, mut task) in rows {
         if mm != 0 {
             let rss = rss_of.get(&(mm, task.tgid)).copied().unwrap_or(0);
@@ -465,7 +466,12 @@ pub(crate) fn read_rows(
                 match k.read_uint(mm + m.offset, m.size.min(8) as usize) {
                     Ok(v) => task.vsz_kib = v * page_kib,
                     Err(_) if live => continue,
-                    Err(e) => return Err(e),
+                    // A dump that lacks the mm's page: the task stands with
+                    // no memory figures, and a note says so.
+                    Err(_) => {
+                        no_mm += 1;
+                        first_no_mm.get_or_insert((task.pid, task.comm.clone(), mm));
+                    }
                 }
             }
             if totalram_pages > 0 {
@@ -475,6 +481,12 @@ pub(crate) fn read_rows(
         out.push(task);
     }
     out.sort_by_key(|t| (t.pid, t.cpu));
+    if let Some((pid, comm, mm)) = first_no_mm {
+        notes.push(format!(
+            "{no_mm} tasks shown without RSS or VSZ: the dump lacks the page of their mm_struct \
+             (the first: PID {pid} {comm}, mm_struct {mm:#x})"
+        ));
+    }
     if let Some(first) = first_skipped {
         notes.push(format!(
             "{skipped} tasks not shown: the dump lacks a page of their task_struct or their \
@@ -855,11 +867,9 @@ fn read_spans_with(k: &Kernel, totalram_pages: u64) -> Result<(Vec<Task>, Vec<Ta
                 match figures.and_then(|f| f.total_vm) {
                     Some(v) => task.vsz_kib = v * page_kib,
                     None if live => continue,
-                    None => {
-                        return Err(KernelError::Other(format!(
-                            "mm_struct {mm:#x}: total_vm unreadable"
-                        )))
-                    }
+                    // A dump that lacks the mm's page: the task stands with
+                    // no memory figures (`holes` names the missing page).
+                    None => {}
                 }
             }
             if totalram_pages > 0 {
