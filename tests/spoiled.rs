@@ -77,6 +77,37 @@ fn real_spoiled_dump_is_named_first_with_writer_level_and_structures() {
         "case.txt no longer says the task_structs are present: {spoiled}"
     );
     assert!(!holes.contains(&"task_struct"), "{holes:?}");
+    // Yet the page of some task_structs' saved stack pointer is gone (their
+    // first pages are there): those tasks' backtraces are lost, each one
+    // the model tried fails on that page, and the verdict says so rather
+    // than "nothing the panels show".
+    let sp = m
+        .source
+        .holes
+        .iter()
+        .find(|h| h.structure == "saved stack pointer")
+        .unwrap_or_else(|| panic!("no saved stack pointer hole: {holes:?}"));
+    let unread: Vec<_> = m
+        .backtraces
+        .iter()
+        .filter(|b| b.frames.is_empty() && b.error.is_some())
+        .collect();
+    assert!(
+        !unread.is_empty() && unread.len() as u64 <= sp.missing,
+        "{sp:?}"
+    );
+    for b in &unread {
+        let e = b.error.as_deref().unwrap_or("");
+        assert!(
+            e.contains("no saved stack pointer") && e.contains("excluded from the dump"),
+            "{}: {e}",
+            b.pid
+        );
+    }
+    assert!(
+        v.contains(&format!("lost: the backtraces of {} tasks", sp.missing)),
+        "{v}"
+    );
     // Each hole's first object is one the dump lacks, by its own maps.
     let k = case.kernel();
     for h in &m.source.holes {
@@ -371,4 +402,37 @@ fn a_log_the_dump_lacks_is_named_from_the_read_error() {
     );
     assert!(v.contains("lost: ") && v.contains("part of log"), "{v}");
     assert!(v.contains(". Cause: "), "{v}");
+}
+
+/// A process whose mm_struct page the dump lacks stays on the process
+/// table (with no RSS or VSZ) beside every other task; the hole names the
+/// mm_struct. (A 7.x kdump at -d 31 lost one that way, and with the task
+/// reader's error every task and the lock graph went.)
+#[test]
+fn a_missing_mm_struct_costs_its_process_its_figures_not_the_task_list() {
+    let Some(case) = common::case_or_skip(WHOLE) else {
+        return;
+    };
+    let whole = case.model();
+    let k = case.kernel();
+    let victim = whole
+        .tasks
+        .iter()
+        .find(|t| !t.kthread && t.vsz_kib > 0 && t.pid == t.tgid)
+        .expect("a user process");
+    let mm = k.read_member(victim.task, "task_struct", "mm").unwrap();
+    let total_vm = k.offset_of("mm_struct", "total_vm").unwrap();
+    let dump = Dump::open(&case.vmcore).unwrap();
+    let page_size = dump.info().page_size;
+    let pfn = k.vtop(mm + total_vm).unwrap() / page_size;
+    let m = open_excluding(&case, dump, HashSet::from([pfn]));
+    assert_eq!(m.tasks.len(), whole.tasks.len(), "every task stands");
+    let t = m.tasks.iter().find(|t| t.pid == victim.pid).unwrap();
+    assert_eq!((t.vsz_kib, t.rss_kib), (0, 0), "{t:?}");
+    assert!(
+        m.source.holes.iter().any(|h| h.structure == "mm_struct"),
+        "{:?}",
+        m.source.holes
+    );
+    assert_eq!(m.backtraces.len(), whole.backtraces.len());
 }

@@ -22,6 +22,9 @@ use crate::kernel::{Kernel, KernelError};
 use crate::model::{DumpHole, DumpModel};
 use std::collections::{BTreeSet, HashSet};
 
+/// The hole of tasks whose saved stack pointer the dump lacks.
+pub const SAVED_SP: &str = "saved stack pointer";
+
 /// At most this many tasks are followed on the task list (as `tasks`).
 const MAX_TASKS: usize = 1 << 22;
 /// At most this many xarray nodes of the PID table are looked at.
@@ -52,6 +55,7 @@ pub(crate) fn read(k: &Kernel, model: &DumpModel, objects: &[TaskObjects]) -> Ve
         h.checked = model.tasks.iter().filter(|t| Some(t.task) != init).count() as u64;
         p.objects_of(objects);
     }
+    p.saved_registers(model);
     p.pid_table();
     for c in &model.slabs {
         if c.cache != 0 {
@@ -321,6 +325,32 @@ impl Probe<'_> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Each task's saved stack pointer (`thread.sp`; arm64's
+    /// `thread.cpu_context`), where its backtrace starts: a task_struct
+    /// spans several pages, and a writer that drops one past the first
+    /// costs the task its backtrace, and the locks it waits for, while the
+    /// task reader reads around it.
+    fn saved_registers(&mut self, model: &DumpModel) {
+        let k = self.k;
+        let member = if k.has_member("task_struct", "thread.cpu_context") {
+            "thread.cpu_context.sp"
+        } else {
+            "thread.sp"
+        };
+        let Ok(off) = k.offset_of("task_struct", member) else {
+            return;
+        };
+        let init = k.symbol("init_task").ok();
+        let from = format!("task_struct.{member}");
+        let mut seen = HashSet::new();
+        // A task on a CPU starts from the CPU's registers, not these.
+        for t in model.tasks.iter().filter(|t| !t.active) {
+            if Some(t.task) != init && seen.insert(t.task) {
+                self.check(SAVED_SP, &from, t.task.wrapping_add(off));
             }
         }
     }

@@ -141,11 +141,34 @@ fn lost_and_stands(model: &DumpModel) -> (Vec<String>, Vec<&'static str>) {
             });
         } else if failed {
             lost.push(format!("part of {part}"));
+        } else if let Some(what) = (part == "backtraces")
+            .then(|| unread_backtraces(model))
+            .flatten()
+        {
+            lost.push(what);
         } else {
             stands.push(part);
         }
     }
     (lost, stands)
+}
+
+/// The tasks whose backtraces the dump lost: their saved stack pointer is
+/// on a page it lacks (`holes`' probe of every task, so the dashboard's
+/// model and the report's say the same). A hole in a task_struct the task
+/// reader reads around can still cost its backtrace, and with it the locks
+/// it waits for.
+fn unread_backtraces(model: &DumpModel) -> Option<String> {
+    let h = model
+        .source
+        .holes
+        .iter()
+        .find(|h| h.structure == crate::analysis::holes::SAVED_SP && h.missing > 0)?;
+    Some(format!(
+        "the backtraces of {} task{} (their saved stack pointers), and any lock they wait for",
+        h.missing,
+        if h.missing == 1 { "" } else { "s" }
+    ))
 }
 
 fn or_none(v: Vec<String>, none: &str) -> String {
