@@ -449,9 +449,16 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
 }
 
 /// The first frame (innermost) in a slow path we know: (level, function,
-/// kind, its sp, the sp of the frame above it).
+/// kind, its sp, the sp of the frame above it). Stale frames (a return
+/// address left on the stack, which the kernel's own trace marks `?`) are
+/// not the task's calls: a sleeping init with an old `rt_spin_lock` word
+/// on its stack does not wait for an rt_mutex.
 fn slow_path(bt: &Backtrace) -> Option<(u32, &str, &'static str, u64, u64)> {
-    let frames = &bt.frames;
+    let frames: Vec<&crate::model::Frame> = bt
+        .frames
+        .iter()
+        .filter(|f| f.kind != crate::model::FrameKind::Stale)
+        .collect();
     frames.iter().enumerate().find_map(|(i, f)| {
         let func = f.function.as_deref()?;
         let kind = classify(func)?;
@@ -1676,6 +1683,36 @@ mod tests {
             .0
             .is_some_and(|w| w.starts_with("fsfreeze or") && w.contains("not its block device")));
         assert_eq!(freezer(&FreezeRecord::Nothing).0, None);
+    }
+
+    /// A stale return address (`?` in the kernel's trace) into a lock's
+    /// slow path is not a wait: on a PREEMPT_RT dump, init sleeping in
+    /// do_wait had an old `rt_spin_lock` word above do_syscall_64.
+    #[test]
+    fn stale_frames_are_not_lock_waits() {
+        use crate::model::{Frame, FrameKind};
+        let frame = |level: u32, sp: u64, f: &str, kind: FrameKind| Frame {
+            level,
+            sp,
+            function: Some(f.into()),
+            kind,
+            ..Default::default()
+        };
+        let mut bt = Backtrace {
+            frames: vec![
+                frame(0, 0x100, "__schedule", FrameKind::Orc),
+                frame(1, 0x140, "do_wait", FrameKind::Orc),
+                frame(2, 0x180, "rt_spin_lock", FrameKind::Stale),
+                frame(3, 0x1c0, "do_syscall_64", FrameKind::Orc),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(slow_path(&bt), None);
+        bt.frames[2].kind = FrameKind::Orc;
+        assert_eq!(
+            slow_path(&bt),
+            Some((2, "rt_spin_lock", "rt_mutex", 0x180, 0x1c0))
+        );
     }
 
     #[test]
