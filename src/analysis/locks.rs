@@ -414,6 +414,22 @@ pub fn read(k: &Kernel, model: &DumpModel) -> Result<LockGraph> {
                 }
             }
         }
+        // No slow path in its frames (a backtrace the dump lost: its saved
+        // stack pointer on a page left out): the lock its hung-task
+        // `blocker` names, if that lock's queue holds this task's record.
+        if slow.is_none() && task.state == "UN" {
+            if let Some((lk, lock, l)) = blocker_lock(k, &layout, &by_task, task, &model.slabs) {
+                wait.kind = lk.kind.into();
+                wait.lock = Some(lock);
+                if let Some(w) = l.waiters.iter().find(|w| w.pid == task.pid) {
+                    wait.mode = w.mode.clone();
+                }
+                for w in &l.waiters {
+                    known.insert((w.waiter, lk.lock_ty), lock);
+                }
+                locks.entry(lock).or_insert(l);
+            }
+        }
         // A blocked task in no lock: a wait queue it sleeps on, if its
         // stack holds a linked entry of one.
         if wait.lock.is_none() && task.state == "UN" {
@@ -688,6 +704,46 @@ fn headless_lock(
         }
     }
     None
+}
+
+/// The lock a blocked task's hung-task `blocker` names (6.14+ tracks
+/// mutexes, later semaphores and rw_semaphores: the lock's address with
+/// BLOCKER_TYPE in its low 2 bits, include/linux/hung_task.h), read as the
+/// kind the type bits hint at first. Taken only when the lock's queue holds
+/// a waiter record of this task on this task's stack: a stale or torn
+/// pointer names no lock.
+fn blocker_lock(
+    k: &Kernel,
+    l: &Layout,
+    by_task: &HashMap<u64, &crate::model::Task>,
+    task: &crate::model::Task,
+    caches: &[crate::model::SlabCache],
+) -> Option<(&'static LockKind, u64, Lock)> {
+    const BLOCKER_TYPE_MASK: u64 = 0x3;
+    let b = k.read_member(task.task, "task_struct", "blocker").ok()?;
+    let lock = b & !BLOCKER_TYPE_MASK;
+    if lock == 0 {
+        return None;
+    }
+    // 0 mutex, 1 semaphore, 2 and 3 rw_semaphore (reader, writer).
+    let hint = match b & BLOCKER_TYPE_MASK {
+        0 => "mutex",
+        1 => "semaphore",
+        _ => "rw_semaphore",
+    };
+    let mut kinds: Vec<&'static LockKind> = LOCK_KINDS
+        .iter()
+        .filter(|lk| matches!(lk.kind, "mutex" | "semaphore" | "rw_semaphore"))
+        .collect();
+    kinds.sort_by_key(|lk| lk.kind != hint);
+    kinds.into_iter().find_map(|lk| {
+        let found = read_lock(k, l, lk, lock, by_task, caches).ok()?;
+        found
+            .waiters
+            .iter()
+            .any(|w| w.pid == task.pid && on_stack_of(k, l, by_task, w.waiter, task.task))
+            .then_some((lk, lock, found))
+    })
 }
 
 /// Stacks of a ring's tasks scanned for its lock's address, at most.
