@@ -123,19 +123,21 @@ fn tmux_or_skip() -> bool {
 
 /// The first process row's PID (the line under the header).
 fn first_pid(screen: &str) -> i64 {
+    first_pid_on(screen).unwrap_or_else(|| panic!("no process row on screen:\n{screen}"))
+}
+
+/// `first_pid`, or `None` where the screen has no process row (yet).
+fn first_pid_on(screen: &str) -> Option<i64> {
     let lines: Vec<&str> = screen.lines().collect();
     let h = lines
         .iter()
-        .position(|l| l.contains("PPID") && l.contains("COMM"))
-        .unwrap_or_else(|| panic!("no process table on screen:\n{screen}"));
-    let row: String = lines[h + 1]
+        .position(|l| l.contains("PPID") && l.contains("COMM"))?;
+    let row: String = lines
+        .get(h + 1)?
         .chars()
         .map(|c| if "│┃>".contains(c) { ' ' } else { c })
         .collect();
-    row.split_whitespace()
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {row:?}"))
+    row.split_whitespace().next().and_then(|p| p.parse().ok())
 }
 
 /// The command line that opens the case as a user would: its vmlinux and
@@ -185,8 +187,12 @@ fn dashboard_in_tmux() {
     let panic_start: String = panic.chars().take(40).collect();
     let start = Instant::now();
     t.keys(&["Enter"]);
+    // One wait for the whole frame: a capture may catch one half drawn.
     let s = t.wait("the dashboard", |s| {
-        s.contains(&format!("PANIC: \"{panic_start}")) && s.contains("Kernel log")
+        s.contains(&format!("PANIC: \"{panic_start}"))
+            && ["Kernel log", "Processes", "Memory", "Backtrace"]
+                .iter()
+                .all(|p| s.contains(p))
     });
     let drawn = start.elapsed();
     eprintln!(
@@ -214,12 +220,16 @@ fn dashboard_in_tmux() {
         .as_i64()
         .unwrap();
     t.keys(&["3", "P"]);
-    let s = t.wait("sort by PID", |s| s.contains("sort PID asc"));
     // The dump's model lists the idle tasks (PID 0) that drgn's does not.
+    let s = t.wait("sort by PID", |s| {
+        s.contains("sort PID asc") && first_pid_on(s).is_some_and(|p| p == min_pid || p == 0)
+    });
     let first = first_pid(&s);
     assert!(first == min_pid || first == 0, "first PID {first}:\n{s}");
     t.keys(&["R"]);
-    let s = t.wait("sort by RSS", |s| s.contains("sort RSS desc"));
+    let s = t.wait("sort by RSS", |s| {
+        s.contains("sort RSS desc") && first_pid_on(s) == Some(top_rss)
+    });
     assert_eq!(first_pid(&s), top_rss, "{s}");
 
     // Filter the process table (exact, by the panicking command's name).
@@ -230,7 +240,6 @@ fn dashboard_in_tmux() {
     t.keys(&["/"]);
     t.text(&format!("={comm}"));
     t.keys(&["Enter"]);
-    let s = t.wait("the filter", |s| s.contains(&format!("filter /={comm}")));
     let n = tasks
         .iter()
         .filter(|t| {
@@ -239,6 +248,9 @@ fn dashboard_in_tmux() {
                 .is_some_and(|c| c.contains(comm.as_str()))
         })
         .count();
+    let s = t.wait("the filter", |s| {
+        s.contains(&format!("filter /={comm}")) && s.contains(&format!("{n} of "))
+    });
     assert!(
         s.contains(&format!("{n} of ")),
         "{n} tasks named {comm}:\n{s}"
@@ -261,6 +273,8 @@ fn dashboard_in_tmux() {
     // The status line says how many matched once Enter is taken.
     let s = t.wait("the search", |s| {
         s.contains(&format!("matches of \"{term}\""))
+            && s.contains(&format!("/{term}"))
+            && s.lines().any(|l| l.contains("] ") && l.contains(term))
     });
     assert!(s.contains(&format!("/{term}")), "{s}");
     assert!(
@@ -286,8 +300,11 @@ fn dashboard_in_tmux() {
 
     // Help, then switch panels with Tab.
     t.keys(&["?"]);
-    let s = t.wait("the help", |s| s.contains("Keys (any key closes)"));
-    assert!(s.contains("Ctrl-u"));
+    // Both in one wait: a capture may catch the help half drawn.
+    let s = t.wait("the help", |s| {
+        s.contains("Keys (any key closes)") && s.contains("Ctrl-u")
+    });
+    assert!(s.contains("Ctrl-u"), "{s}");
     t.keys(&["x"]);
     t.wait("the help closed", |s| !s.contains("Keys (any key closes)"));
     t.keys(&["Tab"]);
@@ -443,20 +460,24 @@ fn no_arguments_open_the_demo_under_its_banner() {
     );
     t.text(&shell_quote(env!("CARGO_BIN_EXE_crashdeck")));
     t.keys(&["Enter"]);
+    let wanted = [
+        "not a crash of this host",
+        "crashdeck VMCORE [VMLINUX]",
+        "crashdeck CRASH-DIR/",
+        crashdeck::ui::banner::DEMO_TITLE,
+    ];
+    // All in one wait: a capture may catch the screen half drawn.
     let s = t.wait("the demo under its banner", |s| {
-        s.contains("Kernel log") && s.contains("crashdeck MODEL.json")
+        s.contains("Kernel log")
+            && s.contains("crashdeck MODEL.json")
+            && wanted.iter().all(|w| s.contains(w))
     });
     let first = s.lines().next().unwrap_or_default();
     assert!(
         first.starts_with("DEMO: this is a bundled example crash"),
         "first row: {first:?}\n{s}"
     );
-    for want in [
-        "not a crash of this host",
-        "crashdeck VMCORE [VMLINUX]",
-        "crashdeck CRASH-DIR/",
-        crashdeck::ui::banner::DEMO_TITLE,
-    ] {
+    for want in wanted {
         assert!(s.contains(want), "{want:?} not on screen:\n{s}");
     }
     t.keys(&["q"]);
@@ -500,8 +521,14 @@ fn lock_chains_in_tmux() {
     t.keys(&["Enter"]);
     t.wait("the dashboard", |s| s.contains("Kernel log"));
     t.keys(&["3", "L"]);
+    // All in one wait: a capture may catch the overlay half drawn (or
+    // drawn while the model is still being read).
     let s = t.wait("the lock chains", |s| {
-        s.contains("Lock chains") && s.contains(&format!("Deadlock 1: a cycle of {n} tasks"))
+        s.contains("Lock chains")
+            && s.contains(&format!("Deadlock 1: a cycle of {n} tasks"))
+            && cycle
+                .iter()
+                .all(|pid| s.contains(&format!("(PID {pid}) ↻")))
     });
     for pid in &cycle {
         assert!(s.contains(&format!("(PID {pid}) ↻")), "PID {pid}:\n{s}");
