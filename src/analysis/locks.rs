@@ -171,6 +171,11 @@ pub(crate) fn classify(function: &str) -> Option<&'static str> {
     {
         "percpu_rw_semaphore"
     } else if f.contains("rwsem_down_")
+        // PREEMPT_RT's rw_semaphore (rwbase_rt over an rt_mutex): a writer
+        // waits in rwbase_write_lock for the readers, which RT does not record.
+        || f.starts_with("rwbase_write_lock")
+        || f.starts_with("rwbase_read_lock")
+        || f.starts_with("__rwbase_read_lock")
         || f.starts_with("__down_read")
         || f.starts_with("__down_write")
         || f.starts_with("down_read")
@@ -1776,6 +1781,7 @@ mod tests {
         assert_eq!(classify("__mutex_lock.constprop.0"), Some("mutex"));
         assert_eq!(classify("rwsem_down_write_slowpath"), Some("rw_semaphore"));
         assert_eq!(classify("rwsem_down_read_failed"), Some("rw_semaphore"));
+        assert_eq!(classify("rwbase_write_lock"), Some("rw_semaphore"));
         assert_eq!(classify("__down_interruptible"), Some("semaphore"));
         assert_eq!(classify("percpu_rwsem_wait"), Some("percpu_rw_semaphore"));
         assert_eq!(classify("io_schedule"), Some("io"));
