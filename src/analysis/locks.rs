@@ -687,7 +687,6 @@ fn headless_lock(
             && k.read_u64(p.wrapping_add(first_off))
                 .is_ok_and(|f| records.contains(&f))
     };
-    const BLOCKER_TYPE_MASK: u64 = 0x3;
     if let Ok(b) = k.read_member(task, "task_struct", "blocker") {
         if is_lock(b & !BLOCKER_TYPE_MASK) {
             return Some(b & !BLOCKER_TYPE_MASK);
@@ -724,7 +723,6 @@ fn blocker_lock(
     task: &crate::model::Task,
     caches: &[crate::model::SlabCache],
 ) -> Option<(&'static LockKind, u64, Lock)> {
-    const BLOCKER_TYPE_MASK: u64 = 0x3;
     let b = k.read_member(task.task, "task_struct", "blocker").ok()?;
     let lock = b & !BLOCKER_TYPE_MASK;
     if lock == 0 {
@@ -750,6 +748,10 @@ fn blocker_lock(
             .then_some((lk, lock, found))
     })
 }
+
+/// The low bits of `task_struct.blocker` that say what kind of lock it
+/// points at (BLOCKER_TYPE_MASK, include/linux/hung_task.h).
+const BLOCKER_TYPE_MASK: u64 = 0x3;
 
 /// Stacks of a ring's tasks scanned for its lock's address, at most.
 const RING_STACKS_SCANNED: usize = 16;

@@ -99,6 +99,11 @@ pub(crate) fn index_hash(b: &[u8]) -> u64 {
 /// The top bits of a name's first slot that order the names' insertion.
 const BUCKET_BITS: u32 = 10;
 
+/// The low `idx_bits` bits of a name slot: the symbol's `index + 1`.
+fn idx_mask(idx_bits: u32) -> u32 {
+    u32::MAX.checked_shr(32 - idx_bits).unwrap_or(u32::MAX)
+}
+
 /// Where a name goes in `SymbolTable::by_name`.
 struct NameSlot {
     /// The first slot to probe: the hash's top bits after a multiply (its
@@ -120,7 +125,7 @@ impl NameSlot {
         } else {
             (h >> (64 - bits)) as usize
         };
-        let idx_mask = u32::MAX.checked_shr(32 - idx_bits).unwrap_or(u32::MAX);
+        let idx_mask = idx_mask(idx_bits);
         NameSlot {
             first,
             tag: (h as u32) & !idx_mask,
@@ -191,9 +196,6 @@ impl SymbolTableBuilder {
     }
 
     pub(crate) fn push(&mut self, name: &str, addr: u64, size: u64, kind: SymKind, percpu: bool) {
-        if self.syms.len() >= u32::MAX as usize {
-            return;
-        }
         if let Some(e) = Entry::at(self.names.len(), name.len(), addr, size, kind, percpu) {
             self.names.push_str(name);
             self.syms.push(e);
@@ -251,7 +253,7 @@ impl SymbolTableBuilder {
             starts[b] += 1;
         }
         drop(keys);
-        let idx_mask = u32::MAX.checked_shr(32 - t.idx_bits).unwrap_or(u32::MAX);
+        let idx_mask = idx_mask(t.idx_bits);
         let mut by_name = vec![0u32; slots];
         for (first, new) in ordered {
             let i = (new & idx_mask) - 1;
